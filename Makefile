@@ -1,0 +1,159 @@
+# sockgate - see README.md. `make`, `make check`, `make demo`, `make install`.
+VERSION    = 0.1.0
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+BUILD     ?= build
+CC        ?= cc
+MUSLCC    ?= musl-gcc
+CLANG     ?= clang
+CFLAGS    ?= -O2 -g
+LDFLAGS   ?=
+SANITIZE  ?=
+FUZZ_SECONDS ?= 60
+# Warnings are errors in CI (and wherever WERROR=1).
+ifneq ($(CI)$(WERROR),)
+WERROR_FLAG = -Werror
+endif
+
+APPLET_NAMES := $(shell sed -n 's/^APPLET[[:punct:]]\([a-z0-9]*\),.*/\1/p' applets/applets.h)
+CORE_SRC    := $(sort $(wildcard core/*.c))
+APPLET_SRC  := $(sort $(wildcard applets/*.c))
+PRELOAD_SRC := $(sort $(wildcard preload/*.c))
+UNIT_SRC    := $(sort $(wildcard tests/unit/test_*.c))
+FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+HEADERS     := $(wildcard core/*.h applets/*.h preload/*.h preload/*.def tests/unit/*.h)
+
+# libbsd in "overlay" mode, linked statically into both builds.
+BSD_CFLAGS  = -isystem /usr/include/bsd -DLIBBSD_OVERLAY
+BSD_LIBA   := $(shell $(CC) -print-file-name=libbsd.a 2>/dev/null)
+MD_LIBA    := $(shell $(CC) -print-file-name=libmd.a 2>/dev/null)
+BSD_LIBS    = $(BSD_LIBA) $(MD_LIBA)
+
+WARN        = -Wall -Wextra -Wno-unused-parameter -Wshadow -Wvla $(WERROR_FLAG)
+BASE_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DSOCKGATE_VERSION='"$(VERSION)"' -Icore -Iapplets \
+              $(BSD_CFLAGS) $(WARN) $(CFLAGS)
+
+ifeq ($(SANITIZE),1)
+SAN_FLAGS   = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# Under the sanitizers the executable is built with the host compiler
+# (glibc, dynamic): ASan does not support static musl.
+EXE_CC      = $(CC)
+EXE_LDFLAGS = $(SAN_FLAGS)
+else
+EXE_CC      = $(MUSLCC)
+EXE_LDFLAGS = -static
+# musl ships no kernel headers; use the system's (linux-libc-dev).
+KINC        = $(BUILD)/kinc
+EXE_CFLAGS  = -isystem $(KINC)
+endif
+
+CORE_MUSL_OBJ    = $(CORE_SRC:%.c=$(BUILD)/exe/%.o)
+APPLET_OBJ       = $(APPLET_SRC:%.c=$(BUILD)/exe/%.o)
+CORE_PIC_OBJ     = $(CORE_SRC:%.c=$(BUILD)/pic/%.o)
+PRELOAD_OBJ      = $(PRELOAD_SRC:%.c=$(BUILD)/pic/%.o)
+CORE_HOST_OBJ    = $(CORE_SRC:%.c=$(BUILD)/host/%.o)
+UNIT_BIN         = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
+FUZZ_BIN         = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+APPLET_LINKS     = $(APPLET_NAMES:%=$(BUILD)/sockgate-%)
+
+DEPS_STAMP = $(BUILD)/.deps-ok
+
+.PHONY: all deps check unit fuzz-build fuzz bench demo install uninstall clean lint
+all: $(BUILD)/sockgate $(APPLET_LINKS) $(BUILD)/libsockgate.so
+
+# --- dependencies: installed when root on Debian, else named -----------------
+BUILD_PKGS = musl-tools libbsd-dev
+TEST_PKGS  = bats bats-support bats-assert curl netcat-openbsd socat nginx-light haproxy \
+             python3 iproute2 util-linux mandoc clang libclang-rt-14-dev
+BENCH_PKGS = iperf3 wrk systemd
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): tests/deps.sh
+	@tests/deps.sh $(BUILD_PKGS) $(TEST_PKGS)
+	@mkdir -p $(BUILD) && touch $@
+
+# --- the static multi-call executable ---------------------------------------
+$(BUILD)/exe/%.o: %.c $(HEADERS) | $(DEPS_STAMP) $(KINC)
+	@mkdir -p $(dir $@)
+	$(EXE_CC) $(BASE_CFLAGS) $(EXE_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+$(BUILD)/kinc:
+	@mkdir -p $@
+	ln -sfn /usr/include/linux $@/linux
+	ln -sfn /usr/include/asm-generic $@/asm-generic
+	ln -sfn $$(dirname $$(find /usr/include -path '*/asm/types.h' | grep -v generic | head -1)) $@/asm
+
+$(BUILD)/sockgate: $(CORE_MUSL_OBJ) $(APPLET_OBJ)
+	$(EXE_CC) $(EXE_LDFLAGS) $(LDFLAGS) -o $@ $^ $(BSD_LIBS)
+
+$(BUILD)/sockgate-%: $(BUILD)/sockgate
+	ln -sf sockgate $@
+
+# --- the preload library (glibc) ---------------------------------------------
+$(BUILD)/pic/%.o: %.c $(HEADERS) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Ipreload -fPIC -fvisibility=hidden $(PARACONTAINER_FLAGS) -c -o $@ $<
+
+$(BUILD)/libsockgate.map: preload/hooks.def
+	@mkdir -p $(BUILD)
+	{ echo '{ global:'; sed -n 's/^HOOK(\([a-z0-9_]*\),.*/  \1;/p' $<; \
+	  echo 'local: *; };'; } > $@
+
+$(BUILD)/libsockgate.so: $(PRELOAD_OBJ) $(CORE_PIC_OBJ) $(BUILD)/libsockgate.map
+	$(CC) -shared -fPIC $(LDFLAGS) -Wl,--version-script=$(BUILD)/libsockgate.map \
+	  -Wl,-z,now -o $@ $(PRELOAD_OBJ) $(CORE_PIC_OBJ) $(BSD_LIBS) -ldl -lpthread
+
+# --- tests -------------------------------------------------------------------
+$(BUILD)/host/%.o: %.c $(HEADERS) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+$(BUILD)/unit/%: tests/unit/%.c $(CORE_HOST_OBJ) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -Itests/unit -o $@ $< $(CORE_HOST_OBJ) $(BSD_LIBS)
+
+unit: $(UNIT_BIN)
+
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(HEADERS) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CLANG) -std=gnu11 -D_GNU_SOURCE -Icore $(BSD_CFLAGS) $(FUZZ_FLAGS) -o $@ $< $(CORE_SRC) $(BSD_LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do n=$${f##*/fuzz_}; mkdir -p $(BUILD)/fuzz/new-$$n; \
+	  echo "fuzz $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $(BUILD)/fuzz/new-$$n tests/fuzz/corpus/$$n \
+	    2>$(BUILD)/fuzz/$$n.log || { tail -40 $(BUILD)/fuzz/$$n.log; exit 1; }; done; echo "fuzz: all targets clean"
+
+check: all unit fuzz-build
+	@SANITIZE=$(SANITIZE) BUILD=$(BUILD) tests/run.sh
+
+bench: all
+	@for b in tests/bench/*.sh; do BUILD=$(BUILD) bash $$b || exit 1; done
+
+demo: all
+	@BUILD=$(BUILD) tests/demo.sh
+
+lint:
+	mandoc -Tlint -Wwarning man/*.[1-8]
+
+# --- install -----------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
+	  $(DESTDIR)$(PREFIX)/share/doc/sockgate/examples
+	install -m 755 $(BUILD)/sockgate $(DESTDIR)$(PREFIX)/bin/sockgate
+	for a in $(APPLET_NAMES); do ln -sf sockgate $(DESTDIR)$(PREFIX)/bin/sockgate-$$a; done
+	install -m 755 $(BUILD)/libsockgate.so $(DESTDIR)$(PREFIX)/lib/libsockgate.so
+	for m in man/*.[1-8]; do s=$${m##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; \
+	  install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done
+	for e in man/examples/*; do [ -f "$$e" ] && install -m 644 $$e $(DESTDIR)$(PREFIX)/share/doc/sockgate/examples/; done; true
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/sockgate $(APPLET_NAMES:%=$(DESTDIR)$(PREFIX)/bin/sockgate-%)
+	rm -f $(DESTDIR)$(PREFIX)/lib/libsockgate.so
+	for m in man/*.[1-8]; do s=$${m##*.}; rm -f $(DESTDIR)$(PREFIX)/share/man/man$$s/$${m##*/}; done
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/sockgate
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,6 @@
+/*
+ * The applet list: APPLET(name, function, one-line summary). Included once
+ * for the prototypes and once for the dispatch table (applets/main.c). An
+ * applet is listed here only when it is implemented.
+ */
+//APPLET(asmgen, asmgen_main, "compile, check and dump rules files")

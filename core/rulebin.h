@@ -1,0 +1,31 @@
+/*
+ * rulebin: the compiled, checked form of a ruleset, for the preload.
+ *
+ * Layout (all integers little-endian):
+ *   header  magic "SGRB", u16 version, u16 header size, u32 total length,
+ *           u32 rule count, u32 rule record size, u32 string pool size,
+ *           u32 CRC32C of everything after the header
+ *   rules   count fixed-size records (struct rule fields, little-endian)
+ *   strings the string pool
+ * rulebin_load() checks every field and offset and rejects the whole file
+ * when anything is off; it never trusts a length it has not checked.
+ */
+#ifndef SOCKGATE_RULEBIN_H
+#define SOCKGATE_RULEBIN_H
+
+#include <stddef.h>
+#include "rules.h"
+
+#define RULEBIN_MAGIC "SGRB"
+#define RULEBIN_VERSION 1
+
+/* Does the buffer start like a compiled rules file? */
+int rulebin_is(const void *buf, size_t len);
+
+/* Encode; *out is malloc'd. 0, or -1 with ENOMEM / EOVERFLOW. */
+int rulebin_write(const struct ruleset *rs, void **out, size_t *outlen);
+
+/* Decode and check; NULL with errno EINVAL (err says why) or ENOMEM. */
+struct ruleset *rulebin_load(const void *buf, size_t len, struct rules_error *err);
+
+#endif

@@ -1,0 +1,62 @@
+# Shared set-up for the bats suites: paths to what `make` built, a private
+# temp dir per test, waiting for readiness, and cleanup of what a test starts.
+bats_load_library bats-support
+bats_load_library bats-assert
+
+TOP=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+BUILD=${BUILD:-build}
+case $BUILD in /*) ;; *) BUILD=$TOP/$BUILD ;; esac
+SG=$BUILD/sockgate
+LIB=$BUILD/libsockgate.so
+export PATH=$BUILD:$PATH
+
+setup() {
+	T=$(mktemp -d "${BATS_TMPDIR:-/tmp}/sg.XXXXXX")
+	PIDS=()
+}
+
+teardown() {
+	local p
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	[ -n "${T:-}" ] && rm -rf "$T"
+}
+
+# bg CMD...: start CMD in the background, remember it for teardown.
+bg() {
+	"$@" &
+	PIDS+=($!)
+}
+
+# wait_for_file PATH [SECONDS]: until PATH exists (a socket, a pid file).
+wait_for_file() {
+	local i n=$(( ${2:-10} * 20 ))
+	for ((i = 0; i < n; i++)); do
+		[ -e "$1" ] && return 0
+		sleep 0.05
+	done
+	echo "timed out waiting for $1" >&2
+	return 1
+}
+
+# wait_for_line FILE PATTERN [SECONDS]: until a line of FILE matches.
+wait_for_line() {
+	local i n=$(( ${3:-10} * 20 ))
+	for ((i = 0; i < n; i++)); do
+		grep -q -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "timed out waiting for '$2' in $1" >&2
+	return 1
+}
+
+# free_port: a TCP port on 127.0.0.1 nobody listens on right now.
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# need_netns: skip with the kernel's reason when unshare -n is refused.
+need_netns() {
+	local why
+	why=$(unshare -n true 2>&1) || skip "unshare -n refused here: $why"
+}

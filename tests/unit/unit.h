@@ -1,0 +1,42 @@
+/*
+ * A tiny TAP producer for the C unit tests: CHECK(cond, fmt, ...) is one
+ * test point; unit_done() prints the plan and returns the exit status.
+ * tests/run.sh counts the "ok" / "not ok" lines.
+ */
+#ifndef SOCKGATE_UNIT_H
+#define SOCKGATE_UNIT_H
+
+#include <stdio.h>
+#include <string.h>
+
+static int unit_n, unit_failed;
+
+#define CHECK(cond, ...) do { \
+	unit_n++; \
+	if (cond) { \
+		printf("ok %d - ", unit_n); \
+	} else { \
+		unit_failed++; \
+		printf("not ok %d - ", unit_n); \
+	} \
+	printf(__VA_ARGS__); \
+	if (!(cond)) \
+		printf(" (%s:%d: %s)", __FILE__, __LINE__, #cond); \
+	printf("\n"); \
+} while (0)
+
+#define CHECK_STR(got, want, ...) do { \
+	const char *g_ = (got), *w_ = (want); \
+	int eq_ = g_ && w_ && !strcmp(g_, w_); \
+	CHECK(eq_, __VA_ARGS__); \
+	if (!eq_) \
+		printf("#   got  '%s'\n#   want '%s'\n", g_ ? g_ : "(null)", w_ ? w_ : "(null)"); \
+} while (0)
+
+static inline int unit_done(void)
+{
+	printf("1..%d\n", unit_n);
+	return unit_failed ? 1 : 0;
+}
+
+#endif

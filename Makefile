@@ -21,6 +21,7 @@ APPLET_SRC  := $(sort $(wildcard applets/*.c))
 PRELOAD_SRC := $(sort $(wildcard preload/*.c))
 UNIT_SRC    := $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+TOOL_SRC    := $(sort $(wildcard tests/tools/*.c))
 HEADERS     := $(wildcard core/*.h applets/*.h preload/*.h preload/*.def tests/unit/*.h)
 
 # libbsd in "overlay" mode, linked statically into both builds.
@@ -54,11 +55,12 @@ PRELOAD_OBJ      = $(PRELOAD_SRC:%.c=$(BUILD)/pic/%.o)
 CORE_HOST_OBJ    = $(CORE_SRC:%.c=$(BUILD)/host/%.o)
 UNIT_BIN         = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
 FUZZ_BIN         = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+TOOL_BIN         = $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 APPLET_LINKS     = $(APPLET_NAMES:%=$(BUILD)/sockgate-%)
 
 DEPS_STAMP = $(BUILD)/.deps-ok
 
-.PHONY: all deps check unit fuzz-build fuzz bench demo install uninstall clean lint
+.PHONY: all deps check unit tools fuzz-build fuzz bench demo install uninstall clean lint
 all: $(BUILD)/sockgate $(APPLET_LINKS) $(BUILD)/libsockgate.so
 
 # --- dependencies: installed when root on Debian, else named -----------------
@@ -113,6 +115,13 @@ $(BUILD)/unit/%: tests/unit/%.c $(CORE_HOST_OBJ) $(HEADERS)
 
 unit: $(UNIT_BIN)
 
+# Small test programs the bats suites drive (built with glibc, linked to core).
+$(BUILD)/tools/%: tests/tools/%.c $(CORE_HOST_OBJ) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -o $@ $< $(CORE_HOST_OBJ) $(BSD_LIBS) -lpthread
+
+tools: $(TOOL_BIN)
+
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(HEADERS) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -126,7 +135,7 @@ fuzz: $(FUZZ_BIN)
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $(BUILD)/fuzz/new-$$n tests/fuzz/corpus/$$n \
 	    2>$(BUILD)/fuzz/$$n.log || { tail -40 $(BUILD)/fuzz/$$n.log; exit 1; }; done; echo "fuzz: all targets clean"
 
-check: all unit fuzz-build
+check: all unit tools fuzz-build
 	@SANITIZE=$(SANITIZE) BUILD=$(BUILD) tests/run.sh
 
 bench: all

@@ -15,7 +15,7 @@ ifneq ($(CI)$(WERROR),)
 WERROR_FLAG = -Werror
 endif
 
-APPLET_NAMES := $(shell sed -n 's/^APPLET[[:punct:]]\([a-z0-9]*\),.*/\1/p' applets/applets.h)
+APPLET_NAMES := $(shell sed -n 's/^APPLET[[:punct:]]\([a-z0-9-]*\),.*/\1/p' applets/applets.h)
 CORE_SRC    := $(sort $(wildcard core/*.c))
 APPLET_SRC  := $(sort $(wildcard applets/*.c))
 PRELOAD_SRC := $(sort $(wildcard preload/*.c))

@@ -3,4 +3,4 @@
  * for the prototypes and once for the dispatch table (applets/main.c). An
  * applet is listed here only when it is implemented.
  */
-//APPLET(asmgen, asmgen_main, "compile, check and dump rules files")
+APPLET(asmgen, asmgen_main, "compile, check and dump rules files")

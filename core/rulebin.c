@@ -1,0 +1,257 @@
+/*
+ * rulebin: encode and load the compiled rules form (layout in rulebin.h).
+ *
+ * The loader trusts nothing: it checks the magic, version, sizes, the
+ * CRC32C of the body, every field's range and every string offset, and
+ * then the same per-rule meaning checks as the text parser (by formatting
+ * each rule and parsing it again), so a loaded file means exactly what
+ * `sockgate-asmgen --dump` shows. Any failed check rejects the whole file.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxyv2.h"	/* crc32c() */
+#include "rulebin.h"
+
+#define HDR_SIZE 28
+#define REC_SIZE 72
+
+static void put16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void put32(uint8_t *p, uint32_t v) { put16(p, v); put16(p + 2, v >> 16); }
+static uint32_t get16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
+static uint32_t get32(const uint8_t *p) { return get16(p) | get16(p + 2) << 16; }
+
+int rulebin_is(const void *buf, size_t len)
+{
+	return len >= 4 && !memcmp(buf, RULEBIN_MAGIC, 4);
+}
+
+/* Strings are written in a fixed order (per rule: arg, name, source), so
+ * that text -> bin -> text -> bin gives the same bytes. */
+static uint32_t copy_str(const struct ruleset *rs, uint32_t off, uint8_t *pool, size_t *plen)
+{
+	const char *s = rules_str(rs, off);
+	if (!s)
+		return RULE_NONE;
+	size_t n = strlen(s) + 1;
+	memcpy(pool + *plen, s, n);
+	uint32_t o = (uint32_t)*plen;
+	*plen += n;
+	return o;
+}
+
+int rulebin_write(const struct ruleset *rs, void **out, size_t *outlen)
+{
+	size_t strmax = 0;
+
+	for (size_t i = 0; i < rs->n; i++) {
+		const uint32_t offs[3] = { rs->rule[i].arg, rs->rule[i].name, rs->rule[i].source };
+		for (int k = 0; k < 3; k++)
+			if (rules_str(rs, offs[k]))
+				strmax += strlen(rules_str(rs, offs[k])) + 1;
+	}
+	if (rs->n > (UINT32_MAX - HDR_SIZE - strmax) / REC_SIZE) {
+		errno = EOVERFLOW;
+		return -1;
+	}
+	size_t total = HDR_SIZE + rs->n * REC_SIZE + strmax;
+	uint8_t *b = calloc(1, total);
+	if (!b) {
+		errno = ENOMEM;
+		return -1;
+	}
+	uint8_t *pool = b + HDR_SIZE + rs->n * REC_SIZE;
+	size_t plen = 0;
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct rule *r = &rs->rule[i];
+		uint8_t *p = b + HDR_SIZE + i * REC_SIZE;
+		p[0] = r->dir;
+		p[1] = r->proto;
+		p[2] = r->action;
+		memcpy(p + 4, r->addr.addr, 16);
+		p[20] = r->addr.plen;
+		memcpy(p + 21, r->peer.addr, 16);
+		p[37] = r->peer.plen;
+		put16(p + 38, r->port_lo);
+		put16(p + 40, r->port_hi);
+		put16(p + 42, r->pport_lo);
+		put16(p + 44, r->pport_hi);
+		put32(p + 48, r->flags);
+		put32(p + 52, r->mode);
+		put32(p + 56, (uint32_t)r->err);
+		put32(p + 60, copy_str(rs, r->arg, pool, &plen));
+		put32(p + 64, copy_str(rs, r->name, pool, &plen));
+		put32(p + 68, copy_str(rs, r->source, pool, &plen));
+	}
+	memcpy(b, RULEBIN_MAGIC, 4);
+	put16(b + 4, RULEBIN_VERSION);
+	put16(b + 6, HDR_SIZE);
+	put32(b + 8, (uint32_t)total);
+	put32(b + 12, (uint32_t)rs->n);
+	put32(b + 16, REC_SIZE);
+	put32(b + 20, (uint32_t)plen);
+	put32(b + 24, crc32c(0, b + HDR_SIZE, total - HDR_SIZE));
+	*out = b;
+	*outlen = total;
+	return 0;
+}
+
+static struct ruleset *reject(struct rules_error *err, unsigned rule, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static struct ruleset *reject(struct rules_error *err, unsigned rule, const char *fmt, ...)
+{
+	if (err) {
+		va_list ap;
+		memset(err, 0, sizeof *err);
+		err->line = rule;	/* for a compiled file: the rule number */
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+		va_end(ap);
+	}
+	errno = EINVAL;
+	return NULL;
+}
+
+static int prefix_clean(const uint8_t a[16], unsigned plen)
+{
+	for (unsigned bit = plen; bit < 128; bit++)
+		if (a[bit / 8] & (0x80 >> (bit % 8)))
+			return 0;
+	return 1;
+}
+
+static int str_same(const struct ruleset *a, uint32_t x, const struct ruleset *b, uint32_t y)
+{
+	const char *s = rules_str(a, x), *t = rules_str(b, y);
+	return s && t ? !strcmp(s, t) : s == t;
+}
+
+/* Same meaning, field by field (struct padding is not compared). */
+static int rule_same(const struct ruleset *ra, const struct rule *a, const struct ruleset *rb, const struct rule *b)
+{
+	return a->dir == b->dir && a->proto == b->proto && a->action == b->action &&
+	       a->addr.plen == b->addr.plen && !memcmp(a->addr.addr, b->addr.addr, 16) &&
+	       a->peer.plen == b->peer.plen && !memcmp(a->peer.addr, b->peer.addr, 16) &&
+	       a->port_lo == b->port_lo && a->port_hi == b->port_hi &&
+	       a->pport_lo == b->pport_lo && a->pport_hi == b->pport_hi &&
+	       a->flags == b->flags && a->mode == b->mode && a->err == b->err &&
+	       str_same(ra, a->arg, rb, b->arg) && str_same(ra, a->name, rb, b->name) &&
+	       str_same(ra, a->source, rb, b->source);
+}
+
+#define KNOWN_FLAGS (RULE_F_PROXY_V2 | RULE_F_PROXY_V1 | RULE_F_NETNS | RULE_F_CRC32C | \
+		     RULE_F_FASTOPEN_EPIPE | RULE_F_RST | RULE_F_IP4 | RULE_F_IP6 | RULE_F_SHUT_RD_RDWR)
+
+struct ruleset *rulebin_load(const void *buf, size_t len, struct rules_error *err)
+{
+	const uint8_t *b = buf;
+
+	if (len < HDR_SIZE || !rulebin_is(buf, len))
+		return reject(err, 0, "not a compiled rules file (bad magic or too short)");
+	if (get16(b + 4) != RULEBIN_VERSION)
+		return reject(err, 0, "compiled rules version %u, this build reads version %u", get16(b + 4),
+			      RULEBIN_VERSION);
+	uint32_t hsize = get16(b + 6), total = get32(b + 8), n = get32(b + 12), rsize = get32(b + 16),
+		 slen = get32(b + 20);
+	if (hsize != HDR_SIZE || rsize != REC_SIZE)
+		return reject(err, 0, "compiled rules: unexpected header or record size");
+	if (total != len)
+		return reject(err, 0, "compiled rules: length %u in header, file has %zu bytes", total, len);
+	if (n > (len - HDR_SIZE) / REC_SIZE || (uint64_t)HDR_SIZE + (uint64_t)n * REC_SIZE + slen != len)
+		return reject(err, 0, "compiled rules: counts do not add up to the file length");
+	if (crc32c(0, b + HDR_SIZE, len - HDR_SIZE) != get32(b + 24))
+		return reject(err, 0, "compiled rules: checksum mismatch (file damaged)");
+	const uint8_t *pool = b + HDR_SIZE + (size_t)n * REC_SIZE;
+	if (slen && pool[slen - 1] != 0)
+		return reject(err, 0, "compiled rules: string pool not terminated");
+
+	struct ruleset *rs = calloc(1, sizeof *rs);
+	if (!rs)
+		goto nomem;
+	rs->rule = calloc(n ? n : 1, sizeof *rs->rule);
+	rs->str = malloc(slen ? slen : 1);
+	if (!rs->rule || !rs->str)
+		goto nomem;
+	memcpy(rs->str, pool, slen);
+	rs->strlen = slen;
+	rs->n = n;
+
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *p = b + HDR_SIZE + (size_t)i * REC_SIZE;
+		struct rule *r = &rs->rule[i];
+		r->dir = p[0];
+		r->proto = p[1];
+		r->action = p[2];
+		memcpy(r->addr.addr, p + 4, 16);
+		r->addr.plen = p[20];
+		memcpy(r->peer.addr, p + 21, 16);
+		r->peer.plen = p[37];
+		r->port_lo = (uint16_t)get16(p + 38);
+		r->port_hi = (uint16_t)get16(p + 40);
+		r->pport_lo = (uint16_t)get16(p + 42);
+		r->pport_hi = (uint16_t)get16(p + 44);
+		r->flags = get32(p + 48);
+		r->mode = get32(p + 52);
+		r->err = (int32_t)get32(p + 56);
+		r->arg = get32(p + 60);
+		r->name = get32(p + 64);
+		r->source = get32(p + 68);
+		r->line = i + 1;
+
+		const char *why = NULL;
+		if (p[3] || p[46] || p[47])
+			why = "reserved bytes not zero";
+		else if (r->dir < 1 || r->dir >= RULE_NDIR)
+			why = "bad direction";
+		else if (r->proto < 1 || r->proto > RULE_ANYPROTO)
+			why = "bad protocol";
+		else if (r->action < 1 || r->action >= ACT_NACTIONS)
+			why = "bad action";
+		else if (r->addr.plen > 128 || r->peer.plen > 128 || !prefix_clean(r->addr.addr, r->addr.plen) ||
+			 !prefix_clean(r->peer.addr, r->peer.plen))
+			why = "bad prefix";
+		else if (r->port_lo > r->port_hi || r->pport_lo > r->pport_hi)
+			why = "bad port range";
+		else if (r->flags & ~KNOWN_FLAGS)
+			why = "unknown option flags";
+		else if (r->mode > 07777)
+			why = "bad mode";
+		else if ((r->arg != RULE_NONE && r->arg >= slen) || (r->name != RULE_NONE && r->name >= slen) ||
+			 (r->source != RULE_NONE && r->source >= slen))
+			why = "string offset out of range";
+		if (why) {
+			rules_free(rs);
+			return reject(err, i + 1, "compiled rules: rule %u: %s", i + 1, why);
+		}
+		/* The meaning checks of the text parser: the rule must read back as itself. */
+		char text[1024];
+		struct rules_error e2 = { .msg = "too long" };
+		struct ruleset *one = NULL;
+		int ok = rules_format(rs, r, text, sizeof text) >= 0 &&
+			 (one = rules_parse(text, strlen(text), &e2)) != NULL && one->n == 1 &&
+			 rule_same(one, &one->rule[0], rs, r);
+		if (!ok) {
+			rules_free(rs);
+			reject(err, i + 1, "compiled rules: rule %u does not check: %s", i + 1,
+			       one ? "it changes when read back" : e2.msg);
+			rules_free(one);
+			return NULL;
+		}
+		rules_free(one);
+	}
+	if (rules_index(rs))
+		goto nomem;
+	return rs;
+nomem:
+	rules_free(rs);
+	if (err) {
+		memset(err, 0, sizeof *err);
+		snprintf(err->msg, sizeof err->msg, "out of memory");
+	}
+	errno = ENOMEM;
+	return NULL;
+}

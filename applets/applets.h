@@ -4,3 +4,4 @@
  * applet is listed here only when it is implemented.
  */
 APPLET(asmgen, asmgen_main, "compile, check and dump rules files")
+APPLET(relay, relay_main, "forward connections (Unix, TCP, passed fds) with splice, PROXY headers and allow rules")

@@ -1,0 +1,1546 @@
+/*
+ * sockgate-relay: forwards stream connections from listeners (Unix, TCP,
+ * inherited and systemd fds, sockets passed with SCM_RIGHTS) to one target
+ * (TCP, Unix) or to the original destination named by an incoming PROXY
+ * header and allowed by rules (sockgate-rules(5), direction "connect").
+ *
+ * One epoll loop, edge-triggered, non-blocking everywhere. Bytes move with
+ * splice(2) through pipes that a connection holds only while bytes are in
+ * flight (they come from and go back to a small pool), so an idle
+ * connection costs its two sockets and one small record. PROXY protocol as
+ * in haproxy's doc/proxy-protocol.txt, sections 2.1 (v1) and 2.2 (v2).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "addr.h"
+#include "fdpass.h"
+#include "proxyv2.h"
+#include "rulebin.h"
+#include "rules.h"
+#include "util.h"
+
+static const char usage[] =
+	"sockgate-relay [-v] [-l LISTEN]... [-f RULESFILE] [-r RULE]... [--proxy-in]\n"
+	"       [--proxy-out v1|v2] [-c MAXCONNS] [--connect-timeout TIME] [--idle-timeout TIME]\n"
+	"       [--header-timeout TIME] [--grace TIME] [--reuseport] [--backlog N]\n"
+	"       [--pipe-size BYTES] [--ready-fd FD] [-u USER] [-g GROUP] [--chroot DIR] TARGET";
+
+enum { K_LISTEN = 1, K_FDPASS, K_CLIENT, K_TARGET, K_SIGNAL };
+enum { ST_HEADER = 1, ST_CONNECTING, ST_RETRY, ST_RELAY };
+enum { L_INFO, L_WARN };
+
+#define HEADER_MAX 16384	/* longest PROXY header we accept */
+#define POOL_MAX 64		/* empty pipes kept for reuse */
+#define GROW_AFTER (256 * 1024)	/* a direction that moved this much is bulk */
+#define ACCEPT_BATCH 64
+
+static struct {
+	int verbose;
+	const char *rules_file;
+	char *rules_inline;
+	int proxy_in, proxy_out;	/* proxy_out: 0, 1 or 2 */
+	long max_conns;			/* 0: no limit */
+	int64_t connect_ms, idle_ms, header_ms, grace_ms;
+	int reuseport, backlog;
+	unsigned pipe_max;
+	int ready_fd;
+	const char *user, *group, *chroot;
+	int original;			/* target "original" */
+	struct sg_addr target;
+	char target_name[ADDR_STRLEN + 8];
+} cfg = {
+	.connect_ms = 10000, .header_ms = 5000, .grace_ms = 30000,
+	.backlog = 4096, .pipe_max = 512 * 1024, .ready_fd = -1,
+};
+
+struct lsn {
+	int kind;			/* K_LISTEN or K_FDPASS */
+	int fd;
+	int paused;
+	char *unlink_path;		/* a socket file we made, removed at exit */
+	char name[ADDR_STRLEN + 32];
+	struct lsn *next;
+};
+
+struct pipebuf {
+	int rd, wr;
+	unsigned cap;
+	int nogrow;
+	struct pipebuf *next;
+};
+
+struct dir {				/* one direction: from one socket to the other */
+	struct pipebuf *p;
+	size_t inpipe;
+	uint64_t bytes;
+	unsigned eof:1, shut:1, rearm:1;
+};
+
+struct conn;
+struct side {
+	int kind;			/* K_CLIENT or K_TARGET */
+	int fd;
+	unsigned rd:1, wr:1, in_ep:1;
+	struct conn *c;
+};
+
+struct conn {
+	struct side cl, tg;
+	struct dir up, down;		/* up: client to target */
+	int state, dead;
+	int64_t start, deadline, connect_deadline;
+	struct lsn *l;
+	unsigned char *obuf;		/* PROXY header still to send to the target */
+	size_t olen, ooff;
+	struct sg_addr client, dest, target;
+	pid_t cpid;			/* Unix clients: SO_PEERCRED at -v */
+	uid_t cuid;
+	struct conn *prev, *next;
+};
+
+static int ep;
+static int64_t now;
+static int64_t next_wake = INT64_MAX, grace_deadline, accept_resume;
+static struct lsn *lsns;
+static struct conn *conns, *zombies;
+static long nconns;
+static int max_paused, stopping, chrooted;
+static struct pipebuf *pool;
+static int npool;
+static struct ruleset *rules;
+static char *rules_buf;
+static struct { int kind; int fd; } sigobj = { K_SIGNAL, -1 };
+static unsigned char hdrbuf[HEADER_MAX];
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "10" or "10s" seconds, "500ms", "5m", "1h". */
+static int64_t dur_arg(const char *s, const char *what)
+{
+	size_t n = strspn(s, "0123456789");
+	char num[24];
+
+	if (n == 0 || n >= sizeof num)
+		die(EX_BADINPUT, "%s %s: not a duration (like 10, 10s, 500ms, 5m)", what, s);
+	memcpy(num, s, n);
+	num[n] = 0;
+	int64_t v = num_arg(num, 0, 100000000, what);
+	const char *u = s + n;
+	if (!*u || !strcmp(u, "s"))
+		return v * 1000;
+	if (!strcmp(u, "ms"))
+		return v;
+	if (!strcmp(u, "m"))
+		return v * 60000;
+	if (!strcmp(u, "h"))
+		return v * 3600000;
+	die(EX_BADINPUT, "%s %s: unknown unit (s, ms, m, h)", what, s);
+}
+
+static const char *fmt_addr(const struct sg_addr *a, char *buf, size_t size)
+{
+	if (a->len == 0 || a->u.sa.sa_family == AF_UNSPEC)
+		snprintf(buf, size, "?");
+	else if (addr_format(&a->u.sa, a->len, buf, size) < 0)
+		snprintf(buf, size, "?");
+	return buf;
+}
+
+/* --- pipes --------------------------------------------------------------- */
+
+static struct pipebuf *pipe_get(void)
+{
+	struct pipebuf *p = pool;
+	if (p) {
+		pool = p->next;
+		npool--;
+		return p;
+	}
+	int fds[2];
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
+		return NULL;
+	if (!(p = calloc(1, sizeof *p))) {
+		close(fds[0]);
+		close(fds[1]);
+		errno = ENOMEM;
+		return NULL;
+	}
+	p->rd = fds[0];
+	p->wr = fds[1];
+	int sz = fcntl(fds[1], F_GETPIPE_SZ);
+	p->cap = sz > 0 ? (unsigned)sz : 65536;
+	return p;
+}
+
+static void pipe_free(struct pipebuf *p)
+{
+	close(p->rd);
+	close(p->wr);
+	free(p);
+}
+
+/* Back to the pool; a pipe with bytes still in it is closed instead. */
+static void pipe_put(struct pipebuf *p, size_t inpipe)
+{
+	if (inpipe || npool >= POOL_MAX) {
+		pipe_free(p);
+		return;
+	}
+	p->next = pool;
+	pool = p;
+	npool++;
+}
+
+static void pool_drain(void)
+{
+	while (pool) {
+		struct pipebuf *p = pool;
+		pool = p->next;
+		pipe_free(p);
+	}
+	npool = 0;
+}
+
+/* A bulk flow gets a bigger pipe: fewer wake-ups per byte. */
+static void pipe_grow(struct pipebuf *p)
+{
+	unsigned want = p->cap * 4 > cfg.pipe_max ? cfg.pipe_max : p->cap * 4;
+	int r = fcntl(p->wr, F_SETPIPE_SZ, want);
+	if (r > 0)
+		p->cap = (unsigned)r;
+	else
+		p->nogrow = 1;
+}
+
+/* --- timers and epoll ---------------------------------------------------- */
+
+static void set_deadline(struct conn *c, int64_t t)
+{
+	c->deadline = t;
+	if (t && t < next_wake)
+		next_wake = t;
+}
+
+static void ep_add(int fd, void *obj, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = obj };
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+		die_sys("unable to add fd %d to epoll", fd);
+}
+
+static void side_add(struct side *s)
+{
+	if (s->in_ep)
+		return;
+	ep_add(s->fd, s, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+	s->in_ep = 1;
+}
+
+static void listeners_pause(int on)
+{
+	for (struct lsn *l = lsns; l; l = l->next) {
+		if (l->paused == on)
+			continue;
+		struct epoll_event ev = { .events = on ? 0 : EPOLLIN, .data.ptr = l };
+		epoll_ctl(ep, EPOLL_CTL_MOD, l->fd, &ev);
+		l->paused = on;
+	}
+}
+
+/* --- connections ---------------------------------------------------------- */
+
+static void fmt_client(const struct conn *c, char *buf, size_t size)
+{
+	if (c->client.u.sa.sa_family == AF_UNIX && c->cpid > 0)
+		snprintf(buf, size, "unix:pid=%ld,uid=%ld", (long)c->cpid, (long)c->cuid);
+	else
+		fmt_addr(&c->client, buf, size);
+}
+
+static void conn_end(struct conn *c, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void conn_end(struct conn *c, int level, const char *fmt, ...)
+{
+	if (c->dead)
+		return;
+	if (level == L_WARN || cfg.verbose) {
+		char why[256], cl[ADDR_STRLEN + 32], ds[ADDR_STRLEN], ts[ADDR_STRLEN];
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, sizeof why, fmt, ap);
+		va_end(ap);
+		fmt_client(c, cl, sizeof cl);
+		const char *dst = ds;
+		if (c->target.len && c->dest.len && cfg.original &&
+		    (c->target.len != c->dest.len || memcmp(&c->target.u, &c->dest.u, c->dest.len))) {
+			char t1[ADDR_STRLEN];
+			snprintf(ds, sizeof ds, "%s via %s", fmt_addr(&c->dest, t1, sizeof t1),
+				 fmt_addr(&c->target, ts, sizeof ts));
+		} else if (c->target.len) {
+			fmt_addr(&c->target, ds, sizeof ds);
+		} else {
+			fmt_addr(&c->dest, ds, sizeof ds);
+		}
+		int64_t d = now - c->start;
+		(level == L_WARN ? warn : info)("%s -> %s: %llu bytes to target, %llu bytes to client, "
+			"%lld.%03llds, %s", cl, dst, (unsigned long long)c->up.bytes,
+			(unsigned long long)c->down.bytes, (long long)(d / 1000), (long long)(d % 1000), why);
+	}
+	c->dead = 1;
+	close(c->cl.fd);
+	if (c->tg.fd >= 0)
+		close(c->tg.fd);
+	if (c->up.p)
+		pipe_put(c->up.p, c->up.inpipe);
+	if (c->down.p)
+		pipe_put(c->down.p, c->down.inpipe);
+	free(c->obuf);
+	c->obuf = NULL;
+	/* unlink now, free after the current batch of events */
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->next = zombies;
+	zombies = c;
+	nconns--;
+	if (max_paused && !stopping && nconns < cfg.max_conns && !accept_resume) {
+		listeners_pause(0);
+		max_paused = 0;
+	}
+	if (nconns == 0)
+		pool_drain();
+}
+
+static void side_name_err(struct conn *c, struct side *s, const char *op, int e)
+{
+	const char *who = s == &c->cl ? "client" : "target";
+	if (e == ECONNRESET)
+		conn_end(c, L_INFO, "reset by %s", who);
+	else if (e == EPIPE)
+		conn_end(c, L_INFO, "%s closed while %s was sending", who, s == &c->cl ? "target" : "client");
+	else
+		conn_end(c, L_INFO, "error %s %s: %s", op, who, strerror(e));
+}
+
+/*
+ * Move what can move from src to dst through d's pipe. Returns 1 when bytes
+ * moved, 0 when nothing could, -1 when the connection ended. Edge-triggered:
+ * rd/wr are cleared only by EAGAIN; a drained pipe re-arms a source whose
+ * EAGAIN may have meant "pipe full" rather than "nothing to read".
+ */
+static int pump(struct conn *c, struct side *src, struct side *dst, struct dir *d)
+{
+	int moved = 0;
+
+	for (;;) {
+		int progress = 0;
+		if (!d->eof && src->rd && (!d->p || d->inpipe < d->p->cap)) {
+			if (!d->p && !(d->p = pipe_get())) {
+				conn_end(c, L_WARN, "unable to create a pipe: %s", strerror(errno));
+				return -1;
+			}
+			ssize_t n = splice(src->fd, NULL, d->p->wr, NULL, d->p->cap - d->inpipe,
+					   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n > 0) {
+				d->inpipe += n;
+				d->bytes += n;
+				progress = 1;
+				if (d->bytes >= GROW_AFTER && d->p->cap < cfg.pipe_max && !d->p->nogrow)
+					pipe_grow(d->p);
+			} else if (n == 0) {
+				d->eof = 1;
+				progress = 1;
+			} else if (errno == EAGAIN) {
+				src->rd = 0;
+				d->rearm = d->inpipe > 0;
+			} else if (errno != EINTR) {
+				side_name_err(c, src, "reading from", errno);
+				return -1;
+			}
+		}
+		if (d->inpipe && dst->wr) {
+			ssize_t n = splice(d->p->rd, NULL, dst->fd, NULL, d->inpipe,
+					   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n > 0) {
+				d->inpipe -= n;
+				progress = 1;
+				if (d->rearm) {
+					src->rd = 1;
+					d->rearm = 0;
+				}
+			} else if (n < 0 && errno == EAGAIN) {
+				dst->wr = 0;
+			} else if (n < 0 && errno != EINTR) {
+				side_name_err(c, dst, "writing to", errno);
+				return -1;
+			}
+		}
+		if (d->eof && !d->inpipe && !d->shut) {
+			shutdown(dst->fd, SHUT_WR);
+			d->shut = 1;
+		}
+		if (!progress)
+			break;
+		moved = 1;
+	}
+	if (d->p && !d->inpipe && (d->eof || !src->rd)) {
+		pipe_put(d->p, 0);
+		d->p = NULL;
+	}
+	return moved;
+}
+
+static void relay_run(struct conn *c)
+{
+	int moved = 0, r;
+
+	if (c->obuf) {
+		if (!c->tg.wr)
+			goto down;
+		ssize_t n = send(c->tg.fd, c->obuf + c->ooff, c->olen - c->ooff, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EAGAIN) {
+			c->tg.wr = 0;
+			goto down;
+		}
+		if (n < 0) {
+			side_name_err(c, &c->tg, "writing the PROXY header to", errno);
+			return;
+		}
+		c->ooff += n;
+		if (c->ooff < c->olen)
+			goto down;
+		free(c->obuf);
+		c->obuf = NULL;
+	}
+	if ((r = pump(c, &c->cl, &c->tg, &c->up)) < 0)
+		return;
+	moved |= r;
+down:
+	if ((r = pump(c, &c->tg, &c->cl, &c->down)) < 0)
+		return;
+	moved |= r;
+	if (c->up.shut && c->down.shut) {
+		conn_end(c, L_INFO, "done");
+		return;
+	}
+	if (moved && cfg.idle_ms)
+		c->deadline = now + cfg.idle_ms;	/* later than before: next_wake stays a lower bound */
+}
+
+static void conn_connected(struct conn *c)
+{
+	c->state = ST_RELAY;
+	c->tg.wr = 1;
+	c->cl.rd = 1;
+	set_deadline(c, cfg.idle_ms ? now + cfg.idle_ms : 0);
+	relay_run(c);
+}
+
+static void conn_connect(struct conn *c)
+{
+	int fam = c->target.u.sa.sa_family;
+
+	if (c->tg.fd < 0) {
+		c->tg.fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (c->tg.fd < 0) {
+			conn_end(c, L_WARN, "unable to create a socket: %s", strerror(errno));
+			return;
+		}
+		if (fam != AF_UNIX) {
+			int one = 1;
+			setsockopt(c->tg.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		}
+	}
+	if (!c->connect_deadline)
+		c->connect_deadline = now + cfg.connect_ms;
+	if (connect(c->tg.fd, &c->target.u.sa, c->target.len) == 0) {
+		side_add(&c->tg);
+		conn_connected(c);
+		return;
+	}
+	if (errno == EINPROGRESS) {
+		side_add(&c->tg);
+		c->state = ST_CONNECTING;
+		set_deadline(c, c->connect_deadline);
+		return;
+	}
+	if (errno == EAGAIN && fam == AF_UNIX) {
+		/* a full Unix backlog: no EINPROGRESS for AF_UNIX, so try again soon */
+		c->state = ST_RETRY;
+		set_deadline(c, now + 20 < c->connect_deadline ? now + 20 : c->connect_deadline);
+		return;
+	}
+	conn_end(c, L_WARN, "unable to connect to target: %s", strerror(errno));
+}
+
+/* IPv4 into its ::ffff:a.b.c.d form, for headers that must not mix families. */
+static void map4(struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_in in = *(struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+	memset(in6, 0, sizeof *in6);
+	in6->sin6_family = AF_INET6;
+	in6->sin6_port = in.sin_port;
+	in6->sin6_addr.s6_addr[10] = in6->sin6_addr.s6_addr[11] = 0xff;
+	memcpy(&in6->sin6_addr.s6_addr[12], &in.sin_addr, 4);
+	*len = sizeof *in6;
+}
+
+/* The header for the target: the real client and the address it asked for. */
+static int build_out(struct conn *c, const struct proxy_hdr *in)
+{
+	struct proxy_hdr h;
+	unsigned char buf[1024];
+
+	memset(&h, 0, sizeof h);
+	h.version = cfg.proxy_out;
+	h.command = PROXY_CMD_PROXY;
+	h.socktype = SOCK_STREAM;
+	if (in) {
+		memcpy(h.authority, in->authority, sizeof h.authority);
+		h.authority_len = in->authority_len;
+		memcpy(h.unique_id, in->unique_id, sizeof h.unique_id);
+		h.unique_id_len = in->unique_id_len;
+		memcpy(h.netns, in->netns, sizeof h.netns);
+		h.netns_len = in->netns_len;
+	}
+	int fs = c->client.u.sa.sa_family, fd = c->dest.u.sa.sa_family;
+	int inet = (fs == AF_INET || fs == AF_INET6) && (fd == AF_INET || fd == AF_INET6);
+	if (inet || (fs == AF_UNIX && fd == AF_UNIX && cfg.proxy_out == 2)) {
+		memcpy(&h.src, &c->client.u.ss, sizeof h.src);
+		h.srclen = c->client.len;
+		memcpy(&h.dst, &c->dest.u.ss, sizeof h.dst);
+		h.dstlen = c->dest.len;
+		if (inet && fs != fd) {
+			if (fs == AF_INET)
+				map4(&h.src, &h.srclen);
+			else
+				map4(&h.dst, &h.dstlen);
+		}
+	} else {
+		h.src.ss_family = h.dst.ss_family = AF_UNSPEC;
+	}
+	int n = cfg.proxy_out == 1 ? proxyv1_build((char *)buf, sizeof buf, &h)
+				   : proxyv2_build(buf, sizeof buf, &h, 0);
+	if (n < 0)
+		return -1;
+	if (!(c->obuf = malloc(n)))
+		return -1;
+	memcpy(c->obuf, buf, n);
+	c->olen = n;
+	c->ooff = 0;
+	return 0;
+}
+
+/*
+ * original mode: where may this connection go? 0 with c->target set, or -1
+ * with the reason in why.
+ */
+static int route_original(struct conn *c, char *why, size_t size)
+{
+	int f = c->dest.u.sa.sa_family;
+	if (f != AF_INET && f != AF_INET6) {
+		snprintf(why, size, "denied: no IP destination to check (%s)",
+			 f == AF_UNIX ? "a Unix address" : "none given");
+		return -1;
+	}
+	if (!rules) {
+		snprintf(why, size, "denied: no allow rules loaded");
+		return -1;
+	}
+	int pf = c->client.u.sa.sa_family;
+	struct rules_query q = {
+		.dir = RULE_CONNECT, .proto = RULE_TCP, .addr = &c->dest.u.sa,
+		.peer = pf == AF_INET || pf == AF_INET6 ? &c->client.u.sa : NULL,
+	};
+	const struct rule *r = rules_match(rules, &q);
+	if (!r) {
+		snprintf(why, size, "denied: no rule allows it");
+		return -1;
+	}
+	const char *arg = rules_str(rules, r->arg);
+	char path[sizeof c->target.u.un.sun_path];
+	switch (r->action) {
+	case ACT_PASS:
+		c->target = c->dest;
+		return 0;
+	case ACT_TCP:
+		if (arg && addr_parse_inet(arg, &c->target) == 0)
+			return 0;
+		snprintf(why, size, "denied: rule at line %u has a bad address", (unsigned)r->line);
+		return -1;
+	case ACT_UNIX:
+	case ACT_ABSTRACT:
+		if (arg && rules_expand(arg, &c->dest.u.sa, path, sizeof path) >= 0 &&
+		    addr_unix(&c->target, path, r->action == ACT_ABSTRACT) == 0)
+			return 0;
+		snprintf(why, size, "denied: rule at line %u: path does not fit", (unsigned)r->line);
+		return -1;
+	case ACT_REJECT:
+	case ACT_BLACKHOLE:
+		snprintf(why, size, "denied by rule at line %u (%s)", (unsigned)r->line,
+			 rules_action_name(r->action));
+		return -1;
+	default:
+		snprintf(why, size, "denied: rule at line %u: action %s is not one the relay performs",
+			 (unsigned)r->line, rules_action_name(r->action));
+		return -1;
+	}
+}
+
+/* The addresses are known (header read, or none expected): pick and connect. */
+static void conn_start(struct conn *c, const struct proxy_hdr *h)
+{
+	if (!c->dest.len && (cfg.original || cfg.proxy_out)) {
+		c->dest.len = sizeof c->dest.u;
+		if (getsockname(c->cl.fd, &c->dest.u.sa, &c->dest.len) < 0)
+			c->dest.len = 0;
+	}
+	if (cfg.original) {
+		char why[200];
+		if (route_original(c, why, sizeof why) < 0) {
+			conn_end(c, L_WARN, "%s", why);
+			return;
+		}
+	} else {
+		c->target = cfg.target;
+	}
+	if (cfg.proxy_out && build_out(c, h) < 0) {
+		conn_end(c, L_WARN, "unable to build the PROXY header: %s", strerror(errno));
+		return;
+	}
+	conn_connect(c);
+}
+
+/*
+ * Read the PROXY header without reading past it: peek at what has arrived,
+ * and take exactly the header's bytes once it is complete.
+ */
+static void header_run(struct conn *c)
+{
+	struct proxy_hdr h;
+	size_t n = 0;
+
+	for (;;) {
+		ssize_t k = recv(c->cl.fd, hdrbuf, sizeof hdrbuf, MSG_PEEK);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && errno == EAGAIN) {
+			c->cl.rd = 0;
+			return;
+		}
+		if (k < 0) {
+			side_name_err(c, &c->cl, "reading the PROXY header from", errno);
+			return;
+		}
+		if (k == 0) {
+			conn_end(c, L_WARN, "client closed before a complete PROXY header");
+			return;
+		}
+		memset(&h, 0, sizeof h);
+		int r = proxyv2_parse(hdrbuf, (size_t)k, &h, &n);
+		if (r < 0) {
+			conn_end(c, L_WARN, "bad PROXY header: %s", strerror(errno));
+			return;
+		}
+		if (r == PROXY_NEED) {
+			if ((size_t)k + n > sizeof hdrbuf) {
+				conn_end(c, L_WARN, "bad PROXY header: longer than %d bytes", HEADER_MAX);
+				return;
+			}
+			/* wait for more; the next edge wakes us */
+			c->cl.rd = 0;
+			return;
+		}
+		break;
+	}
+	/* consume exactly the header */
+	size_t got = 0;
+	while (got < n) {
+		ssize_t k = recv(c->cl.fd, hdrbuf, n - got, 0);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			conn_end(c, L_WARN, "error reading the PROXY header: %s", k ? strerror(errno) : "end of file");
+			return;
+		}
+		got += k;
+	}
+	if (h.command == PROXY_CMD_PROXY && h.src.ss_family != AF_UNSPEC) {
+		memcpy(&c->client.u.ss, &h.src, sizeof h.src);
+		c->client.len = h.srclen;
+		memcpy(&c->dest.u.ss, &h.dst, sizeof h.dst);
+		c->dest.len = h.dstlen;
+		c->cpid = 0;
+		if (cfg.original && h.socktype == SOCK_DGRAM) {
+			conn_end(c, L_WARN, "denied: the header names a UDP destination");
+			return;
+		}
+	} else if (cfg.original) {
+		c->dest.len = 0;
+		conn_end(c, L_WARN, "denied: the PROXY header carries no destination (%s)",
+			 h.command == PROXY_CMD_LOCAL ? "LOCAL" : "UNSPEC");
+		return;
+	}
+	c->cl.rd = 1;
+	conn_start(c, &h);
+}
+
+static void conn_run(struct conn *c)
+{
+	switch (c->state) {
+	case ST_HEADER:
+		if (c->cl.rd)
+			header_run(c);
+		break;
+	case ST_CONNECTING:
+		if (c->tg.wr) {
+			int err = 0;
+			socklen_t l = sizeof err;
+			if (getsockopt(c->tg.fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
+				err = errno;
+			if (err) {
+				conn_end(c, L_WARN, "unable to connect to target: %s", strerror(err));
+				return;
+			}
+			conn_connected(c);
+		}
+		break;
+	case ST_RELAY:
+		relay_run(c);
+		break;
+	}
+}
+
+static void conn_new(struct lsn *l, int fd, const struct sg_addr *peer, const struct fdpass_meta *m)
+{
+	struct conn *c = calloc(1, sizeof *c);
+	if (!c) {
+		warn("out of memory: dropping a connection on %s", l->name);
+		close(fd);
+		return;
+	}
+	c->cl = (struct side){ .kind = K_CLIENT, .fd = fd, .c = c };
+	c->tg = (struct side){ .kind = K_TARGET, .fd = -1, .c = c };
+	c->start = now;
+	c->l = l;
+	if (m && m->remote_len) {
+		memcpy(&c->client.u.ss, &m->remote, sizeof m->remote);
+		c->client.len = m->remote_len;
+	} else if (peer) {
+		c->client = *peer;
+	}
+	if (m && m->local_len) {
+		memcpy(&c->dest.u.ss, &m->local, sizeof m->local);
+		c->dest.len = m->local_len;
+	}
+	int fam = c->client.u.sa.sa_family;
+	if (fam == AF_INET || fam == AF_INET6) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	} else if (cfg.verbose) {
+		struct ucred uc;
+		socklen_t ul = sizeof uc;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) == 0 && uc.pid > 0) {
+			c->cpid = uc.pid;
+			c->cuid = uc.uid;
+		}
+	}
+	c->next = conns;
+	if (conns)
+		conns->prev = c;
+	conns = c;
+	nconns++;
+	side_add(&c->cl);
+	if (cfg.proxy_in) {
+		c->state = ST_HEADER;
+		set_deadline(c, now + cfg.header_ms);
+		return;		/* the epoll edge tells when bytes are there */
+	}
+	conn_start(c, NULL);
+}
+
+/* --- listeners ------------------------------------------------------------ */
+
+static int at_max(void)
+{
+	if (cfg.max_conns && nconns >= cfg.max_conns) {
+		/* the rest wait in the kernel's backlog */
+		listeners_pause(1);
+		max_paused = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static void accept_pause(const char *name)
+{
+	warn_sys("unable to accept on %s (pausing 100ms)", name);
+	listeners_pause(1);
+	accept_resume = now + 100;
+}
+
+static void accept_some(struct lsn *l)
+{
+	for (int i = 0; i < ACCEPT_BATCH && !at_max(); i++) {
+		struct sg_addr peer;
+		peer.len = sizeof peer.u;
+		int fd = accept4(l->fd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				accept_pause(l->name);
+				return;
+			}
+			warn_sys("unable to accept on %s", l->name);
+			return;
+		}
+		conn_new(l, fd, &peer, NULL);
+	}
+}
+
+static void lsn_add(int kind, int fd, const char *name, const char *unlink_path);
+
+/* A socket passed to an fdpass: listener: a connection, or a listening socket. */
+static void take_passed(struct lsn *l, int fd, const struct fdpass_meta *m)
+{
+	int type = 0, acc = 0;
+	socklen_t sl = sizeof type;
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &sl) < 0 || type != SOCK_STREAM) {
+		warn("%s: dropping a passed fd that is not a stream socket", l->name);
+		close(fd);
+		return;
+	}
+	sl = sizeof acc;
+	getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &sl);
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && !(fl & O_NONBLOCK))
+		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	if (acc) {
+		char name[256];
+		struct sg_addr a;
+		a.len = sizeof a.u;
+		char an[ADDR_STRLEN] = "?";
+		if (getsockname(fd, &a.u.sa, &a.len) == 0)
+			fmt_addr(&a, an, sizeof an);
+		snprintf(name, sizeof name, "%.100s (passed through %.100s)", an, l->name);
+		lsn_add(K_LISTEN, fd, name, NULL);
+		info("listening on %s", name);
+		return;
+	}
+	struct sg_addr peer;
+	peer.len = sizeof peer.u;
+	if (getpeername(fd, &peer.u.sa, &peer.len) < 0)
+		peer.len = 0;
+	conn_new(l, fd, &peer, m);
+}
+
+static void recv_some(struct lsn *l)
+{
+	for (int i = 0; i < ACCEPT_BATCH && !at_max(); i++) {
+		int fds[FDPASS_MAXFDS];
+		size_t nfds = FDPASS_MAXFDS;
+		unsigned char buf[FDPASS_META_MAXLEN];
+		ssize_t n = fdpass_recv(l->fd, fds, &nfds, buf, sizeof buf, MSG_DONTWAIT);
+		if (n < 0 && errno != EMSGSIZE) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				accept_pause(l->name);
+				return;
+			}
+			warn_sys("unable to receive on %s", l->name);
+			return;
+		}
+		struct fdpass_meta m, *mp = NULL;
+		memset(&m, 0, sizeof m);
+		if (n > 1 && fdpass_meta_decode(buf, (size_t)n, &m) == 0)
+			mp = &m;
+		else if (n > 1)
+			info("%s: ignoring a metadata record I cannot read: %s", l->name, strerror(errno));
+		for (size_t k = 0; k < nfds; k++)
+			take_passed(l, fds[k], k == 0 ? mp : NULL);
+	}
+}
+
+static void lsn_add(int kind, int fd, const char *name, const char *unlink_path)
+{
+	struct lsn *l = calloc(1, sizeof *l);
+	if (!l)
+		die_sys("unable to allocate");
+	l->kind = kind;
+	l->fd = fd;
+	snprintf(l->name, sizeof l->name, "%s", name);
+	l->unlink_path = unlink_path ? strdup(unlink_path) : NULL;
+	l->next = lsns;
+	lsns = l;
+	if (ep > 0) {
+		ep_add(fd, l, EPOLLIN);
+		if (max_paused || accept_resume) {
+			l->paused = 0;
+			listeners_pause(1);
+		}
+	}
+}
+
+struct lopts {
+	long mode;			/* -1: leave alone */
+	uid_t uid;
+	gid_t gid;
+	int backlog, reuseport;
+};
+
+static uid_t user_id(const char *s, gid_t *primary)
+{
+	struct passwd *pw = getpwnam(s);
+	if (pw) {
+		if (primary)
+			*primary = pw->pw_gid;
+		return pw->pw_uid;
+	}
+	if (s[strspn(s, "0123456789")] == 0 && *s)
+		return (uid_t)num_arg(s, 0, INT_MAX, "user id");
+	die(EX_BADINPUT, "unknown user %s", s);
+}
+
+static gid_t group_id(const char *s)
+{
+	struct group *gr = getgrnam(s);
+	if (gr)
+		return gr->gr_gid;
+	if (s[strspn(s, "0123456789")] == 0 && *s)
+		return (gid_t)num_arg(s, 0, INT_MAX, "group id");
+	die(EX_BADINPUT, "unknown group %s", s);
+}
+
+static void listen_tcp(const char *spec, const char *a, const struct lopts *o)
+{
+	struct sg_addr sa;
+	char buf[80];
+	const char *port = NULL;
+
+	if (!strncmp(a, "*:", 2)) {
+		port = a + 2;
+		snprintf(buf, sizeof buf, "[::]:%.60s", port);
+		a = buf;
+	}
+	if (addr_parse_inet(a, &sa) < 0)
+		die(EX_BADINPUT, "bad listener %s: %s", spec, strerror(errno));
+	int fd = socket(sa.u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 && port && errno == EAFNOSUPPORT) {
+		snprintf(buf, sizeof buf, "0.0.0.0:%.60s", port);
+		if (addr_parse_inet(buf, &sa) < 0)
+			die(EX_BADINPUT, "bad listener %s: %s", spec, strerror(errno));
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	}
+	if (fd < 0)
+		die_sys("unable to create a socket for %s", spec);
+	int one = 1, zero = 0;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if ((o->reuseport || cfg.reuseport) && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+		die_sys("unable to set SO_REUSEPORT on %s", spec);
+	if (sa.u.sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&sa.u.in6.sin6_addr))
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);	/* dual-stack */
+	if (bind(fd, &sa.u.sa, sa.len) < 0)
+		die_sys("unable to bind %s", spec);
+	if (listen(fd, o->backlog) < 0)
+		die_sys("unable to listen on %s", spec);
+	sa.len = sizeof sa.u;
+	getsockname(fd, &sa.u.sa, &sa.len);
+	char name[ADDR_STRLEN + 8], an[ADDR_STRLEN];
+	snprintf(name, sizeof name, "tcp:%s", fmt_addr(&sa, an, sizeof an));
+	lsn_add(K_LISTEN, fd, name, NULL);
+}
+
+/* Is there a dead socket file at this address (nobody listening)? */
+static int stale(const struct sg_addr *sa, int type)
+{
+	struct stat st;
+	if (lstat(sa->u.un.sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return 0;
+	int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	int r = connect(fd, &sa->u.sa, sa->len) < 0 && errno == ECONNREFUSED;
+	close(fd);
+	return r;
+}
+
+static void listen_unix(const char *spec, const char *a, const struct lopts *o, int kind)
+{
+	struct sg_addr sa;
+	int type = kind == K_FDPASS ? SOCK_DGRAM : SOCK_STREAM;
+
+	if (addr_parse(a, &sa) < 0 || sa.u.sa.sa_family != AF_UNIX)
+		die(EX_BADINPUT, "bad listener %s: %s", spec, errno ? strerror(errno) : "not a Unix address");
+	int abstract = sa.u.un.sun_path[0] == 0;
+	int fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		die_sys("unable to create a socket for %s", spec);
+	/* with a mode asked for, nobody may connect before it is set */
+	mode_t um = o->mode >= 0 ? umask(0077) : 0;
+	int r = bind(fd, &sa.u.sa, sa.len);
+	if (r < 0 && errno == EADDRINUSE && !abstract && stale(&sa, type)) {
+		unlink(sa.u.un.sun_path);
+		r = bind(fd, &sa.u.sa, sa.len);
+	}
+	int e = errno;
+	if (o->mode >= 0)
+		umask(um);
+	errno = e;
+	if (r < 0)
+		die_sys("unable to bind %s", spec);
+	if (!abstract) {
+		if ((o->uid != (uid_t)-1 || o->gid != (gid_t)-1) && chown(sa.u.un.sun_path, o->uid, o->gid) < 0)
+			die_sys("unable to change the owner of %s", sa.u.un.sun_path);
+		if (o->mode >= 0 && chmod(sa.u.un.sun_path, (mode_t)o->mode) < 0)
+			die_sys("unable to change the mode of %s", sa.u.un.sun_path);
+	}
+	if (type == SOCK_STREAM && listen(fd, o->backlog) < 0)
+		die_sys("unable to listen on %s", spec);
+	char name[ADDR_STRLEN + 16], an[ADDR_STRLEN];
+	snprintf(name, sizeof name, "%s%s", kind == K_FDPASS ? "fdpass:" : "", fmt_addr(&sa, an, sizeof an));
+	lsn_add(kind, fd, name, abstract ? NULL : sa.u.un.sun_path);
+}
+
+/* An inherited socket: a stream listener, or a Unix datagram socket that receives passed fds. */
+static void listen_fd(int fd, const char *label)
+{
+	struct stat st;
+	int type = 0, acc = 0, dom = 0;
+	socklen_t l = sizeof type;
+
+	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+		die(EX_BADINPUT, "%s: fd %d is not a socket", label, fd);
+	getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l);
+	l = sizeof acc;
+	getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l);
+	l = sizeof dom;
+	getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l);
+	int kind;
+	if (type == SOCK_STREAM && acc)
+		kind = K_LISTEN;
+	else if (type == SOCK_DGRAM && dom == AF_UNIX)
+		kind = K_FDPASS;
+	else
+		die(EX_BADINPUT, "%s: fd %d is not a listening stream socket nor a Unix datagram socket", label, fd);
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		die_sys("unable to set flags on fd %d", fd);
+	struct sg_addr sa;
+	sa.len = sizeof sa.u;
+	char name[ADDR_STRLEN + 32], an[ADDR_STRLEN] = "?";
+	if (getsockname(fd, &sa.u.sa, &sa.len) == 0)
+		fmt_addr(&sa, an, sizeof an);
+	snprintf(name, sizeof name, "%s%s%s (%s)", kind == K_FDPASS ? "fdpass:" : "",
+		 dom == AF_UNIX ? "" : "tcp:", an, label);
+	lsn_add(kind, fd, name, NULL);
+}
+
+static void listen_systemd(const char *want)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	const char *names = getenv("LISTEN_FDNAMES");
+
+	if (!fds)
+		die(EX_BADINPUT, "systemd: LISTEN_FDS is not set (not started by socket activation?)");
+	if (pid && num_arg(pid, 1, INT_MAX, "LISTEN_PID") != getpid())
+		die(EX_BADINPUT, "systemd: LISTEN_PID %s is not this process", pid);
+	int n = (int)num_arg(fds, 0, 4096, "LISTEN_FDS"), found = 0;
+	const char *p = names;
+	for (int i = 0; i < n; i++) {
+		char nm[256] = "";
+		if (p) {
+			size_t k = strcspn(p, ":");
+			snprintf(nm, sizeof nm, "%.*s", (int)k, p);
+			p = p[k] ? p + k + 1 : NULL;
+		}
+		if (want && strcmp(want, nm))
+			continue;
+		char label[300];
+		snprintf(label, sizeof label, "systemd fd %d%s%s", 3 + i, *nm ? " " : "", nm);
+		listen_fd(3 + i, label);
+		found++;
+	}
+	if (!found)
+		die(EX_BADINPUT, "systemd: no socket %s%s in LISTEN_FDS", want ? "named " : "", want ? want : "");
+}
+
+static void listen_spec(const char *spec)
+{
+	char *s = strdup(spec), *opt;
+	struct lopts o = { .mode = -1, .uid = (uid_t)-1, .gid = (gid_t)-1, .backlog = cfg.backlog };
+
+	if (!s)
+		die_sys("unable to allocate");
+	/* options after the first comma: unix:/run/x.sock,mode=0660,group=docker */
+	if ((opt = strchr(s, ',')))
+		*opt++ = 0;
+	while (opt && *opt) {
+		char *next = strchr(opt, ',');
+		if (next)
+			*next++ = 0;
+		if (!strncmp(opt, "mode=", 5)) {
+			char *end;
+			errno = 0;
+			o.mode = strtol(opt + 5, &end, 8);
+			if (errno || *end || end == opt + 5 || o.mode < 0 || o.mode > 07777)
+				die(EX_BADINPUT, "bad mode in %s (octal, like 0660)", spec);
+		} else if (!strncmp(opt, "owner=", 6)) {
+			o.uid = user_id(opt + 6, NULL);
+		} else if (!strncmp(opt, "group=", 6)) {
+			o.gid = group_id(opt + 6);
+		} else if (!strncmp(opt, "backlog=", 8)) {
+			o.backlog = (int)num_arg(opt + 8, 1, INT_MAX, "backlog");
+		} else if (!strcmp(opt, "reuseport")) {
+			o.reuseport = 1;
+		} else {
+			die(EX_BADINPUT, "unknown listener option %s in %s (mode=, owner=, group=, backlog=, reuseport)",
+			    opt, spec);
+		}
+		opt = next;
+	}
+	if (!strncmp(s, "tcp:", 4))
+		listen_tcp(spec, s + 4, &o);
+	else if (!strncmp(s, "unix:", 5))
+		listen_unix(spec, s, &o, K_LISTEN);
+	else if (!strncmp(s, "fdpass:", 7)) {
+		char a[ADDR_STRLEN + 8];
+		snprintf(a, sizeof a, "%s%s", strncmp(s + 7, "unix:", 5) ? "unix:" : "", s + 7);
+		listen_unix(spec, a, &o, K_FDPASS);
+	} else if (!strncmp(s, "fd:", 3))
+		listen_fd((int)num_arg(s + 3, 0, INT_MAX, "listener fd"), s);
+	else if (!strcmp(s, "systemd"))
+		listen_systemd(NULL);
+	else if (!strncmp(s, "systemd:", 8))
+		listen_systemd(s + 8);
+	else
+		die(EX_BADINPUT, "unknown listener %s (tcp:ADDR:PORT, unix:PATH, unix:@NAME, fd:N, systemd[:NAME], "
+		    "fdpass:PATH)", spec);
+	free(s);
+}
+
+static void listeners_close(void)
+{
+	while (lsns) {
+		struct lsn *l = lsns;
+		lsns = l->next;
+		close(l->fd);
+		if (l->unlink_path && !chrooted)
+			unlink(l->unlink_path);
+		free(l->unlink_path);
+		free(l);
+	}
+}
+
+/* --- target, rules, privileges ------------------------------------------- */
+
+static void target_parse(const char *s)
+{
+	snprintf(cfg.target_name, sizeof cfg.target_name, "%s", s);
+	if (!strcmp(s, "original")) {
+		cfg.original = 1;
+		return;
+	}
+	if (!strncmp(s, "unix:", 5)) {
+		if (addr_parse(s, &cfg.target) < 0)
+			die(EX_BADINPUT, "bad target %s: %s", s, strerror(errno));
+		return;
+	}
+	if (strncmp(s, "tcp:", 4))
+		die(EX_BADINPUT, "bad target %s (tcp:HOST:PORT, unix:PATH, unix:@NAME, original)", s);
+	s += 4;
+	if (addr_parse_inet(s, &cfg.target) == 0)
+		return;
+	/* a host name: resolved once, at start */
+	const char *colon = strrchr(s, ':');
+	if (!colon || colon == s || !colon[1])
+		die(EX_BADINPUT, "bad target tcp:%s (HOST:PORT)", s);
+	char host[256];
+	snprintf(host, sizeof host, "%.*s", (int)(colon - s), s);
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = 0;
+	}
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG }, *res;
+	int r = getaddrinfo(host, colon + 1, &hints, &res);
+	if (r)
+		die(EX_BADINPUT, "unable to resolve target tcp:%s: %s", s, gai_strerror(r));
+	memcpy(&cfg.target.u, res->ai_addr, res->ai_addrlen);
+	cfg.target.len = res->ai_addrlen;
+	freeaddrinfo(res);
+}
+
+/* Rules from the file (text or compiled), then those given with -r. */
+static struct ruleset *rules_load(int fatal)
+{
+	struct rules_error e = { 0 };
+	char *buf = NULL, *text;
+	size_t len = 0;
+	struct ruleset *rs;
+
+	if (cfg.rules_file) {
+		if (!(buf = read_file(cfg.rules_file, &len))) {
+			if (fatal)
+				die_sys("unable to read %s", cfg.rules_file);
+			warn_sys("unable to read %s (keeping the old rules)", cfg.rules_file);
+			return NULL;
+		}
+		if (rulebin_is(buf, len)) {
+			if (cfg.rules_inline) {
+				free(buf);
+				die(EX_USAGE, "-r cannot be used with a compiled rules file");
+			}
+			if (!(rs = rulebin_load(buf, len, &e)))
+				goto bad;
+			free(rules_buf);
+			rules_buf = buf;	/* the ruleset may point into it */
+			return rs;
+		}
+	}
+	size_t il = cfg.rules_inline ? strlen(cfg.rules_inline) : 0;
+	if (!(text = malloc(len + il + 2)))
+		die_sys("unable to allocate");
+	memcpy(text, buf ? buf : "", len);
+	text[len] = '\n';
+	memcpy(text + len + 1, cfg.rules_inline ? cfg.rules_inline : "", il);
+	text[len + 1 + il] = 0;
+	free(buf);
+	buf = NULL;
+	rs = rules_parse(text, len + 1 + il, &e);
+	free(text);
+	if (rs)
+		return rs;
+bad:
+	free(buf);
+	{
+		const char *src = cfg.rules_file ? cfg.rules_file : "rules";
+		if (errno != EINVAL) {
+			if (fatal)
+				die_sys("unable to load %s", src);
+			warn_sys("unable to load %s (keeping the old rules)", src);
+		} else if (fatal) {
+			die(EX_BADINPUT, "%s:%u:%u: %s", src, e.line, e.col, e.msg);
+		} else {
+			warn("%s:%u:%u: %s (keeping the old rules)", src, e.line, e.col, e.msg);
+		}
+	}
+	return NULL;
+}
+
+static void drop_privileges(void)
+{
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+
+	if (cfg.user)
+		uid = user_id(cfg.user, &gid);
+	if (cfg.group)
+		gid = group_id(cfg.group);
+	if (cfg.chroot) {
+		if (chroot(cfg.chroot) < 0 || chdir("/") < 0)
+			die_sys("unable to chroot to %s", cfg.chroot);
+		chrooted = 1;
+	}
+	if (gid != (gid_t)-1 && (setgroups(1, &gid) < 0 || setgid(gid) < 0))
+		die_sys("unable to change to group %ld", (long)gid);
+	if (uid != (uid_t)-1 && setuid(uid) < 0)
+		die_sys("unable to change to user %ld", (long)uid);
+	if ((cfg.user || cfg.group || cfg.chroot) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		die_sys("unable to set no_new_privs");
+}
+
+/* --- the loop ------------------------------------------------------------- */
+
+static void end_all(const char *why)
+{
+	while (conns)
+		conn_end(conns, L_WARN, "%s", why);
+}
+
+static void on_signal(void)
+{
+	struct signalfd_siginfo si;
+
+	while (read(sigobj.fd, &si, sizeof si) == (ssize_t)sizeof si) {
+		switch (si.ssi_signo) {
+		case SIGHUP:
+			if (cfg.rules_file || cfg.rules_inline) {
+				struct ruleset *rs = rules_load(0);
+				if (rs) {
+					rules_free(rules);
+					rules = rs;
+					info("reloaded the rules (%zu)", rs->n);
+				}
+			}
+			break;
+		case SIGTERM:
+		case SIGINT:
+			if (stopping) {
+				end_all("relay stopped (second signal)");
+				break;
+			}
+			stopping = 1;
+			listeners_close();
+			grace_deadline = now + cfg.grace_ms;
+			info("stopping: no new connections; waiting for %ld open ones", nconns);
+			break;
+		}
+	}
+}
+
+static void sweep(void)
+{
+	int64_t next = INT64_MAX;
+
+	for (struct conn *c = conns, *nx; c; c = nx) {
+		nx = c->next;
+		if (c->deadline && c->deadline <= now) {
+			switch (c->state) {
+			case ST_HEADER:
+				conn_end(c, L_WARN, "no complete PROXY header within %lld ms", (long long)cfg.header_ms);
+				break;
+			case ST_CONNECTING:
+				conn_end(c, L_WARN, "unable to connect to target: timed out");
+				break;
+			case ST_RETRY:
+				if (now >= c->connect_deadline)
+					conn_end(c, L_WARN, "unable to connect to target: its backlog stayed full");
+				else
+					conn_connect(c);
+				break;
+			default:
+				conn_end(c, L_INFO, "idle timeout");
+				break;
+			}
+		}
+		if (!c->dead && c->deadline && c->deadline < next)
+			next = c->deadline;
+	}
+	next_wake = next;
+}
+
+static int loop(void)
+{
+	struct epoll_event evs[256];
+
+	for (;;) {
+		int64_t wake = next_wake;
+		if (accept_resume && accept_resume < wake)
+			wake = accept_resume;
+		if (stopping && grace_deadline < wake)
+			wake = grace_deadline;
+		int timeout = wake == INT64_MAX ? -1 : wake <= now ? 0 : wake - now > INT_MAX ? INT_MAX : (int)(wake - now);
+		int n = epoll_wait(ep, evs, sizeof evs / sizeof evs[0], timeout);
+		if (n < 0 && errno != EINTR)
+			die_sys("epoll_wait");
+		now = now_ms();
+		for (int i = 0; i < n; i++) {
+			int kind = *(int *)evs[i].data.ptr;
+			uint32_t e = evs[i].events;
+			switch (kind) {
+			case K_LISTEN:
+				accept_some(evs[i].data.ptr);
+				break;
+			case K_FDPASS:
+				recv_some(evs[i].data.ptr);
+				break;
+			case K_SIGNAL:
+				on_signal();
+				break;
+			default: {
+				struct side *s = evs[i].data.ptr;
+				if (s->c->dead)
+					break;
+				if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+					s->rd = 1;
+				if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+					s->wr = 1;
+				conn_run(s->c);
+			}
+			}
+		}
+		if (now >= next_wake)
+			sweep();
+		if (accept_resume && now >= accept_resume) {
+			accept_resume = 0;
+			if (!stopping && !(cfg.max_conns && nconns >= cfg.max_conns))
+				listeners_pause(0);
+		}
+		if (stopping && nconns && now >= grace_deadline)
+			end_all("relay stopped (grace time over)");
+		while (zombies) {
+			struct conn *c = zombies;
+			zombies = c->next;
+			free(c);
+		}
+		if (stopping && nconns == 0) {
+			info("stopped");
+			return EX_OK;
+		}
+	}
+}
+
+int relay_main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "listen", required_argument, 0, 'l' },
+		{ "rules", required_argument, 0, 'f' },
+		{ "rule", required_argument, 0, 'r' },
+		{ "proxy-in", no_argument, 0, 'P' },
+		{ "proxy-out", required_argument, 0, 'O' },
+		{ "max-conns", required_argument, 0, 'c' },
+		{ "connect-timeout", required_argument, 0, 'C' },
+		{ "idle-timeout", required_argument, 0, 'I' },
+		{ "header-timeout", required_argument, 0, 'H' },
+		{ "grace", required_argument, 0, 'G' },
+		{ "reuseport", no_argument, 0, 'R' },
+		{ "backlog", required_argument, 0, 'B' },
+		{ "pipe-size", required_argument, 0, 'S' },
+		{ "ready-fd", required_argument, 0, 'D' },
+		{ "user", required_argument, 0, 'u' },
+		{ "group", required_argument, 0, 'g' },
+		{ "chroot", required_argument, 0, 'X' },
+		{ "verbose", no_argument, 0, 'v' },
+		{ 0 }
+	};
+	const char **lspecs = calloc(argc + 1, sizeof *lspecs);
+	int nl = 0, o;
+
+	std_options(argc, argv, usage);
+	if (!lspecs)
+		die_sys("unable to allocate");
+	while ((o = getopt_long(argc, argv, "l:f:r:c:u:g:v", lo, NULL)) != -1) {
+		switch (o) {
+		case 'l': lspecs[nl++] = optarg; break;
+		case 'f': cfg.rules_file = optarg; break;
+		case 'r': {
+			size_t a = cfg.rules_inline ? strlen(cfg.rules_inline) : 0, b = strlen(optarg);
+			char *n = realloc(cfg.rules_inline, a + b + 2);
+			if (!n)
+				die_sys("unable to allocate");
+			if (a)
+				n[a++] = '\n';
+			memcpy(n + a, optarg, b + 1);
+			cfg.rules_inline = n;
+			break;
+		}
+		case 'P': cfg.proxy_in = 1; break;
+		case 'O':
+			if (!strcmp(optarg, "v1") || !strcmp(optarg, "1"))
+				cfg.proxy_out = 1;
+			else if (!strcmp(optarg, "v2") || !strcmp(optarg, "2"))
+				cfg.proxy_out = 2;
+			else
+				die(EX_BADINPUT, "--proxy-out %s: v1 or v2", optarg);
+			break;
+		case 'c': cfg.max_conns = (long)num_arg(optarg, 0, 10000000, "--max-conns"); break;
+		case 'C': cfg.connect_ms = dur_arg(optarg, "--connect-timeout"); break;
+		case 'I': cfg.idle_ms = dur_arg(optarg, "--idle-timeout"); break;
+		case 'H': cfg.header_ms = dur_arg(optarg, "--header-timeout"); break;
+		case 'G': cfg.grace_ms = dur_arg(optarg, "--grace"); break;
+		case 'R': cfg.reuseport = 1; break;
+		case 'B': cfg.backlog = (int)num_arg(optarg, 1, INT_MAX, "--backlog"); break;
+		case 'S': cfg.pipe_max = (unsigned)num_arg(optarg, 4096, 1 << 30, "--pipe-size"); break;
+		case 'D': cfg.ready_fd = (int)num_arg(optarg, 0, INT_MAX, "--ready-fd"); break;
+		case 'u': cfg.user = optarg; break;
+		case 'g': cfg.group = optarg; break;
+		case 'X': cfg.chroot = optarg; break;
+		case 'v': cfg.verbose = verbose = 1; break;
+		default: usage_die(usage);
+		}
+	}
+	if (optind != argc - 1)
+		usage_die(usage);
+	target_parse(argv[optind]);
+	if (cfg.connect_ms == 0)
+		cfg.connect_ms = 1;
+	if (cfg.header_ms == 0)
+		cfg.header_ms = 1;
+	if (cfg.original && !cfg.proxy_in)
+		info("target original without --proxy-in: destinations come from passed sockets' records "
+		     "or the accepted socket's local address");
+	if (cfg.ready_fd >= 0 && fcntl(cfg.ready_fd, F_GETFD) < 0)
+		die(EX_BADINPUT, "--ready-fd %d: not an open fd", cfg.ready_fd);
+	if (cfg.rules_file || cfg.rules_inline)
+		rules = rules_load(1);
+	if (cfg.original && !rules)
+		warn("target original with no rules: every destination is denied");
+
+	/* more connections need more fds: take the hard limit */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+
+	if (nl == 0 && getenv("LISTEN_FDS"))
+		lspecs[nl++] = "systemd";
+	if (nl == 0)
+		usage_die(usage);
+	for (int i = 0; i < nl; i++)
+		listen_spec(lspecs[i]);
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDNAMES");
+	free(lspecs);
+
+	drop_privileges();
+
+	sigset_t ss;
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGHUP);
+	sigprocmask(SIG_BLOCK, &ss, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if ((sigobj.fd = signalfd(-1, &ss, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
+		die_sys("unable to create a signalfd");
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		die_sys("unable to create an epoll instance");
+	ep_add(sigobj.fd, &sigobj, EPOLLIN);
+	for (struct lsn *l = lsns; l; l = l->next) {
+		ep_add(l->fd, l, EPOLLIN);
+		info("listening on %s", l->name);
+	}
+	if (!cfg.original) {
+		char tn[ADDR_STRLEN];
+		info("forwarding to %s", fmt_addr(&cfg.target, tn, sizeof tn));
+	}
+	now = now_ms();
+	notify_ready(cfg.ready_fd);
+	return loop();
+}

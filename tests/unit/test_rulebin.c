@@ -1,0 +1,145 @@
+/*
+ * Unit tests for core/rulebin: the compiled form round-trips, and any
+ * damage (a flipped byte anywhere, truncation at any length, a field out
+ * of range behind a valid checksum) rejects the whole file.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxyv2.h"
+#include "rulebin.h"
+#include "unit.h"
+
+static const char text[] =
+	"connect tcp 10.0.0.0/8:80 -> unix /run/web/%a-%p.sock proxy-v2 name=web\n"
+	"connect udp [::1]:53 -> abstract dns\n"
+	"bind tcp *:8080 -> fdpass /run/sg/web.sock mode=0660\n"
+	"accept tcp 127.0.0.2:80 from 192.168.0.0/16 -> reject ETIMEDOUT rst\n"
+	"connect 2001:db8::/32 -> nat64 64:ff9b::/96\n"
+	"connect [::1]:443 -> tcp 127.0.0.1:8443 source=192.0.2.1:0\n"
+	"bind -> systemd\n";
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+/* Recompute the body checksum after a deliberate change. */
+static void reseal(uint8_t *b, size_t len)
+{
+	put32(b + 24, crc32c(0, b + 28, len - 28));
+}
+
+static int rejected(const void *b, size_t len, const char *want)
+{
+	struct rules_error e;
+	errno = 0;
+	struct ruleset *rs = rulebin_load(b, len, &e);
+	if (rs) {
+		rules_free(rs);
+		return 0;
+	}
+	if (want && !strstr(e.msg, want)) {
+		printf("#   message was: %s\n", e.msg);
+		return 0;
+	}
+	return errno == EINVAL;
+}
+
+int main(void)
+{
+	struct rules_error e;
+	struct ruleset *rs = rules_parse(text, strlen(text), &e);
+	CHECK(rs != NULL, "source rules parse");
+	if (!rs)
+		return unit_done();
+	void *bin;
+	size_t len;
+	CHECK(rulebin_write(rs, &bin, &len) == 0 && len > 28, "compile");
+	CHECK(rulebin_is(bin, len) && !rulebin_is(text, strlen(text)), "rulebin_is tells the forms apart");
+
+	struct ruleset *back = rulebin_load(bin, len, &e);
+	CHECK(back && back->n == rs->n, "load the compiled form");
+	int same = back != NULL;
+	for (size_t i = 0; same && i < rs->n; i++) {
+		char a[512], b[512];
+		rules_format(rs, &rs->rule[i], a, sizeof a);
+		rules_format(back, &back->rule[i], b, sizeof b);
+		same = !strcmp(a, b);
+		if (!same)
+			printf("#   %s\n#   %s\n", a, b);
+	}
+	CHECK(same, "every rule reads back the same");
+	struct sg_addr d;
+	addr_parse("10.9.9.9:80", &d);
+	struct rules_query q = { RULE_CONNECT, RULE_TCP, &d.u.sa, NULL };
+	CHECK(back && rules_match(back, &q) == &back->rule[0], "the loaded ruleset is indexed and matches");
+
+	void *bin2;
+	size_t len2;
+	CHECK(back && rulebin_write(back, &bin2, &len2) == 0 && len2 == len && !memcmp(bin, bin2, len),
+	      "compile(load(compile(x))) gives the same bytes");
+	if (back)
+		free(bin2);
+	rules_free(back);
+
+	uint8_t *b = malloc(len);
+	int all = 1;
+	for (size_t i = 0; i < len; i++) {
+		memcpy(b, bin, len);
+		b[i] ^= 0x40;
+		if (!rejected(b, len, NULL)) {
+			printf("#   flipping byte %zu was accepted\n", i);
+			all = 0;
+		}
+	}
+	CHECK(all, "a flipped bit in any of %zu bytes rejects the file", len);
+	all = 1;
+	for (size_t n = 0; n < len; n++)
+		if (!rejected(bin, n, NULL)) {
+			printf("#   truncation to %zu accepted\n", n);
+			all = 0;
+		}
+	CHECK(all, "truncation at every length rejects the file");
+
+	memcpy(b, bin, len);
+	b[4] = 9;
+	CHECK(rejected(b, len, "version 9"), "an unknown version is named");
+	memcpy(b, bin, len);
+	put32(b + 12, 1000000);
+	CHECK(rejected(b, len, "do not add up"), "a rule count past the end");
+	memcpy(b, bin, len);
+	put32(b + 12, 0xffffffffu);
+	CHECK(rejected(b, len, "do not add up"), "a rule count that would overflow");
+
+	struct { size_t off; uint8_t val; const char *why; } field[] = {
+		{ 28 + 0, 9, "bad direction" },
+		{ 28 + 1, 0, "bad protocol" },
+		{ 28 + 2, 77, "bad action" },
+		{ 28 + 20, 200, "bad prefix" },
+		{ 28 + 19, 1, "bad prefix" },	/* host bits set under a /104 */
+		{ 28 + 3, 1, "reserved" },
+		{ 28 + 51, 0x80, "unknown option flags" },
+		{ 28 + 63, 0x10, "string offset" },
+		{ 28 + 5 * 72 + 60, 0, "does not check" },	/* tcp target now names a path */
+	};
+	for (size_t i = 0; i < sizeof field / sizeof field[0]; i++) {
+		memcpy(b, bin, len);
+		b[field[i].off] = field[i].val;
+		reseal(b, len);
+		CHECK(rejected(b, len, field[i].why), "behind a valid checksum: %s", field[i].why);
+	}
+	memcpy(b, bin, len);
+	b[len - 1] = 'x';
+	reseal(b, len);
+	CHECK(rejected(b, len, "not terminated"), "an unterminated string pool");
+
+	free(b);
+	free(bin);
+	rules_free(rs);
+	return unit_done();
+}

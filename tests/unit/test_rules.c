@@ -1,0 +1,358 @@
+/*
+ * Unit tests for core/rules: parsing (good and bad input with line:col),
+ * first-match lookup (checked against a plain linear scan on random rule
+ * sets), templates, and writing rules back.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rules.h"
+#include "unit.h"
+
+static struct sg_addr A(const char *s)
+{
+	struct sg_addr a;
+	if (addr_parse(s, &a)) {
+		printf("# bad test address %s\n", s);
+		exit(2);
+	}
+	return a;
+}
+
+static struct ruleset *P(const char *text)
+{
+	struct rules_error e;
+	struct ruleset *rs = rules_parse(text, strlen(text), &e);
+	if (!rs)
+		printf("# parse failed: %u:%u: %s\n", e.line, e.col, e.msg);
+	return rs;
+}
+
+/* Number (1-based) of the rule that matches, 0 for none. */
+static int M(const struct ruleset *rs, int dir, int proto, const char *addr, const char *peer)
+{
+	struct sg_addr a = A(addr), p;
+	if (peer)
+		p = A(peer);
+	struct rules_query q = { dir, proto, &a.u.sa, peer ? &p.u.sa : NULL };
+	const struct rule *r = rules_match(rs, &q);
+	return r ? (int)(r - rs->rule) + 1 : 0;
+}
+
+static void test_parse_good(void)
+{
+	struct ruleset *rs = P("# comment\n"
+			       "connect tcp 10.0.0.0/8:80 -> unix /run/web/%a-%p.sock proxy-v2 name=web\n"
+			       "\n   connect udp [::1]:53 -> abstract dns\t# trailing\n"
+			       "bind tcp *:8080 -> fdpass /run/sg/web.sock mode=0660\n"
+			       "accept tcp 127.0.0.2:80 from 192.168.0.0/16:1024-65535 -> unix /run/a.sock\n"
+			       "accept *:1-1023 -> reject rst; connect * -> reject EACCES\n"
+			       "connect 2001:db8::/32 -> nat64 64:ff9b::/96\n"
+			       "connect [::1]:443 -> tcp 127.0.0.1:8443 source=192.0.2.1:0 ip6\n"
+			       "bind -> systemd web\nbind -> systemd\nconnect -> blackhole\nconnect -> allow\n");
+	CHECK(rs && rs->n == 12, "12 rules parsed from a mixed file");
+	if (!rs)
+		return;
+	const struct rule *r = &rs->rule[0];
+	CHECK(r->dir == RULE_CONNECT && r->proto == RULE_TCP && r->addr.plen == 104 && r->port_lo == 80 &&
+	      r->port_hi == 80 && r->action == ACT_UNIX && (r->flags & RULE_F_PROXY_V2), "rule 1 fields");
+	CHECK_STR(rules_str(rs, r->arg), "/run/web/%a-%p.sock", "rule 1 path template");
+	CHECK_STR(rules_str(rs, r->name), "web", "rule 1 name");
+	CHECK(r->line == 2, "rule 1 line number is 2");
+	CHECK(rs->rule[1].proto == RULE_UDP && rs->rule[1].addr.plen == 128 && rs->rule[1].action == ACT_ABSTRACT,
+	      "udp [::1]:53 abstract");
+	CHECK(rs->rule[2].mode == 0660 && rs->rule[2].dir == RULE_BIND, "mode=0660 on a bind rule");
+	CHECK(rs->rule[3].peer.plen == 96 + 16 && rs->rule[3].pport_lo == 1024, "from 192.168.0.0/16:1024-65535");
+	CHECK(rs->rule[4].action == ACT_REJECT && rs->rule[4].err == ECONNREFUSED && (rs->rule[4].flags & RULE_F_RST),
+	      "reject rst defaults to ECONNREFUSED");
+	CHECK(rs->rule[5].err == EACCES && rs->rule[5].line == 7, "';' separates rules on one line");
+	CHECK(rs->rule[6].action == ACT_NAT64 && rs->rule[6].addr.plen == 32, "nat64 rule");
+	CHECK(rs->rule[7].action == ACT_TCP && rs->rule[7].source != RULE_NONE && (rs->rule[7].flags & RULE_F_IP6),
+	      "tcp target with source= and ip6");
+	CHECK_STR(rules_str(rs, rs->rule[8].arg), "web", "systemd NAME");
+	CHECK(rs->rule[9].arg == RULE_NONE, "systemd without a name");
+	CHECK(rs->rule[11].action == ACT_PASS, "allow is pass");
+	rules_free(rs);
+
+	rs = P("");
+	CHECK(rs && rs->n == 0, "an empty file is an empty ruleset");
+	rules_free(rs);
+	rs = P("# only\n\n;;\n");
+	CHECK(rs && rs->n == 0, "comments and empty rules only");
+	rules_free(rs);
+}
+
+static const struct {
+	const char *text;
+	unsigned line, col;
+	const char *msg;
+} bad[] = {
+	{ "conect tcp * -> pass", 1, 1, "expected a direction" },
+	{ "connect tcp 10.0.0.0/33 -> pass", 1, 13, "bad address or prefix" },
+	{ "connect tcp 10.0.0.1:99999 -> pass", 1, 22, "bad port" },
+	{ "connect tcp 10.0.0.1:90-80 -> pass", 1, 22, "bad port" },
+	{ "\n\nconnect tcp 10.0.0.1 pass", 3, 22, "expected '->'" },
+	{ "connect tcp 10.0.0.1 ->", 1, 25, "expected an action" },
+	{ "connect -> teleport", 1, 12, "unknown action" },
+	{ "connect -> unix", 1, 17, "needs a path" },
+	{ "connect -> unix /x/%q", 1, 20, "bad template" },
+	{ "connect -> tcp 10.0.0.1", 1, 16, "bad target address" },
+	{ "connect -> reject EWHAT", 1, 19, "unknown errno" },
+	{ "connect -> pass frobnicate", 1, 17, "unknown option" },
+	{ "bind * -> fdpass /x mode=0999", 1, 27, "bad mode" },
+	{ "connect from 1.2.3.4 -> pass", 1, 9, "only for accept" },
+	{ "accept tcp * from -> pass", 1, 19, "expected an address after 'from'" },
+	{ "connect [::1 -> pass", 1, 9, "missing ']'" },
+	{ "connect [10.0.0.1]:80 -> pass", 1, 9, "inside [ ]" },
+	{ "connect -> nat64 64:ff9b::/64", 1, 18, "bad nat64 prefix" },
+	{ "connect -> pass ip4 ip6", 1, 1, "match nothing" },
+	{ "connect -> unix /" "0123456789012345678901234567890123456789012345678901234567890123456789"
+	  "0123456789012345678901234567890123456789", 1, 17, "too long" },
+	{ "connect -> pass name=a\x01", 1, 23, "control character" },
+	{ "connect -> pass source=nowhere", 1, 24, "bad source address" },
+	{ "ok\n", 1, 1, "expected a direction" },
+};
+
+static void test_parse_bad(void)
+{
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct rules_error e;
+		errno = 0;
+		struct ruleset *rs = rules_parse(bad[i].text, strlen(bad[i].text), &e);
+		int ok = !rs && errno == EINVAL && e.line == bad[i].line && e.col == bad[i].col &&
+			 strstr(e.msg, bad[i].msg);
+		CHECK(ok, "bad rule %zu rejected at %u:%u with '%s'", i + 1, bad[i].line, bad[i].col, bad[i].msg);
+		if (!ok)
+			printf("#   got %s at %u:%u: %s\n", rs ? "success" : "error", e.line, e.col, e.msg);
+		rules_free(rs);
+	}
+}
+
+static void test_match(void)
+{
+	struct ruleset *rs = P("connect tcp 10.1.2.3:80 -> unix /a\n"		/* 1 */
+			       "connect tcp 10.0.0.0/8:80-90 -> unix /b\n"		/* 2 */
+			       "connect udp 10.0.0.0/8 -> unix /c\n"			/* 3 */
+			       "connect [2001:db8::/32]:443 -> unix /d\n"		/* 4 */
+			       "connect ::ffff:192.168.0.0/112 -> unix /e\n"		/* 5 */
+			       "accept tcp 127.0.0.2:80 from 192.168.1.0/24 -> unix /f\n"	/* 6 */
+			       "accept tcp 127.0.0.2:80 -> reject\n"			/* 7 */
+			       "connect * -> pass ip6\n"				/* 8 */
+			       "bind tcp *:8080 -> fdpass /g\n");			/* 9 */
+	if (!rs)
+		return;
+	CHECK(M(rs, RULE_CONNECT, RULE_TCP, "10.1.2.3:80", NULL) == 1, "exact address and port: rule 1");
+	CHECK(M(rs, RULE_CONNECT, RULE_TCP, "10.1.2.4:80", NULL) == 2, "prefix and port range: rule 2");
+	CHECK(M(rs, RULE_CONNECT, RULE_TCP, "10.1.2.3:91", NULL) == 0, "port outside every range: none");
+	CHECK(M(rs, RULE_CONNECT, RULE_UDP, "10.1.2.3:80", NULL) == 3, "udp skips tcp rules: rule 3");
+	CHECK(M(rs, RULE_CONNECT, RULE_TCP, "[::ffff:10.1.2.3]:80", NULL) == 1,
+	      "IPv4-mapped IPv6 destination matches the IPv4 rule");
+	CHECK(M(rs, RULE_CONNECT, RULE_TCP, "[2001:db8::1]:443", NULL) == 4, "IPv6 prefix: rule 4");
+	CHECK(M(rs, RULE_CONNECT, RULE_TCP, "[2001:db9::1]:443", NULL) == 8, "other IPv6: catch-all ip6 rule 8");
+	CHECK(M(rs, RULE_CONNECT, RULE_TCP, "192.168.3.4:1", NULL) == 5, "::ffff:-form prefix matches IPv4");
+	CHECK(M(rs, RULE_CONNECT, RULE_TCP, "172.16.0.1:1", NULL) == 0, "ip6 catch-all does not take IPv4");
+	CHECK(M(rs, RULE_ACCEPT, RULE_TCP, "127.0.0.2:80", "192.168.1.9:5000") == 6, "accept with matching peer");
+	CHECK(M(rs, RULE_ACCEPT, RULE_TCP, "127.0.0.2:80", "192.168.2.9:5000") == 7, "accept with other peer");
+	CHECK(M(rs, RULE_ACCEPT, RULE_TCP, "127.0.0.2:80", NULL) == 7, "accept with no peer skips peer rules");
+	CHECK(M(rs, RULE_BIND, RULE_TCP, "0.0.0.0:8080", NULL) == 9, "bind *:8080");
+	CHECK(M(rs, RULE_BIND, RULE_TCP, "[::]:8080", NULL) == 9, "bind [::]:8080");
+	CHECK(M(rs, RULE_BIND, RULE_TCP, "0.0.0.0:8081", NULL) == 0, "bind other port: none");
+	struct sg_addr u = A("unix:/tmp/x");
+	struct rules_query q = { RULE_CONNECT, RULE_TCP, &u.u.sa, NULL };
+	CHECK(rules_match(rs, &q) == NULL, "a unix address matches nothing");
+	rules_free(rs);
+
+	rs = P("connect tcp 10.0.0.0/8 -> unix /late\nconnect tcp 10.1.0.0/16 -> unix /early");
+	CHECK(rs && M(rs, RULE_CONNECT, RULE_TCP, "10.1.0.1:1", NULL) == 1, "first match wins over longest prefix");
+	rules_free(rs);
+}
+
+/* ---- differential: index vs a plain scan on random rules ---- */
+
+static uint64_t seed = 88172645463325252ull;
+static uint32_t rnd(void)
+{
+	seed ^= seed << 13;
+	seed ^= seed >> 7;
+	seed ^= seed << 17;
+	return (uint32_t)seed;
+}
+
+static int naive(const struct ruleset *rs, const struct rules_query *q)
+{
+	uint8_t a[16], p[16];
+	addr_to16(q->addr, a);
+	int havep = q->peer && !addr_to16(q->peer, p);
+	int port = addr_port(q->addr), pport = havep ? addr_port(q->peer) : -1;
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct rule *r = &rs->rule[i];
+		if (r->dir != q->dir || !(r->proto & q->proto) || !prefix_match(&r->addr, a) || port < r->port_lo ||
+		    port > r->port_hi)
+			continue;
+		if ((r->flags & RULE_F_IP4) && !addr_is_v4mapped(a))
+			continue;
+		if ((r->flags & RULE_F_IP6) && addr_is_v4mapped(a))
+			continue;
+		if (r->peer.plen || r->pport_lo || r->pport_hi != 65535) {
+			if (!havep || !prefix_match(&r->peer, p) || pport < r->pport_lo || pport > r->pport_hi)
+				continue;
+		}
+		return (int)i + 1;
+	}
+	return 0;
+}
+
+static void random_addr(char *buf, size_t size, int v4, int port)
+{
+	static const char *pool4[] = { "10.0.0.0", "10.1.0.0", "192.168.1.0", "127.0.0.1" };
+	static const char *pool6[] = { "2001:db8::", "2001:db8:1::", "::", "fe80::" };
+	/* mostly near a few bases so that rules overlap */
+	if (v4) {
+		struct in_addr ia;
+		inet_pton(AF_INET, pool4[rnd() % 4], &ia);
+		ia.s_addr ^= htonl(rnd() % 4 ? rnd() & 0xffff : rnd());
+		char h[32];
+		inet_ntop(AF_INET, &ia, h, sizeof h);
+		snprintf(buf, size, "%s:%d", h, port);
+	} else {
+		struct in6_addr ia;
+		inet_pton(AF_INET6, pool6[rnd() % 4], &ia);
+		for (int k = rnd() % 4 ? 12 : 0; k < 16; k++)
+			ia.s6_addr[k] ^= (uint8_t)rnd();
+		if (rnd() % 8 == 0)
+			inet_pton(AF_INET6, "::ffff:10.0.0.1", &ia);
+		char h[64];
+		inet_ntop(AF_INET6, &ia, h, sizeof h);
+		snprintf(buf, size, "[%s]:%d", h, port);
+	}
+}
+
+static void test_differential(void)
+{
+	int mismatches = 0, matched = 0, total = 0;
+	for (int round = 0; round < 60; round++) {
+		int nr = round < 30 ? 1 + (int)(rnd() % 20) : 40 + (int)(rnd() % 400);
+		char *text = malloc((size_t)nr * 160 + 1);
+		size_t len = 0;
+		for (int i = 0; i < nr; i++) {
+			char a[80];
+			int v4 = rnd() % 3 != 0;
+			random_addr(a, sizeof a, v4, 0);
+			*strrchr(a, ':') = 0;	/* drop the port */
+			if (!v4) {	/* strip brackets for a bare prefix */
+				memmove(a, a + 1, strlen(a));
+				a[strlen(a) - 1] = 0;
+			}
+			int plen = v4 ? (int)(rnd() % 33) : (int)(rnd() % 129);
+			int lo = (int)(rnd() % 100), hi = lo + (int)(rnd() % 50);
+			const char *dirs[] = { "connect", "accept", "bind" };
+			const char *protos[] = { "tcp", "udp", "any" };
+			const char *extra = rnd() % 10 == 0 ? " ip4" : rnd() % 10 == 0 ? " ip6" : "";
+			const char *dir = dirs[rnd() % 3];
+			char from[96] = "";
+			if (!strcmp(dir, "accept") && rnd() % 2) {
+				char pa[80];
+				random_addr(pa, sizeof pa, 1, 0);
+				*strrchr(pa, ':') = 0;
+				snprintf(from, sizeof from, " from %s/%d", pa, (int)(rnd() % 33));
+			}
+			if (rnd() % 7 == 0)
+				len += (size_t)sprintf(text + len, "%s %s * -> pass%s\n", dir, protos[rnd() % 3], extra);
+			else if (v4)
+				len += (size_t)sprintf(text + len, "%s %s %s/%d:%d-%d%s -> pass%s\n", dir,
+						       protos[rnd() % 3], a, plen, lo, hi, from, extra);
+			else
+				len += (size_t)sprintf(text + len, "%s %s [%s/%d]:%d-%d%s -> pass%s\n", dir,
+						       protos[rnd() % 3], a, plen, lo, hi, from, extra);
+		}
+		struct rules_error e;
+		struct ruleset *rs = rules_parse(text, len, &e);
+		if (!rs) {
+			printf("# differential: parse failed %u:%u %s\n", e.line, e.col, e.msg);
+			mismatches++;
+			free(text);
+			continue;
+		}
+		for (int k = 0; k < 400; k++) {
+			char qa[80], pa[80];
+			random_addr(qa, sizeof qa, rnd() % 2, (int)(rnd() % 160));
+			random_addr(pa, sizeof pa, 1, (int)(rnd() % 160));
+			struct sg_addr a = A(qa), p = A(pa);
+			struct rules_query q = { 1 + (int)(rnd() % 3), 1 + (int)(rnd() % 2), &a.u.sa,
+						 rnd() % 2 ? &p.u.sa : NULL };
+			const struct rule *r = rules_match(rs, &q);
+			int got = r ? (int)(r - rs->rule) + 1 : 0, want = naive(rs, &q);
+			total++;
+			matched += want != 0;
+			if (got != want) {
+				if (mismatches++ < 5)
+					printf("# mismatch: %s got rule %d want %d (ruleset of %d)\n", qa, got, want, nr);
+			}
+		}
+		rules_free(rs);
+		free(text);
+	}
+	CHECK(mismatches == 0, "indexed lookup equals a linear scan on %d random queries (%d matched)", total,
+	      matched);
+	CHECK(matched > total / 10, "the random queries hit rules often enough to mean something");
+}
+
+static void test_expand(void)
+{
+	struct sg_addr a = A("10.1.2.3:80"), b = A("[2001:db8::1]:443");
+	char buf[108];
+	CHECK(rules_expand("/run/%a-%p.sock", &a.u.sa, buf, sizeof buf) == 21 && !strcmp(buf, "/run/10.1.2.3-80.sock"),
+	      "template with IPv4 address and port");
+	CHECK(rules_expand("/run/%f/%a_%p%%", &b.u.sa, buf, sizeof buf) > 0 && !strcmp(buf, "/run/6/2001:db8::1_443%"),
+	      "template with family, IPv6 address, %%%%");
+	char small[10];
+	errno = 0;
+	CHECK(rules_expand("/run/%a.sock", &a.u.sa, small, sizeof small) == -1 && errno == ENAMETOOLONG,
+	      "expansion that does not fit: ENAMETOOLONG");
+	CHECK(rules_expand("/run/x", &a.u.sa, small, 7) == 6, "exact fit with the NUL");
+	errno = 0;
+	CHECK(rules_expand("/run/x", &a.u.sa, small, 6) == -1 && errno == ENAMETOOLONG, "one byte short");
+}
+
+static void test_format(void)
+{
+	const char *text = "connect tcp 10.0.0.0/8:80 -> unix /run/%a.sock proxy-v2 netns mode=0600 name=x\n"
+			   "accept udp [2001:db8::/32]:1-2 from 1.2.3.4:5 -> reject ETIMEDOUT rst\n"
+			   "bind * -> systemd web\n"
+			   "connect any 0.0.0.0/0 -> tcp [::1]:80 source=[::2]:0 fastopen=epipe shut-rd-rdwr\n";
+	struct ruleset *rs = P(text);
+	if (!rs)
+		return;
+	char out[4096] = "", line[512];
+	for (size_t i = 0; i < rs->n; i++) {
+		CHECK(rules_format(rs, &rs->rule[i], line, sizeof line) > 0, "format rule %zu", i + 1);
+		strcat(out, line);
+		strcat(out, "\n");
+	}
+	struct ruleset *rs2 = P(out);
+	int same = rs2 && rs2->n == rs->n;
+	for (size_t i = 0; same && i < rs->n; i++) {
+		char l2[512];
+		rules_format(rs, &rs->rule[i], line, sizeof line);
+		rules_format(rs2, &rs2->rule[i], l2, sizeof l2);
+		same = !strcmp(line, l2);
+	}
+	CHECK(same, "formatted rules parse back to the same rules");
+	CHECK(rules_format(rs, &rs->rule[0], line, 10) == -1 && errno == ENOSPC, "format into a small buffer: ENOSPC");
+	rules_free(rs);
+	rules_free(rs2);
+}
+
+int main(void)
+{
+	test_parse_good();
+	test_parse_bad();
+	test_match();
+	test_differential();
+	test_expand();
+	test_format();
+	return unit_done();
+}

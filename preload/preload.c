@@ -1,15 +1,527 @@
 /*
  * libsockgate.so: runs inside an unchanged program (LD_PRELOAD). Where no
- * rule matches, every call goes straight to libc. See libsockgate(7).
+ * rule matches, every call goes straight to libc: each wrapper first reads
+ * one atomic flag word of the fd (sg.h) and only a redirected fd takes the
+ * slow path. See libsockgate(7).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <unistd.h>
+#include <netinet/in.h>
 
 #include "real.h"
+#include "sg.h"
 
-#define EXPORT __attribute__((visibility("default")))
+/* ---- socket creation -------------------------------------------------------- */
+
+EXPORT int socket(int domain, int type, int protocol)
+{
+	if (unlikely(domain == AF_INET6) && conf()->block_inet6) {
+		errno = EAFNOSUPPORT;	/* unsock's UNSOCK_BLOCK_INET6 */
+		return -1;
+	}
+	return REAL(socket)(domain, type, protocol);
+}
+
+/* ---- connect and sends ------------------------------------------------------ */
 
 EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
-	return REAL(connect)(fd, sa, len);
+	int handled;
+	int r = out_connect(fd, sa, len, &handled);
+	if (likely(!handled))
+		return REAL(connect)(fd, sa, len);
+	return r;
+}
+
+/* 0: go on; -1: fail with errno; 1: pretend n bytes went (datagram blackhole) */
+static inline int before_write(int fd)
+{
+	if (likely(!(fd_flags(fd) & SF_OUT)))
+		return 0;
+	return out_before_write(fd);
+}
+
+static ssize_t iov_total(const struct iovec *iov, size_t n)
+{
+	size_t t = 0;
+	for (size_t i = 0; i < n; i++)
+		t += iov[i].iov_len;
+	return (ssize_t)t;
+}
+
+/* A connected datagram socket with a per-datagram header: through sendmsg. */
+static ssize_t via_sendmsg(int fd, const void *buf, size_t n, int flags)
+{
+	struct iovec iov = { (void *)buf, n };
+	struct msghdr m;
+	int handled;
+
+	memset(&m, 0, sizeof m);
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	ssize_t r = out_sendmsg(fd, &m, flags, &handled);
+	return handled ? r : REAL(sendmsg)(fd, &m, flags);
+}
+
+EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa, socklen_t len)
+{
+	unsigned f = fd_flags(fd);
+
+	if (likely(!f && !sa))
+		return REAL(sendto)(fd, buf, n, flags, sa, len);
+	if (sa || (f & SF_IN)) {
+		struct iovec iov = { (void *)buf, n };
+		struct msghdr m;
+		int handled;
+
+		memset(&m, 0, sizeof m);
+		m.msg_name = (void *)sa;
+		m.msg_namelen = len;
+		m.msg_iov = &iov;
+		m.msg_iovlen = 1;
+		ssize_t r = out_sendmsg(fd, &m, flags, &handled);
+		if (handled)
+			return r;
+	}
+	int b = before_write(fd);
+	if (b < 0)
+		return -1;
+	if (b > 0)
+		return (ssize_t)n;
+	return REAL(sendto)(fd, buf, n, flags, sa, len);
+}
+
+EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	unsigned f = fd_flags(fd);
+
+	if (likely(!f && !msg->msg_name))
+		return REAL(sendmsg)(fd, msg, flags);
+	if (msg->msg_name || (f & SF_IN)) {
+		int handled;
+		ssize_t r = out_sendmsg(fd, msg, flags, &handled);
+		if (handled)
+			return r;
+	}
+	int b = before_write(fd);
+	if (b < 0)
+		return -1;
+	if (b > 0)
+		return iov_total(msg->msg_iov, msg->msg_iovlen);
+	return REAL(sendmsg)(fd, msg, flags);
+}
+
+EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+	unsigned f = fd_flags(fd);
+
+	if (likely(!f))
+		return REAL(send)(fd, buf, n, flags);
+	if (f & SF_IN)
+		return via_sendmsg(fd, buf, n, flags);
+	int b = before_write(fd);
+	if (b < 0)
+		return -1;
+	if (b > 0)
+		return (ssize_t)n;
+	return REAL(send)(fd, buf, n, flags);
+}
+
+EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+	unsigned f = fd_flags(fd);
+
+	if (likely(!(f & (SF_OUT | SF_IN))))
+		return REAL(write)(fd, buf, n);
+	if (f & SF_IN) {
+		/* datagram sockets and pending connects: the send path knows both */
+		return via_sendmsg(fd, buf, n, 0);
+	}
+	int b = before_write(fd);
+	if (b < 0)
+		return -1;
+	if (b > 0)
+		return (ssize_t)n;
+	return REAL(write)(fd, buf, n);
+}
+
+EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
+{
+	unsigned f = fd_flags(fd);
+
+	if (likely(!(f & (SF_OUT | SF_IN))))
+		return REAL(writev)(fd, iov, n);
+	if ((f & SF_IN) && n >= 0) {
+		struct msghdr m;
+		int handled;
+		memset(&m, 0, sizeof m);
+		m.msg_iov = (struct iovec *)iov;
+		m.msg_iovlen = (size_t)n;
+		ssize_t r = out_sendmsg(fd, &m, 0, &handled);
+		if (handled)
+			return r;
+	}
+	int b = before_write(fd);
+	if (b < 0)
+		return -1;
+	if (b > 0)
+		return iov_total(iov, (size_t)n);
+	return REAL(writev)(fd, iov, n);
+}
+
+EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
+{
+	int b = before_write(out);
+	if (b < 0)
+		return -1;
+	return REAL(sendfile)(out, in, off, n);
+}
+
+EXPORT ssize_t sendfile64(int out, int in, off64_t *off, size_t n)
+{
+	int b = before_write(out);
+	if (b < 0)
+		return -1;
+	return REAL(sendfile64)(out, in, off, n);
+}
+
+EXPORT ssize_t splice(int in, loff_t *offin, int out, loff_t *offout, size_t n, unsigned flags)
+{
+	int b = before_write(out);
+	if (b < 0)
+		return -1;
+	return REAL(splice)(in, offin, out, offout, n, flags);
+}
+
+/* ---- receives: datagram peers are shown as the original destination -------- */
+
+static int pending_recv(int fd)
+{
+	/* a pending connect's placeholder is no socket: nothing to read yet */
+	pthread_mutex_lock(&sg_lock);
+	struct sgconn *c = slot_conn(fd);
+	int st = c ? c->state : 0;
+	pthread_mutex_unlock(&sg_lock);
+	if (st == ST_PENDING || st == ST_BLACKHOLE) {
+		errno = EAGAIN;
+		return 1;
+	}
+	if (st == ST_FAILED) {
+		errno = ENOTCONN;
+		return 1;
+	}
+	return 0;
+}
+
+EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa, socklen_t *len)
+{
+	if (likely(!(fd_flags(fd) & SF_IN)))
+		return REAL(recvfrom)(fd, buf, n, flags, sa, len);
+	if (pending_recv(fd))
+		return -1;
+	ssize_t r = REAL(recvfrom)(fd, buf, n, flags, sa, len);
+	if (r >= 0)
+		out_dgram_peer(fd, sa, len);
+	return r;
+}
+
+EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *sa,
+			      socklen_t *len)
+{
+	if (n > buflen)
+		abort();	/* what glibc's fortify check does */
+	return recvfrom(fd, buf, n, flags, sa, len);
+}
+
+EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	if (likely(!(fd_flags(fd) & SF_IN)))
+		return REAL(recvmsg)(fd, msg, flags);
+	if (pending_recv(fd))
+		return -1;
+	ssize_t r = REAL(recvmsg)(fd, msg, flags);
+	if (r >= 0 && msg->msg_name)
+		out_dgram_peer(fd, msg->msg_name, &msg->msg_namelen);
+	return r;
+}
+
+/* ---- addresses and options --------------------------------------------------- */
+
+static void copy_out(const void *a, socklen_t alen, struct sockaddr *sa, socklen_t *len)
+{
+	memcpy(sa, a, alen < *len ? alen : *len);
+	*len = alen;
+}
+
+EXPORT int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
+{
+	if (likely(!(fd_flags(fd) & SF_SWAPPED)))
+		return REAL(getpeername)(fd, sa, len);
+	pthread_mutex_lock(&sg_lock);
+	struct sgconn *c = slot_conn(fd);
+	if (!c) {
+		pthread_mutex_unlock(&sg_lock);
+		return REAL(getpeername)(fd, sa, len);
+	}
+	struct sockaddr_storage p = c->peer;
+	socklen_t pl = c->peerlen;
+	int st = c->state;
+	pthread_mutex_unlock(&sg_lock);
+	if ((st != ST_CONNECTED && st != ST_DGRAM) || !pl)
+		return errno = ENOTCONN, -1;
+	if (!sa || !len)
+		return errno = EFAULT, -1;
+	copy_out(&p, pl, sa, len);
+	return 0;
+}
+
+EXPORT int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
+{
+	if (likely(!(fd_flags(fd) & SF_SWAPPED)))
+		return REAL(getsockname)(fd, sa, len);
+	pthread_mutex_lock(&sg_lock);
+	struct sgconn *c = slot_conn(fd);
+	if (!c) {
+		pthread_mutex_unlock(&sg_lock);
+		return REAL(getsockname)(fd, sa, len);
+	}
+	struct sockaddr_storage l;
+	socklen_t ll;
+	memset(&l, 0, sizeof l);
+	if (conf()->hacks & HACK_GETSOCKNAME) {
+		/* u-relay-tproxy's getsockname hack: [::]:0 */
+		l.ss_family = AF_INET6;
+		ll = sizeof(struct sockaddr_in6);
+	} else if (c->local_known) {
+		l = c->local;
+		ll = c->locallen;
+	} else {
+		l.ss_family = (sa_family_t)c->family;
+		ll = c->family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	}
+	pthread_mutex_unlock(&sg_lock);
+	if (!sa || !len)
+		return errno = EFAULT, -1;
+	copy_out(&l, ll, sa, len);
+	return 0;
+}
+
+static int put_int(void *val, socklen_t *len, int v)
+{
+	if (!val || !len)
+		return errno = EFAULT, -1;
+	if (*len >= sizeof v) {
+		memcpy(val, &v, sizeof v);
+		*len = sizeof v;
+	} else if (*len > 0) {
+		memset(val, 0, *len);
+		memcpy(val, &v, *len);
+	}
+	return 0;
+}
+
+EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+	if (likely(!(fd_flags(fd) & SF_SWAPPED)))
+		return REAL(getsockopt)(fd, level, name, val, len);
+	pthread_mutex_lock(&sg_lock);
+	struct sgconn *c = slot_conn(fd);
+	if (!c) {
+		pthread_mutex_unlock(&sg_lock);
+		return REAL(getsockopt)(fd, level, name, val, len);
+	}
+	int st = c->state, fam = c->family, type = c->type, err = c->err;
+	if (level == SOL_SOCKET && name == SO_ERROR && st == ST_FAILED)
+		c->err = 0;	/* read once, as the kernel does */
+	pthread_mutex_unlock(&sg_lock);
+	int placeholder = st == ST_PENDING || st == ST_BLACKHOLE;
+
+	if (level == SOL_SOCKET) {
+		switch (name) {
+		case SO_DOMAIN:
+			return put_int(val, len, fam);
+		case SO_TYPE:
+			return put_int(val, len, type);
+		case SO_PROTOCOL:
+			return put_int(val, len, type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP);
+		case SO_ERROR:
+			if (st == ST_FAILED)
+				return put_int(val, len, err);
+			if (placeholder)
+				return put_int(val, len, 0);
+			break;
+		case SO_ACCEPTCONN:
+			return put_int(val, len, 0);
+		}
+		if (placeholder) {
+			if (val && len)
+				memset(val, 0, *len);
+			return 0;
+		}
+		return REAL(getsockopt)(fd, level, name, val, len);
+	}
+	/* TCP, IP and IPv6 options of a socket that is no longer IP: zeros */
+	if (val && len)
+		memset(val, 0, *len);
+	return 0;
+}
+
+EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	if (likely(!(fd_flags(fd) & SF_SWAPPED)))
+		return REAL(setsockopt)(fd, level, name, val, len);
+	pthread_mutex_lock(&sg_lock);
+	struct sgconn *c = slot_conn(fd);
+	int st = c ? c->state : 0;
+	pthread_mutex_unlock(&sg_lock);
+	if (!c)
+		return REAL(setsockopt)(fd, level, name, val, len);
+	if (level != SOL_SOCKET || st == ST_PENDING || st == ST_BLACKHOLE)
+		return 0;	/* accepted without effect */
+	int r = REAL(setsockopt)(fd, level, name, val, len);
+	if (r < 0 && (errno == ENOPROTOOPT || errno == EOPNOTSUPP))
+		return 0;
+	return r;
+}
+
+EXPORT int shutdown(int fd, int how)
+{
+	if (likely(!(fd_flags(fd) & SF_SWAPPED)))
+		return REAL(shutdown)(fd, how);
+	pthread_mutex_lock(&sg_lock);
+	struct sgconn *c = slot_conn(fd);
+	int st = c ? c->state : 0;
+	uint32_t rf = c ? c->rflags : 0;
+	pthread_mutex_unlock(&sg_lock);
+	if (!c)
+		return REAL(shutdown)(fd, how);
+	if (st == ST_PENDING || st == ST_BLACKHOLE || st == ST_FAILED)
+		return errno = ENOTCONN, -1;
+	if (how == SHUT_RD && ((rf & RULE_F_SHUT_RD_RDWR) || (conf()->hacks & HACK_SHUT_RD)))
+		how = SHUT_RDWR;
+	if ((how == SHUT_WR || how == SHUT_RDWR) && before_write(fd) < 0 && errno != EAGAIN)
+		return -1;
+	return REAL(shutdown)(fd, how);
+}
+
+/* ---- fd lifetime ------------------------------------------------------------ */
+
+static void forget(int fd)
+{
+	pthread_mutex_lock(&sg_lock);
+	unsigned f = fd_flags(fd);
+	if (f & SF_EPOLL)
+		ep_note(fd, 0);
+	slot_clear(fd);
+	pthread_mutex_unlock(&sg_lock);
+}
+
+EXPORT int close(int fd)
+{
+	if (unlikely(fd_flags(fd)))
+		forget(fd);
+	return REAL(close)(fd);
+}
+
+/* After newfd became a copy of fd: give it fd's record (or none). */
+static void copied(int fd, int newfd)
+{
+	pthread_mutex_lock(&sg_lock);
+	unsigned f = fd_flags(fd);
+	if (fd_flags(newfd)) {
+		if (fd_flags(newfd) & SF_EPOLL)
+			ep_note(newfd, 0);
+		slot_clear(newfd);
+	}
+	if (f & SF_SWAPPED) {
+		struct slot *s = slot_get(fd, 0);
+		if (s && s->conn)
+			slot_set(newfd, s->conn, f & (SF_OUT | SF_IN));
+	}
+	if (f & SF_EPOLL) {
+		ep_note(newfd, 1);
+		if (slot_get(newfd, 1))
+			slot_setflags(newfd, SF_EPOLL, 0);
+	}
+	pthread_mutex_unlock(&sg_lock);
+}
+
+EXPORT int dup(int fd)
+{
+	int r = REAL(dup)(fd);
+	if (r >= 0 && unlikely(fd_flags(fd) | fd_flags(r)))
+		copied(fd, r);
+	return r;
+}
+
+EXPORT int dup2(int fd, int fd2)
+{
+	int r = REAL(dup2)(fd, fd2);
+	if (r >= 0 && fd != fd2 && unlikely(fd_flags(fd) | fd_flags(fd2)))
+		copied(fd, fd2);
+	return r;
+}
+
+EXPORT int dup3(int fd, int fd2, int flags)
+{
+	int r = REAL(dup3)(fd, fd2, flags);
+	if (r >= 0 && unlikely(fd_flags(fd) | fd_flags(fd2)))
+		copied(fd, fd2);
+	return r;
+}
+
+static int do_fcntl(fcntl_fn real, int fd, int cmd, va_list ap)
+{
+	/* every fcntl argument is an int, a long or a pointer: pass a word */
+	void *arg = va_arg(ap, void *);
+	int r = real(fd, cmd, arg);
+	if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && r >= 0 && unlikely(fd_flags(fd) | fd_flags(r)))
+		copied(fd, r);
+	return r;
+}
+
+EXPORT int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	int r = do_fcntl(REAL(fcntl), fd, cmd, ap);
+	va_end(ap);
+	return r;
+}
+
+EXPORT int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	int r = do_fcntl(REAL(fcntl64), fd, cmd, ap);
+	va_end(ap);
+	return r;
+}
+
+/* ---- the receiving side (bind/listen/accept): see libsockgate(7) ------------ */
+
+EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	return REAL(bind)(fd, sa, len);
+}
+
+EXPORT int listen(int fd, int backlog)
+{
+	return REAL(listen)(fd, backlog);
+}
+
+EXPORT int accept(int fd, struct sockaddr *sa, socklen_t *len)
+{
+	return REAL(accept)(fd, sa, len);
+}
+
+EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
+{
+	return REAL(accept4)(fd, sa, len, flags);
 }

@@ -1,0 +1,232 @@
+/*
+ * Rules for the preload, loaded once on first use (pthread_once) from the
+ * environment: SOCKGATE_RULE (inline, ';'-separated), SOCKGATE_RULES (a text
+ * file, or one compiled by sockgate-asmgen, told apart by its magic), and
+ * the variables of unsock and u-relay-tproxy (see libsockgate(7)).
+ *
+ * Rules that do not load leave every socket alone, after one line on stderr
+ * naming file:line:col; SOCKGATE_STRICT=1 makes inet connects fail instead.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "real.h"
+#include "rulebin.h"
+#include "sg.h"
+
+struct sgconf sg_conf;
+pthread_once_t sg_conf_once = PTHREAD_ONCE_INIT;
+
+void sg_msg(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	int n = snprintf(buf, sizeof buf, "libsockgate: ");
+
+	va_start(ap, fmt);
+	vsnprintf(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	size_t l = strlen(buf);
+	buf[l++] = '\n';
+	ssize_t r = REAL(write)(2, buf, l);
+	(void)r;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	char *buf = NULL;
+	size_t cap = 0, n = 0;
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) == 0 && st.st_size > 0 && st.st_size < (64 << 20))
+		cap = (size_t)st.st_size + 1;
+	else
+		cap = 4096;
+	for (;;) {
+		if (n + 1 >= cap) {
+			if (cap > (64u << 20))
+				goto fail_big;
+			cap *= 2;
+		}
+		char *nb = realloc(buf, cap);
+		if (!nb)
+			goto fail;
+		buf = nb;
+		ssize_t r = read(fd, buf + n, cap - n - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			goto fail;
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	REAL(close)(fd);
+	buf[n] = 0;
+	*len = n;
+	return buf;
+fail_big:
+	errno = EFBIG;
+fail:;
+	int e = errno;
+	REAL(close)(fd);
+	free(buf);
+	errno = e;
+	return NULL;
+}
+
+static int add(struct ruleset *rs)
+{
+	if (sg_conf.nrs >= (int)(sizeof sg_conf.rs / sizeof sg_conf.rs[0])) {
+		rules_free(rs);
+		return 0;
+	}
+	sg_conf.rs[sg_conf.nrs++] = rs;
+	for (size_t i = 0; i < rs->n; i++) {
+		if (rs->rule[i].dir == RULE_CONNECT)
+			sg_conf.have_connect = 1;
+		if (rs->rule[i].flags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1))
+			sg_conf.have_proxy = 1;
+	}
+	return 0;
+}
+
+static void broken(const char *where, const struct rules_error *e)
+{
+	if (e->line)
+		sg_msg("%s:%u:%u: %s (no socket is redirected%s)", where, e->line, e->col, e->msg,
+		       sg_conf.strict ? "; SOCKGATE_STRICT=1: inet connects fail" : "");
+	else
+		sg_msg("%s: %s (no socket is redirected%s)", where, e->msg,
+		       sg_conf.strict ? "; SOCKGATE_STRICT=1: inet connects fail" : "");
+	sg_conf.broken = 1;
+}
+
+static int load_text(const char *where, const char *text, size_t len)
+{
+	struct rules_error e;
+
+	memset(&e, 0, sizeof e);
+	struct ruleset *rs = rules_parse(text, len, &e);
+	if (!rs) {
+		if (errno == ENOMEM && !e.msg[0])
+			snprintf(e.msg, sizeof e.msg, "out of memory");
+		broken(where, &e);
+		return -1;
+	}
+	return add(rs);
+}
+
+static int load_file(const char *path)
+{
+	size_t len;
+	char *buf = slurp(path, &len);
+	struct rules_error e;
+
+	memset(&e, 0, sizeof e);
+	if (!buf) {
+		snprintf(e.msg, sizeof e.msg, "cannot read rules: %s", strerror(errno));
+		broken(path, &e);
+		return -1;
+	}
+	int r;
+	if (rulebin_is(buf, len)) {
+		struct ruleset *rs = rulebin_load(buf, len, &e);
+		if (!rs) {
+			if (!e.msg[0])
+				snprintf(e.msg, sizeof e.msg, "bad compiled rules: %s", strerror(errno));
+			broken(path, &e);
+			r = -1;
+		} else {
+			r = add(rs);
+		}
+	} else {
+		r = load_text(path, buf, len);
+	}
+	free(buf);
+	return r;
+}
+
+/* unsock: connections to UNSOCK_ADDR (default 127.175.0.0/32) go to UNSOCK_DIR/PORT.sock */
+static int load_unsock(const char *dir)
+{
+	const char *addr = getenv("UNSOCK_ADDR");
+	char a[64], text[512];
+
+	if (!addr || !*addr)
+		addr = "127.175.0.0/32";
+	snprintf(a, sizeof a, "%s", addr);
+	/* unsock: "/0" means every IPv4 address (only IPv4 is intercepted) */
+	char *slash = strchr(a, '/');
+	if (slash && !strcmp(slash, "/0"))
+		snprintf(a, sizeof a, "0.0.0.0/0");
+	const char *sep = dir[0] && dir[strlen(dir) - 1] == '/' ? "" : "/";
+	if (strpbrk(dir, " \t;#%") || strpbrk(a, " \t;#")) {
+		struct rules_error e = { 0, 0, "UNSOCK_DIR or UNSOCK_ADDR has a character rules cannot carry" };
+		broken("UNSOCK_DIR", &e);
+		return -1;
+	}
+	snprintf(text, sizeof text, "connect %s -> unix %s%s%%p.sock\n", a, dir, sep);
+	return load_text("UNSOCK_DIR", text, strlen(text));
+}
+
+void sg_conf_load(void)
+{
+	const char *s;
+	int saved = errno;
+
+	s = getenv("SOCKGATE_STRICT");
+	sg_conf.strict = s && !strcmp(s, "1");
+	s = getenv("UNSOCK_BLOCK_INET6");
+	sg_conf.block_inet6 = s && *s && strcmp(s, "0");
+	s = getenv("URELAY_TPROXY_LOCAL_FLAGS");
+	if (s && *s)
+		sg_conf.hacks = (unsigned)strtoull(s, NULL, 0);
+	if (sg_conf.hacks & 0x80000u)
+		sg_msg("URELAY_TPROXY_LOCAL_FLAGS 0x80000 (gai-hack) is not supported; ignored");
+	if (getenv("URELAY_TPROXY_FILE"))
+		sg_msg("URELAY_TPROXY_FILE is not supported; write the rules as text "
+		       "(sockgate-rules(5)) and set SOCKGATE_RULES; ignored");
+
+	s = getenv("SOCKGATE_RULE");
+	if (s && *s && load_text("SOCKGATE_RULE", s, strlen(s)) < 0)
+		goto out;
+	s = getenv("SOCKGATE_RULES");
+	if (s && *s && load_file(s) < 0)
+		goto out;
+	s = getenv("UNSOCK_DIR");
+	if (s && *s && load_unsock(s) < 0)
+		goto out;
+out:
+	if (sg_conf.broken) {
+		for (int i = 0; i < sg_conf.nrs; i++)
+			rules_free(sg_conf.rs[i]);
+		sg_conf.nrs = 0;
+		sg_conf.have_connect = sg_conf.have_proxy = 0;
+	}
+	errno = saved;
+}
+
+const struct rule *sg_match(int dir, int proto, const struct sockaddr *sa, const struct ruleset **rsp)
+{
+	struct rules_query q = { .dir = dir, .proto = proto, .addr = sa, .peer = NULL };
+
+	for (int i = 0; i < sg_conf.nrs; i++) {
+		const struct rule *r = rules_match(sg_conf.rs[i], &q);
+		if (r) {
+			if (rsp)
+				*rsp = sg_conf.rs[i];
+			return r;
+		}
+	}
+	return NULL;
+}

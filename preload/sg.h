@@ -1,0 +1,148 @@
+/*
+ * Internal to libsockgate.so: the per-fd state table, the loaded rules, and
+ * what the wrappers share. See libsockgate(7) for the behaviour.
+ *
+ * The fd table is two-level (chunks of 1024 slots, allocated on first use
+ * and never freed), so a wrapper finds "is this fd one of ours?" with two
+ * loads and no lock. Each slot holds atomic flags read by the fast paths
+ * and a pointer to the connection record, which is read and changed only
+ * under the one global mutex (held for short, non-blocking sections; taken
+ * around fork() so the child starts with it free).
+ */
+#ifndef SOCKGATE_SG_H
+#define SOCKGATE_SG_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#include "rules.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* slot flags */
+#define SF_SWAPPED	0x1u	/* the fd is a redirected socket (slot.conn valid) */
+#define SF_OUT		0x2u	/* writes need us: header pending, connect pending or failed */
+#define SF_IN		0x4u	/* receives need us: datagram peer addresses */
+#define SF_EPOLL	0x8u	/* the fd is an epoll instance */
+
+/* connection states */
+enum { ST_CONNECTED = 1, ST_PENDING, ST_FAILED, ST_BLACKHOLE, ST_DGRAM };
+
+#define UMAP_N 8
+
+struct sgconn {
+	int refs;			/* slots pointing here (dup) + helper thread */
+	int family, type;		/* what the program created */
+	int state;
+	int err;			/* ST_FAILED: what SO_ERROR reports (once) */
+	int cancelled;			/* pending: every fd closed */
+	ino_t ino;			/* inode of the file behind the fd (placeholder while pending) */
+	uint32_t rflags;		/* RULE_F_* of the rule */
+	int action;
+	struct sockaddr_storage peer;	/* the destination the program asked for */
+	socklen_t peerlen;
+	struct sockaddr_storage local;	/* what getsockname() answers */
+	socklen_t locallen;
+	int local_known;
+	unsigned char *hdr;		/* PROXY header bytes not yet sent */
+	size_t hdrlen, hdroff;
+	int pw;				/* pending: write end of the placeholder pipe */
+	/* datagrams: unix path a destination went to -> that destination */
+	struct umap {
+		struct sockaddr_un un;
+		socklen_t unlen;
+		struct sockaddr_storage in;
+		socklen_t inlen;
+	} map[UMAP_N];
+	unsigned nmap;
+	unsigned char *dghdr;		/* datagrams: header put before each one */
+	size_t dghdrlen;
+};
+
+struct slot {
+	unsigned flags;			/* SF_*, atomic */
+	struct sgconn *conn;		/* under sg_lock */
+};
+
+#define SLOT_BITS 10
+#define SLOT_N (1u << SLOT_BITS)
+#define CHUNK_N 1024u			/* fds up to 1M */
+
+extern struct slot *sg_chunks[CHUNK_N];
+extern pthread_mutex_t sg_lock;
+
+static inline unsigned fd_flags(int fd)
+{
+	unsigned c = (unsigned)fd >> SLOT_BITS;
+	if (unlikely(c >= CHUNK_N))
+		return 0;
+	struct slot *s = __atomic_load_n(&sg_chunks[c], __ATOMIC_ACQUIRE);
+	if (likely(!s))
+		return 0;
+	return __atomic_load_n(&s[fd & (SLOT_N - 1)].flags, __ATOMIC_ACQUIRE);
+}
+
+/* Under sg_lock: the slot of fd, allocated when alloc is set (NULL: ENOMEM / out of range). */
+struct slot *slot_get(int fd, int alloc);
+/* Under sg_lock: attach conn to fd (takes a reference) with flags. */
+int slot_set(int fd, struct sgconn *c, unsigned flags);
+/* Under sg_lock: forget fd; drops the reference. */
+void slot_clear(int fd);
+/* Under sg_lock: the conn of fd if the fd still is the file we swapped in, else clears the slot. */
+struct sgconn *slot_conn(int fd);
+void conn_put(struct sgconn *c);
+void slot_setflags(int fd, unsigned set, unsigned clear);
+
+/* configuration (conf.c) */
+struct sgconf {
+	struct ruleset *rs[4];
+	int nrs;
+	int broken;			/* the rules did not load: leave sockets alone */
+	int strict;			/* ...but with SOCKGATE_STRICT=1 refuse inet connects */
+	int block_inet6;		/* UNSOCK_BLOCK_INET6 */
+	unsigned hacks;			/* URELAY_TPROXY_LOCAL_FLAGS */
+	int have_connect;		/* some connect rule exists */
+	int have_proxy;			/* some rule asks for a PROXY header */
+};
+#define HACK_SHUT_RD	0x10000u
+#define HACK_FASTOPEN	0x20000u
+#define HACK_GETSOCKNAME 0x40000u
+
+extern struct sgconf sg_conf;
+void sg_conf_load(void);
+extern pthread_once_t sg_conf_once;
+static inline const struct sgconf *conf(void)
+{
+	pthread_once(&sg_conf_once, sg_conf_load);
+	return &sg_conf;
+}
+/* First matching rule over all loaded rulesets, and which ruleset it is in. */
+const struct rule *sg_match(int dir, int proto, const struct sockaddr *sa, const struct ruleset **rs);
+void sg_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* getaddrinfo memory (gai.c) */
+void gai_remember(const char *name, const struct addrinfo *res);
+int gai_lookup(const struct sockaddr *sa, char *name, size_t size);
+
+/* epoll registrations carried across a swap (epoll.c) */
+struct epreg {
+	int epfd;
+	uint32_t events;
+	uint64_t data;
+};
+int ep_capture(int fd, ino_t ino, struct epreg *out, int max);
+void ep_restore(int fd, const struct epreg *r, int n);
+void ep_note(int epfd, int add);
+
+/* outgoing (out.c) */
+int out_connect(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
+ssize_t out_sendmsg(int fd, const struct msghdr *msg, int flags, int *handled);
+int out_before_write(int fd);
+void out_dgram_peer(int fd, struct sockaddr *sa, socklen_t *len);
+
+#endif

@@ -5,3 +5,4 @@
  */
 APPLET(asmgen, asmgen_main, "compile, check and dump rules files")
 APPLET(relay, relay_main, "forward connections (Unix, TCP, passed fds) with splice, PROXY headers and allow rules")
+APPLET(run, run_main, "check the rules and run a program with libsockgate.so preloaded")

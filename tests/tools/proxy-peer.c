@@ -161,9 +161,11 @@ static int do_send(int argc, char **argv)
 			usleep(2000);
 		writeall(fd, out + off, k);
 	}
+	free(out);
 	shutdown(fd, SHUT_WR);
 	while ((r = read(fd, data, sizeof data)) > 0)
 		writeall(1, data, (size_t)r);
+	close(fd);
 	return 0;
 }
 

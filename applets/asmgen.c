@@ -15,7 +15,7 @@
 #include "util.h"
 
 static const char usage[] =
-	"sockgate-asmgen RULES -o OUTPUT | --check RULES | --dump RULES";
+	"sockgate-asmgen RULES -o OUTPUT\n       sockgate-asmgen --check RULES\n       sockgate-asmgen --dump RULES";
 
 /* Load text or compiled rules; on bad input print file:line:col and exit 1. */
 static struct ruleset *load(const char *path)

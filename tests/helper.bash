@@ -1,5 +1,6 @@
 # Shared set-up for the bats suites: paths to what `make` built, a private
 # temp dir per test, waiting for readiness, and cleanup of what a test starts.
+bats_require_minimum_version 1.5.0
 bats_load_library bats-support
 bats_load_library bats-assert
 

@@ -676,7 +676,7 @@ static const struct rule *lookup(int fd, const struct sockaddr *sa, socklen_t le
 		return NULL;
 	const struct sgconf *cf = conf();
 	if (unlikely(cf->broken)) {
-		if (cf->strict && sock_info(fd, domain, type) == 0 &&
+		if (cf->strict && (*domain || sock_info(fd, domain, type) == 0) &&
 		    (*type == SOCK_STREAM || *type == SOCK_DGRAM))
 			*strict_refuse = 1;
 		return NULL;
@@ -687,7 +687,8 @@ static const struct rule *lookup(int fd, const struct sockaddr *sa, socklen_t le
 	const struct rule *r = sg_match(RULE_CONNECT, RULE_ANYPROTO, (struct sockaddr *)dst, rs);
 	if (likely(!r))
 		return NULL;
-	if (sock_info(fd, domain, type) < 0 || *domain != sa->sa_family)
+	/* a redirected socket says what it was (the caller fills domain and type) */
+	if ((!*domain && sock_info(fd, domain, type) < 0) || *domain != sa->sa_family)
 		return NULL;
 	if (*type != SOCK_STREAM && *type != SOCK_DGRAM)
 		return NULL;
@@ -931,9 +932,8 @@ int out_connect_swapped(int fd, const struct sockaddr *sa, socklen_t len, int *h
 	}
 	struct sockaddr_storage dst;
 	const struct ruleset *rs = NULL;
-	int dom, type, strict;
+	int dom = domain, type = SOCK_DGRAM, strict;
 	const struct rule *r = lookup(fd, sa, len, &dst, &rs, &dom, &type, &strict);
-	(void)dom;
 	if (!r)
 		return errno = ENETUNREACH, -1;	/* an AF_UNIX socket now: it cannot reach IP */
 	pthread_mutex_lock(&sg_lock);
@@ -969,6 +969,8 @@ ssize_t out_sendmsg(int fd, const struct msghdr *msg, int flags, int *handled)
 		pthread_mutex_lock(&sg_lock);
 		struct sgconn *c = slot_conn(fd);
 		int st = c ? c->state : 0;
+		domain = c ? c->family : 0;
+		type = c ? c->type : 0;
 		pthread_mutex_unlock(&sg_lock);
 		if (!c)
 			goto fresh;
@@ -1022,6 +1024,7 @@ ssize_t out_sendmsg(int fd, const struct msghdr *msg, int flags, int *handled)
 fresh:
 	if (!sa)
 		return 0;
+	domain = type = 0;
 	r = lookup(fd, sa, len, &dst, &rs, &domain, &type, &strict);
 	if (!r) {
 		if (strict) {

@@ -75,6 +75,13 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct
 
 	if (likely(!f && !sa))
 		return REAL(sendto)(fd, buf, n, flags, sa, len);
+	if (f & SF_OUT) {
+		int b = before_write(fd);
+		if (b < 0)
+			return -1;
+		if (b > 0)
+			return (ssize_t)n;
+	}
 	if (sa || (f & SF_IN)) {
 		struct iovec iov = { (void *)buf, n };
 		struct msghdr m;
@@ -103,6 +110,13 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 
 	if (likely(!f && !msg->msg_name))
 		return REAL(sendmsg)(fd, msg, flags);
+	if (f & SF_OUT) {
+		int b = before_write(fd);
+		if (b < 0)
+			return -1;
+		if (b > 0)
+			return iov_total(msg->msg_iov, msg->msg_iovlen);
+	}
 	if (msg->msg_name || (f & SF_IN)) {
 		int handled;
 		ssize_t r = out_sendmsg(fd, msg, flags, &handled);
@@ -121,15 +135,15 @@ EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
 	unsigned f = fd_flags(fd);
 
-	if (likely(!f))
+	if (likely(!(f & (SF_OUT | SF_IN))))
 		return REAL(send)(fd, buf, n, flags);
-	if (f & SF_IN)
-		return via_sendmsg(fd, buf, n, flags);
 	int b = before_write(fd);
 	if (b < 0)
 		return -1;
 	if (b > 0)
 		return (ssize_t)n;
+	if (f & SF_IN)
+		return via_sendmsg(fd, buf, n, flags);
 	return REAL(send)(fd, buf, n, flags);
 }
 
@@ -139,15 +153,13 @@ EXPORT ssize_t write(int fd, const void *buf, size_t n)
 
 	if (likely(!(f & (SF_OUT | SF_IN))))
 		return REAL(write)(fd, buf, n);
-	if (f & SF_IN) {
-		/* datagram sockets and pending connects: the send path knows both */
-		return via_sendmsg(fd, buf, n, 0);
-	}
 	int b = before_write(fd);
 	if (b < 0)
 		return -1;
 	if (b > 0)
 		return (ssize_t)n;
+	if (f & SF_IN)
+		return via_sendmsg(fd, buf, n, 0);	/* datagrams: a header may go first */
 	return REAL(write)(fd, buf, n);
 }
 
@@ -157,6 +169,11 @@ EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
 
 	if (likely(!(f & (SF_OUT | SF_IN))))
 		return REAL(writev)(fd, iov, n);
+	int b = before_write(fd);
+	if (b < 0)
+		return -1;
+	if (b > 0)
+		return iov_total(iov, (size_t)n);
 	if ((f & SF_IN) && n >= 0) {
 		struct msghdr m;
 		int handled;
@@ -167,11 +184,6 @@ EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
 		if (handled)
 			return r;
 	}
-	int b = before_write(fd);
-	if (b < 0)
-		return -1;
-	if (b > 0)
-		return iov_total(iov, (size_t)n);
 	return REAL(writev)(fd, iov, n);
 }
 
@@ -197,6 +209,12 @@ EXPORT ssize_t splice(int in, loff_t *offin, int out, loff_t *offout, size_t n, 
 	if (b < 0)
 		return -1;
 	return REAL(splice)(in, offin, out, offout, n, flags);
+}
+
+static void copy_out(const void *a, socklen_t alen, struct sockaddr *sa, socklen_t *len)
+{
+	memcpy(sa, a, alen < *len ? alen : *len);
+	*len = alen;
 }
 
 /* ---- receives: datagram peers are shown as the original destination -------- */
@@ -225,9 +243,16 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr 
 		return REAL(recvfrom)(fd, buf, n, flags, sa, len);
 	if (pending_recv(fd))
 		return -1;
-	ssize_t r = REAL(recvfrom)(fd, buf, n, flags, sa, len);
-	if (r >= 0)
-		out_dgram_peer(fd, sa, len);
+	if (!sa || !len)
+		return REAL(recvfrom)(fd, buf, n, flags, sa, len);
+	/* the unix sender's address may not fit the caller's inet-sized buffer */
+	struct sockaddr_storage from;
+	socklen_t fl = sizeof from;
+	ssize_t r = REAL(recvfrom)(fd, buf, n, flags, (struct sockaddr *)&from, &fl);
+	if (r >= 0) {
+		out_dgram_peer(fd, (struct sockaddr *)&from, &fl);
+		copy_out(&from, fl, sa, len);
+	}
 	return r;
 }
 
@@ -245,19 +270,24 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 		return REAL(recvmsg)(fd, msg, flags);
 	if (pending_recv(fd))
 		return -1;
-	ssize_t r = REAL(recvmsg)(fd, msg, flags);
-	if (r >= 0 && msg->msg_name)
-		out_dgram_peer(fd, msg->msg_name, &msg->msg_namelen);
+	if (!msg->msg_name)
+		return REAL(recvmsg)(fd, msg, flags);
+	struct sockaddr_storage from;
+	struct msghdr m = *msg;
+	m.msg_name = &from;
+	m.msg_namelen = sizeof from;
+	ssize_t r = REAL(recvmsg)(fd, &m, flags);
+	msg->msg_controllen = m.msg_controllen;
+	msg->msg_flags = m.msg_flags;
+	if (r >= 0) {
+		socklen_t fl = m.msg_namelen;
+		out_dgram_peer(fd, (struct sockaddr *)&from, &fl);
+		copy_out(&from, fl, msg->msg_name, &msg->msg_namelen);
+	}
 	return r;
 }
 
 /* ---- addresses and options --------------------------------------------------- */
-
-static void copy_out(const void *a, socklen_t alen, struct sockaddr *sa, socklen_t *len)
-{
-	memcpy(sa, a, alen < *len ? alen : *len);
-	*len = alen;
-}
 
 EXPORT int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
 {

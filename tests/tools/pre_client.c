@@ -1,0 +1,401 @@
+/*
+ * Test client for tests/preload.bats and the preload benchmark: plain TCP
+ * code (as any program would have) that the library redirects.
+ *
+ *   pre_client errno HOST PORT            blocking connect; prints "ok" or the errno name
+ *   pre_client nb HOST PORT [--gate FILE]  non-blocking connect, poll, SO_ERROR, 256 KiB
+ *                                         echoed back and compared; with --gate, first
+ *                                         shows the socket is not writable, then creates
+ *                                         FILE (the server starts accepting)
+ *   pre_client fill PATH                  connects to unix PATH until the backlog is full
+ *                                         (then runs "nb" with the remaining arguments)
+ *   pre_client epoll HOST PORT            registers EPOLLOUT before connect(), non-blocking
+ *   pre_client threads HOST PORT T N      T threads x N connections, each echoes a line;
+ *                                         counts /proc/self/fd before and after
+ *   pre_client fork HOST PORT             a child after fork() and the parent each connect
+ *   pre_client peer HOST PORT             prints getpeername/getsockname after connect
+ *   pre_client bench N                    N connects to a loopback listener of its own;
+ *                                         prints nanoseconds per connect()
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *ename(int e)
+{
+	switch (e) {
+	case ECONNREFUSED: return "ECONNREFUSED";
+	case ENAMETOOLONG: return "ENAMETOOLONG";
+	case ETIMEDOUT: return "ETIMEDOUT";
+	case EACCES: return "EACCES";
+	case EPERM: return "EPERM";
+	case EHOSTUNREACH: return "EHOSTUNREACH";
+	case ENETUNREACH: return "ENETUNREACH";
+	case EINPROGRESS: return "EINPROGRESS";
+	case EAGAIN: return "EAGAIN";
+	case ECONNRESET: return "ECONNRESET";
+	case EPIPE: return "EPIPE";
+	}
+	static char b[32];
+	snprintf(b, sizeof b, "errno%d", e);
+	return b;
+}
+
+static void fail(const char *what)
+{
+	printf("FAIL %s: %s\n", what, ename(errno));
+	exit(1);
+}
+
+static socklen_t addr(const char *host, const char *port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof *ss);
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)atoi(port));
+		return sizeof *s4;
+	}
+	if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)atoi(port));
+		return sizeof *s6;
+	}
+	fprintf(stderr, "bad host %s\n", host);
+	exit(2);
+}
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;	/* the DIR's own fd */
+}
+
+static int write_all(int s, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(s, p, n);
+		if (w < 0 && (errno == EINTR || errno == EAGAIN)) {
+			struct pollfd pf = { s, POLLOUT, 0 };
+			poll(&pf, 1, 1000);
+			continue;
+		}
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* one line out, the same line back */
+static int echo_line(int s, const char *line)
+{
+	char buf[256];
+	size_t n = strlen(line), got = 0;
+	if (write_all(s, line, n) < 0)
+		return -1;
+	while (got < n) {
+		ssize_t r = read(s, buf + got, sizeof buf - got);
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return got == n && !memcmp(buf, line, n) ? 0 : -1;
+}
+
+static int cmd_errno(int argc, char **argv)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = addr(argv[2], argv[3], &ss);
+	int s = socket(ss.ss_family, SOCK_STREAM, 0);
+	if (connect(s, (struct sockaddr *)&ss, l) == 0)
+		printf("ok\n");
+	else
+		printf("%s\n", ename(errno));
+	return 0;
+}
+
+static int cmd_peer(int argc, char **argv)
+{
+	struct sockaddr_storage ss, a;
+	socklen_t l = addr(argv[2], argv[3], &ss), al = sizeof a;
+	char h[64];
+	int s = socket(ss.ss_family, SOCK_STREAM, 0);
+	if (connect(s, (struct sockaddr *)&ss, l) < 0)
+		fail("connect");
+	if (getpeername(s, (struct sockaddr *)&a, &al) < 0)
+		fail("getpeername");
+	if (a.ss_family == AF_INET)
+		printf("peer %s:%d\n", inet_ntop(AF_INET, &((struct sockaddr_in *)&a)->sin_addr, h, sizeof h),
+		       ntohs(((struct sockaddr_in *)&a)->sin_port));
+	else
+		printf("peer family %d\n", a.ss_family);
+	al = sizeof a;
+	if (getsockname(s, (struct sockaddr *)&a, &al) < 0)
+		fail("getsockname");
+	printf("local family %s\n", a.ss_family == AF_INET ? "inet" : a.ss_family == AF_INET6 ? "inet6" : "other");
+	int one = 1, v = -1, dom = 0;
+	socklen_t vl = sizeof v;
+	if (setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+		fail("setsockopt TCP_NODELAY");
+	vl = sizeof dom;
+	getsockopt(s, SOL_SOCKET, SO_DOMAIN, &dom, &vl);
+	printf("domain %s\n", dom == AF_INET ? "inet" : "other");
+	int fl = fcntl(s, F_GETFD);
+	printf("cloexec %d\n", !!(fl & FD_CLOEXEC));
+	(void)v;
+	if (echo_line(s, "peer-check\n") < 0)
+		fail("echo");
+	printf("echo ok\n");
+	return 0;
+}
+
+static int cmd_nb(int argc, char **argv, int argi)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = addr(argv[argi], argv[argi + 1], &ss);
+	const char *gate = argc > argi + 3 && !strcmp(argv[argi + 2], "--gate") ? argv[argi + 3] : NULL;
+	int s = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int r = connect(s, (struct sockaddr *)&ss, l);
+	printf("connect: %s\n", r == 0 ? "0" : ename(errno));
+	if (r < 0 && errno != EINPROGRESS)
+		return 1;
+	struct pollfd p = { s, POLLOUT, 0 };
+	if (gate) {
+		int n = poll(&p, 1, 300);
+		printf("before accept: %s\n", n == 0 ? "not writable" : "writable");
+		char c = 'x';
+		ssize_t w = write(s, &c, 1);
+		printf("early write: %s\n", w < 0 ? ename(errno) : "went");
+		int fd = open(gate, O_CREAT | O_WRONLY, 0600);
+		close(fd);
+	}
+	p.revents = 0;
+	int n = poll(&p, 1, 10000);
+	printf("poll: %s\n", n == 1 && (p.revents & POLLOUT) ? "writable" : "timeout");
+	int err = -1;
+	socklen_t el = sizeof err;
+	getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &el);
+	printf("so_error: %d\n", err);
+	printf("flags: %s %s\n", (fcntl(s, F_GETFL) & O_NONBLOCK) ? "nonblock" : "block",
+	       (fcntl(s, F_GETFD) & FD_CLOEXEC) ? "cloexec" : "inherit");
+	/* 256 KiB of a pattern, echoed back: nothing lost, nothing reordered */
+	size_t total = 256 * 1024, sent = 0, got = 0;
+	char *out = malloc(total), *in = malloc(total);
+	for (size_t i = 0; i < total; i++)
+		out[i] = (char)('a' + (i * 7 + i / 251) % 26);
+	while (got < total) {
+		struct pollfd q = { s, POLLIN | (sent < total ? POLLOUT : 0), 0 };
+		if (poll(&q, 1, 10000) <= 0) {
+			printf("stalled at sent=%zu got=%zu\n", sent, got);
+			return 1;
+		}
+		if ((q.revents & POLLOUT) && sent < total) {
+			ssize_t w = send(s, out + sent, total - sent > 65536 ? 65536 : total - sent, MSG_NOSIGNAL);
+			if (w > 0)
+				sent += (size_t)w;
+			else if (w < 0 && errno != EAGAIN)
+				fail("send");
+		}
+		if (q.revents & (POLLIN | POLLHUP)) {
+			ssize_t rr = recv(s, in + got, total - got, 0);
+			if (rr > 0)
+				got += (size_t)rr;
+			else if (rr == 0 || errno != EAGAIN)
+				fail("recv");
+		}
+	}
+	printf("echo: %s %zu bytes\n", memcmp(in, out, total) ? "MISMATCH" : "same", total);
+	return 0;
+}
+
+static int cmd_fill(int argc, char **argv)
+{
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	int n = 0;
+	snprintf(un.sun_path, sizeof un.sun_path, "%s", argv[2]);
+	for (;;) {
+		int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		if (connect(s, (struct sockaddr *)&un, sizeof un) < 0) {
+			if (errno != EAGAIN)
+				fail("fill connect");
+			close(s);
+			break;
+		}
+		n++;	/* kept open: it holds its place in the queue */
+	}
+	printf("filled %d\n", n);
+	return cmd_nb(argc, argv, 3);
+}
+
+static int cmd_epoll(int argc, char **argv)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = addr(argv[2], argv[3], &ss);
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	int s = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	struct epoll_event ev = { .events = EPOLLOUT, .data.u64 = 0x5eed };
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev) < 0)
+		fail("epoll_ctl");
+	int r = connect(s, (struct sockaddr *)&ss, l);
+	printf("connect: %s\n", r == 0 ? "0" : ename(errno));
+	struct epoll_event got;
+	int n = epoll_wait(ep, &got, 1, 5000);
+	printf("epoll: %d data=%llx out=%d\n", n, (unsigned long long)got.data.u64, !!(got.events & EPOLLOUT));
+	ev.events = EPOLLIN;
+	epoll_ctl(ep, EPOLL_CTL_MOD, s, &ev);
+	const char *msg = "via-epoll\n";
+	if (write_all(s, msg, strlen(msg)) < 0)
+		fail("write");
+	n = epoll_wait(ep, &got, 1, 5000);
+	char buf[64];
+	ssize_t rr = read(s, buf, sizeof buf);
+	printf("reply: %.*s", (int)(rr > 0 ? rr : 0), buf);
+	return 0;
+}
+
+struct targ {
+	struct sockaddr_storage ss;
+	socklen_t l;
+	int id, n, bad;
+};
+
+static void *thr(void *p)
+{
+	struct targ *t = p;
+	char line[64];
+	for (int j = 0; j < t->n; j++) {
+		int s = socket(t->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		snprintf(line, sizeof line, "thread %d conn %d\n", t->id, j);
+		if (s < 0 || connect(s, (struct sockaddr *)&t->ss, t->l) < 0 || echo_line(s, line) < 0)
+			t->bad++;
+		close(s);
+	}
+	return NULL;
+}
+
+static int cmd_threads(int argc, char **argv)
+{
+	int nt = atoi(argv[4]), n = atoi(argv[5]), bad = 0;
+	struct targ t[64];
+	pthread_t th[64];
+	int before = count_fds();
+	if (nt > 64)
+		nt = 64;
+	for (int i = 0; i < nt; i++) {
+		t[i].l = addr(argv[2], argv[3], &t[i].ss);
+		t[i].id = i;
+		t[i].n = n;
+		t[i].bad = 0;
+		pthread_create(&th[i], NULL, thr, &t[i]);
+	}
+	for (int i = 0; i < nt; i++) {
+		pthread_join(th[i], NULL);
+		bad += t[i].bad;
+	}
+	int after = count_fds();
+	printf("connections %d failed %d fds %d->%d\n", nt * n, bad, before, after);
+	return bad != 0;
+}
+
+static int cmd_fork(int argc, char **argv)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = addr(argv[2], argv[3], &ss);
+	int before = count_fds();
+	pid_t pid = fork();
+	int s = socket(ss.ss_family, SOCK_STREAM, 0);
+	const char *who = pid == 0 ? "child\n" : "parent\n";
+	int ok = s >= 0 && connect(s, (struct sockaddr *)&ss, l) == 0 && echo_line(s, who) == 0;
+	close(s);
+	if (pid == 0)
+		_exit(ok ? 0 : 1);
+	int st;
+	waitpid(pid, &st, 0);
+	printf("parent %s child %s fds %d->%d\n", ok ? "ok" : "FAIL",
+	       WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "ok" : "FAIL", before, count_fds());
+	return 0;
+}
+
+static double now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static int cmd_bench(int argc, char **argv)
+{
+	int n = atoi(argv[2]);
+	int ls = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof a;
+	int one = 1;
+	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(ls, (struct sockaddr *)&a, sizeof a) < 0 || listen(ls, 4096) < 0 ||
+	    getsockname(ls, (struct sockaddr *)&a, &al) < 0)
+		fail("listen");
+	double best = 1e18;
+	for (int round = 0; round < 5; round++) {
+		double sum = 0;
+		for (int i = 0; i < n; i++) {
+			int s = socket(AF_INET, SOCK_STREAM, 0);
+			double t0 = now_ns();
+			if (connect(s, (struct sockaddr *)&a, sizeof a) < 0)
+				fail("connect");
+			sum += now_ns() - t0;
+			int c = accept(ls, NULL, NULL);
+			close(c);
+			close(s);
+		}
+		if (sum / n < best)
+			best = sum / n;
+	}
+	printf("%.0f\n", best);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IONBF, 0);
+	if (argc >= 4 && !strcmp(argv[1], "errno"))
+		return cmd_errno(argc, argv);
+	if (argc >= 4 && !strcmp(argv[1], "nb"))
+		return cmd_nb(argc, argv, 2);
+	if (argc >= 5 && !strcmp(argv[1], "fill"))
+		return cmd_fill(argc, argv);
+	if (argc >= 4 && !strcmp(argv[1], "epoll"))
+		return cmd_epoll(argc, argv);
+	if (argc >= 6 && !strcmp(argv[1], "threads"))
+		return cmd_threads(argc, argv);
+	if (argc >= 4 && !strcmp(argv[1], "fork"))
+		return cmd_fork(argc, argv);
+	if (argc >= 4 && !strcmp(argv[1], "peer"))
+		return cmd_peer(argc, argv);
+	if (argc >= 3 && !strcmp(argv[1], "bench"))
+		return cmd_bench(argc, argv);
+	fprintf(stderr, "usage: see the comment at the top of pre_client.c\n");
+	return 2;
+}

@@ -1083,6 +1083,11 @@ dgram:
 	pthread_mutex_unlock(&sg_lock);
 	if (!c)
 		return errno = EBADF, -1;
+	if (r->source != RULE_NONE) {
+		/* this destination's rule names its own source */
+		copy.local_known = 0;
+		pick_local(&copy, rs, r, (struct sockaddr *)&dst, 0);
+	}
 	return dgram_send(fd, msg, flags, &ta, &copy, r, sa);
 }
 

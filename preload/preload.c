@@ -324,11 +324,7 @@ EXPORT int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
 	struct sockaddr_storage l;
 	socklen_t ll;
 	memset(&l, 0, sizeof l);
-	if (conf()->hacks & HACK_GETSOCKNAME) {
-		/* u-relay-tproxy's getsockname hack: [::]:0 */
-		l.ss_family = AF_INET6;
-		ll = sizeof(struct sockaddr_in6);
-	} else if (c->local_known) {
+	if (c->local_known && !(conf()->hacks & HACK_GETSOCKNAME)) {
 		l = c->local;
 		ll = c->locallen;
 	} else {

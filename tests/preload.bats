@@ -1,0 +1,359 @@
+#!/usr/bin/env bats
+# libsockgate.so, outgoing side: unchanged programs (curl, python, nc, nginx's
+# peer, a C client) connect to 10.1.2.3 and land on Unix sockets under $T.
+# 10.1.2.3 is never reached: the rules redirect it (and several tests run
+# with no network at all, in unshare -n).
+
+load helper
+
+SRV=$TOP/tests/tools/pre_userver.py
+CLI=$BUILD/tools/pre_client
+
+# userver NAME [ARGS...]: a Unix test server at $T/NAME.sock, log $T/NAME.log
+userver() {
+	local name=$1
+	shift
+	bg python3 "$SRV" "$T/$name.sock" --log "$T/$name.log" --ready "$T/$name.ready" "$@"
+	wait_for_file "$T/$name.ready"
+}
+
+pre() {
+	LD_PRELOAD=$LIB "$@"
+}
+
+# isolated CMD...: in a network namespace of its own when the kernel allows,
+# so a mistake can never reach a real 10.1.2.3
+isolated() {
+	if unshare -n true 2>/dev/null; then
+		unshare -n "$@"
+	else
+		"$@"
+	fi
+}
+
+@test "curl reaches a Unix server while it believes it talks to 10.1.2.3:80" {
+	userver web
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/web.sock"
+	run -0 pre curl -sS --max-time 5 http://10.1.2.3/hello
+	assert_output "hello from unix"
+	run -0 cat "$T/web.log"
+	assert_line "http GET /hello HTTP/1.1"
+}
+
+@test "python socket and asyncio (non-blocking connect): exact bytes both ways, getpeername is 10.1.2.3:80" {
+	userver echo
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/echo.sock"
+	run -0 pre python3 -c '
+import asyncio, socket
+s = socket.create_connection(("10.1.2.3", 80), timeout=5)
+s.sendall(b"py\x00sock\xff\n")
+print(repr(s.recv(100)), s.getpeername(), s.family.name)
+async def main():
+    r, w = await asyncio.open_connection("10.1.2.3", 80)
+    w.write(b"py-asyncio\n")
+    await w.drain()
+    print(repr(await r.readline()), w.get_extra_info("peername"))
+    w.close()
+asyncio.run(main())'
+	assert_line "b'py\\x00sock\\xff\\n' ('10.1.2.3', 80) AF_INET"
+	assert_line "b'py-asyncio\\n' ('10.1.2.3', 80)"
+	run -0 cat "$T/echo.log"
+	assert_line "data b'py\\x00sock\\xff\\n'"
+	assert_line "data b'py-asyncio\\n'"
+}
+
+@test "nc sends and receives the exact bytes" {
+	userver echo
+	export SOCKGATE_RULE="connect tcp 10.1.2.0/24:80 -> unix $T/echo.sock"
+	run -0 bash -c "printf 'line one\nline two\n' | LD_PRELOAD=$LIB timeout 5 nc -N 10.1.2.3 80"
+	assert_output $'line one\nline two'
+}
+
+@test "with no network at all (unshare -n): curl, python asyncio and nc still arrive" {
+	need_netns
+	userver web
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/web.sock"
+	run -0 unshare -n env LD_PRELOAD="$LIB" sh -c '
+		curl -sS --max-time 5 http://10.1.2.3/no-net
+		python3 -c "
+import asyncio
+async def main():
+    r, w = await asyncio.open_connection(\"10.1.2.3\", 80)
+    w.write(b\"GET /asyncio HTTP/1.0\r\n\r\n\")
+    print((await r.read()).split(b\"\r\n\")[-1].decode(), end=\"\")
+asyncio.run(main())"
+		printf "GET /nc HTTP/1.0\r\n\r\n" | timeout 5 nc -N 10.1.2.3 80 | tail -1
+		curl -sS --max-time 2 http://127.0.0.1:1/ 2>&1 | grep -c "Couldn.t connect"'
+	assert_output $'hello from unix\nhello from unix\nhello from unix\n1'
+	run -0 cat "$T/web.log"
+	assert_line "http GET /no-net HTTP/1.1"
+	assert_line "http GET /asyncio HTTP/1.0"
+	assert_line "http GET /nc HTTP/1.0"
+}
+
+nginx_conf() {
+	cat > "$T/nginx.conf" <<-EOF
+	daemon off;
+	master_process off;
+	pid $T/nginx.pid;
+	error_log $T/nginx-error.log;
+	events { worker_connections 64; }
+	http {
+		access_log off;
+		client_body_temp_path $T; proxy_temp_path $T; fastcgi_temp_path $T;
+		uwsgi_temp_path $T; scgi_temp_path $T;
+		log_format pp '\$proxy_protocol_server_addr:\$proxy_protocol_server_port from \$proxy_protocol_addr';
+		server {
+			listen unix:$T/nginx.sock proxy_protocol;
+			access_log $T/access.log pp;
+			location / { return 200 "nginx here\n"; }
+		}
+	}
+	EOF
+	bg nginx -c "$T/nginx.conf" -e "$T/nginx-error.log"
+	wait_for_file "$T/nginx.sock"
+}
+
+@test "nginx with proxy_protocol logs the destination the program asked for (v2 and v1)" {
+	command -v nginx >/dev/null || skip "nginx not installed"
+	nginx_conf
+	SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/nginx.sock proxy-v2 source=192.0.2.7:0" \
+		run -0 pre curl -sS --max-time 5 http://10.1.2.3/
+	assert_output "nginx here"
+	SOCKGATE_RULE="connect tcp 10.9.8.7:8080 -> unix $T/nginx.sock proxy-v1 source=192.0.2.8:0" \
+		run -0 pre curl -sS --max-time 5 http://10.9.8.7:8080/
+	assert_output "nginx here"
+	run -0 cat "$T/access.log"
+	assert_line "10.1.2.3:80 from 192.0.2.7"
+	assert_line "10.9.8.7:8080 from 192.0.2.8"
+}
+
+@test "the AUTHORITY TLV carries the name the program resolved; NETNS and CRC32C when asked" {
+	need_netns
+	userver pp --proxy
+	printf '10.1.2.3 web.example\n' > "$T/hosts"
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/pp.sock proxy-v2 netns crc32c"
+	run -0 unshare -n -m sh -c "mount --bind $T/hosts /etc/hosts &&
+		LD_PRELOAD=$LIB curl -sS --max-time 5 http://web.example/by-name &&
+		LD_PRELOAD=$LIB curl -sS --max-time 5 http://10.1.2.3/by-address"
+	assert_output $'hello from unix\nhello from unix'
+	run -0 cat "$T/pp.log"
+	assert_line --regexp '^hdr authority=web\.example crc32c=present dst=10\.1\.2\.3:80 netns=net:\[[0-9]+\] proto=stream src=0\.0\.0\.0:0$'
+	assert_line --regexp '^hdr crc32c=present dst=10\.1\.2\.3:80 netns=net:\[[0-9]+\] proto=stream src=0\.0\.0\.0:0$'
+	assert_line "http GET /by-name HTTP/1.1"
+}
+
+@test "full backlog: non-blocking connect says EINPROGRESS, completes when the listener accepts, nothing lost" {
+	userver slow --backlog 1 --accept-after "$T/gate" --proxy --quiet
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/slow.sock proxy-v2"
+	run -0 timeout 20 env LD_PRELOAD="$LIB" "$CLI" fill "$T/slow.sock" 10.1.2.3 80 --gate "$T/gate"
+	assert_line --regexp '^filled [0-9]+$'
+	assert_line "connect: EINPROGRESS"
+	assert_line "before accept: not writable"
+	assert_line "early write: EAGAIN"
+	assert_line "poll: writable"
+	assert_line "so_error: 0"
+	assert_line "flags: nonblock cloexec"
+	assert_line "echo: same 262144 bytes"
+	run -0 cat "$T/slow.log"
+	assert_line --regexp '^hdr dst=10\.1\.2\.3:80 proto=stream src=[0-9.]+:0$'
+}
+
+@test "asyncio through a full backlog" {
+	userver slow --backlog 0 --accept-after "$T/gate"
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/slow.sock"
+	run -0 timeout 20 env LD_PRELOAD="$LIB" python3 -c '
+import asyncio, os, socket, sys
+# fill the queue with plain unix connects
+held = []
+while True:
+    u = socket.socket(socket.AF_UNIX); u.setblocking(False)
+    try: u.connect(sys.argv[1])
+    except BlockingIOError: break
+    held.append(u)
+async def main():
+    t = asyncio.ensure_future(asyncio.open_connection("10.1.2.3", 80))
+    await asyncio.sleep(0.3)
+    print("done before accept:", t.done())
+    open(sys.argv[2], "w").close()
+    r, w = await asyncio.wait_for(t, 10)
+    w.write(b"after the wait\n"); await w.drain()
+    print(repr(await r.readline()))
+asyncio.run(main())' "$T/slow.sock" "$T/gate"
+	assert_output $'done before accept: False\nb\'after the wait\\n\''
+}
+
+@test "every errno path: refused, missing path, path too long, reject, blackhole" {
+	# fits the rule (100 bytes before expansion), too long once %a-%p are filled in
+	long=$(printf 'x%.0s' $(seq $((100 - ${#T} - 8))))
+	python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$T/dead.sock"
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:1 -> unix $T/dead.sock
+connect tcp 10.1.2.3:2 -> unix $T/missing.sock
+connect tcp 10.1.2.3:3 -> unix $T/$long-%a-%p.sock
+connect tcp 10.1.2.3:4 -> reject
+connect tcp 10.1.2.3:5 -> reject EHOSTUNREACH
+connect tcp 10.1.2.3:6 -> blackhole
+connect tcp 10.1.2.3:7 -> abstract sockgate-test-nobody-$$"
+	for p in 1 2 3 4 5 6 7; do
+		isolated env LD_PRELOAD="$LIB" "$CLI" errno 10.1.2.3 $p
+	done > "$T/out"
+	run -0 cat "$T/out"
+	assert_output $'ECONNREFUSED\nECONNREFUSED\nENAMETOOLONG\nECONNREFUSED\nEHOSTUNREACH\nETIMEDOUT\nECONNREFUSED'
+	# a non-blocking connect into a blackhole stays in progress, like dropped SYNs
+	run -0 isolated env LD_PRELOAD="$LIB" python3 -c '
+import select, socket
+s = socket.socket(); s.setblocking(False)
+print(s.connect_ex(("10.1.2.3", 6)) == 115)
+print(select.select([s], [s], [s], 0.3) == ([], [], []))
+s.close()'
+	assert_output $'True\nTrue'
+}
+
+@test "8 threads x 200 connections and a child after fork: all arrive, no fd leaks" {
+	userver echo --quiet
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/echo.sock"
+	run -0 timeout 60 env LD_PRELOAD="$LIB" "$CLI" threads 10.1.2.3 80 8 200
+	assert_output --regexp '^connections 1600 failed 0 fds ([0-9]+)->\1$'
+	run -0 timeout 20 env LD_PRELOAD="$LIB" "$CLI" fork 10.1.2.3 80
+	assert_output --regexp '^parent ok child ok fds ([0-9]+)->\1$'
+}
+
+@test "epoll registration made before connect() carries over; fd number, O_NONBLOCK, FD_CLOEXEC kept" {
+	userver echo
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/echo.sock"
+	run -0 timeout 10 env LD_PRELOAD="$LIB" "$CLI" epoll 10.1.2.3 80
+	assert_line "connect: 0"
+	assert_line "epoll: 1 data=5eed out=1"
+	assert_line "reply: via-epoll"
+	run -0 pre "$CLI" peer 10.1.2.3 80
+	assert_output $'peer 10.1.2.3:80\nlocal family inet\ndomain inet\ncloexec 0\necho ok'
+	run -0 pre python3 -c '
+import os, socket
+s = socket.socket(); fd = s.fileno(); s.connect(("10.1.2.3", 80))
+print(s.fileno() == fd, os.get_inheritable(fd))
+d = socket.socket(fileno=os.dup(fd)); print(d.getpeername())
+e = socket.socket(fileno=os.dup2(fd, 50)); print(e.getpeername()); e.detach(); os.close(50)
+d.close(); s.sendall(b"still\n"); print(s.recv(10))'
+	assert_output $'True False\n(\'10.1.2.3\', 80)\n(\'10.1.2.3\', 80)\nb\'still\\n\''
+}
+
+@test "UDP: sendto/recvfrom and connect/send report the original destination; PROXY header per datagram" {
+	userver dns --dgram
+	userver dnspp --dgram --proxy
+	export SOCKGATE_RULE="connect udp 10.1.2.3:53 -> unix $T/dns.sock
+connect udp 10.1.2.4:53 -> unix $T/dnspp.sock proxy-v2 source=192.0.2.9:0"
+	run -0 pre python3 -c '
+import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.sendto(b"q1", ("10.1.2.3", 53)); print(u.recvfrom(100))
+u.sendto(b"q2", ("10.1.2.4", 53)); print(u.recvfrom(100))
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+c.connect(("10.1.2.3", 53)); c.send(b"q3"); print(c.recv(100), c.getpeername())'
+	assert_output $'(b\'echo:q1\', (\'10.1.2.3\', 53))\n(b\'echo:q2\', (\'10.1.2.4\', 53))\nb\'echo:q3\' (\'10.1.2.3\', 53)'
+	run -0 cat "$T/dnspp.log"
+	assert_output $'hdr dst=10.1.2.4:53 proto=dgram src=192.0.2.9:0\ndgram b\'q2\''
+}
+
+@test "unmatched connections are untouched; tcp and pass rules" {
+	userver echo
+	port=$(free_port)
+	bg python3 -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); open(sys.argv[2], "w").close()
+while True:
+    c, a = s.accept(); c.sendall(b"tcp-server %d\n" % (a[0] == "127.0.0.1")); c.close()' "$port" "$T/tcp.ready"
+	wait_for_file "$T/tcp.ready"
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> tcp 127.0.0.1:$port
+connect tcp 127.0.0.1:$port -> pass
+connect tcp 127.0.0.0/8 -> unix $T/echo.sock"
+	run -0 pre python3 -c '
+import socket, sys
+for a in [("127.0.0.1", int(sys.argv[1])), ("10.1.2.3", 80)]:
+    s = socket.create_connection(a); print(s.recv(100).decode().strip(), s.getpeername() == a)' "$port"
+	assert_output $'tcp-server 1 True\ntcp-server 1 True'
+}
+
+@test "broken rules: one line naming file:line:col, sockets left alone; SOCKGATE_STRICT=1 refuses" {
+	userver echo
+	port=$(free_port)
+	printf 'connect tcp 10.1.2.3:80 -> unix %s\nconnect tcp 10.0.0.0/8 -> unixx /x\n' "$T/echo.sock" > "$T/rules"
+	SOCKGATE_RULES=$T/rules run -0 pre "$CLI" errno 127.0.0.1 "$port"
+	assert_output - <<-EOF
+	libsockgate: $T/rules:2:27: unknown action 'unixx' (expected unix, abstract, tcp, fdpass, systemd, reject, blackhole, pass, nat64) (no socket is redirected)
+	ECONNREFUSED
+	EOF
+	SOCKGATE_RULES=$T/rules SOCKGATE_STRICT=1 run -0 pre "$CLI" errno 127.0.0.1 "$port"
+	assert_line "EACCES"
+	SOCKGATE_RULES=$T/missing run -0 pre "$CLI" errno 127.0.0.1 "$port"
+	assert_output - <<-EOF
+	libsockgate: $T/missing: cannot read rules: No such file or directory (no socket is redirected)
+	ECONNREFUSED
+	EOF
+}
+
+@test "a compiled rules file (sockgate-asmgen) loads; SOCKGATE_RULE comes first" {
+	[ -x "$BUILD/sockgate-asmgen" ] || skip "sockgate-asmgen not built"
+	userver a
+	userver b
+	printf 'connect tcp 10.1.2.3:80 -> unix %s\n' "$T/a.sock" > "$T/rules.txt"
+	run -0 "$BUILD/sockgate-asmgen" "$T/rules.txt" -o "$T/rules.bin"
+	SOCKGATE_RULES=$T/rules.bin run -0 pre curl -sS http://10.1.2.3/
+	assert_output "hello from unix"
+	SOCKGATE_RULES=$T/rules.bin SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/b.sock" run -0 pre curl -sS http://10.1.2.3/x
+	run -0 cat "$T/b.log"
+	assert_line "http GET /x HTTP/1.1"
+}
+
+@test "unsock compatibility: UNSOCK_DIR, UNSOCK_ADDR, UNSOCK_BLOCK_INET6" {
+	mkdir "$T/u"
+	bg python3 "$SRV" "$T/u/7000.sock" --ready "$T/u.ready"
+	wait_for_file "$T/u.ready"
+	run -0 bash -c "printf 'via unsock\n' | UNSOCK_DIR=$T/u/ LD_PRELOAD=$LIB timeout 5 nc -N 127.175.0.0 7000"
+	assert_output "via unsock"
+	run -0 bash -c "printf 'any v4\n' | UNSOCK_ADDR=127.175.0.3/0 UNSOCK_DIR=$T/u LD_PRELOAD=$LIB timeout 5 nc -N 10.20.30.40 7000"
+	assert_output "any v4"
+	UNSOCK_BLOCK_INET6=1 run -0 pre python3 -c '
+import socket
+socket.socket(socket.AF_INET).close()
+try: socket.socket(socket.AF_INET6)
+except OSError as e: print(e.strerror)'
+	assert_output "Address family not supported by protocol"
+}
+
+@test "u-relay-tproxy flags and MSG_FASTOPEN: getsockname hack, fastopen=epipe, sendto(MSG_FASTOPEN) connects" {
+	userver echo
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/echo.sock
+connect tcp 10.1.2.3:853 -> unix $T/echo.sock fastopen=epipe"
+	URELAY_TPROXY_LOCAL_FLAGS=0x40000 run -0 pre python3 -c '
+import socket
+s = socket.socket(socket.AF_INET6); s.bind(("::", 0)); s.connect(("::ffff:10.1.2.3", 80))
+print(s.getsockname(), s.getpeername())'
+	assert_output "('::', 0, 0, 0) ('::ffff:10.1.2.3', 80, 0, 0)"
+	run -0 pre python3 -c '
+import socket
+s = socket.socket(); s.sendto(b"tfo data\n", socket.MSG_FASTOPEN, ("10.1.2.3", 80)); print(s.recv(100), s.getpeername())
+t = socket.socket()
+try: t.sendto(b"x", socket.MSG_FASTOPEN, ("10.1.2.3", 853))
+except OSError as e: print(e.strerror)'
+	assert_output $'b\'tfo data\\n\' (\'10.1.2.3\', 80)\nBroken pipe'
+	URELAY_TPROXY_LOCAL_FLAGS=0x20000 run -0 pre python3 -c '
+import socket
+t = socket.socket()
+try: t.sendto(b"x", socket.MSG_FASTOPEN, ("10.1.2.3", 80))
+except OSError as e: print(e.strerror)'
+	assert_output "Broken pipe"
+}
+
+@test "shutdown(SHUT_WR) works: the server sees EOF and still answers" {
+	userver echo
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/echo.sock shut-rd-rdwr"
+	run -0 pre python3 -c '
+import socket
+s = socket.create_connection(("10.1.2.3", 80)); s.sendall(b"half\n"); s.shutdown(socket.SHUT_WR)
+print(s.recv(100), s.recv(100))
+s.shutdown(socket.SHUT_RD)
+try: s.send(b"x")
+except OSError as e: print(e.strerror)'
+	assert_output $'b\'half\\n\' b\'\'\nBroken pipe'
+}

@@ -6,3 +6,5 @@
 APPLET(asmgen, asmgen_main, "compile, check and dump rules files")
 APPLET(relay, relay_main, "forward connections (Unix, TCP, passed fds) with splice, PROXY headers and allow rules")
 APPLET(run, run_main, "check the rules and run a program with libsockgate.so preloaded")
+APPLET(server, server_main, "accept TCP and pass each socket to a receiver chosen by rules")
+APPLET(inetd, inetd_main, "receive passed sockets and run a program per connection (UCSPI)")

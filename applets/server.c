@@ -1,0 +1,903 @@
+/*
+ * sockgate-server: accept TCP once, pick a receiver by rules on the accepted
+ * socket's local and remote address, and pass the accepted socket itself
+ * (SCM_RIGHTS) with a metadata record to that receiver's AF_UNIX datagram
+ * socket. The hand-off protocol is written down in sockgate-server(8),
+ * HAND-OFF PROTOCOL; the record layout in core/fdpass.h.
+ *
+ * The server never waits for a receiver: sends are MSG_DONTWAIT on a
+ * connected datagram socket per receiver. When a receiver's queue is full
+ * the connection waits in a bounded queue here, and poll(POLLOUT) on the
+ * connected datagram socket says when the receiver has room again; past
+ * the bound or the time limit the connection is refused as the rule says.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "addr.h"
+#include "fdpass.h"
+#include "rulebin.h"
+#include "rules.h"
+#include "util.h"
+
+static const char usage[] =
+	"sockgate-server [-vtFRrk] [-l ADDR] [-p PORT] [-s FD] [-b BACKLOG]\n"
+	"       [-f RULES | -S PATH | -i FD] [-O USER[:GROUP]] [-q MAXPENDING] [-T MS]\n"
+	"       [-u USER] [-g GROUP] [-G GROUPS] [-x DIR] [--rst] [--ready-fd FD]\n"
+	"       [-e PROGRAM [ARGS...]]";
+
+#define MAXLISTEN 64
+#define MAXRECV 64		/* receivers kept connected */
+#define ACCEPT_BATCH 64
+#define BACKOFF_MS 10		/* after EMFILE and friends */
+
+struct pending {
+	int fd;
+	int rst;
+	int64_t deadline;	/* ms, monotonic */
+	char peer[ADDR_STRLEN];
+	size_t mlen;
+	unsigned char meta[FDPASS_META_MAXLEN];
+};
+
+struct receiver {
+	char name[ADDR_STRLEN];	/* "unix:/path" or "unix:@name", the cache key */
+	struct sg_addr addr;
+	int fd;			/* connected SOCK_DGRAM, or -1 */
+	struct pending *q;	/* ring of waiting hand-offs */
+	size_t qhead, qlen, qcap;
+	int64_t used;		/* for eviction */
+};
+
+static struct {
+	const char *laddr, *rules_file, *fixed_path, *user, *group, *groups, *chroot, *owner;
+	int port, backlog, fixed_fd, transparent, freebind, noreuseaddr, reuseport, keepgroups;
+	int rst, ready_fd, timeout_ms;
+	long maxpending;
+	char **exec_argv;
+	uid_t need_uid;
+	gid_t need_gid;
+} cfg = {
+	.port = -1, .backlog = 1024, .fixed_fd = -1, .ready_fd = -1, .timeout_ms = 5000,
+	.maxpending = 4096, .need_uid = (uid_t)-1, .need_gid = (gid_t)-1,
+};
+
+static int lfd[MAXLISTEN];
+static size_t nlisten;
+static struct ruleset *rules;
+static void *rules_buf;
+static struct receiver recv_tab[MAXRECV];
+static struct receiver fixed_recv;	/* -S or -i */
+static long npending;
+static int64_t backoff_until;
+static int proc_ok = 1;			/* /proc/self/fd usable for -O */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void fmt(const struct sockaddr *sa, socklen_t len, char *buf, size_t size)
+{
+	if (!len || sa->sa_family == AF_UNSPEC || addr_format(sa, len, buf, size) < 0)
+		snprintf(buf, size, "?");
+}
+
+/* ::ffff:a.b.c.d becomes a.b.c.d so that receivers and logs see IPv4. */
+static void unmap(struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+	if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+		return;
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = in6->sin6_port };
+	memcpy(&in.sin_addr, in6->sin6_addr.s6_addr + 12, 4);
+	memset(ss, 0, sizeof *ss);
+	memcpy(ss, &in, sizeof in);
+	*len = sizeof in;
+}
+
+/* --- closing a connection we could not pass --------------------------------- */
+
+static void refuse(int fd, int rst)
+{
+	if (rst) {
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	}
+	close(fd);
+}
+
+/* --- receivers ------------------------------------------------------------ */
+
+/*
+ * Connect a datagram socket to the receiver. With -O the socket file's
+ * owner is checked first, on the very inode we then connect to (O_PATH and
+ * /proc/self/fd), so a file swapped in between cannot pass.
+ */
+static int recv_open(struct receiver *r)
+{
+	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s < 0)
+		return -1;
+	const struct sockaddr *to = &r->addr.u.sa;
+	socklen_t tolen = r->addr.len;
+	struct sg_addr via;
+	int pfd = -1;
+
+	if ((cfg.need_uid != (uid_t)-1 || cfg.need_gid != (gid_t)-1) && r->addr.u.un.sun_path[0]) {
+		struct stat st;
+		pfd = open(r->addr.u.un.sun_path, O_PATH | O_CLOEXEC);
+		if (pfd < 0 || fstat(pfd, &st) < 0)
+			goto fail;
+		if (!S_ISSOCK(st.st_mode)) {
+			errno = ENOTSOCK;
+			goto fail;
+		}
+		if ((cfg.need_uid != (uid_t)-1 && st.st_uid != cfg.need_uid) ||
+		    (cfg.need_gid != (gid_t)-1 && st.st_gid != cfg.need_gid)) {
+			errno = EPERM;
+			goto fail;
+		}
+		if (proc_ok) {
+			char p[64];
+			snprintf(p, sizeof p, "/proc/self/fd/%d", pfd);
+			addr_unix(&via, p, 0);
+			to = &via.u.sa;
+			tolen = via.len;
+		}
+	} else if (cfg.need_uid != (uid_t)-1 || cfg.need_gid != (gid_t)-1) {
+		/* an abstract name has no owner to check */
+		errno = EPERM;
+		goto fail;
+	}
+	if (connect(s, to, tolen) < 0)
+		goto fail;
+	if (pfd >= 0)
+		close(pfd);
+	return s;
+fail:;
+	int e = errno;
+	if (pfd >= 0)
+		close(pfd);
+	close(s);
+	errno = e;
+	return -1;
+}
+
+static void recv_close(struct receiver *r)
+{
+	if (r->fd >= 0 && r != &fixed_recv)
+		close(r->fd);
+	if (r != &fixed_recv || cfg.fixed_path)
+		r->fd = -1;
+}
+
+static struct pending *q_at(struct receiver *r, size_t i)
+{
+	return &r->q[(r->qhead + i) % r->qcap];
+}
+
+static void q_drop_all(struct receiver *r, const char *why)
+{
+	while (r->qlen) {
+		struct pending *p = q_at(r, 0);
+		warn("%s: refused: receiver %s: %s", p->peer, r->name, why);
+		refuse(p->fd, p->rst);
+		r->qhead = (r->qhead + 1) % r->qcap;
+		r->qlen--;
+		npending--;
+	}
+}
+
+static struct receiver *recv_find(const struct sg_addr *a, const char *name)
+{
+	struct receiver *free_slot = NULL, *oldest = NULL;
+	for (size_t i = 0; i < MAXRECV; i++) {
+		struct receiver *r = &recv_tab[i];
+		if (r->name[0] && !strcmp(r->name, name))
+			return r;
+		if (!r->name[0] && !free_slot)
+			free_slot = r;
+		if (r->name[0] && !r->qlen && (!oldest || r->used < oldest->used))
+			oldest = r;
+	}
+	struct receiver *r = free_slot ? free_slot : oldest;
+	if (!r)
+		return NULL;
+	if (r->name[0])
+		recv_close(r);
+	r->fd = -1;
+	r->addr = *a;
+	snprintf(r->name, sizeof r->name, "%s", name);
+	r->qhead = r->qlen = 0;
+	return r;
+}
+
+/* Queue a hand-off behind a full receiver; 0, or -1 when over the bound. */
+static int q_push(struct receiver *r, int fd, int rst, const char *peer, const void *meta, size_t mlen)
+{
+	if (npending >= cfg.maxpending)
+		return -1;
+	if (r->qlen == r->qcap) {
+		size_t ncap = r->qcap ? r->qcap * 2 : 16;
+		struct pending *nq = malloc(ncap * sizeof *nq);
+		if (!nq)
+			return -1;
+		for (size_t i = 0; i < r->qlen; i++)
+			nq[i] = *q_at(r, i);
+		free(r->q);
+		r->q = nq;
+		r->qcap = ncap;
+		r->qhead = 0;
+	}
+	struct pending *p = &r->q[(r->qhead + r->qlen) % r->qcap];
+	p->fd = fd;
+	p->rst = rst;
+	p->deadline = now_ms() + cfg.timeout_ms;
+	snprintf(p->peer, sizeof p->peer, "%s", peer);
+	memcpy(p->meta, meta, mlen);
+	p->mlen = mlen;
+	r->qlen++;
+	npending++;
+	return 0;
+}
+
+/* Is this send error the receiver being gone (so a reconnect may help)? */
+static int gone(int e)
+{
+	return e == ECONNREFUSED || e == ENOTCONN || e == EPIPE || e == ECONNRESET || e == EDESTADDRREQ;
+}
+
+/*
+ * Pass one connection: 0 passed, 1 queued, -1 failed (errno set). The
+ * caller still owns fd unless 0 or 1 is returned.
+ */
+static int hand_off(struct receiver *r, int fd, int rst, const char *peer, const void *meta, size_t mlen)
+{
+	r->used = now_ms();
+	if (r->qlen)
+		return q_push(r, fd, rst, peer, meta, mlen) == 0 ? 1 : (errno = EAGAIN, -1);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (r->fd < 0 && (r->fd = recv_open(r)) < 0)
+			return -1;
+		if (fdpass_send(r->fd, &fd, 1, meta, mlen, MSG_DONTWAIT) == 0) {
+			close(fd);
+			return 0;
+		}
+		if (errno == EAGAIN || errno == ENOBUFS)
+			return q_push(r, fd, rst, peer, meta, mlen) == 0 ? 1 : (errno = EAGAIN, -1);
+		if (!gone(errno) || (r == &fixed_recv && !cfg.fixed_path))
+			return -1;
+		/* the receiver went away; maybe a new one has its path now */
+		int e = errno;
+		recv_close(r);
+		errno = e;
+	}
+	return -1;
+}
+
+/* The receiver has room (POLLOUT): send what waits, in order. */
+static void q_flush(struct receiver *r)
+{
+	while (r->qlen) {
+		struct pending *p = q_at(r, 0);
+		if (fdpass_send(r->fd, &p->fd, 1, p->meta, p->mlen, MSG_DONTWAIT) < 0) {
+			if (errno == EAGAIN || errno == ENOBUFS)
+				return;
+			int e = errno;
+			if (gone(e))
+				recv_close(r);
+			q_drop_all(r, strerror(e));
+			return;
+		}
+		info("%s: passed to %s (after waiting)", p->peer, r->name);
+		close(p->fd);
+		r->qhead = (r->qhead + 1) % r->qcap;
+		r->qlen--;
+		npending--;
+	}
+}
+
+static void q_expire(struct receiver *r, int64_t now)
+{
+	while (r->qlen && q_at(r, 0)->deadline <= now) {
+		struct pending *p = q_at(r, 0);
+		warn("%s: refused: receiver %s not reading (waited %d ms)", p->peer, r->name, cfg.timeout_ms);
+		refuse(p->fd, p->rst);
+		r->qhead = (r->qhead + 1) % r->qcap;
+		r->qlen--;
+		npending--;
+	}
+}
+
+/* --- one accepted connection ------------------------------------------------ */
+
+static void serve(int fd, struct sockaddr_storage *peer, socklen_t plen)
+{
+	struct fdpass_meta m;
+	char ps[ADDR_STRLEN], ls[ADDR_STRLEN], desc[2 * ADDR_STRLEN + 8];
+
+	memset(&m, 0, sizeof m);
+	m.version = FDPASS_META_VERSION;
+	m.local_len = sizeof m.local;
+	if (getsockname(fd, (struct sockaddr *)&m.local, &m.local_len) < 0)
+		m.local_len = 0;
+	unmap(&m.local, &m.local_len);
+	memcpy(&m.remote, peer, plen);
+	m.remote_len = plen;
+	unmap(&m.remote, &m.remote_len);
+	fmt((struct sockaddr *)&m.remote, m.remote_len, ps, sizeof ps);
+	fmt((struct sockaddr *)&m.local, m.local_len, ls, sizeof ls);
+	snprintf(desc, sizeof desc, "%s -> %s", ps, ls);
+
+	struct receiver *r = NULL;
+	int rst = cfg.rst;
+	const struct rule *rule = NULL;
+	char rulename[300] = "";
+
+	if (cfg.fixed_path || cfg.fixed_fd >= 0) {
+		r = &fixed_recv;
+	} else {
+		int inet = m.local.ss_family == AF_INET || m.local.ss_family == AF_INET6;
+		if (rules && inet && m.remote.ss_family == m.local.ss_family)
+			rule = rules_match(rules, &(struct rules_query){
+				.dir = RULE_ACCEPT, .proto = RULE_TCP,
+				.addr = (struct sockaddr *)&m.local, .peer = (struct sockaddr *)&m.remote });
+		if (!rule) {
+			warn("%s: refused: no rule matches", desc);
+			refuse(fd, 0);
+			return;
+		}
+		const char *name = rules_str(rules, rule->name);
+		if (name)
+			snprintf(m.rule, sizeof m.rule, "%s", name);
+		if (name)
+			snprintf(rulename, sizeof rulename, " (rule %s, line %u)", name, (unsigned)rule->line);
+		else
+			snprintf(rulename, sizeof rulename, " (rule at line %u)", (unsigned)rule->line);
+		rst = !!(rule->flags & RULE_F_RST);
+		if (rule->action == ACT_REJECT || rule->action == ACT_BLACKHOLE) {
+			info("%s%s: rejected%s", desc, rulename, rst ? " (rst)" : "");
+			refuse(fd, rst);
+			return;
+		}
+		char path[sizeof ((struct sockaddr_un *)0)->sun_path + 1];
+		struct sg_addr ua;
+		const char *tmpl = rules_str(rules, rule->arg);
+		if (!tmpl || rules_expand(tmpl, (struct sockaddr *)&m.local, path, sizeof path) < 0 ||
+		    addr_unix(&ua, path, rule->action == ACT_ABSTRACT) < 0) {
+			warn("%s%s: refused: path template %s does not expand: %s", desc, rulename,
+			     tmpl ? tmpl : "?", strerror(errno));
+			refuse(fd, rst);
+			return;
+		}
+		char key[ADDR_STRLEN];
+		fmt(&ua.u.sa, ua.len, key, sizeof key);
+		if (!(r = recv_find(&ua, key))) {
+			warn("%s%s: refused: too many receivers with waiting connections", desc, rulename);
+			refuse(fd, rst);
+			return;
+		}
+	}
+
+	unsigned char meta[FDPASS_META_MAXLEN];
+	ssize_t mlen = fdpass_meta_encode(&m, meta, sizeof meta);
+	if (mlen < 0) {
+		/* not an inet socket (an inherited unix listener): no addresses */
+		struct fdpass_meta e = { .version = FDPASS_META_VERSION };
+		memcpy(e.rule, m.rule, sizeof e.rule);
+		mlen = fdpass_meta_encode(&e, meta, sizeof meta);
+	}
+	int rc = hand_off(r, fd, rst, desc, meta, (size_t)mlen);
+	if (rc == 0)
+		info("%s%s: passed to %s", desc, rulename, r->name);
+	else if (rc == 1)
+		info("%s%s: waiting for %s (queue full)", desc, rulename, r->name);
+	else {
+		int e = errno;
+		if (e == EAGAIN)
+			warn("%s%s: refused: receiver %s: queue full and %ld connections already waiting",
+			     desc, rulename, r->name, npending);
+		else
+			warn("%s%s: refused: receiver %s: %s", desc, rulename, r->name, strerror(e));
+		refuse(fd, rst);
+	}
+}
+
+static void accept_some(int l)
+{
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof peer;
+		int fd = accept4(l, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
+		if (fd < 0) {
+			switch (errno) {
+			case EAGAIN:
+			case EINTR:
+				return;
+			case EMFILE:
+			case ENFILE:
+			case ENOBUFS:
+			case ENOMEM:
+				/* out of fds or memory: back off, the backlog keeps them */
+				if (!backoff_until)
+					warn_sys("accept paused for %d ms", BACKOFF_MS);
+				backoff_until = now_ms() + BACKOFF_MS;
+				return;
+			default:
+				/* ECONNABORTED, network errors: that client is gone */
+				return;
+			}
+		}
+		serve(fd, &peer, plen);
+	}
+}
+
+/* --- set-up ----------------------------------------------------------------- */
+
+static struct ruleset *load_rules(int fatal)
+{
+	struct rules_error e = { 0 };
+	size_t len;
+	char *buf = read_file(cfg.rules_file, &len);
+	struct ruleset *rs;
+
+	if (!buf) {
+		if (fatal)
+			die_sys("unable to read %s", cfg.rules_file);
+		warn_sys("unable to read %s (keeping the old rules)", cfg.rules_file);
+		return NULL;
+	}
+	if (rulebin_is(buf, len))
+		rs = rulebin_load(buf, len, &e);
+	else
+		rs = rules_parse(buf, len, &e);
+	if (!rs) {
+		int en = errno;
+		free(buf);
+		if (en != EINVAL) {
+			errno = en;
+			if (fatal)
+				die_sys("unable to load %s", cfg.rules_file);
+			warn_sys("unable to load %s (keeping the old rules)", cfg.rules_file);
+		} else if (fatal) {
+			die(EX_BADINPUT, "%s:%u:%u: %s", cfg.rules_file, e.line, e.col, e.msg);
+		} else {
+			warn("%s:%u:%u: %s (keeping the old rules)", cfg.rules_file, e.line, e.col, e.msg);
+		}
+		return NULL;
+	}
+	/* accept rules must name something the server can do */
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct rule *r = &rs->rule[i];
+		if (r->dir != RULE_ACCEPT)
+			continue;
+		switch (r->action) {
+		case ACT_UNIX:
+		case ACT_ABSTRACT:
+		case ACT_FDPASS:
+		case ACT_REJECT:
+		case ACT_BLACKHOLE:
+			break;
+		default:
+			if (fatal)
+				die(EX_BADINPUT, "%s:%u: action %s is not one sockgate-server can take "
+				    "(unix, fdpass, abstract, reject)", cfg.rules_file, (unsigned)r->line,
+				    rules_action_name(r->action));
+			warn("%s:%u: action %s is not one sockgate-server can take (keeping the old rules)",
+			     cfg.rules_file, (unsigned)r->line, rules_action_name(r->action));
+			rules_free(rs);
+			free(buf);
+			return NULL;
+		}
+	}
+	if (rulebin_is(buf, len)) {
+		free(rules_buf);
+		rules_buf = buf;	/* a loaded compiled file may point into it */
+	} else {
+		free(buf);
+	}
+	return rs;
+}
+
+static void setopt(int s, int level, int name, int val, const char *what)
+{
+	if (setsockopt(s, level, name, &val, sizeof val) < 0)
+		die_sys("unable to set %s", what);
+}
+
+static void listen_tcp(void)
+{
+	struct sg_addr a;
+	char buf[ADDR_STRLEN + 16];
+	const char *host = cfg.laddr ? cfg.laddr : "::";
+
+	if (strchr(host, ':'))
+		snprintf(buf, sizeof buf, "[%s]:%d", host, cfg.port);
+	else
+		snprintf(buf, sizeof buf, "%s:%d", host, cfg.port);
+	if (addr_parse_inet(buf, &a) < 0)
+		die(EX_BADINPUT, "-l %s: not a numeric IPv4 or IPv6 address", host);
+	int v6 = a.u.sa.sa_family == AF_INET6;
+	int s = socket(a.u.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s < 0)
+		die_sys("unable to create a TCP socket");
+	if (v6)
+		setopt(s, IPPROTO_IPV6, IPV6_V6ONLY, 0, "IPV6_V6ONLY");
+	setopt(s, SOL_SOCKET, SO_REUSEADDR, !cfg.noreuseaddr, "SO_REUSEADDR");
+	if (cfg.reuseport)
+		setopt(s, SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT");
+	if (cfg.transparent) {
+		if (v6)
+			setopt(s, IPPROTO_IPV6, IPV6_TRANSPARENT, 1, "IPV6_TRANSPARENT");
+		else
+			setopt(s, IPPROTO_IP, IP_TRANSPARENT, 1, "IP_TRANSPARENT");
+	}
+	if (cfg.freebind) {
+		if (v6)
+			setopt(s, IPPROTO_IPV6, IPV6_FREEBIND, 1, "IPV6_FREEBIND");
+		else
+			setopt(s, IPPROTO_IP, IP_FREEBIND, 1, "IP_FREEBIND");
+	}
+	char as[ADDR_STRLEN];
+	fmt(&a.u.sa, a.len, as, sizeof as);
+	if (bind(s, &a.u.sa, a.len) < 0)
+		die_sys("unable to bind %s", as);
+	if (listen(s, cfg.backlog) < 0)
+		die_sys("unable to listen on %s", as);
+	lfd[nlisten++] = s;
+}
+
+static void add_inherited(int fd, const char *what)
+{
+	int type;
+	socklen_t sl = sizeof type;
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &sl) < 0)
+		die_sys("%s %d: not a socket", what, fd);
+	if (type != SOCK_STREAM)
+		die(EX_BADINPUT, "%s %d: not a stream socket", what, fd);
+	int acc = 0;
+	sl = sizeof acc;
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &sl) == 0 && !acc && listen(fd, cfg.backlog) < 0)
+		die_sys("%s %d: unable to listen", what, fd);
+	if (nlisten == MAXLISTEN)
+		die(EX_USAGE, "too many listening sockets (at most %d)", MAXLISTEN);
+	int fl = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	lfd[nlisten++] = fd;
+}
+
+/* systemd socket activation: LISTEN_PID, LISTEN_FDS, fds from 3. */
+static void add_systemd(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
+	if (!pid || !n || strtol(pid, NULL, 10) != (long)getpid())
+		return;
+	long k = num_arg(n, 0, MAXLISTEN, "LISTEN_FDS");
+	for (long i = 0; i < k; i++)
+		add_inherited(3 + (int)i, "LISTEN_FDS fd");
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+}
+
+static uid_t user_id(const char *s, gid_t *gid)
+{
+	struct passwd *pw = getpwnam(s);
+	if (pw) {
+		if (gid)
+			*gid = pw->pw_gid;
+		return pw->pw_uid;
+	}
+	const char *err = NULL;
+	long long v = strtonum(s, 0, UINT_MAX - 1, &err);
+	if (err)
+		die(EX_BADINPUT, "unknown user %s", s);
+	return (uid_t)v;
+}
+
+static gid_t group_id(const char *s)
+{
+	struct group *gr = getgrnam(s);
+	if (gr)
+		return gr->gr_gid;
+	const char *err = NULL;
+	long long v = strtonum(s, 0, UINT_MAX - 1, &err);
+	if (err)
+		die(EX_BADINPUT, "unknown group %s", s);
+	return (gid_t)v;
+}
+
+static void parse_owner(const char *s)
+{
+	char buf[256];
+	snprintf(buf, sizeof buf, "%s", s);
+	char *colon = strchr(buf, ':');
+	if (colon)
+		*colon++ = 0;
+	if (buf[0])
+		cfg.need_uid = user_id(buf, NULL);
+	if (colon && *colon)
+		cfg.need_gid = group_id(colon);
+}
+
+/* Privileges go in one place, right after the sockets are bound. */
+static void drop_privileges(void)
+{
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1, groups[NGROUPS_MAX];
+	int ngroups = -1;
+	struct passwd *pw = NULL;
+
+	if (cfg.user) {
+		pw = getpwnam(cfg.user);
+		uid = user_id(cfg.user, &gid);
+	}
+	if (cfg.group)
+		gid = group_id(cfg.group);
+	if (cfg.groups) {
+		char buf[4096], *save = NULL;
+		snprintf(buf, sizeof buf, "%s", cfg.groups);
+		ngroups = 0;
+		for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+			if (ngroups == NGROUPS_MAX)
+				die(EX_BADINPUT, "-G: too many groups");
+			groups[ngroups++] = group_id(t);
+		}
+	} else if (cfg.keepgroups && pw && gid != (gid_t)-1) {
+		ngroups = NGROUPS_MAX;
+		if (getgrouplist(pw->pw_name, gid, groups, &ngroups) < 0)
+			die(EX_BADINPUT, "-k: user %s is in too many groups", pw->pw_name);
+	} else if (gid != (gid_t)-1) {
+		groups[0] = gid;
+		ngroups = 1;
+	}
+	if (cfg.chroot) {
+		if (chroot(cfg.chroot) < 0 || chdir("/") < 0)
+			die_sys("unable to chroot to %s", cfg.chroot);
+		proc_ok = access("/proc/self/fd", F_OK) == 0;
+	}
+	if (ngroups >= 0 && setgroups((size_t)ngroups, groups) < 0)
+		die_sys("unable to set supplementary groups");
+	if (gid != (gid_t)-1 && setgid(gid) < 0)
+		die_sys("unable to change to group %ld", (long)gid);
+	if (uid != (uid_t)-1 && setuid(uid) < 0)
+		die_sys("unable to change to user %ld", (long)uid);
+	if ((cfg.user || cfg.group || cfg.chroot) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		die_sys("unable to set no_new_privs");
+}
+
+static void run_program(void)
+{
+	if (nlisten != 1)
+		die(EX_USAGE, "-e needs exactly one listening socket (have %zu)", nlisten);
+	char n[16];
+	snprintf(n, sizeof n, "%d", lfd[0]);
+	int fl = fcntl(lfd[0], F_GETFL);
+	fcntl(lfd[0], F_SETFL, fl & ~O_NONBLOCK);
+	fcntl(lfd[0], F_SETFD, 0);
+	setenv("SOCKGATE_LISTEN_FD", n, 1);
+	notify_ready(cfg.ready_fd);
+	execvp(cfg.exec_argv[0], cfg.exec_argv);
+	die_sys("unable to run %s", cfg.exec_argv[0]);
+}
+
+/* Many connections can wait at once: use all the fds we are allowed. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int server_main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "rst", no_argument, 0, 'Z' },
+		{ "ready-fd", required_argument, 0, 'd' },
+		{ 0, 0, 0, 0 },
+	};
+	int c;
+	const char *sfds[MAXLISTEN];
+	size_t nsfd = 0;
+
+	std_options(argc, argv, usage);
+	/* '+': options stop at the first operand (the -e program's arguments) */
+	while ((c = getopt_long(argc, argv, "+vtFRrkl:p:s:b:f:S:i:O:q:T:u:g:G:x:e:d:", lo, NULL)) != -1) {
+		switch (c) {
+		case 'v': verbose = 1; break;
+		case 't': cfg.transparent = 1; break;
+		case 'F': cfg.freebind = 1; break;
+		case 'R': cfg.noreuseaddr = 1; break;
+		case 'r': cfg.reuseport = 1; break;
+		case 'k': cfg.keepgroups = 1; break;
+		case 'l': cfg.laddr = optarg; break;
+		case 'p': cfg.port = (int)num_arg(optarg, 0, 65535, "-p"); break;
+		case 's':
+			if (nsfd == MAXLISTEN)
+				die(EX_USAGE, "too many -s (at most %d)", MAXLISTEN);
+			sfds[nsfd++] = optarg;
+			break;
+		case 'b': cfg.backlog = (int)num_arg(optarg, 1, INT_MAX, "-b"); break;
+		case 'f': cfg.rules_file = optarg; break;
+		case 'S': cfg.fixed_path = optarg; break;
+		case 'i': cfg.fixed_fd = (int)num_arg(optarg, 0, INT_MAX, "-i"); break;
+		case 'O': cfg.owner = optarg; break;
+		case 'q': cfg.maxpending = (long)num_arg(optarg, 0, 1000000, "-q"); break;
+		case 'T': cfg.timeout_ms = (int)num_arg(optarg, 1, 3600000, "-T"); break;
+		case 'u': cfg.user = optarg; break;
+		case 'g': cfg.group = optarg; break;
+		case 'G': cfg.groups = optarg; break;
+		case 'x': cfg.chroot = optarg; break;
+		case 'Z': cfg.rst = 1; break;
+		case 'd': cfg.ready_fd = (int)num_arg(optarg, 0, INT_MAX, "--ready-fd"); break;
+		case 'e': cfg.exec_argv = argv + optind - 1; break;
+		default: usage_die(usage);
+		}
+		if (cfg.exec_argv)
+			break;
+	}
+	if (!cfg.exec_argv && optind != argc)
+		usage_die(usage);
+	int targets = !!cfg.rules_file + !!cfg.fixed_path + (cfg.fixed_fd >= 0);
+	if (!cfg.exec_argv && targets != 1) {
+		fprintf(stderr, "%s: fatal: one of -f RULES, -S PATH, -i FD is needed\n", progname);
+		usage_die(usage);
+	}
+	if (cfg.exec_argv && targets)
+		die(EX_USAGE, "-e runs a program with the listening socket; -f, -S and -i do not apply");
+	if (cfg.ready_fd >= 0 && fcntl(cfg.ready_fd, F_GETFD) < 0)
+		die(EX_BADINPUT, "--ready-fd %d: not an open fd", cfg.ready_fd);
+	if (cfg.owner)
+		parse_owner(cfg.owner);
+
+	/* the listening sockets: -s, LISTEN_FDS, then -l/-p */
+	for (size_t i = 0; i < nsfd; i++)
+		add_inherited((int)num_arg(sfds[i], 0, INT_MAX, "-s"), "-s");
+	add_systemd();
+	if (cfg.port >= 0 || cfg.laddr)
+		listen_tcp();
+	if (!nlisten)
+		die(EX_USAGE, "nothing to listen on: give -p PORT (and -l ADDR), -s FD, or LISTEN_FDS");
+
+	if (cfg.fixed_fd >= 0) {
+		int type;
+		socklen_t sl = sizeof type;
+		if (getsockopt(cfg.fixed_fd, SOL_SOCKET, SO_TYPE, &type, &sl) < 0)
+			die_sys("-i %d: not a socket", cfg.fixed_fd);
+		fcntl(cfg.fixed_fd, F_SETFD, FD_CLOEXEC);
+		fixed_recv.fd = cfg.fixed_fd;
+		snprintf(fixed_recv.name, sizeof fixed_recv.name, "fd %d", cfg.fixed_fd);
+	} else if (cfg.fixed_path) {
+		if (addr_unix(&fixed_recv.addr, cfg.fixed_path, 0) < 0)
+			die_sys("-S %s", cfg.fixed_path);
+		fixed_recv.fd = -1;
+		snprintf(fixed_recv.name, sizeof fixed_recv.name, "unix:%s", cfg.fixed_path);
+	}
+	if (cfg.rules_file)
+		rules = load_rules(1);
+
+	raise_nofile();
+	drop_privileges();
+	if (cfg.exec_argv)
+		run_program();
+
+	sigset_t ss;
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGHUP);
+	sigprocmask(SIG_BLOCK, &ss, NULL);
+	int sfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0)
+		die_sys("unable to create a signalfd");
+
+	for (size_t i = 0; i < nlisten; i++) {
+		struct sockaddr_storage la;
+		socklen_t ll = sizeof la;
+		char as[ADDR_STRLEN];
+		if (getsockname(lfd[i], (struct sockaddr *)&la, &ll) == 0) {
+			fmt((struct sockaddr *)&la, ll, as, sizeof as);
+			info("listening on %s", as);
+		}
+	}
+	notify_ready(cfg.ready_fd);
+
+	struct pollfd pfd[1 + MAXLISTEN + MAXRECV + 1];
+	struct receiver *pr[1 + MAXLISTEN + MAXRECV + 1];
+	for (;;) {
+		int64_t now = now_ms();
+		int timeout = -1;
+		size_t n = 0;
+
+		pfd[n++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+		if (backoff_until && now >= backoff_until)
+			backoff_until = 0;
+		if (backoff_until) {
+			timeout = (int)(backoff_until - now);
+		} else {
+			for (size_t i = 0; i < nlisten; i++)
+				pfd[n++] = (struct pollfd){ .fd = lfd[i], .events = POLLIN };
+		}
+		size_t first_recv = n;
+		for (size_t i = 0; i <= MAXRECV; i++) {
+			struct receiver *r = i < MAXRECV ? &recv_tab[i] : &fixed_recv;
+			if (!r->qlen)
+				continue;
+			q_expire(r, now);
+			if (!r->qlen)
+				continue;
+			int64_t left = q_at(r, 0)->deadline - now;
+			if (timeout < 0 || left < timeout)
+				timeout = (int)left;
+			if (r->fd < 0) {
+				/* a waiting queue only exists while connected */
+				q_drop_all(r, "receiver closed");
+				continue;
+			}
+			pr[n] = r;
+			pfd[n++] = (struct pollfd){ .fd = r->fd, .events = POLLOUT };
+		}
+		int k = poll(pfd, n, timeout);
+		if (k < 0 && errno != EINTR)
+			die_sys("poll");
+		if (k <= 0)
+			continue;
+		if (pfd[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof si) == sizeof si) {
+				if (si.ssi_signo == SIGHUP) {
+					if (cfg.rules_file) {
+						struct ruleset *nr = load_rules(0);
+						if (nr) {
+							rules_free(rules);
+							rules = nr;
+							info("rules reloaded from %s (%zu rules)", cfg.rules_file, nr->n);
+						}
+					}
+				} else {
+					info("stopping on signal %d", (int)si.ssi_signo);
+					for (size_t i = 0; i < nlisten; i++)
+						close(lfd[i]);
+					for (size_t i = 0; i <= MAXRECV; i++) {
+						struct receiver *r = i < MAXRECV ? &recv_tab[i] : &fixed_recv;
+						if (r->qlen && r->fd >= 0)
+							q_flush(r);
+						q_drop_all(r, "server stopping");
+					}
+					return EX_OK;
+				}
+			}
+		}
+		for (size_t i = first_recv; i < n; i++)
+			if (pfd[i].revents)
+				q_flush(pr[i]);
+		for (size_t i = 1; i < first_recv; i++)
+			if (pfd[i].revents & POLLIN)
+				accept_some(pfd[i].fd);
+	}
+}

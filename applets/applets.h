@@ -8,3 +8,4 @@ APPLET(relay, relay_main, "forward connections (Unix, TCP, passed fds) with spli
 APPLET(run, run_main, "check the rules and run a program with libsockgate.so preloaded")
 APPLET(server, server_main, "accept TCP and pass each socket to a receiver chosen by rules")
 APPLET(inetd, inetd_main, "receive passed sockets and run a program per connection (UCSPI)")
+APPLET(send-fd, sendfd_main, "send an fd to a Unix socket, or receive one and run a program with it")

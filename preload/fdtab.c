@@ -85,7 +85,7 @@ int slot_set(int fd, struct sgconn *c, unsigned flags)
 	c->refs++;
 	struct sgconn *old = s->conn;
 	s->conn = c;
-	unsigned keep = __atomic_load_n(&s->flags, __ATOMIC_RELAXED) & SF_EPOLL;
+	unsigned keep = __atomic_load_n(&s->flags, __ATOMIC_RELAXED) & (SF_EPOLL | SF_HINTS);
 	__atomic_store_n(&s->flags, keep | flags | SF_SWAPPED, __ATOMIC_RELEASE);
 	conn_put(old);
 	return 0;
@@ -100,6 +100,28 @@ void slot_clear(int fd)
 	struct sgconn *c = s->conn;
 	s->conn = NULL;
 	conn_put(c);
+}
+
+void slot_hint(int fd, unsigned hint)
+{
+	unsigned c = (unsigned)fd >> SLOT_BITS;
+	if (fd < 0 || c >= CHUNK_N)
+		return;
+	struct slot *s = __atomic_load_n(&sg_chunks[c], __ATOMIC_ACQUIRE);
+	if (!s) {
+		if (!hint)
+			return;
+		pthread_mutex_lock(&sg_lock);
+		s = slot_get(fd, 1);
+		pthread_mutex_unlock(&sg_lock);
+		if (!s)
+			return;
+		s -= fd & (SLOT_N - 1);
+	}
+	unsigned *f = &s[fd & (SLOT_N - 1)].flags;
+	__atomic_fetch_and(f, ~SF_HINTS, __ATOMIC_ACQ_REL);
+	if (hint)
+		__atomic_fetch_or(f, hint, __ATOMIC_ACQ_REL);
 }
 
 struct sgconn *slot_conn(int fd)

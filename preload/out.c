@@ -687,6 +687,12 @@ static const struct rule *lookup(int fd, const struct sockaddr *sa, socklen_t le
 	const struct rule *r = sg_match(RULE_CONNECT, RULE_ANYPROTO, (struct sockaddr *)dst, rs);
 	if (likely(!r))
 		return NULL;
+	if (r->proto != RULE_ANYPROTO && !*domain) {
+		/* the type socket() noted spares a getsockopt() when no rule of that type matches */
+		unsigned h = fd_flags(fd) & SF_HINTS;
+		if (h && !sg_match(RULE_CONNECT, h == SF_HSTREAM ? RULE_TCP : RULE_UDP, (struct sockaddr *)dst, NULL))
+			return NULL;
+	}
 	/* a redirected socket says what it was (the caller fills domain and type) */
 	if ((!*domain && sock_info(fd, domain, type) < 0) || *domain != sa->sa_family)
 		return NULL;

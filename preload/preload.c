@@ -21,11 +21,21 @@
 
 EXPORT int socket(int domain, int type, int protocol)
 {
-	if (unlikely(domain == AF_INET6) && conf()->block_inet6) {
+	if (domain != AF_INET && domain != AF_INET6)
+		return REAL(socket)(domain, type, protocol);
+	const struct sgconf *cf = conf();
+	if (unlikely(domain == AF_INET6) && cf->block_inet6) {
 		errno = EAFNOSUPPORT;	/* unsock's UNSOCK_BLOCK_INET6 */
 		return -1;
 	}
-	return REAL(socket)(domain, type, protocol);
+	int fd = REAL(socket)(domain, type, protocol);
+	/* remember stream/datagram, so an unmatched connect() needs no getsockopt() */
+	if (fd >= 0 && cf->have_connect) {
+		int t = type & 0xf;
+		if (t == SOCK_STREAM || t == SOCK_DGRAM)
+			slot_hint(fd, t == SOCK_STREAM ? SF_HSTREAM : SF_HDGRAM);
+	}
+	return fd;
 }
 
 /* ---- connect and sends ------------------------------------------------------ */
@@ -450,21 +460,32 @@ static void forget(int fd)
 
 EXPORT int close(int fd)
 {
-	if (unlikely(fd_flags(fd)))
-		forget(fd);
+	unsigned f = fd_flags(fd);
+	if (unlikely(f)) {
+		if (f & SF_STATE)
+			forget(fd);
+		else
+			slot_hint(fd, 0);
+	}
 	return REAL(close)(fd);
 }
 
 /* After newfd became a copy of fd: give it fd's record (or none). */
 static void copied(int fd, int newfd)
 {
-	pthread_mutex_lock(&sg_lock);
 	unsigned f = fd_flags(fd);
+	if (!((f | fd_flags(newfd)) & SF_STATE)) {
+		slot_hint(newfd, f & SF_HINTS);
+		return;
+	}
+	pthread_mutex_lock(&sg_lock);
+	f = fd_flags(fd);
 	if (fd_flags(newfd)) {
 		if (fd_flags(newfd) & SF_EPOLL)
 			ep_note(newfd, 0);
 		slot_clear(newfd);
 	}
+	slot_hint(newfd, f & SF_HINTS);
 	if (f & SF_SWAPPED) {
 		struct slot *s = slot_get(fd, 0);
 		if (s && s->conn)

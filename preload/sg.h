@@ -29,6 +29,10 @@
 #define SF_OUT		0x2u	/* writes need us: header pending, connect pending or failed */
 #define SF_IN		0x4u	/* receives need us: datagram peer addresses */
 #define SF_EPOLL	0x8u	/* the fd is an epoll instance */
+#define SF_HSTREAM	0x10u	/* hint: socket() made it an inet stream socket */
+#define SF_HDGRAM	0x20u	/* hint: socket() made it an inet datagram socket */
+#define SF_HINTS	(SF_HSTREAM | SF_HDGRAM)
+#define SF_STATE	(SF_SWAPPED | SF_OUT | SF_IN | SF_EPOLL)
 
 /* connection states */
 enum { ST_CONNECTED = 1, ST_PENDING, ST_FAILED, ST_BLACKHOLE, ST_DGRAM };
@@ -97,6 +101,8 @@ void slot_clear(int fd);
 struct sgconn *slot_conn(int fd);
 void conn_put(struct sgconn *c);
 void slot_setflags(int fd, unsigned set, unsigned clear);
+/* Without the lock: set or clear the type hint of a fd socket() just made / close() ends. */
+void slot_hint(int fd, unsigned hint);
 
 /* configuration (conf.c) */
 struct sgconf {

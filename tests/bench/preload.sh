@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# libsockgate.so costs:
+#  1. an unmatched connect() to a loopback TCP listener, with the library
+#     loaded (and rules that do not match) vs without: target <= 1.05x;
+#  2. wrk requests per second against nginx: redirected by the library to
+#     nginx's Unix socket vs plain loopback TCP to the same nginx: target >= 1.0x.
+# Runs alternate several times and keep each side's best, so both sides see
+# the same machine state. Every address used is on loopback.
+set -eu
+BUILD=${BUILD:-build}
+case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
+LIB=$BUILD/libsockgate.so
+make -s BUILD="$BUILD" tools >/dev/null
+T=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+echo "== preload ($(date -u +%F), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+
+# --- 1. unmatched connect() ------------------------------------------------------
+# The client alternates, connect by connect, connect() as a program calls it
+# (through the library when preloaded) and libc's own connect(): the ratio of
+# the two medians is the library's cost under the same machine state. The same run
+# without the library is the control (should be 1.00x).
+N=${PRELOAD_BENCH_CONNECTS:-2000}
+rules='connect tcp 10.0.0.0/8 -> unix /nonexistent/a.sock; connect tcp [fd00::/8] -> unix /nonexistent/b.sock; connect udp * -> unix /nonexistent/dns.sock'
+read -r ctl_plt ctl_libc < <("$BUILD/tools/pre_client" bench "$N")
+read -r on_plt on_libc < <(SOCKGATE_RULE=$rules LD_PRELOAD=$LIB "$BUILD/tools/pre_client" bench "$N")
+awk -v a="$on_libc" -v b="$on_plt" -v c="$ctl_libc" -v d="$ctl_plt" 'BEGIN {
+	r = b / a
+	printf "unmatched connect() to loopback TCP: %d ns through the library vs %d ns libc alone: ratio %.3fx (target <= 1.05): %s  [control without the library: %.3fx]\n",
+		b, a, r, (r <= 1.05 ? "met" : "NOT met"), d / c }'
+
+# --- 2. wrk through the library vs loopback TCP ---------------------------------------
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+	echo "wrk or nginx missing: redirected-throughput benchmark skipped"
+	exit 0
+fi
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+ghost=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$T/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $T/nginx.pid;
+error_log $T/error.log;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	client_body_temp_path $T; proxy_temp_path $T; fastcgi_temp_path $T;
+	uwsgi_temp_path $T; scgi_temp_path $T;
+	server {
+		listen 127.0.0.1:$port;
+		listen unix:$T/nginx.sock;
+		location / { return 200 "benchmark\n"; }
+	}
+}
+EOF
+nginx -c "$T/nginx.conf" -e "$T/error.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -S "$T/nginx.sock" ] && break; sleep 0.05; done
+DUR=${PRELOAD_BENCH_SECONDS:-4}
+rps() { sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p'; }
+best_tcp=0 best_unix=0
+for round in 1 2 3; do
+	tcp=$(wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$port/" | rps)
+	# 127.0.0.1:$ghost has no listener: only the rule makes it reach nginx
+	unix=$(SOCKGATE_RULE="connect tcp 127.0.0.1:$ghost -> unix $T/nginx.sock" LD_PRELOAD=$LIB \
+		wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$ghost/" | rps)
+	best_tcp=$(awk -v a="$best_tcp" -v b="$tcp" 'BEGIN { print (b > a ? b : a) }')
+	best_unix=$(awk -v a="$best_unix" -v b="$unix" 'BEGIN { print (b > a ? b : a) }')
+done
+awk -v a="$best_tcp" -v b="$best_unix" 'BEGIN {
+	r = b / a
+	printf "wrk -c32 to nginx: %.0f req/s over loopback TCP, %.0f req/s redirected to its Unix socket: ratio %.3fx (target >= 1.0): %s\n",
+		a, b, r, (r >= 1.0 ? "met" : "NOT met") }'

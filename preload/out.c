@@ -416,6 +416,7 @@ static void finish(struct job *j, int err)
 	}
 	int pw = c->pw;
 	c->pw = -1;
+	c->s = -1;
 	conn_put(c);
 	pthread_mutex_unlock(&sg_lock);
 	/* wakes poll/select sleeping on the placeholder: they look again and see the socket */
@@ -430,13 +431,10 @@ static void *helper(void *arg)
 	struct job *j = arg;
 	struct sgconn *c = j->c;
 	struct timeval tick = { 0, 200000 }, old;
-	socklen_t ol = sizeof old;
 	double deadline = now() + CONNECT_TIMEOUT_S;
 	int err = 0;
 	int is_unix = j->ta.u.sa.sa_family == AF_UNIX;
 
-	if (REAL(getsockopt)(j->s, SOL_SOCKET, SO_SNDTIMEO_OLD, &old, &ol) < 0)
-		memset(&old, 0, sizeof old);
 	REAL(fcntl)(j->s, F_SETFL, REAL(fcntl)(j->s, F_GETFL) & ~O_NONBLOCK);
 	REAL(setsockopt)(j->s, SOL_SOCKET, SO_SNDTIMEO_OLD, &tick, sizeof tick);
 	for (;;) {
@@ -483,6 +481,10 @@ static void *helper(void *arg)
 		}
 		free(h);
 	}
+	pthread_mutex_lock(&sg_lock);
+	old = c->sndtimeo;	/* the program may have set it meanwhile */
+	c->s = -1;
+	pthread_mutex_unlock(&sg_lock);
 	REAL(setsockopt)(j->s, SOL_SOCKET, SO_SNDTIMEO_OLD, &old, sizeof old);
 	finish(j, err == ECANCELED ? 0 : err);
 	free(j);
@@ -504,6 +506,12 @@ static int go_pending(int fd, struct sgconn *c, int s, const struct sg_addr *ta)
 	}
 	c->pw = p[1];
 	c->state = s >= 0 ? ST_PENDING : ST_BLACKHOLE;
+	c->s = s;
+	if (s >= 0) {
+		socklen_t tl = sizeof c->sndtimeo;
+		if (REAL(getsockopt)(s, SOL_SOCKET, SO_SNDTIMEO_OLD, &c->sndtimeo, &tl) < 0)
+			memset(&c->sndtimeo, 0, sizeof c->sndtimeo);
+	}
 	if (swap_in(fd, p[0], c, SF_OUT | SF_IN) < 0) {
 		int e = errno;
 		if (s >= 0)
@@ -600,6 +608,7 @@ static struct sgconn *new_conn(int fd, int domain, int type, const struct rule *
 	if (!c)
 		return NULL;
 	c->pw = -1;
+	c->s = -1;
 	c->family = domain;
 	c->type = type;
 	c->rflags = r ? r->flags : 0;

@@ -375,6 +375,19 @@ EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	int st = c->state, fam = c->family, type = c->type, err = c->err;
 	if (level == SOL_SOCKET && name == SO_ERROR && st == ST_FAILED)
 		c->err = 0;	/* read once, as the kernel does */
+	if (level == SOL_SOCKET && st == ST_PENDING && c->s >= 0 && name != SO_ERROR && name != SO_DOMAIN &&
+	    name != SO_TYPE && name != SO_PROTOCOL && name != SO_ACCEPTCONN) {
+		int r;
+		if ((name == SO_SNDTIMEO_OLD || name == SO_SNDTIMEO_NEW) && val && len && *len >= sizeof c->sndtimeo) {
+			memcpy(val, &c->sndtimeo, sizeof c->sndtimeo);
+			*len = sizeof c->sndtimeo;
+			r = 0;
+		} else {
+			r = REAL(getsockopt)(c->s, level, name, val, len);
+		}
+		pthread_mutex_unlock(&sg_lock);
+		return r;
+	}
 	pthread_mutex_unlock(&sg_lock);
 	int placeholder = st == ST_PENDING || st == ST_BLACKHOLE;
 
@@ -415,6 +428,16 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
 	pthread_mutex_lock(&sg_lock);
 	struct sgconn *c = slot_conn(fd);
 	int st = c ? c->state : 0;
+	if (c && level == SOL_SOCKET && st == ST_PENDING) {
+		/* the socket being connected takes it (the helper owns SO_SNDTIMEO until it is done) */
+		int r = 0;
+		if ((name == SO_SNDTIMEO_OLD || name == SO_SNDTIMEO_NEW) && val && len >= sizeof c->sndtimeo)
+			memcpy(&c->sndtimeo, val, sizeof c->sndtimeo);
+		else if (c->s >= 0)
+			r = REAL(setsockopt)(c->s, level, name, val, len);
+		pthread_mutex_unlock(&sg_lock);
+		return r < 0 && (errno == ENOPROTOOPT || errno == EOPNOTSUPP) ? 0 : r;
+	}
 	pthread_mutex_unlock(&sg_lock);
 	if (!c)
 		return REAL(setsockopt)(fd, level, name, val, len);

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <sys/un.h>
 
@@ -56,6 +57,8 @@ struct sgconn {
 	unsigned char *hdr;		/* PROXY header bytes not yet sent */
 	size_t hdrlen, hdroff;
 	int pw;				/* pending: write end of the placeholder pipe */
+	int s;				/* pending: the helper's socket (options set meanwhile go there) */
+	struct timeval sndtimeo;	/* pending: the program's SO_SNDTIMEO, restored at the end */
 	/* datagrams: unix path a destination went to -> that destination */
 	struct umap {
 		struct sockaddr_un un;

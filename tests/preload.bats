@@ -154,6 +154,7 @@ nginx_conf() {
 	assert_line "poll: writable"
 	assert_line "so_error: 0"
 	assert_line "flags: nonblock cloexec"
+	assert_line "options: keepalive=1 rcvbuf=100000"
 	assert_line "echo: same 262144 bytes"
 	run -0 cat "$T/slow.log"
 	assert_line --regexp '^hdr dst=10\.1\.2\.3:80 proto=stream src=[0-9.]+:0$'

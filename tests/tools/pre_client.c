@@ -180,8 +180,11 @@ static int cmd_nb(int argc, char **argv, int argi)
 	socklen_t l = addr(argv[argi], argv[argi + 1], &ss);
 	const char *gate = argc > argi + 3 && !strcmp(argv[argi + 2], "--gate") ? argv[argi + 3] : NULL;
 	int s = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1, rcvbuf = 50000;
+	setsockopt(s, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);	/* set before: carried over */
 	int r = connect(s, (struct sockaddr *)&ss, l);
 	printf("connect: %s\n", r == 0 ? "0" : ename(errno));
+	setsockopt(s, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);	/* set while connecting */
 	if (r < 0 && errno != EINPROGRESS)
 		return 1;
 	struct pollfd p = { s, POLLOUT, 0 };
@@ -203,6 +206,12 @@ static int cmd_nb(int argc, char **argv, int argi)
 	printf("so_error: %d\n", err);
 	printf("flags: %s %s\n", (fcntl(s, F_GETFL) & O_NONBLOCK) ? "nonblock" : "block",
 	       (fcntl(s, F_GETFD) & FD_CLOEXEC) ? "cloexec" : "inherit");
+	int ka = 0;
+	socklen_t kl = sizeof ka;
+	getsockopt(s, SOL_SOCKET, SO_KEEPALIVE, &ka, &kl);
+	kl = sizeof rcvbuf;
+	getsockopt(s, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &kl);
+	printf("options: keepalive=%d rcvbuf=%d\n", ka, rcvbuf);
 	/* 256 KiB of a pattern, echoed back: nothing lost, nothing reordered */
 	size_t total = 256 * 1024, sent = 0, got = 0;
 	char *out = malloc(total), *in = malloc(total);

@@ -11,16 +11,24 @@
 
 static int unit_n, unit_failed;
 
+/* Line-buffered, so that a crash (or a sanitizer's exit) loses no result. */
+__attribute__((constructor)) static void unit_init(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+/* cond is evaluated once: it may have side effects. */
 #define CHECK(cond, ...) do { \
+	int unit_ok_ = !!(cond); \
 	unit_n++; \
-	if (cond) { \
+	if (unit_ok_) { \
 		printf("ok %d - ", unit_n); \
 	} else { \
 		unit_failed++; \
 		printf("not ok %d - ", unit_n); \
 	} \
 	printf(__VA_ARGS__); \
-	if (!(cond)) \
+	if (!unit_ok_) \
 		printf(" (%s:%d: %s)", __FILE__, __LINE__, #cond); \
 	printf("\n"); \
 } while (0)

@@ -1,0 +1,41 @@
+#!/usr/bin/env bats
+# What `make` produces and installs: the library's exported symbols, the
+# install layout under DESTDIR/PREFIX, and the missing-package message.
+
+load helper
+
+@test "libsockgate.so exports exactly the symbols listed in preload/hooks.def" {
+	want=$(sed -n 's/^HOOK(\([a-z0-9_]*\),.*/\1/p' "$TOP/preload/hooks.def" | sort -u)
+	got=$(nm -D --defined-only "$LIB" | awk '$2 ~ /^[TWiV]$/ { sub(/@.*/, "", $3); print $3 }' | sort -u)
+	[ -n "$want" ]
+	diff <(echo "$want") <(echo "$got")
+}
+
+@test "libbsd is linked in but none of its symbols is exported" {
+	run nm -D --defined-only "$LIB"
+	refute_output --partial strtonum
+	refute_output --partial strlcpy
+	run ldd "$LIB"
+	refute_output --partial libbsd
+}
+
+@test "make install and uninstall honour PREFIX and DESTDIR" {
+	make -s -C "$TOP" BUILD="$BUILD" install DESTDIR="$T/root" PREFIX=/opt/sg >/dev/null
+	[ -x "$T/root/opt/sg/bin/sockgate" ]
+	[ "$(readlink "$T/root/opt/sg/bin/sockgate-asmgen")" = sockgate ]
+	[ -f "$T/root/opt/sg/lib/libsockgate.so" ]
+	[ -f "$T/root/opt/sg/share/man/man5/sockgate-rules.5" ]
+	[ -f "$T/root/opt/sg/share/man/man8/sockgate-asmgen.8" ]
+	run -0 "$T/root/opt/sg/bin/sockgate-asmgen" --version
+	make -s -C "$TOP" BUILD="$BUILD" uninstall DESTDIR="$T/root" PREFIX=/opt/sg >/dev/null
+	run find "$T/root" -type f -o -type l
+	assert_output ""
+}
+
+@test "without root, missing packages are named in one message and make stops with 2" {
+	command -v setpriv >/dev/null || skip "setpriv not available"
+	run -2 --separate-stderr setpriv --reuid=65534 --regid=65534 --clear-groups \
+		sh "$TOP/tests/deps.sh" sockgate-no-such-package bats
+	[ "$stderr" = "sockgate: missing packages: sockgate-no-such-package
+sockgate: install them (as root: apt-get install sockgate-no-such-package) and run make again" ]
+}

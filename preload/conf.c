@@ -94,6 +94,8 @@ static int add(struct ruleset *rs)
 	for (size_t i = 0; i < rs->n; i++) {
 		if (rs->rule[i].dir == RULE_CONNECT)
 			sg_conf.have_connect = 1;
+		if (rs->rule[i].dir == RULE_BIND)
+			sg_conf.have_bind = 1;
 		if (rs->rule[i].flags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1))
 			sg_conf.have_proxy = 1;
 	}
@@ -211,7 +213,7 @@ out:
 		for (int i = 0; i < sg_conf.nrs; i++)
 			rules_free(sg_conf.rs[i]);
 		sg_conf.nrs = 0;
-		sg_conf.have_connect = sg_conf.have_proxy = 0;
+		sg_conf.have_connect = sg_conf.have_proxy = sg_conf.have_bind = 0;
 	}
 	errno = saved;
 }

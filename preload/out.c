@@ -318,7 +318,7 @@ static int put_behind(int fd, int newfd, int fl, int cloexec)
 }
 
 /* Swap newfd in for fd and record c with flags. Closes newfd. */
-static int swap_in(int fd, int newfd, struct sgconn *c, unsigned flags)
+int sg_swap_in(int fd, int newfd, struct sgconn *c, unsigned flags)
 {
 	int fl = REAL(fcntl)(fd, F_GETFL);
 	int fdfl = REAL(fcntl)(fd, F_GETFD);
@@ -512,7 +512,7 @@ static int go_pending(int fd, struct sgconn *c, int s, const struct sg_addr *ta)
 		if (REAL(getsockopt)(s, SOL_SOCKET, SO_SNDTIMEO_OLD, &c->sndtimeo, &tl) < 0)
 			memset(&c->sndtimeo, 0, sizeof c->sndtimeo);
 	}
-	if (swap_in(fd, p[0], c, SF_OUT | SF_IN) < 0) {
+	if (sg_swap_in(fd, p[0], c, SF_OUT | SF_IN) < 0) {
 		int e = errno;
 		if (s >= 0)
 			REAL(close)(s);
@@ -597,7 +597,7 @@ static int dgram_swap(int fd, struct sgconn *c)
 	}
 	carry_opts(fd, s, c->family, SOCK_DGRAM);
 	c->state = ST_DGRAM;
-	return swap_in(fd, s, c, SF_IN);
+	return sg_swap_in(fd, s, c, SF_IN);
 }
 
 static struct sgconn *new_conn(int fd, int domain, int type, const struct rule *r)
@@ -808,7 +808,7 @@ static int stream_connect(int fd, const struct sockaddr *sa, socklen_t len, cons
 		}
 	}
 	c->state = ST_CONNECTED;
-	if (swap_in(fd, s, c, flags) < 0) {
+	if (sg_swap_in(fd, s, c, flags) < 0) {
 		e = errno;
 		if (c->refs == 0)
 			conn_put((c->refs = 1, c));
@@ -927,6 +927,10 @@ int out_connect_swapped(int fd, const struct sockaddr *sa, socklen_t len, int *h
 	case ST_PENDING:
 	case ST_BLACKHOLE:
 		return errno = EALREADY, -1;
+	case ST_RECEIVER:
+		return errno = EISCONN, -1;	/* as for a listening TCP socket */
+	case ST_BOUND:
+		return errno = EOPNOTSUPP, -1;	/* bound as a receiver: cannot also connect */
 	case ST_CONNECTED:
 		return errno = EISCONN, -1;
 	case ST_FAILED:

@@ -406,7 +406,7 @@ EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 				return put_int(val, len, 0);
 			break;
 		case SO_ACCEPTCONN:
-			return put_int(val, len, 0);
+			return put_int(val, len, st == ST_RECEIVER);
 		}
 		if (placeholder) {
 			if (val && len)
@@ -471,7 +471,7 @@ EXPORT int shutdown(int fd, int how)
 
 /* ---- fd lifetime ------------------------------------------------------------ */
 
-static void forget(int fd)
+void sg_forget(int fd)
 {
 	pthread_mutex_lock(&sg_lock);
 	unsigned f = fd_flags(fd);
@@ -486,7 +486,7 @@ EXPORT int close(int fd)
 	unsigned f = fd_flags(fd);
 	if (unlikely(f)) {
 		if (f & SF_STATE)
-			forget(fd);
+			sg_forget(fd);
 		else
 			slot_hint(fd, 0);
 	}
@@ -512,7 +512,7 @@ static void copied(int fd, int newfd)
 	if (f & SF_SWAPPED) {
 		struct slot *s = slot_get(fd, 0);
 		if (s && s->conn)
-			slot_set(newfd, s->conn, f & (SF_OUT | SF_IN));
+			slot_set(newfd, s->conn, f & (SF_OUT | SF_IN | SF_ACCEPT));
 	}
 	if (f & SF_EPOLL) {
 		ep_note(newfd, 1);
@@ -578,20 +578,30 @@ EXPORT int fcntl64(int fd, int cmd, ...)
 
 EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 {
-	return REAL(bind)(fd, sa, len);
+	int handled;
+	int r = in_bind(fd, sa, len, &handled);
+	return handled ? r : REAL(bind)(fd, sa, len);
 }
 
 EXPORT int listen(int fd, int backlog)
 {
-	return REAL(listen)(fd, backlog);
+	if (likely(!(fd_flags(fd) & SF_SWAPPED)))
+		return REAL(listen)(fd, backlog);
+	int handled;
+	int r = in_listen(fd, &handled);
+	return handled ? r : REAL(listen)(fd, backlog);
 }
 
 EXPORT int accept(int fd, struct sockaddr *sa, socklen_t *len)
 {
-	return REAL(accept)(fd, sa, len);
+	if (likely(!(fd_flags(fd) & SF_ACCEPT)))
+		return REAL(accept)(fd, sa, len);
+	return in_accept(fd, sa, len, 0);
 }
 
 EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
-	return REAL(accept4)(fd, sa, len, flags);
+	if (likely(!(fd_flags(fd) & SF_ACCEPT)))
+		return REAL(accept4)(fd, sa, len, flags);
+	return in_accept(fd, sa, len, flags);
 }

@@ -32,11 +32,12 @@
 #define SF_EPOLL	0x8u	/* the fd is an epoll instance */
 #define SF_HSTREAM	0x10u	/* hint: socket() made it an inet stream socket */
 #define SF_HDGRAM	0x20u	/* hint: socket() made it an inet datagram socket */
+#define SF_ACCEPT	0x40u	/* accept() takes passed sockets (a receiver) */
 #define SF_HINTS	(SF_HSTREAM | SF_HDGRAM)
-#define SF_STATE	(SF_SWAPPED | SF_OUT | SF_IN | SF_EPOLL)
+#define SF_STATE	(SF_SWAPPED | SF_OUT | SF_IN | SF_EPOLL | SF_ACCEPT)
 
 /* connection states */
-enum { ST_CONNECTED = 1, ST_PENDING, ST_FAILED, ST_BLACKHOLE, ST_DGRAM };
+enum { ST_CONNECTED = 1, ST_PENDING, ST_FAILED, ST_BLACKHOLE, ST_DGRAM, ST_BOUND, ST_RECEIVER };
 
 #define UMAP_N 8
 
@@ -69,6 +70,8 @@ struct sgconn {
 	unsigned nmap;
 	unsigned char *dghdr;		/* datagrams: header put before each one */
 	size_t dghdrlen;
+	char path[sizeof ((struct sockaddr_un *)0)->sun_path + 1];	/* receiver: where passed sockets come */
+	uint32_t mode;			/* receiver: socket file mode, 0 = as created */
 };
 
 struct slot {
@@ -116,6 +119,7 @@ struct sgconf {
 	int block_inet6;		/* UNSOCK_BLOCK_INET6 */
 	unsigned hacks;			/* URELAY_TPROXY_LOCAL_FLAGS */
 	int have_connect;		/* some connect rule exists */
+	int have_bind;			/* some bind rule exists */
 	int have_proxy;			/* some rule asks for a PROXY header */
 };
 #define HACK_SHUT_RD	0x10000u
@@ -148,7 +152,14 @@ int ep_capture(int fd, ino_t ino, struct epreg *out, int max);
 void ep_restore(int fd, const struct epreg *r, int n);
 void ep_note(int epfd, int add);
 
+/* receiving (in.c) */
+int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
+int in_listen(int fd, int *handled);
+int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags);
+void sg_forget(int fd);
+
 /* outgoing (out.c) */
+int sg_swap_in(int fd, int newfd, struct sgconn *c, unsigned flags);
 int out_connect(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
 ssize_t out_sendmsg(int fd, const struct msghdr *msg, int flags, int *handled);
 int out_before_write(int fd);

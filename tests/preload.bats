@@ -358,3 +358,116 @@ try: s.send(b"x")
 except OSError as e: print(e.strerror)'
 	assert_output $'b\'half\\n\' b\'\'\nBroken pipe'
 }
+
+# ---- the receiving side: sockets accepted by sockgate-server, served in a box
+
+# server NAME: sockgate-server on a free loopback port passing everything to $T/NAME.sock
+server() {
+	SPORT=$(free_port)
+	bg sockgate-server -l 127.0.0.1 -p "$SPORT" -S "$T/$1.sock" --ready-fd 3 -v 3>"$T/$1.srv-ready" 2>"$T/$1.srv.log"
+	wait_for_line "$T/$1.srv-ready" ready
+}
+
+@test "receiver: python http.server with no network serves curl through sockgate-server and logs curl's address and port" {
+	need_netns
+	[ -x "$BUILD/sockgate-server" ] || skip "sockgate-server not built"
+	server web
+	echo "served from a box" > "$T/page.txt"
+	bg unshare -n env -C "$T" LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp *:8000 -> fdpass $T/web.sock" python3 -c '
+import http.server, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, fmt, *a):
+        with open(sys.argv[1], "a") as f: f.write("client %s:%d %s\n" % (self.client_address[0], self.client_address[1], a[0]))
+s = http.server.HTTPServer(("0.0.0.0", 8000), H)
+open(sys.argv[2], "w").close()
+s.serve_forever()' "$T/http.log" "$T/http.ready"
+	wait_for_file "$T/http.ready"
+	run -0 curl -sS --max-time 5 -w '%{local_port}\n' "http://127.0.0.1:$SPORT/page.txt"
+	assert_line "served from a box"
+	cport=${lines[1]}
+	wait_for_line "$T/http.log" "GET /page.txt"
+	run -0 cat "$T/http.log"
+	assert_output "client 127.0.0.1:$cport GET /page.txt HTTP/1.1"
+}
+
+@test "receiver: nginx (master and two workers, epoll, accept4) with no network; \$remote_port is curl's" {
+	need_netns
+	command -v nginx >/dev/null || skip "nginx not installed"
+	[ -x "$BUILD/sockgate-server" ] || skip "sockgate-server not built"
+	server ngx
+	cat > "$T/rx.conf" <<-EOF
+	daemon off;
+	worker_processes 2;
+	pid $T/rx.pid;
+	error_log $T/rx-error.log;
+	events { worker_connections 64; }
+	http {
+		client_body_temp_path $T; proxy_temp_path $T; fastcgi_temp_path $T;
+		uwsgi_temp_path $T; scgi_temp_path $T;
+		log_format peer '\$remote_addr:\$remote_port \$request';
+		server {
+			listen 80;
+			access_log $T/rx-access.log peer;
+			location / { return 200 "nginx in a box\n"; }
+		}
+	}
+	EOF
+	bg unshare -n env LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp *:80 -> fdpass $T/ngx.sock mode=0600" \
+		nginx -c "$T/rx.conf" -e "$T/rx-error.log"
+	wait_for_file "$T/ngx.sock"
+	run -0 stat -c %a "$T/ngx.sock"
+	assert_output "600"
+	for i in 1 2 3 4; do
+		curl -sS --max-time 5 -w '%{local_port}\n' "http://127.0.0.1:$SPORT/n$i"
+	done > "$T/curl.out"
+	run -0 cat "$T/curl.out"
+	assert_line "nginx in a box"
+	for p in $(grep -v nginx "$T/curl.out"); do
+		wait_for_line "$T/rx-access.log" "127.0.0.1:$p GET /n"
+	done
+	run -0 grep -c '^127.0.0.1:[0-9]* GET /n[1-4] HTTP/1.1$' "$T/rx-access.log"
+	assert_output 4
+}
+
+@test "receiver: EAGAIN with nothing waiting, readable exactly when a socket waits, accept4 flags, addresses" {
+	[ -x "$BUILD/sockgate-server" ] || skip "sockgate-server not built"
+	server rx
+	bg env LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp 0.0.0.0:8080 -> fdpass $T/rx.sock" python3 -c '
+import ctypes, fcntl, os, select, socket, sys
+out = open(sys.argv[1], "w", buffering=1)
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8080)); s.listen(16); s.setblocking(False)
+out.write("name %s:%d acceptconn %d\n" % (s.getsockname() + (s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN),)))
+try: s.accept()
+except BlockingIOError: out.write("empty accept: EAGAIN\n")
+out.write("readable before: %s\n" % bool(select.select([s], [], [], 0.2)[0]))
+out.write("waiting\n")
+out.write("readable after: %s\n" % bool(select.select([s], [], [], 10)[0]))
+libc = ctypes.CDLL(None, use_errno=True)
+class SIN(ctypes.Structure): _fields_ = [("fam", ctypes.c_ushort), ("port", ctypes.c_ubyte * 2), ("addr", ctypes.c_ubyte * 4), ("z", ctypes.c_ubyte * 8)]
+sin = SIN(); ln = ctypes.c_uint(ctypes.sizeof(sin))
+fd = libc.accept4(s.fileno(), ctypes.byref(sin), ctypes.byref(ln), socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+out.write("accepted: family %d %s:%d nonblock %d cloexec %d\n" % (sin.fam, ".".join(map(str, sin.addr)),
+    sin.port[0] * 256 + sin.port[1], bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK), bool(fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC)))
+c = socket.socket(fileno=fd); c.setblocking(True)
+out.write("peer %s:%d\n" % c.getpeername())
+c.sendall(b"hello from the receiver\n"); c.close()
+out.write("readable at the end: %s\n" % bool(select.select([s], [], [], 0.2)[0]))' "$T/rx.log"
+	wait_for_line "$T/rx.log" waiting
+	run -0 python3 -c '
+import socket, sys
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+print(c.getsockname()[1]); print(c.makefile().readline().strip())' "$SPORT"
+	cport=${lines[0]}
+	assert_line "hello from the receiver"
+	wait_for_line "$T/rx.log" "readable at the end"
+	run -0 cat "$T/rx.log"
+	assert_output "name 0.0.0.0:8080 acceptconn 1
+empty accept: EAGAIN
+readable before: False
+waiting
+readable after: True
+accepted: family 2 127.0.0.1:$cport nonblock 1 cloexec 1
+peer 127.0.0.1:$cport
+readable at the end: False"
+}

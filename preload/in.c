@@ -1,0 +1,237 @@
+/*
+ * The receiving side: a TCP daemon becomes a receiver of sockets accepted
+ * elsewhere (sockgate-server(8), HAND-OFF PROTOCOL) when its bind() matches
+ * a `bind ... -> fdpass PATH` rule.
+ *
+ * bind() only records the address (the daemon may have no network at all);
+ * listen() puts an AF_UNIX datagram socket bound at PATH behind the
+ * daemon's fd, so poll/select/epoll report it readable exactly when a
+ * passed socket waits; accept()/accept4() take one passed TCP socket per
+ * datagram (SCM_RIGHTS) and return it with the client's address from the
+ * metadata record (fdpass.h) and the flags asked for. The passed socket is
+ * the real TCP connection: the daemon then talks to the client directly.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "fdpass.h"
+#include "real.h"
+#include "sg.h"
+
+/* bind(): 0/-1 when handled, else *handled = 0. */
+int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
+{
+	*handled = 0;
+	if (!sa || len < sizeof(sa_family_t) || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+		return 0;
+	if (len < (sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)))
+		return 0;
+	const struct sgconf *cf = conf();
+	if (!cf->have_bind)
+		return 0;
+	const struct ruleset *rs;
+	const struct rule *r = sg_match(RULE_BIND, RULE_TCP, sa, &rs);
+	if (!r || r->action != ACT_FDPASS)
+		return 0;
+	int type = 0, domain = 0;
+	socklen_t l = sizeof type;
+	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_TYPE, &type, &l) < 0 || type != SOCK_STREAM)
+		return 0;
+	l = sizeof domain;
+	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l) < 0 || domain != sa->sa_family)
+		return 0;
+	*handled = 1;
+
+	struct sgconn *c = calloc(1, sizeof *c);
+	if (!c)
+		return -1;
+	c->pw = c->s = -1;
+	c->family = domain;
+	c->type = SOCK_STREAM;
+	c->rflags = r->flags;
+	c->action = r->action;
+	c->state = ST_BOUND;
+	c->mode = r->mode;
+	memcpy(&c->local, sa, len);
+	c->locallen = len;
+	c->local_known = 1;
+	const char *tmpl = rules_str(rs, r->arg);
+	if (!tmpl || rules_expand(tmpl, sa, c->path, sizeof c->path) < 0) {
+		int e = errno;
+		free(c);
+		return errno = e, -1;
+	}
+	struct stat st;
+	pthread_mutex_lock(&sg_lock);
+	if (fstat(fd, &st) == 0)
+		c->ino = st.st_ino;
+	int ret = slot_set(fd, c, 0);
+	pthread_mutex_unlock(&sg_lock);
+	if (ret < 0) {
+		free(c);
+		return -1;
+	}
+	return 0;
+}
+
+/* A socket file left by an earlier run, nobody bound to it: remove it. */
+static void unlink_stale(const struct sockaddr_un *un, socklen_t len)
+{
+	struct stat st;
+	if (lstat(un->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return;
+	int p = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (p < 0)
+		return;
+	if (REAL(connect)(p, (const struct sockaddr *)un, len) < 0 && errno == ECONNREFUSED)
+		unlink(un->sun_path);
+	REAL(close)(p);
+}
+
+/* listen() on a fd bind() recorded: become a receiver. */
+int in_listen(int fd, int *handled)
+{
+	*handled = 0;
+	pthread_mutex_lock(&sg_lock);
+	struct sgconn *c = slot_conn(fd);
+	int st = c ? c->state : 0;
+	if (c)
+		c->refs++;
+	pthread_mutex_unlock(&sg_lock);
+	if (!c)
+		return 0;
+	*handled = 1;
+	int ret = 0;
+	if (st == ST_BOUND) {
+		struct sg_addr a;
+		int s = -1;
+		if (addr_unix(&a, c->path, 0) < 0 ||
+		    (s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
+			ret = -1;
+			goto out;
+		}
+		unlink_stale(&a.u.un, a.len);
+		if (REAL(bind)(s, &a.u.sa, a.len) < 0) {
+			int e = errno;
+			REAL(close)(s);
+			errno = e;
+			ret = -1;
+			goto out;
+		}
+		if (c->mode)
+			chmod(c->path, (mode_t)c->mode);
+		pthread_mutex_lock(&sg_lock);
+		c->state = ST_RECEIVER;
+		pthread_mutex_unlock(&sg_lock);
+		ret = sg_swap_in(fd, s, c, SF_ACCEPT);
+	} else if (st != ST_RECEIVER) {
+		ret = REAL(listen)(fd, 0) < 0 ? -1 : 0;	/* a redirected client socket: as the kernel says */
+		if (ret == 0) {
+			errno = EINVAL;
+			ret = -1;
+		}
+	}
+out:;
+	int e = errno;
+	pthread_mutex_lock(&sg_lock);
+	conn_put(c);
+	pthread_mutex_unlock(&sg_lock);
+	errno = e;
+	return ret;
+}
+
+/* Convert an inet address to the family of the program's socket where it can be. */
+static void as_family(struct sockaddr_storage *ss, socklen_t *len, int fam)
+{
+	if (fam == AF_INET6 && ss->ss_family == AF_INET) {
+		struct sockaddr_in s4;
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		memcpy(&s4, ss, sizeof s4);
+		memset(ss, 0, sizeof *ss);
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = s4.sin_port;
+		s6->sin6_addr.s6_addr[10] = s6->sin6_addr.s6_addr[11] = 0xff;
+		memcpy(s6->sin6_addr.s6_addr + 12, &s4.sin_addr, 4);
+		*len = sizeof *s6;
+	}
+}
+
+/* accept()/accept4() on a receiver. */
+int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
+{
+	pthread_mutex_lock(&sg_lock);
+	struct sgconn *c = slot_conn(fd);
+	int fam = c ? c->family : 0, st = c ? c->state : 0;
+	pthread_mutex_unlock(&sg_lock);
+	if (!c || st != ST_RECEIVER)
+		return REAL(accept4)(fd, sa, len, flags);
+	if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))
+		return errno = EINVAL, -1;
+
+	for (;;) {
+		unsigned char meta[FDPASS_META_MAXLEN];
+		union {
+			struct cmsghdr h;
+			char buf[CMSG_SPACE(FDPASS_MAXFDS * sizeof(int))];
+		} cb;
+		struct iovec iov = { meta, sizeof meta };
+		struct msghdr m;
+		memset(&m, 0, sizeof m);
+		m.msg_iov = &iov;
+		m.msg_iovlen = 1;
+		m.msg_control = cb.buf;
+		m.msg_controllen = sizeof cb.buf;
+		/* EINTR and EAGAIN go back to the program, as accept() would say them */
+		ssize_t n = REAL(recvmsg)(fd, &m, MSG_CMSG_CLOEXEC);
+		if (n < 0)
+			return -1;
+		int nfd = -1;
+		for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
+			if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+				continue;
+			size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < k; i++) {
+				int x;
+				memcpy(&x, CMSG_DATA(h) + i * sizeof(int), sizeof x);
+				if (nfd < 0)
+					nfd = x;
+				else
+					REAL(close)(x);	/* one socket per record */
+			}
+		}
+		if (nfd < 0)
+			continue;	/* a datagram with no socket: not for us */
+
+		/* the fd number may have been ours before: forget any record of it */
+		if (fd_flags(nfd))
+			sg_forget(nfd);
+		if (!(flags & SOCK_CLOEXEC))
+			REAL(fcntl)(nfd, F_SETFD, 0);
+		if (flags & SOCK_NONBLOCK)
+			REAL(fcntl)(nfd, F_SETFL, REAL(fcntl)(nfd, F_GETFL) | O_NONBLOCK);
+		if (sa && len) {
+			struct fdpass_meta md;
+			struct sockaddr_storage peer;
+			socklen_t pl = 0;
+			if (fdpass_meta_decode(meta, (size_t)n, &md) == 0 && md.remote.ss_family != AF_UNSPEC) {
+				peer = md.remote;
+				pl = md.remote_len;
+			} else {
+				pl = sizeof peer;
+				if (REAL(getpeername)(nfd, (struct sockaddr *)&peer, &pl) < 0)
+					pl = 0;
+			}
+			if (pl) {
+				as_family(&peer, &pl, fam);
+				memcpy(sa, &peer, pl < *len ? pl : *len);
+			}
+			*len = pl;
+		}
+		return nfd;
+	}
+}

@@ -61,6 +61,7 @@ void conn_put(struct sgconn *c)
 		return;
 	free(c->hdr);
 	free(c->dghdr);
+	free(c->map);
 	if (c->pw >= 0)
 		REAL(close)(c->pw);
 	free(c);

@@ -566,6 +566,8 @@ static int go_pending(int fd, struct sgconn *c, int s, const struct sg_addr *ta)
 static void map_add(struct sgconn *c, const struct sg_addr *ta, const struct sockaddr *dst, socklen_t dlen)
 {
 	unsigned i;
+	if (!c->map && !(c->map = calloc(UMAP_N, sizeof *c->map)))
+		return;
 	for (i = 0; i < c->nmap && i < UMAP_N; i++)
 		if (c->map[i].unlen == ta->len && !memcmp(&c->map[i].un, &ta->u.un, ta->len))
 			break;
@@ -1180,7 +1182,7 @@ void out_dgram_peer(int fd, struct sockaddr *sa, socklen_t *len)
 		return;
 	}
 	const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
-	for (unsigned i = 0; i < c->nmap && i < UMAP_N; i++) {
+	for (unsigned i = 0; c->map && i < c->nmap && i < UMAP_N; i++) {
 		socklen_t ml = c->map[i].unlen;
 		if (ml <= *len && !memcmp(&c->map[i].un, un, ml)) {
 			memcpy(&res, &c->map[i].in, sizeof res);

@@ -18,6 +18,7 @@
 #include <sys/time.h>
 #include <sys/types.h>
 #include <sys/un.h>
+#include <netdb.h>
 
 #include "rules.h"
 
@@ -60,13 +61,13 @@ struct sgconn {
 	int pw;				/* pending: write end of the placeholder pipe */
 	int s;				/* pending: the helper's socket (options set meanwhile go there) */
 	struct timeval sndtimeo;	/* pending: the program's SO_SNDTIMEO, restored at the end */
-	/* datagrams: unix path a destination went to -> that destination */
+	/* datagrams: unix path a destination went to -> that destination (allocated on first use) */
 	struct umap {
 		struct sockaddr_un un;
 		socklen_t unlen;
 		struct sockaddr_storage in;
 		socklen_t inlen;
-	} map[UMAP_N];
+	} *map;
 	unsigned nmap;
 	unsigned char *dghdr;		/* datagrams: header put before each one */
 	size_t dghdrlen;

@@ -158,7 +158,10 @@ static int load_file(const char *path)
 	return r;
 }
 
-/* unsock: connections to UNSOCK_ADDR (default 127.175.0.0/32) go to UNSOCK_DIR/PORT.sock */
+/*
+ * unsock: connections to UNSOCK_ADDR (default 127.175.0.0/32) go to
+ * UNSOCK_DIR/PORT.sock, and binds there listen on it (mode UNSOCK_MODE).
+ */
 static int load_unsock(const char *dir)
 {
 	const char *addr = getenv("UNSOCK_ADDR");
@@ -177,7 +180,18 @@ static int load_unsock(const char *dir)
 		broken("UNSOCK_DIR", &e);
 		return -1;
 	}
-	snprintf(text, sizeof text, "connect %s -> unix %s%s%%p.sock\n", a, dir, sep);
+	const char *mode = getenv("UNSOCK_MODE");
+	char mopt[32] = "";
+	if (mode && *mode) {
+		if (strspn(mode, "01234567") != strlen(mode) || strlen(mode) > 5) {
+			struct rules_error e = { 0, 0, "UNSOCK_MODE is not an octal mode" };
+			broken("UNSOCK_MODE", &e);
+			return -1;
+		}
+		snprintf(mopt, sizeof mopt, " mode=%s", mode);
+	}
+	snprintf(text, sizeof text, "connect %s -> unix %s%s%%p.sock\nbind tcp %s -> unix %s%s%%p.sock%s\n",
+		 a, dir, sep, a, dir, sep, mopt);
 	return load_text("UNSOCK_DIR", text, strlen(text));
 }
 

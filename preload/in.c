@@ -1,7 +1,8 @@
 /*
  * The receiving side: a TCP daemon becomes a receiver of sockets accepted
  * elsewhere (sockgate-server(8), HAND-OFF PROTOCOL) when its bind() matches
- * a `bind ... -> fdpass PATH` rule.
+ * a `bind ... -> fdpass PATH` rule; or listens on a Unix stream socket
+ * instead of TCP with `bind ... -> unix PATH` (or abstract NAME).
  *
  * bind() only records the address (the daemon may have no network at all);
  * listen() puts an AF_UNIX datagram socket bound at PATH behind the
@@ -36,7 +37,7 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 		return 0;
 	const struct ruleset *rs;
 	const struct rule *r = sg_match(RULE_BIND, RULE_TCP, sa, &rs);
-	if (!r || r->action != ACT_FDPASS)
+	if (!r || (r->action != ACT_FDPASS && r->action != ACT_UNIX && r->action != ACT_ABSTRACT))
 		return 0;
 	int type = 0, domain = 0;
 	socklen_t l = sizeof type;
@@ -80,12 +81,12 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 }
 
 /* A socket file left by an earlier run, nobody bound to it: remove it. */
-static void unlink_stale(const struct sockaddr_un *un, socklen_t len)
+static void unlink_stale(const struct sockaddr_un *un, socklen_t len, int type)
 {
 	struct stat st;
-	if (lstat(un->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+	if (!un->sun_path[0] || lstat(un->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
 		return;
-	int p = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int p = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
 	if (p < 0)
 		return;
 	if (REAL(connect)(p, (const struct sockaddr *)un, len) < 0 && errno == ECONNREFUSED)
@@ -93,8 +94,8 @@ static void unlink_stale(const struct sockaddr_un *un, socklen_t len)
 	REAL(close)(p);
 }
 
-/* listen() on a fd bind() recorded: become a receiver. */
-int in_listen(int fd, int *handled)
+/* listen() on a fd bind() recorded: become a receiver, or a Unix listener. */
+int in_listen(int fd, int backlog, int *handled)
 {
 	*handled = 0;
 	pthread_mutex_lock(&sg_lock);
@@ -110,26 +111,31 @@ int in_listen(int fd, int *handled)
 	if (st == ST_BOUND) {
 		struct sg_addr a;
 		int s = -1;
-		if (addr_unix(&a, c->path, 0) < 0 ||
-		    (s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
+		int type = c->action == ACT_FDPASS ? SOCK_DGRAM : SOCK_STREAM;
+		if (addr_unix(&a, c->path, c->action == ACT_ABSTRACT) < 0 ||
+		    (s = socket(AF_UNIX, type | SOCK_CLOEXEC, 0)) < 0) {
 			ret = -1;
 			goto out;
 		}
-		unlink_stale(&a.u.un, a.len);
-		if (REAL(bind)(s, &a.u.sa, a.len) < 0) {
+		unlink_stale(&a.u.un, a.len, type);
+		if (REAL(bind)(s, &a.u.sa, a.len) < 0 ||
+		    (type == SOCK_STREAM && REAL(listen)(s, backlog) < 0)) {
 			int e = errno;
 			REAL(close)(s);
 			errno = e;
 			ret = -1;
 			goto out;
 		}
-		if (c->mode)
+		if (c->mode && c->action != ACT_ABSTRACT)
 			chmod(c->path, (mode_t)c->mode);
 		pthread_mutex_lock(&sg_lock);
 		c->state = ST_RECEIVER;
 		pthread_mutex_unlock(&sg_lock);
 		ret = sg_swap_in(fd, s, c, SF_ACCEPT);
-	} else if (st != ST_RECEIVER) {
+	} else if (st == ST_RECEIVER) {
+		if (c->action != ACT_FDPASS)
+			ret = REAL(listen)(fd, backlog);	/* a new backlog */
+	} else {
 		ret = REAL(listen)(fd, 0) < 0 ? -1 : 0;	/* a redirected client socket: as the kernel says */
 		if (ret == 0) {
 			errno = EINVAL;
@@ -161,15 +167,70 @@ static void as_family(struct sockaddr_storage *ss, socklen_t *len, int fam)
 	}
 }
 
+/*
+ * accept() on a Unix listener made for a TCP program: the connection is an
+ * AF_UNIX socket that answers getsockname() with the bound address and
+ * getpeername() with the loopback address of the family, port 0 (the Unix
+ * peer has no inet address).
+ */
+static int unix_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, socklen_t *len, int flags)
+{
+	int nfd = REAL(accept4)(fd, NULL, NULL, flags);
+	if (nfd < 0)
+		return -1;
+	struct sgconn *c = calloc(1, sizeof *c);
+	if (!c) {
+		REAL(close)(nfd);
+		return errno = ENOMEM, -1;
+	}
+	c->pw = c->s = -1;
+	c->family = lc->family;
+	c->type = SOCK_STREAM;
+	c->state = ST_CONNECTED;
+	c->rflags = lc->rflags;
+	c->action = lc->action;
+	c->local = lc->local;
+	c->locallen = lc->locallen;
+	c->local_known = 1;
+	if (c->family == AF_INET6) {
+		struct sockaddr_in6 *p = (struct sockaddr_in6 *)&c->peer;
+		p->sin6_family = AF_INET6;
+		p->sin6_addr = in6addr_loopback;
+		c->peerlen = sizeof *p;
+	} else {
+		struct sockaddr_in *p = (struct sockaddr_in *)&c->peer;
+		p->sin_family = AF_INET;
+		p->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		c->peerlen = sizeof *p;
+	}
+	struct stat st;
+	pthread_mutex_lock(&sg_lock);
+	if (fstat(nfd, &st) == 0)
+		c->ino = st.st_ino;
+	if (slot_set(nfd, c, 0) < 0)
+		free(c);
+	pthread_mutex_unlock(&sg_lock);
+	if (sa && len) {
+		memcpy(sa, &c->peer, c->peerlen < *len ? c->peerlen : *len);
+		*len = c->peerlen;
+	}
+	return nfd;
+}
+
 /* accept()/accept4() on a receiver. */
 int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
 	pthread_mutex_lock(&sg_lock);
 	struct sgconn *c = slot_conn(fd);
 	int fam = c ? c->family : 0, st = c ? c->state : 0;
+	struct sgconn lc;
+	if (c)
+		lc = *c;
 	pthread_mutex_unlock(&sg_lock);
 	if (!c || st != ST_RECEIVER)
 		return REAL(accept4)(fd, sa, len, flags);
+	if (lc.action != ACT_FDPASS)
+		return unix_accept(fd, &lc, sa, len, flags);
 	if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))
 		return errno = EINVAL, -1;
 

@@ -588,7 +588,7 @@ EXPORT int listen(int fd, int backlog)
 	if (likely(!(fd_flags(fd) & SF_SWAPPED)))
 		return REAL(listen)(fd, backlog);
 	int handled;
-	int r = in_listen(fd, &handled);
+	int r = in_listen(fd, backlog, &handled);
 	return handled ? r : REAL(listen)(fd, backlog);
 }
 

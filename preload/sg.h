@@ -155,7 +155,7 @@ void ep_note(int epfd, int add);
 
 /* receiving (in.c) */
 int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
-int in_listen(int fd, int *handled);
+int in_listen(int fd, int backlog, int *handled);
 int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags);
 void sg_forget(int fd);
 

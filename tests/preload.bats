@@ -471,3 +471,28 @@ accepted: family 2 127.0.0.1:$cport nonblock 1 cloexec 1
 peer 127.0.0.1:$cport
 readable at the end: False"
 }
+
+@test "bind -> unix: a TCP server listens on a Unix socket (curl --unix-socket reaches it); unsock's nc -l, with no network" {
+	need_netns
+	bg unshare -n env -C "$T" LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp *:8000 -> unix $T/py.sock mode=0660" python3 -c '
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        b = ("peer %s:%d local %s:%d\n" % (self.client_address + self.connection.getsockname())).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(b))); self.end_headers(); self.wfile.write(b)
+    def log_message(self, *a): pass
+http.server.HTTPServer(("0.0.0.0", 8000), H).serve_forever()'
+	wait_for_file "$T/py.sock"
+	run -0 stat -c %a "$T/py.sock"
+	assert_output "660"
+	run -0 curl -sS --max-time 5 --unix-socket "$T/py.sock" http://x/
+	assert_output "peer 127.0.0.1:0 local 0.0.0.0:8000"
+
+	mkdir "$T/u"
+	UNSOCK_DIR=$T/u UNSOCK_MODE=700 LD_PRELOAD=$LIB bg unshare -n timeout 10 nc -l 127.175.0.0 7000 > "$T/nc.got"
+	wait_for_file "$T/u/7000.sock"
+	run -0 stat -c %a "$T/u/7000.sock"
+	assert_output "700"
+	run -0 bash -c "printf 'unix both ways\n' | UNSOCK_DIR=$T/u LD_PRELOAD=$LIB unshare -n timeout 5 nc -N 127.175.0.0 7000"
+	wait_for_line "$T/nc.got" "unix both ways"
+}

@@ -89,6 +89,7 @@ static struct receiver recv_tab[MAXRECV];
 static struct receiver fixed_recv;	/* -S or -i */
 static long npending;
 static int64_t backoff_until;
+static int paused;			/* accept is backing off; said once */
 static int proc_ok = 1;			/* /proc/self/fd usable for -O */
 
 static int64_t now_ms(void)
@@ -187,10 +188,12 @@ fail:;
 
 static void recv_close(struct receiver *r)
 {
-	if (r->fd >= 0 && r != &fixed_recv)
+	/* the -i fd is not ours to reopen: keep it */
+	if (r == &fixed_recv && cfg.fixed_fd >= 0)
+		return;
+	if (r->fd >= 0)
 		close(r->fd);
-	if (r != &fixed_recv || cfg.fixed_path)
-		r->fd = -1;
+	r->fd = -1;
 }
 
 static struct pending *q_at(struct receiver *r, size_t i)
@@ -441,14 +444,19 @@ static void accept_some(int l)
 			case ENOBUFS:
 			case ENOMEM:
 				/* out of fds or memory: back off, the backlog keeps them */
-				if (!backoff_until)
-					warn_sys("accept paused for %d ms", BACKOFF_MS);
+				if (!paused)
+					warn_sys("accept paused for %d ms (and again while it lasts)", BACKOFF_MS);
+				paused = 1;
 				backoff_until = now_ms() + BACKOFF_MS;
 				return;
 			default:
 				/* ECONNABORTED, network errors: that client is gone */
 				return;
 			}
+		}
+		if (paused) {
+			warn("accepting again");
+			paused = 0;
 		}
 		serve(fd, &peer, plen);
 	}

@@ -1,0 +1,367 @@
+#!/usr/bin/env bats
+# sockgate-server: sockets passed to sockgate-inetd and to python receivers,
+# rules by destination and source, reject/rst, faults (receiver missing, not
+# reading, killed, restarted, 1,000-connection burst, out of fds), signals,
+# privilege drop and chroot, inherited and systemd listeners.
+# Peers: curl, nc, python3 (tests/tools/srv_peer.py), systemd-socket-activate.
+# Runtime: about 25 s on 2 cores.
+
+load helper
+
+PEER="python3 $BATS_TEST_DIRNAME/tools/srv_peer.py"
+
+# spawn OUT CMD...: CMD in the background, output to OUT, killed at teardown.
+spawn() {
+	local out=$1
+	shift
+	"$@" >"$out" 2>&1 3>&- &
+	PIDS+=($!)
+}
+
+# start_server ARGS...: the server with -v, log in $T/server.log; waits for
+# readiness; sets SP (pid) and PORT.
+start_server() {
+	: >"$T/ready"
+	"$SG" server -v --ready-fd 4 "$@" 4>"$T/ready" 2>>"$T/server.log" 3>&- &
+	SP=$!
+	PIDS+=($SP)
+	wait_for_line "$T/ready" ready
+	PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$T/server.log" | tail -1)
+}
+
+# inetd PATH ARGS...: sockgate-inetd on PATH running the who-script with ARGS.
+inetd() {
+	local p=$1
+	shift
+	spawn "$T/inetd-${p##*/}.log" "$SG" inetd -v "$p" "$T/who" "$@"
+	wait_for_file "$p"
+}
+
+fdcount() { ls "/proc/$1/fd" | wc -l; }
+
+setup() {
+	T=$(mktemp -d "${BATS_TMPDIR:-/tmp}/sg.XXXXXX")
+	PIDS=()
+	# an HTTP/1.0 answer naming the daemon and who connected
+	cat >"$T/who" <<-'EOF'
+	#!/bin/sh
+	# read the request first: closing with unread bytes would reset
+	cr=$(printf '\r')
+	while IFS= read -r l; do case $l in "$cr"|"") break;; esac; done
+	printf 'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n%s %s %s %s %s %s\n' \
+		"${1:-daemon}" "$PROTO" "$TCPREMOTEIP" "$TCPREMOTEPORT" "$TCPLOCALIP" "${SOCKGATE_RULE:--}"
+	EOF
+	chmod +x "$T/who"
+}
+
+@test "server: --help, bad options, missing target" {
+	run -0 "$SG" server --help
+	assert_output --partial "usage: sockgate-server [-vtFRrk]"
+	run -100 "$SG" server -Q
+	assert_output --partial "usage: sockgate-server"
+	run -100 "$SG" server -p 0
+	assert_output --partial "one of -f RULES, -S PATH, -i FD is needed"
+	run -1 "$SG" server -p 70000 -S /x
+	assert_output "sockgate-server: fatal: -p 70000: too large (allowed: 0 to 65535)"
+	run -1 "$SG" server -l 1.2.3 -p 0 -S /x
+	assert_output "sockgate-server: fatal: -l 1.2.3: not a numeric IPv4 or IPv6 address"
+}
+
+@test "server -S: curl reaches a script run by sockgate-inetd, which sees curl's address and port" {
+	inetd "$T/in.sock" web
+	start_server -l 127.0.0.1 -p 0 -S "$T/in.sock"
+	run -0 curl -sS -w ' %{local_ip} %{local_port}' "http://127.0.0.1:$PORT/"
+	read -r name proto ip port lip rule cip cport <<<"$(echo $output)"
+	assert_equal "$name $proto $ip $lip $rule" "web TCP 127.0.0.1 127.0.0.1 -"
+	assert_equal "$port" "$cport"
+	run -0 nc -N 127.0.0.1 "$PORT" </dev/null
+	assert_output --partial "web TCP 127.0.0.1"
+	wait_for_line "$T/server.log" "127.0.0.1:$cport -> 127.0.0.1:$PORT: passed to unix:$T/in.sock"
+}
+
+@test "server: dual-stack by default; IPv4 clients are recorded as IPv4, IPv6 ones as IPv6" {
+	inetd "$T/in.sock"
+	start_server -p 0 -S "$T/in.sock"
+	run -0 curl -sS "http://127.0.0.1:$PORT/"
+	assert_output --regexp "^daemon TCP 127\.0\.0\.1 [0-9]+ 127\.0\.0\.1 -$"
+	run -0 curl -sS -g "http://[::1]:$PORT/"
+	assert_output --regexp "^daemon TCP ::1 [0-9]+ ::1 -$"
+}
+
+@test "server -f: two daemons chosen by destination address (127.0.0.2, 127.0.0.3), path templates, rule names" {
+	inetd "$T/127.0.0.2.sock" two
+	inetd "$T/127.0.0.3.sock" three
+	cat >"$T/rules" <<-EOF
+	accept tcp 127.0.0.2 -> unix $T/%a.sock name=by-dst-2
+	accept tcp 127.0.0.3 from 127.0.0.0/8 -> fdpass $T/%a.sock name=by-dst-3
+	EOF
+	start_server -l 0.0.0.0 -p 0 -f "$T/rules"
+	run -0 curl -sS "http://127.0.0.2:$PORT/"
+	assert_output --regexp "^two TCP 127\.0\.0\.1 [0-9]+ 127\.0\.0\.2 by-dst-2$"
+	run -0 curl -sS "http://127.0.0.3:$PORT/"
+	assert_output --regexp "^three TCP 127\.0\.0\.1 [0-9]+ 127\.0\.0\.3 by-dst-3$"
+	run -0 $PEER probe 127.0.0.4 "$PORT"
+	assert_output --regexp "^eof [0-9]+$"
+	wait_for_line "$T/server.log" "-> 127.0.0.4:$PORT: refused: no rule matches"
+	grep -q "(rule by-dst-3, line 2): passed to unix:$T/127.0.0.3.sock" "$T/server.log"
+}
+
+@test "server -f: reject closes, reject rst resets, chosen by source address and port" {
+	inetd "$T/in.sock"
+	cat >"$T/rules" <<-EOF
+	accept tcp * from 127.0.0.9 -> reject rst
+	accept tcp * from 127.0.0.8 -> reject
+	accept tcp * -> unix $T/in.sock
+	EOF
+	start_server -l 127.0.0.1 -p 0 -f "$T/rules"
+	run -0 $PEER probe 127.0.0.1 "$PORT"
+	assert_output --regexp "^data:HTTP/1.0 200 OK"
+	run -0 python3 -c "
+import socket; s=socket.socket(); s.bind(('127.0.0.9',0)); s.connect(('127.0.0.1',$PORT))
+try: print('data' if s.recv(9) else 'eof')
+except ConnectionResetError: print('reset')"
+	assert_output reset
+	run -0 python3 -c "
+import socket; s=socket.socket(); s.bind(('127.0.0.8',0)); s.connect(('127.0.0.1',$PORT))
+try: print('data' if s.recv(9) else 'eof')
+except ConnectionResetError: print('reset')"
+	assert_output eof
+	wait_for_line "$T/server.log" "(rule at line 1): rejected (rst)"
+	grep -q "(rule at line 2): rejected$" "$T/server.log"
+}
+
+@test "server -f: an action the server cannot take is a line-numbered error" {
+	printf 'accept tcp * -> unix /x\naccept tcp *:80 -> tcp 127.0.0.1:80\n' >"$T/rules"
+	run -1 "$SG" server -p 0 -f "$T/rules"
+	assert_output "sockgate-server: fatal: $T/rules:2: action tcp is not one sockgate-server can take (unix, fdpass, abstract, reject)"
+	printf 'accept tcp 1.2.3.4/40 -> unix /x\n' >"$T/rules"
+	run -1 "$SG" server -p 0 -f "$T/rules"
+	assert_output --regexp "^sockgate-server: fatal: $T/rules:1:[0-9]+: "
+}
+
+@test "server: the metadata record as a python receiver reads it (-i FD over a socket pair)" {
+	spawn "$T/pair.out" $PEER pair -- "$SG" server -v -l 127.0.0.1 -p 0 -i "{fd}"
+	wait_for_line "$T/pair.out" "listening on"
+	PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$T/pair.out")
+	run -0 $PEER probe 127.0.0.1 "$PORT"
+	assert_output --regexp "^data:from-python [0-9]+$"
+	cport=${output##* }
+	wait_for_line "$T/pair.out" "^peer"
+	run grep -E '^(record|peer)' "$T/pair.out"
+	assert_output "record len=43 local=127.0.0.1:$PORT remote=127.0.0.1:$cport rule=- fds 1
+peer 127.0.0.1:$cport"
+}
+
+@test "server faults: receiver missing is logged and refused (rst as the rule says); others go on" {
+	inetd "$T/ok.sock"
+	cat >"$T/rules" <<-EOF
+	accept tcp 127.0.0.2 -> unix $T/missing.sock rst
+	accept tcp 127.0.0.3 -> unix $T/ok.sock
+	EOF
+	start_server -l 0.0.0.0 -p 0 -f "$T/rules"
+	before=$(fdcount "$SP")
+	run -0 $PEER probe 127.0.0.2 "$PORT"
+	assert_output --regexp "^reset "
+	wait_for_line "$T/server.log" "127.0.0.2:$PORT (rule at line 1): refused: receiver unix:$T/missing.sock: No such file or directory"
+	# a socket file nobody is bound to
+	python3 -c "import socket; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).bind('$T/missing.sock')"
+	run -0 $PEER probe 127.0.0.2 "$PORT"
+	assert_output --regexp "^reset "
+	wait_for_line "$T/server.log" "refused: receiver unix:$T/missing.sock: Connection refused"
+	run -0 curl -sS "http://127.0.0.3:$PORT/"
+	assert_output --partial "daemon TCP 127.0.0.1"
+	assert_equal "$(fdcount "$SP")" "$((before + 1))"	# + one connected socket per receiver
+}
+
+@test "server faults: a receiver that does not read: its queue fills, connections wait, then are refused; others go on" {
+	spawn "$T/stuck.out" $PEER stuck "$T/stuck.sock"
+	wait_for_line "$T/stuck.out" stuck
+	inetd "$T/ok.sock"
+	cat >"$T/rules" <<-EOF
+	accept tcp 127.0.0.2 -> unix $T/stuck.sock
+	accept tcp 127.0.0.3 -> unix $T/ok.sock
+	EOF
+	start_server -l 0.0.0.0 -p 0 -f "$T/rules" -q 5 -T 400
+	before=$(fdcount "$SP")
+	spawn "$T/hold.out" $PEER hold 30 127.0.0.2 "$PORT" "$T/go"
+	wait_for_line "$T/hold.out" "held 30"
+	# the kernel queue holds max_dgram_qlen sockets; 5 more wait in the server
+	wait_for_line "$T/server.log" "queue full and 5 connections already waiting"
+	wait_for_line "$T/server.log" "receiver unix:$T/stuck.sock not reading (waited 400 ms)"
+	run -0 curl -sS "http://127.0.0.3:$PORT/"
+	assert_output --partial "daemon TCP"
+	# every connection accounted for: in the kernel queue, timed out, or refused
+	passed=$(grep -c "127.0.0.2:$PORT (rule at line 1): passed to" "$T/server.log")
+	waited=$(grep -c "not reading (waited 400 ms)" "$T/server.log")
+	full=$(grep -c "queue full and 5 connections already waiting" "$T/server.log")
+	assert_equal "$waited" 5
+	assert_equal "$((passed + waited + full))" 30
+	assert_equal "$(fdcount "$SP")" "$((before + 2))"	# + one connected socket per receiver
+	# the receiver dies: the sockets in its queue are closed by the kernel
+	kill "${PIDS[0]}"
+	touch "$T/go"
+	wait_for_line "$T/hold.out" "data=0"
+	assert_equal "$(tail -1 "$T/hold.out")" "data=0 eof=30 reset=0"
+}
+
+@test "server faults: receiver killed mid-stream, then restarted at the same path" {
+	cat >"$T/echo" <<-'EOF'
+	#!/bin/sh
+	echo "hello $TCPREMOTEIP"
+	exec cat
+	EOF
+	chmod +x "$T/echo"
+	spawn "$T/inetd.log" "$SG" inetd -v "$T/in.sock" "$T/echo"
+	IP=$!
+	wait_for_file "$T/in.sock"
+	start_server -l 127.0.0.1 -p 0 -S "$T/in.sock"
+	before=$(fdcount "$SP")
+	coproc NC { exec nc 127.0.0.1 "$PORT" 3>&-; }
+	read -r -t 5 line <&"${NC[0]}"
+	assert_equal "$line" "hello 127.0.0.1"
+	kill -9 "$IP"
+	# the connection lives on in its program: the bytes go straight to it
+	echo "still here" >&"${NC[1]}"
+	read -r -t 5 line <&"${NC[0]}"
+	assert_equal "$line" "still here"
+	kill "$NC_PID"
+	run -0 $PEER probe 127.0.0.1 "$PORT"
+	assert_output --regexp "^eof "
+	wait_for_line "$T/server.log" "refused: receiver unix:$T/in.sock: Connection refused"
+	# a new receiver at the same path is found again
+	rm -f "$T/in.sock"
+	spawn "$T/inetd2.log" "$SG" inetd -v "$T/in.sock" "$T/who"
+	wait_for_file "$T/in.sock"
+	run -0 curl -sS "http://127.0.0.1:$PORT/"
+	assert_output --partial "daemon TCP 127.0.0.1"
+	assert_equal "$(fdcount "$SP")" "$((before + 1))"	# + one connected socket per receiver
+}
+
+@test "server faults: 1,000 connections in a burst all served by sockgate-inetd -c 50; no fd lost" {
+	spawn "$T/inetd.log" "$SG" inetd -c 50 "$T/in.sock" "$T/who"
+	wait_for_file "$T/in.sock"
+	start_server -l 127.0.0.1 -p 0 -S "$T/in.sock" -T 20000
+	before=$(fdcount "$SP")
+	run -0 $PEER burst 1000 127.0.0.1 "$PORT"
+	assert_output "ok=1000 eof=0 reset=0 error=0"
+	assert_equal "$(grep -c ': passed to ' "$T/server.log")" 1000
+	assert_equal "$(fdcount "$SP")" "$((before + 1))"	# + one connected socket per receiver
+}
+
+@test "server faults: out of fds (EMFILE) it backs off, then serves again" {
+	spawn "$T/stuck.out" $PEER stuck "$T/stuck.sock"
+	wait_for_line "$T/stuck.out" stuck
+	inetd "$T/ok.sock"
+	cat >"$T/rules" <<-EOF
+	accept tcp 127.0.0.2 -> unix $T/stuck.sock
+	accept tcp 127.0.0.3 -> unix $T/ok.sock
+	EOF
+	# room for a few waiting connections only
+	(ulimit -n 24; exec "$SG" server -v --ready-fd 4 -l 0.0.0.0 -p 0 -f "$T/rules" -T 600 \
+		4>"$T/ready" 2>>"$T/server.log" 3>&-) &
+	SP=$!
+	PIDS+=($SP)
+	wait_for_line "$T/ready" ready
+	PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$T/server.log")
+	before=$(fdcount "$SP")
+	spawn "$T/hold.out" $PEER hold 40 127.0.0.2 "$PORT" "$T/go"
+	wait_for_line "$T/hold.out" "held 40"
+	wait_for_line "$T/server.log" "warning: accept paused for 10 ms (and again while it lasts): "
+	wait_for_line "$T/server.log" "not reading (waited 600 ms)"
+	run -0 curl -sS --max-time 10 "http://127.0.0.3:$PORT/"
+	assert_output --partial "daemon TCP"
+	grep -q "warning: accepting again" "$T/server.log"
+	# the receiver goes; the sockets in its queue close; the rest time out
+	kill "${PIDS[0]}"
+	touch "$T/go"
+	wait_for_line "$T/hold.out" "data=0 eof=40 reset=0" 20
+	assert_equal "$(grep -c "accept paused" "$T/server.log")" "$(grep -c "accepting again" "$T/server.log")"
+	run -0 $PEER probe 127.0.0.2 "$PORT"
+	assert_output --regexp "^eof "
+	wait_for_line "$T/server.log" "refused: receiver unix:$T/stuck.sock: Connection refused"
+	kill -0 "$SP"
+	assert_equal "$(fdcount "$SP")" "$((before + 1))"	# + the socket connected to ok.sock
+}
+
+@test "server: SIGHUP reloads the rules; a bad file keeps the old ones; SIGTERM stops with 0" {
+	inetd "$T/a.sock" A
+	inetd "$T/b.sock" B
+	echo "accept tcp * -> unix $T/a.sock" >"$T/rules"
+	start_server -l 127.0.0.1 -p 0 -f "$T/rules"
+	run -0 curl -sS "http://127.0.0.1:$PORT/"
+	assert_output --partial "A TCP"
+	echo "accept tcp * -> unix $T/b.sock name=new" >"$T/rules"
+	kill -HUP "$SP"
+	wait_for_line "$T/server.log" "rules reloaded from $T/rules (1 rules)"
+	run -0 curl -sS "http://127.0.0.1:$PORT/"
+	assert_output --partial "B TCP 127.0.0.1"
+	assert_output --partial " new"
+	echo "accept tcp * -> frobnicate" >"$T/rules"
+	kill -HUP "$SP"
+	wait_for_line "$T/server.log" "(keeping the old rules)"
+	run -0 curl -sS "http://127.0.0.1:$PORT/"
+	assert_output --partial "B TCP"
+	kill -TERM "$SP"
+	run -0 wait "$SP"
+	grep -q "info: stopping on signal 15" "$T/server.log"
+}
+
+@test "server: binds a port below 1024, then runs as nobody in a chroot (-u, -x)" {
+	[ "$(id -u)" = 0 ] || skip "needs root"
+	low=$(python3 -c '
+import socket
+for p in range(600, 1000):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError: pass')
+	mkdir -p "$T/root"
+	chmod 755 "$T" "$T/root"
+	# nobody must be able to write to the receiver's socket
+	spawn "$T/inetd.log" "$SG" inetd -m 0666 "$T/root/in.sock" "$T/who"
+	wait_for_file "$T/root/in.sock"
+	start_server -l 127.0.0.1 -p "$low" -u nobody -x "$T/root" -S /in.sock
+	assert_equal "$PORT" "$low"
+	run grep -E '^(Uid|Gid|Groups):' "/proc/$SP/status"
+	assert_line --regexp "^Uid:[[:space:]]+65534[[:space:]]+65534[[:space:]]+65534[[:space:]]+65534$"
+	assert_line --regexp "^Groups:[[:space:]]+65534[[:space:]]*$"
+	assert_equal "$(readlink "/proc/$SP/root")" "$T/root"
+	run -0 curl -sS "http://127.0.0.1:$low/"
+	assert_output --partial "daemon TCP 127.0.0.1"
+}
+
+@test "server -O: only receivers whose socket is owned by the given user get sockets" {
+	[ "$(id -u)" = 0 ] || skip "needs root"
+	inetd "$T/in.sock"
+	start_server -l 127.0.0.1 -p 0 -S "$T/in.sock" -O nobody
+	run -0 $PEER probe 127.0.0.1 "$PORT"
+	assert_output --regexp "^eof "
+	wait_for_line "$T/server.log" "refused: receiver unix:$T/in.sock: Operation not permitted"
+	chown nobody "$T/in.sock"
+	run -0 curl -sS "http://127.0.0.1:$PORT/"
+	assert_output --partial "daemon TCP"
+	kill "$SP"
+	start_server -l 127.0.0.1 -p 0 -S "$T/in.sock" -O :root
+	run -0 $PEER probe 127.0.0.1 "$PORT"
+	assert_output --regexp "^data:HTTP"
+}
+
+@test "server: listening sockets from systemd (LISTEN_FDS) and -s FD" {
+	port=$(free_port)
+	inetd "$T/in.sock"
+	spawn "$T/act.log" systemd-socket-activate -l "127.0.0.1:$port" "$SG" server -v -S "$T/in.sock"
+	wait_for_line "$T/act.log" "Listening on 127.0.0.1:$port"
+	run -0 curl -sS "http://127.0.0.1:$port/"
+	assert_output --partial "daemon TCP 127.0.0.1"
+	wait_for_line "$T/act.log" "listening on 127.0.0.1:$port"
+	# -s: a listening socket made by python, inherited as fd 5
+	port2=$(free_port)
+	spawn "$T/s.log" python3 -c "
+import os, socket, sys
+s = socket.socket(); s.bind(('127.0.0.1', $port2)); s.listen(8)
+os.dup2(s.fileno(), 5)
+os.execv('$SG', ['sockgate-server', '-v', '-s', '5', '-S', '$T/in.sock'])"
+	wait_for_line "$T/s.log" "listening on 127.0.0.1:$port2"
+	run -0 curl -sS "http://127.0.0.1:$port2/"
+	assert_output --partial "daemon TCP 127.0.0.1"
+}

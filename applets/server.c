@@ -811,6 +811,16 @@ int server_main(int argc, char **argv)
 
 	raise_nofile();
 	drop_privileges();
+	for (size_t i = 0; i < nlisten; i++) {
+		struct sockaddr_storage la;
+		socklen_t ll = sizeof la;
+		char as[ADDR_STRLEN];
+		if (getsockname(lfd[i], (struct sockaddr *)&la, &ll) == 0) {
+			fmt((struct sockaddr *)&la, ll, as, sizeof as);
+			info("listening on %s", as);
+		}
+	}
+
 	if (cfg.exec_argv)
 		run_program();
 
@@ -824,15 +834,6 @@ int server_main(int argc, char **argv)
 	if (sfd < 0)
 		die_sys("unable to create a signalfd");
 
-	for (size_t i = 0; i < nlisten; i++) {
-		struct sockaddr_storage la;
-		socklen_t ll = sizeof la;
-		char as[ADDR_STRLEN];
-		if (getsockname(lfd[i], (struct sockaddr *)&la, &ll) == 0) {
-			fmt((struct sockaddr *)&la, ll, as, sizeof as);
-			info("listening on %s", as);
-		}
-	}
 	notify_ready(cfg.ready_fd);
 
 	struct pollfd pfd[1 + MAXLISTEN + MAXRECV + 1];

@@ -46,6 +46,8 @@ done
 
 echo "== bats"
 export BUILD
+# a test that hangs fails after this many seconds instead of stalling the run
+export BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-180}
 count bats < <(bats --tap tests/*.bats 2>&1)
 
 echo

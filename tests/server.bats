@@ -4,7 +4,7 @@
 # reading, killed, restarted, 1,000-connection burst, out of fds), signals,
 # privilege drop and chroot, inherited and systemd listeners.
 # Peers: curl, nc, python3 (tests/tools/srv_peer.py), systemd-socket-activate.
-# Runtime: about 25 s on 2 cores.
+# Runtime: about 15 s on 2 cores.
 
 load helper
 
@@ -364,4 +364,20 @@ os.execv('$SG', ['sockgate-server', '-v', '-s', '5', '-S', '$T/in.sock'])"
 	wait_for_line "$T/s.log" "listening on 127.0.0.1:$port2"
 	run -0 curl -sS "http://127.0.0.1:$port2/"
 	assert_output --partial "daemon TCP 127.0.0.1"
+}
+
+@test "server: the receiver runs in a network namespace with no network (unshare -n) and serves the host's client" {
+	need_netns
+	spawn "$T/inetd.log" unshare -n "$SG" inetd -v "$T/in.sock" "$T/who" netns
+	wait_for_file "$T/in.sock"
+	start_server -l 127.0.0.1 -p 0 -S "$T/in.sock"
+	run -0 curl -sS -w ' %{local_port}' "http://127.0.0.1:$PORT/"
+	read -r name proto ip port lip rule cport <<<"$(echo $output)"
+	assert_equal "$name $proto $ip $lip $port" "netns TCP 127.0.0.1 127.0.0.1 $cport"
+	# the receiver is in another network namespace, which has only a down lo
+	ipid=$(pgrep -f "inetd -v $T/in.sock")
+	[ "$(readlink "/proc/$ipid/ns/net")" != "$(readlink /proc/self/ns/net)" ]
+	run -0 nsenter -t "$ipid" -n ip -o link
+	assert_output --regexp "^1: lo: <LOOPBACK> "
+	assert_equal "${#lines[@]}" 1
 }

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# sockgate-server costs, with wrk and 'Connection: close' (a new TCP
+# connection per request, so accept and hand-off are all that is measured):
+#  1. nginx accepting TCP itself vs the same nginx (preloaded with
+#     libsockgate.so, an fdpass bind rule) receiving the sockets that
+#     sockgate-server accepted and passed: target >= 0.8x connections/s;
+#  2. p99 latency added by the hand-off, at one connection at a time:
+#     target < 100 us;
+#  3. for the record: sockgate-inetd running a shell script per connection.
+# Runs alternate and keep each side's best. Every address is on loopback.
+set -eu
+BUILD=${BUILD:-build}
+case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
+SG=$BUILD/sockgate
+LIB=$BUILD/libsockgate.so
+DUR=${SERVER_BENCH_SECONDS:-4}
+ROUNDS=${SERVER_BENCH_ROUNDS:-3}
+T=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+echo "== sockgate-server ($(date -u +%F), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+	echo "wrk or nginx missing: sockgate-server benchmark skipped"
+	exit 0
+fi
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { for _ in $(seq 200); do [ -e "$1" ] && return 0; sleep 0.05; done; echo "timed out waiting for $1" >&2; exit 1; }
+
+# nginx NAME LISTEN-PORT: one nginx, one worker, the same config for both sides
+nginx_conf() {
+	cat > "$T/$1.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $T/$1.pid;
+error_log $T/$1.error.log;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $T; proxy_temp_path $T; fastcgi_temp_path $T;
+	uwsgi_temp_path $T; scgi_temp_path $T;
+	server {
+		listen 127.0.0.1:$2 backlog=4096;
+		location / { return 200 "benchmark\n"; }
+	}
+}
+EOF
+}
+
+direct=$(free_port)
+nginx_conf direct "$direct"
+nginx -c "$T/direct.conf" -e "$T/direct.error.log" &
+pids+=($!)
+
+# the receiver: nginx's bind() of port $inner becomes a receiver at ngx.sock
+inner=$(free_port)
+nginx_conf boxed "$inner"
+SOCKGATE_RULE="bind tcp *:$inner -> fdpass $T/ngx.sock" LD_PRELOAD=$LIB \
+	nginx -c "$T/boxed.conf" -e "$T/boxed.error.log" &
+pids+=($!)
+wait_for "$T/ngx.sock"
+via=$(free_port)
+"$SG" server -l 127.0.0.1 -p "$via" -b 4096 -S "$T/ngx.sock" --ready-fd 3 3>"$T/srv.ready" 2>"$T/srv.log" &
+pids+=($!)
+SRV=$!
+wait_for "$T/srv.ready"
+
+# sockgate-inetd with a shell script per connection
+cat > "$T/hello" <<'EOF'
+#!/bin/sh
+cr=$(printf '\r')
+while IFS= read -r l; do case $l in "$cr"|"") break;; esac; done
+printf 'HTTP/1.0 200 OK\r\nContent-Length: 6\r\n\r\nhello\n'
+EOF
+chmod +x "$T/hello"
+"$SG" inetd -c 64 "$T/inetd.sock" "$T/hello" 2>"$T/inetd.log" &
+pids+=($!)
+wait_for "$T/inetd.sock"
+viainetd=$(free_port)
+"$SG" server -l 127.0.0.1 -p "$viainetd" -b 4096 -S "$T/inetd.sock" -T 30000 --ready-fd 3 3>"$T/srv2.ready" 2>"$T/srv2.log" &
+pids+=($!)
+wait_for "$T/srv2.ready"
+
+for p in "$direct" "$via"; do
+	curl -sS --max-time 5 "http://127.0.0.1:$p/" | grep -q benchmark || { echo "nginx on port $p does not answer" >&2; exit 1; }
+done
+
+# wrk ARGS: prints "REQ/S P99-MICROSECONDS ERRORS P50-MICROSECONDS"
+run_wrk() {
+	wrk -H 'Connection: close' --latency "$@" 2>&1 | awk '
+		function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1000000; return v }
+		/^Requests\/sec:/ { rps = $2 }
+		/^ +99%/ { p99 = us($2) }
+		/^ +50%/ { p50 = us($2) }
+		/Socket errors:|Non-2xx/ { err = err $0 }
+		END { printf "%s %s %s %s\n", rps, p99, (err == "" ? "none" : "yes"), p50 }'
+}
+best() { awk -v a="$1" -v b="$2" -v m="$3" 'BEGIN { if (m == "max") print (b > a ? b : a); else print (a == 0 || b < a ? b : a) }'; }
+
+fd_before=$(ls /proc/$SRV/fd | wc -l)
+d_rps=0 v_rps=0 d_p99=0 v_p99=0 d_p50=0 v_p50=0 errs=""
+for round in $(seq "$ROUNDS"); do
+	read -r r _ e < <(run_wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$direct/")
+	d_rps=$(best "$d_rps" "$r" max); errs="$errs$e"
+	read -r r _ e < <(run_wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$via/")
+	v_rps=$(best "$v_rps" "$r" max); errs="$errs$e"
+	read -r _ p e m < <(run_wrk -t1 -c1 -d"${DUR}s" "http://127.0.0.1:$direct/")
+	d_p99=$(best "$d_p99" "$p" min); d_p50=$(best "$d_p50" "$m" min)
+	read -r _ p e m < <(run_wrk -t1 -c1 -d"${DUR}s" "http://127.0.0.1:$via/")
+	v_p99=$(best "$v_p99" "$p" min); v_p50=$(best "$v_p50" "$m" min)
+done
+read -r i_rps _ _ < <(run_wrk -t1 -c16 -d"${DUR}s" "http://127.0.0.1:$viainetd/")
+fd_after=$(ls /proc/$SRV/fd | wc -l)
+
+awk -v a="$d_rps" -v b="$v_rps" 'BEGIN {
+	r = b / a
+	printf "wrk -c32 Connection: close to nginx: %.0f conn/s accepted by nginx, %.0f conn/s accepted by sockgate-server and passed: ratio %.3fx (target >= 0.8): %s\n",
+		a, b, r, (r >= 0.8 ? "met" : "NOT met") }'
+awk -v a="$d_p99" -v b="$v_p99" -v c="$d_p50" -v d="$v_p50" 'BEGIN {
+	printf "wrk -c1 p99 latency: %.0f us direct, %.0f us through sockgate-server: %.0f us added (target < 100): %s  [p50: %.0f vs %.0f us, %.0f added]\n",
+		a, b, b - a, (b - a < 100 ? "met" : "NOT met"), c, d, d - c }'
+awk -v a="$i_rps" 'BEGIN { printf "wrk -c16 to sockgate-inetd running a shell script per connection: %.0f conn/s (for the record)\n", a }'
+echo "sockgate-server fds before/after: $fd_before/$fd_after; passed: $(grep -c . "$T/srv.log" || true) log lines (0 = no refusals); wrk errors: $(case $errs in *yes*) echo some;; *) echo none;; esac)"

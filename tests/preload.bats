@@ -496,3 +496,93 @@ http.server.HTTPServer(("0.0.0.0", 8000), H).serve_forever()'
 	run -0 bash -c "printf 'unix both ways\n' | UNSOCK_DIR=$T/u LD_PRELOAD=$LIB unshare -n timeout 5 nc -N 127.175.0.0 7000"
 	wait_for_line "$T/nc.got" "unix both ways"
 }
+
+@test "pending connects: EALREADY, a dup completes too, close while pending leaks no fd or thread, EISCONN after" {
+	userver slow --backlog 0 --accept-after "$T/gate"
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/slow.sock"
+	run -0 timeout 20 env LD_PRELOAD="$LIB" python3 -c '
+import errno, os, select, socket, sys, time
+def fill():
+    held = []
+    while True:
+        u = socket.socket(socket.AF_UNIX); u.setblocking(False)
+        try: u.connect(sys.argv[1])
+        except BlockingIOError: return held
+        held.append(u)
+def count():
+    return len(os.listdir("/proc/self/fd")), len(os.listdir("/proc/self/task"))
+held = fill()
+before = count()
+s = socket.socket(); s.setblocking(False)
+print("first", errno.errorcode[s.connect_ex(("10.1.2.3", 80))])
+s.close()
+time.sleep(0.6)    # the helper looks every 0.2 s
+print("after close: same fds and threads", count() == before)
+s = socket.socket(); s.setblocking(False)
+s.connect_ex(("10.1.2.3", 80))
+print("again", errno.errorcode[s.connect_ex(("10.1.2.3", 80))])
+d = socket.socket(fileno=os.dup(s.fileno()))
+open(sys.argv[2], "w").close()
+print("dup writable", bool(select.select([], [d], [], 10)[1]), d.getpeername())
+print("connect after", errno.errorcode[s.connect_ex(("10.1.2.3", 80))])
+s.setblocking(True); d.sendall(b"via the dup\n"); print(s.recv(100))' "$T/slow.sock" "$T/gate"
+	assert_output "first EINPROGRESS
+after close: same fds and threads True
+again EALREADY
+dup writable True ('10.1.2.3', 80)
+connect after EISCONN
+b'via the dup\n'"
+}
+
+@test "IPv6 destinations; a tcp target with a PROXY header from a non-blocking client; nat64" {
+	need_netns
+	cat > "$T/tcprecv.py" <<-'EOF'
+	import socket, struct, sys
+	sys.path.insert(0, sys.argv[3])
+	from pre_userver import parse_v2, fmt
+	s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
+	s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+	s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(); print("ready", flush=True)
+	while True:
+	    c, a = s.accept(); buf = b""
+	    r = None
+	    while True:
+	        if buf and not b"\r\n\r\n\x00\r\nQUIT\n".startswith(buf[:12]):
+	            break    # no header on this one
+	        r = parse_v2(buf) if len(buf) >= 16 else None
+	        if r: break
+	        d = c.recv(4096)
+	        if not d: break
+	        buf += d
+	    if r:
+	        print(fmt(r[1]), flush=True); buf = buf[r[0]:]
+	    while not buf.endswith(b"\n"):
+	        buf += c.recv(4096)
+	    c.sendall(b"tcp got " + buf); c.close()
+	EOF
+	userver pp6 --proxy
+	run -0 timeout 30 unshare -n sh -c "
+		ip link set lo up && ip -6 addr add 64:ff9b::a01:204/128 dev lo || exit 1
+		python3 $T/tcprecv.py 127.0.0.1 8080 $TOP/tests/tools > $T/tcp.log & p1=\$!
+		python3 $T/tcprecv.py 64:ff9b::a01:204 80 $TOP/tests/tools > $T/nat.log & p2=\$!
+		until grep -q ready $T/tcp.log 2>/dev/null && grep -q ready $T/nat.log 2>/dev/null; do sleep 0.05; done
+		SOCKGATE_RULE='connect tcp [fd00::/16]:443 -> unix $T/pp6.sock proxy-v2 source=[2001:db8::7]:0
+connect tcp 10.1.2.3:80 -> tcp 127.0.0.1:8080 proxy-v2 source=192.0.2.1:1234
+connect tcp 10.1.2.4:80 -> nat64 64:ff9b::/96' LD_PRELOAD=$LIB python3 -c '
+import asyncio, socket
+s = socket.create_connection((\"fd00::1\", 443), timeout=5); s.sendall(b\"six\n\"); print(s.recv(100), s.getpeername()[:2])
+async def main(host):
+    r, w = await asyncio.open_connection(host, 80)
+    w.write(b\"hi \" + host.encode() + b\"\n\"); await w.drain()
+    print(await r.readline(), w.get_extra_info(\"peername\"))
+asyncio.run(main(\"10.1.2.3\"))
+asyncio.run(main(\"10.1.2.4\"))'
+		kill \$p1 \$p2"
+	assert_output "b'six\\n' ('fd00::1', 443)
+b'tcp got hi 10.1.2.3\\n' ('10.1.2.3', 80)
+b'tcp got hi 10.1.2.4\\n' ('10.1.2.4', 80)"
+	run -0 cat "$T/pp6.log"
+	assert_line "hdr dst=[fd00::1]:443 proto=stream src=[2001:db8::7]:0"
+	run -0 cat "$T/tcp.log"
+	assert_line "hdr dst=10.1.2.3:80 proto=stream src=192.0.2.1:1234"
+}

@@ -381,3 +381,23 @@ os.execv('$SG', ['sockgate-server', '-v', '-s', '5', '-S', '$T/in.sock'])"
 	assert_output --regexp "^1: lo: <LOOPBACK> "
 	assert_equal "${#lines[@]}" 1
 }
+
+@test "server: -g and -G set the groups; -k keeps the user's groups; NOTIFY_SOCKET gets READY=1" {
+	[ "$(id -u)" = 0 ] || skip "needs root"
+	chmod 755 "$T"
+	spawn "$T/notify.out" python3 -c "
+import socket; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind('$T/notify.sock')
+import os; os.chmod('$T/notify.sock', 0o666)  # as systemd's is: the server is nobody by then
+print('up', flush=True); print(s.recv(100).decode(), flush=True)"
+	wait_for_line "$T/notify.out" up
+	NOTIFY_SOCKET=$T/notify.sock start_server -l 127.0.0.1 -p 0 -S "$T/in.sock" -u nobody -g daemon -G daemon,sys
+	wait_for_line "$T/notify.out" "READY=1"
+	run grep -E '^(Uid|Gid|Groups):' "/proc/$SP/status"
+	assert_line --regexp "^Gid:[[:space:]]+1[[:space:]]+1[[:space:]]+1[[:space:]]+1$"
+	assert_line --regexp "^Groups:[[:space:]]+1 3[[:space:]]*$"
+	kill "$SP"
+	start_server -l 127.0.0.1 -p 0 -S "$T/in.sock" -u nobody -k
+	run grep -E '^(Gid|Groups):' "/proc/$SP/status"
+	assert_line --regexp "^Groups:[[:space:]]+$(id -G nobody | tr ' ' '\n' | sort -n | xargs)[[:space:]]*$"
+	assert_line --regexp "^Gid:[[:space:]]+65534[[:space:]]"
+}

@@ -401,3 +401,29 @@ print('up', flush=True); print(s.recv(100).decode(), flush=True)"
 	assert_line --regexp "^Groups:[[:space:]]+$(id -G nobody | tr ' ' '\n' | sort -n | xargs)[[:space:]]*$"
 	assert_line --regexp "^Gid:[[:space:]]+65534[[:space:]]"
 }
+
+@test "server: AnyIP in a test namespace: the destination address picks the daemon; -F binds an address not configured" {
+	need_netns
+	inetd "$T/a.sock" A
+	inetd "$T/b.sock" B
+	cat >"$T/rules" <<-EOF
+	accept tcp 198.18.0.1 -> unix $T/a.sock
+	accept tcp 198.18.0.0/24 -> unix $T/b.sock
+	EOF
+	: >"$T/ready"
+	unshare -n sh -c 'ip link set lo up && ip route add local 198.18.0.0/24 dev lo && exec "$@"' sh \
+		"$SG" server -v -t --ready-fd 4 -l 0.0.0.0 -p 8080 -f "$T/rules" 4>"$T/ready" 2>>"$T/server.log" 3>&- &
+	SP=$!
+	PIDS+=($SP)
+	wait_for_line "$T/ready" ready
+	run -0 nsenter -t "$SP" -n curl -sS "http://198.18.0.1:8080/"
+	assert_output --regexp "^A TCP 198\.18\.0\.1 [0-9]+ 198\.18\.0\.1 -$"
+	run -0 nsenter -t "$SP" -n curl -sS "http://198.18.0.77:8080/"
+	assert_output --regexp "^B TCP 198\.18\.0\.77 [0-9]+ 198\.18\.0\.77 -$"
+	# an address no interface has: only with -F
+	run -111 nsenter -t "$SP" -n "$SG" server -l 192.0.2.1 -p 8081 -S "$T/a.sock"
+	assert_output "sockgate-server: fatal: unable to bind 192.0.2.1:8081: Address not available"
+	nsenter -t "$SP" -n "$SG" server -F -l 192.0.2.1 -p 8081 -S "$T/a.sock" --ready-fd 4 4>"$T/ready2" 3>&- &
+	PIDS+=($!)
+	wait_for_line "$T/ready2" ready
+}

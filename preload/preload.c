@@ -247,6 +247,20 @@ static int pending_recv(int fd)
 	return 0;
 }
 
+EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+	if (likely(!(fd_flags(fd) & SF_IN)) || !pending_recv(fd))
+		return REAL(recv)(fd, buf, n, flags);
+	return -1;
+}
+
+EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
+{
+	if (n > buflen)
+		abort();	/* what glibc's fortify check does */
+	return recv(fd, buf, n, flags);
+}
+
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa, socklen_t *len)
 {
 	if (likely(!(fd_flags(fd) & SF_IN)))

@@ -586,3 +586,29 @@ b'tcp got hi 10.1.2.4\\n' ('10.1.2.4', 80)"
 	run -0 cat "$T/tcp.log"
 	assert_line "hdr dst=10.1.2.3:80 proto=stream src=192.0.2.1:1234"
 }
+
+@test "the PROXY header comes before the first byte whatever call writes it: write, writev, sendmsg, sendfile, splice" {
+	userver pp --proxy
+	printf 'from a file\n' > "$T/file"
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/pp.sock proxy-v2 source=192.0.2.5:0"
+	run -0 pre python3 -c '
+import os, socket, sys
+def conn():
+    return socket.create_connection(("10.1.2.3", 80), timeout=5)
+def check(s, want):
+    got = b""
+    while len(got) < len(want): got += s.recv(100)
+    print(got == want, got)
+s = conn(); os.write(s.fileno(), b"by write\n"); check(s, b"by write\n")
+s = conn(); os.writev(s.fileno(), [b"by ", b"writev\n"]); check(s, b"by writev\n")
+s = conn(); s.sendmsg([b"by ", b"sendmsg\n"]); check(s, b"by sendmsg\n")
+s = conn(); s.sendfile(open(sys.argv[1], "rb")); check(s, b"from a file\n")
+s = conn(); r, w = os.pipe(); os.write(w, b"by splice\n"); os.splice(r, s.fileno(), 10); check(s, b"by splice\n")' "$T/file"
+	assert_output "True b'by write\\n'
+True b'by writev\\n'
+True b'by sendmsg\\n'
+True b'from a file\\n'
+True b'by splice\\n'"
+	run -0 grep -c "^hdr dst=10.1.2.3:80 proto=stream src=192.0.2.5:0$" "$T/pp.log"
+	assert_output 5
+}

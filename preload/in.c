@@ -14,6 +14,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,6 +23,7 @@
 
 #include "addr.h"
 #include "fdpass.h"
+#include "proxyv2.h"
 #include "real.h"
 #include "sg.h"
 
@@ -167,17 +170,108 @@ static void as_family(struct sockaddr_storage *ss, socklen_t *len, int fam)
 	}
 }
 
+#define HDR_WAIT_MS 1000	/* how long accept() waits for the rest of a PROXY header */
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/*
+ * Read the PROXY header (v2 or v1) that starts a connection, consuming
+ * exactly its bytes. 1 with h filled, 0 for a LOCAL/UNKNOWN header, -1 when
+ * there is none, it is malformed, or it does not arrive in time.
+ */
+static int read_header(int s, struct proxy_hdr *h)
+{
+	unsigned char buf[PROXY_V2_HDRLEN + 1024];
+	struct timespec t0;
+	size_t n;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		ssize_t got = REAL(recvfrom)(s, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT, NULL, NULL);
+		if (got == 0)
+			return -1;
+		if (got > 0) {
+			int r = proxyv2_parse(buf, (size_t)got, h, &n);
+			if (r < 0)
+				return -1;
+			if (r == PROXY_DONE) {
+				if (REAL(recvfrom)(s, buf, n, MSG_DONTWAIT, NULL, NULL) != (ssize_t)n)
+					return -1;
+				return h->command == PROXY_CMD_PROXY && h->src.ss_family != AF_UNSPEC;
+			}
+			if ((size_t)got >= sizeof buf)
+				return -1;
+		} else if (errno != EAGAIN && errno != EINTR) {
+			return -1;
+		}
+		/* our clients write the header inside connect(): it is nearly always here already */
+		long left = HDR_WAIT_MS - ms_since(&t0);
+		if (left <= 0)
+			return -1;
+		struct pollfd p = { .fd = s, .events = POLLIN };
+		poll(&p, 1, (int)(left < 50 ? left : 50));
+	}
+}
+
+/* An inet address of h in the program's family, or 0. */
+static socklen_t fit(const struct sockaddr_storage *a, int fam, struct sockaddr_storage *out)
+{
+	memset(out, 0, sizeof *out);
+	if (a->ss_family == fam) {
+		*out = *a;
+		return fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	}
+	if (a->ss_family == AF_INET && fam == AF_INET6) {
+		socklen_t l = sizeof(struct sockaddr_in);
+		*out = *a;
+		as_family(out, &l, AF_INET6);
+		return l;
+	}
+	if (a->ss_family == AF_INET6 && fam == AF_INET) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)a;
+		if (!addr_is_v4mapped(s6->sin6_addr.s6_addr))
+			return 0;
+		struct sockaddr_in *s4 = (struct sockaddr_in *)out;
+		s4->sin_family = AF_INET;
+		s4->sin_port = s6->sin6_port;
+		memcpy(&s4->sin_addr, s6->sin6_addr.s6_addr + 12, 4);
+		return sizeof *s4;
+	}
+	return 0;
+}
+
 /*
  * accept() on a Unix listener made for a TCP program: the connection is an
  * AF_UNIX socket that answers getsockname() with the bound address and
  * getpeername() with the loopback address of the family, port 0 (the Unix
- * peer has no inet address).
+ * peer has no inet address) - or, when the rule has proxy-v2 (or v1), with
+ * the addresses of the PROXY header the client sent first. A connection
+ * whose header is missing or malformed is closed, and accept() goes on to
+ * the next one (or says EAGAIN).
  */
 static int unix_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, socklen_t *len, int flags)
 {
-	int nfd = REAL(accept4)(fd, NULL, NULL, flags);
-	if (nfd < 0)
-		return -1;
+	struct proxy_hdr h;
+	int got = 0;
+	int nfd;
+
+	for (;;) {
+		nfd = REAL(accept4)(fd, NULL, NULL, flags);
+		if (nfd < 0)
+			return -1;
+		if (!(lc->rflags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1)))
+			break;
+		memset(&h, 0, sizeof h);
+		got = read_header(nfd, &h);
+		if (got >= 0)
+			break;
+		REAL(close)(nfd);
+	}
 	struct sgconn *c = calloc(1, sizeof *c);
 	if (!c) {
 		REAL(close)(nfd);
@@ -202,6 +296,18 @@ static int unix_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, soc
 		p->sin_family = AF_INET;
 		p->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		c->peerlen = sizeof *p;
+	}
+	if (got > 0) {
+		struct sockaddr_storage a;
+		socklen_t l;
+		if ((l = fit(&h.src, c->family, &a))) {
+			c->peer = a;
+			c->peerlen = l;
+		}
+		if ((l = fit(&h.dst, c->family, &a))) {
+			c->local = a;
+			c->locallen = l;
+		}
 	}
 	struct stat st;
 	pthread_mutex_lock(&sg_lock);

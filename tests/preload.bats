@@ -612,3 +612,26 @@ True b'by splice\\n'"
 	run -0 grep -c "^hdr dst=10.1.2.3:80 proto=stream src=192.0.2.5:0$" "$T/pp.log"
 	assert_output 5
 }
+
+@test "bind -> unix proxy-v2: the server sees the client's addresses from the PROXY header, end to end with no TCP" {
+	need_netns
+	bg unshare -n env LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp *:8000 -> unix $T/pp.sock proxy-v2" python3 -c '
+import socket
+s = socket.socket(socket.AF_INET6); s.bind(("::", 8000)); s.listen()
+while True:
+    c, a = s.accept()
+    c.sendall(("peer %s:%d local %s:%d\n" % (a[:2] + c.getsockname()[:2])).encode()); c.close()'
+	wait_for_file "$T/pp.sock"
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/pp.sock proxy-v2 source=192.0.2.44:5555"
+	run -0 pre unshare -n python3 -c '
+import socket
+print(socket.create_connection(("10.1.2.3", 80), timeout=5).recv(200).decode().strip())'
+	assert_output "peer ::ffff:192.0.2.44:5555 local ::ffff:10.1.2.3:80"
+	# a client that sends no header is closed, and the server goes on
+	run curl -sS --max-time 5 --unix-socket "$T/pp.sock" http://x/
+	[[ $status == 52 || $status == 56 ]]	# empty reply, or reset
+	run -0 pre unshare -n python3 -c '
+import socket
+print(socket.create_connection(("10.1.2.3", 80), timeout=5).recv(200).decode().strip())'
+	assert_output "peer ::ffff:192.0.2.44:5555 local ::ffff:10.1.2.3:80"
+}

@@ -15,19 +15,23 @@
 struct slot *sg_chunks[CHUNK_N];
 pthread_mutex_t sg_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* sg_lock is taken before gai's lock wherever both are held, and so here */
 static void fork_prepare(void)
 {
 	pthread_mutex_lock(&sg_lock);
+	gai_fork_lock(1);
 }
 
 static void fork_parent(void)
 {
+	gai_fork_lock(0);
 	pthread_mutex_unlock(&sg_lock);
 }
 
 static void fork_child(void)
 {
-	/* Only this thread exists in the child; nobody else holds the lock. */
+	/* Only this thread exists in the child; nobody else holds the locks. */
+	gai_fork_lock(0);
 	pthread_mutex_unlock(&sg_lock);
 }
 

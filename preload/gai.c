@@ -20,20 +20,13 @@ static struct gai_ent {
 static unsigned ring_next, ring_used;
 static pthread_mutex_t gai_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* held across fork(), so a child never inherits it locked */
-static void gai_prepare(void)
+/* held across fork() (after sg_lock, the order they nest in), so a child never inherits it locked */
+void gai_fork_lock(int lock)
 {
-	pthread_mutex_lock(&gai_lock);
-}
-
-static void gai_release(void)
-{
-	pthread_mutex_unlock(&gai_lock);
-}
-
-__attribute__((constructor)) static void gai_init(void)
-{
-	pthread_atfork(gai_prepare, gai_release, gai_release);
+	if (lock)
+		pthread_mutex_lock(&gai_lock);
+	else
+		pthread_mutex_unlock(&gai_lock);
 }
 
 void gai_remember(const char *name, const struct addrinfo *res)

@@ -142,6 +142,7 @@ void sg_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* getaddrinfo memory (gai.c) */
 void gai_remember(const char *name, const struct addrinfo *res);
 int gai_lookup(const struct sockaddr *sa, char *name, size_t size);
+void gai_fork_lock(int lock);
 
 /* epoll registrations carried across a swap (epoll.c) */
 struct epreg {

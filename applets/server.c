@@ -82,6 +82,12 @@ static struct {
 };
 
 static int lfd[MAXLISTEN];
+/*
+ * A listener bound to one address (not a wildcard, not transparent) gives
+ * every accepted socket that same local address: no getsockname() then.
+ */
+static struct sockaddr_storage lbound[MAXLISTEN];
+static socklen_t lbound_len[MAXLISTEN];
 static size_t nlisten;
 static struct ruleset *rules;
 static void *rules_buf;
@@ -336,16 +342,21 @@ static void q_expire(struct receiver *r, int64_t now)
 
 /* --- one accepted connection ------------------------------------------------ */
 
-static void serve(int fd, struct sockaddr_storage *peer, socklen_t plen)
+static void serve(int fd, struct sockaddr_storage *peer, socklen_t plen, size_t li)
 {
 	struct fdpass_meta m;
 	char ps[ADDR_STRLEN], ls[ADDR_STRLEN], desc[2 * ADDR_STRLEN + 8];
 
 	memset(&m, 0, sizeof m);
 	m.version = FDPASS_META_VERSION;
-	m.local_len = sizeof m.local;
-	if (getsockname(fd, (struct sockaddr *)&m.local, &m.local_len) < 0)
-		m.local_len = 0;
+	if (lbound_len[li]) {
+		memcpy(&m.local, &lbound[li], lbound_len[li]);
+		m.local_len = lbound_len[li];
+	} else {
+		m.local_len = sizeof m.local;
+		if (getsockname(fd, (struct sockaddr *)&m.local, &m.local_len) < 0)
+			m.local_len = 0;
+	}
 	unmap(&m.local, &m.local_len);
 	memcpy(&m.remote, peer, plen);
 	m.remote_len = plen;
@@ -428,8 +439,9 @@ static void serve(int fd, struct sockaddr_storage *peer, socklen_t plen)
 	}
 }
 
-static void accept_some(int l)
+static void accept_some(size_t li)
 {
+	int l = lfd[li];
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage peer;
 		socklen_t plen = sizeof peer;
@@ -458,7 +470,7 @@ static void accept_some(int l)
 			warn("accepting again");
 			paused = 0;
 		}
-		serve(fd, &peer, plen);
+		serve(fd, &peer, plen, li);
 	}
 }
 
@@ -574,6 +586,14 @@ static void listen_tcp(void)
 		die_sys("unable to bind %s", as);
 	if (listen(s, cfg.backlog) < 0)
 		die_sys("unable to listen on %s", as);
+	if (!cfg.transparent) {
+		static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
+		int wild = v6 ? !memcmp(&a.u.in6.sin6_addr, &any6, sizeof any6)
+			      : a.u.in4.sin_addr.s_addr == htonl(INADDR_ANY);
+		socklen_t bl = sizeof lbound[nlisten];
+		if (!wild && getsockname(s, (struct sockaddr *)&lbound[nlisten], &bl) == 0)
+			lbound_len[nlisten] = bl;
+	}
 	lfd[nlisten++] = s;
 }
 
@@ -907,6 +927,6 @@ int server_main(int argc, char **argv)
 				q_flush(pr[i]);
 		for (size_t i = 1; i < first_recv; i++)
 			if (pfd[i].revents & POLLIN)
-				accept_some(pfd[i].fd);
+				accept_some(i - 1);
 	}
 }

@@ -219,6 +219,15 @@ s.close()'
 	assert_output --regexp '^parent ok child ok fds ([0-9]+)->\1$'
 }
 
+@test "8 threads x 200 non-blocking connects into a backlog of 1, with PROXY headers: helper threads race, nothing lost" {
+	userver tight --backlog 1 --proxy --quiet
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/tight.sock proxy-v2"
+	run -0 timeout 60 env LD_PRELOAD="$LIB" "$CLI" nbthreads 10.1.2.3 80 8 200
+	assert_output --regexp '^connections 1600 failed 0 fds ([0-9]+)->\1$'
+	run -0 grep -c '^hdr dst=10.1.2.3:80 ' "$T/tight.log"
+	assert_output 1600
+}
+
 @test "epoll registration made before connect() carries over; fd number, O_NONBLOCK, FD_CLOEXEC kept" {
 	userver echo
 	export SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/echo.sock"

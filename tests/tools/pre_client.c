@@ -12,6 +12,7 @@
  *   pre_client epoll HOST PORT            registers EPOLLOUT before connect(), non-blocking
  *   pre_client threads HOST PORT T N      T threads x N connections, each echoes a line;
  *                                         counts /proc/self/fd before and after
+ *   pre_client nbthreads HOST PORT T N    the same with non-blocking connects (poll, SO_ERROR)
  *   pre_client fork HOST PORT             a child after fork() and the parent each connect
  *   pre_client peer HOST PORT             prints getpeername/getsockname after connect
  *   pre_client bench N                    N connects to a loopback listener of its own
@@ -120,6 +121,12 @@ static int echo_line(int s, const char *line)
 		return -1;
 	while (got < n) {
 		ssize_t r = read(s, buf + got, sizeof buf - got);
+		if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+			struct pollfd pf = { s, POLLIN, 0 };
+			if (poll(&pf, 1, 20000) != 1)
+				return -1;
+			continue;
+		}
 		if (r <= 0)
 			return -1;
 		got += (size_t)r;
@@ -293,14 +300,24 @@ struct targ {
 	int id, n, bad;
 };
 
+static int nonblocking_threads;
+
 static void *thr(void *p)
 {
 	struct targ *t = p;
 	char line[64];
 	for (int j = 0; j < t->n; j++) {
-		int s = socket(t->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int s = socket(t->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking_threads ? SOCK_NONBLOCK : 0), 0);
 		snprintf(line, sizeof line, "thread %d conn %d\n", t->id, j);
-		if (s < 0 || connect(s, (struct sockaddr *)&t->ss, t->l) < 0 || echo_line(s, line) < 0)
+		int r = s < 0 ? -1 : connect(s, (struct sockaddr *)&t->ss, t->l);
+		if (r < 0 && nonblocking_threads && errno == EINPROGRESS) {
+			struct pollfd pf = { s, POLLOUT, 0 };
+			int err = -1;
+			socklen_t el = sizeof err;
+			if (poll(&pf, 1, 20000) == 1 && getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0)
+				r = 0;
+		}
+		if (r < 0 || echo_line(s, line) < 0)
 			t->bad++;
 		close(s);
 	}
@@ -421,6 +438,10 @@ int main(int argc, char **argv)
 		return cmd_epoll(argc, argv);
 	if (argc >= 6 && !strcmp(argv[1], "threads"))
 		return cmd_threads(argc, argv);
+	if (argc >= 6 && !strcmp(argv[1], "nbthreads")) {
+		nonblocking_threads = 1;
+		return cmd_threads(argc, argv);
+	}
 	if (argc >= 4 && !strcmp(argv[1], "fork"))
 		return cmd_fork(argc, argv);
 	if (argc >= 4 && !strcmp(argv[1], "peer"))

@@ -101,7 +101,7 @@ struct conn;
 struct side {
 	int kind;			/* K_CLIENT or K_TARGET */
 	int fd;
-	unsigned rd:1, wr:1, in_ep:1;
+	unsigned rd:1, wr:1, in_ep:1, hup:1;	/* hup: the peer shut down its write side */
 	struct conn *c;
 };
 
@@ -165,10 +165,8 @@ static int64_t dur_arg(const char *s, const char *what)
 
 static const char *fmt_addr(const struct sg_addr *a, char *buf, size_t size)
 {
-	if (a->len == 0 || a->u.sa.sa_family == AF_UNSPEC)
-		snprintf(buf, size, "?");
-	else if (addr_format(&a->u.sa, a->len, buf, size) < 0)
-		snprintf(buf, size, "?");
+	if (a->len == 0 || a->u.sa.sa_family == AF_UNSPEC || addr_format(&a->u.sa, a->len, buf, size) < 0)
+		snprintf(buf, size, "unknown");
 	return buf;
 }
 
@@ -291,7 +289,7 @@ static void conn_end(struct conn *c, int level, const char *fmt, ...)
 	if (c->dead)
 		return;
 	if (level == L_WARN || cfg.verbose) {
-		char why[256], cl[ADDR_STRLEN + 32], ds[ADDR_STRLEN], ts[ADDR_STRLEN];
+		char why[256], cl[ADDR_STRLEN + 32], ds[2 * ADDR_STRLEN + 8], ts[ADDR_STRLEN];
 		va_list ap;
 		va_start(ap, fmt);
 		vsnprintf(why, sizeof why, fmt, ap);
@@ -460,8 +458,7 @@ down:
 static void conn_connected(struct conn *c)
 {
 	c->state = ST_RELAY;
-	c->tg.wr = 1;
-	c->cl.rd = 1;
+	c->tg.wr = 1;	/* a fresh connection; cl.rd is whatever the events said */
 	set_deadline(c, cfg.idle_ms ? now + cfg.idle_ms : 0);
 	relay_run(c);
 }
@@ -501,6 +498,18 @@ static void conn_connect(struct conn *c)
 		return;
 	}
 	conn_end(c, L_WARN, "unable to connect to target: %s", strerror(errno));
+}
+
+/* ::ffff:a.b.c.d (a dual-stack listener's IPv4 client) back to plain IPv4. */
+static void unmap4(struct sg_addr *a)
+{
+	if (a->u.sa.sa_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&a->u.in6.sin6_addr))
+		return;
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = a->u.in6.sin6_port };
+	memcpy(&in.sin_addr, &a->u.in6.sin6_addr.s6_addr[12], 4);
+	memset(&a->u, 0, sizeof a->u);
+	a->u.in4 = in;
+	a->len = sizeof in;
 }
 
 /* IPv4 into its ::ffff:a.b.c.d form, for headers that must not mix families. */
@@ -625,6 +634,7 @@ static void conn_start(struct conn *c, const struct proxy_hdr *h)
 		c->dest.len = sizeof c->dest.u;
 		if (getsockname(c->cl.fd, &c->dest.u.sa, &c->dest.len) < 0)
 			c->dest.len = 0;
+		unmap4(&c->dest);
 	}
 	if (cfg.original) {
 		char why[200];
@@ -670,12 +680,20 @@ static void header_run(struct conn *c)
 		memset(&h, 0, sizeof h);
 		int r = proxyv2_parse(hdrbuf, (size_t)k, &h, &n);
 		if (r < 0) {
-			conn_end(c, L_WARN, "bad PROXY header: %s", strerror(errno));
+			char hex[3 * 8 + 1] = "";
+			for (int i = 0; i < 8 && i < k; i++)
+				snprintf(hex + 3 * i, 4, " %02x", hdrbuf[i]);
+			conn_end(c, L_WARN, "bad PROXY header: neither v1 nor v2, or malformed (starts with%s)", hex);
 			return;
 		}
 		if (r == PROXY_NEED) {
 			if ((size_t)k + n > sizeof hdrbuf) {
 				conn_end(c, L_WARN, "bad PROXY header: longer than %d bytes", HEADER_MAX);
+				return;
+			}
+			/* a peek never shows the end of file behind data: RDHUP does */
+			if (c->cl.hup) {
+				conn_end(c, L_WARN, "client closed before a complete PROXY header");
 				return;
 			}
 			/* wait for more; the next edge wakes us */
@@ -764,6 +782,8 @@ static void conn_new(struct lsn *l, int fd, const struct sg_addr *peer, const st
 		memcpy(&c->dest.u.ss, &m->local, sizeof m->local);
 		c->dest.len = m->local_len;
 	}
+	unmap4(&c->client);
+	unmap4(&c->dest);
 	int fam = c->client.u.sa.sa_family;
 	if (fam == AF_INET || fam == AF_INET6) {
 		int one = 1;
@@ -1032,7 +1052,8 @@ static void listen_unix(const char *spec, const char *a, const struct lopts *o, 
 	if (type == SOCK_STREAM && listen(fd, o->backlog) < 0)
 		die_sys("unable to listen on %s", spec);
 	char name[ADDR_STRLEN + 16], an[ADDR_STRLEN];
-	snprintf(name, sizeof name, "%s%s", kind == K_FDPASS ? "fdpass:" : "", fmt_addr(&sa, an, sizeof an));
+	fmt_addr(&sa, an, sizeof an);
+	snprintf(name, sizeof name, "%s%s", kind == K_FDPASS ? "fdpass:" : "", kind == K_FDPASS ? an + 5 : an);
 	lsn_add(kind, fd, name, abstract ? NULL : sa.u.un.sun_path);
 }
 
@@ -1234,13 +1255,17 @@ static struct ruleset *rules_load(int fatal)
 	size_t il = cfg.rules_inline ? strlen(cfg.rules_inline) : 0;
 	if (!(text = malloc(len + il + 2)))
 		die_sys("unable to allocate");
+	/* the file first, so that its line numbers stay right in messages */
+	size_t tl = len;
 	memcpy(text, buf ? buf : "", len);
-	text[len] = '\n';
-	memcpy(text + len + 1, cfg.rules_inline ? cfg.rules_inline : "", il);
-	text[len + 1 + il] = 0;
+	if (len && il)
+		text[tl++] = '\n';
+	memcpy(text + tl, cfg.rules_inline ? cfg.rules_inline : "", il);
+	tl += il;
+	text[tl] = 0;
 	free(buf);
 	buf = NULL;
-	rs = rules_parse(text, len + 1 + il, &e);
+	rs = rules_parse(text, tl, &e);
 	free(text);
 	if (rs)
 		return rs;
@@ -1387,6 +1412,8 @@ static int loop(void)
 					break;
 				if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 					s->rd = 1;
+				if (e & (EPOLLRDHUP | EPOLLHUP))
+					s->hup = 1;
 				if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 					s->wr = 1;
 				conn_run(s->c);

@@ -49,7 +49,7 @@ fdcount() { ls "/proc/$1/fd" | wc -l; }
 
 @test "relay: --help prints the usage and exits 0; a bad option exits 100" {
 	run -0 "$SG" relay --help
-	assert_line --index 0 --partial "usage: sockgate-relay [-v] [-l LISTEN]..."
+	assert_line --index 0 --partial "usage: sockgate-relay [-v] [-l LISTEN ...]"
 	run -100 "$SG" relay --bogus tcp:127.0.0.1:1
 	assert_output --partial "usage: sockgate-relay"
 	run -100 "$SG" relay -l unix:$T/x.sock

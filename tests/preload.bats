@@ -644,3 +644,26 @@ import socket
 print(socket.create_connection(("10.1.2.3", 80), timeout=5).recv(200).decode().strip())'
 	assert_output "peer ::ffff:192.0.2.44:5555 local ::ffff:10.1.2.3:80"
 }
+
+@test "bind -> systemd: the program takes the socket-activated listener (by name; a Unix one too)" {
+	command -v systemd-socket-activate >/dev/null || skip "systemd-socket-activate not installed"
+	port=$(free_port)
+	other=$(free_port)
+	# two sockets: the rule names the second
+	bg systemd-socket-activate -l "127.0.0.1:$other" -l "127.0.0.1:$port" --fdname=other:web env LD_PRELOAD="$LIB" \
+		SOCKGATE_RULE="bind tcp *:8000 -> systemd web" python3 -c '
+import socket
+s = socket.socket(); s.bind(("0.0.0.0", 8000)); s.listen()
+c, a = s.accept(); c.sendall(("%s got %s:%d local %s\n" % (a[0], a[0], a[1], s.getsockname()[0])).encode()); c.close()' 2>"$T/sd1.log"
+	bg systemd-socket-activate -l "$T/act.sock" env LD_PRELOAD="$LIB" \
+		SOCKGATE_RULE="bind tcp *:8000 -> systemd" python3 -c '
+import socket
+s = socket.socket(socket.AF_INET6); s.bind(("::", 8000)); s.listen()
+c, a = s.accept(); c.sendall(("got %s:%d local %s:%d\n" % (a[:2] + c.getsockname()[:2])).encode()); c.close()' 2>"$T/sd2.log"
+	wait_for_line "$T/sd1.log" "Listening on"
+	wait_for_line "$T/sd2.log" "Listening on"
+	run -0 timeout 5 nc 127.0.0.1 "$port" </dev/null
+	assert_output --regexp '^127.0.0.1 got 127.0.0.1:[0-9]+ local 127.0.0.1$'
+	run -0 timeout 5 nc -U "$T/act.sock" </dev/null
+	assert_output "got ::1:0 local :::8000"
+}

@@ -72,9 +72,9 @@ load helper
 		page=$(ls "$TOP"/man/sockgate-$n.[18] 2>/dev/null | head -1)
 		[ -n "$page" ] || { echo "no man page for $n"; return 1; }
 		synopsis=$(MANWIDTH=500 mandoc -Tutf8 "$page" | col -b | sed -n '/^SYNOPSIS/,/^DESCRIPTION/p' |
-			sed '1d;$d' | tr -s ' \n' ' ' | sed 's/^ //; s/ $//')
+			sed '1d;$d' | tr '\t\n' '  ' | tr -s ' ' | sed 's/^ //; s/ $//')
 		while IFS= read -r line; do
-			line=$(echo "$line" | sed 's/^usage: //' | tr -s ' ' | sed 's/^ //; s/ $//')
+			line=$(echo "$line" | sed 's/^usage: //' | tr '\t' ' ' | tr -s ' ' | sed 's/^ //; s/ $//')
 			[ -n "$line" ] || continue
 			[[ "$synopsis" == *"$line"* ]] || { echo "$n: '$line' is not in SYNOPSIS: $synopsis"; return 1; }
 		done < <("$BUILD/sockgate-$n" --help)

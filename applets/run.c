@@ -152,6 +152,7 @@ int run_main(int argc, char **argv)
 	}
 	if (check) {
 		printf("%zu rule%s ok\n", total, total == 1 ? "" : "s");
+		free(inline_rules);
 		return EX_OK;
 	}
 

@@ -6,6 +6,10 @@
 
 load helper
 
+# under SANITIZE=1 the test programs carry ASan, which wants to come first
+# in the library list; the preload library must come first instead
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+
 SRV=$TOP/tests/tools/pre_userver.py
 CLI=$BUILD/tools/pre_client
 

@@ -246,6 +246,9 @@ static int cmd_nb(int argc, char **argv, int argi)
 		}
 	}
 	printf("echo: %s %zu bytes\n", memcmp(in, out, total) ? "MISMATCH" : "same", total);
+	free(in);
+	free(out);
+	close(s);
 	return 0;
 }
 
@@ -421,6 +424,8 @@ static int cmd_bench(int argc, char **argv)
 	qsort(t[0], (size_t)k[0], sizeof(double), cmp_double);
 	qsort(t[1], (size_t)k[1], sizeof(double), cmp_double);
 	double best_plt = t[0][k[0] / 2], best_libc = t[1][k[1] / 2];
+	free(t[0]);
+	free(t[1]);
 	printf("%.0f %.0f\n", best_plt, best_libc);
 	return 0;
 }

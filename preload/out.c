@@ -886,6 +886,15 @@ static int dgram_connect(int fd, const struct sockaddr *sa, socklen_t len, const
 
 int out_connect_swapped(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
 
+/* Would a send to sa on fd be handled by a rule (or refused by SOCKGATE_STRICT)? */
+int out_would_handle(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	struct sockaddr_storage dst;
+	const struct ruleset *rs;
+	int domain = 0, type = 0, strict;
+	return lookup(fd, sa, len, &dst, &rs, &domain, &type, &strict) != NULL || strict;
+}
+
 /* connect(): 0/-1 when handled, else *handled = 0 and the caller goes to libc. */
 int out_connect(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 {

@@ -227,6 +227,30 @@ static void copy_out(const void *a, socklen_t alen, struct sockaddr *sa, socklen
 	*len = alen;
 }
 
+/*
+ * sendmmsg(): the whole batch goes to libc unless the fd is ours or a
+ * message's destination matches a rule; then message by message through
+ * sendmsg() above (the count sent, or the error of the first one).
+ */
+EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
+{
+	int ours = (fd_flags(fd) & (SF_OUT | SF_IN | SF_SWAPPED)) != 0;
+
+	for (unsigned i = 0; !ours && i < n; i++)
+		if (vec[i].msg_hdr.msg_name && out_would_handle(fd, vec[i].msg_hdr.msg_name, vec[i].msg_hdr.msg_namelen))
+			ours = 1;
+	if (likely(!ours))
+		return REAL(sendmmsg)(fd, vec, n, flags);
+	unsigned i;
+	for (i = 0; i < n; i++) {
+		ssize_t r = sendmsg(fd, &vec[i].msg_hdr, flags);
+		if (r < 0)
+			return i ? (int)i : -1;
+		vec[i].msg_len = (unsigned)r;
+	}
+	return (int)i;
+}
+
 /* ---- receives: datagram peers are shown as the original destination -------- */
 
 static int pending_recv(int fd)
@@ -312,6 +336,41 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 }
 
 /* ---- addresses and options --------------------------------------------------- */
+
+/* recvmmsg() on a redirected datagram socket: the batch's senders rewritten like recvmsg()'s. */
+EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags, struct timespec *timeout)
+{
+	if (likely(!(fd_flags(fd) & SF_IN)))
+		return REAL(recvmmsg)(fd, vec, n, flags, timeout);
+	if (pending_recv(fd))
+		return -1;
+	struct sockaddr_storage from[64];
+	void *name[64];
+	socklen_t cap[64];
+	if (n > 64)
+		n = 64;		/* fewer messages per call, as recvmmsg may return */
+	for (unsigned i = 0; i < n; i++) {
+		name[i] = vec[i].msg_hdr.msg_name;
+		cap[i] = vec[i].msg_hdr.msg_namelen;
+		if (name[i]) {
+			vec[i].msg_hdr.msg_name = &from[i];
+			vec[i].msg_hdr.msg_namelen = sizeof from[i];
+		}
+	}
+	int r = REAL(recvmmsg)(fd, vec, n, flags, timeout);
+	for (unsigned i = 0; i < n; i++) {
+		if (!name[i])
+			continue;
+		socklen_t fl = vec[i].msg_hdr.msg_namelen;
+		vec[i].msg_hdr.msg_name = name[i];
+		vec[i].msg_hdr.msg_namelen = cap[i];
+		if (r > 0 && i < (unsigned)r) {
+			out_dgram_peer(fd, (struct sockaddr *)&from[i], &fl);
+			copy_out(&from[i], fl, name[i], &vec[i].msg_hdr.msg_namelen);
+		}
+	}
+	return r;
+}
 
 EXPORT int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
 {

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <netdb.h>
 
 #define HOOK(name, ret, params, args) \

@@ -165,6 +165,7 @@ int sg_swap_in(int fd, int newfd, struct sgconn *c, unsigned flags);
 int out_connect(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
 ssize_t out_sendmsg(int fd, const struct msghdr *msg, int flags, int *handled);
 int out_before_write(int fd);
+int out_would_handle(int fd, const struct sockaddr *sa, socklen_t len);
 void out_dgram_peer(int fd, struct sockaddr *sa, socklen_t *len);
 
 #endif

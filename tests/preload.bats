@@ -251,7 +251,7 @@ d.close(); s.sendall(b"still\n"); print(s.recv(10))'
 	assert_output $'True False\n(\'10.1.2.3\', 80)\n(\'10.1.2.3\', 80)\nb\'still\\n\''
 }
 
-@test "UDP: sendto/recvfrom and connect/send report the original destination; PROXY header per datagram" {
+@test "UDP: sendto/recvfrom, connect/send, sendmmsg/recvmmsg report the original destination; PROXY header per datagram" {
 	userver dns --dgram
 	userver dnspp --dgram --proxy
 	export SOCKGATE_RULE="connect udp 10.1.2.3:53 -> unix $T/dns.sock
@@ -266,6 +266,8 @@ c.connect(("10.1.2.3", 53)); c.send(b"q3"); print(c.recv(100), c.getpeername())'
 	assert_output $'(b\'echo:q1\', (\'10.1.2.3\', 53))\n(b\'echo:q2\', (\'10.1.2.4\', 53))\nb\'echo:q3\' (\'10.1.2.3\', 53)'
 	run -0 cat "$T/dnspp.log"
 	assert_output $'hdr dst=10.1.2.4:53 proto=dgram src=192.0.2.9:0\ndgram b\'q2\''
+	run -0 timeout 10 env LD_PRELOAD="$LIB" "$CLI" mmsg 10.1.2.3 53
+	assert_output $'sent 3\necho:m0 from 10.1.2.3:53\necho:m1 from 10.1.2.3:53\necho:m2 from 10.1.2.3:53'
 }
 
 @test "unmatched connections are untouched; tcp and pass rules" {

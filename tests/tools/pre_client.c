@@ -14,6 +14,7 @@
  *                                         counts /proc/self/fd before and after
  *   pre_client nbthreads HOST PORT T N    the same with non-blocking connects (poll, SO_ERROR)
  *   pre_client fork HOST PORT             a child after fork() and the parent each connect
+ *   pre_client mmsg HOST PORT             UDP: sendmmsg() three datagrams, recvmmsg() the replies
  *   pre_client peer HOST PORT             prints getpeername/getsockname after connect
  *   pre_client bench N                    N connects to a loopback listener of its own
  *                                         through connect() and N through libc's own
@@ -370,6 +371,51 @@ static int cmd_fork(int argc, char **argv)
 	return 0;
 }
 
+/* three datagrams out with sendmmsg(), the replies in with recvmmsg() */
+static int cmd_mmsg(int argc, char **argv)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = addr(argv[2], argv[3], &ss);
+	int s = socket(ss.ss_family, SOCK_DGRAM, 0);
+	struct mmsghdr v[3];
+	struct iovec iov[3];
+	char out[3][8], in[3][64];
+	struct sockaddr_in from[3];	/* inet-sized, as a UDP program has */
+
+	memset(v, 0, sizeof v);
+	for (int i = 0; i < 3; i++) {
+		snprintf(out[i], sizeof out[i], "m%d", i);
+		iov[i].iov_base = out[i];
+		iov[i].iov_len = strlen(out[i]);
+		v[i].msg_hdr.msg_iov = &iov[i];
+		v[i].msg_hdr.msg_iovlen = 1;
+		v[i].msg_hdr.msg_name = &ss;
+		v[i].msg_hdr.msg_namelen = l;
+	}
+	printf("sent %d\n", sendmmsg(s, v, 3, 0));
+	memset(v, 0, sizeof v);
+	for (int i = 0; i < 3; i++) {
+		iov[i].iov_base = in[i];
+		iov[i].iov_len = sizeof in[i];
+		v[i].msg_hdr.msg_iov = &iov[i];
+		v[i].msg_hdr.msg_iovlen = 1;
+		v[i].msg_hdr.msg_name = &from[i];
+		v[i].msg_hdr.msg_namelen = sizeof from[i];
+	}
+	int got = 0;
+	while (got < 3) {
+		int r = recvmmsg(s, v + got, 3 - got, 0, NULL);
+		if (r <= 0)
+			fail("recvmmsg");
+		got += r;
+	}
+	char h[64];
+	for (int i = 0; i < 3; i++)
+		printf("%.*s from %s:%d\n", (int)v[i].msg_len, in[i],
+		       inet_ntop(AF_INET, &from[i].sin_addr, h, sizeof h), ntohs(from[i].sin_port));
+	return 0;
+}
+
 static double now_ns(void)
 {
 	struct timespec ts;
@@ -449,6 +495,8 @@ int main(int argc, char **argv)
 	}
 	if (argc >= 4 && !strcmp(argv[1], "fork"))
 		return cmd_fork(argc, argv);
+	if (argc >= 4 && !strcmp(argv[1], "mmsg"))
+		return cmd_mmsg(argc, argv);
 	if (argc >= 4 && !strcmp(argv[1], "peer"))
 		return cmd_peer(argc, argv);
 	if (argc >= 3 && !strcmp(argv[1], "bench"))

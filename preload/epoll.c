@@ -68,7 +68,7 @@ int ep_capture(int fd, ino_t ino, struct epreg *out, int max)
 		fclose(f);
 	}
 	for (int i = 0; i < n; i++)
-		epoll_ctl(out[i].epfd, EPOLL_CTL_DEL, fd, NULL);
+		REAL(epoll_ctl)(out[i].epfd, EPOLL_CTL_DEL, fd, NULL);
 	return n;
 }
 
@@ -78,8 +78,20 @@ void ep_restore(int fd, const struct epreg *r, int n)
 		struct epoll_event ev;
 		ev.events = r[i].events;
 		ev.data.u64 = r[i].data;
-		epoll_ctl(r[i].epfd, EPOLL_CTL_ADD, fd, &ev);
+		REAL(epoll_ctl)(r[i].epfd, EPOLL_CTL_ADD, fd, &ev);
 	}
+}
+
+/*
+ * Only an fd that was ever added to an epoll instance needs its
+ * registrations looked up at a swap: mark it (a flag, no lock).
+ */
+EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	int r = REAL(epoll_ctl)(epfd, op, fd, ev);
+	if (r == 0 && op == EPOLL_CTL_ADD && !(fd_flags(fd) & SF_EPREG))
+		slot_epreg(fd);
+	return r;
 }
 
 static int noted(int fd)

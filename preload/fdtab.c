@@ -90,7 +90,7 @@ int slot_set(int fd, struct sgconn *c, unsigned flags)
 	c->refs++;
 	struct sgconn *old = s->conn;
 	s->conn = c;
-	unsigned keep = __atomic_load_n(&s->flags, __ATOMIC_RELAXED) & (SF_EPOLL | SF_HINTS);
+	unsigned keep = __atomic_load_n(&s->flags, __ATOMIC_RELAXED) & (SF_EPOLL | SF_HINTS | SF_EPREG);
 	__atomic_store_n(&s->flags, keep | flags | SF_SWAPPED, __ATOMIC_RELEASE);
 	conn_put(old);
 	return 0;
@@ -107,26 +107,40 @@ void slot_clear(int fd)
 	conn_put(c);
 }
 
-void slot_hint(int fd, unsigned hint)
+static unsigned *flags_word(int fd, int alloc)
 {
 	unsigned c = (unsigned)fd >> SLOT_BITS;
 	if (fd < 0 || c >= CHUNK_N)
-		return;
+		return NULL;
 	struct slot *s = __atomic_load_n(&sg_chunks[c], __ATOMIC_ACQUIRE);
 	if (!s) {
-		if (!hint)
-			return;
+		if (!alloc)
+			return NULL;
 		pthread_mutex_lock(&sg_lock);
 		s = slot_get(fd, 1);
 		pthread_mutex_unlock(&sg_lock);
 		if (!s)
-			return;
+			return NULL;
 		s -= fd & (SLOT_N - 1);
 	}
-	unsigned *f = &s[fd & (SLOT_N - 1)].flags;
-	__atomic_fetch_and(f, ~SF_HINTS, __ATOMIC_ACQ_REL);
+	return &s[fd & (SLOT_N - 1)].flags;
+}
+
+void slot_hint(int fd, unsigned hint)
+{
+	unsigned *f = flags_word(fd, hint != 0);
+	if (!f)
+		return;
+	__atomic_fetch_and(f, ~(SF_HINTS | SF_EPREG), __ATOMIC_ACQ_REL);
 	if (hint)
 		__atomic_fetch_or(f, hint, __ATOMIC_ACQ_REL);
+}
+
+void slot_epreg(int fd)
+{
+	unsigned *f = flags_word(fd, 1);
+	if (f)
+		__atomic_fetch_or(f, SF_EPREG, __ATOMIC_ACQ_REL);
 }
 
 struct sgconn *slot_conn(int fd)

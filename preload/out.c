@@ -307,7 +307,7 @@ static int put_behind(int fd, int newfd, int fl, int cloexec)
 	struct epreg regs[16];
 	int n = 0;
 
-	if (fstat(fd, &st) == 0)
+	if ((fd_flags(fd) & SF_EPREG) && fstat(fd, &st) == 0)
 		n = ep_capture(fd, st.st_ino, regs, 16);
 	if (REAL(dup3)(newfd, fd, cloexec ? O_CLOEXEC : 0) < 0)
 		return -1;

@@ -34,6 +34,7 @@
 #define SF_HSTREAM	0x10u	/* hint: socket() made it an inet stream socket */
 #define SF_HDGRAM	0x20u	/* hint: socket() made it an inet datagram socket */
 #define SF_ACCEPT	0x40u	/* accept() takes passed sockets (a receiver) */
+#define SF_EPREG	0x80u	/* hint: the fd was added to an epoll instance */
 #define SF_HINTS	(SF_HSTREAM | SF_HDGRAM)
 #define SF_STATE	(SF_SWAPPED | SF_OUT | SF_IN | SF_EPOLL | SF_ACCEPT)
 
@@ -108,8 +109,12 @@ void slot_clear(int fd);
 struct sgconn *slot_conn(int fd);
 void conn_put(struct sgconn *c);
 void slot_setflags(int fd, unsigned set, unsigned clear);
-/* Without the lock: set or clear the type hint of a fd socket() just made / close() ends. */
+/*
+ * Without the lock: set the type hint of a fd socket() just made, or clear
+ * it (and SF_EPREG) when close() ends it; slot_epreg marks an epoll_ctl ADD.
+ */
 void slot_hint(int fd, unsigned hint);
+void slot_epreg(int fd);
 
 /* configuration (conf.c) */
 struct sgconf {

@@ -520,16 +520,18 @@ static struct ruleset *load_rules(int fatal)
 		case ACT_REJECT:
 		case ACT_BLACKHOLE:
 			break;
-		default:
-			if (fatal)
-				die(EX_BADINPUT, "%s:%u: action %s is not one sockgate-server can take "
-				    "(unix, fdpass, abstract, reject)", cfg.rules_file, (unsigned)r->line,
-				    rules_action_name(r->action));
-			warn("%s:%u: action %s is not one sockgate-server can take (keeping the old rules)",
-			     cfg.rules_file, (unsigned)r->line, rules_action_name(r->action));
+		default: {
+			unsigned line = (unsigned)r->line;
+			const char *act = rules_action_name(r->action);
 			rules_free(rs);
 			free(buf);
+			if (fatal)
+				die(EX_BADINPUT, "%s:%u: action %s is not one sockgate-server can take "
+				    "(unix, fdpass, abstract, reject)", cfg.rules_file, line, act);
+			warn("%s:%u: action %s is not one sockgate-server can take (keeping the old rules)",
+			     cfg.rules_file, line, act);
 			return NULL;
+		}
 		}
 	}
 	if (rulebin_is(buf, len)) {

@@ -139,7 +139,7 @@ import socket; s=socket.socket(); s.bind(('127.0.0.9',0)); s.connect(('127.0.0.1
 @test "inetd: a regular file at PATH is not replaced" {
 	echo keep >"$T/in.sock"
 	run -111 "$SG" inetd "$T/in.sock" true
-	assert_output "sockgate-inetd: fatal: unable to bind unix:$T/in.sock: Address in use"
+	assert_output --regexp "^sockgate-inetd: fatal: unable to bind unix:$T/in.sock: Address (already )?in use$"
 	assert_equal "$(cat "$T/in.sock")" keep
 }
 
@@ -149,7 +149,8 @@ import socket; s=socket.socket(); s.bind(('127.0.0.9',0)); s.connect(('127.0.0.1
 	PIDS+=($IP)
 	wait_for_file "$T/in.sock"
 	kill -TERM "$IP"
-	run -0 wait "$IP"
+	rc=0; wait "$IP" || rc=$?
+	assert_equal "$rc" 0
 	[ ! -e "$T/in.sock" ]
 	grep -q "info: stopping on signal 15" "$T/inetd.log"
 }

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -145,6 +146,8 @@ static int do_recv(const char *path, int as, long mode, char **prog)
 		fcntl(as, F_SETFD, 0);
 	}
 	info("received an fd; running %s with it as fd %d", prog[0], as);
+	/* the dispatcher ignores SIGPIPE for us; the program gets the default */
+	signal(SIGPIPE, SIG_DFL);
 	execvp(prog[0], prog);
 	die_sys("unable to run %s", prog[0]);
 }

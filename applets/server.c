@@ -730,6 +730,8 @@ static void run_program(void)
 	fcntl(lfd[0], F_SETFD, 0);
 	setenv("SOCKGATE_LISTEN_FD", n, 1);
 	notify_ready(cfg.ready_fd);
+	/* the dispatcher ignores SIGPIPE for us; the program gets the default */
+	signal(SIGPIPE, SIG_DFL);
 	execvp(cfg.exec_argv[0], cfg.exec_argv);
 	die_sys("unable to run %s", cfg.exec_argv[0]);
 }

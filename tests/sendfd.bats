@@ -107,3 +107,15 @@ print('record', len(msg), msg[0], 'fds', len(fds), open(fds[0]).read().strip(), 
 	wait_for_line "$T/r.out" record
 	assert_equal "$(tail -1 "$T/r.out")" "record 43 1 fds 1 a file for a stream receiver"
 }
+
+@test "send-fd --recv: the program gets SIGPIPE's default action back" {
+	spawn "$T/out" "$SG" send-fd --recv "$T/r.sock" -- sh -c 'grep SigIgn /proc/self/status'
+	wait_for_file "$T/r.sock"
+	"$SG" send-fd "$T/r.sock" </dev/null
+	wait "${PIDS[0]}"
+	# SIGPIPE is signal 13: bit 0x1000 of the ignored mask
+	run -0 cat "$T/out"
+	assert_output --regexp "^SigIgn:[[:space:]]+[0-9a-f]+$"
+	mask=$(awk '{print $2}' "$T/out")
+	assert_equal "$(( 0x$mask & 0x1000 ))" 0
+}

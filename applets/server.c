@@ -138,32 +138,33 @@ static void refuse(int fd, int rst)
 /* --- receivers ------------------------------------------------------------ */
 
 /*
- * Connect a datagram socket to the receiver. With -O the socket file's
- * owner is checked first, on the very inode we then connect to (O_PATH and
- * /proc/self/fd), so a file swapped in between cannot pass.
+ * Connect to the receiver: a datagram socket, or (when the receiver's type
+ * is SOCK_SEQPACKET) one connection kept open. With -O the owner is
+ * checked: for a datagram receiver the socket file's owner, on the very
+ * inode we connect to (O_PATH and /proc/self/fd), so a file swapped in
+ * between cannot pass; for a seqpacket receiver SO_PEERCRED, the
+ * credentials of the process that listens.
  */
 static int recv_open(struct receiver *r)
 {
-	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (s < 0)
-		return -1;
+	int need = cfg.need_uid != (uid_t)-1 || cfg.need_gid != (gid_t)-1;
 	const struct sockaddr *to = &r->addr.u.sa;
 	socklen_t tolen = r->addr.len;
 	struct sg_addr via;
-	int pfd = -1;
+	struct stat st;
+	int pfd = -1, s = -1;
 
-	if ((cfg.need_uid != (uid_t)-1 || cfg.need_gid != (gid_t)-1) && r->addr.u.un.sun_path[0]) {
-		struct stat st;
+	if (need && !r->addr.u.un.sun_path[0]) {
+		/* an abstract name has no owner to check */
+		errno = EPERM;
+		return -1;
+	}
+	if (need) {
 		pfd = open(r->addr.u.un.sun_path, O_PATH | O_CLOEXEC);
 		if (pfd < 0 || fstat(pfd, &st) < 0)
 			goto fail;
 		if (!S_ISSOCK(st.st_mode)) {
 			errno = ENOTSOCK;
-			goto fail;
-		}
-		if ((cfg.need_uid != (uid_t)-1 && st.st_uid != cfg.need_uid) ||
-		    (cfg.need_gid != (gid_t)-1 && st.st_gid != cfg.need_gid)) {
-			errno = EPERM;
 			goto fail;
 		}
 		if (proc_ok) {
@@ -173,13 +174,27 @@ static int recv_open(struct receiver *r)
 			to = &via.u.sa;
 			tolen = via.len;
 		}
-	} else if (cfg.need_uid != (uid_t)-1 || cfg.need_gid != (gid_t)-1) {
-		/* an abstract name has no owner to check */
-		errno = EPERM;
+	}
+	if ((s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
+		goto fail;
+	if (connect(s, to, tolen) == 0) {
+		if (need && ((cfg.need_uid != (uid_t)-1 && st.st_uid != cfg.need_uid) ||
+			     (cfg.need_gid != (gid_t)-1 && st.st_gid != cfg.need_gid))) {
+			errno = EPERM;
+			goto fail;
+		}
+	} else if (errno == EPROTOTYPE) {
+		close(s);
+		if ((s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
+			goto fail;
+		/* a unix connect does not wait: EAGAIN when its backlog is full */
+		if (connect(s, to, tolen) < 0)
+			goto fail;
+		if (need && fdpass_peer_check(s, cfg.need_uid, cfg.need_gid) < 0)
+			goto fail;
+	} else {
 		goto fail;
 	}
-	if (connect(s, to, tolen) < 0)
-		goto fail;
 	if (pfd >= 0)
 		close(pfd);
 	return s;
@@ -187,7 +202,8 @@ fail:;
 	int e = errno;
 	if (pfd >= 0)
 		close(pfd);
-	close(s);
+	if (s >= 0)
+		close(s);
 	errno = e;
 	return -1;
 }

@@ -428,3 +428,32 @@ print('up', flush=True); print(s.recv(100).decode(), flush=True)"
 	PIDS+=($!)
 	wait_for_line "$T/ready2" ready
 }
+
+@test "server: a SOCK_SEQPACKET receiver gets one connection; -O checks its SO_PEERCRED" {
+	[ "$(id -u)" = 0 ] || skip "needs root"
+	[ -x /usr/bin/python3 ] || skip "no /usr/bin/python3 for user nobody"
+	spawn "$T/seq.out" $PEER seqrecv "$T/seq.sock" 2
+	wait_for_line "$T/seq.out" listening
+	start_server -l 127.0.0.1 -p 0 -S "$T/seq.sock" -O root:root
+	run -0 $PEER probe 127.0.0.1 "$PORT"
+	assert_output --regexp "^data:from-seqpacket len=43 local=127\.0\.0\.1:$PORT remote=127\.0\.0\.1:[0-9]+ rule=- [0-9]+$"
+	run -0 $PEER probe 127.0.0.1 "$PORT"
+	assert_output --regexp "^data:from-seqpacket "
+	# the receiver took its two and left: the next one is refused and logged
+	run -0 $PEER probe 127.0.0.1 "$PORT"
+	assert_output --regexp "^eof "
+	wait_for_line "$T/server.log" "refused: receiver unix:$T/seq.sock: Connection refused"
+	# a listener running as another user fails SO_PEERCRED
+	kill "$SP"
+	mkdir "$T/n"
+	chown nobody "$T/n"
+	chmod 755 "$T"
+	spawn "$T/seq2.out" setpriv --reuid=nobody --regid=nogroup --clear-groups \
+		/usr/bin/python3 "$BATS_TEST_DIRNAME/tools/srv_peer.py" seqrecv "$T/n/seq.sock" 1
+	wait_for_line "$T/seq2.out" listening
+	chown root:root "$T/n/seq.sock"	# the file's owner would pass; the process does not
+	start_server -l 127.0.0.1 -p 0 -S "$T/n/seq.sock" -O root:root
+	run -0 $PEER probe 127.0.0.1 "$PORT"
+	assert_output --regexp "^eof "
+	wait_for_line "$T/server.log" "refused: receiver unix:$T/n/seq.sock: Operation not permitted"
+}

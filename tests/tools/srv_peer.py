@@ -11,6 +11,8 @@
                              (until killed)
   recv PATH                  bind a datagram receiver, take one socket and its
                              record; print the record's fields; answer on it
+  seqrecv PATH N             listen with SOCK_SEQPACKET at PATH, take one
+                             connection and N sockets over it; answer on each
   pair -- CMD...             run CMD with one end of a datagram socket pair
                              (its number replaces {fd} in CMD), receive one socket on the other, as 'recv'
 """
@@ -53,6 +55,19 @@ def recv_one(s):
     print("peer", "%s:%d" % c.getpeername()[:2], flush=True)
     c.sendall(b"from-python\n")
     c.close()
+
+
+def seqrecv(path, n):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.bind(path)
+    s.listen()
+    print("listening", flush=True)
+    c, _ = s.accept()
+    for _ in range(n):
+        msg, fds, _, _ = socket.recv_fds(c, 1024, 4)
+        t = socket.socket(fileno=fds[0])
+        t.sendall(("from-seqpacket %s\n" % decode(msg)).encode())
+        t.close()
 
 
 def probe(host, port):
@@ -122,6 +137,8 @@ def main():
         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         s.bind(a[1])
         recv_one(s)
+    elif a[0] == "seqrecv":
+        seqrecv(a[1], int(a[2]))
     elif a[0] == "pair":
         x, y = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         cmd = [str(y.fileno()) if w == "{fd}" else w for w in a[2:]]

@@ -490,3 +490,47 @@ print("full", flush=True); time.sleep(60)' "$T/full.sock"
 	run -0 $PEER many "unix:$T/priv/in.sock" 3 1000
 	assert_output "ok 3"
 }
+
+@test "relay: sockgate-server passes accepted sockets to fdpass:; the target sees the real client in --proxy-out v2" {
+	spawn "$T/pp.out" "$PP" recv -n 1 "unix:$T/t.sock"
+	wait_for_line "$T/pp.out" listening
+	start_relay -l "fdpass:$T/pass.sock" --proxy-out v2 "unix:$T/t.sock"
+	local sp=$(free_port)
+	"$SG" server -v -l 127.0.0.1 -p "$sp" -S "$T/pass.sock" --ready-fd 4 4>"$T/sready" 2>"$T/server.log" 3>&- &
+	PIDS+=($!)
+	wait_for_line "$T/sready" ready
+	run -0 python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+print("client", "%s:%d" % s.getsockname())
+s.sendall(b"handed-off"); s.shutdown(socket.SHUT_WR)
+while s.recv(4096): pass' "$sp"
+	local client=${output#client }
+	wait_for_line "$T/pp.out" "src="
+	run cat "$T/pp.out"
+	assert_line --partial "src=$client dst=127.0.0.1:$sp"
+	assert_line --partial "data=handed-off"
+	wait_for_line "$T/relay.log" "info: $client -> unix:$T/t.sock: 10 bytes to target"
+}
+
+@test "relay: container path: 1 GiB each way from inside unshare -n, through libsockgate.so, Unix, the relay, to TCP" {
+	need_netns
+	[ -e "$LIB" ] || skip "no $LIB"
+	spawn "$T/srv.out" $PEER bulk-server tcp:127.0.0.1:0 $((1 << 30))
+	wait_for_line "$T/srv.out" ready
+	local tport=$(awk '/^listening/ {print $2}' "$T/srv.out")
+	start_relay -l "unix:$T/egress.sock" --proxy-in -r "connect tcp 127.0.0.1:$tport -> pass" original
+	# inside: no network at all; only the relay's socket file is reachable
+	run -0 unshare -n env SOCKGATE_RULE="connect tcp * -> unix $T/egress.sock proxy-v2" LD_PRELOAD="$LIB" \
+		$PEER bulk-client "tcp:127.0.0.1:$tport" $((1 << 30))
+	wait_for_line "$T/srv.out" recv
+	[ "$(awk '/^sent/ {print $2}' <<<"$output")" = "$(awk '/^recv/ {print $2}' "$T/srv.out")" ]
+	[ "$(awk '/^recv/ {print $2}' <<<"$output")" = "$(awk '/^sent/ {print $2}' "$T/srv.out")" ]
+	assert_line --regexp "^recv [0-9a-f]{64} 1073741824$"
+	wait_for_line "$T/relay.log" "-> 127.0.0.1:$tport: 1073741824 bytes to target, 1073741824 bytes to client, .*, done"
+	# a destination not allowed is refused
+	run unshare -n env SOCKGATE_RULE="connect tcp * -> unix $T/egress.sock proxy-v2" LD_PRELOAD="$LIB" \
+		$PEER halfclose-client "tcp:127.0.0.1:$((tport == 65535 ? 1 : tport + 1))" 256
+	assert_failure
+	wait_for_line "$T/relay.log" "denied: no rule allows it"
+}

@@ -2,7 +2,7 @@
  * sockgate-server: accept TCP once, pick a receiver by rules on the accepted
  * socket's local and remote address, and pass the accepted socket itself
  * (SCM_RIGHTS) with a metadata record to that receiver's AF_UNIX datagram
- * socket. The hand-off protocol is written down in sockgate-server(8),
+ * socket (or over a kept SOCK_SEQPACKET connection). The hand-off protocol is written down in sockgate-server(8),
  * HAND-OFF PROTOCOL; the record layout in core/fdpass.h.
  *
  * The server never waits for a receiver: sends are MSG_DONTWAIT on a

@@ -275,10 +275,20 @@ static void listeners_pause(int on)
 
 static void fmt_client(const struct conn *c, char *buf, size_t size)
 {
-	if (c->client.u.sa.sa_family == AF_UNIX && c->cpid > 0)
+	int f = c->client.u.sa.sa_family;
+	uint8_t a16[16];
+	if (f == AF_UNIX && c->cpid > 0) {
 		snprintf(buf, size, "unix:pid=%ld,uid=%ld", (long)c->cpid, (long)c->cuid);
-	else
-		fmt_addr(&c->client, buf, size);
+		return;
+	}
+	fmt_addr(&c->client, buf, size);
+	/* a header from an unbound socket says 0.0.0.0:0: name the Unix peer too */
+	if (c->cpid > 0 && (f == AF_INET || f == AF_INET6) && addr_port(&c->client.u.sa) == 0 &&
+	    addr_to16(&c->client.u.sa, a16) == 0 && !memcmp(a16 + (f == AF_INET ? 12 : 0), "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+							  f == AF_INET ? 4 : 16)) {
+		size_t l = strlen(buf);
+		snprintf(buf + l, size - l, " (unix:pid=%ld,uid=%ld)", (long)c->cpid, (long)c->cuid);
+	}
 }
 
 static void conn_end(struct conn *c, int level, const char *fmt, ...)
@@ -719,7 +729,6 @@ static void header_run(struct conn *c)
 		c->client.len = h.srclen;
 		memcpy(&c->dest.u.ss, &h.dst, sizeof h.dst);
 		c->dest.len = h.dstlen;
-		c->cpid = 0;
 		if (cfg.original && h.socktype == SOCK_DGRAM) {
 			conn_end(c, L_WARN, "denied: the header names a UDP destination");
 			return;

@@ -27,7 +27,7 @@
 
 static const char usage[] =
 	"sockgate-inetd [-v] [-c MAXCHILDREN] [-m MODE] [-o USER[:GROUP]] [--ready-fd FD]\n"
-	"       PATH PROGRAM [ARGS...]";
+	"       PATH PROGRAM [ARGS ...]";
 
 static long children, maxchildren = 40;
 

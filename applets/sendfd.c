@@ -24,7 +24,7 @@
 static const char usage[] =
 	"sockgate-send-fd [-v] PATH [FD]\n"
 	"       sockgate-send-fd [-v] --open FILE PATH\n"
-	"       sockgate-send-fd [-v] --recv PATH [--as N] [-m MODE] -- PROGRAM [ARGS...]";
+	"       sockgate-send-fd [-v] --recv PATH [--as N] [-m MODE] -- PROGRAM [ARGS ...]";
 
 /* Connect to the receiver; datagram first, then the connection types. */
 static int connect_receiver(const char *path)

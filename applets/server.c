@@ -43,7 +43,7 @@ static const char usage[] =
 	"sockgate-server [-vtFRrk] [-l ADDR] [-p PORT] [-s FD] [-b BACKLOG]\n"
 	"       [-f RULES | -S PATH | -i FD] [-O USER[:GROUP]] [-q MAXPENDING] [-T MS]\n"
 	"       [-u USER] [-g GROUP] [-G GROUPS] [-x DIR] [--rst] [--ready-fd FD]\n"
-	"       [-e PROGRAM [ARGS...]]";
+	"       [-e PROGRAM [ARGS ...]]";
 
 #define MAXLISTEN 64
 #define MAXRECV 64		/* receivers kept connected */

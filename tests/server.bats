@@ -457,3 +457,16 @@ print('up', flush=True); print(s.recv(100).decode(), flush=True)"
 	assert_output --regexp "^eof "
 	wait_for_line "$T/server.log" "refused: receiver unix:$T/n/seq.sock: Operation not permitted"
 }
+
+@test "server -r: two servers share a port with SO_REUSEPORT; without it the second fails" {
+	inetd "$T/in.sock"
+	start_server -r -l 127.0.0.1 -p 0 -S "$T/in.sock"
+	first=$SP
+	run -111 "$SG" server -l 127.0.0.1 -p "$PORT" -S "$T/in.sock"
+	assert_output --regexp "^sockgate-server: fatal: unable to bind 127\.0\.0\.1:$PORT: Address (already )?in use$"
+	start_server -r -l 127.0.0.1 -p "$PORT" -S "$T/in.sock"
+	[ "$SP" != "$first" ]
+	kill -0 "$first"
+	run -0 curl -sS "http://127.0.0.1:$PORT/"
+	assert_output --partial "daemon TCP 127.0.0.1"
+}

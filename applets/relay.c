@@ -110,7 +110,6 @@ struct conn {
 	struct dir up, down;		/* up: client to target */
 	int state, dead;
 	int64_t start, deadline, connect_deadline;
-	struct lsn *l;
 	unsigned char *obuf;		/* PROXY header still to send to the target */
 	size_t olen, ooff;
 	struct sg_addr client, dest, target;
@@ -780,7 +779,6 @@ static void conn_new(struct lsn *l, int fd, const struct sg_addr *peer, const st
 	c->cl = (struct side){ .kind = K_CLIENT, .fd = fd, .c = c };
 	c->tg = (struct side){ .kind = K_TARGET, .fd = -1, .c = c };
 	c->start = now;
-	c->l = l;
 	if (m && m->remote_len) {
 		memcpy(&c->client.u.ss, &m->remote, sizeof m->remote);
 		c->client.len = m->remote_len;
@@ -1183,17 +1181,19 @@ static void listen_spec(const char *spec)
 	free(s);
 }
 
+/*
+ * Close every listener. The records are not freed: events for them may
+ * still wait in the current batch, which skips kind 0.
+ */
 static void listeners_close(void)
 {
-	while (lsns) {
-		struct lsn *l = lsns;
-		lsns = l->next;
+	for (struct lsn *l = lsns; l; l = l->next) {
 		close(l->fd);
 		if (l->unlink_path && !chrooted)
 			unlink(l->unlink_path);
-		free(l->unlink_path);
-		free(l);
+		l->kind = 0;
 	}
+	lsns = NULL;
 }
 
 /* --- target, rules, privileges ------------------------------------------- */
@@ -1414,6 +1414,8 @@ static int loop(void)
 				break;
 			case K_SIGNAL:
 				on_signal();
+				break;
+			case 0:		/* a listener closed earlier in this batch */
 				break;
 			default: {
 				struct side *s = evs[i].data.ptr;

@@ -171,6 +171,13 @@ peer 127.0.0.1:$cport"
 	run -0 curl -sS "http://127.0.0.3:$PORT/"
 	assert_output --partial "daemon TCP 127.0.0.1"
 	assert_equal "$(fdcount "$SP")" "$((before + 1))"	# + one connected socket per receiver
+	# -S: a close by default, a reset with --rst
+	start_server -l 127.0.0.1 -p 0 -S "$T/gone.sock"
+	run -0 $PEER probe 127.0.0.1 "$PORT"
+	assert_output --regexp "^eof "
+	start_server -l 127.0.0.1 -p 0 -S "$T/gone.sock" --rst
+	run -0 $PEER probe 127.0.0.1 "$PORT"
+	assert_output --regexp "^reset "
 }
 
 @test "server faults: a receiver that does not read: its queue fills, connections wait, then are refused; others go on" {

@@ -6,13 +6,16 @@
 #     sockgate-server accepted and passed: target >= 0.8x connections/s;
 #  2. p99 latency added by the hand-off, at one connection at a time:
 #     target < 100 us;
-#  3. for the record: sockgate-inetd running a shell script per connection.
+#  3. the hand-off alone: a minimal one-thread C answerer (tests/tools/srv_httpd)
+#     accepting itself vs receiving the sockets sockgate-server passed;
+#  4. for the record: sockgate-inetd running a shell script per connection.
 # Runs alternate and keep each side's best. Every address is on loopback.
 set -eu
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
 SG=$BUILD/sockgate
 LIB=$BUILD/libsockgate.so
+make -s BUILD="$BUILD" "$BUILD/tools/srv_httpd" >/dev/null
 DUR=${SERVER_BENCH_SECONDS:-4}
 ROUNDS=${SERVER_BENCH_ROUNDS:-3}
 T=$(mktemp -d)
@@ -87,7 +90,20 @@ viainetd=$(free_port)
 pids+=($!)
 wait_for "$T/srv2.ready"
 
-for p in "$direct" "$via"; do
+# the minimal answerer, both ways
+cdirect=$(free_port)
+"$BUILD/tools/srv_httpd" tcp "$cdirect" >"$T/c1.out" &
+pids+=($!)
+"$BUILD/tools/srv_httpd" fdpass "$T/c.sock" >"$T/c2.out" &
+pids+=($!)
+wait_for "$T/c.sock"
+cvia=$(free_port)
+"$SG" server -l 127.0.0.1 -p "$cvia" -b 4096 -S "$T/c.sock" --ready-fd 3 3>"$T/srv3.ready" 2>"$T/srv3.log" &
+pids+=($!)
+wait_for "$T/srv3.ready"
+for _ in $(seq 100); do grep -q ready "$T/c1.out" && break; sleep 0.05; done
+
+for p in "$direct" "$via" "$cdirect" "$cvia"; do
 	curl -sS --max-time 5 "http://127.0.0.1:$p/" | grep -q benchmark || { echo "nginx on port $p does not answer" >&2; exit 1; }
 done
 
@@ -115,6 +131,13 @@ for round in $(seq "$ROUNDS"); do
 	read -r _ p e m < <(run_wrk -t1 -c1 -d"${DUR}s" "http://127.0.0.1:$via/")
 	v_p99=$(best "$v_p99" "$p" min); v_p50=$(best "$v_p50" "$m" min)
 done
+c_d=0 c_v=0
+for round in $(seq "$ROUNDS"); do
+	read -r r _ e < <(run_wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$cdirect/")
+	c_d=$(best "$c_d" "$r" max); errs="$errs$e"
+	read -r r _ e < <(run_wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$cvia/")
+	c_v=$(best "$c_v" "$r" max); errs="$errs$e"
+done
 read -r i_rps _ _ < <(run_wrk -t1 -c16 -d"${DUR}s" "http://127.0.0.1:$viainetd/")
 fd_after=$(ls /proc/$SRV/fd | wc -l)
 
@@ -125,5 +148,8 @@ awk -v a="$d_rps" -v b="$v_rps" 'BEGIN {
 awk -v a="$d_p99" -v b="$v_p99" -v c="$d_p50" -v d="$v_p50" 'BEGIN {
 	printf "wrk -c1 p99 latency: %.0f us direct, %.0f us through sockgate-server: %.0f us added (target < 100): %s  [p50: %.0f vs %.0f us, %.0f added]\n",
 		a, b, b - a, (b - a < 100 ? "met" : "NOT met"), c, d, d - c }'
+awk -v a="$c_d" -v b="$c_v" 'BEGIN {
+	printf "wrk -c32 to a one-thread C answerer: %.0f conn/s accepting itself, %.0f conn/s receiving from sockgate-server: ratio %.3fx (the hand-off alone)\n",
+		a, b, b / a }'
 awk -v a="$i_rps" 'BEGIN { printf "wrk -c16 to sockgate-inetd running a shell script per connection: %.0f conn/s (for the record)\n", a }'
 echo "sockgate-server fds before/after: $fd_before/$fd_after; passed: $(grep -c . "$T/srv.log" || true) log lines (0 = no refusals); wrk errors: $(case $errs in *yes*) echo some;; *) echo none;; esac)"

@@ -1185,15 +1185,38 @@ static void listen_spec(const char *spec)
  * Close every listener. The records are not freed: events for them may
  * still wait in the current batch, which skips kind 0.
  */
+static struct lsn *closed_lsns;
+
 static void listeners_close(void)
 {
-	for (struct lsn *l = lsns; l; l = l->next) {
+	while (lsns) {
+		struct lsn *l = lsns;
+		lsns = l->next;
 		close(l->fd);
 		if (l->unlink_path && !chrooted)
 			unlink(l->unlink_path);
 		l->kind = 0;
+		l->next = closed_lsns;
+		closed_lsns = l;
 	}
-	lsns = NULL;
+}
+
+/* At exit: what is left, so that leak checkers see a clean end. */
+static void free_all(void)
+{
+	while (closed_lsns) {
+		struct lsn *l = closed_lsns;
+		closed_lsns = l->next;
+		free(l->unlink_path);
+		free(l);
+	}
+	pool_drain();
+	rules_free(rules);
+	rules = NULL;
+	free(rules_buf);
+	free(cfg.rules_inline);
+	close(sigobj.fd);
+	close(ep);
 }
 
 /* --- target, rules, privileges ------------------------------------------- */
@@ -1447,6 +1470,7 @@ static int loop(void)
 		}
 		if (stopping && nconns == 0) {
 			info("stopped");
+			free_all();
 			return EX_OK;
 		}
 	}

@@ -71,7 +71,7 @@ fdcount() { ls "/proc/$1/fd" | wc -l; }
 @test "relay: a port in use is a fatal error naming it (111); --reuseport shares it" {
 	start_relay -l tcp:127.0.0.1:0 --reuseport tcp:127.0.0.1:1
 	run -111 "$SG" relay -l tcp:127.0.0.1:$PORT tcp:127.0.0.1:1
-	assert_output "sockgate-relay: fatal: unable to bind tcp:127.0.0.1:$PORT: Address in use"
+	assert_output --regexp "^sockgate-relay: fatal: unable to bind tcp:127\.0\.0\.1:$PORT: Address (already )?in use$"
 	"$SG" relay --reuseport -l tcp:127.0.0.1:$PORT --ready-fd 3 tcp:127.0.0.1:1 3>"$T/ready2" 2>"$T/r2.log" &
 	PIDS+=($!)
 	wait_for_line "$T/ready2" ready
@@ -134,7 +134,7 @@ fdcount() { ls "/proc/$1/fd" | wc -l; }
 	[ "$(fdcount $RP)" -eq $((before + 4000)) ]
 	local rss=$(awk '/^VmRSS/ {print $2}' "/proc/$RP/status")
 	echo "RSS with 2000 idle connections: $rss kB" >&3
-	[ "$rss" -lt 65536 ]
+	[ "${SANITIZE:-}" = 1 ] || [ "$rss" -lt 65536 ]	# ASan's shadow memory is not ours
 	exec 5>&-
 	for i in $(seq 50); do [ "$(fdcount $RP)" -eq "$before" ] && break; sleep 0.1; done
 	[ "$(fdcount $RP)" -eq "$before" ]
@@ -272,7 +272,7 @@ import time; time.sleep(30)' "$T/r.sock" "$hold" "$BATS_TEST_DIRNAME/tools" "$T/
 	run -0 $PEER ppsend "unix:$T/r.sock" 192.0.2.3:3 "127.0.0.1:$EPORT" "others flow"
 	assert_output "others flow"
 	local rss=$(awk '/^VmRSS/ {print $2}' "/proc/$RP/status")
-	[ "$rss" -lt 16384 ]
+	[ "${SANITIZE:-}" = 1 ] || [ "$rss" -lt 16384 ]
 }
 
 @test "relay: SIGTERM: open transfers finish, new connections are refused, then exit 0" {
@@ -371,6 +371,7 @@ print("echoed", len(got), hashlib.sha256(got).digest() == hashlib.sha256(data).d
 }
 
 @test "relay: inherited fd:N and systemd LISTEN_FDS/LISTEN_FDNAMES" {
+	command -v systemd-socket-activate >/dev/null || skip "no systemd-socket-activate (package systemd)"
 	echo_server "unix:$T/e.sock"
 	local p1=$(free_port)
 	run -1 "$SG" relay -l fd:7 "unix:$T/e.sock" 7</dev/null
@@ -533,4 +534,17 @@ while s.recv(4096): pass' "$sp"
 		$PEER halfclose-client "tcp:127.0.0.1:$((tport == 65535 ? 1 : tport + 1))" 256
 	assert_failure
 	wait_for_line "$T/relay.log" "denied: no rule allows it"
+}
+
+@test "relay: a rules file compiled by sockgate-asmgen; -r cannot be added to it" {
+	echo_server tcp:127.0.0.1:0
+	echo "connect tcp 127.0.0.1:$EPORT -> pass" >"$T/rules"
+	run -0 "$SG" asmgen "$T/rules" -o "$T/rules.bin"
+	run -100 "$SG" relay -l "unix:$T/x.sock" -f "$T/rules.bin" -r "connect tcp * -> pass" original
+	assert_output --partial "-r cannot be used with a compiled rules file"
+	start_relay -l "unix:$T/r.sock" --proxy-in -f "$T/rules.bin" original
+	run -0 $PEER ppsend "unix:$T/r.sock" 192.0.2.1:1 "127.0.0.1:$EPORT" "compiled"
+	assert_output "compiled"
+	run $PEER ppsend "unix:$T/r.sock" 192.0.2.1:1 "127.0.0.1:1" "other"
+	wait_for_line "$T/relay.log" "127.0.0.1:1: .*denied: no rule allows it"
 }

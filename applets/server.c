@@ -124,6 +124,26 @@ static void unmap(struct sockaddr_storage *ss, socklen_t *len)
 	*len = sizeof in;
 }
 
+/*
+ * "client -> local" for log lines, formatted only when a line is written:
+ * most connections are passed without a word.
+ */
+struct who {
+	const struct fdpass_meta *m;
+	char s[2 * ADDR_STRLEN + 8];
+};
+
+static const char *who(struct who *w)
+{
+	if (!w->s[0]) {
+		char ps[ADDR_STRLEN], ls[ADDR_STRLEN];
+		fmt((const struct sockaddr *)&w->m->remote, w->m->remote_len, ps, sizeof ps);
+		fmt((const struct sockaddr *)&w->m->local, w->m->local_len, ls, sizeof ls);
+		snprintf(w->s, sizeof w->s, "%s -> %s", ps, ls);
+	}
+	return w->s;
+}
+
 /* --- closing a connection we could not pass --------------------------------- */
 
 static void refuse(int fd, int rst)
@@ -260,7 +280,7 @@ static struct receiver *recv_find(const struct sg_addr *a, const char *name)
 }
 
 /* Queue a hand-off behind a full receiver; 0, or -1 when over the bound. */
-static int q_push(struct receiver *r, int fd, int rst, const char *peer, const void *meta, size_t mlen)
+static int q_push(struct receiver *r, int fd, int rst, struct who *w, const void *meta, size_t mlen)
 {
 	if (npending >= cfg.maxpending)
 		return -1;
@@ -280,7 +300,7 @@ static int q_push(struct receiver *r, int fd, int rst, const char *peer, const v
 	p->fd = fd;
 	p->rst = rst;
 	p->deadline = now_ms() + cfg.timeout_ms;
-	snprintf(p->peer, sizeof p->peer, "%s", peer);
+	snprintf(p->peer, sizeof p->peer, "%s", who(w));
 	memcpy(p->meta, meta, mlen);
 	p->mlen = mlen;
 	r->qlen++;
@@ -298,11 +318,11 @@ static int gone(int e)
  * Pass one connection: 0 passed, 1 queued, -1 failed (errno set). The
  * caller still owns fd unless 0 or 1 is returned.
  */
-static int hand_off(struct receiver *r, int fd, int rst, const char *peer, const void *meta, size_t mlen)
+static int hand_off(struct receiver *r, int fd, int rst, struct who *w, const void *meta, size_t mlen)
 {
 	r->used = now_ms();
 	if (r->qlen)
-		return q_push(r, fd, rst, peer, meta, mlen) == 0 ? 1 : (errno = EAGAIN, -1);
+		return q_push(r, fd, rst, w, meta, mlen) == 0 ? 1 : (errno = EAGAIN, -1);
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (r->fd < 0 && (r->fd = recv_open(r)) < 0)
 			return -1;
@@ -311,7 +331,7 @@ static int hand_off(struct receiver *r, int fd, int rst, const char *peer, const
 			return 0;
 		}
 		if (errno == EAGAIN || errno == ENOBUFS)
-			return q_push(r, fd, rst, peer, meta, mlen) == 0 ? 1 : (errno = EAGAIN, -1);
+			return q_push(r, fd, rst, w, meta, mlen) == 0 ? 1 : (errno = EAGAIN, -1);
 		if (!gone(errno) || (r == &fixed_recv && !cfg.fixed_path))
 			return -1;
 		/* the receiver went away; maybe a new one has its path now */
@@ -361,7 +381,7 @@ static void q_expire(struct receiver *r, int64_t now)
 static void serve(int fd, struct sockaddr_storage *peer, socklen_t plen, size_t li)
 {
 	struct fdpass_meta m;
-	char ps[ADDR_STRLEN], ls[ADDR_STRLEN], desc[2 * ADDR_STRLEN + 8];
+	struct who w = { .m = &m };
 
 	memset(&m, 0, sizeof m);
 	m.version = FDPASS_META_VERSION;
@@ -377,9 +397,6 @@ static void serve(int fd, struct sockaddr_storage *peer, socklen_t plen, size_t 
 	memcpy(&m.remote, peer, plen);
 	m.remote_len = plen;
 	unmap(&m.remote, &m.remote_len);
-	fmt((struct sockaddr *)&m.remote, m.remote_len, ps, sizeof ps);
-	fmt((struct sockaddr *)&m.local, m.local_len, ls, sizeof ls);
-	snprintf(desc, sizeof desc, "%s -> %s", ps, ls);
 
 	struct receiver *r = NULL;
 	int rst = cfg.rst;
@@ -395,20 +412,21 @@ static void serve(int fd, struct sockaddr_storage *peer, socklen_t plen, size_t 
 				.dir = RULE_ACCEPT, .proto = RULE_TCP,
 				.addr = (struct sockaddr *)&m.local, .peer = (struct sockaddr *)&m.remote });
 		if (!rule) {
-			warn("%s: refused: no rule matches", desc);
+			warn("%s: refused: no rule matches", who(&w));
 			refuse(fd, 0);
 			return;
 		}
 		const char *name = rules_str(rules, rule->name);
-		if (name)
+		if (name) {
 			snprintf(m.rule, sizeof m.rule, "%s", name);
-		if (name)
 			snprintf(rulename, sizeof rulename, " (rule %s, line %u)", name, (unsigned)rule->line);
-		else
+		} else {
 			snprintf(rulename, sizeof rulename, " (rule at line %u)", (unsigned)rule->line);
+		}
 		rst = !!(rule->flags & RULE_F_RST);
 		if (rule->action == ACT_REJECT || rule->action == ACT_BLACKHOLE) {
-			info("%s%s: rejected%s", desc, rulename, rst ? " (rst)" : "");
+			if (verbose)
+				info("%s%s: rejected%s", who(&w), rulename, rst ? " (rst)" : "");
 			refuse(fd, rst);
 			return;
 		}
@@ -417,7 +435,7 @@ static void serve(int fd, struct sockaddr_storage *peer, socklen_t plen, size_t 
 		const char *tmpl = rules_str(rules, rule->arg);
 		if (!tmpl || rules_expand(tmpl, (struct sockaddr *)&m.local, path, sizeof path) < 0 ||
 		    addr_unix(&ua, path, rule->action == ACT_ABSTRACT) < 0) {
-			warn("%s%s: refused: path template %s does not expand: %s", desc, rulename,
+			warn("%s%s: refused: path template %s does not expand: %s", who(&w), rulename,
 			     tmpl ? tmpl : "?", strerror(errno));
 			refuse(fd, rst);
 			return;
@@ -425,7 +443,7 @@ static void serve(int fd, struct sockaddr_storage *peer, socklen_t plen, size_t 
 		char key[ADDR_STRLEN];
 		fmt(&ua.u.sa, ua.len, key, sizeof key);
 		if (!(r = recv_find(&ua, key))) {
-			warn("%s%s: refused: too many receivers with waiting connections", desc, rulename);
+			warn("%s%s: refused: too many receivers with waiting connections", who(&w), rulename);
 			refuse(fd, rst);
 			return;
 		}
@@ -439,18 +457,20 @@ static void serve(int fd, struct sockaddr_storage *peer, socklen_t plen, size_t 
 		memcpy(e.rule, m.rule, sizeof e.rule);
 		mlen = fdpass_meta_encode(&e, meta, sizeof meta);
 	}
-	int rc = hand_off(r, fd, rst, desc, meta, (size_t)mlen);
-	if (rc == 0)
-		info("%s%s: passed to %s", desc, rulename, r->name);
-	else if (rc == 1)
-		info("%s%s: waiting for %s (queue full)", desc, rulename, r->name);
-	else {
+	int rc = hand_off(r, fd, rst, &w, meta, (size_t)mlen);
+	if (rc == 0) {
+		if (verbose)
+			info("%s%s: passed to %s", who(&w), rulename, r->name);
+	} else if (rc == 1) {
+		if (verbose)
+			info("%s%s: waiting for %s (queue full)", who(&w), rulename, r->name);
+	} else {
 		int e = errno;
 		if (e == EAGAIN)
 			warn("%s%s: refused: receiver %s: queue full and %ld connections already waiting",
-			     desc, rulename, r->name, npending);
+			     who(&w), rulename, r->name, npending);
 		else
-			warn("%s%s: refused: receiver %s: %s", desc, rulename, r->name, strerror(e));
+			warn("%s%s: refused: receiver %s: %s", who(&w), rulename, r->name, strerror(e));
 		refuse(fd, rst);
 	}
 }

@@ -569,7 +569,7 @@ static int build_out(struct conn *c, const struct proxy_hdr *in)
 		h.src.ss_family = h.dst.ss_family = AF_UNSPEC;
 	}
 	int n = cfg.proxy_out == 1 ? proxyv1_build((char *)buf, sizeof buf, &h)
-				   : proxyv2_build(buf, sizeof buf, &h, 0);
+				   : proxyv2_build(buf, sizeof buf, &h, in && in->has_crc32c ? PROXYV2_CRC32C : 0);
 	if (n < 0)
 		return -1;
 	if (!(c->obuf = malloc(n)))

@@ -548,3 +548,14 @@ while s.recv(4096): pass' "$sp"
 	run $PEER ppsend "unix:$T/r.sock" 192.0.2.1:1 "127.0.0.1:1" "other"
 	wait_for_line "$T/relay.log" "127.0.0.1:1: .*denied: no rule allows it"
 }
+
+@test "relay: --proxy-in v2 TLVs (AUTHORITY, UNIQUE_ID, NETNS, CRC32C) are passed on in --proxy-out v2" {
+	spawn "$T/pp.out" "$PP" recv -n 1 "unix:$T/t.sock"
+	wait_for_line "$T/pp.out" listening
+	start_relay -l "unix:$T/r.sock" --proxy-in --proxy-out v2 "unix:$T/t.sock"
+	run -0 "$PP" send -c -a example.com -N blue -u 0102ab '[2001:db8::7]:999' '[2001:db8::1]:443' "unix:$T/r.sock" <<<"payload"
+	wait_for_line "$T/pp.out" "src="
+	run cat "$T/pp.out"
+	assert_line --partial "v2 PROXY stream src=[2001:db8::7]:999 dst=[2001:db8::1]:443 authority=example.com netns=blue unique_id=0102ab crc32c=yes"
+	assert_line --partial "data=payload"
+}

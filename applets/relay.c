@@ -683,7 +683,8 @@ static void header_run(struct conn *c)
 			return;
 		}
 		if (k == 0) {
-			conn_end(c, L_WARN, "client closed before a complete PROXY header");
+			/* a connect-and-close health check is no incident */
+			conn_end(c, L_INFO, "client closed without sending anything");
 			return;
 		}
 		memset(&h, 0, sizeof h);

@@ -131,12 +131,16 @@ for round in $(seq "$ROUNDS"); do
 	read -r _ p e m < <(run_wrk -t1 -c1 -d"${DUR}s" "http://127.0.0.1:$via/")
 	v_p99=$(best "$v_p99" "$p" min); v_p50=$(best "$v_p50" "$m" min)
 done
-c_d=0 c_v=0
+c_d=0 c_v=0 cd_p99=0 cv_p99=0 cd_p50=0 cv_p50=0
 for round in $(seq "$ROUNDS"); do
 	read -r r _ e < <(run_wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$cdirect/")
 	c_d=$(best "$c_d" "$r" max); errs="$errs$e"
 	read -r r _ e < <(run_wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$cvia/")
 	c_v=$(best "$c_v" "$r" max); errs="$errs$e"
+	read -r _ p e m < <(run_wrk -t1 -c1 -d"${DUR}s" "http://127.0.0.1:$cdirect/")
+	cd_p99=$(best "$cd_p99" "$p" min); cd_p50=$(best "$cd_p50" "$m" min)
+	read -r _ p e m < <(run_wrk -t1 -c1 -d"${DUR}s" "http://127.0.0.1:$cvia/")
+	cv_p99=$(best "$cv_p99" "$p" min); cv_p50=$(best "$cv_p50" "$m" min)
 done
 read -r i_rps _ _ < <(run_wrk -t1 -c16 -d"${DUR}s" "http://127.0.0.1:$viainetd/")
 fd_after=$(ls /proc/$SRV/fd | wc -l)
@@ -151,5 +155,8 @@ awk -v a="$d_p99" -v b="$v_p99" -v c="$d_p50" -v d="$v_p50" 'BEGIN {
 awk -v a="$c_d" -v b="$c_v" 'BEGIN {
 	printf "wrk -c32 to a one-thread C answerer: %.0f conn/s accepting itself, %.0f conn/s receiving from sockgate-server: ratio %.3fx (the hand-off alone)\n",
 		a, b, b / a }'
+awk -v a="$cd_p99" -v b="$cv_p99" -v c="$cd_p50" -v d="$cv_p50" 'BEGIN {
+	printf "wrk -c1 to the C answerer: p99 %.0f us direct, %.0f us through sockgate-server (%.0f added); p50 %.0f vs %.0f us (%.0f added)\n",
+		a, b, b - a, c, d, d - c }'
 awk -v a="$i_rps" 'BEGIN { printf "wrk -c16 to sockgate-inetd running a shell script per connection: %.0f conn/s (for the record)\n", a }'
 echo "sockgate-server fds before/after: $fd_before/$fd_after; passed: $(grep -c . "$T/srv.log" || true) log lines (0 = no refusals); wrk errors: $(case $errs in *yes*) echo some;; *) echo none;; esac)"

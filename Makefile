@@ -66,7 +66,8 @@ all: $(BUILD)/sockgate $(APPLET_LINKS) $(BUILD)/libsockgate.so
 # --- dependencies: installed when root on Debian, else named -----------------
 BUILD_PKGS = musl-tools libbsd-dev
 TEST_PKGS  = bats bats-support bats-assert curl netcat-openbsd socat nginx haproxy \
-             python3 iproute2 util-linux mandoc clang libclang-rt-14-dev
+             python3 iproute2 util-linux mandoc clang libclang-rt-14-dev \
+             postgresql redis-server dnsutils default-jdk-headless
 BENCH_PKGS = iperf3 wrk systemd
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): tests/deps.sh

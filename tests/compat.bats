@@ -1,0 +1,273 @@
+#!/usr/bin/env bats
+# libsockgate.so with the programs users run: the JDK (java.net.Socket,
+# java.net.http.HttpClient, NIO SocketChannel + Selector, the JDK's
+# HttpServer), PostgreSQL's psql and pgbench, Python's urllib and
+# http.client, dig over UDP and TCP, redis. Clients believe they talk to
+# 10.1.2.3; the rules send them to Unix sockets under $T, and where the
+# kernel allows the redirected clients run in unshare -n, with no network at
+# all, which proves no TCP is used. Peers are tests/tools/pre_userver.py,
+# tests/tools/compat_dns.py, socat, python's http.server and the real servers.
+
+load helper
+
+# under SANITIZE=1 the test programs carry ASan, which wants to come first
+# in the library list; the preload library must come first instead
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+# urllib, curl and the JDK must not send anything to a proxy
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
+
+SRV=$TOP/tests/tools/pre_userver.py
+DNS=$TOP/tests/tools/compat_dns.py
+JAVA=$TOP/tests/tools/compat_java.java
+
+# the helper's teardown, run after the servers only this file starts
+eval "$(declare -f teardown | sed '1s/^teardown/helper_teardown/')"
+teardown() {
+	if [ -n "${PGDATA:-}" ] && [ -e "$PGDATA/postmaster.pid" ]; then
+		runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
+	fi
+	unset PGDATA
+	helper_teardown
+}
+
+# userver NAME [ARGS...]: a Unix test server at $T/NAME.sock, log $T/NAME.log
+userver() {
+	local name=$1
+	shift
+	bg python3 "$SRV" "$T/$name.sock" --log "$T/$name.log" --ready "$T/$name.ready" "$@"
+	wait_for_file "$T/$name.ready"
+}
+
+pre() {
+	LD_PRELOAD=$LIB "$@"
+}
+
+need_java() {
+	command -v java >/dev/null || skip "java not installed"
+}
+
+# the JDK clients of tests/tools/compat_java.java, at most 20 s (a JVM
+# starts in about a second, compiling the file takes one more)
+JAVA_RUN=(timeout 20 java -XX:TieredStopAtLevel=1 "$JAVA")
+
+@test "java.net.Socket: blocking connect and connect with a timeout reach a Unix server; exact bytes both ways; peer is 10.1.2.3:80" {
+	need_java
+	userver echo
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/echo.sock"
+	# the host's network: the JDK makes dual-stack AF_INET6 sockets where
+	# the host has IPv6, and connects to ::ffff:10.1.2.3
+	run -0 pre "${JAVA_RUN[@]}" socket 10.1.2.3 80
+	assert_output $'blocking: peer /10.1.2.3:80 sent 16384 got 16384 same true\ntimeout: peer 10.1.2.3:80 connected true echo line\u00e9'
+	run -0 grep -c "^data b'line\\\\xc3\\\\xa9\\\\n'$" "$T/echo.log"
+	assert_output 1
+	need_netns
+	# no network at all: AF_INET sockets, and still the same bytes
+	run -0 unshare -n env LD_PRELOAD="$LIB" "${JAVA_RUN[@]}" socket 10.1.2.3 80
+	assert_output $'blocking: peer /10.1.2.3:80 sent 16384 got 16384 same true\ntimeout: peer 10.1.2.3:80 connected true echo line\u00e9'
+}
+
+@test "java.net.http.HttpClient (NIO, epoll) GETs from python's http.server, which listens on a Unix socket by a bind rule; no network on either side" {
+	need_java
+	need_netns
+	mkdir "$T/www"
+	printf 'hello from a file\n' > "$T/www/hello.txt"
+	SOCKGATE_RULE="bind tcp *:8080 -> unix $T/web.sock" bg unshare -n env LD_PRELOAD="$LIB" \
+		python3 -m http.server 8080 --bind :: --directory "$T/www" 2> "$T/web.err" > /dev/null
+	wait_for_file "$T/web.sock"
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:8080 -> unix $T/web.sock"
+	run -0 unshare -n env LD_PRELOAD="$LIB" "${JAVA_RUN[@]}" http http://10.1.2.3:8080/
+	assert_output $'GET /hello.txt 200 hello from a file\nGET /missing 404 \nasync 8: 8 ok'
+	# what the server saw: 9 files served, 1 miss, all from the Unix peer
+	# (shown as the loopback address of its IPv6 socket)
+	run -0 grep -c '^::1 - - \[.*\] "GET /hello.txt HTTP/1.1" 200 -$' "$T/web.err"
+	assert_output 9
+	run -0 grep -c '^::1 - - \[.*\] "GET /missing HTTP/1.1" 404 -$' "$T/web.err"
+	assert_output 1
+}
+
+@test "java NIO SocketChannel: non-blocking connect, OP_CONNECT, finishConnect, 256 KiB through a Selector to socat" {
+	need_java
+	command -v socat >/dev/null || skip "socat not installed"
+	bg socat UNIX-LISTEN:"$T/socat.sock",fork PIPE
+	wait_for_file "$T/socat.sock"
+	export SOCKGATE_RULE="connect tcp 10.1.2.0/24:7000-7999 -> unix $T/socat.sock"
+	run -0 pre "${JAVA_RUN[@]}" nio 10.1.2.3 7777
+	assert_output $'connected: peer /10.1.2.3:7777\nselector: sent 262144 got 262144 same true'
+	need_netns
+	run -0 unshare -n env LD_PRELOAD="$LIB" "${JAVA_RUN[@]}" nio 10.1.2.9 7000
+	assert_output $'connected: peer /10.1.2.9:7000\nselector: sent 262144 got 262144 same true'
+}
+
+@test "the JDK's HttpServer listens on a Unix socket by a bind rule: curl --unix-socket and a redirected curl reach it" {
+	need_java
+	need_netns
+	# -Djava.net.preferIPv4Stack: the addresses below do not depend on
+	# whether the JDK finds IPv6
+	SOCKGATE_RULE="bind tcp *:8000 -> unix $T/java.sock mode=0600" bg unshare -n env LD_PRELOAD="$LIB" \
+		timeout 60 java -Djava.net.preferIPv4Stack=true "$JAVA" httpserver 8000 "$T/java.ready"
+	wait_for_file "$T/java.ready" 20
+	run -0 stat -c %a "$T/java.sock"
+	assert_output 600
+	run -0 curl -sS --max-time 5 --unix-socket "$T/java.sock" "http://x/a?b=c"
+	assert_output "java saw GET /a?b=c peer 127.0.0.1 local 0.0.0.0:8000"
+	SOCKGATE_RULE="connect tcp 10.1.2.3:8000 -> unix $T/java.sock" \
+		run -0 unshare -n env LD_PRELOAD="$LIB" curl -sS --max-time 5 http://10.1.2.3:8000/one http://10.1.2.3:8000/two
+	assert_output $'java saw GET /one peer 127.0.0.1 local 0.0.0.0:8000\njava saw GET /two peer 127.0.0.1 local 0.0.0.0:8000'
+}
+
+# pg_start: a throwaway cluster owned by postgres in $T/pg, listening only on
+# the Unix socket $T/sock/.s.PGSQL.5432 (no TCP at all)
+pg_start() {
+	PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+	[ -x "$PGBIN/initdb" ] || skip "postgresql server not installed"
+	chmod 711 "$T"
+	mkdir "$T/pg" "$T/sock"
+	chown postgres "$T/pg" "$T/sock"
+	PGDATA=$T/pg/data
+	runuser -u postgres -- "$PGBIN/initdb" -A trust -U postgres -D "$PGDATA" --no-sync > "$T/initdb.log" 2>&1
+	runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -l "$T/pg/log" -w -t 30 \
+		-o "-k $T/sock -c listen_addresses='' -c fsync=off" start > /dev/null
+	"$PGBIN/pg_isready" -q -h "$T/sock" -t 10
+}
+
+@test "PostgreSQL: psql -h 10.1.2.3 reaches a server that listens only on a Unix socket; exact rows; COPY both ways; no network" {
+	need_netns
+	pg_start
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:5432 -> unix $T/sock/.s.PGSQL.5432"
+	seq 1 50000 | sed 's/.*/&\tname &/' > "$T/rows.tsv"
+	run -0 unshare -n env LD_PRELOAD="$LIB" timeout 20 "$PGBIN/psql" -h 10.1.2.3 -p 5432 -U postgres -X -q -A -t -v ON_ERROR_STOP=1 <<-EOF
+	\conninfo
+	select 6 * 7, inet_client_addr() is null, current_user;
+	create table t (id int primary key, name text);
+	\copy t from '$T/rows.tsv'
+	select count(*), sum(id), md5(string_agg(name, ',' order by id)) from t;
+	\copy (select * from t where id % 10000 = 0 order by id) to '$T/out.tsv'
+	EOF
+	assert_output - <<-EOF
+	You are connected to database "postgres" as user "postgres" on host "10.1.2.3" at port "5432".
+	42|t|postgres
+	50000|1250025000|$(seq 1 50000 | sed 's/^/name /' | paste -sd, | tr -d '\n' | md5sum | cut -d' ' -f1)
+	EOF
+	run -0 cat "$T/out.tsv"
+	assert_output $'10000\tname 10000\n20000\tname 20000\n30000\tname 30000\n40000\tname 40000\n50000\tname 50000'
+}
+
+@test "PostgreSQL: pgbench, 8 clients on 2 threads through the library, every transaction done" {
+	need_netns
+	pg_start
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:5432 -> unix $T/sock/.s.PGSQL.5432"
+	run -0 unshare -n env LD_PRELOAD="$LIB" timeout 30 "$PGBIN/pgbench" -h 10.1.2.3 -p 5432 -U postgres -i -s 1 -q postgres
+	assert_line --partial "done in"
+	run -0 unshare -n env LD_PRELOAD="$LIB" timeout 30 "$PGBIN/pgbench" -h 10.1.2.3 -p 5432 -U postgres -n -S -c 8 -j 2 -t 200 postgres
+	assert_line "number of transactions actually processed: 1600/1600"
+	assert_line "number of failed transactions: 0 (0.000%)"
+	run -0 "$PGBIN/psql" -h "$T/sock" -U postgres -X -A -t -c "select count(*) from pgbench_accounts"
+	assert_output 100000
+}
+
+@test "python urllib.request and http.client to an IP literal: status, body, and the request the server got" {
+	userver web
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:8080 -> unix $T/web.sock"
+	cat > "$T/client.py" <<-'EOF'
+	import http.client, urllib.request
+	r = urllib.request.urlopen("http://10.1.2.3:8080/by-urllib?x=1", timeout=5)
+	print(r.status, r.read())
+	c = http.client.HTTPConnection("10.1.2.3", 8080, timeout=5)
+	c.request("GET", "/by-http-client", headers={"X-Test": "1"})
+	peer = c.sock.getpeername()
+	r = c.getresponse()
+	print(r.status, r.reason, r.getheader("Content-Length"), r.read(), peer)
+	EOF
+	run -0 pre python3 "$T/client.py"
+	assert_output $'200 b\'hello from unix\\n\'\n200 OK 16 b\'hello from unix\\n\' (\'10.1.2.3\', 8080)'
+	need_netns
+	run -0 unshare -n env LD_PRELOAD="$LIB" python3 "$T/client.py"
+	assert_output $'200 b\'hello from unix\\n\'\n200 OK 16 b\'hello from unix\\n\' (\'10.1.2.3\', 8080)'
+	run -0 grep -c '^http GET /by-urllib?x=1 HTTP/1.1$' "$T/web.log"
+	assert_output 2
+	run -0 grep -c '^http GET /by-http-client HTTP/1.1$' "$T/web.log"
+	assert_output 2
+}
+
+dns_start() {
+	bg python3 "$DNS" "$T/dns" --log "$T/dns.log" --ready "$T/dns.ready"
+	wait_for_file "$T/dns.ready"
+	export SOCKGATE_RULE="connect udp 10.1.2.3:53 -> unix $T/dns.dgram
+connect tcp 10.1.2.3:53 -> unix $T/dns.stream"
+}
+
+@test "datagrams: dig and a python UDP client ask 10.1.2.3:53 and get the exact answer from a Unix datagram server" {
+	command -v dig >/dev/null || skip "dig not installed (dnsutils)"
+	dns_start
+	run -0 pre timeout 10 dig @10.1.2.3 -p 53 web.example A +tries=1 +time=3 +noall +answer +comments
+	assert_line --regexp '^;; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: [0-9]+$'
+	assert_line --regexp $'^web\\.example\\.\t+300\tIN\tA\t192\\.0\\.2\\.53$'
+	run -0 pre timeout 10 python3 -c '
+import socket, struct
+q = struct.pack("!6H", 0x1234, 0x0100, 1, 0, 0, 0) + b"\x02py\x07example\x00" + struct.pack("!HH", 1, 1)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(5)
+u.sendto(q, ("10.1.2.3", 53)); r, a = u.recvfrom(512)
+print(a, r[:4].hex(), socket.inet_ntoa(r[-4:]))
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.settimeout(5)
+c.connect(("10.1.2.3", 53)); c.send(q); r = c.recv(512)
+print(c.getpeername(), r[:4].hex(), socket.inet_ntoa(r[-4:]), len(r))'
+	assert_output $'(\'10.1.2.3\', 53) 12348180 192.0.2.53\n(\'10.1.2.3\', 53) 12348180 192.0.2.53 44'
+	run -0 cat "$T/dns.log"
+	assert_output $'udp web.example 1 from bound\nudp py.example 1 from bound\nudp py.example 1 from bound'
+}
+
+@test "dig +tcp with no network: the DNS query goes over a Unix stream socket" {
+	command -v dig >/dev/null || skip "dig not installed (dnsutils)"
+	need_netns
+	dns_start
+	run -0 unshare -n env LD_PRELOAD="$LIB" timeout 10 dig @10.1.2.3 web.example A +tcp +short +tries=1 +time=3
+	assert_output "192.0.2.53"
+	run -0 cat "$T/dns.log"
+	assert_output "tcp web.example 1"
+}
+
+@test "datagrams with no network (unshare -n): the reply comes back to the redirected UDP client" {
+	skip "known bug: a redirected datagram socket is autobound to an abstract Unix address (preload/out.c dgram_swap), and abstract addresses belong to the network namespace; a server outside the client's namespace gets ECONNREFUSED replying"
+	command -v dig >/dev/null || skip "dig not installed (dnsutils)"
+	need_netns
+	dns_start
+	run -0 unshare -n env LD_PRELOAD="$LIB" timeout 10 dig @10.1.2.3 web.example A +short +tries=1 +time=3
+	assert_output "192.0.2.53"
+	run -0 unshare -n env LD_PRELOAD="$LIB" timeout 10 python3 -c '
+import socket, struct
+q = struct.pack("!6H", 0x1234, 0x0100, 1, 0, 0, 0) + b"\x02py\x07example\x00" + struct.pack("!HH", 1, 1)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(5)
+u.sendto(q, ("10.1.2.3", 53)); r, a = u.recvfrom(512)
+print(a, socket.inet_ntoa(r[-4:]))'
+	assert_output "('10.1.2.3', 53) 192.0.2.53"
+	run -0 cat "$T/dns.log"
+	assert_output $'udp web.example 1 from bound\nudp py.example 1 from bound'
+}
+
+@test "redis: redis-cli -h 10.1.2.3 SET/GET against a Unix-socket redis; redis-server itself on a Unix socket by a bind rule, redis-benchmark through both" {
+	command -v redis-server >/dev/null || skip "redis-server not installed"
+	need_netns
+	bg redis-server --port 0 --unixsocket "$T/r.sock" --save '' --appendonly no --dir "$T" --logfile "$T/r.log"
+	SOCKGATE_RULE="bind tcp *:6379 -> unix $T/rb.sock" bg unshare -n env LD_PRELOAD="$LIB" \
+		redis-server --port 6379 --bind 0.0.0.0 --save '' --appendonly no --dir "$T" --logfile "$T/rb.log"
+	wait_for_line "$T/r.log" "eady to accept connections"
+	wait_for_line "$T/rb.log" "eady to accept connections"
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:6379 -> unix $T/r.sock
+connect tcp 10.1.2.4:6379 -> unix $T/rb.sock"
+	cli() { unshare -n env LD_PRELOAD="$LIB" timeout 10 redis-cli "$@"; }
+	run -0 cli -h 10.1.2.3 -p 6379 SET greeting $'bytes \x01\xff and spaces'
+	assert_output "OK"
+	run -0 cli -h 10.1.2.3 -p 6379 --no-raw GET greeting
+	assert_output '"bytes \x01\xff and spaces"'
+	# the server saw a Unix client
+	run -0 cli -h 10.1.2.3 -p 6379 CLIENT INFO
+	assert_output --regexp '^id=[0-9]+ addr=/.*/r\.sock:0 laddr=/.*/r\.sock:0 fd=[0-9]+ '
+	run -0 cli -h 10.1.2.4 -p 6379 CLIENT INFO
+	assert_output --regexp '^id=[0-9]+ addr=127\.0\.0\.1:0 laddr=0\.0\.0\.0:6379 fd=[0-9]+ '
+	run -0 unshare -n env LD_PRELOAD="$LIB" timeout 30 redis-benchmark -h 10.1.2.4 -p 6379 -n 2000 -c 4 -t set,get --csv
+	assert_line --regexp '^"SET","[0-9.]+",'
+	assert_line --regexp '^"GET","[0-9.]+",'
+	run -0 cli -h 10.1.2.4 -p 6379 INFO commandstats
+	assert_line --regexp '^cmdstat_set:calls=2000,'
+	assert_line --regexp '^cmdstat_get:calls=2000,'
+}

@@ -1,0 +1,140 @@
+// Java clients for tests/compat.bats, run as a single source file
+// (`java tests/tools/compat_java.java MODE ...`, JDK 11 or later).
+// Each mode prints what it sent, received and saw as its peer, one fact a
+// line, so the test can compare exact output:
+//   socket HOST PORT   java.net.Socket: a blocking connect, then a connect
+//                      with a timeout (non-blocking connect + poll inside
+//                      the JDK); bytes 0x00..0xff both ways; half-close
+//   http URL           java.net.http.HttpClient GET (NIO, epoll selector)
+//   nio HOST PORT      SocketChannel, non-blocking connect, Selector
+//   httpserver PORT READY
+//                      com.sun.net.httpserver.HttpServer on *:PORT (NIO
+//                      accept + Selector), answers every request with the
+//                      peer and local addresses it saw; writes READY when
+//                      it listens
+import java.io.*;
+import java.net.*;
+import java.net.http.*;
+import java.nio.ByteBuffer;
+import java.nio.channels.*;
+import java.time.Duration;
+import java.util.Arrays;
+
+public class CompatJava {
+	static byte[] pattern(int n) {
+		byte[] b = new byte[n];
+		for (int i = 0; i < n; i++)
+			b[i] = (byte) i;
+		return b;
+	}
+
+	static void socket(String host, int port) throws Exception {
+		InetSocketAddress dst = new InetSocketAddress(host, port);
+		byte[] want = pattern(256 * 64);
+
+		// 1: plain blocking connect
+		try (Socket s = new Socket()) {
+			s.connect(dst);
+			s.getOutputStream().write(want);
+			s.shutdownOutput();
+			byte[] got = s.getInputStream().readAllBytes();
+			System.out.println("blocking: peer " + s.getRemoteSocketAddress()
+				+ " sent " + want.length + " got " + got.length
+				+ " same " + Arrays.equals(want, got));
+		}
+		// 2: connect with a timeout: the JDK connects non-blocking and polls
+		try (Socket s = new Socket()) {
+			s.setSoTimeout(5000);
+			s.connect(dst, 5000);
+			OutputStream o = s.getOutputStream();
+			o.write("line\u00e9\n".getBytes("UTF-8"));
+			o.flush();
+			BufferedReader r = new BufferedReader(new InputStreamReader(s.getInputStream(), "UTF-8"));
+			System.out.println("timeout: peer " + s.getInetAddress().getHostAddress() + ":" + s.getPort()
+				+ " connected " + s.isConnected() + " echo " + r.readLine());
+		}
+	}
+
+	static void http(String url) throws Exception {
+		HttpClient c = HttpClient.newBuilder()
+			.version(HttpClient.Version.HTTP_1_1)
+			.connectTimeout(Duration.ofSeconds(5))
+			.build();
+		for (String path : new String[] { "hello.txt", "missing" }) {
+			HttpRequest req = HttpRequest.newBuilder(URI.create(url + path))
+				.timeout(Duration.ofSeconds(5)).build();
+			HttpResponse<String> resp = c.send(req, HttpResponse.BodyHandlers.ofString());
+			String body = resp.statusCode() == 200 ? resp.body() : "";
+			System.out.println("GET /" + path + " " + resp.statusCode() + " " + body.strip());
+		}
+		// the same client, concurrently: each request a connection of its own
+		var futures = new java.util.ArrayList<java.util.concurrent.CompletableFuture<HttpResponse<String>>>();
+		for (int i = 0; i < 8; i++)
+			futures.add(c.sendAsync(HttpRequest.newBuilder(URI.create(url + "hello.txt"))
+				.timeout(Duration.ofSeconds(5)).build(), HttpResponse.BodyHandlers.ofString()));
+		int ok = 0;
+		for (var f : futures)
+			if (f.get().statusCode() == 200 && f.get().body().equals("hello from a file\n"))
+				ok++;
+		System.out.println("async 8: " + ok + " ok");
+	}
+
+	static void nio(String host, int port) throws Exception {
+		try (Selector sel = Selector.open(); SocketChannel ch = SocketChannel.open()) {
+			ch.configureBlocking(false);
+			boolean now = ch.connect(new InetSocketAddress(host, port));
+			if (!now) {
+				ch.register(sel, SelectionKey.OP_CONNECT);
+				if (sel.select(5000) != 1)
+					throw new IOException("no OP_CONNECT in 5 s");
+				sel.selectedKeys().clear();
+				if (!ch.finishConnect())
+					throw new IOException("finishConnect false after OP_CONNECT");
+			}
+			System.out.println("connected: peer " + ch.getRemoteAddress());
+			ByteBuffer out = ByteBuffer.wrap(pattern(256 * 1024));
+			ByteBuffer in = ByteBuffer.allocate(out.capacity());
+			SelectionKey k = ch.register(sel, SelectionKey.OP_READ | SelectionKey.OP_WRITE);
+			while (in.hasRemaining()) {
+				if (sel.select(5000) == 0)
+					throw new IOException("selector idle 5 s, got " + in.position());
+				sel.selectedKeys().clear();
+				if (k.isWritable() && out.hasRemaining()) {
+					ch.write(out);
+					if (!out.hasRemaining())
+						k.interestOps(SelectionKey.OP_READ);
+				}
+				if (k.isReadable() && ch.read(in) < 0)
+					throw new IOException("EOF after " + in.position());
+			}
+			System.out.println("selector: sent " + out.position() + " got " + in.position()
+				+ " same " + Arrays.equals(out.array(), in.array()));
+		}
+	}
+
+	static void httpserver(int port, String ready) throws Exception {
+		var srv = com.sun.net.httpserver.HttpServer.create(new InetSocketAddress(port), 16);
+		srv.createContext("/", ex -> {
+			byte[] b = ("java saw " + ex.getRequestMethod() + " " + ex.getRequestURI()
+				+ " peer " + ex.getRemoteAddress().getAddress().getHostAddress()
+				+ " local " + ex.getLocalAddress().getAddress().getHostAddress()
+				+ ":" + ex.getLocalAddress().getPort() + "\n").getBytes("UTF-8");
+			ex.sendResponseHeaders(200, b.length);
+			try (OutputStream o = ex.getResponseBody()) {
+				o.write(b);
+			}
+		});
+		srv.start();
+		java.nio.file.Files.writeString(java.nio.file.Path.of(ready), "ready\n");
+	}
+
+	public static void main(String[] a) throws Exception {
+		switch (a[0]) {
+		case "socket": socket(a[1], Integer.parseInt(a[2])); break;
+		case "http": http(a[1]); break;
+		case "nio": nio(a[1], Integer.parseInt(a[2])); break;
+		case "httpserver": httpserver(Integer.parseInt(a[1]), a[2]); break;
+		default: throw new IllegalArgumentException(a[0]);
+		}
+	}
+}

@@ -97,8 +97,9 @@ void usage_die(const char *usage)
 
 void std_options(int argc, char **argv, const char *usage)
 {
+	/* only among the leading options: a program's own "-h" is not ours */
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--"))
+		if (!strcmp(argv[i], "--") || argv[i][0] != '-')
 			break;
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			printf("usage: %s\n", usage);

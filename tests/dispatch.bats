@@ -85,3 +85,10 @@ load helper
 	run -0 mandoc -Tlint -Wwarning "$TOP"/man/*.[1-8]
 	assert_output ""
 }
+
+@test "--help is an option only before the first argument: a program's own -h is left alone" {
+	run -0 "$BUILD/sockgate-run" -- echo -h --help
+	assert_output "-h --help"
+	run -0 "$BUILD/sockgate-run" --help
+	assert_output --partial "usage: sockgate-run"
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: sockgate-relay against socat and systemd-socket-proxyd, all
-# relaying loopback TCP to loopback TCP, measured side by side in one run
+# relaying loopback TCP to loopback TCP (and TCP to nginx on a Unix socket),
+# measured side by side in one run
 # (rounds in rotating order, best of each kept):
 # iperf3 bulk throughput, wrk requests per second against nginx with
 # keep-alive and with "Connection: close", and the resident memory of the
@@ -62,21 +63,24 @@ http {
 	keepalive_timeout 300s;
 	client_body_temp_path $T/ngx; proxy_temp_path $T/ngx; fastcgi_temp_path $T/ngx;
 	uwsgi_temp_path $T/ngx; scgi_temp_path $T/ngx;
-	server { listen 127.0.0.1:$NPORT; root $T/www; }
+	server { listen 127.0.0.1:$NPORT; listen unix:$T/ngx.sock; root $T/www; }
 }
 EOF
 start nginx -p "$T/ngx" -c "$T/nginx.conf" -g 'daemon off; user root;'
 start iperf3 -s -B 127.0.0.1 -p "$IPORT"
 wait_port "$NPORT"
 wait_port "$IPORT"
+for i in $(seq 100); do [ -S "$T/ngx.sock" ] && break; sleep 0.05; done
 
-# relay NAME LISTENPORT TARGETPORT: start one kind of relay
+# relay NAME LISTENPORT TARGET: start one kind of relay (TARGET a port, or a /path)
 relay() {
+	local tt=TCP:127.0.0.1:$3 tp=127.0.0.1:$3 ts=tcp:127.0.0.1:$3
+	case $3 in /*) tt=UNIX-CONNECT:$3 tp=$3 ts=unix:$3 ;; esac
 	case $1 in
 	direct) ;;
-	socat) start socat "TCP-LISTEN:$2,bind=127.0.0.1,fork,reuseaddr" "TCP:127.0.0.1:$3" ;;
-	proxyd) start systemd-socket-activate -l "127.0.0.1:$2" "$PROXYD" --connections-max=4096 "127.0.0.1:$3" ;;
-	sockgate) start "$SG" relay -l "tcp:127.0.0.1:$2" "tcp:127.0.0.1:$3" ;;
+	socat) start socat "TCP-LISTEN:$2,bind=127.0.0.1,fork,reuseaddr" "$tt" ;;
+	proxyd) start systemd-socket-activate -l "127.0.0.1:$2" "$PROXYD" --connections-max=4096 "$tp" ;;
+	sockgate) start "$SG" relay -l "tcp:127.0.0.1:$2" "$ts" ;;
 	esac
 	[ "$1" = direct ] || wait_port "$2"
 	RPID=$LAST
@@ -106,11 +110,13 @@ idle_rss() {	# 2,000 idle connections through port $1 held by pid $2: RSS in KiB
 }
 
 # every relay up at once, two of each: one to iperf3, one to nginx
-declare -A BP NP PID BULK KA CLOSE RSS
+declare -A BP NP UP PID BULK KA CLOSE UKA UCLOSE RSS
 BP[direct]=$IPORT NP[direct]=$NPORT
 for r in socat proxyd sockgate; do
 	BP[$r]=$(port)
 	relay $r "${BP[$r]}" "$IPORT"
+	UP[$r]=$(port)
+	relay $r "${UP[$r]}" "$T/ngx.sock"
 	NP[$r]=$(port)
 	relay $r "${NP[$r]}" "$NPORT"
 	PID[$r]=$RPID
@@ -126,6 +132,9 @@ for ((k = 0; k < ROUNDS; k++)); do
 		BULK[$r]=$(best ${BULK[$r]:-} "$(gbits "${BP[$r]}")")
 		KA[$r]=$(best ${KA[$r]:-} "$(rps "${NP[$r]}")")
 		CLOSE[$r]=$(best ${CLOSE[$r]:-} "$(rps "${NP[$r]}" -H "Connection: close")")
+		[ $r = direct ] && continue
+		UKA[$r]=$(best ${UKA[$r]:-} "$(rps "${UP[$r]}")")
+		UCLOSE[$r]=$(best ${UCLOSE[$r]:-} "$(rps "${UP[$r]}" -H "Connection: close")")
 	done
 done
 say "2,000 idle connections ..."
@@ -147,6 +156,16 @@ for r in direct socat proxyd sockgate; do
 		"${KA[$r]}" "$(ratio "${KA[$r]}" "${KA[direct]}")" "${CLOSE[$r]}" "$(ratio "${CLOSE[$r]}" "${CLOSE[direct]}")" "$rs"
 done
 echo
+echo "TCP to Unix bridge (the relay listens on TCP, nginx on a Unix socket):"
+echo
+printf '| %-22s | %14s | %8s | %14s | %8s |\n' path "keep-alive r/s" "x direct" "close r/s" "x direct"
+printf '|%s|\n' "------------------------|----------------|----------|----------------|----------"
+for r in socat proxyd sockgate; do
+	printf '| %-22s | %14s | %8s | %14s | %8s |\n' "$(name $r)" "${UKA[$r]}" "$(ratio "${UKA[$r]}" "${KA[direct]}")" \
+		"${UCLOSE[$r]}" "$(ratio "${UCLOSE[$r]}" "${CLOSE[direct]}")"
+done
+echo
 echo "sockgate-relay vs systemd-socket-proxyd: bulk $(ratio "${BULK[sockgate]}" "${BULK[proxyd]}")x (target >= 1.2)," \
 	"keep-alive $(ratio "${KA[sockgate]}" "${KA[proxyd]}")x (>= 1.2), close $(ratio "${CLOSE[sockgate]}" "${CLOSE[proxyd]}")x (>= 1.2);" \
+	"to Unix: keep-alive $(ratio "${UKA[sockgate]}" "${UKA[proxyd]}")x, close $(ratio "${UCLOSE[sockgate]}" "${UCLOSE[proxyd]}")x;" \
 	"bulk vs direct $(ratio "${BULK[sockgate]}" "${BULK[direct]}")x (>= 0.6); RSS with 2000 idle ${RSS[sockgate]} kB (< 65536)"

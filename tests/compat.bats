@@ -49,6 +49,7 @@ need_java() {
 # the JDK clients of tests/tools/compat_java.java, at most 20 s (a JVM
 # starts in about a second, compiling the file takes one more)
 JAVA_RUN=(timeout 20 java -XX:TieredStopAtLevel=1 "$JAVA")
+JAVA4_RUN=(timeout 20 java -Djava.net.preferIPv4Stack=true -XX:TieredStopAtLevel=1 "$JAVA")
 
 @test "java.net.Socket: blocking connect and connect with a timeout reach a Unix server; exact bytes both ways; peer is 10.1.2.3:80" {
 	need_java
@@ -242,6 +243,122 @@ print(a, socket.inet_ntoa(r[-4:]))'
 	assert_output "('10.1.2.3', 53) 192.0.2.53"
 	run -0 cat "$T/dns.log"
 	assert_output $'udp web.example 1 from bound\nudp py.example 1 from bound'
+}
+
+@test "java DatagramSocket and a connected DatagramChannel with a Selector ask 10.1.2.3:53 and get the exact answer (IPv4 stack)" {
+	need_java
+	dns_start
+	run -0 pre "${JAVA4_RUN[@]}" udp 10.1.2.3 53
+	assert_output $'DatagramSocket: from /10.1.2.3:53 46 bytes, id 1234 A 192.0.2.53\nDatagramChannel: peer /10.1.2.3:53 45 bytes, A 192.0.2.53'
+	run -0 cat "$T/dns.log"
+	assert_output $'udp java.example 1 from bound\nudp nio.example 1 from bound'
+}
+
+@test "an IPv6 (dual-stack) UDP socket sees 10.1.2.3:53 as the sender of the reply, whatever the length of the Unix path" {
+	skip "known bug: preload/out.c out_dgram_peer() copies at most *len bytes of the inet sender, and *len is then the length of the Unix address the kernel returned (preload.c recvfrom/recvmsg/recvmmsg), not the buffer's size: a sockaddr_in6 (28 bytes) is cut after the Unix address's length (about 20 bytes here) and the rest is stale stack bytes"
+	need_java
+	# a short (abstract) server address
+	local name=sgc$$-$RANDOM
+	bg python3 "$DNS" "@$name" --log "$T/dns.log" --ready "$T/dns.ready"
+	wait_for_file "$T/dns.ready"
+	export SOCKGATE_RULE="connect udp 10.1.2.3:53 -> abstract $name.dgram"
+	run -0 pre python3 -c '
+import socket, struct
+q = struct.pack("!6H", 0x1234, 0x0100, 1, 0, 0, 0) + b"\x02py\x07example\x00" + struct.pack("!HH", 1, 1)
+u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.settimeout(5)
+u.sendto(q, ("::ffff:10.1.2.3", 53)); print(u.recvfrom(512)[1])
+u.sendto(q, ("::ffff:10.1.2.3", 53)); print(u.recvmsg(512)[3])'
+	assert_output $'(\'::ffff:10.1.2.3\', 53, 0, 0)\n(\'::ffff:10.1.2.3\', 53, 0, 0)'
+	# the JDK's DatagramSocket makes an AF_INET6 socket where the host has IPv6
+	run -0 pre "${JAVA_RUN[@]}" udp 10.1.2.3 53
+	assert_output $'DatagramSocket: from /10.1.2.3:53 46 bytes, id 1234 A 192.0.2.53\nDatagramChannel: peer /10.1.2.3:53 45 bytes, A 192.0.2.53'
+}
+
+@test "node: http.get and net.connect with no network; dgram unconnected and connected; exact bytes and peers" {
+	command -v node >/dev/null || skip "node not installed"
+	need_netns
+	userver web
+	dns_start
+	export SOCKGATE_RULE="$SOCKGATE_RULE
+connect tcp 10.1.2.3:8080 -> unix $T/web.sock"
+	cat > "$T/tcp.js" <<-'EOF'
+	const http = require("http"), net = require("net");
+	http.get("http://10.1.2.3:8080/by-node", res => {
+		let b = "";
+		res.on("data", d => b += d);
+		res.on("end", () => {
+			console.log(res.statusCode, JSON.stringify(b));
+			const s = net.connect(8080, "10.1.2.3", () => {
+				console.log("net peer", s.remoteAddress, s.remotePort, s.remoteFamily);
+				s.end(Buffer.from([0, 1, 2, 255, 10]));
+			});
+			const got = [];
+			s.on("data", d => got.push(d));
+			s.on("end", () => console.log("echo", Buffer.concat(got).toString("hex")));
+		});
+	});
+	EOF
+	run -0 unshare -n env LD_PRELOAD="$LIB" timeout 10 node "$T/tcp.js"
+	assert_output $'200 "hello from unix\\n"\nnet peer 10.1.2.3 8080 IPv4\necho 000102ff0a'
+	run -0 grep -c -F -x -e 'http GET /by-node HTTP/1.1' -e "data b'\\x00\\x01\\x02\\xff\\n'" "$T/web.log"
+	assert_output 2
+	cat > "$T/udp.js" <<-'EOF'
+	const dgram = require("dgram");
+	const q = n => Buffer.concat([Buffer.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+		Buffer.from([n.length]), Buffer.from(n), Buffer.from([7]), Buffer.from("example"), Buffer.from([0, 0, 1, 0, 1])]);
+	const u = dgram.createSocket("udp4");
+	u.on("message", (m, r) => {
+		console.log("from", r.address, r.port, m.length, m.slice(-4).join("."));
+		u.close();
+		const c = dgram.createSocket("udp4");
+		c.connect(53, "10.1.2.3", () => c.send(q("conn")));
+		c.on("message", (m2, r2) => {
+			console.log("connected from", r2.address, r2.port, m2.length, m2.slice(-4).join("."));
+			c.close();
+		});
+	});
+	u.send(q("node"), 53, "10.1.2.3");
+	EOF
+	# in the host's namespace: see the datagram test with no network above
+	run -0 pre timeout 10 node "$T/udp.js"
+	assert_output $'from 10.1.2.3 53 46 192.0.2.53\nconnected from 10.1.2.3 53 46 192.0.2.53'
+	run -0 cat "$T/dns.log"
+	assert_output $'udp node.example 1 from bound\nudp conn.example 1 from bound'
+}
+
+@test "node's http server listens on a Unix socket by a bind rule, with no network; curl --unix-socket and a redirected curl reach it" {
+	command -v node >/dev/null || skip "node not installed"
+	need_netns
+	SOCKGATE_RULE="bind tcp *:8000 -> unix $T/node.sock" bg unshare -n env LD_PRELOAD="$LIB" node -e '
+const http = require("http");
+const srv = http.createServer((req, res) => {
+	const s = req.socket;
+	res.end(`node saw ${req.method} ${req.url} peer ${s.remoteAddress}:${s.remotePort} local ${s.localAddress}:${s.localPort}\n`);
+});
+srv.listen(8000, () => { const a = srv.address(); console.log("listening", a.address, a.port, a.family); });' > "$T/node.out"
+	wait_for_line "$T/node.out" listening
+	run -0 cat "$T/node.out"
+	assert_output "listening :: 8000 IPv6"
+	run -0 curl -sS --max-time 5 --unix-socket "$T/node.sock" http://x/a
+	assert_output "node saw GET /a peer ::1:0 local :::8000"
+	SOCKGATE_RULE="connect tcp 10.1.2.3:8000 -> unix $T/node.sock" \
+		run -0 unshare -n env LD_PRELOAD="$LIB" curl -sS --max-time 5 http://10.1.2.3:8000/one http://10.1.2.3:8000/two
+	assert_output $'node saw GET /one peer ::1:0 local :::8000\nnode saw GET /two peer ::1:0 local :::8000'
+}
+
+@test "perl HTTP::Tiny and IO::Socket::INET with no network: status, body, echo, peer" {
+	need_netns
+	userver web
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:8080 -> unix $T/web.sock"
+	run -0 unshare -n env LD_PRELOAD="$LIB" timeout 10 perl -MHTTP::Tiny -MIO::Socket::INET -e '
+my $r = HTTP::Tiny->new(timeout => 5)->get("http://10.1.2.3:8080/by-perl");
+print "$r->{status} $r->{content}";
+my $s = IO::Socket::INET->new(PeerAddr => "10.1.2.3", PeerPort => 8080, Timeout => 5) or die "connect: $@";
+print "peer ", $s->peerhost, ":", $s->peerport, "\n";
+print $s "perl \x00\xff line\n"; my $l = <$s>; print "echo ", unpack("H*", $l), "\n";'
+	assert_output $'200 hello from unix\npeer 10.1.2.3:8080\necho 7065726c2000ff206c696e650a'
+	run -0 grep -c -F -x -e 'http GET /by-perl HTTP/1.1' -e "data b'perl \\x00\\xff line\\n'" "$T/web.log"
+	assert_output 2
 }
 
 @test "redis: redis-cli -h 10.1.2.3 SET/GET against a Unix-socket redis; redis-server itself on a Unix socket by a bind rule, redis-benchmark through both" {

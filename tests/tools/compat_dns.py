@@ -7,7 +7,7 @@ two-byte length before each message, RFC 1035 section 4.2.2). Every A query
 is answered with one A record, 192.0.2.53 with TTL 300, and every other
 query type with an empty NOERROR answer. Logs "udp NAME TYPE" or
 "tcp NAME TYPE" per query to --log, and writes --ready FILE when both
-sockets listen.
+sockets listen. A PATH starting with "@" names abstract sockets instead.
 """
 import argparse, os, socket, struct, threading
 
@@ -73,10 +73,11 @@ def main():
     p.add_argument("--log")
     p.add_argument("--ready")
     args = p.parse_args()
+    path = "\0" + args.path[1:] if args.path.startswith("@") else args.path
     d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    d.bind(args.path + ".dgram")
+    d.bind(path + ".dgram")
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.bind(args.path + ".stream")
+    s.bind(path + ".stream")
     s.listen(16)
     threading.Thread(target=stream_loop, args=(args, s), daemon=True).start()
     if args.ready:

@@ -7,6 +7,8 @@
 //                      the JDK); bytes 0x00..0xff both ways; half-close
 //   http URL           java.net.http.HttpClient GET (NIO, epoll selector)
 //   nio HOST PORT      SocketChannel, non-blocking connect, Selector
+//   udp HOST PORT      DatagramSocket (unconnected send/receive) and a
+//                      connected DatagramChannel ask one DNS A query each
 //   httpserver PORT READY
 //                      com.sun.net.httpserver.HttpServer on *:PORT (NIO
 //                      accept + Selector), answers every request with the
@@ -112,6 +114,47 @@ public class CompatJava {
 		}
 	}
 
+	static byte[] dnsQuery(String name) throws IOException {
+		ByteArrayOutputStream q = new ByteArrayOutputStream();
+		q.write(new byte[] { 0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0 });
+		for (String l : name.split("\\.")) {
+			q.write(l.length());
+			q.write(l.getBytes("US-ASCII"));
+		}
+		q.write(new byte[] { 0, 0, 1, 0, 1 });
+		return q.toByteArray();
+	}
+
+	static String lastA(byte[] b, int n) {
+		return (b[n - 4] & 255) + "." + (b[n - 3] & 255) + "." + (b[n - 2] & 255) + "." + (b[n - 1] & 255);
+	}
+
+	static void udp(String host, int port) throws Exception {
+		InetSocketAddress dst = new InetSocketAddress(host, port);
+		try (DatagramSocket s = new DatagramSocket()) {
+			s.setSoTimeout(5000);
+			byte[] q = dnsQuery("java.example");
+			s.send(new DatagramPacket(q, q.length, dst));
+			DatagramPacket p = new DatagramPacket(new byte[512], 512);
+			s.receive(p);
+			System.out.println("DatagramSocket: from " + p.getSocketAddress() + " " + p.getLength()
+				+ " bytes, id " + Integer.toHexString(((p.getData()[0] & 255) << 8) | (p.getData()[1] & 255))
+				+ " A " + lastA(p.getData(), p.getLength()));
+		}
+		try (Selector sel = Selector.open(); DatagramChannel ch = DatagramChannel.open()) {
+			ch.connect(dst);
+			ch.configureBlocking(false);
+			ch.register(sel, SelectionKey.OP_READ);
+			ch.write(ByteBuffer.wrap(dnsQuery("nio.example")));
+			if (sel.select(5000) != 1)
+				throw new IOException("no reply in 5 s");
+			ByteBuffer r = ByteBuffer.allocate(512);
+			int n = ch.read(r);
+			System.out.println("DatagramChannel: peer " + ch.getRemoteAddress() + " " + n
+				+ " bytes, A " + lastA(r.array(), n));
+		}
+	}
+
 	static void httpserver(int port, String ready) throws Exception {
 		var srv = com.sun.net.httpserver.HttpServer.create(new InetSocketAddress(port), 16);
 		srv.createContext("/", ex -> {
@@ -133,6 +176,7 @@ public class CompatJava {
 		case "socket": socket(a[1], Integer.parseInt(a[2])); break;
 		case "http": http(a[1]); break;
 		case "nio": nio(a[1], Integer.parseInt(a[2])); break;
+		case "udp": udp(a[1], Integer.parseInt(a[2])); break;
 		case "httpserver": httpserver(Integer.parseInt(a[1]), a[2]); break;
 		default: throw new IllegalArgumentException(a[0]);
 		}

@@ -42,7 +42,7 @@
 
 static const char usage[] =
 	"sockgate-relay [-v] [-l LISTEN ...] [-f RULESFILE] [-r RULE ...] [--proxy-in]\n"
-	"       [--proxy-out v1|v2] [-c MAXCONNS] [--connect-timeout TIME] [--idle-timeout TIME]\n"
+	"       [--proxy-out v1 | v2] [-c MAXCONNS] [--connect-timeout TIME] [--idle-timeout TIME]\n"
 	"       [--header-timeout TIME] [--grace TIME] [--reuseport] [--backlog N]\n"
 	"       [--pipe-size BYTES] [--ready-fd FD] [-u USER] [-g GROUP] [--chroot DIR] TARGET";
 

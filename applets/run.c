@@ -21,7 +21,7 @@
 #define SOCKGATE_LIBDIR "/usr/local/lib"
 #endif
 
-static const char usage[] = "sockgate-run [-r RULE]... [-f FILE] [--check] -- PROGRAM [ARGS...]";
+static const char usage[] = "sockgate-run [-r RULE] ... [-f FILE] [--check] -- PROGRAM [ARGS ...]";
 
 static size_t check_text(const char *where, const char *text, size_t len)
 {

@@ -67,8 +67,8 @@ all: $(BUILD)/sockgate $(APPLET_LINKS) $(BUILD)/libsockgate.so
 BUILD_PKGS = musl-tools libbsd-dev
 TEST_PKGS  = bats bats-support bats-assert curl netcat-openbsd socat nginx haproxy \
              python3 iproute2 util-linux mandoc clang libclang-rt-14-dev \
-             postgresql redis-server dnsutils default-jdk-headless nodejs
-BENCH_PKGS = iperf3 wrk systemd
+             postgresql redis-server dnsutils default-jdk-headless nodejs systemd
+BENCH_PKGS = iperf3 wrk
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): tests/deps.sh
 	@tests/deps.sh $(BUILD_PKGS) $(TEST_PKGS)
@@ -140,6 +140,7 @@ check: all unit tools fuzz-build
 	@SANITIZE=$(SANITIZE) BUILD=$(BUILD) tests/run.sh
 
 bench: all
+	@tests/deps.sh $(BENCH_PKGS)
 	@for b in tests/bench/*.sh; do BUILD=$(BUILD) bash $$b || exit 1; done
 
 demo: all

@@ -24,7 +24,13 @@ JAVA=$TOP/tests/tools/compat_java.java
 eval "$(declare -f teardown | sed '1s/^teardown/helper_teardown/')"
 teardown() {
 	if [ -n "${PGDATA:-}" ] && [ -e "$PGDATA/postmaster.pid" ]; then
-		runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
+		# a postmaster stuck in accept() (see the known bug below) takes no
+		# signal but SIGKILL: this is the one the test started
+		if ! runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w -t 5 stop >/dev/null 2>&1; then
+			kill -9 "$(sed -n 1p "$PGDATA/postmaster.pid")" 2>/dev/null
+			# and its System V segment (line 7: key, id)
+			ipcrm -m "$(sed -n '7s/.* //p' "$PGDATA/postmaster.pid")" 2>/dev/null
+		fi
 	fi
 	unset PGDATA
 	helper_teardown
@@ -116,9 +122,9 @@ JAVA4_RUN=(timeout 20 java -Djava.net.preferIPv4Stack=true -XX:TieredStopAtLevel
 	assert_output $'java saw GET /one peer 127.0.0.1 local 0.0.0.0:8000\njava saw GET /two peer 127.0.0.1 local 0.0.0.0:8000'
 }
 
-# pg_start: a throwaway cluster owned by postgres in $T/pg, listening only on
-# the Unix socket $T/sock/.s.PGSQL.5432 (no TCP at all)
-pg_start() {
+# pg_init: a throwaway cluster owned by postgres in $T/pg (trust for local
+# and loopback clients, as initdb -A trust writes it)
+pg_init() {
 	PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 	[ -x "$PGBIN/initdb" ] || skip "postgresql server not installed"
 	chmod 711 "$T"
@@ -126,8 +132,20 @@ pg_start() {
 	chown postgres "$T/pg" "$T/sock"
 	PGDATA=$T/pg/data
 	runuser -u postgres -- "$PGBIN/initdb" -A trust -U postgres -D "$PGDATA" --no-sync > "$T/initdb.log" 2>&1
-	runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -l "$T/pg/log" -w -t 30 \
-		-o "-k $T/sock -c listen_addresses='' -c fsync=off" start > /dev/null
+}
+
+# pg_up [VAR=VALUE...] OPTIONS: start the postmaster (in env VAR=VALUE...)
+pg_up() {
+	local envs=()
+	while [[ $1 == *=* && $1 != -* ]]; do envs+=("$1"); shift; done
+	runuser -u postgres -- env "${envs[@]}" "$PGBIN/pg_ctl" -D "$PGDATA" -l "$T/pg/log" -w -t 30 \
+		-o "-c fsync=off $*" start > /dev/null
+}
+
+# pg_start: listening only on the Unix socket $T/sock/.s.PGSQL.5432 (no TCP)
+pg_start() {
+	pg_init
+	pg_up "-k $T/sock -c listen_addresses=''"
 	"$PGBIN/pg_isready" -q -h "$T/sock" -t 10
 }
 
@@ -164,6 +182,43 @@ pg_start() {
 	assert_line "number of failed transactions: 0 (0.000%)"
 	run -0 "$PGBIN/psql" -h "$T/sock" -U postgres -X -A -t -c "select count(*) from pgbench_accounts"
 	assert_output 100000
+}
+
+# pg_proxied: the postmaster itself under the library, its TCP listener on
+# 0.0.0.0:5432 a Unix one that reads PROXY headers; 192.0.2.0/24 trusted
+pg_proxied() {
+	pg_init
+	printf 'host all all 192.0.2.0/24 trust\n' >> "$PGDATA/pg_hba.conf"
+	pg_up LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp 0.0.0.0:5432 -> unix $T/sock/.s.PGSQL.5432 proxy-v2 mode=0666" \
+		"-c unix_socket_directories='' -c listen_addresses='0.0.0.0' -c log_connections=on"
+}
+
+@test "PostgreSQL under the library, listening on a Unix socket by a bind rule with proxy-v2: the server sees the client's address from the header, pg_hba.conf applies to it" {
+	need_netns
+	pg_proxied
+	run -0 grep -c 'listening on IPv4 address "0.0.0.0", port 5432' "$T/pg/log"
+	assert_output 1
+	SOCKGATE_RULE="connect tcp 10.1.2.3:5432 -> unix $T/sock/.s.PGSQL.5432 proxy-v2 source=192.0.2.7:4321" \
+		run -0 unshare -n env LD_PRELOAD="$LIB" timeout 10 "$PGBIN/psql" -h 10.1.2.3 -U postgres -X -A -t \
+		-c "select inet_client_addr(), inet_client_port(), inet_server_addr(), inet_server_port()" \
+		-c "select client_addr, client_port from pg_stat_activity where pid = pg_backend_pid()"
+	assert_output $'192.0.2.7|4321|10.1.2.3|5432\n192.0.2.7|4321'
+	SOCKGATE_RULE="connect tcp 10.1.2.3:5432 -> unix $T/sock/.s.PGSQL.5432 proxy-v2 source=198.51.100.9:1" \
+		run -2 unshare -n env LD_PRELOAD="$LIB" timeout 10 "$PGBIN/psql" -h 10.1.2.3 -U postgres -X -A -t -c "select 1"
+	assert_output --partial 'FATAL:  no pg_hba.conf entry for host "198.51.100.9", user "postgres", database "postgres"'
+	run -0 grep -c -e 'connection received: host=192.0.2.7 port=4321$' -e 'connection received: host=198.51.100.9 port=1$' "$T/pg/log"
+	assert_output 2
+}
+
+@test "PostgreSQL under a proxy-v2 bind rule: a client without a PROXY header does not leave the postmaster deaf to signals" {
+	skip "known bug: accept() of a proxy-v2 unix listener closes a connection without a valid header and loops back into accept4() (preload/in.c unix_accept()), so a program that select()s and then calls a blocking accept() (the PostgreSQL 15 postmaster, with its signals blocked) sleeps in accept4() though select() said readable: pg_ctl stop fails until another client connects. A TCP accept after a readable select() does not block; ECONNABORTED would be the TCP-like answer"
+	need_netns
+	pg_proxied
+	# no header: closed by the library (psql says the server closed it)
+	run -2 timeout 10 "$PGBIN/psql" -h "$T/sock" -U postgres -X -A -t -c "select 1"
+	assert_output --partial "server closed the connection unexpectedly"
+	run -0 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w -t 10 stop
+	assert_line "server stopped"
 }
 
 @test "python urllib.request and http.client to an IP literal: status, body, and the request the server got" {
@@ -324,6 +379,36 @@ connect tcp 10.1.2.3:8080 -> unix $T/web.sock"
 	assert_output $'from 10.1.2.3 53 46 192.0.2.53\nconnected from 10.1.2.3 53 46 192.0.2.53'
 	run -0 cat "$T/dns.log"
 	assert_output $'udp node.example 1 from bound\nudp conn.example 1 from bound'
+}
+
+@test "full backlog: 200 non-blocking connects each from node (libuv) and Java NIO into a listener with backlog 1 all complete when it accepts" {
+	command -v node >/dev/null || skip "node not installed"
+	need_java
+	userver slow --backlog 1 --accept-after "$T/gate" --quiet
+	userver slow2 --backlog 1 --accept-after "$T/gate2" --quiet
+	cat > "$T/burst.js" <<-'EOF'
+	const net = require("net"), fs = require("fs");
+	const n = +process.argv[2], gate = process.argv[3];
+	let done = 0, ok = 0, connected = 0;
+	for (let i = 0; i < n; i++) {
+		const s = net.connect(80, "10.1.2.3", () => { connected++; s.end(`conn ${i}\n`); });
+		let b = "";
+		s.on("data", d => b += d);
+		s.on("error", e => console.log("error", i, e.code));
+		s.on("close", () => {
+			if (b === `conn ${i}\n`) ok++;
+			if (++done === n) console.log("connections", n, "connected", connected, "echoed", ok);
+		});
+	}
+	setTimeout(() => {
+		console.log("connected before accept: fewer than", n, connected < n);
+		fs.writeFileSync(gate, "");
+	}, 500);
+	EOF
+	SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/slow.sock" run -0 pre timeout 30 node "$T/burst.js" 200 "$T/gate"
+	assert_output $'connected before accept: fewer than 200 true\nconnections 200 connected 200 echoed 200'
+	SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/slow2.sock" run -0 pre "${JAVA_RUN[@]}" burst 10.1.2.3 80 200 "$T/gate2"
+	assert_output $'connected before accept: fewer than 200 true\nconnections 200 connected 200 echoed 200'
 }
 
 @test "node's http server listens on a Unix socket by a bind rule, with no network; curl --unix-socket and a redirected curl reach it" {

@@ -7,6 +7,10 @@
 //                      the JDK); bytes 0x00..0xff both ways; half-close
 //   http URL           java.net.http.HttpClient GET (NIO, epoll selector)
 //   nio HOST PORT      SocketChannel, non-blocking connect, Selector
+//   burst HOST PORT N GATE
+//                      N non-blocking SocketChannels on one Selector into a
+//                      listener that accepts only once GATE exists (the
+//                      program makes GATE after 0.5 s); each echoes a line
 //   udp HOST PORT      DatagramSocket (unconnected send/receive) and a
 //                      connected DatagramChannel ask one DNS A query each
 //   httpserver PORT READY
@@ -114,6 +118,58 @@ public class CompatJava {
 		}
 	}
 
+	static void burst(String host, int port, int n, String gate) throws Exception {
+		InetSocketAddress dst = new InetSocketAddress(host, port);
+		Selector sel = Selector.open();
+		SocketChannel[] ch = new SocketChannel[n];
+		ByteBuffer[] in = new ByteBuffer[n];
+		int connected = 0, echoed = 0, open = n;
+		for (int i = 0; i < n; i++) {
+			ch[i] = SocketChannel.open();
+			ch[i].configureBlocking(false);
+			in[i] = ByteBuffer.allocate(64);
+			if (ch[i].connect(dst)) {
+				connected++;
+				ch[i].write(ByteBuffer.wrap(("conn " + i + "\n").getBytes("US-ASCII")));
+				ch[i].register(sel, SelectionKey.OP_READ, i);
+			} else {
+				ch[i].register(sel, SelectionKey.OP_CONNECT, i);
+			}
+		}
+		long start = System.nanoTime();
+		boolean gated = false;
+		while (open > 0) {
+			if (!gated && System.nanoTime() - start > 500_000_000L) {
+				System.out.println("connected before accept: fewer than " + n + " " + (connected < n));
+				java.nio.file.Files.writeString(java.nio.file.Path.of(gate), "");
+				gated = true;
+			}
+			if (sel.select(gated ? 10000 : 100) == 0 && gated)
+				throw new IOException("selector idle 10 s with " + open + " open");
+			for (SelectionKey k : sel.selectedKeys()) {
+				int i = (Integer) k.attachment();
+				if (k.isConnectable()) {
+					ch[i].finishConnect();
+					connected++;
+					ch[i].write(ByteBuffer.wrap(("conn " + i + "\n").getBytes("US-ASCII")));
+					k.interestOps(SelectionKey.OP_READ);
+				} else if (k.isReadable()) {
+					int r = ch[i].read(in[i]);
+					String got = new String(in[i].array(), 0, in[i].position(), "US-ASCII");
+					if (r < 0 || got.endsWith("\n")) {
+						if (got.equals("conn " + i + "\n"))
+							echoed++;
+						k.cancel();
+						ch[i].close();
+						open--;
+					}
+				}
+			}
+			sel.selectedKeys().clear();
+		}
+		System.out.println("connections " + n + " connected " + connected + " echoed " + echoed);
+	}
+
 	static byte[] dnsQuery(String name) throws IOException {
 		ByteArrayOutputStream q = new ByteArrayOutputStream();
 		q.write(new byte[] { 0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0 });
@@ -176,6 +232,7 @@ public class CompatJava {
 		case "socket": socket(a[1], Integer.parseInt(a[2])); break;
 		case "http": http(a[1]); break;
 		case "nio": nio(a[1], Integer.parseInt(a[2])); break;
+		case "burst": burst(a[1], Integer.parseInt(a[2]), Integer.parseInt(a[3]), a[4]); break;
 		case "udp": udp(a[1], Integer.parseInt(a[2])); break;
 		case "httpserver": httpserver(Integer.parseInt(a[1]), a[2]); break;
 		default: throw new IllegalArgumentException(a[0]);

@@ -122,6 +122,22 @@ JAVA4_RUN=(timeout 20 java -Djava.net.preferIPv4Stack=true -XX:TieredStopAtLevel
 	assert_output $'java saw GET /one peer 127.0.0.1 local 0.0.0.0:8000\njava saw GET /two peer 127.0.0.1 local 0.0.0.0:8000'
 }
 
+@test "the JDK's HttpServer under a proxy-v2 bind rule: the peer and local addresses come from the header (v2 and v1); a client without one is closed, the next served" {
+	need_java
+	need_netns
+	SOCKGATE_RULE="bind tcp *:8000 -> unix $T/javapp.sock proxy-v2" bg unshare -n env LD_PRELOAD="$LIB" \
+		timeout 60 java -Djava.net.preferIPv4Stack=true "$JAVA" httpserver 8000 "$T/java.ready"
+	wait_for_file "$T/java.ready" 20
+	SOCKGATE_RULE="connect tcp 10.1.2.3:8000 -> unix $T/javapp.sock proxy-v2 source=192.0.2.7:4321" \
+		run -0 unshare -n env LD_PRELOAD="$LIB" curl -sS --max-time 5 http://10.1.2.3:8000/v2 http://10.1.2.3:8000/again
+	assert_output $'java saw GET /v2 peer 192.0.2.7 local 10.1.2.3:8000\njava saw GET /again peer 192.0.2.7 local 10.1.2.3:8000'
+	run curl -sS --max-time 5 --unix-socket "$T/javapp.sock" http://x/no-header
+	[[ $status == 52 || $status == 56 ]]	# empty reply, or reset
+	SOCKGATE_RULE="connect tcp 10.9.8.7:8000 -> unix $T/javapp.sock proxy-v1 source=192.0.2.8:1" \
+		run -0 unshare -n env LD_PRELOAD="$LIB" curl -sS --max-time 5 http://10.9.8.7:8000/v1
+	assert_output "java saw GET /v1 peer 192.0.2.8 local 10.9.8.7:8000"
+}
+
 # pg_init: a throwaway cluster owned by postgres in $T/pg (trust for local
 # and loopback clients, as initdb -A trust writes it)
 pg_init() {
@@ -472,4 +488,26 @@ connect tcp 10.1.2.4:6379 -> unix $T/rb.sock"
 	run -0 cli -h 10.1.2.4 -p 6379 INFO commandstats
 	assert_line --regexp '^cmdstat_set:calls=2000,'
 	assert_line --regexp '^cmdstat_get:calls=2000,'
+}
+
+@test "redis-server under a proxy-v2 bind rule: protected mode judges the address in the header; CLIENT INFO shows it" {
+	command -v redis-server >/dev/null || skip "redis-server not installed"
+	need_netns
+	SOCKGATE_RULE="bind tcp *:6379 -> unix $T/rp.sock proxy-v2" bg unshare -n env LD_PRELOAD="$LIB" \
+		redis-server --port 6379 --bind 0.0.0.0 --save '' --appendonly no --dir "$T" --logfile "$T/rp.log"
+	SOCKGATE_RULE="bind tcp *:6380 -> unix $T/ro.sock proxy-v2" bg unshare -n env LD_PRELOAD="$LIB" \
+		redis-server --port 6380 --bind 0.0.0.0 --protected-mode no --save '' --appendonly no --dir "$T" --logfile "$T/ro.log"
+	wait_for_line "$T/rp.log" "eady to accept connections"
+	wait_for_line "$T/ro.log" "eady to accept connections"
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:6379 -> unix $T/rp.sock proxy-v2 source=192.0.2.7:4321
+connect tcp 10.1.2.4:6379 -> unix $T/rp.sock proxy-v2 source=127.0.0.1:4322
+connect tcp 10.1.2.3:6380 -> unix $T/ro.sock proxy-v2 source=192.0.2.7:4323"
+	cli() { unshare -n env LD_PRELOAD="$LIB" timeout 10 redis-cli "$@"; }
+	# a client from 192.0.2.7 is not loopback: refused in protected mode
+	run -0 cli -h 10.1.2.3 -p 6379 PING
+	assert_output --regexp '^DENIED Redis is running in protected mode '
+	run -0 cli -h 10.1.2.4 -p 6379 CLIENT INFO
+	assert_output --regexp '^id=[0-9]+ addr=127\.0\.0\.1:4322 laddr=10\.1\.2\.4:6379 fd=[0-9]+ '
+	run -0 cli -h 10.1.2.3 -p 6380 CLIENT INFO
+	assert_output --regexp '^id=[0-9]+ addr=192\.0\.2\.7:4323 laddr=10\.1\.2\.3:6380 fd=[0-9]+ '
 }

@@ -360,17 +360,22 @@ static int unix_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, soc
 	int got = 0;
 	int nfd;
 
-	for (;;) {
-		nfd = REAL(accept4)(fd, NULL, NULL, flags);
-		if (nfd < 0)
-			return -1;
-		if (!(lc->rflags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1)))
-			break;
+	nfd = REAL(accept4)(fd, NULL, NULL, flags);
+	if (nfd < 0)
+		return -1;
+	if (lc->rflags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1)) {
 		memset(&h, 0, sizeof h);
 		got = read_header(nfd, &h);
-		if (got >= 0)
-			break;
-		REAL(close)(nfd);
+		if (got < 0) {
+			/*
+			 * No valid header: drop that connection and say so as TCP
+			 * would for a connection gone before accept. Looping into
+			 * another accept4() instead would block a caller that was
+			 * told by select() that exactly one connection waits.
+			 */
+			REAL(close)(nfd);
+			return errno = ECONNABORTED, -1;
+		}
 	}
 	struct sgconn *c = calloc(1, sizeof *c);
 	if (!c) {

@@ -1176,7 +1176,8 @@ int out_before_write(int fd)
 	}
 }
 
-/* A peer address for a datagram that came from a unix path (under no lock). */
+/* A peer address for a datagram that came from a unix path (under no lock).
+ * sa must point to a struct sockaddr_storage. */
 void out_dgram_peer(int fd, struct sockaddr *sa, socklen_t *len)
 {
 	struct sockaddr_storage res;
@@ -1206,6 +1207,8 @@ void out_dgram_peer(int fd, struct sockaddr *sa, socklen_t *len)
 	if (!rl)
 		zero_addr(c->family, &res, &rl);
 	pthread_mutex_unlock(&sg_lock);
-	memcpy(sa, &res, rl < *len ? rl : *len);
+	/* *len was the unix address's length, not the room: sa is a whole
+	 * sockaddr_storage in every caller, so the inet address fits */
+	memcpy(sa, &res, rl);
 	*len = rl;
 }

@@ -66,6 +66,8 @@ void conn_put(struct sgconn *c)
 	free(c->hdr);
 	free(c->dghdr);
 	free(c->map);
+	if (c->dgpath[0] && c->dgpid == getpid())
+		unlink(c->dgpath);
 	if (c->pw >= 0)
 		REAL(close)(c->pw);
 	free(c);

@@ -582,16 +582,50 @@ static void map_add(struct sgconn *c, const struct sg_addr *ta, const struct soc
 	c->map[i].inlen = dlen;
 }
 
-/* Make fd an AF_UNIX datagram socket (autobound, so replies can come back). */
-static int dgram_swap(int fd, struct sgconn *c)
+/*
+ * Bind a datagram client where its server can answer it. An autobound
+ * (abstract) address belongs to the network namespace, so a server outside
+ * the program's namespace could not reply to it; a socket file beside the
+ * server's own (or in $SOCKGATE_DGRAM_DIR) is reachable wherever that file
+ * is. Where no such file can be made, autobind.
+ */
+static int dgram_bind(int s, struct sgconn *c, const struct sg_addr *near)
+{
+	static unsigned seq;
+	const char *dir = getenv("SOCKGATE_DGRAM_DIR");
+	char d[sizeof near->u.un.sun_path], p[sizeof d + 64];
+	struct sg_addr a;
+
+	if (!dir && near && near->u.sa.sa_family == AF_UNIX && near->u.un.sun_path[0]) {
+		memcpy(d, near->u.un.sun_path, sizeof d);
+		d[sizeof d - 1] = 0;
+		char *slash = strrchr(d, '/');
+		if (slash)
+			*(slash == d ? slash + 1 : slash) = 0;
+		else
+			strcpy(d, ".");
+		dir = d;
+	}
+	if (dir && snprintf(p, sizeof p, "%s/.sockgate-dgram-%ld-%u", dir, (long)getpid(),
+			    __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED)) < (int)sizeof p &&
+	    addr_unix(&a, p, 0) == 0 && REAL(bind)(s, &a.u.sa, a.len) == 0) {
+		memcpy(c->dgpath, a.u.un.sun_path, sizeof c->dgpath);
+		c->dgpid = getpid();
+		return 0;
+	}
+	sa_family_t af = AF_UNIX;
+	return REAL(bind)(s, (struct sockaddr *)&af, sizeof af);
+}
+
+/* Make fd an AF_UNIX datagram socket, bound so that replies can come back. */
+static int dgram_swap(int fd, struct sgconn *c, const struct sg_addr *near)
 {
 	int nb = REAL(fcntl)(fd, F_GETFL);
 	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | ((nb >= 0 && (nb & O_NONBLOCK)) ? SOCK_NONBLOCK : 0), 0);
-	sa_family_t af = AF_UNIX;
 
 	if (s < 0)
 		return -1;
-	if (REAL(bind)(s, (struct sockaddr *)&af, sizeof af) < 0) {
+	if (dgram_bind(s, c, near) < 0) {
 		int e = errno;
 		REAL(close)(s);
 		errno = e;
@@ -851,7 +885,7 @@ static int dgram_connect(int fd, const struct sockaddr *sa, socklen_t len, const
 		if (!(c = new_conn(fd, domain, SOCK_DGRAM, r)))
 			return -1;
 		pick_local(c, rs, r, dst, 0);
-		if (dgram_swap(fd, c) < 0) {
+		if (dgram_swap(fd, c, &ta) < 0) {
 			free(c);
 			return -1;
 		}
@@ -1084,7 +1118,10 @@ fresh:
 		if (!c)
 			return -1;
 		pick_local(c, rs, r, (struct sockaddr *)&dst, 0);
-		if (dgram_swap(fd, c) < 0) {
+		struct sg_addr near;
+		if (r->action == ACT_BLACKHOLE || target(rs, r, (struct sockaddr *)&dst, &near) < 0)
+			near.u.sa.sa_family = AF_UNSPEC;
+		if (dgram_swap(fd, c, &near) < 0) {
 			free(c);
 			return -1;
 		}

@@ -74,6 +74,8 @@ struct sgconn {
 	size_t dghdrlen;
 	char path[sizeof ((struct sockaddr_un *)0)->sun_path + 1];	/* receiver: where passed sockets come */
 	uint32_t mode;			/* receiver: socket file mode, 0 = as created */
+	char dgpath[sizeof ((struct sockaddr_un *)0)->sun_path];	/* datagrams: our bound file */
+	pid_t dgpid;			/* who bound it (a forked child must not remove it) */
 };
 
 struct slot {

@@ -71,7 +71,9 @@ static struct {
 	char target_name[ADDR_STRLEN + 8];
 } cfg = {
 	.connect_ms = 10000, .header_ms = 5000, .grace_ms = 30000,
-	.backlog = 4096, .pipe_max = 512 * 1024, .ready_fd = -1,
+	.backlog = 4096, .ready_fd = -1,
+	/* the kernel's default pipe-max-size: 512 KiB pipes cost ~20% more CPU per byte */
+	.pipe_max = 1024 * 1024,
 };
 
 struct lsn {

@@ -48,14 +48,22 @@ pre() {
 	LD_PRELOAD=$LIB "$@"
 }
 
-need_java() {
-	command -v java >/dev/null || skip "java not installed"
+# tests/tools/compat_java.java is compiled once for the file: `java FILE.java`
+# would compile it again at every start, seconds each on a busy machine
+setup_file() {
+	if command -v javac >/dev/null; then
+		javac -d "$BATS_FILE_TMPDIR/java" "$JAVA"
+	fi
 }
 
-# the JDK clients of tests/tools/compat_java.java, at most 20 s (a JVM
-# starts in about a second, compiling the file takes one more)
-JAVA_RUN=(timeout 20 java -XX:TieredStopAtLevel=1 "$JAVA")
-JAVA4_RUN=(timeout 20 java -Djava.net.preferIPv4Stack=true -XX:TieredStopAtLevel=1 "$JAVA")
+need_java() {
+	[ -e "$BATS_FILE_TMPDIR/java/CompatJava.class" ] || skip "the JDK (javac) is not installed"
+}
+
+# the JDK programs, at most 20 s each
+JAVA_CP=(-XX:TieredStopAtLevel=1 -cp "$BATS_FILE_TMPDIR/java" CompatJava)
+JAVA_RUN=(timeout 20 java "${JAVA_CP[@]}")
+JAVA4_RUN=(timeout 20 java -Djava.net.preferIPv4Stack=true "${JAVA_CP[@]}")
 
 @test "java.net.Socket: blocking connect and connect with a timeout reach a Unix server; exact bytes both ways; peer is 10.1.2.3:80" {
 	need_java
@@ -111,31 +119,75 @@ JAVA4_RUN=(timeout 20 java -Djava.net.preferIPv4Stack=true -XX:TieredStopAtLevel
 	# -Djava.net.preferIPv4Stack: the addresses below do not depend on
 	# whether the JDK finds IPv6
 	SOCKGATE_RULE="bind tcp *:8000 -> unix $T/java.sock mode=0600" bg unshare -n env LD_PRELOAD="$LIB" \
-		timeout 60 java -Djava.net.preferIPv4Stack=true "$JAVA" httpserver 8000 "$T/java.ready"
-	wait_for_file "$T/java.ready" 20
+		timeout 60 java -Djava.net.preferIPv4Stack=true "${JAVA_CP[@]}" httpserver 8000 "$T/java.ready"
+	wait_for_file "$T/java.ready"
 	run -0 stat -c %a "$T/java.sock"
 	assert_output 600
 	run -0 curl -sS --max-time 5 --unix-socket "$T/java.sock" "http://x/a?b=c"
-	assert_output "java saw GET /a?b=c peer 127.0.0.1 local 0.0.0.0:8000"
+	assert_output "java saw GET /a?b=c peer 127.0.0.1:0 local 0.0.0.0:8000"
 	SOCKGATE_RULE="connect tcp 10.1.2.3:8000 -> unix $T/java.sock" \
 		run -0 unshare -n env LD_PRELOAD="$LIB" curl -sS --max-time 5 http://10.1.2.3:8000/one http://10.1.2.3:8000/two
-	assert_output $'java saw GET /one peer 127.0.0.1 local 0.0.0.0:8000\njava saw GET /two peer 127.0.0.1 local 0.0.0.0:8000'
+	assert_output $'java saw GET /one peer 127.0.0.1:0 local 0.0.0.0:8000\njava saw GET /two peer 127.0.0.1:0 local 0.0.0.0:8000'
 }
 
 @test "the JDK's HttpServer under a proxy-v2 bind rule: the peer and local addresses come from the header (v2 and v1); a client without one is closed, the next served" {
 	need_java
 	need_netns
 	SOCKGATE_RULE="bind tcp *:8000 -> unix $T/javapp.sock proxy-v2" bg unshare -n env LD_PRELOAD="$LIB" \
-		timeout 60 java -Djava.net.preferIPv4Stack=true "$JAVA" httpserver 8000 "$T/java.ready"
-	wait_for_file "$T/java.ready" 20
+		timeout 60 java -Djava.net.preferIPv4Stack=true "${JAVA_CP[@]}" httpserver 8000 "$T/java.ready"
+	wait_for_file "$T/java.ready"
 	SOCKGATE_RULE="connect tcp 10.1.2.3:8000 -> unix $T/javapp.sock proxy-v2 source=192.0.2.7:4321" \
 		run -0 unshare -n env LD_PRELOAD="$LIB" curl -sS --max-time 5 http://10.1.2.3:8000/v2 http://10.1.2.3:8000/again
-	assert_output $'java saw GET /v2 peer 192.0.2.7 local 10.1.2.3:8000\njava saw GET /again peer 192.0.2.7 local 10.1.2.3:8000'
+	assert_output $'java saw GET /v2 peer 192.0.2.7:4321 local 10.1.2.3:8000\njava saw GET /again peer 192.0.2.7:4321 local 10.1.2.3:8000'
 	run curl -sS --max-time 5 --unix-socket "$T/javapp.sock" http://x/no-header
 	[[ $status == 52 || $status == 56 ]]	# empty reply, or reset
 	SOCKGATE_RULE="connect tcp 10.9.8.7:8000 -> unix $T/javapp.sock proxy-v1 source=192.0.2.8:1" \
 		run -0 unshare -n env LD_PRELOAD="$LIB" curl -sS --max-time 5 http://10.9.8.7:8000/v1
-	assert_output "java saw GET /v1 peer 192.0.2.8 local 10.9.8.7:8000"
+	assert_output "java saw GET /v1 peer 192.0.2.8:1 local 10.9.8.7:8000"
+}
+
+# sgserver NAME: sockgate-server on a free loopback port, passing every
+# connection to the receiver at $T/NAME.sock; SPORT is the port
+sgserver() {
+	[ -x "$BUILD/sockgate-server" ] || skip "sockgate-server not built"
+	SPORT=$(free_port)
+	bg sockgate-server -l 127.0.0.1 -p "$SPORT" -S "$T/$1.sock" --ready-fd 3 3>"$T/$1.srv-ready" 2>"$T/$1.srv.log"
+	wait_for_line "$T/$1.srv-ready" ready
+}
+
+@test "receivers with no network: the JDK's HttpServer and node's http server serve curl through sockgate-server (fdpass) and see curl's address and port" {
+	need_java
+	command -v node >/dev/null || skip "node not installed"
+	need_netns
+	sgserver java
+	SOCKGATE_RULE="bind tcp *:8000 -> fdpass $T/java.sock" bg unshare -n env LD_PRELOAD="$LIB" \
+		timeout 60 java -Djava.net.preferIPv4Stack=true "${JAVA_CP[@]}" httpserver 8000 "$T/java.ready"
+	wait_for_file "$T/java.ready"
+	for i in 1 2 3; do
+		curl -sS --max-time 5 -w '%{local_port}\n' "http://127.0.0.1:$SPORT/j$i"
+	done > "$T/java.out"
+	run -0 cat "$T/java.out"
+	assert_output "$(for i in 1 2 3; do
+		p=$(sed -n "$((2 * i))p" "$T/java.out")
+		printf 'java saw GET /j%d peer 127.0.0.1:%d local 127.0.0.1:%d\n%d\n' "$i" "$p" "$SPORT" "$p"
+	done)"
+	sgserver node
+	SOCKGATE_RULE="bind tcp *:8000 -> fdpass $T/node.sock" bg unshare -n env LD_PRELOAD="$LIB" node -e '
+const http = require("http");
+const srv = http.createServer((req, res) => {
+	const s = req.socket;
+	res.end(`node saw ${req.url} peer ${s.remoteAddress}:${s.remotePort} local ${s.localAddress}:${s.localPort}\n`);
+});
+srv.listen(8000, () => console.log("listening"));' > "$T/node.out"
+	wait_for_line "$T/node.out" listening
+	for i in 1 2 3; do
+		curl -sS --max-time 5 -w '%{local_port}\n' "http://127.0.0.1:$SPORT/n$i"
+	done > "$T/curl.out"
+	run -0 cat "$T/curl.out"
+	assert_output "$(for i in 1 2 3; do
+		p=$(sed -n "$((2 * i))p" "$T/curl.out")
+		printf 'node saw /n%d peer 127.0.0.1:%d local 127.0.0.1:%d\n%d\n' "$i" "$p" "$SPORT" "$p"
+	done)"
 }
 
 # pg_init: a throwaway cluster owned by postgres in $T/pg (trust for local

@@ -1,5 +1,6 @@
-// Java clients for tests/compat.bats, run as a single source file
-// (`java tests/tools/compat_java.java MODE ...`, JDK 11 or later).
+// Java clients and a server for tests/compat.bats (JDK 11 or later), run as
+// `java tests/tools/compat_java.java MODE ...` or compiled with javac into
+// class CompatJava (not public, so the file name may differ).
 // Each mode prints what it sent, received and saw as its peer, one fact a
 // line, so the test can compare exact output:
 //   socket HOST PORT   java.net.Socket: a blocking connect, then a connect
@@ -26,7 +27,7 @@ import java.nio.channels.*;
 import java.time.Duration;
 import java.util.Arrays;
 
-public class CompatJava {
+class CompatJava {
 	static byte[] pattern(int n) {
 		byte[] b = new byte[n];
 		for (int i = 0; i < n; i++)
@@ -216,6 +217,7 @@ public class CompatJava {
 		srv.createContext("/", ex -> {
 			byte[] b = ("java saw " + ex.getRequestMethod() + " " + ex.getRequestURI()
 				+ " peer " + ex.getRemoteAddress().getAddress().getHostAddress()
+				+ ":" + ex.getRemoteAddress().getPort()
 				+ " local " + ex.getLocalAddress().getAddress().getHostAddress()
 				+ ":" + ex.getLocalAddress().getPort() + "\n").getBytes("UTF-8");
 			ex.sendResponseHeaders(200, b.length);

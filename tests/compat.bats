@@ -202,11 +202,13 @@ pg_init() {
 	runuser -u postgres -- "$PGBIN/initdb" -A trust -U postgres -D "$PGDATA" --no-sync > "$T/initdb.log" 2>&1
 }
 
-# pg_up [VAR=VALUE...] OPTIONS: start the postmaster (in env VAR=VALUE...)
+# pg_up [unshare -n] [VAR=VALUE...] OPTIONS: start the postmaster (in env
+# VAR=VALUE..., in a network namespace of its own after "unshare -n")
 pg_up() {
-	local envs=()
+	local envs=() ns=()
+	[[ $1 == unshare ]] && ns=(unshare "$2") && shift 2
 	while [[ $1 == *=* && $1 != -* ]]; do envs+=("$1"); shift; done
-	runuser -u postgres -- env "${envs[@]}" "$PGBIN/pg_ctl" -D "$PGDATA" -l "$T/pg/log" -w -t 30 \
+	"${ns[@]}" runuser -u postgres -- env "${envs[@]}" "$PGBIN/pg_ctl" -D "$PGDATA" -l "$T/pg/log" -w -t 30 \
 		-o "-c fsync=off $*" start > /dev/null
 }
 
@@ -276,6 +278,25 @@ pg_proxied() {
 	assert_output --partial 'FATAL:  no pg_hba.conf entry for host "198.51.100.9", user "postgres", database "postgres"'
 	run -0 grep -c -e 'connection received: host=192.0.2.7 port=4321$' -e 'connection received: host=198.51.100.9 port=1$' "$T/pg/log"
 	assert_output 2
+}
+
+@test "PostgreSQL as a receiver with no network: psql connects to sockgate-server on loopback, the postmaster accepts the passed socket and logs psql's address" {
+	need_netns
+	pg_init
+	# the receiver's socket file goes where the postgres user may write
+	sgserver sock/pgrx
+	pg_up unshare -n LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp 0.0.0.0:5432 -> fdpass $T/sock/pgrx.sock" \
+		"-c unix_socket_directories='' -c listen_addresses='0.0.0.0' -c log_connections=on"
+	for i in 1 2 3; do
+		timeout 10 "$PGBIN/psql" "host=127.0.0.1 port=$SPORT user=postgres" -X -A -t \
+			-c "select inet_client_addr(), inet_client_port(), inet_server_addr(), inet_server_port(), current_setting('port')"
+	done > "$T/psql.out"
+	run -0 cat "$T/psql.out"
+	assert_output --regexp "^(127\.0\.0\.1\|[0-9]+\|127\.0\.0\.1\|$SPORT\|5432"$'\n'"?){3}\$"
+	# the client ports the backends saw are the ones the postmaster logged
+	for p in $(cut -d'|' -f2 "$T/psql.out"); do
+		grep -q "connection received: host=127.0.0.1 port=$p\$" "$T/pg/log" || fail "port $p not in the log"
+	done
 }
 
 @test "PostgreSQL under a proxy-v2 bind rule: a client without a PROXY header does not leave the postmaster deaf to signals" {

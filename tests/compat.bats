@@ -1,12 +1,16 @@
 #!/usr/bin/env bats
-# libsockgate.so with the programs users run: the JDK (java.net.Socket,
-# java.net.http.HttpClient, NIO SocketChannel + Selector, the JDK's
-# HttpServer), PostgreSQL's psql and pgbench, Python's urllib and
-# http.client, dig over UDP and TCP, redis. Clients believe they talk to
+# libsockgate.so with the programs users run. Clients: the JDK
+# (java.net.Socket, HttpClient, NIO SocketChannel + Selector, DatagramSocket,
+# DatagramChannel), psql and pgbench, python's urllib and http.client, node
+# (http, net, dgram), perl (HTTP::Tiny, IO::Socket::INET), dig over UDP and
+# TCP, redis-cli and redis-benchmark. Servers under bind rules: python's
+# http.server, the JDK's HttpServer, node's http server, redis-server and
+# the PostgreSQL postmaster, on Unix sockets (also with proxy-v2) or as
+# fdpass receivers behind sockgate-server. Clients believe they talk to
 # 10.1.2.3; the rules send them to Unix sockets under $T, and where the
-# kernel allows the redirected clients run in unshare -n, with no network at
-# all, which proves no TCP is used. Peers are tests/tools/pre_userver.py,
-# tests/tools/compat_dns.py, socat, python's http.server and the real servers.
+# kernel allows they run in unshare -n, with no network at all, which
+# proves no TCP is used. Three tests are skipped as known bugs of the
+# library, each naming the cause.
 
 load helper
 
@@ -72,13 +76,13 @@ JAVA4_RUN=(timeout 20 java -Djava.net.preferIPv4Stack=true "${JAVA_CP[@]}")
 	# the host's network: the JDK makes dual-stack AF_INET6 sockets where
 	# the host has IPv6, and connects to ::ffff:10.1.2.3
 	run -0 pre "${JAVA_RUN[@]}" socket 10.1.2.3 80
-	assert_output $'blocking: peer /10.1.2.3:80 sent 16384 got 16384 same true\ntimeout: peer 10.1.2.3:80 connected true echo line\u00e9'
+	assert_output $'blocking: peer /10.1.2.3:80 sent 16384 got 16384 same true\ntimeout: peer 10.1.2.3:80 connected true echo same true'
 	run -0 grep -c "^data b'line\\\\xc3\\\\xa9\\\\n'$" "$T/echo.log"
 	assert_output 1
 	need_netns
 	# no network at all: AF_INET sockets, and still the same bytes
 	run -0 unshare -n env LD_PRELOAD="$LIB" "${JAVA_RUN[@]}" socket 10.1.2.3 80
-	assert_output $'blocking: peer /10.1.2.3:80 sent 16384 got 16384 same true\ntimeout: peer 10.1.2.3:80 connected true echo line\u00e9'
+	assert_output $'blocking: peer /10.1.2.3:80 sent 16384 got 16384 same true\ntimeout: peer 10.1.2.3:80 connected true echo same true'
 }
 
 @test "java.net.http.HttpClient (NIO, epoll) GETs from python's http.server, which listens on a Unix socket by a bind rule; no network on either side" {

@@ -54,11 +54,13 @@ class CompatJava {
 			s.setSoTimeout(5000);
 			s.connect(dst, 5000);
 			OutputStream o = s.getOutputStream();
-			o.write("line\u00e9\n".getBytes("UTF-8"));
+			String line = "line\u00e9";
+			o.write((line + "\n").getBytes("UTF-8"));
 			o.flush();
 			BufferedReader r = new BufferedReader(new InputStreamReader(s.getInputStream(), "UTF-8"));
+			// compared here: what System.out does with non-ASCII depends on the locale
 			System.out.println("timeout: peer " + s.getInetAddress().getHostAddress() + ":" + s.getPort()
-				+ " connected " + s.isConnected() + " echo " + r.readLine());
+				+ " connected " + s.isConnected() + " echo same " + line.equals(r.readLine()));
 		}
 	}
 

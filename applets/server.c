@@ -54,7 +54,8 @@ struct pending {
 	int fd;
 	int rst;
 	int64_t deadline;	/* ms, monotonic */
-	char peer[ADDR_STRLEN];
+	struct sockaddr_storage local, remote;	/* for log lines, formatted only then */
+	socklen_t local_len, remote_len;
 	size_t mlen;
 	unsigned char meta[FDPASS_META_MAXLEN];
 };
@@ -142,6 +143,23 @@ static const char *who(struct who *w)
 		snprintf(w->s, sizeof w->s, "%s -> %s", ps, ls);
 	}
 	return w->s;
+}
+
+/* A waiting connection's "client -> local", as it was when it was queued. */
+struct pwho {
+	char s[ADDR_STRLEN];
+};
+
+static const char *pwho(const struct pending *p, struct pwho *pw)
+{
+	struct fdpass_meta m;
+	struct who w = { .m = &m };
+	memcpy(&m.local, &p->local, sizeof m.local);
+	memcpy(&m.remote, &p->remote, sizeof m.remote);
+	m.local_len = p->local_len;
+	m.remote_len = p->remote_len;
+	snprintf(pw->s, sizeof pw->s, "%s", who(&w));
+	return pw->s;
 }
 
 /* --- closing a connection we could not pass --------------------------------- */
@@ -247,7 +265,8 @@ static void q_drop_all(struct receiver *r, const char *why)
 {
 	while (r->qlen) {
 		struct pending *p = q_at(r, 0);
-		warn("%s: refused: receiver %s: %s", p->peer, r->name, why);
+		struct pwho pw;
+		warn("%s: refused: receiver %s: %s", pwho(p, &pw), r->name, why);
 		refuse(p->fd, p->rst);
 		r->qhead = (r->qhead + 1) % r->qcap;
 		r->qlen--;
@@ -300,7 +319,10 @@ static int q_push(struct receiver *r, int fd, int rst, struct who *w, const void
 	p->fd = fd;
 	p->rst = rst;
 	p->deadline = now_ms() + cfg.timeout_ms;
-	snprintf(p->peer, sizeof p->peer, "%s", who(w));
+	p->local = w->m->local;
+	p->remote = w->m->remote;
+	p->local_len = w->m->local_len;
+	p->remote_len = w->m->remote_len;
 	memcpy(p->meta, meta, mlen);
 	p->mlen = mlen;
 	r->qlen++;
@@ -356,7 +378,10 @@ static void q_flush(struct receiver *r)
 			q_drop_all(r, strerror(e));
 			return;
 		}
-		info("%s: passed to %s (after waiting)", p->peer, r->name);
+		if (verbose) {
+			struct pwho pw;
+			info("%s: passed to %s (after waiting)", pwho(p, &pw), r->name);
+		}
 		close(p->fd);
 		r->qhead = (r->qhead + 1) % r->qcap;
 		r->qlen--;
@@ -368,7 +393,9 @@ static void q_expire(struct receiver *r, int64_t now)
 {
 	while (r->qlen && q_at(r, 0)->deadline <= now) {
 		struct pending *p = q_at(r, 0);
-		warn("%s: refused: receiver %s not reading (waited %d ms)", p->peer, r->name, cfg.timeout_ms);
+		struct pwho pw;
+		warn("%s: refused: receiver %s not reading (waited %d ms)", pwho(p, &pw), r->name,
+		     cfg.timeout_ms);
 		refuse(p->fd, p->rst);
 		r->qhead = (r->qhead + 1) % r->qcap;
 		r->qlen--;

@@ -247,7 +247,7 @@ pg_start() {
 	assert_output $'10000\tname 10000\n20000\tname 20000\n30000\tname 30000\n40000\tname 40000\n50000\tname 50000'
 }
 
-@test "PostgreSQL: pgbench, 8 clients on 2 threads through the library, every transaction done" {
+@test "PostgreSQL: pgbench, 8 clients on 2 threads through the library, and a new connection per transaction: every transaction done" {
 	need_netns
 	pg_start
 	export SOCKGATE_RULE="connect tcp 10.1.2.3:5432 -> unix $T/sock/.s.PGSQL.5432"
@@ -255,6 +255,10 @@ pg_start() {
 	assert_line --partial "done in"
 	run -0 unshare -n env LD_PRELOAD="$LIB" timeout 30 "$PGBIN/pgbench" -h 10.1.2.3 -p 5432 -U postgres -n -S -c 8 -j 2 -t 200 postgres
 	assert_line "number of transactions actually processed: 1600/1600"
+	assert_line "number of failed transactions: 0 (0.000%)"
+	# -C: a new connection for every transaction
+	run -0 unshare -n env LD_PRELOAD="$LIB" timeout 30 "$PGBIN/pgbench" -h 10.1.2.3 -p 5432 -U postgres -n -S -C -c 4 -j 2 -t 50 postgres
+	assert_line "number of transactions actually processed: 200/200"
 	assert_line "number of failed transactions: 0 (0.000%)"
 	run -0 "$PGBIN/psql" -h "$T/sock" -U postgres -X -A -t -c "select count(*) from pgbench_accounts"
 	assert_output 100000
@@ -596,4 +600,25 @@ print(s.makefile("rb").readline()[:48].decode())'
 	assert_output --regexp '^id=[0-9]+ addr=127\.0\.0\.1:4322 laddr=10\.1\.2\.4:6379 fd=[0-9]+ '
 	run -0 cli -h 10.1.2.3 -p 6380 CLIENT INFO
 	assert_output --regexp '^id=[0-9]+ addr=192\.0\.2\.7:4323 laddr=10\.1\.2\.3:6380 fd=[0-9]+ '
+}
+
+@test "redis replication with no network: a replica follows its master at 10.1.2.3:6379 (a Unix socket), writes arrive" {
+	command -v redis-server >/dev/null || skip "redis-server not installed"
+	need_netns
+	bg redis-server --port 0 --unixsocket "$T/m.sock" --repl-diskless-sync-delay 0 --save '' --appendonly no \
+		--dir "$T" --logfile "$T/m.log"
+	wait_for_line "$T/m.log" "eady to accept connections"
+	SOCKGATE_RULE="connect tcp 10.1.2.3:6379 -> unix $T/m.sock" bg unshare -n env LD_PRELOAD="$LIB" \
+		redis-server --port 0 --unixsocket "$T/rep.sock" --replicaof 10.1.2.3 6379 --save '' --appendonly no \
+		--dir "$T" --logfile "$T/rep.log"
+	wait_for_line "$T/rep.log" "MASTER <-> REPLICA sync: Finished with success"
+	run -0 redis-cli -s "$T/m.sock" SET written "on the master"
+	assert_output OK
+	run -0 redis-cli -s "$T/m.sock" WAIT 1 5000
+	assert_output 1
+	run -0 redis-cli -s "$T/rep.sock" GET written
+	assert_output "on the master"
+	run -0 redis-cli -s "$T/rep.sock" INFO replication
+	assert_line --regexp $'^master_host:10\\.1\\.2\\.3\r$'
+	assert_line --regexp $'^master_link_status:up\r$'
 }

@@ -194,6 +194,46 @@ srv.listen(8000, () => console.log("listening"));' > "$T/node.out"
 	done)"
 }
 
+@test "haproxy with no network: backends at 10.1.2.3 and 10.1.2.4 are Unix sockets, health checks see one up and one refused, requests arrive" {
+	command -v haproxy >/dev/null || skip "haproxy not installed"
+	need_netns
+	userver web
+	cat > "$T/haproxy.cfg" <<-EOF
+	global
+		stats socket $T/stats.sock level admin
+	defaults
+		mode http
+		timeout connect 2s
+		timeout client 5s
+		timeout server 5s
+	frontend fe
+		bind unix@$T/fe.sock
+		default_backend be
+	backend be
+		option httpchk GET /health
+		server s1 10.1.2.3:8080 check inter 100ms
+		server s2 10.1.2.4:8080 check inter 100ms
+	EOF
+	SOCKGATE_RULE="connect tcp 10.1.2.3:8080 -> unix $T/web.sock
+connect tcp 10.1.2.4:8080 -> unix $T/nobody.sock" bg unshare -n env LD_PRELOAD="$LIB" \
+		haproxy -f "$T/haproxy.cfg" -db > "$T/haproxy.out" 2>&1
+	wait_for_line "$T/haproxy.out" 'Server be/s2 is DOWN'
+	run -0 grep -c 'Server be/s2 is DOWN, reason: Layer4 connection problem, info: "General socket error (Connection refused)"' "$T/haproxy.out"
+	assert_output 1
+	for i in 1 2 3; do
+		curl -sS --max-time 5 --unix-socket "$T/fe.sock" "http://x/via-haproxy$i"
+	done > "$T/curl.out"
+	run -0 cat "$T/curl.out"
+	assert_output $'hello from unix\nhello from unix\nhello from unix'
+	run -0 grep -c -e '^http GET /via-haproxy[123] HTTP/1.1$' "$T/web.log"
+	assert_output 3
+	run -0 grep -c '^http GET /health HTTP/1.0$' "$T/web.log"
+	[ "$output" -ge 1 ]
+	run -0 sh -c "echo 'show servers state be' | socat - UNIX-CONNECT:$T/stats.sock"
+	assert_line --regexp '^[0-9]+ be [0-9]+ s1 10\.1\.2\.3 2 '
+	assert_line --regexp '^[0-9]+ be [0-9]+ s2 10\.1\.2\.4 0 '
+}
+
 # pg_init: a throwaway cluster owned by postgres in $T/pg (trust for local
 # and loopback clients, as initdb -A trust writes it)
 pg_init() {

@@ -234,6 +234,69 @@ connect tcp 10.1.2.4:8080 -> unix $T/nobody.sock" bg unshare -n env LD_PRELOAD="
 	assert_line --regexp '^[0-9]+ be [0-9]+ s2 10\.1\.2\.4 0 '
 }
 
+# cluster.js: node's cluster module, two workers serving http on *:8000;
+# prints "listening" once both listen
+cluster_js() {
+	cat > "$T/cluster.js" <<-'EOF'
+	const cluster = require("cluster"), http = require("http");
+	if (cluster.isPrimary) {
+		let n = 0;
+		for (let i = 0; i < 2; i++)
+			cluster.fork().on("listening", () => { if (++n === 2) console.log("listening"); });
+	} else {
+		http.createServer((req, res) => {
+			const s = req.socket;
+			res.end(`worker ${cluster.worker.id} saw ${req.url} peer ${s.remoteAddress}:${s.remotePort} local ${s.localAddress}:${s.localPort}\n`);
+		}).listen(8000);
+	}
+	EOF
+}
+
+@test "node cluster (round robin) as a receiver with no network: both workers serve curl through sockgate-server and see its address and port" {
+	command -v node >/dev/null || skip "node not installed"
+	need_netns
+	cluster_js
+	sgserver cl
+	SOCKGATE_RULE="bind tcp *:8000 -> fdpass $T/cl.sock" NODE_CLUSTER_SCHED_POLICY=rr bg unshare -n env LD_PRELOAD="$LIB" \
+		timeout 60 node "$T/cluster.js" > "$T/cluster.out"
+	wait_for_line "$T/cluster.out" listening
+	for i in 1 2 3 4; do
+		curl -sS --max-time 5 -w '%{local_port}\n' "http://127.0.0.1:$SPORT/c$i"
+	done > "$T/curl.out"
+	run -0 cat "$T/curl.out"
+	# the primary accepts and hands connections to the workers in turn
+	sed 's/^worker [12] /worker N /' "$T/curl.out" > "$T/curl.any"
+	run -0 cat "$T/curl.any"
+	assert_output "$(for i in 1 2 3 4; do
+		p=$(sed -n "$((2 * i))p" "$T/curl.out")
+		printf 'worker N saw /c%d peer 127.0.0.1:%d local 127.0.0.1:%d\n%d\n' "$i" "$p" "$SPORT" "$p"
+	done)"
+	run -0 grep -c '^worker 1 ' "$T/curl.out"
+	assert_output 2
+	run -0 grep -c '^worker 2 ' "$T/curl.out"
+	assert_output 2
+}
+
+@test "a redirected listener keeps its inet identity in a program exec()ed with it, and in node cluster workers that get it over SCM_RIGHTS" {
+	skip "known bug: the library's records of redirected descriptors live in the process's memory (preload/fdtab.c): they survive fork() but not execve(), nor a descriptor sent with SCM_RIGHTS, so the receiving program sees the bare AF_UNIX socket (or, before listen(), the unbound inet socket: bind() was only recorded): getsockname() says AF_UNIX or port 0, and node's cluster workers (NODE_CLUSTER_SCHED_POLICY=none) fail with 'bind EADDRINUSE null:8000'"
+	command -v node >/dev/null || skip "node not installed"
+	need_netns
+	SOCKGATE_RULE="bind tcp *:8000 -> unix $T/ex.sock" run -0 unshare -n env LD_PRELOAD="$LIB" timeout 10 python3 -c '
+import socket, subprocess, sys
+s = socket.socket(); s.bind(("0.0.0.0", 8000)); s.listen()
+print("parent:", s.family.name, s.getsockname(), flush=True)
+subprocess.run([sys.executable, "-c", "import socket, sys; s = socket.socket(fileno=int(sys.argv[1])); print(\"exec child:\", s.family.name, s.getsockname())", str(s.fileno())], pass_fds=[s.fileno()])'
+	assert_output $'parent: AF_INET (\'0.0.0.0\', 8000)\nexec child: AF_INET (\'0.0.0.0\', 8000)'
+	cluster_js
+	SOCKGATE_RULE="bind tcp *:8000 -> unix $T/cl.sock" NODE_CLUSTER_SCHED_POLICY=none bg unshare -n env LD_PRELOAD="$LIB" \
+		timeout 60 node "$T/cluster.js" > "$T/cluster.out" 2>&1
+	wait_for_line "$T/cluster.out" 'listening\|Error'
+	run -0 cat "$T/cluster.out"
+	assert_output "listening"
+	run -0 curl -sS --max-time 5 --unix-socket "$T/cl.sock" http://x/c1
+	assert_output --regexp '^worker [12] saw /c1 peer 127\.0\.0\.1:0 local 0\.0\.0\.0:8000$'
+}
+
 # pg_init: a throwaway cluster owned by postgres in $T/pg (trust for local
 # and loopback clients, as initdb -A trust writes it)
 pg_init() {

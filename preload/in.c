@@ -18,6 +18,7 @@
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -459,7 +460,8 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 		m.msg_control = cb.buf;
 		m.msg_controllen = sizeof cb.buf;
 		/* EINTR and EAGAIN go back to the program, as accept() would say them */
-		ssize_t n = REAL(recvmsg)(fd, &m, MSG_CMSG_CLOEXEC);
+		/* close-on-exec exactly when asked, as accept4() would set it */
+		ssize_t n = REAL(recvmsg)(fd, &m, (flags & SOCK_CLOEXEC) ? MSG_CMSG_CLOEXEC : 0);
 		if (n < 0)
 			return -1;
 		int nfd = -1;
@@ -482,10 +484,9 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 		/* the fd number may have been ours before: forget any record of it */
 		if (fd_flags(nfd))
 			sg_forget(nfd);
-		if (!(flags & SOCK_CLOEXEC))
-			REAL(fcntl)(nfd, F_SETFD, 0);
-		if (flags & SOCK_NONBLOCK)
-			REAL(fcntl)(nfd, F_SETFL, REAL(fcntl)(nfd, F_GETFL) | O_NONBLOCK);
+		/* O_NONBLOCK as asked, whatever the sender left on the socket: one call */
+		int nb = (flags & SOCK_NONBLOCK) != 0;
+		ioctl(nfd, FIONBIO, &nb);
 		if (sa && len) {
 			struct fdpass_meta md;
 			struct sockaddr_storage peer;

@@ -715,10 +715,9 @@ print(s.makefile("rb").readline()[:48].decode())'
 		redis-server --port 0 --unixsocket "$T/rep.sock" --replicaof 10.1.2.3 6379 --save '' --appendonly no \
 		--dir "$T" --logfile "$T/rep.log"
 	wait_for_line "$T/rep.log" "MASTER <-> REPLICA sync: Finished with success"
-	run -0 redis-cli -s "$T/m.sock" SET written "on the master"
-	assert_output OK
-	run -0 redis-cli -s "$T/m.sock" WAIT 1 5000
-	assert_output 1
+	# WAIT in the same connection: it waits for that client's writes
+	run -0 sh -c "printf 'SET written \"on the master\"\nWAIT 1 5000\n' | redis-cli -s $T/m.sock"
+	assert_output $'OK\n1'
 	run -0 redis-cli -s "$T/rep.sock" GET written
 	assert_output "on the master"
 	run -0 redis-cli -s "$T/rep.sock" INFO replication

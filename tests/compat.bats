@@ -40,18 +40,6 @@ teardown() {
 	helper_teardown
 }
 
-# userver NAME [ARGS...]: a Unix test server at $T/NAME.sock, log $T/NAME.log
-userver() {
-	local name=$1
-	shift
-	bg python3 "$SRV" "$T/$name.sock" --log "$T/$name.log" --ready "$T/$name.ready" "$@"
-	wait_for_file "$T/$name.ready"
-}
-
-pre() {
-	LD_PRELOAD=$LIB "$@"
-}
-
 # tests/tools/compat_java.java is compiled once for the file: `java FILE.java`
 # would compile it again at every start, seconds each on a busy machine
 setup_file() {

@@ -61,3 +61,36 @@ need_netns() {
 	local why
 	why=$(unshare -n true 2>&1) || skip "unshare -n refused here: $why"
 }
+
+# spawn OUT CMD...: CMD in the background, output to OUT, killed at teardown.
+spawn() {
+	local out=$1
+	shift
+	"$@" >"$out" 2>&1 3>&- &
+	PIDS+=($!)
+}
+
+# start_server ARGS...: sockgate-server with -v, log in $T/server.log; waits
+# for readiness; sets SP (pid) and PORT.
+start_server() {
+	: >"$T/ready"
+	"$SG" server -v --ready-fd 4 "$@" 4>"$T/ready" 2>>"$T/server.log" 3>&- &
+	SP=$!
+	PIDS+=($SP)
+	wait_for_line "$T/ready" ready
+	PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$T/server.log" | tail -1)
+}
+
+# userver NAME [ARGS...]: a Unix test server (tests/tools/pre_userver.py) at
+# $T/NAME.sock, log $T/NAME.log
+userver() {
+	local name=$1
+	shift
+	bg python3 "$TOP/tests/tools/pre_userver.py" "$T/$name.sock" --log "$T/$name.log" --ready "$T/$name.ready" "$@"
+	wait_for_file "$T/$name.ready"
+}
+
+# pre CMD...: CMD with libsockgate.so preloaded
+pre() {
+	LD_PRELOAD=$LIB "$@"
+}

@@ -8,22 +8,6 @@ load helper
 
 PEER="python3 $BATS_TEST_DIRNAME/tools/srv_peer.py"
 
-spawn() {
-	local out=$1
-	shift
-	"$@" >"$out" 2>&1 3>&- &
-	PIDS+=($!)
-}
-
-start_server() {
-	: >"$T/ready"
-	"$SG" server -v --ready-fd 4 "$@" 4>"$T/ready" 2>>"$T/server.log" 3>&- &
-	SP=$!
-	PIDS+=($SP)
-	wait_for_line "$T/ready" ready
-	PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$T/server.log" | tail -1)
-}
-
 setup() {
 	T=$(mktemp -d "${BATS_TMPDIR:-/tmp}/sg.XXXXXX")
 	PIDS=()

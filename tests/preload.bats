@@ -13,18 +13,6 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
 SRV=$TOP/tests/tools/pre_userver.py
 CLI=$BUILD/tools/pre_client
 
-# userver NAME [ARGS...]: a Unix test server at $T/NAME.sock, log $T/NAME.log
-userver() {
-	local name=$1
-	shift
-	bg python3 "$SRV" "$T/$name.sock" --log "$T/$name.log" --ready "$T/$name.ready" "$@"
-	wait_for_file "$T/$name.ready"
-}
-
-pre() {
-	LD_PRELOAD=$LIB "$@"
-}
-
 # isolated CMD...: in a network namespace of its own when the kernel allows,
 # so a mistake can never reach a real 10.1.2.3
 isolated() {

@@ -10,25 +10,6 @@ load helper
 
 PEER="python3 $BATS_TEST_DIRNAME/tools/srv_peer.py"
 
-# spawn OUT CMD...: CMD in the background, output to OUT, killed at teardown.
-spawn() {
-	local out=$1
-	shift
-	"$@" >"$out" 2>&1 3>&- &
-	PIDS+=($!)
-}
-
-# start_server ARGS...: the server with -v, log in $T/server.log; waits for
-# readiness; sets SP (pid) and PORT.
-start_server() {
-	: >"$T/ready"
-	"$SG" server -v --ready-fd 4 "$@" 4>"$T/ready" 2>>"$T/server.log" 3>&- &
-	SP=$!
-	PIDS+=($SP)
-	wait_for_line "$T/ready" ready
-	PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$T/server.log" | tail -1)
-}
-
 # inetd PATH ARGS...: sockgate-inetd on PATH running the who-script with ARGS.
 inetd() {
 	local p=$1

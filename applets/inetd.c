@@ -190,16 +190,8 @@ int inetd_main(int argc, char **argv)
 	const char *path = argv[optind];
 	char **prog = argv + optind + 1;
 
-	sigset_t ss, old;
-	sigemptyset(&ss);
-	sigaddset(&ss, SIGCHLD);
-	sigaddset(&ss, SIGTERM);
-	sigaddset(&ss, SIGINT);
-	sigaddset(&ss, SIGHUP);
-	sigprocmask(SIG_BLOCK, &ss, &old);
-	int sfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (sfd < 0)
-		die_sys("unable to create a signalfd");
+	sigset_t old;
+	int sfd = signals_fd(SIGCHLD, &old);
 
 	int s = bind_receiver(path, mode, owner);
 	struct stat mine;

@@ -1585,15 +1585,8 @@ int relay_main(int argc, char **argv)
 
 	drop_privileges();
 
-	sigset_t ss;
-	sigemptyset(&ss);
-	sigaddset(&ss, SIGTERM);
-	sigaddset(&ss, SIGINT);
-	sigaddset(&ss, SIGHUP);
-	sigprocmask(SIG_BLOCK, &ss, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if ((sigobj.fd = signalfd(-1, &ss, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
-		die_sys("unable to create a signalfd");
+	sigobj.fd = signals_fd(0, NULL);
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		die_sys("unable to create an epoll instance");
 	ep_add(sigobj.fd, &sigobj, EPOLLIN);

@@ -911,15 +911,7 @@ int server_main(int argc, char **argv)
 	if (cfg.exec_argv)
 		run_program();
 
-	sigset_t ss;
-	sigemptyset(&ss);
-	sigaddset(&ss, SIGTERM);
-	sigaddset(&ss, SIGINT);
-	sigaddset(&ss, SIGHUP);
-	sigprocmask(SIG_BLOCK, &ss, NULL);
-	int sfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (sfd < 0)
-		die_sys("unable to create a signalfd");
+	int sfd = signals_fd(0, NULL);
 
 	notify_ready(cfg.ready_fd);
 

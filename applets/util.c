@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -186,4 +187,21 @@ void notify_ready(int fd)
 			close(s);
 		}
 	}
+}
+
+int signals_fd(int extra, sigset_t *old)
+{
+	sigset_t ss;
+
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGHUP);
+	if (extra > 0)
+		sigaddset(&ss, extra);
+	sigprocmask(SIG_BLOCK, &ss, old);
+	int fd = signalfd(-1, &ss, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (fd < 0)
+		die_sys("unable to create a signalfd");
+	return fd;
 }

@@ -49,6 +49,14 @@ long long num_arg(const char *s, long long min, long long max, const char *what)
 /* Read a whole file (or "-" for stdin); malloc'd, NUL-terminated. NULL+errno. */
 char *read_file(const char *path, size_t *len);
 
+/*
+ * Block SIGTERM, SIGINT, SIGHUP (and extra, when > 0) and return a
+ * non-blocking signalfd that reads them; the old mask goes to old when
+ * given (for children). Dies when it cannot.
+ */
+#include <signal.h>
+int signals_fd(int extra, sigset_t *old);
+
 /* Write a readiness line "ready\n" to fd, then close it (fd < 0: nothing). */
 void notify_ready(int fd);
 

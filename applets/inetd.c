@@ -114,20 +114,7 @@ static void spawn(int fd, const struct fdpass_meta *m, char **prog, const sigset
 
 static int bind_receiver(const char *path, long mode, const char *owner)
 {
-	struct sg_addr a;
-	if (addr_unix(&a, path, 0) < 0)
-		die_sys("unable to use %s", path);
-	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (s < 0)
-		die_sys("unable to create a unix socket");
-	/* a socket file left by an earlier run is ours to replace; nothing else */
-	struct stat st;
-	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(path);
-	if (bind(s, &a.u.sa, a.len) < 0)
-		die_sys("unable to bind unix:%s", path);
-	if (mode >= 0 && chmod(path, (mode_t)mode) < 0)
-		die_sys("unable to chmod %s", path);
+	int s = unix_receiver(path, mode, SOCK_NONBLOCK);
 	if (owner) {
 		char buf[256];
 		snprintf(buf, sizeof buf, "%s", owner);

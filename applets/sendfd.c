@@ -97,19 +97,7 @@ static void setenv_addr(const char *ipvar, const char *portvar, const struct soc
 
 static int do_recv(const char *path, int as, long mode, char **prog)
 {
-	struct sg_addr a;
-	if (addr_unix(&a, path, 0) < 0)
-		die_sys("unable to use %s", path);
-	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		die_sys("unable to create a unix socket");
-	struct stat st;
-	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(path);
-	if (bind(s, &a.u.sa, a.len) < 0)
-		die_sys("unable to bind unix:%s", path);
-	if (mode >= 0 && chmod(path, (mode_t)mode) < 0)
-		die_sys("unable to chmod %s", path);
+	int s = unix_receiver(path, mode, 0);
 	info("waiting on unix:%s", path);
 
 	int fd;

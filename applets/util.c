@@ -8,9 +8,11 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "addr.h"
 #include "util.h"
 
 #ifndef SOCKGATE_VERSION
@@ -204,4 +206,23 @@ int signals_fd(int extra, sigset_t *old)
 	if (fd < 0)
 		die_sys("unable to create a signalfd");
 	return fd;
+}
+
+int unix_receiver(const char *path, long mode, int flags)
+{
+	struct sg_addr a;
+	struct stat st;
+
+	if (addr_unix(&a, path, 0) < 0)
+		die_sys("unable to use %s", path);
+	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | flags, 0);
+	if (s < 0)
+		die_sys("unable to create a unix socket");
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(path);
+	if (bind(s, &a.u.sa, a.len) < 0)
+		die_sys("unable to bind unix:%s", path);
+	if (mode >= 0 && chmod(path, (mode_t)mode) < 0)
+		die_sys("unable to chmod %s", path);
+	return s;
 }

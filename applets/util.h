@@ -57,6 +57,13 @@ char *read_file(const char *path, size_t *len);
 #include <signal.h>
 int signals_fd(int extra, sigset_t *old);
 
+/*
+ * A Unix datagram socket bound at path, receiving passed fds: a socket
+ * file left there by an earlier run is replaced (nothing else is), and the
+ * file gets mode unless mode < 0. flags: SOCK_NONBLOCK. Dies when it cannot.
+ */
+int unix_receiver(const char *path, long mode, int flags);
+
 /* Write a readiness line "ready\n" to fd, then close it (fd < 0: nothing). */
 void notify_ready(int fd);
 

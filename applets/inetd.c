@@ -157,14 +157,7 @@ int inetd_main(int argc, char **argv)
 		switch (c) {
 		case 'v': verbose = 1; break;
 		case 'c': maxchildren = (long)num_arg(optarg, 1, 1000000, "-c"); break;
-		case 'm': {
-			char *end;
-			errno = 0;
-			mode = strtol(optarg, &end, 8);
-			if (errno || *end || !*optarg || mode < 0 || mode > 07777)
-				die(EX_BADINPUT, "-m %s: not an octal mode", optarg);
-			break;
-		}
+		case 'm': mode = mode_arg(optarg, "-m "); break;
 		case 'o': owner = optarg; break;
 		case 'd': ready_fd = (int)num_arg(optarg, 0, INT_MAX, "--ready-fd"); break;
 		default: usage_die(usage);

@@ -159,14 +159,7 @@ int sendfd_main(int argc, char **argv)
 		case 'o': open_file = optarg; break;
 		case 'R': recv_path = optarg; break;
 		case 'a': as = (int)num_arg(optarg, 0, INT_MAX, "--as"); break;
-		case 'm': {
-			char *end;
-			errno = 0;
-			mode = strtol(optarg, &end, 8);
-			if (errno || *end || !*optarg || mode < 0 || mode > 07777)
-				die(EX_BADINPUT, "-m %s: not an octal mode", optarg);
-			break;
-		}
+		case 'm': mode = mode_arg(optarg, "-m "); break;
 		default: usage_die(usage);
 		}
 	}

@@ -125,6 +125,16 @@ long long num_arg(const char *s, long long min, long long max, const char *what)
 	return v;
 }
 
+long mode_arg(const char *s, const char *what)
+{
+	char *end;
+	errno = 0;
+	long m = strtol(s, &end, 8);
+	if (errno || *end || end == s || *s == '-' || *s == '+' || m > 07777)
+		die(EX_BADINPUT, "%s%s: not an octal mode", what, s);
+	return m;
+}
+
 char *read_file(const char *path, size_t *len)
 {
 	int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : 0;

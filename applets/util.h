@@ -46,6 +46,9 @@ void std_options(int argc, char **argv, const char *usage);
 /* A number from outside, in [min,max]; dies with EX_BADINPUT naming what. */
 long long num_arg(const char *s, long long min, long long max, const char *what);
 
+/* A file mode in octal (0 to 07777); dies with EX_BADINPUT: "WHATS: not an octal mode". */
+long mode_arg(const char *s, const char *what);
+
 /* Read a whole file (or "-" for stdin); malloc'd, NUL-terminated. NULL+errno. */
 char *read_file(const char *path, size_t *len);
 

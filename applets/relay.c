@@ -1145,7 +1145,11 @@ static void listen_spec(const char *spec)
 		if (next)
 			*next++ = 0;
 		if (!strncmp(opt, "mode=", 5)) {
-			o.mode = mode_arg(opt + 5, "mode=");
+			char *end;
+			errno = 0;
+			o.mode = strtol(opt + 5, &end, 8);
+			if (errno || *end || end == opt + 5 || o.mode < 0 || o.mode > 07777)
+				die(EX_BADINPUT, "bad mode in %s (octal, like 0660)", spec);
 		} else if (!strncmp(opt, "owner=", 6)) {
 			o.uid = user_id(opt + 6, NULL);
 		} else if (!strncmp(opt, "group=", 6)) {

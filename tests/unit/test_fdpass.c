@@ -14,9 +14,6 @@
 #include "fdpass.h"
 #include "unit.h"
 
-/* CHECK evaluates its condition twice; these conditions have side effects. */
-#define T(cond, ...) do { int t_ = !!(cond); CHECK(t_, __VA_ARGS__); } while (0)
-
 static int count_fds(void)
 {
 	DIR *d = opendir("/proc/self/fd");
@@ -39,26 +36,26 @@ static void test_pass(int type, const char *tname)
 {
 	int sp[2];
 	if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sp) < 0) {
-		T(0, "%s socketpair: %s", tname, strerror(errno));
+		CHECK(0, "%s socketpair: %s", tname, strerror(errno));
 		return;
 	}
 	int base = count_fds();
 
 	/* one fd with data */
 	int p[2];
-	T(pipe(p) == 0, "pipe");
-	T(fdpass_send(sp[0], &p[0], 1, "hello", 5, 0) == 0, "%s: send 1 fd", tname);
+	CHECK(pipe(p) == 0, "pipe");
+	CHECK(fdpass_send(sp[0], &p[0], 1, "hello", 5, 0) == 0, "%s: send 1 fd", tname);
 	int got[FDPASS_MAXFDS];
 	size_t n = 4;
 	char buf[64];
 	ssize_t r = fdpass_recv(sp[1], got, &n, buf, sizeof buf, 0);
-	T(r == 5 && !memcmp(buf, "hello", 5), "%s: data arrives (r=%zd)", tname, r);
-	T(n == 1 && same_file(got[0], p[0]), "%s: the fd is the same pipe", tname);
-	T(n == 1 && (fcntl(got[0], F_GETFD) & FD_CLOEXEC), "%s: received fd has FD_CLOEXEC", tname);
+	CHECK(r == 5 && !memcmp(buf, "hello", 5), "%s: data arrives (r=%zd)", tname, r);
+	CHECK(n == 1 && same_file(got[0], p[0]), "%s: the fd is the same pipe", tname);
+	CHECK(n == 1 && (fcntl(got[0], F_GETFD) & FD_CLOEXEC), "%s: received fd has FD_CLOEXEC", tname);
 	if (n == 1) {
-		T(write(p[1], "x", 1) == 1, "write into the pipe");
+		CHECK(write(p[1], "x", 1) == 1, "write into the pipe");
 		char c = 0;
-		T(read(got[0], &c, 1) == 1 && c == 'x', "%s: the received fd reads the pipe", tname);
+		CHECK(read(got[0], &c, 1) == 1 && c == 'x', "%s: the received fd reads the pipe", tname);
 		close(got[0]);
 	}
 
@@ -66,40 +63,40 @@ static void test_pass(int type, const char *tname)
 	int many[FDPASS_MAXFDS];
 	for (int i = 0; i < FDPASS_MAXFDS; i++)
 		many[i] = i % 2 ? p[1] : p[0];
-	T(fdpass_send(sp[0], many, FDPASS_MAXFDS, NULL, 0, 0) == 0, "%s: send %d fds", tname, FDPASS_MAXFDS);
+	CHECK(fdpass_send(sp[0], many, FDPASS_MAXFDS, NULL, 0, 0) == 0, "%s: send %d fds", tname, FDPASS_MAXFDS);
 	n = FDPASS_MAXFDS;
 	r = fdpass_recv(sp[1], got, &n, NULL, 0, 0);
-	T(r == 0 && n == FDPASS_MAXFDS, "%s: %d fds received (r=%zd n=%zu)", tname, FDPASS_MAXFDS, r, n);
+	CHECK(r == 0 && n == FDPASS_MAXFDS, "%s: %d fds received (r=%zd n=%zu)", tname, FDPASS_MAXFDS, r, n);
 	int ok = 1;
 	for (size_t i = 0; i < n; i++) {
 		ok &= same_file(got[i], many[i]);
 		close(got[i]);
 	}
-	T(ok, "%s: every fd in order", tname);
+	CHECK(ok, "%s: every fd in order", tname);
 
 	/* more fds than the receiver has room for: the extra ones are closed */
 	int before = count_fds();
-	T(fdpass_send(sp[0], many, 5, "abc", 3, 0) == 0, "%s: send 5 fds", tname);
+	CHECK(fdpass_send(sp[0], many, 5, "abc", 3, 0) == 0, "%s: send 5 fds", tname);
 	n = 2;
 	r = fdpass_recv(sp[1], got, &n, buf, sizeof buf, 0);
-	T(r == 3 && n == 2, "%s: 2 of 5 kept (r=%zd n=%zu)", tname, r, n);
-	T(count_fds() == before + 2, "%s: the other 3 were closed (fds %d, before %d)", tname, count_fds(), before);
+	CHECK(r == 3 && n == 2, "%s: 2 of 5 kept (r=%zd n=%zu)", tname, r, n);
+	CHECK(count_fds() == before + 2, "%s: the other 3 were closed (fds %d, before %d)", tname, count_fds(), before);
 	for (size_t i = 0; i < n; i++)
 		close(got[i]);
 
 	/* a receiver with no room for fds at all */
-	T(fdpass_send(sp[0], many, 3, "z", 1, 0) == 0, "%s: send 3 fds", tname);
+	CHECK(fdpass_send(sp[0], many, 3, "z", 1, 0) == 0, "%s: send 3 fds", tname);
 	n = 0;
 	r = fdpass_recv(sp[1], got, &n, buf, sizeof buf, 0);
-	T(r == 1 && n == 0 && count_fds() == before, "%s: room 0: all closed", tname);
+	CHECK(r == 1 && n == 0 && count_fds() == before, "%s: room 0: all closed", tname);
 
 	if (type != SOCK_STREAM) {
 		/* data truncated: EMSGSIZE, the fd still returned */
-		T(fdpass_send(sp[0], &p[0], 1, "0123456789", 10, 0) == 0, "%s: send 10 bytes", tname);
+		CHECK(fdpass_send(sp[0], &p[0], 1, "0123456789", 10, 0) == 0, "%s: send 10 bytes", tname);
 		n = 1;
 		errno = 0;
 		r = fdpass_recv(sp[1], got, &n, buf, 4, 0);
-		T(r == -1 && errno == EMSGSIZE && n == 1, "%s: truncated data is EMSGSIZE, fd kept (r=%zd n=%zu)", tname, r, n);
+		CHECK(r == -1 && errno == EMSGSIZE && n == 1, "%s: truncated data is EMSGSIZE, fd kept (r=%zd n=%zu)", tname, r, n);
 		if (n == 1)
 			close(got[0]);
 	}
@@ -108,32 +105,32 @@ static void test_pass(int type, const char *tname)
 	n = 1;
 	errno = 0;
 	r = fdpass_recv(sp[1], got, &n, buf, sizeof buf, MSG_DONTWAIT);
-	T(r == -1 && errno == EAGAIN && n == 0, "%s: EAGAIN when empty", tname);
+	CHECK(r == -1 && errno == EAGAIN && n == 0, "%s: EAGAIN when empty", tname);
 
 	/* bad counts */
 	errno = 0;
-	T(fdpass_send(sp[0], many, 0, "a", 1, 0) == -1 && errno == EINVAL, "%s: 0 fds is EINVAL", tname);
+	CHECK(fdpass_send(sp[0], many, 0, "a", 1, 0) == -1 && errno == EINVAL, "%s: 0 fds is EINVAL", tname);
 	errno = 0;
-	T(fdpass_send(sp[0], many, FDPASS_MAXFDS + 1, "a", 1, 0) == -1 && errno == EINVAL, "%s: 17 fds is EINVAL", tname);
+	CHECK(fdpass_send(sp[0], many, FDPASS_MAXFDS + 1, "a", 1, 0) == -1 && errno == EINVAL, "%s: 17 fds is EINVAL", tname);
 
 	/* EOF */
 	close(sp[0]);
 	n = 1;
 	r = fdpass_recv(sp[1], got, &n, buf, sizeof buf, type == SOCK_DGRAM ? MSG_DONTWAIT : 0);
 	if (type == SOCK_DGRAM)
-		T(r == -1 && errno == EAGAIN && n == 0, "%s: a datagram socket has no EOF: EAGAIN", tname);
+		CHECK(r == -1 && errno == EAGAIN && n == 0, "%s: a datagram socket has no EOF: EAGAIN", tname);
 	else
-		T(r == 0 && n == 0, "%s: EOF is 0 (r=%zd)", tname, r);
+		CHECK(r == 0 && n == 0, "%s: EOF is 0 (r=%zd)", tname, r);
 
 	/* a peer that is gone: EPIPE, never SIGPIPE */
 	errno = 0;
 	int rr = fdpass_send(sp[1], &p[0], 1, "a", 1, 0);
-	T(rr == -1 && (errno == EPIPE || errno == ECONNREFUSED || errno == ENOTCONN),
+	CHECK(rr == -1 && (errno == EPIPE || errno == ECONNREFUSED || errno == ENOTCONN),
 	      "%s: send to a closed peer fails without a signal (%s)", tname, strerror(errno));
 	close(sp[1]);
 	close(p[0]);
 	close(p[1]);
-	T(count_fds() == base - 2, "%s: no fd leaked (%d vs %d)", tname, count_fds(), base - 2);
+	CHECK(count_fds() == base - 2, "%s: no fd leaked (%d vs %d)", tname, count_fds(), base - 2);
 }
 
 static void v4(struct sockaddr_storage *ss, socklen_t *sl, const char *a, int port)
@@ -174,15 +171,15 @@ static void test_meta(void)
 	v4(&m.remote, &m.remote_len, "192.0.2.7", 54321);
 	strcpy(m.rule, "web");
 	ssize_t n = fdpass_meta_encode(&m, buf, sizeof buf);
-	T(n == 46, "v4 record is 46 bytes (%zd)", n);
+	CHECK(n == 46, "v4 record is 46 bytes (%zd)", n);
 	static const unsigned char want[46] = {
 		1, 0, 0, 46, AF_INET, AF_INET, 0, 80, 0xd4, 0x31,
 		127, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 		192, 0, 2, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 		3, 'w', 'e', 'b',
 	};
-	T(n == 46 && !memcmp(buf, want, 46), "v4 record bytes as documented (big-endian)");
-	T(fdpass_meta_decode(buf, n, &d) == 0 && meta_eq(&m, &d) && d.version == 1, "v4 round trip");
+	CHECK(n == 46 && !memcmp(buf, want, 46), "v4 record bytes as documented (big-endian)");
+	CHECK(fdpass_meta_decode(buf, n, &d) == 0 && meta_eq(&m, &d) && d.version == 1, "v4 round trip");
 
 	/* truncated at every length */
 	int all = 1;
@@ -191,19 +188,19 @@ static void test_meta(void)
 		if (fdpass_meta_decode(buf, l, &d) != -1 || errno != EINVAL || d.rule[0])
 			all = 0;
 	}
-	T(all, "every truncation 0..45 is EINVAL");
+	CHECK(all, "every truncation 0..45 is EINVAL");
 
 	memset(&m, 0, sizeof m);
 	v6(&m.local, &m.local_len, "2001:db8::1", 443);
 	v6(&m.remote, &m.remote_len, "::ffff:10.1.2.3", 1);
 	n = fdpass_meta_encode(&m, buf, sizeof buf);
-	T(n == 43, "v6 record without name is 43 bytes");
-	T(fdpass_meta_decode(buf, n, &d) == 0 && meta_eq(&m, &d) && d.rule[0] == 0, "v6 round trip");
+	CHECK(n == 43, "v6 record without name is 43 bytes");
+	CHECK(fdpass_meta_decode(buf, n, &d) == 0 && meta_eq(&m, &d) && d.rule[0] == 0, "v6 round trip");
 
 	memset(&m, 0, sizeof m);
 	n = fdpass_meta_encode(&m, buf, sizeof buf);
-	T(n == 43 && buf[4] == 0 && buf[5] == 0, "no addresses: families 0");
-	T(fdpass_meta_decode(buf, n, &d) == 0 && d.local.ss_family == AF_UNSPEC && d.local_len == 0 &&
+	CHECK(n == 43 && buf[4] == 0 && buf[5] == 0, "no addresses: families 0");
+	CHECK(fdpass_meta_decode(buf, n, &d) == 0 && d.local.ss_family == AF_UNSPEC && d.local_len == 0 &&
 	      d.remote.ss_family == AF_UNSPEC, "no addresses round trip");
 
 	/* mixed, and a 255-byte name */
@@ -212,17 +209,17 @@ static void test_meta(void)
 	v6(&m.remote, &m.remote_len, "fe80::1", 0);
 	memset(m.rule, 'n', 255);
 	n = fdpass_meta_encode(&m, buf, sizeof buf);
-	T(n == 43 + 255, "255-byte name fits");
-	T(fdpass_meta_decode(buf, n, &d) == 0 && meta_eq(&m, &d), "long name round trip");
+	CHECK(n == 43 + 255, "255-byte name fits");
+	CHECK(fdpass_meta_decode(buf, n, &d) == 0 && meta_eq(&m, &d), "long name round trip");
 	errno = 0;
-	T(fdpass_meta_encode(&m, buf, 100) == -1 && errno == ENOSPC, "small buffer: ENOSPC");
+	CHECK(fdpass_meta_encode(&m, buf, 100) == -1 && errno == ENOSPC, "small buffer: ENOSPC");
 	memset(m.rule, 'n', sizeof m.rule);
 	errno = 0;
-	T(fdpass_meta_encode(&m, buf, sizeof buf) == -1 && errno == ENOSPC, "unterminated 256-byte name: ENOSPC");
+	CHECK(fdpass_meta_encode(&m, buf, sizeof buf) == -1 && errno == ENOSPC, "unterminated 256-byte name: ENOSPC");
 	m.rule[0] = 0;
 	m.local.ss_family = AF_UNIX;
 	errno = 0;
-	T(fdpass_meta_encode(&m, buf, sizeof buf) == -1 && errno == EAFNOSUPPORT, "AF_UNIX: EAFNOSUPPORT");
+	CHECK(fdpass_meta_encode(&m, buf, sizeof buf) == -1 && errno == EAFNOSUPPORT, "AF_UNIX: EAFNOSUPPORT");
 
 	/* a longer record of the same version: the rest is skipped */
 	memset(&m, 0, sizeof m);
@@ -235,55 +232,55 @@ static void test_meta(void)
 	memset(big + n, 0xee, sizeof big - n);
 	big[2] = 0;
 	big[3] = sizeof big;
-	T(fdpass_meta_decode(big, sizeof big, &d) == 0 && meta_eq(&m, &d), "longer record of version 1 accepted");
-	T(fdpass_meta_decode(big, sizeof big - 1, &d) == -1 && errno == EINVAL, "record length past the buffer: EINVAL");
-	T(fdpass_meta_decode(buf, n + 10, &d) == 0 && meta_eq(&m, &d), "bytes after the record ignored");
+	CHECK(fdpass_meta_decode(big, sizeof big, &d) == 0 && meta_eq(&m, &d), "longer record of version 1 accepted");
+	CHECK(fdpass_meta_decode(big, sizeof big - 1, &d) == -1 && errno == EINVAL, "record length past the buffer: EINVAL");
+	CHECK(fdpass_meta_decode(buf, n + 10, &d) == 0 && meta_eq(&m, &d), "bytes after the record ignored");
 
 	/* malformed */
 	unsigned char bad[64];
 	memcpy(bad, buf, n);
 	bad[0] = 2;
 	errno = 0;
-	T(fdpass_meta_decode(bad, n, &d) == -1 && errno == EPROTONOSUPPORT, "version 2: EPROTONOSUPPORT");
+	CHECK(fdpass_meta_decode(bad, n, &d) == -1 && errno == EPROTONOSUPPORT, "version 2: EPROTONOSUPPORT");
 	bad[0] = 0;
 	errno = 0;
-	T(fdpass_meta_decode(bad, n, &d) == -1 && errno == EPROTONOSUPPORT, "version 0: EPROTONOSUPPORT");
+	CHECK(fdpass_meta_decode(bad, n, &d) == -1 && errno == EPROTONOSUPPORT, "version 0: EPROTONOSUPPORT");
 
 	memcpy(bad, buf, n);
 	bad[42] = 3;	/* name "r1" is 2 bytes; the record says 45 */
-	T(fdpass_meta_decode(bad, n, &d) == -1 && errno == EINVAL, "name length past the record end: EINVAL");
+	CHECK(fdpass_meta_decode(bad, n, &d) == -1 && errno == EINVAL, "name length past the record end: EINVAL");
 	bad[42] = 255;
-	T(fdpass_meta_decode(bad, n, &d) == -1 && errno == EINVAL, "name length 255 past the end: EINVAL");
+	CHECK(fdpass_meta_decode(bad, n, &d) == -1 && errno == EINVAL, "name length 255 past the end: EINVAL");
 
 	memcpy(bad, buf, n);
 	bad[3] = 42;
-	T(fdpass_meta_decode(bad, n, &d) == -1 && errno == EINVAL, "record length below the fixed part: EINVAL");
+	CHECK(fdpass_meta_decode(bad, n, &d) == -1 && errno == EINVAL, "record length below the fixed part: EINVAL");
 	bad[3] = 44;
-	T(fdpass_meta_decode(bad, n, &d) == -1 && errno == EINVAL, "record length cuts the name: EINVAL");
+	CHECK(fdpass_meta_decode(bad, n, &d) == -1 && errno == EINVAL, "record length cuts the name: EINVAL");
 	bad[2] = 1;
 	bad[3] = 45;
-	T(fdpass_meta_decode(bad, n, &d) == -1 && errno == EINVAL, "record length 301 > buffer: EINVAL");
+	CHECK(fdpass_meta_decode(bad, n, &d) == -1 && errno == EINVAL, "record length 301 > buffer: EINVAL");
 
 	memcpy(bad, buf, n);
 	bad[4] = AF_UNIX;
-	T(fdpass_meta_decode(bad, n, &d) == -1 && errno == EINVAL, "local family AF_UNIX: EINVAL");
+	CHECK(fdpass_meta_decode(bad, n, &d) == -1 && errno == EINVAL, "local family AF_UNIX: EINVAL");
 	memcpy(bad, buf, n);
 	bad[5] = 99;
-	T(fdpass_meta_decode(bad, n, &d) == -1 && errno == EINVAL, "remote family 99: EINVAL");
+	CHECK(fdpass_meta_decode(bad, n, &d) == -1 && errno == EINVAL, "remote family 99: EINVAL");
 
 	memcpy(bad, buf, n);
 	bad[43] = 0;
-	T(fdpass_meta_decode(bad, n, &d) == -1 && errno == EINVAL, "NUL inside the name: EINVAL");
+	CHECK(fdpass_meta_decode(bad, n, &d) == -1 && errno == EINVAL, "NUL inside the name: EINVAL");
 
 	/* meta sent over a socket with the fd */
 	int sp[2];
-	T(socketpair(AF_UNIX, SOCK_DGRAM, 0, sp) == 0, "dgram pair");
-	T(fdpass_send(sp[0], &sp[0], 1, buf, n, MSG_DONTWAIT) == 0, "send record with fd");
+	CHECK(socketpair(AF_UNIX, SOCK_DGRAM, 0, sp) == 0, "dgram pair");
+	CHECK(fdpass_send(sp[0], &sp[0], 1, buf, n, MSG_DONTWAIT) == 0, "send record with fd");
 	int fd;
 	size_t nf = 1;
 	unsigned char rb[FDPASS_META_MAXLEN];
 	ssize_t r = fdpass_recv(sp[1], &fd, &nf, rb, sizeof rb, 0);
-	T(r == n && nf == 1 && fdpass_meta_decode(rb, r, &d) == 0 && meta_eq(&m, &d) && !strcmp(d.rule, "r1"),
+	CHECK(r == n && nf == 1 && fdpass_meta_decode(rb, r, &d) == 0 && meta_eq(&m, &d) && !strcmp(d.rule, "r1"),
 	      "record and fd arrive together");
 	if (nf)
 		close(fd);
@@ -294,19 +291,19 @@ static void test_meta(void)
 static void test_peer(void)
 {
 	int sp[2];
-	T(socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == 0, "stream pair");
-	T(fdpass_peer_check(sp[0], (uid_t)-1, (gid_t)-1) == 0, "no requirement: ok");
-	T(fdpass_peer_check(sp[0], getuid(), getgid()) == 0, "own uid/gid: ok");
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == 0, "stream pair");
+	CHECK(fdpass_peer_check(sp[0], (uid_t)-1, (gid_t)-1) == 0, "no requirement: ok");
+	CHECK(fdpass_peer_check(sp[0], getuid(), getgid()) == 0, "own uid/gid: ok");
 	errno = 0;
-	T(fdpass_peer_check(sp[0], getuid() + 1, (gid_t)-1) == -1 && errno == EPERM, "other uid: EPERM");
+	CHECK(fdpass_peer_check(sp[0], getuid() + 1, (gid_t)-1) == -1 && errno == EPERM, "other uid: EPERM");
 	errno = 0;
-	T(fdpass_peer_check(sp[0], (uid_t)-1, getgid() + 1) == -1 && errno == EPERM, "other gid: EPERM");
+	CHECK(fdpass_peer_check(sp[0], (uid_t)-1, getgid() + 1) == -1 && errno == EPERM, "other gid: EPERM");
 	close(sp[0]);
 	close(sp[1]);
 	int p[2];
-	T(pipe(p) == 0, "pipe");
+	CHECK(pipe(p) == 0, "pipe");
 	errno = 0;
-	T(fdpass_peer_check(p[0], 0, 0) == -1 && errno == ENOTSOCK, "not a socket: ENOTSOCK");
+	CHECK(fdpass_peer_check(p[0], 0, 0) == -1 && errno == ENOTSOCK, "not a socket: ENOTSOCK");
 	close(p[0]);
 	close(p[1]);
 }

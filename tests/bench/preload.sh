@@ -7,20 +7,11 @@
 # Runs alternate several times and keep each side's best, so both sides see
 # the same machine state. Every address used is on loopback.
 set -eu
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
+. "$(dirname "$0")/lib.bash"
 LIB=$BUILD/libsockgate.so
 make -s BUILD="$BUILD" tools >/dev/null
-T=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$T"
-}
-trap cleanup EXIT
 
-echo "== preload ($(date -u +%F), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+echo "== preload ($(machine))"
 
 # --- 1. unmatched connect() ------------------------------------------------------
 # The client alternates, connect by connect, connect() as a program calls it

@@ -11,23 +11,14 @@
 #  4. for the record: sockgate-inetd running a shell script per connection.
 # Runs alternate and keep each side's best. Every address is on loopback.
 set -eu
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
+. "$(dirname "$0")/lib.bash"
 SG=$BUILD/sockgate
 LIB=$BUILD/libsockgate.so
 make -s BUILD="$BUILD" "$BUILD/tools/srv_httpd" >/dev/null
 DUR=${SERVER_BENCH_SECONDS:-4}
 ROUNDS=${SERVER_BENCH_ROUNDS:-3}
-T=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$T"
-}
-trap cleanup EXIT
 
-echo "== sockgate-server ($(date -u +%F), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+echo "== sockgate-server ($(machine))"
 if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
 	echo "wrk or nginx missing: sockgate-server benchmark skipped"
 	exit 0

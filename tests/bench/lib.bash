@@ -16,3 +16,11 @@ trap cleanup EXIT
 machine() {
 	echo "$(date -u +%F), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 }
+
+# steal_mark, then steal_pct: the share of CPU time the hypervisor gave to
+# others in between (the "st" of top). A run with much of it is noise.
+steal_mark() { STEAL0=$(awk '/^cpu / { print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat); }
+steal_pct() {
+	awk -v a="$STEAL0" '/^cpu / { split(a, s, " "); t = $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 - s[2];
+		printf "%.1f", (t > 0 ? 100 * ($9 - s[1]) / t : 0) }' /proc/stat
+}

@@ -8,23 +8,12 @@
 # relay holding 2,000 idle connections. Direct TCP is the physical limit.
 #   BENCH_SECONDS=3 (per measurement)  BENCH_CONNS=50 (wrk connections)  BENCH_ROUNDS=3
 set -u
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$(pwd)/$BUILD ;; esac
+. "$(dirname "$0")/lib.bash"
 SG=$BUILD/sockgate
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 SECS=${BENCH_SECONDS:-3}
 CONNS=${BENCH_CONNS:-50}
 PROXYD=/lib/systemd/systemd-socket-proxyd
-T=$(mktemp -d /tmp/sgbench.XXXXXX)
-PIDS=()
-
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
 say() { printf '%s\n' "$*" >&2; }
 die() { say "bench/relay: $*"; exit 1; }
 
@@ -45,7 +34,7 @@ wait_port() {	# until something accepts on 127.0.0.1:$1
 	done
 	die "nothing listens on port $1"
 }
-start() { "$@" >>"$T/log" 2>&1 & PIDS+=($!); LAST=$!; }
+start() { "$@" >>"$T/log" 2>&1 & pids+=($!); LAST=$!; }
 
 # the two servers
 NPORT=$(port)
@@ -84,12 +73,14 @@ relay() {
 	esac
 	[ "$1" = direct ] || wait_port "$2"
 	RPID=$LAST
+	[ "$1" = direct ] && RPID=
 }
 
-gbits() {	# iperf3 to port $1: Gbit/s received
+gbits() {	# iperf3 to port $1: "Gbit/s bytes" received
 	iperf3 -c 127.0.0.1 -p "$1" -t "$SECS" -J 2>/dev/null |
-		python3 -c 'import json,sys; print("%.1f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'
+		python3 -c 'import json,sys; r=json.load(sys.stdin)["end"]["sum_received"]; print("%.1f %d" % (r["bits_per_second"] / 1e9, r["bytes"]))'
 }
+cpu_ns() { [ -n "$1" ] && awk '{ print $1 }' "/proc/$1/schedstat" 2>/dev/null || echo 0; }	# CPU time of pid $1 so far
 rps() {		# wrk to port $1, extra args: requests per second
 	local p=$1
 	shift
@@ -110,11 +101,12 @@ idle_rss() {	# 2,000 idle connections through port $1 held by pid $2: RSS in KiB
 }
 
 # every relay up at once, two of each: one to iperf3, one to nginx
-declare -A BP NP UP PID BULK KA CLOSE UKA UCLOSE RSS
+declare -A BP NP UP PID BPID BULK KA CLOSE UKA UCLOSE RSS CPUNS BYTES
 BP[direct]=$IPORT NP[direct]=$NPORT
 for r in socat proxyd sockgate; do
 	BP[$r]=$(port)
 	relay $r "${BP[$r]}" "$IPORT"
+	BPID[$r]=$RPID
 	UP[$r]=$(port)
 	relay $r "${UP[$r]}" "$T/ngx.sock"
 	NP[$r]=$(port)
@@ -125,11 +117,16 @@ best() { python3 -c 'import sys; v=[float(x) for x in sys.argv[1:] if x]; print(
 # the machine is shared and noisy: ROUNDS rounds, each in a different order, best of each kept
 ROUNDS=${BENCH_ROUNDS:-3}
 order=(direct socat proxyd sockgate)
+steal_mark
 for ((k = 0; k < ROUNDS; k++)); do
 	say "round $((k + 1)) of $ROUNDS ..."
 	for ((j = 0; j < 4; j++)); do
 		r=${order[$(( (j + k) % 4 ))]}
-		BULK[$r]=$(best ${BULK[$r]:-} "$(gbits "${BP[$r]}")")
+		c0=$(cpu_ns "${BPID[$r]:-}")
+		read -r g b < <(gbits "${BP[$r]}")
+		c1=$(cpu_ns "${BPID[$r]:-}")
+		BULK[$r]=$(best ${BULK[$r]:-} "$g")
+		CPUNS[$r]=$(( ${CPUNS[$r]:-0} + c1 - c0 )) BYTES[$r]=$(( ${BYTES[$r]:-0} + ${b:-0} ))
 		KA[$r]=$(best ${KA[$r]:-} "$(rps "${NP[$r]}")")
 		CLOSE[$r]=$(best ${CLOSE[$r]:-} "$(rps "${NP[$r]}" -H "Connection: close")")
 		[ $r = direct ] && continue
@@ -137,6 +134,7 @@ for ((k = 0; k < ROUNDS; k++)); do
 		UCLOSE[$r]=$(best ${UCLOSE[$r]:-} "$(rps "${UP[$r]}" -H "Connection: close")")
 	done
 done
+STEAL=$(steal_pct)
 say "2,000 idle connections ..."
 RSS[direct]=- RSS[socat]=-
 for r in proxyd sockgate; do RSS[$r]=$(idle_rss "${NP[$r]}" "${PID[$r]}"); done
@@ -169,3 +167,6 @@ echo "sockgate-relay vs systemd-socket-proxyd: bulk $(ratio "${BULK[sockgate]}" 
 	"keep-alive $(ratio "${KA[sockgate]}" "${KA[proxyd]}")x (>= 1.2), close $(ratio "${CLOSE[sockgate]}" "${CLOSE[proxyd]}")x (>= 1.2);" \
 	"to Unix: keep-alive $(ratio "${UKA[sockgate]}" "${UKA[proxyd]}")x, close $(ratio "${UCLOSE[sockgate]}" "${UCLOSE[proxyd]}")x;" \
 	"bulk vs direct $(ratio "${BULK[sockgate]}" "${BULK[direct]}")x (>= 0.6); RSS with 2000 idle ${RSS[sockgate]} kB (< 65536)"
+msgb() { [ "${BYTES[$1]:-0}" -gt 0 ] && awk -v n="${CPUNS[$1]}" -v b="${BYTES[$1]}" 'BEGIN { printf "%.0f", n / 1e6 / (b / 1e9) }' || echo -; }
+echo "relay CPU time per GB relayed in the bulk runs (/proc/PID/schedstat): sockgate-relay $(msgb sockgate) ms," \
+	"systemd-socket-proxyd $(msgb proxyd) ms: ratio $(ratio "$(msgb sockgate)" "$(msgb proxyd)")x; hypervisor steal during the rounds: ${STEAL}%"

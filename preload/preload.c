@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include "real.h"
 #include "sg.h"
@@ -488,7 +489,14 @@ EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 		}
 		return REAL(getsockopt)(fd, level, name, val, len);
 	}
-	/* TCP, IP and IPv6 options of a socket that is no longer IP: zeros */
+	/*
+	 * TCP, IP and IPv6 options of a socket that is no longer IP: zeros,
+	 * but for the segment size, which programs check is sane (iperf3
+	 * warns of "nonsense TCP MSS 0"): what loopback would give, its MTU
+	 * of 65536 less the IPv4 and TCP headers with timestamps.
+	 */
+	if (level == IPPROTO_TCP && name == TCP_MAXSEG && type == SOCK_STREAM)
+		return put_int(val, len, 65483);
 	if (val && len)
 		memset(val, 0, *len);
 	return 0;

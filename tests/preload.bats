@@ -32,7 +32,7 @@ isolated() {
 	assert_line "http GET /hello HTTP/1.1"
 }
 
-@test "python socket and asyncio (non-blocking connect): exact bytes both ways, getpeername is 10.1.2.3:80" {
+@test "python socket and asyncio (non-blocking connect): exact bytes both ways, getpeername is 10.1.2.3:80, TCP_MAXSEG sane" {
 	userver echo
 	export SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/echo.sock"
 	run -0 pre python3 -c '
@@ -40,6 +40,8 @@ import asyncio, socket
 s = socket.create_connection(("10.1.2.3", 80), timeout=5)
 s.sendall(b"py\x00sock\xff\n")
 print(repr(s.recv(100)), s.getpeername(), s.family.name)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+print("mss", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG))
 async def main():
     r, w = await asyncio.open_connection("10.1.2.3", 80)
     w.write(b"py-asyncio\n")
@@ -48,6 +50,7 @@ async def main():
     w.close()
 asyncio.run(main())'
 	assert_line "b'py\\x00sock\\xff\\n' ('10.1.2.3', 80) AF_INET"
+	assert_line "mss 65483"	# a sane segment size, as loopback would give (iperf3 checks it)
 	assert_line "b'py-asyncio\\n' ('10.1.2.3', 80)"
 	run -0 cat "$T/echo.log"
 	assert_line "data b'py\\x00sock\\xff\\n'"

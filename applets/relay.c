@@ -52,6 +52,7 @@ enum { L_INFO, L_WARN };
 
 #define HEADER_MAX 16384	/* longest PROXY header we accept */
 #define POOL_MAX 64		/* empty pipes kept for reuse */
+#define POOL_GROWN_MAX 16	/* of them, at most this many keep a grown size */
 #define GROW_AFTER (256 * 1024)	/* a direction that moved this much is bulk */
 #define ACCEPT_BATCH 64
 
@@ -87,7 +88,7 @@ struct lsn {
 
 struct pipebuf {
 	int rd, wr;
-	unsigned cap;
+	unsigned cap, base;	/* size now, size as created */
 	int nogrow;
 	struct pipebuf *next;
 };
@@ -128,7 +129,7 @@ static struct conn *conns, *zombies;
 static long nconns;
 static int max_paused, stopping, chrooted;
 static struct pipebuf *pool;
-static int npool;
+static int npool, npool_grown;	/* pipes in the pool; of them grown */
 static struct ruleset *rules;
 static char *rules_buf;
 static struct { int kind; int fd; } sigobj = { K_SIGNAL, -1 };
@@ -179,6 +180,8 @@ static struct pipebuf *pipe_get(void)
 	if (p) {
 		pool = p->next;
 		npool--;
+		if (p->cap > p->base)
+			npool_grown--;
 		return p;
 	}
 	int fds[2];
@@ -193,7 +196,7 @@ static struct pipebuf *pipe_get(void)
 	p->rd = fds[0];
 	p->wr = fds[1];
 	int sz = fcntl(fds[1], F_GETPIPE_SZ);
-	p->cap = sz > 0 ? (unsigned)sz : 65536;
+	p->cap = p->base = sz > 0 ? (unsigned)sz : 65536;
 	return p;
 }
 
@@ -204,12 +207,30 @@ static void pipe_free(struct pipebuf *p)
 	free(p);
 }
 
-/* Back to the pool; a pipe with bytes still in it is closed instead. */
+/*
+ * Back to the pool; a pipe with bytes still in it is closed instead. A
+ * grown pipe keeps its size (a bulk flow takes it back at once: the pool
+ * is a stack) unless POOL_GROWN_MAX grown ones wait already: then it goes
+ * back to its first size, so that idle pipes do not hold the user's
+ * pipe-user-pages-soft allowance (beyond it, every new pipe gets one page).
+ */
 static void pipe_put(struct pipebuf *p, size_t inpipe)
 {
 	if (inpipe || npool >= POOL_MAX) {
 		pipe_free(p);
 		return;
+	}
+	if (p->cap > p->base) {
+		if (npool_grown >= POOL_GROWN_MAX) {
+			int r = fcntl(p->wr, F_SETPIPE_SZ, p->base);
+			if (r <= 0) {
+				pipe_free(p);
+				return;
+			}
+			p->cap = (unsigned)r;
+		} else {
+			npool_grown++;
+		}
 	}
 	p->next = pool;
 	pool = p;
@@ -223,7 +244,7 @@ static void pool_drain(void)
 		pool = p->next;
 		pipe_free(p);
 	}
-	npool = 0;
+	npool = npool_grown = 0;
 }
 
 /* A bulk flow gets a bigger pipe: fewer wake-ups per byte. */

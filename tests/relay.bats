@@ -559,3 +559,79 @@ while s.recv(4096): pass' "$sp"
 	assert_line --partial "v2 PROXY stream src=[2001:db8::7]:999 dst=[2001:db8::1]:443 authority=example.com netns=blue unique_id=0102ab crc32c=yes"
 	assert_line --partial "data=payload"
 }
+
+@test "relay: idle pooled pipes: at most 16 keep a grown size, the rest go back to 64 KiB; none lost" {
+	# 24 flows of 2 MiB each into a target that reads nothing until all 24
+	# hold a full pipe; then it reads everything. One idle connection keeps
+	# the relay from dropping its pool when the others end.
+	cat >"$T/target.py" <<'PY'
+import hashlib, os, socket, sys, threading
+path, n, go = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+l = socket.socket(socket.AF_UNIX); l.bind(path); l.listen(64)
+print("ready", flush=True)
+conns = [l.accept()[0] for _ in range(n + 1)]
+while not os.path.exists(go):
+    threading.Event().wait(0.05)
+sums = []
+def drain(c):
+    h, k = hashlib.sha256(), 0
+    while True:
+        b = c.recv(1 << 20)
+        if not b:
+            break
+        h.update(b); k += len(b)
+    if k:
+        sums.append((k, h.hexdigest()))
+ts = [threading.Thread(target=drain, args=(c,)) for c in conns[1:]]
+for t in ts: t.start()
+for t in ts: t.join()
+for k, d in sorted(sums): print(k, d, flush=True)
+print("done", len(sums), flush=True)
+PY
+	spawn "$T/target.out" python3 "$T/target.py" "$T/t.sock" 24 "$T/go"
+	wait_for_line "$T/target.out" ready
+	start_relay -l "unix:$T/r.sock" "unix:$T/t.sock"
+	mkfifo "$T/hold"
+	exec 5<>"$T/hold"
+	spawn_in "$T/hold" "$T/idle.out" $PEER idle "unix:$T/r.sock" 1
+	wait_for_line "$T/idle.out" "open 1"
+	python3 -c '
+import socket, sys, threading
+data = bytes(range(256)) * 8192   # 2 MiB
+def one():
+    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(data); s.shutdown(socket.SHUT_WR)
+    s.recv(1); s.close()
+ts = [threading.Thread(target=one) for _ in range(24)]
+for t in ts: t.start()
+for t in ts: t.join()' "$T/r.sock" 3>&- &
+	local clients=$!
+	# every flow stalls with bytes in its pipe: 24 pipes held at once
+	for _ in $(seq 100); do [ "$(ls -l /proc/$RP/fd | grep -c pipe:)" -ge 48 ] && break; sleep 0.1; done
+	touch "$T/go"
+	wait $clients
+	wait_for_line "$T/target.out" "done 24"
+	run -0 grep -c "^2097152 $(python3 -c 'import hashlib; print(hashlib.sha256(bytes(range(256)) * 8192).hexdigest())')$" "$T/target.out"
+	assert_output 24
+	for _ in $(seq 100); do [ "$(grep -c 'bytes to target' "$T/relay.log")" -ge 24 ] && break; sleep 0.1; done
+	# the pipe sizes of the relay's pipes, read through pidfd_getfd(2)
+	run -0 python3 -c '
+import ctypes, fcntl, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+pid = int(sys.argv[1])
+pfd = libc.syscall(434, pid, 0)                  # pidfd_open
+sizes = []
+for name in os.listdir("/proc/%d/fd" % pid):
+    if not os.readlink("/proc/%d/fd/%s" % (pid, name)).startswith("pipe:"):
+        continue
+    fd = libc.syscall(438, pfd, int(name), 0)     # pidfd_getfd
+    if fd >= 0:
+        sizes.append(fcntl.fcntl(fd, 1032))       # F_GETPIPE_SZ
+        os.close(fd)
+big = sum(1 for s in sizes if s > 65536)
+print("pipe ends", len(sizes), "grown ends", big)' "$RP"
+	local ends grown
+	read -r _ _ ends _ _ grown <<<"$output"
+	[ "$ends" -ge 40 ]	# the pool kept them (24 pipes, two ends each) ...
+	[ "$grown" -le 32 ]	# ... but at most 16 of them grown
+	exec 5>&-
+}

@@ -1151,6 +1151,22 @@ static void listen_systemd(const char *want)
 		die(EX_BADINPUT, "systemd: no socket %s%s in LISTEN_FDS", want ? "named " : "", want ? want : "");
 }
 
+/*
+ * Where a listener's options start: at the first comma followed by a word
+ * and '=' (mode=0660) or by "reuseport". Any other comma is the path's own
+ * (unix:/srv/a,b.sock).
+ */
+static char *opts_start(char *s)
+{
+	for (char *c = strchr(s, ','); c; c = strchr(c + 1, ',')) {
+		size_t w = strspn(c + 1, "abcdefghijklmnopqrstuvwxyz");
+		if ((w && c[1 + w] == '=') ||
+		    (w == 9 && !strncmp(c + 1, "reuseport", 9) && (c[10] == ',' || !c[10])))
+			return c;
+	}
+	return NULL;
+}
+
 static void listen_spec(const char *spec)
 {
 	char *s = strdup(spec), *opt;
@@ -1158,8 +1174,8 @@ static void listen_spec(const char *spec)
 
 	if (!s)
 		die_sys("unable to allocate");
-	/* options after the first comma: unix:/run/x.sock,mode=0660,group=docker */
-	if ((opt = strchr(s, ',')))
+	/* options after the address: unix:/run/x.sock,mode=0660,group=docker */
+	if ((opt = opts_start(s)))
 		*opt++ = 0;
 	while (opt && *opt) {
 		char *next = strchr(opt, ',');

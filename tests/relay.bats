@@ -346,14 +346,20 @@ print("echoed", len(got), hashlib.sha256(got).digest() == hashlib.sha256(data).d
 	wait_for_line "$T/relay.log" "256 bytes to target, .*, done"
 }
 
-@test "relay: unix listener mode, owner and group; abstract listener; stale socket file replaced" {
+@test "relay: unix listener mode, owner and group; a comma in the path; abstract listener; stale socket file replaced" {
 	echo_server tcp:127.0.0.1:0
 	python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$T/m.sock"
-	start_relay -l "unix:$T/m.sock,mode=0660,owner=nobody,group=daemon" -l "unix:@sg-relay-test-$$" "tcp:127.0.0.1:$EPORT"
+	run -1 "$SG" relay -l "unix:$T/x.sock,mdoe=0660" "tcp:127.0.0.1:$EPORT"
+	assert_output --partial "unknown listener option mdoe=0660"
+	start_relay -l "unix:$T/m.sock,mode=0660,owner=nobody,group=daemon" -l "unix:@sg-relay-test-$$" \
+		-l "unix:$T/a,b.sock,mode=0600" "tcp:127.0.0.1:$EPORT"
 	run stat -c '%A %U %G' "$T/m.sock"
 	assert_output "srw-rw---- nobody daemon"
+	run stat -c '%A' "$T/a,b.sock"
+	assert_output "srw-------"
 	run -0 $PEER halfclose-client "unix:$T/m.sock" 512
 	run -0 $PEER halfclose-client "unix:@sg-relay-test-$$" 512
+	run -0 $PEER halfclose-client "unix:$T/a,b.sock" 512
 	kill $RP
 	wait $RP
 	[ ! -e "$T/m.sock" ]

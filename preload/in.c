@@ -4,10 +4,10 @@
  * a `bind ... -> fdpass PATH` rule; or listens on a Unix stream socket
  * instead of TCP with `bind ... -> unix PATH` (or abstract NAME).
  *
- * bind() only records the address (the daemon may have no network at all);
- * listen() puts an AF_UNIX datagram socket bound at PATH behind the
- * daemon's fd, so poll/select/epoll report it readable exactly when a
- * passed socket waits; accept()/accept4() take one passed TCP socket per
+ * bind() records the address (the daemon may have no network at all) and
+ * puts an AF_UNIX socket bound at PATH behind the daemon's fd (a datagram
+ * one for fdpass: poll/select/epoll report it readable exactly when a
+ * passed socket waits); listen() makes it listen; accept()/accept4() take one passed TCP socket per
  * datagram (SCM_RIGHTS) and return it with the client's address from the
  * metadata record (fdpass.h) and the flags asked for. The passed socket is
  * the real TCP connection: the daemon then talks to the client directly.
@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <time.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -120,6 +121,8 @@ static int take_activated(int fd, int afd, const struct sockaddr *sa, socklen_t 
 	return sg_swap_in(fd, dup, c, SF_ACCEPT);
 }
 
+static void unlink_stale(const struct sockaddr_un *un, socklen_t len, int type);
+
 /* bind(): 0/-1 when handled, else *handled = 0. */
 int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 {
@@ -166,20 +169,153 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	c->locallen = len;
 	c->local_known = 1;
 	const char *tmpl = rules_str(rs, r->arg);
-	if (!tmpl || rules_expand(tmpl, sa, c->path, sizeof c->path) < 0) {
+	struct sg_addr a;
+	int stype = r->action == ACT_FDPASS ? SOCK_DGRAM : SOCK_STREAM, s = -1;
+	if (!tmpl || rules_expand(tmpl, sa, c->path, sizeof c->path) < 0 ||
+	    addr_unix(&a, c->path, r->action == ACT_ABSTRACT) < 0 ||
+	    (s = socket(AF_UNIX, stype | SOCK_CLOEXEC, 0)) < 0) {
 		int e = errno;
 		free(c);
 		return errno = e, -1;
 	}
-	struct stat st;
-	pthread_mutex_lock(&sg_lock);
-	if (fstat(fd, &st) == 0)
-		c->ino = st.st_ino;
-	int ret = slot_set(fd, c, 0);
-	pthread_mutex_unlock(&sg_lock);
-	if (ret < 0) {
+	/*
+	 * The Unix socket is bound now, not at listen(): so the descriptor says
+	 * by itself what it is (its path), to a program it is passed to before
+	 * listen() (node's cluster workers) or across execve() (in_adopt).
+	 */
+	unlink_stale(&a.u.un, a.len, stype);
+	if (REAL(bind)(s, &a.u.sa, a.len) < 0) {
+		int e = errno;
+		REAL(close)(s);
 		free(c);
-		return -1;
+		return errno = e, -1;
+	}
+	if (c->mode && c->action != ACT_ABSTRACT)
+		chmod(c->path, (mode_t)c->mode);
+	if (sg_swap_in(fd, s, c, 0) < 0) {
+		int e = errno;
+		if (!c->refs)
+			free(c);
+		return errno = e, -1;
+	}
+	return 0;
+}
+
+/*
+ * The address a bind rule stands for, in family fam: the rule's own address
+ * when it names one host (else the wildcard), its port when it names one
+ * (else 0). 0 when the rule's address is of the other family.
+ */
+static socklen_t rule_addr(const struct rule *r, int fam, struct sockaddr_storage *ss, int *exact_addr,
+			   int *exact_port)
+{
+	int v4 = addr_is_v4mapped(r->addr.addr) && r->addr.plen >= 96;
+	memset(ss, 0, sizeof *ss);
+	*exact_addr = r->addr.plen == 128;
+	*exact_port = r->port_lo == r->port_hi;
+	uint16_t port = htons(*exact_port ? r->port_lo : 0);
+	if (r->addr.plen && (v4 != (fam == AF_INET)))
+		return 0;
+	if (fam == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = port;
+		if (*exact_addr)
+			memcpy(&s4->sin_addr, r->addr.addr + 12, 4);
+		return sizeof *s4;
+	}
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	s6->sin6_family = AF_INET6;
+	s6->sin6_port = port;
+	if (*exact_addr)
+		memcpy(&s6->sin6_addr, r->addr.addr, 16);
+	return sizeof *s6;
+}
+
+/*
+ * A Unix socket this process holds with no record: inherited across
+ * execve() or received with SCM_RIGHTS from a process that made it a
+ * redirected listener (records live in process memory). When it is bound
+ * where a bind rule puts its sockets (the path the rule's template gives
+ * for the rule's own address), make the record again from that rule, so
+ * that getsockname(), listen() and accept() work as in the process that
+ * made it. The address answered is the rule's: its host or the wildcard,
+ * its port or 0; the family IPv6 only when the rule names an IPv6 address.
+ * Returns 1 when adopted.
+ */
+int in_adopt(int fd)
+{
+	const struct sgconf *cf = conf();
+	struct sockaddr_un un;
+	socklen_t ul = sizeof un;
+	int type = 0;
+	socklen_t tl = sizeof type;
+
+	if (!cf->have_bind || fd_flags(fd) & SF_SWAPPED)
+		return 0;
+	memset(&un, 0, sizeof un);
+	if (REAL(getsockname)(fd, (struct sockaddr *)&un, &ul) < 0 || un.sun_family != AF_UNIX ||
+	    ul <= offsetof(struct sockaddr_un, sun_path) + 1 ||
+	    REAL(getsockopt)(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0)
+		return 0;
+	size_t plen = ul - offsetof(struct sockaddr_un, sun_path);
+	int abstract = un.sun_path[0] == 0;
+	if (!abstract)
+		plen = strnlen(un.sun_path, plen);
+
+	for (int i = 0; i < cf->nrs; i++) {
+		const struct ruleset *rs = cf->rs[i];
+		for (size_t j = 0; j < rs->n; j++) {
+			const struct rule *r = &rs->rule[j];
+			if (r->dir != RULE_BIND || !(r->proto & RULE_TCP) ||
+			    (r->action == ACT_FDPASS ? type != SOCK_DGRAM
+			     : r->action == ACT_UNIX || r->action == ACT_ABSTRACT ? type != SOCK_STREAM : 1) ||
+			    (r->action == ACT_ABSTRACT) != abstract)
+				continue;
+			const char *tmpl = rules_str(rs, r->arg);
+			if (!tmpl)
+				continue;
+			for (int fam = AF_INET; fam; fam = fam == AF_INET ? AF_INET6 : 0) {
+				struct sockaddr_storage ss;
+				int ea, ep;
+				socklen_t sl = rule_addr(r, fam, &ss, &ea, &ep);
+				char path[sizeof un.sun_path + 1];
+				if (!sl || (!ea && strstr(tmpl, "%a")) || (!ep && strstr(tmpl, "%p")))
+					continue;
+				int n = rules_expand(tmpl, (struct sockaddr *)&ss, path, sizeof path);
+				if (n < 0)
+					continue;
+				/* an abstract rule names the socket without its leading NUL */
+				const char *have = abstract ? un.sun_path + 1 : un.sun_path;
+				size_t hl = abstract ? plen - 1 : plen;
+				if ((size_t)n != hl || memcmp(path, have, hl))
+					continue;
+				struct sgconn *c = calloc(1, sizeof *c);
+				if (!c)
+					return 0;
+				c->pw = c->s = -1;
+				c->family = fam;
+				c->type = SOCK_STREAM;
+				c->rflags = r->flags;
+				c->action = r->action;
+				c->state = ST_RECEIVER;
+				memcpy(&c->local, &ss, sl);
+				c->locallen = sl;
+				c->local_known = 1;
+				memcpy(c->path, path, (size_t)n + 1);
+				struct stat st;
+				pthread_mutex_lock(&sg_lock);
+				int ok = 0;
+				if (!(fd_flags(fd) & SF_SWAPPED) && fstat(fd, &st) == 0) {
+					c->ino = st.st_ino;
+					ok = slot_set(fd, c, SF_ACCEPT) == 0;
+				}
+				if (!ok)
+					free(c);
+				pthread_mutex_unlock(&sg_lock);
+				return ok;
+			}
+		}
 	}
 	return 0;
 }
@@ -213,29 +349,15 @@ int in_listen(int fd, int backlog, int *handled)
 	*handled = 1;
 	int ret = 0;
 	if (st == ST_BOUND) {
-		struct sg_addr a;
-		int s = -1;
-		int type = c->action == ACT_FDPASS ? SOCK_DGRAM : SOCK_STREAM;
-		if (addr_unix(&a, c->path, c->action == ACT_ABSTRACT) < 0 ||
-		    (s = socket(AF_UNIX, type | SOCK_CLOEXEC, 0)) < 0) {
+		/* the Unix socket is bound already (in_bind) */
+		if (c->action != ACT_FDPASS && REAL(listen)(fd, backlog) < 0) {
 			ret = -1;
 			goto out;
 		}
-		unlink_stale(&a.u.un, a.len, type);
-		if (REAL(bind)(s, &a.u.sa, a.len) < 0 ||
-		    (type == SOCK_STREAM && REAL(listen)(s, backlog) < 0)) {
-			int e = errno;
-			REAL(close)(s);
-			errno = e;
-			ret = -1;
-			goto out;
-		}
-		if (c->mode && c->action != ACT_ABSTRACT)
-			chmod(c->path, (mode_t)c->mode);
 		pthread_mutex_lock(&sg_lock);
 		c->state = ST_RECEIVER;
+		slot_setflags(fd, SF_ACCEPT, 0);
 		pthread_mutex_unlock(&sg_lock);
-		ret = sg_swap_in(fd, s, c, SF_ACCEPT);
 	} else if (st == ST_RECEIVER) {
 		if (c->action != ACT_FDPASS)
 			ret = REAL(listen)(fd, backlog);	/* a new backlog */

@@ -397,8 +397,14 @@ EXPORT int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
 
 EXPORT int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
 {
-	if (likely(!(fd_flags(fd) & SF_SWAPPED)))
-		return REAL(getsockname)(fd, sa, len);
+	if (likely(!(fd_flags(fd) & SF_SWAPPED))) {
+		socklen_t room = len ? *len : 0;
+		int r = REAL(getsockname)(fd, sa, len);
+		/* a Unix socket may be a redirected listener from another process (in_adopt) */
+		if (likely(r < 0 || room < sizeof(sa_family_t) || sa->sa_family != AF_UNIX) || !in_adopt(fd))
+			return r;
+		*len = room;
+	}
 	pthread_mutex_lock(&sg_lock);
 	struct sgconn *c = slot_conn(fd);
 	if (!c) {
@@ -438,8 +444,12 @@ static int put_int(void *val, socklen_t *len, int v)
 
 EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
-	if (likely(!(fd_flags(fd) & SF_SWAPPED)))
-		return REAL(getsockopt)(fd, level, name, val, len);
+	if (likely(!(fd_flags(fd) & SF_SWAPPED))) {
+		int r = REAL(getsockopt)(fd, level, name, val, len);
+		if (likely(r < 0 || level != SOL_SOCKET || name != SO_DOMAIN || !val || !len ||
+			   *len < sizeof(int) || *(int *)val != AF_UNIX) || !in_adopt(fd))
+			return r;
+	}
 	pthread_mutex_lock(&sg_lock);
 	struct sgconn *c = slot_conn(fd);
 	if (!c) {
@@ -666,23 +676,37 @@ EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 
 EXPORT int listen(int fd, int backlog)
 {
-	if (likely(!(fd_flags(fd) & SF_SWAPPED)))
+	if (likely(!(fd_flags(fd) & SF_SWAPPED)) && !in_adopt(fd))
 		return REAL(listen)(fd, backlog);
 	int handled;
 	int r = in_listen(fd, backlog, &handled);
 	return handled ? r : REAL(listen)(fd, backlog);
 }
 
+/*
+ * A datagram socket that is a receiver made by another process (in_adopt)
+ * fails a plain accept with EOPNOTSUPP: adopt it and take a passed socket.
+ */
 EXPORT int accept(int fd, struct sockaddr *sa, socklen_t *len)
 {
-	if (likely(!(fd_flags(fd) & SF_ACCEPT)))
-		return REAL(accept)(fd, sa, len);
+	if (likely(!(fd_flags(fd) & SF_ACCEPT))) {
+		int r = REAL(accept)(fd, sa, len);
+		if (likely(r >= 0 || errno != EOPNOTSUPP))
+			return r;
+		if (!in_adopt(fd))
+			return errno = EOPNOTSUPP, -1;
+	}
 	return in_accept(fd, sa, len, 0);
 }
 
 EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
-	if (likely(!(fd_flags(fd) & SF_ACCEPT)))
-		return REAL(accept4)(fd, sa, len, flags);
+	if (likely(!(fd_flags(fd) & SF_ACCEPT))) {
+		int r = REAL(accept4)(fd, sa, len, flags);
+		if (likely(r >= 0 || errno != EOPNOTSUPP))
+			return r;
+		if (!in_adopt(fd))
+			return errno = EOPNOTSUPP, -1;
+	}
 	return in_accept(fd, sa, len, flags);
 }

@@ -165,6 +165,7 @@ void ep_note(int epfd, int add);
 int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
 int in_listen(int fd, int backlog, int *handled);
 int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags);
+int in_adopt(int fd);
 void sg_forget(int fd);
 
 /* outgoing (out.c) */

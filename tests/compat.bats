@@ -9,8 +9,7 @@
 # fdpass receivers behind sockgate-server. Clients believe they talk to
 # 10.1.2.3; the rules send them to Unix sockets under $T, and where the
 # kernel allows they run in unshare -n, with no network at all, which
-# proves no TCP is used. Three tests are skipped as known bugs of the
-# library, each naming the cause.
+# proves no TCP is used.
 
 load helper
 
@@ -28,8 +27,8 @@ JAVA=$TOP/tests/tools/compat_java.java
 eval "$(declare -f teardown | sed '1s/^teardown/helper_teardown/')"
 teardown() {
 	if [ -n "${PGDATA:-}" ] && [ -e "$PGDATA/postmaster.pid" ]; then
-		# a postmaster stuck in accept() (see the known bug below) takes no
-		# signal but SIGKILL: this is the one the test started
+		# a postmaster stuck (as one was in accept() before the library
+		# failed header-less connections) takes only SIGKILL: this one
 		if ! runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w -t 5 stop >/dev/null 2>&1; then
 			kill -9 "$(sed -n 1p "$PGDATA/postmaster.pid")" 2>/dev/null
 			# and its System V segment (line 7: key, id)
@@ -266,7 +265,6 @@ cluster_js() {
 }
 
 @test "a redirected listener keeps its inet identity in a program exec()ed with it, and in node cluster workers that get it over SCM_RIGHTS" {
-	skip "known bug: the library's records of redirected descriptors live in the process's memory (preload/fdtab.c): they survive fork() but not execve(), nor a descriptor sent with SCM_RIGHTS, so the receiving program sees the bare AF_UNIX socket (or, before listen(), the unbound inet socket: bind() was only recorded): getsockname() says AF_UNIX or port 0, and node's cluster workers (NODE_CLUSTER_SCHED_POLICY=none) fail with 'bind EADDRINUSE null:8000'"
 	command -v node >/dev/null || skip "node not installed"
 	need_netns
 	SOCKGATE_RULE="bind tcp *:8000 -> unix $T/ex.sock" run -0 unshare -n env LD_PRELOAD="$LIB" timeout 10 python3 -c '

@@ -671,3 +671,43 @@ c, a = s.accept(); c.sendall(("got %s:%d local %s:%d\n" % (a[:2] + c.getsockname
 	run -0 timeout 5 nc -U "$T/act.sock" </dev/null
 	assert_output "got ::1:0 local :::8000"
 }
+
+@test "inherited across exec: a receiver and a %p-template Unix listener are recognised by their paths in the new program" {
+	[ -x "$BUILD/sockgate-server" ] || skip "sockgate-server not built"
+	server r8001
+	# the parent binds and listens, then execs a child that gets both fds;
+	# the receiver's socket is $T/r8001.sock (the server sends there)
+	export SOCKGATE_RULE="bind tcp *:8001 -> fdpass $T/r%p.sock; bind tcp 127.0.0.1:8002 -> unix $T/u%p.sock"
+	bg env LD_PRELOAD="$LIB" python3 -c '
+import socket, subprocess, sys
+a = socket.socket(); a.bind(("0.0.0.0", 8001)); a.listen()
+b = socket.socket(); b.bind(("127.0.0.1", 8002)); b.listen()
+subprocess.run([sys.executable, "-c", """
+import socket, sys
+out = open(sys.argv[1], "w", buffering=1)
+a = socket.socket(fileno=int(sys.argv[2])); b = socket.socket(fileno=int(sys.argv[3]))
+for s in (a, b):
+    out.write("%s %s:%d\\n" % ((s.family.name,) + s.getsockname()))
+out.write("waiting\\n")
+c, peer = a.accept()
+out.write("receiver accepted from %s:%d\\n" % peer)
+c.sendall(b"hello from the exec child\\n"); c.close()
+c, peer = b.accept()
+out.write("listener accepted from %s:%d: %r\\n" % (peer + (c.recv(100),)))
+""", sys.argv[1], str(a.fileno()), str(b.fileno())], pass_fds=[a.fileno(), b.fileno()])' "$T/child.log"
+	wait_for_line "$T/child.log" waiting
+	run -0 python3 -c '
+import socket, sys
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+print(c.getsockname()[1]); print(c.makefile().readline().strip())' "$SPORT"
+	local cport=${lines[0]}
+	assert_line "hello from the exec child"
+	python3 -c 'import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"over unix")' "$T/u8002.sock"
+	wait_for_line "$T/child.log" "listener accepted"
+	run -0 cat "$T/child.log"
+	assert_output "AF_INET 0.0.0.0:8001
+AF_INET 127.0.0.1:8002
+waiting
+receiver accepted from 127.0.0.1:$cport
+listener accepted from 127.0.0.1:0: b'over unix'"
+}

@@ -258,6 +258,16 @@ int in_adopt(int fd)
 	    ul <= offsetof(struct sockaddr_un, sun_path) + 1 ||
 	    REAL(getsockopt)(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0)
 		return 0;
+	if (type == SOCK_STREAM) {
+		/* a listener, or bound and not yet listening; not a connection it accepted */
+		int acc = 0;
+		socklen_t al = sizeof acc;
+		struct sockaddr_un pu;
+		socklen_t pl = sizeof pu;
+		if (REAL(getsockopt)(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) < 0 ||
+		    (!acc && REAL(getpeername)(fd, (struct sockaddr *)&pu, &pl) == 0))
+			return 0;
+	}
 	size_t plen = ul - offsetof(struct sockaddr_un, sun_path);
 	int abstract = un.sun_path[0] == 0;
 	if (!abstract)

@@ -682,19 +682,24 @@ c, a = s.accept(); c.sendall(("got %s:%d local %s:%d\n" % (a[:2] + c.getsockname
 import socket, subprocess, sys
 a = socket.socket(); a.bind(("0.0.0.0", 8001)); a.listen()
 b = socket.socket(); b.bind(("127.0.0.1", 8002)); b.listen()
+u = socket.socket(socket.AF_UNIX); u.connect(sys.argv[2]); u.sendall(b"before exec")
+c = b.accept()[0]   # a connection, not a listener: the child must not take it for one
 subprocess.run([sys.executable, "-c", """
 import socket, sys
 out = open(sys.argv[1], "w", buffering=1)
 a = socket.socket(fileno=int(sys.argv[2])); b = socket.socket(fileno=int(sys.argv[3]))
 for s in (a, b):
     out.write("%s %s:%d\\n" % ((s.family.name,) + s.getsockname()))
+c = socket.socket(fileno=int(sys.argv[4]))
+out.write("connection %s, peer %r: %r\\n" % (c.family.name, c.getpeername(), c.recv(100)))
 out.write("waiting\\n")
 c, peer = a.accept()
 out.write("receiver accepted from %s:%d\\n" % peer)
 c.sendall(b"hello from the exec child\\n"); c.close()
 c, peer = b.accept()
 out.write("listener accepted from %s:%d: %r\\n" % (peer + (c.recv(100),)))
-""", sys.argv[1], str(a.fileno()), str(b.fileno())], pass_fds=[a.fileno(), b.fileno()])' "$T/child.log"
+""", sys.argv[1], str(a.fileno()), str(b.fileno()), str(c.fileno())], pass_fds=[a.fileno(), b.fileno(), c.fileno()])' \
+		"$T/child.log" "$T/u8002.sock"
 	wait_for_line "$T/child.log" waiting
 	run -0 python3 -c '
 import socket, sys
@@ -707,6 +712,7 @@ print(c.getsockname()[1]); print(c.makefile().readline().strip())' "$SPORT"
 	run -0 cat "$T/child.log"
 	assert_output "AF_INET 0.0.0.0:8001
 AF_INET 127.0.0.1:8002
+connection AF_UNIX, peer '': b'before exec'
 waiting
 receiver accepted from 127.0.0.1:$cport
 listener accepted from 127.0.0.1:0: b'over unix'"

@@ -77,6 +77,27 @@ static int systemd_fd(const char *name)
 	return fd;
 }
 
+/* A record of a listener the program sees as a TCP socket bound at sa (NULL: ENOMEM). */
+static struct sgconn *listener_new(int family, const struct rule *r, int action, int state, const void *sa,
+				   socklen_t len)
+{
+	struct sgconn *c = calloc(1, sizeof *c);
+	if (!c) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	c->pw = c->s = -1;
+	c->family = family;
+	c->type = SOCK_STREAM;
+	c->rflags = r->flags;
+	c->action = action;
+	c->state = state;
+	memcpy(&c->local, sa, len);
+	c->locallen = len;
+	c->local_known = 1;
+	return c;
+}
+
 /*
  * The program's fd becomes (a copy of) the activated socket, already bound
  * and listening. An inet socket needs nothing more; a Unix one is treated
@@ -104,20 +125,11 @@ static int take_activated(int fd, int afd, const struct sockaddr *sa, socklen_t 
 		errno = e;
 		return ret < 0 ? -1 : 0;
 	}
-	struct sgconn *c = calloc(1, sizeof *c);
+	struct sgconn *c = listener_new(domain, r, ACT_SYSTEMD, ST_RECEIVER, sa, len);
 	if (!c) {
 		REAL(close)(dup);
 		return errno = ENOMEM, -1;
 	}
-	c->pw = c->s = -1;
-	c->family = domain;
-	c->type = SOCK_STREAM;
-	c->rflags = r->flags;
-	c->action = ACT_SYSTEMD;
-	c->state = ST_RECEIVER;
-	memcpy(&c->local, sa, len);
-	c->locallen = len;
-	c->local_known = 1;
 	return sg_swap_in(fd, dup, c, SF_ACCEPT);
 }
 
@@ -155,19 +167,10 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	}
 	*handled = 1;
 
-	struct sgconn *c = calloc(1, sizeof *c);
+	struct sgconn *c = listener_new(domain, r, r->action, ST_BOUND, sa, len);
 	if (!c)
 		return -1;
-	c->pw = c->s = -1;
-	c->family = domain;
-	c->type = SOCK_STREAM;
-	c->rflags = r->flags;
-	c->action = r->action;
-	c->state = ST_BOUND;
 	c->mode = r->mode;
-	memcpy(&c->local, sa, len);
-	c->locallen = len;
-	c->local_known = 1;
 	const char *tmpl = rules_str(rs, r->arg);
 	struct sg_addr a;
 	int stype = r->action == ACT_FDPASS ? SOCK_DGRAM : SOCK_STREAM, s = -1;
@@ -300,18 +303,9 @@ int in_adopt(int fd)
 				size_t hl = abstract ? plen - 1 : plen;
 				if ((size_t)n != hl || memcmp(path, have, hl))
 					continue;
-				struct sgconn *c = calloc(1, sizeof *c);
+				struct sgconn *c = listener_new(fam, r, r->action, ST_RECEIVER, &ss, sl);
 				if (!c)
 					return 0;
-				c->pw = c->s = -1;
-				c->family = fam;
-				c->type = SOCK_STREAM;
-				c->rflags = r->flags;
-				c->action = r->action;
-				c->state = ST_RECEIVER;
-				memcpy(&c->local, &ss, sl);
-				c->locallen = sl;
-				c->local_known = 1;
 				memcpy(c->path, path, (size_t)n + 1);
 				struct stat st;
 				pthread_mutex_lock(&sg_lock);

@@ -36,6 +36,11 @@ teardown() {
 		fi
 	fi
 	unset PGDATA
+	# a daemonised nginx (the binary upgrade test): both masters, if still there
+	local f
+	for f in "$T/nginx.pid" "$T/nginx.pid.oldbin"; do
+		[ -e "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
+	done
 	helper_teardown
 }
 
@@ -706,4 +711,46 @@ print(s.makefile("rb").readline()[:48].decode())'
 	run -0 redis-cli -s "$T/rep.sock" INFO replication
 	assert_line --regexp $'^master_host:10\\.1\\.2\\.3\r$'
 	assert_line --regexp $'^master_link_status:up\r$'
+}
+
+@test "nginx binary upgrade (USR2, WINCH, QUIT) with no network: the new master takes the inherited Unix listener as 127.0.0.1:8080 and serves" {
+	local ngx
+	ngx=$(command -v nginx) || skip "nginx not installed"
+	need_netns
+	cat > "$T/nginx.conf" <<-EOF
+	env LD_PRELOAD;
+	env SOCKGATE_RULE;
+	worker_processes 1;
+	error_log $T/error.log info;
+	pid $T/nginx.pid;
+	events { worker_connections 64; }
+	http {
+		access_log off;
+		client_body_temp_path $T; proxy_temp_path $T; fastcgi_temp_path $T; uwsgi_temp_path $T; scgi_temp_path $T;
+		server { listen 127.0.0.1:8080; location / { return 200 "served by \$pid\n"; } }
+	}
+	EOF
+	# nginx passes the listening fds to the new binary (NGINX=fd;...) and
+	# keeps only the environment that "env" names
+	SOCKGATE_RULE="bind tcp 127.0.0.1:8080 -> unix $T/web.sock" unshare -n env LD_PRELOAD="$LIB" \
+		"$ngx" -p "$T" -c "$T/nginx.conf" -g 'user root;'
+	wait_for_file "$T/web.sock"
+	run -0 curl -sS --max-time 5 --unix-socket "$T/web.sock" http://x/
+	local old_worker=$output old
+	old=$(cat "$T/nginx.pid")
+	kill -USR2 "$old"
+	wait_for_file "$T/nginx.pid.oldbin"
+	for _ in $(seq 100); do [ "$(grep -c "start worker process" "$T/error.log")" -ge 2 ] && break; sleep 0.05; done
+	kill -WINCH "$old"
+	kill -QUIT "$old"
+	for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.05; done
+	! kill -0 "$old" 2>/dev/null
+	for i in 1 2 3; do
+		run -0 curl -sS --max-time 5 --unix-socket "$T/web.sock" http://x/
+		[[ $output == "served by "* ]]
+		[ "$output" != "$old_worker" ]
+	done
+	kill -QUIT "$(cat "$T/nginx.pid")"
+	run grep -c "deleting socket" "$T/error.log"
+	assert_output 0
 }

@@ -672,24 +672,25 @@ c, a = s.accept(); c.sendall(("got %s:%d local %s:%d\n" % (a[:2] + c.getsockname
 	assert_output "got ::1:0 local :::8000"
 }
 
-@test "inherited across exec: a receiver and a %p-template Unix listener are recognised by their paths in the new program" {
+@test "inherited across exec: a receiver, a %p-template Unix listener and an abstract IPv6 one are recognised by their paths in the new program" {
 	[ -x "$BUILD/sockgate-server" ] || skip "sockgate-server not built"
 	server r8001
 	# the parent binds and listens, then execs a child that gets both fds;
 	# the receiver's socket is $T/r8001.sock (the server sends there)
-	export SOCKGATE_RULE="bind tcp *:8001 -> fdpass $T/r%p.sock; bind tcp 127.0.0.1:8002 -> unix $T/u%p.sock"
+	export SOCKGATE_RULE="bind tcp *:8001 -> fdpass $T/r%p.sock; bind tcp 127.0.0.1:8002 -> unix $T/u%p.sock; bind tcp [::1]:8003 -> abstract sg-adopt-$$-%p"
 	bg env LD_PRELOAD="$LIB" python3 -c '
 import socket, subprocess, sys
 a = socket.socket(); a.bind(("0.0.0.0", 8001)); a.listen()
 b = socket.socket(); b.bind(("127.0.0.1", 8002)); b.listen()
+d = socket.socket(socket.AF_INET6); d.bind(("::1", 8003)); d.listen()
 u = socket.socket(socket.AF_UNIX); u.connect(sys.argv[2]); u.sendall(b"before exec")
 c = b.accept()[0]   # a connection, not a listener: the child must not take it for one
 subprocess.run([sys.executable, "-c", """
 import socket, sys
 out = open(sys.argv[1], "w", buffering=1)
 a = socket.socket(fileno=int(sys.argv[2])); b = socket.socket(fileno=int(sys.argv[3]))
-for s in (a, b):
-    out.write("%s %s:%d\\n" % ((s.family.name,) + s.getsockname()))
+for s in (a, b, socket.socket(fileno=int(sys.argv[5]))):
+    out.write("%s %s:%d\\n" % ((s.family.name,) + s.getsockname()[:2]))
 c = socket.socket(fileno=int(sys.argv[4]))
 out.write("connection %s, peer %r: %r\\n" % (c.family.name, c.getpeername(), c.recv(100)))
 out.write("waiting\\n")
@@ -698,7 +699,7 @@ out.write("receiver accepted from %s:%d\\n" % peer)
 c.sendall(b"hello from the exec child\\n"); c.close()
 c, peer = b.accept()
 out.write("listener accepted from %s:%d: %r\\n" % (peer + (c.recv(100),)))
-""", sys.argv[1], str(a.fileno()), str(b.fileno()), str(c.fileno())], pass_fds=[a.fileno(), b.fileno(), c.fileno()])' \
+""", sys.argv[1], str(a.fileno()), str(b.fileno()), str(c.fileno()), str(d.fileno())], pass_fds=[a.fileno(), b.fileno(), c.fileno(), d.fileno()])' \
 		"$T/child.log" "$T/u8002.sock"
 	wait_for_line "$T/child.log" waiting
 	run -0 python3 -c '
@@ -712,6 +713,7 @@ print(c.getsockname()[1]); print(c.makefile().readline().strip())' "$SPORT"
 	run -0 cat "$T/child.log"
 	assert_output "AF_INET 0.0.0.0:8001
 AF_INET 127.0.0.1:8002
+AF_INET6 ::1:8003
 connection AF_UNIX, peer '': b'before exec'
 waiting
 receiver accepted from 127.0.0.1:$cport

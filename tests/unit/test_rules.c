@@ -298,6 +298,60 @@ static void test_differential(void)
 	CHECK(mismatches == 0, "indexed lookup equals a linear scan on %d random queries (%d matched)", total,
 	      matched);
 	CHECK(matched > total / 10, "the random queries hit rules often enough to mean something");
+
+	/*
+	 * "Wide" sets: a few prefixes with many rules that differ by port (a
+	 * port each, duplicates included, some ranges, both protocols, ip4/ip6
+	 * and from clauses), so that groups are searched by port.
+	 */
+	mismatches = matched = total = 0;
+	for (int round = 0; round < 20; round++) {
+		int nr = 50 + (int)(rnd() % 600);
+		char *text = malloc((size_t)nr * 160 + 1);
+		size_t len = 0;
+		static const char *pre[] = { "10.0.0.0/8", "10.1.0.0/16", "192.168.1.0/24", "127.0.0.1/32",
+					     "[2001:db8::/32]", "[::/0]" };
+		for (int i = 0; i < nr; i++) {
+			const char *dirs[] = { "connect", "accept" };
+			const char *protos[] = { "tcp", "udp", "any" };
+			const char *dir = dirs[rnd() % 2];
+			const char *extra = rnd() % 12 == 0 ? " ip4" : rnd() % 12 == 0 ? " ip6" : "";
+			int lo = (int)(rnd() % 160), hi = rnd() % 8 == 0 ? lo + (int)(rnd() % 40) : lo;
+			char from[64] = "";
+			if (!strcmp(dir, "accept") && rnd() % 4 == 0)
+				snprintf(from, sizeof from, " from 10.0.0.0/%d:%d-%d", (int)(rnd() % 17), (int)(rnd() % 100),
+					 100 + (int)(rnd() % 60));
+			len += (size_t)sprintf(text + len, "%s %s %s:%d-%d%s -> pass%s\n", dir, protos[rnd() % 3],
+					       pre[rnd() % 6], lo, hi, from, extra);
+		}
+		struct rules_error e;
+		struct ruleset *rs = rules_parse(text, len, &e);
+		if (!rs) {
+			printf("# wide: parse failed %u:%u %s\n", e.line, e.col, e.msg);
+			mismatches++;
+			free(text);
+			continue;
+		}
+		for (int k = 0; k < 1000; k++) {
+			char qa[80], pa[80];
+			random_addr(qa, sizeof qa, rnd() % 3 != 0, (int)(rnd() % 170));
+			random_addr(pa, sizeof pa, 1, (int)(rnd() % 170));
+			struct sg_addr a = A(qa), p = A(pa);
+			struct rules_query q = { 1 + (int)(rnd() % 2), 1 + (int)(rnd() % 2), &a.u.sa,
+						 rnd() % 2 ? &p.u.sa : NULL };
+			const struct rule *r = rules_match(rs, &q);
+			int got = r ? (int)(r - rs->rule) + 1 : 0, want = naive(rs, &q);
+			total++;
+			matched += want != 0;
+			if (got != want && mismatches++ < 5)
+				printf("# wide mismatch: %s got rule %d want %d (ruleset of %d)\n", qa, got, want, nr);
+		}
+		rules_free(rs);
+		free(text);
+	}
+	CHECK(mismatches == 0, "wide sets (many rules per prefix, by port): indexed lookup equals a linear scan "
+	      "on %d random queries (%d matched)", total, matched);
+	CHECK(matched > total / 10, "the wide queries hit rules often enough to mean something");
 }
 
 static void test_expand(void)

@@ -230,6 +230,38 @@ static void random_addr(char *buf, size_t size, int v4, int port)
 	}
 }
 
+/*
+ * Parse text and compare rules_match with the plain scan on n random
+ * queries (IPv4 one time in v4of, directions 1..ndirs, ports < maxport);
+ * adds to *nbad, *hit and *total.
+ */
+static void compare_on(const char *what, const char *text, size_t len, int n, int v4of, int ndirs, int maxport,
+		       int *nbad, int *hit, int *total)
+{
+	struct rules_error e;
+	struct ruleset *rs = rules_parse(text, len, &e);
+	if (!rs) {
+		printf("# %s: parse failed %u:%u %s\n", what, e.line, e.col, e.msg);
+		(*nbad)++;
+		return;
+	}
+	for (int k = 0; k < n; k++) {
+		char qa[80], pa[80];
+		random_addr(qa, sizeof qa, rnd() % (unsigned)v4of != 0, (int)(rnd() % (unsigned)maxport));
+		random_addr(pa, sizeof pa, 1, (int)(rnd() % (unsigned)maxport));
+		struct sg_addr a = A(qa), p = A(pa);
+		struct rules_query q = { 1 + (int)(rnd() % (unsigned)ndirs), 1 + (int)(rnd() % 2), &a.u.sa,
+					 rnd() % 2 ? &p.u.sa : NULL };
+		const struct rule *r = rules_match(rs, &q);
+		int got = r ? (int)(r - rs->rule) + 1 : 0, want = naive(rs, &q);
+		(*total)++;
+		*hit += want != 0;
+		if (got != want && (*nbad)++ < 5)
+			printf("# %s mismatch: %s got rule %d want %d (ruleset of %zu)\n", what, qa, got, want, rs->n);
+	}
+	rules_free(rs);
+}
+
 static void test_differential(void)
 {
 	int mismatches = 0, matched = 0, total = 0;
@@ -268,31 +300,7 @@ static void test_differential(void)
 				len += (size_t)sprintf(text + len, "%s %s [%s/%d]:%d-%d%s -> pass%s\n", dir,
 						       protos[rnd() % 3], a, plen, lo, hi, from, extra);
 		}
-		struct rules_error e;
-		struct ruleset *rs = rules_parse(text, len, &e);
-		if (!rs) {
-			printf("# differential: parse failed %u:%u %s\n", e.line, e.col, e.msg);
-			mismatches++;
-			free(text);
-			continue;
-		}
-		for (int k = 0; k < 400; k++) {
-			char qa[80], pa[80];
-			random_addr(qa, sizeof qa, rnd() % 2, (int)(rnd() % 160));
-			random_addr(pa, sizeof pa, 1, (int)(rnd() % 160));
-			struct sg_addr a = A(qa), p = A(pa);
-			struct rules_query q = { 1 + (int)(rnd() % 3), 1 + (int)(rnd() % 2), &a.u.sa,
-						 rnd() % 2 ? &p.u.sa : NULL };
-			const struct rule *r = rules_match(rs, &q);
-			int got = r ? (int)(r - rs->rule) + 1 : 0, want = naive(rs, &q);
-			total++;
-			matched += want != 0;
-			if (got != want) {
-				if (mismatches++ < 5)
-					printf("# mismatch: %s got rule %d want %d (ruleset of %d)\n", qa, got, want, nr);
-			}
-		}
-		rules_free(rs);
+		compare_on("differential", text, len, 400, 2, 3, 160, &mismatches, &matched, &total);
 		free(text);
 	}
 	CHECK(mismatches == 0, "indexed lookup equals a linear scan on %d random queries (%d matched)", total,
@@ -324,29 +332,7 @@ static void test_differential(void)
 			len += (size_t)sprintf(text + len, "%s %s %s:%d-%d%s -> pass%s\n", dir, protos[rnd() % 3],
 					       pre[rnd() % 6], lo, hi, from, extra);
 		}
-		struct rules_error e;
-		struct ruleset *rs = rules_parse(text, len, &e);
-		if (!rs) {
-			printf("# wide: parse failed %u:%u %s\n", e.line, e.col, e.msg);
-			mismatches++;
-			free(text);
-			continue;
-		}
-		for (int k = 0; k < 1000; k++) {
-			char qa[80], pa[80];
-			random_addr(qa, sizeof qa, rnd() % 3 != 0, (int)(rnd() % 170));
-			random_addr(pa, sizeof pa, 1, (int)(rnd() % 170));
-			struct sg_addr a = A(qa), p = A(pa);
-			struct rules_query q = { 1 + (int)(rnd() % 2), 1 + (int)(rnd() % 2), &a.u.sa,
-						 rnd() % 2 ? &p.u.sa : NULL };
-			const struct rule *r = rules_match(rs, &q);
-			int got = r ? (int)(r - rs->rule) + 1 : 0, want = naive(rs, &q);
-			total++;
-			matched += want != 0;
-			if (got != want && mismatches++ < 5)
-				printf("# wide mismatch: %s got rule %d want %d (ruleset of %d)\n", qa, got, want, nr);
-		}
-		rules_free(rs);
+		compare_on("wide", text, len, 1000, 3, 2, 170, &mismatches, &matched, &total);
 		free(text);
 	}
 	CHECK(mismatches == 0, "wide sets (many rules per prefix, by port): indexed lookup equals a linear scan "

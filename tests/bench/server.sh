@@ -154,28 +154,32 @@ latency() {
 pin_all() { for p in "$NGX_D" "$NGX_B" "$SRV"; do taskset -apc "$1" "$p" >/dev/null; done; }
 LASTCPU=$(($(nproc) - 1))
 
+# throughput DIRECT VIA: ROUNDS alternating wrk -c32 runs to each;
+# prints "best-direct best-via errors" (errors: none or yes)
+throughput() {
+	local d=0 v=0 errs=none r e
+	for _ in $(seq "$ROUNDS"); do
+		read -r r _ e < <(run_wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$1/")
+		d=$(best "$d" "$r" max)
+		[ "$e" != yes ] || errs=yes
+		read -r r _ e < <(run_wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$2/")
+		v=$(best "$v" "$r" max)
+		[ "$e" != yes ] || errs=yes
+	done
+	echo "$d $v $errs"
+}
+
 steal_mark
 fd_before=$(ls /proc/$SRV/fd | wc -l)
-d_rps=0 v_rps=0 errs=""
-for round in $(seq "$ROUNDS"); do
-	read -r r _ e < <(run_wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$direct/")
-	d_rps=$(best "$d_rps" "$r" max); errs="$errs$e"
-	read -r r _ e < <(run_wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$via/")
-	v_rps=$(best "$v_rps" "$r" max); errs="$errs$e"
-done
+read -r d_rps v_rps e1 < <(throughput "$direct" "$via")
 PIN=""
 read -r f99 f50 fctl < <(latency "$direct" "$via")
 pin_all "$LASTCPU"
 PIN="taskset -c $LASTCPU"
 read -r o99 o50 octl < <(latency "$direct" "$via")
 pin_all "0-$LASTCPU"
-c_d=0 c_v=0
-for round in $(seq "$ROUNDS"); do
-	read -r r _ e < <(run_wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$cdirect/")
-	c_d=$(best "$c_d" "$r" max); errs="$errs$e"
-	read -r r _ e < <(run_wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$cvia/")
-	c_v=$(best "$c_v" "$r" max); errs="$errs$e"
-done
+read -r c_d c_v e2 < <(throughput "$cdirect" "$cvia")
+errs="$e1$e2"
 PIN=""
 read -r c99 c50 cctl < <(latency "$cdirect" "$cvia")
 read -r i_rps _ _ < <(run_wrk -t1 -c16 -d"${DUR}s" "http://127.0.0.1:$viainetd/")

@@ -687,18 +687,6 @@ EXPORT int listen(int fd, int backlog)
  * A datagram socket that is a receiver made by another process (in_adopt)
  * fails a plain accept with EOPNOTSUPP: adopt it and take a passed socket.
  */
-EXPORT int accept(int fd, struct sockaddr *sa, socklen_t *len)
-{
-	if (likely(!(fd_flags(fd) & SF_ACCEPT))) {
-		int r = REAL(accept)(fd, sa, len);
-		if (likely(r >= 0 || errno != EOPNOTSUPP))
-			return r;
-		if (!in_adopt(fd))
-			return errno = EOPNOTSUPP, -1;
-	}
-	return in_accept(fd, sa, len, 0);
-}
-
 EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
 	if (likely(!(fd_flags(fd) & SF_ACCEPT))) {
@@ -709,4 +697,10 @@ EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 			return errno = EOPNOTSUPP, -1;
 	}
 	return in_accept(fd, sa, len, flags);
+}
+
+/* accept4() with no flags is accept() */
+EXPORT int accept(int fd, struct sockaddr *sa, socklen_t *len)
+{
+	return accept4(fd, sa, len, 0);
 }

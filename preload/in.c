@@ -133,7 +133,25 @@ static int take_activated(int fd, int afd, const struct sockaddr *sa, socklen_t 
 	return sg_swap_in(fd, dup, c, SF_ACCEPT);
 }
 
-static void unlink_stale(const struct sockaddr_un *un, socklen_t len, int type);
+/*
+ * A socket file left by an earlier run, nobody bound to it: remove it. The
+ * probe is a datagram connect, whatever the socket's type: a stale file
+ * gives ECONNREFUSED, while a live stream socket gives EPROTOTYPE even
+ * before it listens (a stream probe would be refused then too, and the
+ * path of a socket bound but not yet listening taken from it).
+ */
+static void unlink_stale(const struct sockaddr_un *un, socklen_t len)
+{
+	struct stat st;
+	if (!un->sun_path[0] || lstat(un->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return;
+	int p = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (p < 0)
+		return;
+	if (REAL(connect)(p, (const struct sockaddr *)un, len) < 0 && errno == ECONNREFUSED)
+		unlink(un->sun_path);
+	REAL(close)(p);
+}
 
 /* bind(): 0/-1 when handled, else *handled = 0. */
 int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
@@ -186,7 +204,7 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	 * by itself what it is (its path), to a program it is passed to before
 	 * listen() (node's cluster workers) or across execve() (in_adopt).
 	 */
-	unlink_stale(&a.u.un, a.len, stype);
+	unlink_stale(&a.u.un, a.len);
 	if (REAL(bind)(s, &a.u.sa, a.len) < 0) {
 		int e = errno;
 		REAL(close)(s);
@@ -322,20 +340,6 @@ int in_adopt(int fd)
 		}
 	}
 	return 0;
-}
-
-/* A socket file left by an earlier run, nobody bound to it: remove it. */
-static void unlink_stale(const struct sockaddr_un *un, socklen_t len, int type)
-{
-	struct stat st;
-	if (!un->sun_path[0] || lstat(un->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
-		return;
-	int p = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
-	if (p < 0)
-		return;
-	if (REAL(connect)(p, (const struct sockaddr *)un, len) < 0 && errno == ECONNREFUSED)
-		unlink(un->sun_path);
-	REAL(close)(p);
 }
 
 /* listen() on a fd bind() recorded: become a receiver, or a Unix listener. */

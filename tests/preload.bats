@@ -719,3 +719,22 @@ waiting
 receiver accepted from 127.0.0.1:$cport
 listener accepted from 127.0.0.1:0: b'over unix'"
 }
+
+@test "bind -> unix: bind() makes the Unix socket at once; a second program binding the same rule gets EADDRINUSE from bind()" {
+	export SOCKGATE_RULE="bind tcp 127.0.0.1:8004 -> unix $T/once.sock"
+	run -0 pre python3 -c '
+import errno, os, socket, stat, sys
+a = socket.socket(); a.bind(("127.0.0.1", 8004))
+print("after bind:", stat.S_ISSOCK(os.stat(sys.argv[1]).st_mode), a.getsockname())
+b = socket.socket()
+try:
+    b.bind(("127.0.0.1", 8004))
+    print("second bind: ok")
+except OSError as e:
+    print("second bind:", errno.errorcode[e.errno])
+a.listen()
+print("listening:", a.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))' "$T/once.sock"
+	assert_output "after bind: True ('127.0.0.1', 8004)
+second bind: EADDRINUSE
+listening: 1"
+}

@@ -32,32 +32,12 @@ wait_for() {
 	exit 1
 }
 
-nginx_conf() {	# NAME LISTEN
-	cat > "$T/$1.conf" <<-EOF
-	daemon off;
-	master_process off;
-	worker_processes 1;
-	pid $T/$1.pid;
-	error_log $T/$1.error.log;
-	events { worker_connections 4096; }
-	http {
-		access_log off;
-		client_body_temp_path $T; proxy_temp_path $T; fastcgi_temp_path $T;
-		uwsgi_temp_path $T; scgi_temp_path $T;
-		server {
-			listen $2;
-			location / { return 200 "soak\n"; }
-		}
-	}
-	EOF
-}
-
 # the targets
-nginx_conf u "unix:$T/ngx.sock"
+nginx_conf u soak "unix:$T/ngx.sock"
 nginx -c "$T/u.conf" -e "$T/u.error.log" &
 pids+=($!)
 inner=$(free_port)
-nginx_conf f "127.0.0.1:$inner backlog=4096"
+nginx_conf f soak "127.0.0.1:$inner backlog=4096"
 SOCKGATE_RULE="bind tcp *:$inner -> fdpass $T/ngxfd.sock" LD_PRELOAD=$LIB \
 	nginx -c "$T/f.conf" -e "$T/f.error.log" &
 pids+=($!)

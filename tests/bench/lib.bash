@@ -25,6 +25,23 @@ steal_pct() {
 		printf "%.1f", (t > 0 ? 100 * ($9 - s[1]) / t : 0) }' /proc/stat
 }
 
+# nginx_conf NAME ANSWER LISTEN...: $T/NAME.conf, one nginx with one worker
+# answering ANSWER to every request on each LISTEN (nginx's listen syntax);
+# its pid and error log in $T/NAME.pid and $T/NAME.error.log
+nginx_conf() {
+	local name=$1 answer=$2 l
+	shift 2
+	{
+		printf 'daemon off;\nmaster_process off;\nworker_processes 1;\n'
+		printf 'pid %s;\nerror_log %s;\n' "$T/$name.pid" "$T/$name.error.log"
+		printf 'events { worker_connections 4096; }\nhttp {\n\taccess_log off;\n'
+		printf '\tclient_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n' "$T" "$T" "$T"
+		printf '\tuwsgi_temp_path %s; scgi_temp_path %s;\n\tserver {\n' "$T" "$T"
+		for l in "$@"; do printf '\t\tlisten %s;\n' "$l"; done
+		printf '\t\tlocation / { return 200 "%s\\n"; }\n\t}\n}\n' "$answer"
+	} > "$T/$name.conf"
+}
+
 # A measurement that failed (a tool exited non-zero, printed nothing, or
 # printed something that is not a number) must read "failed", never a
 # figure: empty fields would otherwise become 0 and pass a "< target" test.

@@ -39,25 +39,8 @@ if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
 fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 ghost=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$T/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $T/nginx.pid;
-error_log $T/error.log;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	client_body_temp_path $T; proxy_temp_path $T; fastcgi_temp_path $T;
-	uwsgi_temp_path $T; scgi_temp_path $T;
-	server {
-		listen 127.0.0.1:$port;
-		listen unix:$T/nginx.sock;
-		location / { return 200 "benchmark\n"; }
-	}
-}
-EOF
-nginx -c "$T/nginx.conf" -e "$T/error.log" &
+nginx_conf nginx benchmark "127.0.0.1:$port" "unix:$T/nginx.sock"
+nginx -c "$T/nginx.conf" -e "$T/nginx.error.log" &
 pids+=($!)
 for _ in $(seq 100); do [ -S "$T/nginx.sock" ] && break; sleep 0.05; done
 DUR=${PRELOAD_BENCH_SECONDS:-4}

@@ -46,36 +46,16 @@ fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_for() { for _ in $(seq 200); do [ -e "$1" ] && return 0; sleep 0.05; done; echo "timed out waiting for $1" >&2; exit 1; }
 
-# nginx NAME LISTEN-PORT: one nginx, one worker, the same config for both sides
-nginx_conf() {
-	cat > "$T/$1.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $T/$1.pid;
-error_log $T/$1.error.log;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path $T; proxy_temp_path $T; fastcgi_temp_path $T;
-	uwsgi_temp_path $T; scgi_temp_path $T;
-	server {
-		listen 127.0.0.1:$2 backlog=4096;
-		location / { return 200 "benchmark\n"; }
-	}
-}
-EOF
-}
-
+# nginx_conf (lib.bash): one nginx, one worker, the same config for both sides
 direct=$(free_port)
-nginx_conf direct "$direct"
+nginx_conf direct benchmark "127.0.0.1:$direct backlog=4096"
 nginx -c "$T/direct.conf" -e "$T/direct.error.log" &
 pids+=($!)
 NGX_D=$!
 
 # the receiver: nginx's bind() of port $inner becomes a receiver at ngx.sock
 inner=$(free_port)
-nginx_conf boxed "$inner"
+nginx_conf boxed benchmark "127.0.0.1:$inner backlog=4096"
 SOCKGATE_RULE="bind tcp *:$inner -> fdpass $T/ngx.sock" LD_PRELOAD=$LIB \
 	box nginx -c "$T/boxed.conf" -e "$T/boxed.error.log" &
 pids+=($!)

@@ -25,9 +25,11 @@
 
 #include "addr.h"
 #include "fdpass.h"
+#include "file.h"
 #include "proxyv2.h"
 #include "real.h"
 #include "sg.h"
+#include "sockfile.h"
 
 /*
  * systemd socket activation (sd_listen_fds(3) protocol, without libsystemd):
@@ -133,26 +135,6 @@ static int take_activated(int fd, int afd, const struct sockaddr *sa, socklen_t 
 	return sg_swap_in(fd, dup, c, SF_ACCEPT);
 }
 
-/*
- * A socket file left by an earlier run, nobody bound to it: remove it. The
- * probe is a datagram connect, whatever the socket's type: a stale file
- * gives ECONNREFUSED, while a live stream socket gives EPROTOTYPE even
- * before it listens (a stream probe would be refused then too, and the
- * path of a socket bound but not yet listening taken from it).
- */
-static void unlink_stale(const struct sockaddr_un *un, socklen_t len)
-{
-	struct stat st;
-	if (!un->sun_path[0] || lstat(un->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
-		return;
-	int p = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (p < 0)
-		return;
-	if (REAL(connect)(p, (const struct sockaddr *)un, len) < 0 && errno == ECONNREFUSED)
-		unlink(un->sun_path);
-	REAL(close)(p);
-}
-
 /* bind(): 0/-1 when handled, else *handled = 0. */
 int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 {
@@ -204,7 +186,7 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	 * by itself what it is (its path), to a program it is passed to before
 	 * listen() (node's cluster workers) or across execve() (in_adopt).
 	 */
-	unlink_stale(&a.u.un, a.len);
+	sockfile_clear(&a.u.un, a.len);	/* a stale file goes, a live one stays */
 	if (REAL(bind)(s, &a.u.sa, a.len) < 0) {
 		int e = errno;
 		REAL(close)(s);
@@ -388,27 +370,11 @@ out:;
 /* Convert an inet address to the family of the program's socket where it can be. */
 static void as_family(struct sockaddr_storage *ss, socklen_t *len, int fam)
 {
-	if (fam == AF_INET6 && ss->ss_family == AF_INET) {
-		struct sockaddr_in s4;
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-		memcpy(&s4, ss, sizeof s4);
-		memset(ss, 0, sizeof *ss);
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = s4.sin_port;
-		s6->sin6_addr.s6_addr[10] = s6->sin6_addr.s6_addr[11] = 0xff;
-		memcpy(s6->sin6_addr.s6_addr + 12, &s4.sin_addr, 4);
-		*len = sizeof *s6;
-	}
+	if (fam == AF_INET6)
+		addr_to_family(ss, len, AF_INET6);
 }
 
 #define HDR_WAIT_MS 1000	/* how long accept() waits for the rest of a PROXY header */
-
-static long ms_since(const struct timespec *t0)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
-}
 
 /*
  * Read the PROXY header (v2 or v1) that starts a connection, consuming
@@ -418,10 +384,9 @@ static long ms_since(const struct timespec *t0)
 static int read_header(int s, struct proxy_hdr *h)
 {
 	unsigned char buf[PROXY_V2_HDRLEN + 1024];
-	struct timespec t0;
+	int64_t t0 = mono_ms();
 	size_t n;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		ssize_t got = REAL(recvfrom)(s, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT, NULL, NULL);
 		if (got == 0)
@@ -441,7 +406,7 @@ static int read_header(int s, struct proxy_hdr *h)
 			return -1;
 		}
 		/* our clients write the header inside connect(): it is nearly always here already */
-		long left = HDR_WAIT_MS - ms_since(&t0);
+		long left = HDR_WAIT_MS - (long)(mono_ms() - t0);
 		if (left <= 0)
 			return -1;
 		struct pollfd p = { .fd = s, .events = POLLIN };
@@ -452,28 +417,13 @@ static int read_header(int s, struct proxy_hdr *h)
 /* An inet address of h in the program's family, or 0. */
 static socklen_t fit(const struct sockaddr_storage *a, int fam, struct sockaddr_storage *out)
 {
-	memset(out, 0, sizeof *out);
-	if (a->ss_family == fam) {
-		*out = *a;
-		return fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	socklen_t l = sizeof *out;
+	*out = *a;
+	if (addr_to_family(out, &l, fam) < 0) {
+		memset(out, 0, sizeof *out);
+		return 0;
 	}
-	if (a->ss_family == AF_INET && fam == AF_INET6) {
-		socklen_t l = sizeof(struct sockaddr_in);
-		*out = *a;
-		as_family(out, &l, AF_INET6);
-		return l;
-	}
-	if (a->ss_family == AF_INET6 && fam == AF_INET) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)a;
-		if (!addr_is_v4mapped(s6->sin6_addr.s6_addr))
-			return 0;
-		struct sockaddr_in *s4 = (struct sockaddr_in *)out;
-		s4->sin_family = AF_INET;
-		s4->sin_port = s6->sin6_port;
-		memcpy(&s4->sin_addr, s6->sin6_addr.s6_addr + 12, 4);
-		return sizeof *s4;
-	}
-	return 0;
+	return l;
 }
 
 /*

@@ -58,20 +58,10 @@ static socklen_t inet_len(int fam)
 /* IPv4-mapped IPv6 becomes plain IPv4 (for matching, templates, headers). */
 static void canon(const struct sockaddr *sa, struct sockaddr_storage *out)
 {
+	socklen_t l = sizeof *out;
 	memset(out, 0, sizeof *out);
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-		if (addr_is_v4mapped(s6->sin6_addr.s6_addr)) {
-			struct sockaddr_in *s4 = (struct sockaddr_in *)out;
-			s4->sin_family = AF_INET;
-			s4->sin_port = s6->sin6_port;
-			memcpy(&s4->sin_addr, s6->sin6_addr.s6_addr + 12, 4);
-			return;
-		}
-		memcpy(out, sa, sizeof *s6);
-		return;
-	}
-	memcpy(out, sa, sizeof(struct sockaddr_in));
+	memcpy(out, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	addr_unmap(out, &l);
 }
 
 static int is_any(const struct sockaddr_storage *ss)
@@ -153,33 +143,15 @@ static int route_src(const struct sockaddr *dst, struct sockaddr_storage *out)
 /* Convert an inet address to family fam (IPv4 <-> ::ffff:IPv4); 0 or -1. */
 static int to_family(struct sockaddr_storage *ss, int fam)
 {
-	struct sockaddr_storage t;
+	socklen_t l = sizeof *ss;
 	if (ss->ss_family == fam)
 		return 0;
-	if (fam == AF_INET6 && ss->ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&t;
-		memset(&t, 0, sizeof t);
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = s4->sin_port;
+	if (fam == AF_INET && ss->ss_family == AF_INET6 && is_any(ss)) {
+		/* :: as IPv4 is 0.0.0.0: mark it mapped and convert */
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
 		s6->sin6_addr.s6_addr[10] = s6->sin6_addr.s6_addr[11] = 0xff;
-		memcpy(s6->sin6_addr.s6_addr + 12, &s4->sin_addr, 4);
-		*ss = t;
-		return 0;
 	}
-	if (fam == AF_INET && ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-		if (!addr_is_v4mapped(s6->sin6_addr.s6_addr) && !is_any(ss))
-			return -1;
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&t;
-		memset(&t, 0, sizeof t);
-		s4->sin_family = AF_INET;
-		s4->sin_port = s6->sin6_port;
-		memcpy(&s4->sin_addr, s6->sin6_addr.s6_addr + 12, 4);
-		*ss = t;
-		return 0;
-	}
-	return -1;
+	return addr_to_family(ss, &l, fam);
 }
 
 /* The source address for a header and getsockname(): configured, bound, routed, or zero. */

@@ -1,0 +1,25 @@
+/*
+ * sockfile: the socket files Unix listeners leave behind. A file left by
+ * an earlier run (nobody bound to it) may be replaced; a live socket's
+ * may not. One probe for the applets and the preload.
+ */
+#ifndef SOCKGATE_SOCKFILE_H
+#define SOCKGATE_SOCKFILE_H
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+/*
+ * Is the socket file at un stale? 1 (and it is removed), 0 when there is
+ * nothing to remove (no file, not a socket, abstract, or the probe could
+ * not tell), -1 with EADDRINUSE when a live socket is bound there.
+ */
+int sockfile_clear(const struct sockaddr_un *un, socklen_t len);
+
+/*
+ * bind(2) fd to a Unix path, replacing a stale socket file there and
+ * nothing else: 0, or -1 with errno (EADDRINUSE: a live socket has it).
+ */
+int bind_unix_path(int fd, const struct sockaddr_un *un, socklen_t len);
+
+#endif

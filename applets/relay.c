@@ -1052,11 +1052,13 @@ static void listen_systemd(const char *want)
 	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
 	const char *names = getenv("LISTEN_FDNAMES");
 
-	if (!fds)
+	int n = sd_listen_count(pid, fds, getpid(), 4096), found = 0;
+	if (n < 0 && errno == ENOENT)
 		die(EX_BADINPUT, "systemd: LISTEN_FDS is not set (not started by socket activation?)");
-	if (pid && num_arg(pid, 1, INT_MAX, "LISTEN_PID") != getpid())
-		die(EX_BADINPUT, "systemd: LISTEN_PID %s is not this process", pid);
-	int n = (int)num_arg(fds, 0, 4096, "LISTEN_FDS"), found = 0;
+	if (n < 0 && errno == ESRCH)
+		die(EX_BADINPUT, "systemd: LISTEN_PID %s is not this process", pid ? pid : "(unset)");
+	if (n < 0)
+		die(EX_BADINPUT, "systemd: LISTEN_FDS %s: not a count from 0 to 4096", fds);
 	const char *p = names;
 	for (int i = 0; i < n; i++) {
 		char nm[256] = "";

@@ -32,6 +32,7 @@
 
 #include "addr.h"
 #include "fdpass.h"
+#include "sockfile.h"
 #include "file.h"
 #include "rules.h"
 #include "util.h"
@@ -633,9 +634,11 @@ static void add_inherited(int fd, const char *what)
 static void add_systemd(void)
 {
 	const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
-	if (!pid || !n || strtol(pid, NULL, 10) != (long)getpid())
-		return;
-	long k = num_arg(n, 0, MAXLISTEN, "LISTEN_FDS");
+	long k = sd_listen_count(pid, n, getpid(), MAXLISTEN);
+	if (k < 0 && errno == ERANGE)
+		die(EX_BADINPUT, "LISTEN_FDS %s: not a count from 0 to %d", n, MAXLISTEN);
+	if (k < 0)
+		return;	/* not socket-activated, or meant for another process */
 	for (long i = 0; i < k; i++)
 		add_inherited(3 + (int)i, "LISTEN_FDS fd");
 	unsetenv("LISTEN_PID");
@@ -680,6 +683,187 @@ static void raise_nofile(void)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/*
+ * After the options: the listening sockets (-s, LISTEN_FDS, then -l/-p),
+ * the fixed receiver, the rules, then privileges go in one place.
+ */
+static void set_up(const char **sfds, size_t nsfd)
+{
+	for (size_t i = 0; i < nsfd; i++)
+		add_inherited((int)num_arg(sfds[i], 0, INT_MAX, "-s"), "-s");
+	add_systemd();
+	if (cfg.port >= 0 || cfg.laddr)
+		listen_tcp();
+	if (!nlisten)
+		die(EX_USAGE, "nothing to listen on: give -p PORT (and -l ADDR), -s FD, or LISTEN_FDS");
+
+	if (cfg.fixed_fd >= 0) {
+		int type;
+		socklen_t sl = sizeof type;
+		if (getsockopt(cfg.fixed_fd, SOL_SOCKET, SO_TYPE, &type, &sl) < 0)
+			die_sys("-i %d: not a socket", cfg.fixed_fd);
+		fcntl(cfg.fixed_fd, F_SETFD, FD_CLOEXEC);
+		fixed_recv.fd = cfg.fixed_fd;
+		snprintf(fixed_recv.name, sizeof fixed_recv.name, "fd %d", cfg.fixed_fd);
+	} else if (cfg.fixed_path) {
+		if (addr_unix(&fixed_recv.addr, cfg.fixed_path, 0) < 0)
+			die_sys("-S %s", cfg.fixed_path);
+		fixed_recv.fd = -1;
+		snprintf(fixed_recv.name, sizeof fixed_recv.name, "unix:%s", cfg.fixed_path);
+	}
+	if (cfg.rules_file)
+		rules = load_rules(1);
+
+	raise_nofile();
+	/* privileges go in one place, right after the sockets are bound */
+	if (privs_drop(&cfg.privs))
+		proc_ok = access("/proc/self/fd", F_OK) == 0;
+	for (size_t i = 0; i < nlisten; i++) {
+		struct sockaddr_storage la;
+		socklen_t ll = sizeof la;
+		char as[ADDR_STRLEN];
+		if (getsockname(lfd[i], (struct sockaddr *)&la, &ll) == 0) {
+			fmt((struct sockaddr *)&la, ll, as, sizeof as);
+			info("listening on %s", as);
+		}
+	}
+}
+
+/* --- the loop ------------------------------------------------------------- */
+
+/*
+ * epoll rather than poll: with one wake-up per connection at low load,
+ * poll's adding and removing of wait-queue entries on every call was
+ * a quarter of the server's time. Listeners are switched off during an
+ * EMFILE back-off; a receiver is watched for EPOLLOUT only while
+ * hand-offs wait for it. data.u64: kind << 32 | index.
+ */
+enum { EV_SIG, EV_LISTEN, EV_RECV };
+static int ep, listening = 1;
+
+static struct receiver *recv_at(size_t i)
+{
+	return i < MAXRECV ? &recv_tab[i] : &fixed_recv;
+}
+
+static void ep_ctl(int op, int fd, uint32_t events, uint32_t kind, size_t i)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = (uint64_t)kind << 32 | i };
+	if (epoll_ctl(ep, op, fd, &ev) < 0 && op == EPOLL_CTL_ADD && kind != EV_RECV)
+		die_sys("epoll_ctl");
+}
+
+/* Listeners on or off as the EMFILE back-off begins or ends. */
+static void listeners_toggle(int64_t now)
+{
+	if (backoff_until && now >= backoff_until)
+		backoff_until = 0;
+	if ((backoff_until == 0) == listening)
+		return;
+	listening = !backoff_until;
+	for (size_t i = 0; i < nlisten; i++)
+		ep_ctl(EPOLL_CTL_MOD, lfd[i], listening ? EPOLLIN : 0, EV_LISTEN, i);
+}
+
+/*
+ * Expire waiting hand-offs, watch a receiver for EPOLLOUT exactly while
+ * some wait for it; returns the epoll timeout (ms, -1: none) to the next
+ * deadline.
+ */
+static int receivers_watch(int64_t now)
+{
+	int timeout = backoff_until ? (int)(backoff_until - now) : -1;
+
+	for (size_t i = 0; i <= MAXRECV; i++) {
+		struct receiver *r = recv_at(i);
+		if (r->qlen) {
+			q_expire(r, now);
+			if (r->qlen && r->fd < 0)
+				q_drop_all(r, "receiver closed");	/* a queue only exists while connected */
+		}
+		if (r->qlen) {
+			int64_t left = q_at(r, 0)->deadline - now;
+			if (timeout < 0 || left < timeout)
+				timeout = (int)left;
+		}
+		int want = r->qlen && r->fd >= 0;
+		if (r->ep_on && (!want || r->ep_fd != r->fd)) {
+			epoll_ctl(ep, EPOLL_CTL_DEL, r->ep_fd, NULL);
+			r->ep_on = 0;
+		}
+		if (want && !r->ep_on) {
+			struct epoll_event ev = { .events = EPOLLOUT, .data.u64 = (uint64_t)EV_RECV << 32 | i };
+			if (epoll_ctl(ep, EPOLL_CTL_ADD, r->fd, &ev) == 0) {
+				r->ep_on = 1;
+				r->ep_fd = r->fd;
+			}
+		}
+	}
+	return timeout;
+}
+
+/* SIGHUP reloads the rules; SIGTERM/SIGINT: 1 once what waits is flushed. */
+static int on_signal(int sfd)
+{
+	struct signalfd_siginfo si;
+
+	while (read(sfd, &si, sizeof si) == sizeof si) {
+		if (si.ssi_signo == SIGHUP) {
+			if (cfg.rules_file) {
+				struct ruleset *nr = load_rules(0);
+				if (nr) {
+					rules_free(rules);
+					rules = nr;
+					info("rules reloaded from %s (%zu rules)", cfg.rules_file, nr->n);
+				}
+			}
+			continue;
+		}
+		info("stopping on signal %d", (int)si.ssi_signo);
+		for (size_t i = 0; i < nlisten; i++)
+			close(lfd[i]);
+		for (size_t i = 0; i <= MAXRECV; i++) {
+			struct receiver *r = recv_at(i);
+			if (r->qlen && r->fd >= 0)
+				q_flush(r);
+			q_drop_all(r, "server stopping");
+		}
+		return 1;
+	}
+	return 0;
+}
+
+static int loop(int sfd)
+{
+	struct epoll_event evs[64];
+
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		die_sys("epoll_create1");
+	ep_ctl(EPOLL_CTL_ADD, sfd, EPOLLIN, EV_SIG, 0);
+	for (size_t i = 0; i < nlisten; i++)
+		ep_ctl(EPOLL_CTL_ADD, lfd[i], EPOLLIN, EV_LISTEN, i);
+	for (;;) {
+		int64_t now = mono_ms();
+		listeners_toggle(now);
+		int k = epoll_wait(ep, evs, (int)(sizeof evs / sizeof evs[0]), receivers_watch(now));
+		if (k < 0 && errno != EINTR)
+			die_sys("epoll_wait");
+		int sig = 0;
+		for (int e = 0; e < k; e++) {
+			uint32_t kind = (uint32_t)(evs[e].data.u64 >> 32), i = (uint32_t)evs[e].data.u64;
+			if (kind == EV_SIG)
+				sig = 1;
+			else if (kind == EV_RECV)
+				q_flush(recv_at(i));
+		}
+		if (sig && on_signal(sfd))
+			return EX_OK;
+		for (int e = 0; e < k; e++)
+			if (evs[e].data.u64 >> 32 == EV_LISTEN && !backoff_until)
+				accept_some((size_t)(uint32_t)evs[e].data.u64);
 	}
 }
 
@@ -744,156 +928,10 @@ int server_main(int argc, char **argv)
 	if (cfg.owner)
 		parse_owner(cfg.owner);
 
-	/* the listening sockets: -s, LISTEN_FDS, then -l/-p */
-	for (size_t i = 0; i < nsfd; i++)
-		add_inherited((int)num_arg(sfds[i], 0, INT_MAX, "-s"), "-s");
-	add_systemd();
-	if (cfg.port >= 0 || cfg.laddr)
-		listen_tcp();
-	if (!nlisten)
-		die(EX_USAGE, "nothing to listen on: give -p PORT (and -l ADDR), -s FD, or LISTEN_FDS");
-
-	if (cfg.fixed_fd >= 0) {
-		int type;
-		socklen_t sl = sizeof type;
-		if (getsockopt(cfg.fixed_fd, SOL_SOCKET, SO_TYPE, &type, &sl) < 0)
-			die_sys("-i %d: not a socket", cfg.fixed_fd);
-		fcntl(cfg.fixed_fd, F_SETFD, FD_CLOEXEC);
-		fixed_recv.fd = cfg.fixed_fd;
-		snprintf(fixed_recv.name, sizeof fixed_recv.name, "fd %d", cfg.fixed_fd);
-	} else if (cfg.fixed_path) {
-		if (addr_unix(&fixed_recv.addr, cfg.fixed_path, 0) < 0)
-			die_sys("-S %s", cfg.fixed_path);
-		fixed_recv.fd = -1;
-		snprintf(fixed_recv.name, sizeof fixed_recv.name, "unix:%s", cfg.fixed_path);
-	}
-	if (cfg.rules_file)
-		rules = load_rules(1);
-
-	raise_nofile();
-	/* privileges go in one place, right after the sockets are bound */
-	if (privs_drop(&cfg.privs))
-		proc_ok = access("/proc/self/fd", F_OK) == 0;
-	for (size_t i = 0; i < nlisten; i++) {
-		struct sockaddr_storage la;
-		socklen_t ll = sizeof la;
-		char as[ADDR_STRLEN];
-		if (getsockname(lfd[i], (struct sockaddr *)&la, &ll) == 0) {
-			fmt((struct sockaddr *)&la, ll, as, sizeof as);
-			info("listening on %s", as);
-		}
-	}
-
+	set_up(sfds, nsfd);
 	if (cfg.exec_argv)
 		run_program();
-
 	int sfd = signals_fd(0, NULL);
-
 	notify_ready(cfg.ready_fd);
-
-	/*
-	 * epoll rather than poll: with one wake-up per connection at low load,
-	 * poll's adding and removing of wait-queue entries on every call was
-	 * a quarter of the server's time. Listeners are switched off during an
-	 * EMFILE back-off; a receiver is watched for EPOLLOUT only while
-	 * hand-offs wait for it. data.u64: kind << 32 | index.
-	 */
-	enum { EV_SIG, EV_LISTEN, EV_RECV };
-	int ep = epoll_create1(EPOLL_CLOEXEC);
-	if (ep < 0)
-		die_sys("epoll_create1");
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)EV_SIG << 32 };
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev) < 0)
-		die_sys("epoll_ctl");
-	for (size_t i = 0; i < nlisten; i++) {
-		ev = (struct epoll_event){ .events = EPOLLIN, .data.u64 = (uint64_t)EV_LISTEN << 32 | i };
-		if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd[i], &ev) < 0)
-			die_sys("epoll_ctl");
-	}
-	int listening = 1;
-	struct epoll_event evs[64];
-	for (;;) {
-		int64_t now = mono_ms();
-		int timeout = -1;
-
-		if (backoff_until && now >= backoff_until)
-			backoff_until = 0;
-		if ((backoff_until == 0) != listening) {
-			listening = !backoff_until;
-			for (size_t i = 0; i < nlisten; i++) {
-				ev = (struct epoll_event){ .events = listening ? EPOLLIN : 0,
-							   .data.u64 = (uint64_t)EV_LISTEN << 32 | i };
-				epoll_ctl(ep, EPOLL_CTL_MOD, lfd[i], &ev);
-			}
-		}
-		if (backoff_until)
-			timeout = (int)(backoff_until - now);
-		for (size_t i = 0; i <= MAXRECV; i++) {
-			struct receiver *r = i < MAXRECV ? &recv_tab[i] : &fixed_recv;
-			if (r->qlen) {
-				q_expire(r, now);
-				if (r->qlen && r->fd < 0)
-					q_drop_all(r, "receiver closed");	/* a queue only exists while connected */
-			}
-			if (r->qlen) {
-				int64_t left = q_at(r, 0)->deadline - now;
-				if (timeout < 0 || left < timeout)
-					timeout = (int)left;
-			}
-			int want = r->qlen && r->fd >= 0;
-			if (r->ep_on && (!want || r->ep_fd != r->fd)) {
-				epoll_ctl(ep, EPOLL_CTL_DEL, r->ep_fd, NULL);
-				r->ep_on = 0;
-			}
-			if (want && !r->ep_on) {
-				ev = (struct epoll_event){ .events = EPOLLOUT, .data.u64 = (uint64_t)EV_RECV << 32 | i };
-				if (epoll_ctl(ep, EPOLL_CTL_ADD, r->fd, &ev) == 0) {
-					r->ep_on = 1;
-					r->ep_fd = r->fd;
-				}
-			}
-		}
-		int k = epoll_wait(ep, evs, (int)(sizeof evs / sizeof evs[0]), timeout);
-		if (k < 0 && errno != EINTR)
-			die_sys("epoll_wait");
-		if (k <= 0)
-			continue;
-		int sig = 0;
-		for (int e = 0; e < k; e++) {
-			uint32_t kind = (uint32_t)(evs[e].data.u64 >> 32), i = (uint32_t)evs[e].data.u64;
-			if (kind == EV_SIG)
-				sig = 1;
-			else if (kind == EV_RECV)
-				q_flush(i < MAXRECV ? &recv_tab[i] : &fixed_recv);
-		}
-		if (sig) {
-			struct signalfd_siginfo si;
-			while (read(sfd, &si, sizeof si) == sizeof si) {
-				if (si.ssi_signo == SIGHUP) {
-					if (cfg.rules_file) {
-						struct ruleset *nr = load_rules(0);
-						if (nr) {
-							rules_free(rules);
-							rules = nr;
-							info("rules reloaded from %s (%zu rules)", cfg.rules_file, nr->n);
-						}
-					}
-				} else {
-					info("stopping on signal %d", (int)si.ssi_signo);
-					for (size_t i = 0; i < nlisten; i++)
-						close(lfd[i]);
-					for (size_t i = 0; i <= MAXRECV; i++) {
-						struct receiver *r = i < MAXRECV ? &recv_tab[i] : &fixed_recv;
-						if (r->qlen && r->fd >= 0)
-							q_flush(r);
-						q_drop_all(r, "server stopping");
-					}
-					return EX_OK;
-				}
-			}
-		}
-		for (int e = 0; e < k; e++)
-			if (evs[e].data.u64 >> 32 == EV_LISTEN && !backoff_until)
-				accept_some((size_t)(uint32_t)evs[e].data.u64);
-	}
+	return loop(sfd);
 }

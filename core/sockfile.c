@@ -9,6 +9,8 @@
  * the libc names are its own wrappers.
  */
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -41,4 +43,26 @@ int bind_unix_path(int fd, const struct sockaddr_un *un, socklen_t len)
 	if (r < 0 && errno == EADDRINUSE && sockfile_clear(un, len) == 1)
 		r = (int)syscall(SYS_bind, fd, un, len);
 	return r;
+}
+
+/* A decimal number with nothing else around it, in [0, max]; -1 otherwise. */
+static long long whole_number(const char *s, long long max)
+{
+	const char *err = NULL;
+	if (!s || !*s || s[strspn(s, "0123456789")])
+		return -1;
+	long long v = strtonum(s, 0, max, &err);
+	return err ? -1 : v;
+}
+
+int sd_listen_count(const char *pid, const char *fds, long self, int max)
+{
+	if (!fds)
+		return errno = ENOENT, -1;
+	if (whole_number(pid, 0x7fffffff) != self)
+		return errno = ESRCH, -1;
+	long long n = whole_number(fds, max);
+	if (n < 0)
+		return errno = ERANGE, -1;
+	return (int)n;
 }

@@ -22,4 +22,13 @@ int sockfile_clear(const struct sockaddr_un *un, socklen_t len);
  */
 int bind_unix_path(int fd, const struct sockaddr_un *un, socklen_t len);
 
+/*
+ * The numbers of systemd socket activation (sd_listen_fds(3)), parsed one
+ * way for all: pid (LISTEN_PID) must be self, fds (LISTEN_FDS) a decimal
+ * count from 0 to max, sockets from fd 3. Returns the count, or -1 with
+ * errno ENOENT (fds NULL: not activated), ESRCH (pid NULL, not a number
+ * or another process's: not for us) or ERANGE (fds not a count in range).
+ */
+int sd_listen_count(const char *pid, const char *fds, long self, int max);
+
 #endif

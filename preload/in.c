@@ -45,13 +45,12 @@ static char *sd_names[SD_MAX];
 static void sd_load(void)
 {
 	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
-	char *end;
+	int e = errno;
 
 	sd_loaded = 1;
-	if (!pid || !fds || strtol(pid, &end, 10) != (long)getpid() || *end)
-		return;
-	long n = strtol(fds, &end, 10);
-	if (*end || n <= 0)
+	int n = sd_listen_count(pid, fds, getpid(), 0x7ffffff0);
+	errno = e;
+	if (n <= 0)
 		return;
 	sd_n = n > SD_MAX ? SD_MAX : (int)n;
 	const char *names = getenv("LISTEN_FDNAMES");

@@ -153,7 +153,7 @@ lint:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
 	  $(DESTDIR)$(PREFIX)/share/doc/sockgate/examples
-	install -m 755 $(BUILD)/sockgate $(DESTDIR)$(PREFIX)/bin/sockgate
+	install -s -m 755 $(BUILD)/sockgate $(DESTDIR)$(PREFIX)/bin/sockgate
 	for a in $(APPLET_NAMES); do ln -sf sockgate $(DESTDIR)$(PREFIX)/bin/sockgate-$$a; done
 	install -m 755 $(BUILD)/libsockgate.so $(DESTDIR)$(PREFIX)/lib/libsockgate.so
 	for m in man/*.[1-8]; do s=$${m##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; \

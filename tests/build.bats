@@ -22,6 +22,11 @@ load helper
 @test "make install and uninstall honour PREFIX and DESTDIR" {
 	make -s -C "$TOP" BUILD="$BUILD" install DESTDIR="$T/root" PREFIX=/opt/sg >/dev/null
 	[ -x "$T/root/opt/sg/bin/sockgate" ]
+	# installed stripped: well under 256 KiB, no symbol table left
+	local size=$(stat -c %s "$T/root/opt/sg/bin/sockgate")
+	[ "$size" -lt 262144 ] || { echo "installed sockgate is $size bytes"; return 1; }
+	run -0 readelf -S "$T/root/opt/sg/bin/sockgate"
+	refute_output --partial ".symtab"
 	[ "$(readlink "$T/root/opt/sg/bin/sockgate-asmgen")" = sockgate ]
 	[ -f "$T/root/opt/sg/lib/libsockgate.so" ]
 	[ -f "$T/root/opt/sg/share/man/man5/sockgate-rules.5" ]

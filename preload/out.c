@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "file.h"
 #include "proxyv2.h"
 #include "real.h"
 #include "sg.h"
@@ -331,13 +332,6 @@ struct job {
 	struct sg_addr ta;
 };
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static int cancelled(struct sgconn *c)
 {
 	pthread_mutex_lock(&sg_lock);
@@ -403,7 +397,7 @@ static void *helper(void *arg)
 	struct job *j = arg;
 	struct sgconn *c = j->c;
 	struct timeval tick = { 0, 200000 }, old;
-	double deadline = now() + CONNECT_TIMEOUT_S;
+	int64_t deadline = mono_ms() + CONNECT_TIMEOUT_S * 1000;
 	int err = 0;
 	int is_unix = j->ta.u.sa.sa_family == AF_UNIX;
 
@@ -414,7 +408,7 @@ static void *helper(void *arg)
 			err = ECANCELED;
 			break;
 		}
-		if (now() > deadline) {
+		if (mono_ms() > deadline) {
 			err = ETIMEDOUT;
 			break;
 		}
@@ -446,7 +440,7 @@ static void *helper(void *arg)
 			ssize_t w = REAL(send)(j->s, h + off, len - off, MSG_NOSIGNAL);
 			if (w > 0)
 				off += (size_t)w;
-			else if (w < 0 && (errno == EAGAIN || errno == EINTR) && now() < deadline && !cancelled(c))
+			else if (w < 0 && (errno == EAGAIN || errno == EINTR) && mono_ms() < deadline && !cancelled(c))
 				continue;
 			else
 				err = w < 0 ? errno : EPIPE;

@@ -68,19 +68,24 @@ static void broken(const char *where, const struct rules_error *e)
 	sg_conf.broken = 1;
 }
 
+/* A ruleset just loaded (NULL: errno and e say why) is added, or the configuration is broken. */
+static int loaded(const char *where, struct ruleset *rs, struct rules_error *e)
+{
+	if (!rs) {
+		if (errno == ENOMEM && !e->msg[0])
+			snprintf(e->msg, sizeof e->msg, "out of memory");
+		broken(where, e);
+		return -1;
+	}
+	return add(rs);
+}
+
 static int load_text(const char *where, const char *text, size_t len)
 {
 	struct rules_error e;
 
 	memset(&e, 0, sizeof e);
-	struct ruleset *rs = rules_parse(text, len, &e);
-	if (!rs) {
-		if (errno == ENOMEM && !e.msg[0])
-			snprintf(e.msg, sizeof e.msg, "out of memory");
-		broken(where, &e);
-		return -1;
-	}
-	return add(rs);
+	return loaded(where, rules_parse(text, len, &e), &e);
 }
 
 static int load_file(const char *path)
@@ -98,13 +103,8 @@ static int load_file(const char *path)
 	struct ruleset *rs = rules_load_any(buf, len, NULL, &e);
 	int en = errno;
 	free(buf);
-	if (!rs) {
-		if (en == ENOMEM && !e.msg[0])
-			snprintf(e.msg, sizeof e.msg, "out of memory");
-		broken(path, &e);
-		return -1;
-	}
-	return add(rs);
+	errno = en;
+	return loaded(path, rs, &e);
 }
 
 /*

@@ -369,8 +369,9 @@ out:;
 /* Convert an inet address to the family of the program's socket where it can be. */
 static void as_family(struct sockaddr_storage *ss, socklen_t *len, int fam)
 {
-	if (fam == AF_INET6)
-		addr_to_family(ss, len, AF_INET6);
+	int e = errno;
+	if (fam == AF_INET6 && addr_to_family(ss, len, AF_INET6) < 0)
+		errno = e;	/* not inet: left as it is, and so is the caller's errno */
 }
 
 #define HDR_WAIT_MS 1000	/* how long accept() waits for the rest of a PROXY header */
@@ -417,9 +418,11 @@ static int read_header(int s, struct proxy_hdr *h)
 static socklen_t fit(const struct sockaddr_storage *a, int fam, struct sockaddr_storage *out)
 {
 	socklen_t l = sizeof *out;
+	int e = errno;
 	*out = *a;
 	if (addr_to_family(out, &l, fam) < 0) {
 		memset(out, 0, sizeof *out);
+		errno = e;
 		return 0;
 	}
 	return l;

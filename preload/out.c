@@ -152,7 +152,9 @@ static int to_family(struct sockaddr_storage *ss, int fam)
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
 		s6->sin6_addr.s6_addr[10] = s6->sin6_addr.s6_addr[11] = 0xff;
 	}
-	return addr_to_family(ss, &l, fam);
+	int e = errno, r = addr_to_family(ss, &l, fam);
+	errno = e;
+	return r;
 }
 
 /* The source address for a header and getsockname(): configured, bound, routed, or zero. */

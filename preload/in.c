@@ -13,7 +13,6 @@
  * the real TCP connection: the daemon then talks to the client directly.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <time.h>
 #include <stddef.h>
@@ -30,109 +29,6 @@
 #include "real.h"
 #include "sg.h"
 #include "sockfile.h"
-
-/*
- * systemd socket activation (sd_listen_fds(3) protocol, without libsystemd):
- * LISTEN_PID is us, LISTEN_FDS sockets from fd 3, LISTEN_FDNAMES their
- * names. A `bind ... -> systemd [NAME]` rule hands the program the socket
- * of that name, or the next one not yet handed out.
- */
-#define SD_FIRST 3
-#define SD_MAX 64
-static int sd_loaded, sd_n, sd_taken[SD_MAX];
-static char *sd_names[SD_MAX];
-
-static void sd_load(void)
-{
-	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
-	int e = errno;
-
-	sd_loaded = 1;
-	int n = sd_listen_count(pid, fds, getpid(), 0x7ffffff0);
-	errno = e;
-	if (n <= 0)
-		return;
-	sd_n = n > SD_MAX ? SD_MAX : (int)n;
-	const char *names = getenv("LISTEN_FDNAMES");
-	char *copy = names ? strdup(names) : NULL, *save = NULL;
-	char *tok = copy ? strtok_r(copy, ":", &save) : NULL;
-	for (int i = 0; i < sd_n && tok; i++, tok = strtok_r(NULL, ":", &save))
-		sd_names[i] = tok;	/* copy is kept for the life of the process */
-}
-
-/* The activated fd for NAME (NULL: the next free one), or -1. */
-static int systemd_fd(const char *name)
-{
-	int fd = -1;
-
-	pthread_mutex_lock(&sg_lock);
-	if (!sd_loaded)
-		sd_load();
-	for (int i = 0; i < sd_n && fd < 0; i++) {
-		if (name ? (sd_names[i] && !strcmp(sd_names[i], name)) : !sd_taken[i]) {
-			sd_taken[i] = 1;
-			fd = SD_FIRST + i;
-		}
-	}
-	pthread_mutex_unlock(&sg_lock);
-	return fd;
-}
-
-/* A record of a listener the program sees as a TCP socket bound at sa (NULL: ENOMEM). */
-static struct sgconn *listener_new(int family, const struct rule *r, int action, int state, const void *sa,
-				   socklen_t len)
-{
-	struct sgconn *c = calloc(1, sizeof *c);
-	if (!c) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	c->pw = c->s = -1;
-	c->family = family;
-	c->type = SOCK_STREAM;
-	c->rflags = r->flags;
-	c->action = action;
-	c->state = state;
-	memcpy(&c->local, sa, len);
-	c->locallen = len;
-	c->local_known = 1;
-	return c;
-}
-
-/*
- * The program's fd becomes (a copy of) the activated socket, already bound
- * and listening. An inet socket needs nothing more; a Unix one is treated
- * as a `bind -> unix` listener (addresses as described there).
- */
-static int take_activated(int fd, int afd, const struct sockaddr *sa, socklen_t len, const struct rule *r,
-			  int domain)
-{
-	int dom = 0;
-	socklen_t l = sizeof dom;
-	if (REAL(getsockopt)(afd, SOL_SOCKET, SO_DOMAIN, &dom, &l) < 0)
-		return errno = EADDRNOTAVAIL, -1;
-	int dup = REAL(fcntl)(afd, F_DUPFD_CLOEXEC, 0);
-	if (dup < 0)
-		return -1;
-	if (dom != AF_UNIX) {
-		int fl = REAL(fcntl)(fd, F_GETFL), fdfl = REAL(fcntl)(fd, F_GETFD);
-		int ret = REAL(dup3)(dup, fd, fdfl >= 0 && (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0);
-		if (ret >= 0 && fl >= 0)
-			REAL(fcntl)(fd, F_SETFL, fl);
-		int e = errno;
-		REAL(close)(dup);
-		if (ret >= 0 && fd_flags(fd))
-			sg_forget(fd);
-		errno = e;
-		return ret < 0 ? -1 : 0;
-	}
-	struct sgconn *c = listener_new(domain, r, ACT_SYSTEMD, ST_RECEIVER, sa, len);
-	if (!c) {
-		REAL(close)(dup);
-		return errno = ENOMEM, -1;
-	}
-	return sg_swap_in(fd, dup, c, SF_ACCEPT);
-}
 
 /* bind(): 0/-1 when handled, else *handled = 0. */
 int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
@@ -162,11 +58,11 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 		if (afd < 0)
 			return 0;	/* not socket-activated: bind as usual */
 		*handled = 1;
-		return take_activated(fd, afd, sa, len, r, domain);
+		return systemd_take(fd, afd, sa, len, r, domain);
 	}
 	*handled = 1;
 
-	struct sgconn *c = listener_new(domain, r, r->action, ST_BOUND, sa, len);
+	struct sgconn *c = conn_listener(domain, r, r->action, ST_BOUND, sa, len);
 	if (!c)
 		return -1;
 	c->mode = r->mode;
@@ -175,7 +71,7 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	int stype = r->action == ACT_FDPASS ? SOCK_DGRAM : SOCK_STREAM, s = -1;
 	if (!tmpl || rules_expand(tmpl, sa, c->path, sizeof c->path) < 0 ||
 	    addr_unix(&a, c->path, r->action == ACT_ABSTRACT) < 0 ||
-	    (s = socket(AF_UNIX, stype | SOCK_CLOEXEC, 0)) < 0) {
+	    (s = REAL(socket)(AF_UNIX, stype | SOCK_CLOEXEC, 0)) < 0) {
 		int e = errno;
 		free(c);
 		return errno = e, -1;
@@ -302,7 +198,7 @@ int in_adopt(int fd)
 				size_t hl = abstract ? plen - 1 : plen;
 				if ((size_t)n != hl || memcmp(path, have, hl))
 					continue;
-				struct sgconn *c = listener_new(fam, r, r->action, ST_RECEIVER, &ss, sl);
+				struct sgconn *c = conn_listener(fam, r, r->action, ST_RECEIVER, &ss, sl);
 				if (!c)
 					return 0;
 				memcpy(c->path, path, (size_t)n + 1);
@@ -460,14 +356,11 @@ static int unix_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, soc
 			return errno = ECONNABORTED, -1;
 		}
 	}
-	struct sgconn *c = calloc(1, sizeof *c);
+	struct sgconn *c = conn_new(lc->family, SOCK_STREAM);
 	if (!c) {
 		REAL(close)(nfd);
 		return errno = ENOMEM, -1;
 	}
-	c->pw = c->s = -1;
-	c->family = lc->family;
-	c->type = SOCK_STREAM;
 	c->state = ST_CONNECTED;
 	c->rflags = lc->rflags;
 	c->action = lc->action;

@@ -385,7 +385,7 @@ static int pump(struct conn *c, struct side *src, struct side *dst, struct dir *
 
 	for (;;) {
 		int progress = 0;
-		if (src->rd && (!d->p || relaydir_room(&d->s, d->p->cap))) {
+		if (!d->s.eof && src->rd && (!d->p || relaydir_room(&d->s, d->p->cap))) {
 			if (!d->p && !(d->p = pipe_get())) {
 				conn_end(c, L_WARN, "unable to create a pipe: %s", strerror(errno));
 				return -1;

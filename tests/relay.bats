@@ -641,3 +641,57 @@ print("pipe ends", len(sizes), "grown ends", big)' "$RP"
 	[ "$grown" -le 32 ]	# ... but at most 16 of them grown
 	exec 5>&-
 }
+
+@test "relay faults: at the fd limit (ulimit -n 64) no accepted client is dropped: 200 clients all served" {
+	echo_server "unix:$T/e.sock"
+	# only the relay runs with the low limit (soft and hard: it cannot raise it)
+	: >"$T/ready"
+	(ulimit -n 64; exec "$SG" relay -v --ready-fd 3 -l tcp:127.0.0.1:0 "unix:$T/e.sock" 3>"$T/ready" 2>>"$T/relay.log") &
+	RP=$!
+	PIDS+=($RP)
+	wait_for_line "$T/ready" ready
+	PORT=$(sed -n 's/.*listening on tcp:.*:\([0-9]*\)$/\1/p' "$T/relay.log" | tail -1)
+	run -0 $PEER many "tcp:127.0.0.1:$PORT" 200 262144
+	assert_output "ok 200"
+	[ "$(grep -c ', done$' "$T/relay.log")" -eq 200 ]
+	run grep -c 'unable to create a pipe\|unable to connect\|unable to accept' "$T/relay.log"
+	assert_output 0
+}
+
+@test "relay: bytes to client counts what was delivered; what was read but not delivered is logged apart" {
+	# a target that sends 8 MiB at once to a client that reads nothing until the relay gives up
+	cat > "$T/flood.py" <<-'PY'
+	import socket, sys, os
+	s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)
+	print("ready", flush=True)
+	c, _ = s.accept()
+	try:
+	    c.sendall(b"x" * (8 << 20))
+	except OSError:
+	    pass
+	PY
+	cat > "$T/lazy.py" <<-'PY'
+	import socket, sys, os, time
+	c = socket.socket(); c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+	c.connect(("127.0.0.1", int(sys.argv[1])))
+	while not os.path.exists(sys.argv[2]):
+	    time.sleep(0.05)
+	n = 0
+	while True:
+	    b = c.recv(65536)
+	    if not b:
+	        break
+	    n += len(b)
+	print("got", n)
+	PY
+	spawn "$T/flood.out" python3 "$T/flood.py" "$T/t.sock"
+	wait_for_line "$T/flood.out" ready
+	start_relay --idle-timeout 1s -l tcp:127.0.0.1:0 "unix:$T/t.sock"
+	spawn "$T/lazy.out" python3 "$T/lazy.py" "$PORT" "$T/go"
+	wait_for_line "$T/relay.log" "idle timeout"
+	touch "$T/go"
+	wait_for_line "$T/lazy.out" "^got "
+	local got=$(awk '/^got/ {print $2}' "$T/lazy.out")
+	run grep "idle timeout" "$T/relay.log"
+	assert_output --regexp " 0 bytes to target, $got bytes to client, .*idle timeout \(discarded, read but not delivered: 0 bytes to target, [1-9][0-9]* to client\)$"
+}

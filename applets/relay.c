@@ -1220,11 +1220,41 @@ static void listeners_close(void)
 		struct lsn *l = lsns;
 		lsns = l->next;
 		close(l->fd);
-		if (l->unlink_path && !chrooted)
-			unlink(l->unlink_path);
+		if (l->unlink_path && !chrooted && unlink(l->unlink_path) < 0 && errno != ENOENT)
+			warn_sys("unable to remove %s", l->unlink_path);
 		l->kind = 0;
 		l->next = closed_lsns;
 		closed_lsns = l;
+	}
+}
+
+/*
+ * After dropping privileges: a socket file in a directory the relay can no
+ * longer write to cannot be removed at stop. Say so now, not only then.
+ */
+static void socket_files_check(void)
+{
+	for (struct lsn *l = lsns; l && !chrooted; l = l->next) {
+		if (!l->unlink_path)
+			continue;
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof dir, "%s", l->unlink_path);
+		char *slash = strrchr(dir, '/');
+		if (slash == dir)
+			slash[1] = 0;
+		else if (slash)
+			*slash = 0;
+		else
+			snprintf(dir, sizeof dir, ".");
+		struct stat ds, fs;
+		uid_t me = geteuid();
+		if (access(dir, W_OK | X_OK) < 0)
+			warn("%s will be left at stop: its directory %s is not writable by the user the relay runs as",
+			     l->unlink_path, dir);
+		else if (stat(dir, &ds) == 0 && (ds.st_mode & S_ISVTX) && ds.st_uid != me &&
+			 lstat(l->unlink_path, &fs) == 0 && fs.st_uid != me)
+			warn("%s will be left at stop: its directory %s is sticky and the file is not the relay's user's",
+			     l->unlink_path, dir);
 	}
 }
 
@@ -1527,6 +1557,7 @@ int relay_main(int argc, char **argv)
 	free(lspecs);
 
 	chrooted = privs_drop(&cfg.privs);
+	socket_files_check();
 
 	signal(SIGPIPE, SIG_IGN);
 	sigobj.fd = signals_fd(0, NULL);

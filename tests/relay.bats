@@ -695,3 +695,22 @@ print("pipe ends", len(sizes), "grown ends", big)' "$RP"
 	run grep "idle timeout" "$T/relay.log"
 	assert_output --regexp " 0 bytes to target, $got bytes to client, .*idle timeout \(discarded, read but not delivered: 0 bytes to target, [1-9][0-9]* to client\)$"
 }
+
+@test "relay -u: a socket file it cannot remove at stop is warned about at start, and at stop" {
+	chmod 755 "$T"
+	mkdir "$T/ro" "$T/rw" "$T/st"
+	chmod 755 "$T/ro"
+	chmod 777 "$T/rw"
+	chmod 1777 "$T/st"
+	echo_server "unix:$T/e.sock"
+	start_relay -u nobody -l "unix:$T/ro/r.sock" -l "unix:$T/rw/w.sock" -l "unix:$T/st/s.sock" "unix:$T/e.sock"
+	run grep -c "will be left at stop" "$T/relay.log"
+	assert_output 2
+	grep -q "warning: $T/st/s.sock will be left at stop: its directory $T/st is sticky" "$T/relay.log"
+	grep -q "warning: $T/ro/r.sock will be left at stop: its directory $T/ro is not writable by the user the relay runs as" "$T/relay.log"
+	kill -TERM "$RP"
+	wait "$RP" || true
+	grep -q "warning: unable to remove $T/ro/r.sock: Permission denied" "$T/relay.log"
+	[ -S "$T/ro/r.sock" ]
+	[ ! -e "$T/rw/w.sock" ]
+}

@@ -751,7 +751,7 @@ static void header_run(struct conn *c)
 	} else if (cfg.original) {
 		c->dest.len = 0;
 		conn_end(c, L_WARN, "denied: the PROXY header carries no destination (%s)",
-			 h.command == PROXY_CMD_LOCAL ? "LOCAL" : "UNSPEC");
+			 h.command == PROXY_CMD_LOCAL ? "LOCAL" : h.version == 1 ? "PROXY UNKNOWN" : "family UNSPEC");
 		return;
 	}
 	c->cl.rd = 1;

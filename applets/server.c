@@ -558,14 +558,18 @@ static struct ruleset *load_rules(int fatal)
 		case ACT_BLACKHOLE:
 			break;
 		default: {
-			unsigned line = (unsigned)r->line;
+			char where[32];
+			if (r->acol)
+				snprintf(where, sizeof where, "%u:%u", (unsigned)r->line, (unsigned)r->acol);
+			else	/* a compiled file keeps no columns */
+				snprintf(where, sizeof where, "%u", (unsigned)r->line);
 			const char *act = rules_action_name(r->action);
-			rules_free(rs);
 			if (fatal)
-				die(EX_BADINPUT, "%s:%u: action %s is not one sockgate-server can take "
-				    "(unix, fdpass, abstract, reject)", cfg.rules_file, line, act);
-			warn("%s:%u: action %s is not one sockgate-server can take (keeping the old rules)",
-			     cfg.rules_file, line, act);
+				die(EX_BADINPUT, "%s:%s: action %s is not one sockgate-server can take "
+				    "(unix, abstract, fdpass, reject, blackhole)", cfg.rules_file, where, act);
+			warn("%s:%s: action %s is not one sockgate-server can take (keeping the old rules)",
+			     cfg.rules_file, where, act);
+			rules_free(rs);
 			return NULL;
 		}
 		}

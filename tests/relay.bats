@@ -714,3 +714,23 @@ print("pipe ends", len(sizes), "grown ends", big)' "$RP"
 	[ -S "$T/ro/r.sock" ]
 	[ ! -e "$T/rw/w.sock" ]
 }
+
+@test "relay original: a header with no destination is denied, named as the spec names it (v1 UNKNOWN, v2 LOCAL, v2 family UNSPEC)" {
+	start_relay -l "unix:$T/r.sock" --proxy-in -r "connect tcp 127.0.0.1 -> pass" original
+	python3 - "$T/r.sock" <<-'PY'
+	import socket, sys
+	sig = b"\r\n\r\n\x00\r\nQUIT\n"
+	for hdr in (b"PROXY UNKNOWN\r\n", sig + b"\x20\x00\x00\x00", sig + b"\x21\x00\x00\x00"):
+	    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(hdr + b"hello")
+	    try:
+	        s.recv(10)
+	    except ConnectionResetError:
+	        pass
+	    s.close()
+	PY
+	wait_for_line "$T/relay.log" "denied: the PROXY header carries no destination (family UNSPEC)"
+	grep -q "denied: the PROXY header carries no destination (PROXY UNKNOWN)$" "$T/relay.log"
+	grep -q "denied: the PROXY header carries no destination (LOCAL)$" "$T/relay.log"
+	run grep -c "UNSPEC)$" "$T/relay.log"
+	assert_output 1
+}

@@ -114,7 +114,11 @@ except ConnectionResetError: print('reset')"
 @test "server -f: an action the server cannot take is a line-numbered error" {
 	printf 'accept tcp * -> unix /x\naccept tcp *:80 -> tcp 127.0.0.1:80\n' >"$T/rules"
 	run -1 "$SG" server -p 0 -f "$T/rules"
-	assert_output "sockgate-server: fatal: $T/rules:2: action tcp is not one sockgate-server can take (unix, fdpass, abstract, reject)"
+	assert_output "sockgate-server: fatal: $T/rules:2:20: action tcp is not one sockgate-server can take (unix, abstract, fdpass, reject, blackhole)"
+	# a compiled file keeps lines but no columns
+	"$SG" asmgen "$T/rules" -o "$T/rules.bin"
+	run -1 "$SG" server -p 0 -f "$T/rules.bin"
+	assert_output "sockgate-server: fatal: $T/rules.bin:2: action tcp is not one sockgate-server can take (unix, abstract, fdpass, reject, blackhole)"
 	printf 'accept tcp 1.2.3.4/40 -> unix /x\n' >"$T/rules"
 	run -1 "$SG" server -p 0 -f "$T/rules"
 	assert_output --regexp "^sockgate-server: fatal: $T/rules:1:[0-9]+: "

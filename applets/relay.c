@@ -55,6 +55,14 @@ enum { L_INFO, L_WARN };
 #define POOL_GROWN_MAX 16	/* of them, at most this many keep a grown size */
 #define GROW_AFTER (256 * 1024)	/* a direction that moved this much is bulk */
 #define ACCEPT_BATCH 64
+/*
+ * What one connection may hold at once: the client, the target, and a pipe
+ * (two fds) each way. The relay accepts only while that many are free for
+ * every connection it holds, so an accepted client is never dropped for
+ * want of an fd: at the limit the rest wait in the listen backlog.
+ */
+#define FDS_PER_CONN 6
+#define FD_MARGIN 8		/* a rules file re-read, a log line, a readiness fd */
 
 static struct {
 	int verbose;
@@ -129,6 +137,7 @@ static long nconns;
 static int max_paused, stopping, chrooted;
 static struct pipebuf *pool;
 static int npool, npool_grown;	/* pipes in the pool; of them grown */
+static long fd_room = LONG_MAX;	/* fds for connections and pooled pipes */
 static struct ruleset *rules;
 static struct { int kind; int fd; } sigobj = { K_SIGNAL, -1 };
 static unsigned char hdrbuf[HEADER_MAX];
@@ -207,7 +216,7 @@ static void pipe_free(struct pipebuf *p)
  */
 static void pipe_put(struct pipebuf *p, size_t inpipe)
 {
-	if (inpipe || npool >= POOL_MAX) {
+	if (inpipe || npool >= POOL_MAX || FDS_PER_CONN * nconns + 2 * (npool + 1) > fd_room) {
 		pipe_free(p);
 		return;
 	}
@@ -284,6 +293,21 @@ static void listeners_pause(int on)
 	}
 }
 
+/* Listen again after a pause, unless stopping, backing off, or still at -c or the fd room. */
+static void accept_again(void)
+{
+	if (stopping || accept_resume)
+		return;
+	if (max_paused) {
+		if ((cfg.max_conns && nconns >= cfg.max_conns) || FDS_PER_CONN * (nconns + 1) > fd_room)
+			return;
+		max_paused = 0;
+		if (cfg.verbose)
+			info("accepting again (%ld connections)", nconns);
+	}
+	listeners_pause(0);
+}
+
 /* --- connections ---------------------------------------------------------- */
 
 static void fmt_client(const struct conn *c, char *buf, size_t size)
@@ -330,9 +354,13 @@ static void conn_end(struct conn *c, int level, const char *fmt, ...)
 			fmt_addr(&c->dest, ds, sizeof ds);
 		}
 		int64_t d = now - c->start;
+		char lost[160] = "";
+		if (c->up.s.inpipe || c->down.s.inpipe)
+			snprintf(lost, sizeof lost, " (discarded, read but not delivered: %zu bytes to target, %zu to client)",
+				 c->up.s.inpipe, c->down.s.inpipe);
 		(level == L_WARN ? warn : info)("%s -> %s: %llu bytes to target, %llu bytes to client, "
-			"%lld.%03llds, %s", cl, dst, (unsigned long long)c->up.s.bytes,
-			(unsigned long long)c->down.s.bytes, (long long)(d / 1000), (long long)(d % 1000), why);
+			"%lld.%03llds, %s%s", cl, dst, (unsigned long long)c->up.s.sent,
+			(unsigned long long)c->down.s.sent, (long long)(d / 1000), (long long)(d % 1000), why, lost);
 	}
 	c->dead = 1;
 	close(c->cl.fd);
@@ -354,10 +382,8 @@ static void conn_end(struct conn *c, int level, const char *fmt, ...)
 	c->next = zombies;
 	zombies = c;
 	nconns--;
-	if (max_paused && !stopping && nconns < cfg.max_conns && !accept_resume) {
-		listeners_pause(0);
-		max_paused = 0;
-	}
+	if (max_paused)
+		accept_again();
 	if (nconns == 0)
 		pool_drain();
 }
@@ -711,15 +737,48 @@ static void conn_new(struct lsn *l, int fd, const struct sg_addr *peer, const st
 
 /* --- listeners ------------------------------------------------------------ */
 
-static int at_max(void)
+/*
+ * Whether need more connections would pass -c or the fd room; if so, stop
+ * accepting (the rest wait in the kernel's backlog). Pooled pipes give way
+ * to connections first.
+ */
+static int at_max(long need)
 {
-	if (cfg.max_conns && nconns >= cfg.max_conns) {
-		/* the rest wait in the kernel's backlog */
+	while (pool && FDS_PER_CONN * (nconns + need) + 2 * npool > fd_room) {
+		struct pipebuf *p = pool;
+		pool = p->next;
+		npool--;
+		if (p->cap > p->base)
+			npool_grown--;
+		pipe_free(p);
+	}
+	if ((cfg.max_conns && nconns + need > cfg.max_conns) || FDS_PER_CONN * (nconns + need) > fd_room) {
+		if (!max_paused)
+			info("holding %ld connections, as many as %s allows: the rest wait to be accepted", nconns,
+			     cfg.max_conns && nconns + need > cfg.max_conns ? "-c" : "the fd limit");
 		listeners_pause(1);
 		max_paused = 1;
 		return 1;
 	}
 	return 0;
+}
+
+/* The fds left for connections once the relay's own (listeners, epoll, signals) are open. */
+static void fd_room_set(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return;
+	long open_now = 0;
+	for (int fd = 0; fd < (int)rl.rlim_cur && fd < 65536; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			open_now++;
+	fd_room = (long)rl.rlim_cur - open_now - FD_MARGIN;
+	if (fd_room < FDS_PER_CONN * (long)FDPASS_MAXFDS)
+		warn("the fd limit (%llu) leaves room for %ld connections at once", (unsigned long long)rl.rlim_cur,
+		     fd_room > 0 ? fd_room / FDS_PER_CONN : 0);
+	if (fd_room < FDS_PER_CONN)
+		fd_room = FDS_PER_CONN;	/* one at a time, rather than none */
 }
 
 static void accept_pause(const char *name)
@@ -731,7 +790,7 @@ static void accept_pause(const char *name)
 
 static void accept_some(struct lsn *l)
 {
-	for (int i = 0; i < ACCEPT_BATCH && !at_max(); i++) {
+	for (int i = 0; i < ACCEPT_BATCH && !at_max(1); i++) {
 		struct sg_addr peer;
 		peer.len = sizeof peer.u;
 		int fd = accept4(l->fd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -789,7 +848,8 @@ static void take_passed(struct lsn *l, int fd, const struct fdpass_meta *m)
 
 static void recv_some(struct lsn *l)
 {
-	for (int i = 0; i < ACCEPT_BATCH && !at_max(); i++) {
+	/* one message may carry FDPASS_MAXFDS connections */
+	for (int i = 0; i < ACCEPT_BATCH && !at_max(FDPASS_MAXFDS); i++) {
 		int fds[FDPASS_MAXFDS];
 		size_t nfds = FDPASS_MAXFDS;
 		unsigned char buf[FDPASS_META_MAXLEN];
@@ -1062,11 +1122,41 @@ static void listeners_close(void)
 		struct lsn *l = lsns;
 		lsns = l->next;
 		close(l->fd);
-		if (l->unlink_path && !chrooted)
-			unlink(l->unlink_path);
+		if (l->unlink_path && !chrooted && unlink(l->unlink_path) < 0 && errno != ENOENT)
+			warn_sys("unable to remove %s", l->unlink_path);
 		l->kind = 0;
 		l->next = closed_lsns;
 		closed_lsns = l;
+	}
+}
+
+/*
+ * After dropping privileges: a socket file in a directory the relay can no
+ * longer write to cannot be removed at stop. Say so now, not only then.
+ */
+static void socket_files_check(void)
+{
+	for (struct lsn *l = lsns; l && !chrooted; l = l->next) {
+		if (!l->unlink_path)
+			continue;
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof dir, "%s", l->unlink_path);
+		char *slash = strrchr(dir, '/');
+		if (slash == dir)
+			slash[1] = 0;
+		else if (slash)
+			*slash = 0;
+		else
+			snprintf(dir, sizeof dir, ".");
+		struct stat ds, fs;
+		uid_t me = geteuid();
+		if (access(dir, W_OK | X_OK) < 0)
+			warn("%s will be left at stop: its directory %s is not writable by the user the relay runs as",
+			     l->unlink_path, dir);
+		else if (stat(dir, &ds) == 0 && (ds.st_mode & S_ISVTX) && ds.st_uid != me &&
+			 lstat(l->unlink_path, &fs) == 0 && fs.st_uid != me)
+			warn("%s will be left at stop: its directory %s is sticky and the file is not the relay's user's",
+			     l->unlink_path, dir);
 	}
 }
 
@@ -1243,8 +1333,7 @@ static int loop(void)
 			sweep();
 		if (accept_resume && now >= accept_resume) {
 			accept_resume = 0;
-			if (!stopping && !(cfg.max_conns && nconns >= cfg.max_conns))
-				listeners_pause(0);
+			accept_again();
 		}
 		if (stopping && nconns && now >= grace_deadline)
 			end_all("relay stopped (grace time over)");
@@ -1370,6 +1459,7 @@ int relay_main(int argc, char **argv)
 	free(lspecs);
 
 	chrooted = privs_drop(&cfg.privs);
+	socket_files_check();
 
 	signal(SIGPIPE, SIG_IGN);
 	sigobj.fd = signals_fd(0, NULL);
@@ -1384,6 +1474,7 @@ int relay_main(int argc, char **argv)
 		char tn[ADDR_STRLEN];
 		info("forwarding to %s", fmt_addr(&cfg.target, tn, sizeof tn));
 	}
+	fd_room_set();
 	now = mono_ms();
 	notify_ready(cfg.ready_fd);
 	return loop();

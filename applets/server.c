@@ -56,6 +56,7 @@ struct pending {
 	socklen_t local_len, remote_len;
 	size_t mlen;
 	unsigned char meta[FDPASS_META_MAXLEN];
+	unsigned rule_line;	/* the rule that chose the receiver, 0: none (a fixed one) */
 };
 
 struct receiver {
@@ -97,6 +98,8 @@ static struct receiver fixed_recv;	/* -S or -i */
 static long npending;
 static int64_t backoff_until;
 static int paused;			/* accept is backing off; said once */
+static long npauses;			/* back-offs since it began */
+static int64_t paused_since;
 static int proc_ok = 1;			/* /proc/self/fd usable for -O */
 
 static void fmt(const struct sockaddr *sa, socklen_t len, char *buf, size_t size)
@@ -111,6 +114,7 @@ static void fmt(const struct sockaddr *sa, socklen_t len, char *buf, size_t size
  */
 struct who {
 	const struct fdpass_meta *m;
+	unsigned rule_line;
 	char s[2 * ADDR_STRLEN + 8];
 };
 
@@ -125,9 +129,9 @@ static const char *who(struct who *w)
 	return w->s;
 }
 
-/* A waiting connection's "client -> local", as it was when it was queued. */
+/* A waiting connection's "client -> local (rule ...)", as it was when it was queued. */
 struct pwho {
-	char s[ADDR_STRLEN];
+	char s[2 * ADDR_STRLEN + 300];
 };
 
 static const char *pwho(const struct pending *p, struct pwho *pw)
@@ -138,7 +142,13 @@ static const char *pwho(const struct pending *p, struct pwho *pw)
 	memcpy(&m.remote, &p->remote, sizeof m.remote);
 	m.local_len = p->local_len;
 	m.remote_len = p->remote_len;
-	snprintf(pw->s, sizeof pw->s, "%s", who(&w));
+	struct fdpass_meta pm;
+	if (!p->rule_line)
+		snprintf(pw->s, sizeof pw->s, "%s", who(&w));
+	else if (fdpass_meta_decode(p->meta, p->mlen, &pm) == 0 && pm.rule[0])
+		snprintf(pw->s, sizeof pw->s, "%s (rule %s, line %u)", who(&w), pm.rule, p->rule_line);
+	else
+		snprintf(pw->s, sizeof pw->s, "%s (rule at line %u)", who(&w), p->rule_line);
 	return pw->s;
 }
 
@@ -306,6 +316,7 @@ static int q_push(struct receiver *r, int fd, int rst, struct who *w, const void
 	p->remote_len = w->m->remote_len;
 	memcpy(p->meta, meta, mlen);
 	p->mlen = mlen;
+	p->rule_line = w->rule_line;
 	r->qlen++;
 	npending++;
 	return 0;
@@ -432,6 +443,7 @@ static void serve(int fd, struct sockaddr_storage *peer, socklen_t plen, size_t 
 			snprintf(rulename, sizeof rulename, " (rule at line %u)", (unsigned)rule->line);
 		}
 		rst = !!(rule->flags & RULE_F_RST);
+		w.rule_line = (unsigned)rule->line;
 		if (rule->action == ACT_REJECT || rule->action == ACT_BLACKHOLE) {
 			if (verbose)
 				info("%s%s: rejected%s", who(&w), rulename, rst ? " (rst)" : "");
@@ -493,6 +505,13 @@ static void accept_some(size_t li)
 		if (fd < 0) {
 			switch (errno) {
 			case EAGAIN:
+				/* the backlog is drained: an episode of back-offs is over */
+				if (paused) {
+					warn("accepting again after %ld back-offs in %lld ms", npauses,
+					     (long long)(mono_ms() - paused_since));
+					paused = 0;
+				}
+				return;
 			case EINTR:
 				return;
 			case EMFILE:
@@ -500,19 +519,19 @@ static void accept_some(size_t li)
 			case ENOBUFS:
 			case ENOMEM:
 				/* out of fds or memory: back off, the backlog keeps them */
-				if (!paused)
+				if (!paused) {
 					warn_sys("accept paused for %d ms (and again while it lasts)", BACKOFF_MS);
-				paused = 1;
+					paused = 1;
+					npauses = 0;
+					paused_since = mono_ms();
+				}
+				npauses++;
 				backoff_until = mono_ms() + BACKOFF_MS;
 				return;
 			default:
 				/* ECONNABORTED, network errors: that client is gone */
 				return;
 			}
-		}
-		if (paused) {
-			warn("accepting again");
-			paused = 0;
 		}
 		serve(fd, &peer, plen, li);
 	}
@@ -539,14 +558,18 @@ static struct ruleset *load_rules(int fatal)
 		case ACT_BLACKHOLE:
 			break;
 		default: {
-			unsigned line = (unsigned)r->line;
+			char where[32];
+			if (r->acol)
+				snprintf(where, sizeof where, "%u:%u", (unsigned)r->line, (unsigned)r->acol);
+			else	/* a compiled file keeps no columns */
+				snprintf(where, sizeof where, "%u", (unsigned)r->line);
 			const char *act = rules_action_name(r->action);
-			rules_free(rs);
 			if (fatal)
-				die(EX_BADINPUT, "%s:%u: action %s is not one sockgate-server can take "
-				    "(unix, fdpass, abstract, reject)", cfg.rules_file, line, act);
-			warn("%s:%u: action %s is not one sockgate-server can take (keeping the old rules)",
-			     cfg.rules_file, line, act);
+				die(EX_BADINPUT, "%s:%s: action %s is not one sockgate-server can take "
+				    "(unix, abstract, fdpass, reject, blackhole)", cfg.rules_file, where, act);
+			warn("%s:%s: action %s is not one sockgate-server can take (keeping the old rules)",
+			     cfg.rules_file, where, act);
+			rules_free(rs);
 			return NULL;
 		}
 		}

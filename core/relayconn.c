@@ -48,7 +48,7 @@ int relayconn_addresses(const struct proxy_hdr *h, int original, struct sg_addr 
 	if (original) {
 		dest->len = 0;
 		snprintf(why, size, "denied: the PROXY header carries no destination (%s)",
-			 h->command == PROXY_CMD_LOCAL ? "LOCAL" : "UNSPEC");
+			 h->command == PROXY_CMD_LOCAL ? "LOCAL" : h->version == 1 ? "PROXY UNKNOWN" : "family UNSPEC");
 		return -1;
 	}
 	return 0;

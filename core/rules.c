@@ -133,15 +133,25 @@ static int tok_copy(const struct tok *t, char *buf, size_t size)
 }
 
 /* A printable excerpt of a token for messages. */
-static const char *tok_show(const struct tok *t, char *buf, size_t size)
+/*
+ * Bytes of the input as a message may quote them: cut with "...", and
+ * controls, DEL and every byte >= 0x80 (C1 controls, which a terminal
+ * obeys, among them) shown as '?'.
+ */
+static const char *text_show(const char *s, size_t len, char *buf, size_t size)
 {
-	size_t n = t->n < size - 4 ? t->n : size - 4;
-	memcpy(buf, t->s, n);
-	strcpy(buf + n, n < t->n ? "..." : "");
+	size_t n = len < size - 4 ? len : size - 4;
+	memcpy(buf, s, n);
+	strcpy(buf + n, n < len ? "..." : "");
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] >= 0x7f)
 			buf[i] = '?';
 	return buf;
+}
+
+static const char *tok_show(const struct tok *t, char *buf, size_t size)
+{
+	return text_show(t->s, t->n, buf, size);
 }
 
 /* ---- addresses and ports ------------------------------------------------- */
@@ -214,12 +224,13 @@ static int parse_addrspec(struct parser *p, const struct tok *t, struct sg_prefi
 	host[hend - s] = 0;
 	if (prefix_parse(host, pre))
 		return perr(p, t->col, "bad address or prefix '%s' (expected e.g. 10.0.0.0/8, [2001:db8::/32], *)",
-			    host);
+			    text_show(host, strlen(host), show, sizeof show));
 	if (t->s[0] == '[' && pre->plen && addr_is_v4mapped(pre->addr) && !strchr(host, ':'))
-		return perr(p, t->col, "IPv4 address '%s' inside [ ]", host);
+		return perr(p, t->col, "IPv4 address '%s' inside [ ]", text_show(host, strlen(host), show, sizeof show));
 	if (ports && parse_ports(ports, end, lo, hi))
 		return perr(p, (unsigned)(t->col + (ports - t->s)),
-			    "bad port or port range '%.*s' (expected N or N-M, 0-65535)", (int)(end - ports), ports);
+			    "bad port or port range '%s' (expected N or N-M, 0-65535)",
+			    text_show(ports, (size_t)(end - ports), show, sizeof show));
 	return 0;
 }
 
@@ -235,9 +246,11 @@ static int template_check(struct parser *p, const struct tok *t, size_t *minlen)
 			n++;
 			continue;
 		}
-		if (i + 1 >= t->n || !strchr("apf%", t->s[i + 1]))
-			return perr(p, (unsigned)(t->col + i), "bad template '%%%c' (known: %%a %%p %%f %%%%)",
-				    i + 1 < t->n ? t->s[i + 1] : ' ');
+		if (i + 1 >= t->n || !strchr("apf%", t->s[i + 1])) {
+			char show[8];
+			return perr(p, (unsigned)(t->col + i), "bad template '%%%s' (known: %%a %%p %%f %%%%)",
+				    i + 1 < t->n ? text_show(t->s + i + 1, 1, show, sizeof show) : " ");
+		}
 		n++;	/* each expands to at least one byte */
 		i++;
 	}
@@ -388,6 +401,7 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 			    "systemd, reject, blackhole, pass, nat64)");
 
 	const struct tok *act = &tk[i++];
+	r.acol = (uint8_t)(act->col > 255 ? 255 : act->col);
 	for (int a = 1; a < ACT_NACTIONS; a++)
 		if (tok_is(act, action_names[a]))
 			r.action = (uint8_t)a;

@@ -62,7 +62,7 @@ struct rule {
 	uint8_t dir;		/* enum rule_dir */
 	uint8_t proto;		/* enum rule_proto mask */
 	uint8_t action;		/* enum rule_action */
-	uint8_t pad;
+	uint8_t acol;		/* column of the action word (at most 255), for messages; 0: unknown */
 	struct sg_prefix addr;	/* main address: destination / bind / local */
 	struct sg_prefix peer;	/* accept only: the remote address */
 	uint16_t port_lo, port_hi;	/* 0-65535 = any */

@@ -15,15 +15,16 @@
 
 #include "rulebin.h"
 #include "rules.h"
+#include "seccomp.h"
 #include "util.h"
 
 #ifndef SOCKGATE_LIBDIR
 #define SOCKGATE_LIBDIR "/usr/local/lib"
 #endif
 
-static const char usage[] = "sockgate-run [-r RULE] ... [-f FILE] [--check] -- PROGRAM [ARGS ...]";
+static const char usage[] = "sockgate-run [--seccomp] [-r RULE] ... [-f FILE] [--check] -- PROGRAM [ARGS ...]";
 
-static size_t check_text(const char *where, const char *text, size_t len)
+static struct ruleset *load_text(const char *where, const char *text, size_t len)
 {
 	struct rules_error e;
 
@@ -34,31 +35,64 @@ static size_t check_text(const char *where, const char *text, size_t len)
 			die(EX_BADINPUT, "%s:%u:%u: %s", where, e.line, e.col, e.msg);
 		die(EX_BADINPUT, "%s: %s", where, e.msg[0] ? e.msg : strerror(errno));
 	}
+	return rs;
+}
+
+static size_t check_text(const char *where, const char *text, size_t len)
+{
+	struct ruleset *rs = load_text(where, text, len);
 	size_t n = rs->n;
 	rules_free(rs);
 	return n;
 }
 
-static size_t check_file(const char *path)
+static struct ruleset *load_file(const char *path)
 {
-	size_t len, n;
+	size_t len;
 	char *buf = read_file(path, &len);
 	struct rules_error e;
+	struct ruleset *rs;
 
 	if (!buf)
 		die(EX_BADINPUT, "unable to read rules %s: %s", path, strerror(errno));
 	if (rulebin_is(buf, len)) {
 		memset(&e, 0, sizeof e);
-		struct ruleset *rs = rulebin_load(buf, len, &e);
+		rs = rulebin_load(buf, len, &e);
 		if (!rs)
 			die(EX_BADINPUT, "%s: %s", path, e.msg[0] ? e.msg : strerror(errno));
-		n = rs->n;
-		rules_free(rs);
 	} else {
-		n = check_text(path, buf, len);
+		rs = load_text(path, buf, len);
 	}
 	free(buf);
+	return rs;
+}
+
+static size_t check_file(const char *path)
+{
+	struct ruleset *rs = load_file(path);
+	size_t n = rs->n;
+	rules_free(rs);
 	return n;
+}
+
+/*
+ * --seccomp: the rules the library would read (SOCKGATE_RULE, then
+ * SOCKGATE_RULES, as libsockgate(7) orders them) go to the supervisor, and
+ * the library leaves LD_PRELOAD, so that one of the two acts, never both.
+ */
+static void __attribute__((noreturn)) run_seccomp(const char *inline_rules, const char *file, char **argv)
+{
+	struct ruleset *rs[2];
+	int n = 0;
+	const char *s = inline_rules ? inline_rules : getenv("SOCKGATE_RULE");
+
+	if (s && *s)
+		rs[n++] = load_text(inline_rules ? "-r" : "SOCKGATE_RULE", s, strlen(s));
+	s = file ? file : getenv("SOCKGATE_RULES");
+	if (s && *s)
+		rs[n++] = load_file(s);
+	preload_drop_self();
+	seccomp_run(rs, n, argv);
 }
 
 /* libsockgate.so beside us, in ../lib, or in the install prefix. */
@@ -92,12 +126,13 @@ int run_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "check", no_argument, NULL, 'c' },
+		{ "seccomp", no_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *inline_rules = NULL;
 	size_t inline_len = 0;
 	const char *file = NULL;
-	int check = 0, c, nr = 0;
+	int check = 0, use_seccomp = 0, c, nr = 0;
 	size_t total = 0;
 
 	std_options(argc, argv, usage);
@@ -123,6 +158,9 @@ int run_main(int argc, char **argv)
 			break;
 		case 'c':
 			check = 1;
+			break;
+		case 's':
+			use_seccomp = 1;
 			break;
 		default:
 			usage_die(usage);
@@ -155,6 +193,10 @@ int run_main(int argc, char **argv)
 		free(inline_rules);
 		return EX_OK;
 	}
+
+	if (use_seccomp)
+		run_seccomp(inline_rules, file, argv);
+	seccomp_hint(argv[0]);
 
 	char lib[PATH_MAX];
 	if (find_lib(lib, sizeof lib) < 0)

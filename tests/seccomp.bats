@@ -46,3 +46,34 @@ need_unotify() {
 	assert_line "sockgate-run: warning: $STCLI is linked statically, out of the library's reach: run it with --seccomp"
 	assert_line --regexp '^[0-9]+: connect: Network unreachable$'
 }
+
+@test "seccomp: a Go HTTP server listening on TCP with no network is served on a Unix socket by a bind rule" {
+	need_netns
+	need_unotify
+	spawn "$T/go.out" unshare -n sockgate-run --seccomp -r "bind tcp *:8080 -> unix $T/web.sock" -- "$SERVE" :8080
+	wait_for_line "$T/go.out" "^ready"
+	# what Go believes it listens on
+	run -0 grep '^ready' "$T/go.out"
+	assert_output "ready [::]:8080"
+	run -0 curl -sS --max-time 5 --unix-socket "$T/web.sock" http://x/a
+	assert_output "hello from go, you are [::1]:0"
+	run -0 curl -sS --max-time 5 --unix-socket "$T/web.sock" http://x/b
+	assert_output "hello from go, you are [::1]:0"
+}
+
+@test "seccomp: a Go HTTP server with no network behind sockgate-server (fdpass rule) logs the real client's address and port" {
+	need_netns
+	need_unotify
+	SPORT=$(free_port)
+	bg sockgate-server -l 127.0.0.1 -p "$SPORT" -S "$T/rx.sock" --ready-fd 3 -v 3>"$T/srv-ready" 2>"$T/srv.log"
+	wait_for_line "$T/srv-ready" ready
+	spawn "$T/go.out" unshare -n sockgate-run --seccomp -r "bind tcp *:8000 -> fdpass $T/rx.sock" -- "$SERVE" 0.0.0.0:8000
+	wait_for_line "$T/go.out" "^ready"
+	run -0 grep '^ready' "$T/go.out"
+	assert_output "ready [::]:8000"
+	for i in 1 2; do
+		run -0 curl -sS --max-time 5 -w '%{local_port}\n' "http://127.0.0.1:$SPORT/"
+		assert_line --index 0 "hello from go, you are 127.0.0.1:${lines[1]}"
+		wait_for_line "$T/go.out" "request from 127.0.0.1:${lines[1]}\$"
+	done
+}

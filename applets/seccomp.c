@@ -1032,7 +1032,7 @@ static void __attribute__((noreturn)) child(int up, const sigset_t *old, char **
 			e = errno;
 	}
 	/* sendmsg() is not in the filter, so this does not wait for the supervisor */
-	if (e ? fdpass_send(up, NULL, 0, &e, sizeof e, 0) < 0 : fdpass_send(up, &lfd, 1, &e, sizeof e, 0) < 0)
+	if (e ? send(up, &e, sizeof e, MSG_NOSIGNAL) < 0 : fdpass_send(up, &lfd, 1, &e, sizeof e, 0) < 0)
 		_exit(EX_SYSFAIL);
 	if (e)
 		_exit(EX_SYSFAIL);
@@ -1079,11 +1079,10 @@ void seccomp_run(struct ruleset **rs, int nrs, char **argv)
 	if (got < (ssize_t)sizeof e || e || !nf) {
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
-		errno = e ? e : EPROTO;
-		die_sys("unable to install the seccomp filter (%s); the kernel or the container's own filter "
-			"refuses seccomp user notification: run %s without --seccomp",
-			e == EBUSY ? "a supervisor is there already" : "Linux 5.9 or later and seccomp() are needed",
-			argv[0]);
+		e = e ? e : EPROTO;
+		die(EX_SYSFAIL, "unable to install the seccomp filter: %s (%s)", strerror(e),
+		    e == EBUSY ? "a supervisor watches this process already: one per process, seccomp(2)"
+			       : "this kernel or the container's own filter refuses seccomp user notification");
 	}
 
 	for (;;) {

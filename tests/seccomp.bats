@@ -77,3 +77,74 @@ need_unotify() {
 		wait_for_line "$T/go.out" "request from 127.0.0.1:${lines[1]}\$"
 	done
 }
+
+@test "seccomp: a reject rule gives the Go program its errno, answered by the supervisor" {
+	need_unotify
+	run -1 sockgate-run --seccomp -r "connect tcp 10.1.2.3:80 -> reject EACCES" -- "$GET" http://10.1.2.3/
+	assert_output "dial tcp 10.1.2.3:80: connect: permission denied"
+	run -1 sockgate-run --seccomp -r "connect tcp 10.1.2.0/24 -> reject" -- "$STCLI" 10.1.2.9 80
+	assert_output --regexp '^[0-9]+: connect: Connection refused$'
+}
+
+@test "seccomp: loopback TCP no rule matches still works, for Go and for C, and unmatched Unix sockets too" {
+	need_unotify
+	port=$(free_port)
+	bg python3 -c '
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        b = b"plain tcp\n"
+        self.send_response(200); self.send_header("Content-Length", str(len(b))); self.end_headers(); self.wfile.write(b)
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+open(sys.argv[2], "w").close()
+s.serve_forever()' "$port" "$T/ready"
+	wait_for_file "$T/ready"
+	run -0 sockgate-run --seccomp -r "connect tcp 10.1.2.3:80 -> reject" -- "$GET" "http://127.0.0.1:$port/"
+	assert_line "plain tcp"
+	assert_line --regexp "^peer 127\.0\.0\.1:$port local 127\.0\.0\.1:[0-9]+$"
+	userver echo
+	run -0 sockgate-run --seccomp -r "connect tcp 10.1.2.3:80 -> reject" -- \
+		python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"hi\n"); print(s.recv(9).decode().strip(), s.getpeername())' "$T/echo.sock"
+	assert_output "hi $T/echo.sock"
+}
+
+@test "seccomp: a static program that forks and execs a second one: both are redirected" {
+	need_netns
+	need_unotify
+	userver echo
+	run -0 unshare -n sockgate-run --seccomp -r "connect tcp 10.1.2.0/24 -> unix $T/echo.sock" -- \
+		"$STCLI" 10.1.2.3 80 "$STCLI" 10.1.2.4 81
+	assert_line --regexp '^[0-9]+: peer 10\.1\.2\.3:80$'
+	assert_line --regexp '^[0-9]+: peer 10\.1\.2\.4:81$'
+	run -0 grep -c '^[0-9]*: got hello [0-9]*$' <<<"$output"
+	assert_output 2
+}
+
+@test "seccomp: the program's exit status and death by signal are sockgate-run's; signals are forwarded; no zombie left" {
+	need_unotify
+	run -7 sockgate-run --seccomp -- sh -c 'exit 7'
+	run -143 sockgate-run --seccomp -- sh -c 'kill -TERM $$'
+	# a forwarded SIGTERM: the program reports it and exits 42
+	sockgate-run --seccomp -- sh -c 'trap "echo got TERM; exit 42" TERM; echo ready; while :; do sleep 0.1; done' >"$T/out" &
+	sp=$!
+	wait_for_line "$T/out" ready
+	# the supervisor's only child is the program, running: nothing left unwaited for
+	run -0 ps -o stat= --ppid "$sp"
+	refute_output --partial Z
+	kill -TERM "$sp"
+	rc=0
+	wait "$sp" || rc=$?
+	[ "$rc" = 42 ]
+	run -0 cat "$T/out"
+	assert_output "ready
+got TERM"
+	run -127 sockgate-run --seccomp -- "$T/nonexistent"
+	assert_output "sockgate-run: fatal: unable to run $T/nonexistent: No such file or directory"
+}
+
+@test "seccomp: where user notification is refused (here: a second supervisor inside the first), sockgate-run says so and exits 111" {
+	need_unotify
+	run -111 sockgate-run --seccomp -- sockgate-run --seccomp -- true
+	assert_output "sockgate-run: fatal: unable to install the seccomp filter: Resource busy (a supervisor watches this process already: one per process, seccomp(2))"
+}

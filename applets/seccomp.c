@@ -846,6 +846,9 @@ static int try_accept(uint64_t id, pid_t pid, const uint64_t *args, int lfd, con
 			 !(peerlen = in_family(&peer, lr->family, &peer)))
 			peerlen = 0;
 	} else {
+		/* the listener may be blocking (its flags are the program's): look before taking */
+		if (wait_fd(lfd, POLLIN, 0) <= 0)
+			return 0;
 		c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (c < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return 0;

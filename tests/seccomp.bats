@@ -148,3 +148,71 @@ got TERM"
 	run -111 sockgate-run --seccomp -- sockgate-run --seccomp -- true
 	assert_output "sockgate-run: fatal: unable to install the seccomp filter: Resource busy (a supervisor watches this process already: one per process, seccomp(2))"
 }
+
+@test "seccomp: a static C server's blocking accept() waits for the connection; a signal interrupts it with EINTR" {
+	need_netns
+	need_unotify
+	spawn "$T/out" unshare -n sockgate-run --seccomp -r "bind tcp 10.0.0.1:80 -> unix $T/st.sock proxy-v2" -- \
+		"$BUILD/static/stserve" 10.0.0.1 80 2
+	wait_for_line "$T/out" "^ready"
+	# nothing comes for a while: accept() is parked, not answered
+	printf 'PROXY TCP4 192.0.2.7 10.0.0.1 4711 80\r\n' >"$T/hdr"
+	run -0 socat -t 5 - "UNIX-CONNECT:$T/st.sock" <"$T/hdr"
+	assert_output "bye"
+	wait_for_line "$T/out" "^from"
+	run -0 socat -t 5 - "UNIX-CONNECT:$T/st.sock" < <(printf 'PROXY TCP4 192.0.2.8 10.0.0.1 4712 80\r\n')
+	assert_output "bye"
+	wait_for_line "$T/out" "from 192.0.2.8:4712"
+	run -0 cat "$T/out"
+	assert_output "ready 10.0.0.1:80
+from 192.0.2.7:4711
+from 192.0.2.8:4712"
+	# a forwarded signal: the parked accept() says EINTR, as the kernel's would
+	spawn "$T/out2" sockgate-run --seccomp -r "bind tcp 10.0.0.1:81 -> unix $T/st2.sock" -- \
+		"$BUILD/static/stserve" 10.0.0.1 81 1
+	wait_for_line "$T/out2" "^ready"
+	# until accept() waits in the supervisor's hands (the kernel names the wait)
+	sp=${PIDS[-1]}
+	for i in $(seq 100); do
+		c=$(pgrep -P "$sp") && grep -q seccomp "/proc/$c/wchan" 2>/dev/null && break
+		sleep 0.05
+	done
+	grep -q seccomp "/proc/$c/wchan"
+	kill -USR1 "$sp"
+	wait_for_line "$T/out2" "^accept"
+	run -0 cat "$T/out2"
+	assert_output "ready 10.0.0.1:81
+accept: Interrupted system call"
+}
+
+@test "seccomp: a tcp target: Go's non-blocking connect sees EINPROGRESS, then SO_ERROR 0, and the peer it asked for" {
+	need_netns
+	need_unotify
+	cat > "$T/run.sh" <<-EOF
+	ip link set lo up
+	python3 -c '
+	import socket, sys
+	s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(4)
+	print(s.getsockname()[1], flush=True)
+	c, _ = s.accept(); c.recv(4096)
+	c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nvia tcp\n"); c.close()' >"$T/port" &
+	while [ ! -s "$T/port" ]; do sleep 0.05; done
+	exec sockgate-run --seccomp -r "connect tcp 10.1.2.3:80 -> tcp 127.0.0.1:\$(cat "$T/port")" -- "$GET" http://10.1.2.3/
+	EOF
+	run -0 timeout 20 unshare -n sh "$T/run.sh"
+	assert_line "via tcp"
+	assert_line --regexp '^peer 10\.1\.2\.3:80 local 0\.0\.0\.0:0$'
+}
+
+@test "sockgate-run without --seccomp: a Go or static program gets one line naming --seccomp; a dynamic one none" {
+	need_unotify
+	run -1 sockgate-run -r "connect tcp 10.1.2.3:80 -> reject" -- "$GET" http://127.0.0.1:1/
+	assert_line --index 0 "sockgate-run: warning: $GET is a Go program, which calls the kernel without libc: run it with --seccomp"
+	run -0 grep -c -- --seccomp <<<"$output"
+	assert_output 1
+	cp "$STCLI" "$T/stcli"
+	PATH=$T:$PATH run -1 sockgate-run -- stcli 127.0.0.1 1
+	assert_line --index 0 "sockgate-run: warning: stcli is linked statically, out of the library's reach: run it with --seccomp"
+	run -0 sockgate-run -- sh -c 'echo quiet'
+	assert_output "quiet"
+}

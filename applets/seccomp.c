@@ -56,6 +56,11 @@
 #else
 #error "sockgate-run --seccomp: add this architecture's AUDIT_ARCH value"
 #endif
+/* Linux 6.6: the supervisor runs on the CPU of the task that waits for it (include/uapi/linux/seccomp.h) */
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
 #ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
 #define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
 #endif
@@ -243,7 +248,8 @@ static int read_sockaddr(const struct seccomp_notif *n, uint64_t ptr, uint64_t l
 		return -1;
 	if (l > sizeof *ss)
 		l = sizeof *ss;
-	if (mem_io(n->pid, ptr, ss, l, 0) < 0 || !still_valid(n->id))
+	/* checked with still_valid() before anything is done on it; a call let through needs no check */
+	if (mem_io(n->pid, ptr, ss, l, 0) < 0)
 		return -1;
 	if (ss->ss_family == AF_INET && l >= sizeof(struct sockaddr_in))
 		return 0;
@@ -274,12 +280,13 @@ static pid_t tgid_of(pid_t tid)
 /* A copy of the program's fd (the same open file), and its close-on-exec flag. */
 static int take_fd(pid_t tid, int fd, int *cloexec)
 {
-	pid_t pid = tgid_of(tid);
-	if (pid <= 0)
-		return -1;
-	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (pfd < 0)
-		return -1;
+	/* a thread's own pidfd (PIDFD_THREAD, Linux 6.9), else its thread group leader's */
+	int pfd = (int)syscall(SYS_pidfd_open, tid, O_EXCL);
+	if (pfd < 0) {
+		pid_t pid = tgid_of(tid);
+		if (pid <= 0 || (pfd = (int)syscall(SYS_pidfd_open, pid, 0)) < 0)
+			return -1;
+	}
 	int c = (int)syscall(SYS_pidfd_getfd, pfd, fd, 0);
 	close(pfd);
 	if (c < 0 || !cloexec)
@@ -288,15 +295,16 @@ static int take_fd(pid_t tid, int fd, int *cloexec)
 	char path[64], line[128];
 	*cloexec = 0;
 	snprintf(path, sizeof path, "/proc/%d/fdinfo/%d", (int)tid, fd);
-	FILE *f = fopen(path, "re");
-	if (f) {
-		while (fgets(line, sizeof line, f))
-			if (!strncmp(line, "flags:", 6)) {
-				*cloexec = (strtol(line + 6, NULL, 8) & O_CLOEXEC) != 0;
-				break;
-			}
-		fclose(f);
+	int f = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = f >= 0 ? read(f, line, sizeof line - 1) : -1;
+	if (n > 0) {
+		line[n] = 0;
+		char *fl = strstr(line, "flags:");
+		if (fl)
+			*cloexec = (strtol(fl + 6, NULL, 8) & O_CLOEXEC) != 0;
 	}
+	if (f >= 0)
+		close(f);
 	return c;
 }
 
@@ -604,6 +612,8 @@ static void on_connect(const struct seccomp_notif *n)
 	const struct rule *r = match(RULE_CONNECT, RULE_ANYPROTO, (struct sockaddr *)&dst, &rs);
 	if (!r)
 		return pass(n->id);
+	if (!still_valid(n->id))
+		return;
 	if ((fd = take_fd(n->pid, (int)n->data.args[0], &cloexec)) < 0)
 		return pass(n->id);
 	l = sizeof domain;
@@ -723,6 +733,8 @@ static void on_bind(const struct seccomp_notif *n)
 	const struct rule *r = match(RULE_BIND, RULE_TCP, (struct sockaddr *)&dst, &rs);
 	if (!r || (r->action != ACT_UNIX && r->action != ACT_ABSTRACT && r->action != ACT_FDPASS))
 		return pass(n->id);
+	if (!still_valid(n->id))
+		return;
 	if ((fd = take_fd(n->pid, (int)n->data.args[0], &cloexec)) < 0)
 		return pass(n->id);
 	l = sizeof domain;
@@ -1088,6 +1100,8 @@ void seccomp_run(struct ruleset **rs, int nrs, char **argv)
 			       : "this kernel or the container's own filter refuses seccomp user notification");
 	}
 
+	/* a notification is a round trip: switching CPUs would cost more than the work (older kernels: EINVAL) */
+	ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
 	for (;;) {
 		struct pollfd p[2 + NPARK];
 		int map[NPARK], np = 2;

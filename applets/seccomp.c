@@ -522,13 +522,8 @@ static int header(const struct rule *r, const struct sockaddr_storage *src, cons
 	h.srclen = h.dstlen = inet_len(dst->ss_family);
 	if (h.version == 1)
 		return proxyv1_build((char *)buf, size, &h);
-	if (r->flags & RULE_F_NETNS) {
-		ssize_t n = readlink("/proc/self/ns/net", h.netns, sizeof h.netns - 1);
-		if (n > 0) {
-			h.netns[n] = 0;
-			h.netns_len = (size_t)n;
-		}
-	}
+	if (r->flags & RULE_F_NETNS)
+		proxyv2_set_netns(&h);
 	return proxyv2_build(buf, size, &h, (r->flags & RULE_F_CRC32C) ? PROXYV2_CRC32C : 0);
 }
 
@@ -599,27 +594,52 @@ static int open_target(const struct sg_addr *ta, const unsigned char *hdr, size_
 	return inprogress;
 }
 
-static void on_connect(const struct seccomp_notif *n)
-{
-	struct sockaddr_storage sa, dst;
+/*
+ * The rule for the address of a connect() or bind() and a copy of the
+ * program's socket (its family and type): 0, or -1 when the call was let
+ * through (no rule, no inet address) or the task has gone.
+ */
+struct call {
+	struct sockaddr_storage sa, dst;	/* as given; IPv4-mapped made IPv4 */
 	const struct ruleset *rs;
-	int domain = 0, type = 0, cloexec = 0, fd = -1, s = -1;
+	const struct rule *r;
+	int fd, cloexec, domain, type;
+};
+
+static int call_open(const struct seccomp_notif *n, int dir, int proto, struct call *c)
+{
 	socklen_t l;
 
-	if (read_sockaddr(n, n->data.args[1], n->data.args[2], &sa) < 0)
-		return pass(n->id);
-	canon(&sa, &dst);
-	const struct rule *r = match(RULE_CONNECT, RULE_ANYPROTO, (struct sockaddr *)&dst, &rs);
-	if (!r)
-		return pass(n->id);
+	c->fd = -1;
+	c->domain = c->type = c->cloexec = 0;
+	if (read_sockaddr(n, n->data.args[1], n->data.args[2], &c->sa) < 0)
+		return pass(n->id), -1;
+	canon(&c->sa, &c->dst);
+	if (!(c->r = match(dir, proto, (struct sockaddr *)&c->dst, &c->rs)))
+		return pass(n->id), -1;
 	if (!still_valid(n->id))
+		return -1;
+	if ((c->fd = take_fd(n->pid, (int)n->data.args[0], &c->cloexec)) < 0)
+		return pass(n->id), -1;
+	l = sizeof c->domain;
+	getsockopt(c->fd, SOL_SOCKET, SO_DOMAIN, &c->domain, &l);
+	l = sizeof c->type;
+	getsockopt(c->fd, SOL_SOCKET, SO_TYPE, &c->type, &l);
+	return 0;
+}
+
+static void on_connect(const struct seccomp_notif *n)
+{
+	struct call cl;
+	int s = -1;
+
+	if (call_open(n, RULE_CONNECT, RULE_ANYPROTO, &cl) < 0)
 		return;
-	if ((fd = take_fd(n->pid, (int)n->data.args[0], &cloexec)) < 0)
-		return pass(n->id);
-	l = sizeof domain;
-	getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l);
-	l = sizeof type;
-	getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l);
+	const struct ruleset *rs = cl.rs;
+	const struct rule *r = cl.r;
+	int fd = cl.fd, domain = cl.domain, type = cl.type, cloexec = cl.cloexec;
+	struct sockaddr_storage sa = cl.sa, dst = cl.dst;
+
 	if (domain != sa.ss_family || (type != SOCK_STREAM && type != SOCK_DGRAM))
 		goto pass;
 	if (r->proto != RULE_ANYPROTO &&
@@ -722,26 +742,18 @@ static void unlink_stale(const struct sg_addr *a)
 
 static void on_bind(const struct seccomp_notif *n)
 {
-	struct sockaddr_storage sa, dst;
-	const struct ruleset *rs;
-	int domain = 0, type = 0, cloexec = 0, fd = -1, s = -1;
-	socklen_t l;
+	struct call cl;
+	int s = -1;
 
-	if (read_sockaddr(n, n->data.args[1], n->data.args[2], &sa) < 0)
-		return pass(n->id);
-	canon(&sa, &dst);
-	const struct rule *r = match(RULE_BIND, RULE_TCP, (struct sockaddr *)&dst, &rs);
-	if (!r || (r->action != ACT_UNIX && r->action != ACT_ABSTRACT && r->action != ACT_FDPASS))
-		return pass(n->id);
-	if (!still_valid(n->id))
+	if (call_open(n, RULE_BIND, RULE_TCP, &cl) < 0)
 		return;
-	if ((fd = take_fd(n->pid, (int)n->data.args[0], &cloexec)) < 0)
-		return pass(n->id);
-	l = sizeof domain;
-	getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l);
-	l = sizeof type;
-	getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l);
-	if (domain != sa.ss_family || type != SOCK_STREAM) {
+	const struct ruleset *rs = cl.rs;
+	const struct rule *r = cl.r;
+	int fd = cl.fd, cloexec = cl.cloexec, domain = cl.domain;
+	struct sockaddr_storage sa = cl.sa, dst = cl.dst;
+
+	if ((r->action != ACT_UNIX && r->action != ACT_ABSTRACT && r->action != ACT_FDPASS) ||
+	    domain != sa.ss_family || cl.type != SOCK_STREAM) {
 		pass(n->id);
 		goto out;
 	}

@@ -3,6 +3,7 @@
  * executable, or in ../lib, or in the install prefix) in LD_PRELOAD, and
  * exec the program. The rules reach the library through SOCKGATE_RULE
  * (each -r, one per line) and SOCKGATE_RULES (the -f file, made absolute).
+ * With --seccomp the same rules go to a supervisor instead (seccomp.c).
  * See sockgate-run(1) and libsockgate(7).
  */
 #include <errno.h>

@@ -338,10 +338,14 @@ static struct rec *rec_add(int fd)
 	if (fstat(fd, &st) < 0)
 		return NULL;
 	struct rec *r = rec_find(st.st_ino);
-	if (!r) {
-		r = &recs[rec_next];
+	/* the oldest connection goes; a listener stays as long as we run (it keeps accepting) */
+	for (unsigned i = 0; !r && i < NREC; i++) {
+		if (!recs[rec_next].listener)
+			r = &recs[rec_next];
 		rec_next = (rec_next + 1) % NREC;
 	}
+	if (!r)
+		return NULL;
 	memset(r, 0, sizeof *r);
 	r->ino = st.st_ino;
 	return r;

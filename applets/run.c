@@ -47,30 +47,10 @@ static size_t check_text(const char *where, const char *text, size_t len)
 	return n;
 }
 
-static struct ruleset *load_file(const char *path)
-{
-	size_t len;
-	char *buf = read_file(path, &len);
-	struct rules_error e;
-	struct ruleset *rs;
-
-	if (!buf)
-		die(EX_BADINPUT, "unable to read rules %s: %s", path, strerror(errno));
-	if (rulebin_is(buf, len)) {
-		memset(&e, 0, sizeof e);
-		rs = rulebin_load(buf, len, &e);
-		if (!rs)
-			die(EX_BADINPUT, "%s: %s", path, e.msg[0] ? e.msg : strerror(errno));
-	} else {
-		rs = load_text(path, buf, len);
-	}
-	free(buf);
-	return rs;
-}
-
+/* Unreadable: exit 111; bad rules: exit 1 naming FILE:LINE:COL. */
 static size_t check_file(const char *path)
 {
-	struct ruleset *rs = load_file(path);
+	struct ruleset *rs = rules_from_file(path, NULL, 1);
 	size_t n = rs->n;
 	rules_free(rs);
 	return n;
@@ -91,7 +71,7 @@ static void __attribute__((noreturn)) run_seccomp(const char *inline_rules, cons
 		rs[n++] = load_text(inline_rules ? "-r" : "SOCKGATE_RULE", s, strlen(s));
 	s = file ? file : getenv("SOCKGATE_RULES");
 	if (s && *s)
-		rs[n++] = load_file(s);
+		rs[n++] = rules_from_file(s, NULL, 1);
 	preload_drop_self();
 	seccomp_run(rs, n, argv);
 }
@@ -220,8 +200,8 @@ int run_main(int argc, char **argv)
 	if (file && setenv("SOCKGATE_RULES", file, 1) < 0)
 		die_sys("unable to set SOCKGATE_RULES");
 
+	/* as env(1) and timeout(1): 127 not found, 126 found but not runnable */
 	execvp(argv[0], argv);
-	if (errno == ENOENT)
-		die(EX_NOAPPLET, "unable to run %s: %s", argv[0], strerror(errno));
-	die_sys("unable to run %s", argv[0]);
+	die(errno == ENOENT || errno == ENOTDIR ? EX_NOTFOUND : EX_CANNOTRUN, "unable to run %s: %s", argv[0],
+	    strerror(errno));
 }

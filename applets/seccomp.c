@@ -44,9 +44,11 @@
 
 #include "addr.h"
 #include "fdpass.h"
+#include "file.h"
 #include "proxyv2.h"
 #include "rules.h"
 #include "seccomp.h"
+#include "sockfile.h"
 #include "util.h"
 
 #if defined(__x86_64__)
@@ -411,42 +413,23 @@ static socklen_t inet_len(int fam)
 /* IPv4-mapped IPv6 as plain IPv4 (for matching, templates and headers). */
 static void canon(const struct sockaddr_storage *in, struct sockaddr_storage *out)
 {
-	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)in;
+	socklen_t l = sizeof *out;
 
 	*out = *in;
-	if (in->ss_family == AF_INET6 && addr_is_v4mapped(s6->sin6_addr.s6_addr)) {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)out;
-		uint16_t port = s6->sin6_port;
-		uint8_t a[4];
-		memcpy(a, s6->sin6_addr.s6_addr + 12, 4);
-		memset(out, 0, sizeof *out);
-		s4->sin_family = AF_INET;
-		s4->sin_port = port;
-		memcpy(&s4->sin_addr, a, 4);
-	}
+	addr_unmap(out, &l);
 }
 
 /* An inet address in family fam (IPv4 <-> ::ffff:IPv4): its length, or 0. */
 static socklen_t in_family(const struct sockaddr_storage *a, int fam, struct sockaddr_storage *out)
 {
-	struct sockaddr_storage c;
+	socklen_t l = sizeof *out;
 
-	canon(a, &c);
-	memset(out, 0, sizeof *out);
-	if (c.ss_family == fam) {
-		*out = c;
-		return inet_len(fam);
+	*out = *a;
+	if (addr_to_family(out, &l, fam) < 0) {
+		memset(out, 0, sizeof *out);
+		return 0;
 	}
-	if (c.ss_family == AF_INET && fam == AF_INET6) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&c;
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)out;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = s4->sin_port;
-		s6->sin6_addr.s6_addr[10] = s6->sin6_addr.s6_addr[11] = 0xff;
-		memcpy(s6->sin6_addr.s6_addr + 12, &s4->sin_addr, 4);
-		return sizeof *s6;
-	}
-	return 0;
+	return l;
 }
 
 static void any_addr(int fam, int loopback, struct sockaddr_storage *ss, socklen_t *len)
@@ -729,21 +712,6 @@ static void on_name(const struct seccomp_notif *n, int peer)
 
 /* --- bind(), listen(), accept() ------------------------------------------------ */
 
-/* A socket file left by an earlier run (nobody accepts there) goes; nothing else does. */
-static void unlink_stale(const struct sg_addr *a)
-{
-	struct stat st;
-	if (a->u.un.sun_path[0] == 0 || lstat(a->u.un.sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
-		return;
-	int p = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (p < 0)
-		return;
-	/* a live socket of either type answers EPROTOTYPE (or accepts a datagram) */
-	if (connect(p, &a->u.sa, a->len) < 0 && errno == ECONNREFUSED)
-		unlink(a->u.un.sun_path);
-	close(p);
-}
-
 static void on_bind(const struct seccomp_notif *n)
 {
 	struct call cl;
@@ -771,8 +739,7 @@ static void on_bind(const struct seccomp_notif *n)
 		answer(n->id, -1, errno);
 		goto out;
 	}
-	unlink_stale(&a);
-	if (bind(s, &a.u.sa, a.len) < 0) {
+	if (bind_unix_path(s, &a.u.un, a.len) < 0) {
 		answer(n->id, -1, errno);
 		goto out;
 	}
@@ -816,10 +783,9 @@ static void on_listen(const struct seccomp_notif *n)
 static int read_header(int s, struct proxy_hdr *h)
 {
 	unsigned char buf[PROXY_V2_HDRLEN + 1024];
-	struct timespec t0, t;
+	int64_t t0 = mono_ms();
 	size_t need;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		ssize_t got = recv(s, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
 		if (got == 0)
@@ -834,8 +800,7 @@ static int read_header(int s, struct proxy_hdr *h)
 		} else if (errno != EAGAIN && errno != EINTR) {
 			return -1;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		long left = HDR_WAIT_MS - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+		int64_t left = HDR_WAIT_MS - (mono_ms() - t0);
 		if (left <= 0)
 			return -1;
 		wait_fd(s, POLLIN, (int)(left < 50 ? left : 50));
@@ -1070,9 +1035,8 @@ static void __attribute__((noreturn)) child(int up, const sigset_t *old, char **
 	close(lfd);
 	close(up);
 	execvp(argv[0], argv);
-	if (errno == ENOENT)
-		die(EX_NOAPPLET, "unable to run %s: %s", argv[0], strerror(errno));
-	die_sys("unable to run %s", argv[0]);
+	die(errno == ENOENT || errno == ENOTDIR ? EX_NOTFOUND : EX_CANNOTRUN, "unable to run %s: %s", argv[0],
+	    strerror(errno));
 }
 
 void seccomp_run(struct ruleset **rs, int nrs, char **argv)

@@ -141,6 +141,9 @@ s.serve_forever()' "$port" "$T/ready"
 got TERM"
 	run -127 sockgate-run --seccomp -- "$T/nonexistent"
 	assert_output "sockgate-run: fatal: unable to run $T/nonexistent: No such file or directory"
+	: >"$T/not-executable"
+	run -126 sockgate-run --seccomp -- "$T/not-executable"
+	assert_output "sockgate-run: fatal: unable to run $T/not-executable: Permission denied"
 }
 
 @test "seccomp: where user notification is refused (here: a second supervisor inside the first), sockgate-run says so and exits 111" {

@@ -22,6 +22,8 @@ PRELOAD_SRC := $(sort $(wildcard preload/*.c))
 UNIT_SRC    := $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 TOOL_SRC    := $(sort $(wildcard tests/tools/*.c))
+GO_SRC      := $(sort $(wildcard tests/tools/go/*.go))
+STATIC_SRC  := $(sort $(wildcard tests/tools/static/*.c))
 HEADERS     := $(wildcard core/*.h applets/*.h preload/*.h preload/*.def tests/unit/*.h)
 
 # libbsd in "overlay" mode, linked statically into both builds. The archive
@@ -57,6 +59,8 @@ CORE_HOST_OBJ    = $(CORE_SRC:%.c=$(BUILD)/host/%.o)
 UNIT_BIN         = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
 FUZZ_BIN         = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 TOOL_BIN         = $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+GO_BIN           = $(GO_SRC:tests/tools/go/%.go=$(BUILD)/go/%)
+STATIC_BIN       = $(STATIC_SRC:tests/tools/static/%.c=$(BUILD)/static/%)
 APPLET_LINKS     = $(APPLET_NAMES:%=$(BUILD)/sockgate-%)
 
 DEPS_STAMP = $(BUILD)/.deps-ok
@@ -68,7 +72,7 @@ all: $(BUILD)/sockgate $(APPLET_LINKS) $(BUILD)/libsockgate.so
 BUILD_PKGS = musl-tools libbsd-dev
 TEST_PKGS  = bats bats-support bats-assert curl netcat-openbsd socat nginx haproxy \
              python3 iproute2 util-linux mandoc clang libclang-rt-14-dev \
-             postgresql redis-server dnsutils default-jdk-headless nodejs systemd
+             postgresql redis-server dnsutils default-jdk-headless nodejs systemd golang-go
 BENCH_PKGS = iperf3 wrk
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): tests/deps.sh
@@ -126,7 +130,19 @@ $(BUILD)/tools/%: tests/tools/%.c $(CORE_HOST_OBJ) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -o $@ $< $(CORE_HOST_OBJ) $(BSD_LIBS) -lpthread
 
-tools: $(TOOL_BIN)
+# Programs no preload reaches (sockgate-run --seccomp): Go with CGO_ENABLED=0,
+# standard library only, built offline with its cache under build/; and C
+# linked statically with musl.
+$(BUILD)/go/%: tests/tools/go/%.go | $(DEPS_STAMP)
+	@mkdir -p $(BUILD)/go
+	cd $(BUILD)/go && GOCACHE=$(abspath $(BUILD))/go/cache GOPATH=$(abspath $(BUILD))/go/path GOENV=off \
+	  GO111MODULE=off GOPROXY=off GOFLAGS= CGO_ENABLED=0 go build -o $(abspath $@) $(abspath $<)
+
+$(BUILD)/static/%: tests/tools/static/%.c | $(DEPS_STAMP) $(KINC)
+	@mkdir -p $(dir $@)
+	$(MUSLCC) -static -O2 $(WARN) -o $@ $<
+
+tools: $(TOOL_BIN) $(GO_BIN) $(STATIC_BIN)
 
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(HEADERS) | $(DEPS_STAMP)

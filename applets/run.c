@@ -3,6 +3,7 @@
  * executable, or in ../lib, or in the install prefix) in LD_PRELOAD, and
  * exec the program. The rules reach the library through SOCKGATE_RULE
  * (each -r, one per line) and SOCKGATE_RULES (the -f file, made absolute).
+ * With --seccomp the same rules go to a supervisor instead (seccomp.c).
  * See sockgate-run(1) and libsockgate(7).
  */
 #include <errno.h>
@@ -15,15 +16,16 @@
 
 #include "rulebin.h"
 #include "rules.h"
+#include "seccomp.h"
 #include "util.h"
 
 #ifndef SOCKGATE_LIBDIR
 #define SOCKGATE_LIBDIR "/usr/local/lib"
 #endif
 
-static const char usage[] = "sockgate-run [-r RULE] ... [-f FILE] [--check] -- PROGRAM [ARGS ...]";
+static const char usage[] = "sockgate-run [--seccomp] [-r RULE] ... [-f FILE] [--check] -- PROGRAM [ARGS ...]";
 
-static size_t check_text(const char *where, const char *text, size_t len)
+static struct ruleset *load_text(const char *where, const char *text, size_t len)
 {
 	struct rules_error e;
 
@@ -34,6 +36,12 @@ static size_t check_text(const char *where, const char *text, size_t len)
 			die(EX_BADINPUT, "%s:%u:%u: %s", where, e.line, e.col, e.msg);
 		die(EX_BADINPUT, "%s: %s", where, e.msg[0] ? e.msg : strerror(errno));
 	}
+	return rs;
+}
+
+static size_t check_text(const char *where, const char *text, size_t len)
+{
+	struct ruleset *rs = load_text(where, text, len);
 	size_t n = rs->n;
 	rules_free(rs);
 	return n;
@@ -46,6 +54,26 @@ static size_t check_file(const char *path)
 	size_t n = rs->n;
 	rules_free(rs);
 	return n;
+}
+
+/*
+ * --seccomp: the rules the library would read (SOCKGATE_RULE, then
+ * SOCKGATE_RULES, as libsockgate(7) orders them) go to the supervisor, and
+ * the library leaves LD_PRELOAD, so that one of the two acts, never both.
+ */
+static void __attribute__((noreturn)) run_seccomp(const char *inline_rules, const char *file, char **argv)
+{
+	struct ruleset *rs[2];
+	int n = 0;
+	const char *s = inline_rules ? inline_rules : getenv("SOCKGATE_RULE");
+
+	if (s && *s)
+		rs[n++] = load_text(inline_rules ? "-r" : "SOCKGATE_RULE", s, strlen(s));
+	s = file ? file : getenv("SOCKGATE_RULES");
+	if (s && *s)
+		rs[n++] = rules_from_file(s, NULL, 1);
+	preload_drop_self();
+	seccomp_run(rs, n, argv);
 }
 
 /* libsockgate.so beside us, in ../lib, or in the install prefix. */
@@ -79,12 +107,13 @@ int run_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "check", no_argument, NULL, 'c' },
+		{ "seccomp", no_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *inline_rules = NULL;
 	size_t inline_len = 0;
 	const char *file = NULL;
-	int check = 0, c, nr = 0;
+	int check = 0, use_seccomp = 0, c, nr = 0;
 	size_t total = 0;
 
 	std_options(argc, argv, usage);
@@ -110,6 +139,9 @@ int run_main(int argc, char **argv)
 			break;
 		case 'c':
 			check = 1;
+			break;
+		case 's':
+			use_seccomp = 1;
 			break;
 		default:
 			usage_die(usage);
@@ -142,6 +174,10 @@ int run_main(int argc, char **argv)
 		free(inline_rules);
 		return EX_OK;
 	}
+
+	if (use_seccomp)
+		run_seccomp(inline_rules, file, argv);
+	seccomp_hint(argv[0]);
 
 	char lib[PATH_MAX];
 	if (find_lib(lib, sizeof lib) < 0)

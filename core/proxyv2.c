@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
@@ -567,4 +568,15 @@ int proxyv1_build(char *buf, size_t size, const struct proxy_hdr *h)
 	if (r < 0 || (size_t)r >= size)
 		return fail(ENOSPC);
 	return r;
+}
+
+int proxyv2_set_netns(struct proxy_hdr *h)
+{
+	ssize_t n = readlink("/proc/self/ns/net", h->netns, sizeof h->netns - 1);
+
+	if (n <= 0)
+		return -1;
+	h->netns[n] = 0;
+	h->netns_len = (size_t)n;
+	return 0;
 }

@@ -184,13 +184,8 @@ static int build_header(const struct sgconn *c, const struct rule *r, const stru
 		return proxyv1_build((char *)buf, size, &h);
 	if (gai_lookup(dst, h.authority, sizeof h.authority))
 		h.authority_len = strlen(h.authority);
-	if (r->flags & RULE_F_NETNS) {
-		ssize_t n = readlink("/proc/self/ns/net", h.netns, sizeof h.netns - 1);
-		if (n > 0) {
-			h.netns[n] = 0;
-			h.netns_len = (size_t)n;
-		}
-	}
+	if (r->flags & RULE_F_NETNS)
+		proxyv2_set_netns(&h);
 	return proxyv2_build(buf, size, &h, (r->flags & RULE_F_CRC32C) ? PROXYV2_CRC32C : 0);
 }
 

@@ -19,13 +19,13 @@ userver() {
 
 @test "sockgate-run --help prints the usage of the man page and exits 0" {
 	run -0 sockgate-run --help
-	assert_output "usage: sockgate-run [-r RULE] ... [-f FILE] [--check] -- PROGRAM [ARGS ...]"
+	assert_output "usage: sockgate-run [--seccomp] [-r RULE] ... [-f FILE] [--check] -- PROGRAM [ARGS ...]"
 	run -0 grep -c 'Op Fl r Ar RULE' "$TOP/man/sockgate-run.1"
 }
 
 @test "sockgate-run: a bad option or no program is a usage error (100)" {
 	run -100 sockgate-run -x -- true
-	assert_line "usage: sockgate-run [-r RULE] ... [-f FILE] [--check] -- PROGRAM [ARGS ...]"
+	assert_line "usage: sockgate-run [--seccomp] [-r RULE] ... [-f FILE] [--check] -- PROGRAM [ARGS ...]"
 	run -100 sockgate-run -r 'connect * -> pass'
 	assert_output --partial "usage: sockgate-run"
 }

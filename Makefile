@@ -52,6 +52,8 @@ CORE_MUSL_OBJ    = $(CORE_SRC:%.c=$(BUILD)/exe/%.o)
 APPLET_OBJ       = $(APPLET_SRC:%.c=$(BUILD)/exe/%.o)
 CORE_PIC_OBJ     = $(CORE_SRC:%.c=$(BUILD)/pic/%.o)
 PRELOAD_OBJ      = $(PRELOAD_SRC:%.c=$(BUILD)/pic/%.o)
+# Run as a program, the library is sockgate-mkctl (preload/prog.c).
+PROG_PIC_OBJ     = $(BUILD)/pic/applets/mkctl.o $(BUILD)/pic/applets/util.o
 CORE_HOST_OBJ    = $(CORE_SRC:%.c=$(BUILD)/host/%.o)
 UNIT_BIN         = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
 FUZZ_BIN         = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
@@ -101,9 +103,9 @@ $(BUILD)/libsockgate.map: preload/hooks.def
 	{ echo '{ global:'; sed -n 's/^HOOK(\([a-z0-9_]*\),.*/  \1;/p' $<; \
 	  echo 'local: *; };'; } > $@
 
-$(BUILD)/libsockgate.so: $(PRELOAD_OBJ) $(CORE_PIC_OBJ) $(BUILD)/libsockgate.map
+$(BUILD)/libsockgate.so: $(PRELOAD_OBJ) $(PROG_PIC_OBJ) $(CORE_PIC_OBJ) $(BUILD)/libsockgate.map
 	$(CC) -shared -fPIC $(LDFLAGS) -Wl,--version-script=$(BUILD)/libsockgate.map \
-	  -Wl,-z,now -o $@ $(PRELOAD_OBJ) $(CORE_PIC_OBJ) $(BSD_LIBS) -ldl -lpthread
+	  -Wl,-z,now -Wl,-e,sg_prog_start -o $@ $(PRELOAD_OBJ) $(PROG_PIC_OBJ) $(CORE_PIC_OBJ) $(BSD_LIBS) -ldl -lpthread
 
 # --- tests -------------------------------------------------------------------
 $(BUILD)/host/%.o: %.c $(HEADERS) | $(DEPS_STAMP)

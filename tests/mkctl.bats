@@ -135,3 +135,83 @@ EOT
 	run -111 sockgate-mkctl --show "$T/missing"
 	assert_output "sockgate-mkctl: fatal: unable to read $T/missing: No such file or directory"
 }
+
+# --- libsockgate.so run as a program ------------------------------------------
+
+@test "the library as a program: usage and exit 100 with nothing given, even with an empty argv" {
+	run -100 --separate-stderr "$LIB"
+	[[ "${stderr_lines[0]}" == "usage: libsockgate.so [-m MODE] TARGET [--sockopt NAME=VALUE ...] FILE" ]]
+	[[ "$stderr" == *"UNSOCK_FILE=FILE UNSOCK_VSOCK_PORT=PORT [UNSOCK_VSOCK_CID=CID] libsockgate.so"* ]]
+	printf '#include <unistd.h>\nint main(int c, char **v) { char *a[] = { 0 }; execve(v[1], a, a); return 9; }\n' > "$T/e0.c"
+	cc -o "$T/e0" "$T/e0.c"
+	run -100 --separate-stderr "$T/e0" "$LIB"
+	[[ "${stderr_lines[0]}" == "usage: libsockgate.so"* ]]
+	run -0 readelf -lh "$LIB"
+	assert_output --partial "[Requesting program interpreter: "
+}
+
+@test "the library as a program writes the same bytes as sockgate-mkctl for every target" {
+	local n=0 t opts
+	for t in "${TARGETS[@]}"; do
+		n=$((n + 1))
+		opts=${t%%|*}
+		# shellcheck disable=SC2086
+		sockgate-mkctl $opts "$T/$n.mk"
+		# shellcheck disable=SC2086
+		run -0 "$LIB" $opts "$T/$n.so"
+		cmp "$T/$n.mk" "$T/$n.so"
+	done
+	run -0 "$LIB" --show "$T/1.so"
+	assert_output "--vsock any:5678"
+	run -1 "$LIB" --vsock any:1 "$T/1.so"
+	assert_output "libsockgate.so: fatal: $T/1.so exists; a control file is never overwritten"
+}
+
+@test "the library as a program reads unsock's variables: the same bytes as mkctl" {
+	python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$T/fc.sock"
+	UNSOCK_FILE=$T/a UNSOCK_VSOCK_PORT=5678 "$LIB"
+	sockgate-mkctl --vsock any:5678 "$T/a.mk"
+	cmp "$T/a" "$T/a.mk"
+	UNSOCK_FILE=$T/b UNSOCK_VSOCK_CID=-1 UNSOCK_VSOCK_PORT=5678 "$LIB"
+	cmp "$T/b" "$T/a.mk"
+	UNSOCK_FILE=$T/c UNSOCK_VSOCK_CID=3 UNSOCK_VSOCK_PORT=1024 "$LIB"
+	run -0 sockgate-mkctl --show "$T/c"
+	assert_output "--vsock 3:1024"
+	(cd "$T" && UNSOCK_FILE=d UNSOCK_FC_SOCK=fc.sock UNSOCK_VSOCK_PORT=52 "$LIB")
+	run -0 sockgate-mkctl --show "$T/d"
+	assert_output "--firecracker $(realpath "$T")/fc.sock:52"
+	UNSOCK_FILE=$T/e UNSOCK_TIPC_ADDRTYPE=2 UNSOCK_TIPC_SCOPE=2 UNSOCK_TIPC_TYPE=128 \
+		UNSOCK_TIPC_LOWER=99 UNSOCK_TIPC_UPPER=0 "$LIB"
+	sockgate-mkctl --tipc 2,2,128,99,0 "$T/e.mk"
+	cmp "$T/e" "$T/e.mk"
+}
+
+@test "the library as a program: bad variables get a clear message and exit 1 or 100, never a crash" {
+	local long
+	long=/$(printf 'a%.0s' {1..120})
+	while IFS='|' read -r code vars msg; do
+		# shellcheck disable=SC2086
+		run -"$code" env $vars "$LIB"
+		assert_output "libsockgate.so: fatal: $msg"
+	done <<EOT
+1|UNSOCK_FILE=$T/x UNSOCK_VSOCK_PORT=abc|--vsock wants CID:PORT (CID a number or any), not any:abc
+1|UNSOCK_FILE=$T/x UNSOCK_VSOCK_PORT=1 UNSOCK_VSOCK_CID=99999999999|--vsock: bad CID 99999999999
+1|UNSOCK_FILE=$T/x UNSOCK_VSOCK_PORT=-5|--vsock wants CID:PORT (CID a number or any), not any:-5
+1|UNSOCK_FILE=$T/x UNSOCK_FC_SOCK=$long UNSOCK_VSOCK_PORT=5|path too long: $long
+1|UNSOCK_FILE=$T/x UNSOCK_FC_SOCK=missing.sock UNSOCK_VSOCK_PORT=5|a relative path must exist to be made absolute: missing.sock: No such file or directory
+1|UNSOCK_FILE=$T/x UNSOCK_TIPC_ADDRTYPE=7 UNSOCK_TIPC_SCOPE=2 UNSOCK_TIPC_TYPE=1 UNSOCK_TIPC_LOWER=1 UNSOCK_TIPC_UPPER=1|--tipc wants ADDRTYPE,SCOPE,TYPE,LOWER,UPPER (type and scope 1-3), not 7,2,1,1,1
+100|UNSOCK_VSOCK_PORT=5|UNSOCK_FILE is not set: it names the control file to write
+100|UNSOCK_FILE=$T/x UNSOCK_FC_SOCK=/x|UNSOCK_FC_SOCK needs UNSOCK_VSOCK_PORT
+100|UNSOCK_FILE=$T/x UNSOCK_TIPC_TYPE=1|UNSOCK_TIPC_ADDRTYPE is not set: a TIPC target needs all five UNSOCK_TIPC_* values
+100|UNSOCK_FILE=$T/x UNSOCK_VSOCK_PORT=1 UNSOCK_TIPC_TYPE=1|UNSOCK_TIPC_* and UNSOCK_VSOCK_*/UNSOCK_FC_SOCK are two targets; give one
+EOT
+	[ ! -e "$T/x" ]
+	run -1 "$LIB" --unix "$long" "$T/x"
+	assert_output "libsockgate.so: fatal: path or name too long: $long"
+}
+
+@test "preloaded, the library runs none of this: the variables write nothing" {
+	run -0 env UNSOCK_FILE="$T/x" UNSOCK_VSOCK_PORT=5678 LD_PRELOAD="$LIB" sh -c 'echo still here'
+	assert_output "still here"
+	[ ! -e "$T/x" ]
+}

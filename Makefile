@@ -50,10 +50,22 @@ endif
 
 CORE_MUSL_OBJ    = $(CORE_SRC:%.c=$(BUILD)/exe/%.o)
 APPLET_OBJ       = $(APPLET_SRC:%.c=$(BUILD)/exe/%.o)
-CORE_PIC_OBJ     = $(CORE_SRC:%.c=$(BUILD)/pic/%.o)
-PRELOAD_OBJ      = $(PRELOAD_SRC:%.c=$(BUILD)/pic/%.o)
+# `make PARACONTAINER=1`: the library for glibc 2.17 and later, from objects
+# of its own (preload/compat/glibc-old.h says how).
+ifeq ($(PARACONTAINER),1)
+PIC         = pic-para
+PARA_STUBS  = $(BUILD)/para-stubs/libdl.so.2 $(BUILD)/para-stubs/libpthread.so.0
+PARACONTAINER_FLAGS = -include preload/compat/glibc-old.h
+LIB_SYSLIBS = -Wl,--no-as-needed $(PARA_STUBS)
+else
+PIC         = pic
+LIB_SYSLIBS = -ldl -lpthread
+endif
+PARA_VER   := $(if $(findstring aarch64,$(shell $(CC) -dumpmachine)),GLIBC_2.17,GLIBC_2.2.5)
+CORE_PIC_OBJ     = $(CORE_SRC:%.c=$(BUILD)/$(PIC)/%.o)
+PRELOAD_OBJ      = $(PRELOAD_SRC:%.c=$(BUILD)/$(PIC)/%.o)
 # Run as a program, the library is sockgate-mkctl (preload/prog.c).
-PROG_PIC_OBJ     = $(BUILD)/pic/applets/mkctl.o $(BUILD)/pic/applets/util.o
+PROG_PIC_OBJ     = $(BUILD)/$(PIC)/applets/mkctl.o $(BUILD)/$(PIC)/applets/util.o
 CORE_HOST_OBJ    = $(CORE_SRC:%.c=$(BUILD)/host/%.o)
 UNIT_BIN         = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
 FUZZ_BIN         = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
@@ -62,7 +74,7 @@ APPLET_LINKS     = $(APPLET_NAMES:%=$(BUILD)/sockgate-%)
 
 DEPS_STAMP = $(BUILD)/.deps-ok
 
-.PHONY: all deps check unit tools fuzz-build fuzz bench demo install uninstall clean lint
+.PHONY: all deps check unit tools fuzz-build para-lib fuzz bench demo install uninstall clean lint
 all: $(BUILD)/sockgate $(APPLET_LINKS) $(BUILD)/libsockgate.so
 
 # --- dependencies: installed when root on Debian, else named -----------------
@@ -94,7 +106,7 @@ $(BUILD)/sockgate-%: $(BUILD)/sockgate
 	ln -sf sockgate $@
 
 # --- the preload library (glibc) ---------------------------------------------
-$(BUILD)/pic/%.o: %.c $(HEADERS) | $(DEPS_STAMP)
+$(BUILD)/$(PIC)/%.o: %.c $(HEADERS) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Ipreload -fPIC -fvisibility=hidden $(PARACONTAINER_FLAGS) -c -o $@ $<
 
@@ -103,9 +115,19 @@ $(BUILD)/libsockgate.map: preload/hooks.def
 	{ echo '{ global:'; sed -n 's/^HOOK(\([a-z0-9_]*\),.*/  \1;/p' $<; \
 	  echo 'local: *; };'; } > $@
 
-$(BUILD)/libsockgate.so: $(PRELOAD_OBJ) $(PROG_PIC_OBJ) $(CORE_PIC_OBJ) $(BUILD)/libsockgate.map
+$(BUILD)/libsockgate.so: $(PRELOAD_OBJ) $(PROG_PIC_OBJ) $(CORE_PIC_OBJ) $(BUILD)/libsockgate.map $(PARA_STUBS)
 	$(CC) -shared -fPIC $(LDFLAGS) -Wl,--version-script=$(BUILD)/libsockgate.map \
-	  -Wl,-z,now -Wl,-e,sg_prog_start -o $@ $(PRELOAD_OBJ) $(PROG_PIC_OBJ) $(CORE_PIC_OBJ) $(BSD_LIBS) -ldl -lpthread
+	  -Wl,-z,now -Wl,-e,sg_prog_start -o $@ $(PRELOAD_OBJ) $(PROG_PIC_OBJ) $(CORE_PIC_OBJ) $(BSD_LIBS) $(LIB_SYSLIBS)
+
+$(BUILD)/para-stubs/%: preload/compat/glibc-old-stubs.c
+	@mkdir -p $(dir $@)
+	echo '$(PARA_VER) { global: *; };' > $@.map
+	$(CC) -shared -fPIC $(if $(findstring libdl,$*),-DSTUB_LIBDL) -Wl,-soname,$* \
+	  -Wl,--version-script=$@.map -o $@ $<
+
+# The old-glibc build that `make check` reads the version needs of.
+para-lib:
+	@$(MAKE) --no-print-directory PARACONTAINER=1 BUILD=$(BUILD)/para $(BUILD)/para/libsockgate.so
 
 # --- tests -------------------------------------------------------------------
 $(BUILD)/host/%.o: %.c $(HEADERS) | $(DEPS_STAMP)
@@ -138,7 +160,7 @@ fuzz: $(FUZZ_BIN)
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $(BUILD)/fuzz/new-$$n tests/fuzz/corpus/$$n \
 	    2>$(BUILD)/fuzz/$$n.log || { tail -40 $(BUILD)/fuzz/$$n.log; exit 1; }; done; echo "fuzz: all targets clean"
 
-check: all unit tools fuzz-build
+check: all unit tools fuzz-build para-lib
 	@SANITIZE=$(SANITIZE) BUILD=$(BUILD) tests/run.sh
 
 bench: all

@@ -140,7 +140,7 @@ static int take_activated(int fd, int afd, const struct sockaddr *sa, socklen_t 
  * before it listens (a stream probe would be refused then too, and the
  * path of a socket bound but not yet listening taken from it).
  */
-static void unlink_stale(const struct sockaddr_un *un, socklen_t len)
+void unlink_stale(const struct sockaddr_un *un, socklen_t len)
 {
 	struct stat st;
 	if (!un->sun_path[0] || lstat(un->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
@@ -208,10 +208,15 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	if (REAL(bind)(s, &a.u.sa, a.len) < 0) {
 		int e = errno;
 		REAL(close)(s);
-		free(c);
-		return errno = e, -1;
+		/* a regular file there may be a control file naming where to listen (ctl.c) */
+		s = e == EADDRINUSE ? ctl_bind(c, &a.u.sa, a.len) : (errno = e, -1);
+		if (s < 0) {
+			e = errno;
+			free(c);
+			return errno = e, -1;
+		}
 	}
-	if (c->mode && c->action != ACT_ABSTRACT)
+	if (c->mode && c->action != ACT_ABSTRACT && (!c->ctlfam || c->ctlfam == AF_UNIX))
 		chmod(c->path, (mode_t)c->mode);
 	if (sg_swap_in(fd, s, c, 0) < 0) {
 		int e = errno;
@@ -571,6 +576,8 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 	pthread_mutex_unlock(&sg_lock);
 	if (!c || st != ST_RECEIVER)
 		return REAL(accept4)(fd, sa, len, flags);
+	if (lc.ctlfam && lc.ctlfam != AF_UNIX)
+		return ctl_accept(fd, &lc, sa, len, flags);
 	if (lc.action != ACT_FDPASS)
 		return unix_accept(fd, &lc, sa, len, flags);
 	if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))

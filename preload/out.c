@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "ctlfile.h"
 #include "proxyv2.h"
 #include "real.h"
 #include "sg.h"
@@ -357,6 +358,7 @@ struct job {
 	struct sgconn *c;
 	int s;			/* our socket, connecting */
 	struct sg_addr ta;
+	long fc_port;		/* >= 0: a Firecracker multiplexer; CONNECT to this port first */
 };
 
 static double now(void)
@@ -372,6 +374,11 @@ static int cancelled(struct sgconn *c)
 	int r = c->refs <= 1;	/* only the helper still holds it: every fd was closed */
 	pthread_mutex_unlock(&sg_lock);
 	return r;
+}
+
+static int cancel_cb(void *c)
+{
+	return cancelled(c);
 }
 
 static void finish(struct job *j, int err)
@@ -448,7 +455,7 @@ static void *helper(void *arg)
 		}
 		if (is_unix) {
 			/* blocking: the kernel wakes us when the listener's queue has room */
-			if (REAL(connect)(j->s, &j->ta.u.sa, j->ta.len) == 0)
+			if (REAL(connect)(j->s, &j->ta.u.sa, j->ta.len) == 0 || errno == EISCONN)
 				break;
 			if (errno == EAGAIN || errno == EINTR)
 				continue;
@@ -463,6 +470,9 @@ static void *helper(void *arg)
 			break;
 		}
 	}
+	if (!err && j->fc_port >= 0 &&
+	    ctl_fc_handshake(j->s, (uint32_t)j->fc_port, deadline - now(), cancel_cb, c) < 0)
+		err = errno;
 	if (!err) {
 		pthread_mutex_lock(&sg_lock);
 		unsigned char *h = c->hdr;
@@ -492,7 +502,7 @@ static void *helper(void *arg)
 }
 
 /* Put a placeholder behind fd and (with s >= 0) start the helper. Returns -1/EINPROGRESS. */
-static int go_pending(int fd, struct sgconn *c, int s, const struct sg_addr *ta)
+static int go_pending(int fd, struct sgconn *c, int s, const struct sg_addr *ta, long fc_port)
 {
 	int p[2];
 
@@ -534,6 +544,7 @@ static int go_pending(int fd, struct sgconn *c, int s, const struct sg_addr *ta)
 		j->c = c;
 		j->s = s;
 		j->ta = *ta;
+		j->fc_port = fc_port;
 		pthread_mutex_lock(&sg_lock);
 		c->refs++;
 		pthread_mutex_unlock(&sg_lock);
@@ -777,7 +788,7 @@ static int stream_connect(int fd, const struct sockaddr *sa, socklen_t len, cons
 	c->peerlen = len;
 	if (r->action == ACT_BLACKHOLE) {
 		pick_local(c, rs, r, dst, 0);
-		return go_pending(fd, c, -1, NULL);
+		return go_pending(fd, c, -1, NULL, -1);
 	}
 	if (r->flags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1)) {
 		pick_local(c, rs, r, dst, 1);
@@ -797,6 +808,27 @@ static int stream_connect(int fd, const struct sockaddr *sa, socklen_t len, cons
 	carry_opts(fd, s, domain, SOCK_STREAM);
 	int cr = REAL(connect)(s, &ta.u.sa, ta.len);
 	int e = errno;
+	long fc_port = -1;
+	if (cr < 0 && e == ECONNREFUSED && ta.u.sa.sa_family == AF_UNIX) {
+		/* a regular file where the socket should be: a control file names the target (ctl.c) */
+		struct ctlfile ctl;
+		int k = ctl_lookup(&ta.u.sa, ta.len, &ctl);
+		if (k) {
+			REAL(close)(s);
+			s = k > 0 ? ctl_socket(&ctl, SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0)) : -1;
+			if (s < 0) {
+				e = k > 0 ? errno : ECONNREFUSED;
+				free(c);
+				return errno = e, -1;
+			}
+			ctlfile_sockaddr(&ctl, &ta.u.ss, &ta.len);
+			carry_opts(fd, s, domain, SOCK_STREAM);
+			cr = REAL(connect)(s, &ta.u.sa, ta.len);
+			e = errno;
+			if (ctl.kind == CTL_FIRECRACKER)
+				fc_port = ctl.port;
+		}
+	}
 	int is_unix = ta.u.sa.sa_family == AF_UNIX;
 
 	if (cr < 0 && !((is_unix && e == EAGAIN && nonblock) || (!is_unix && e == EINPROGRESS))) {
@@ -806,6 +838,13 @@ static int stream_connect(int fd, const struct sockaddr *sa, socklen_t len, cons
 			e = ETIMEDOUT;	/* blocking, and SO_SNDTIMEO ran out */
 		errno = is_unix ? unix_errno(e) : e;
 		return -1;
+	}
+	if (fc_port >= 0 && !nonblock &&
+	    ctl_fc_handshake(s, (uint32_t)fc_port, CONNECT_TIMEOUT_S, NULL, NULL) < 0) {
+		e = errno;
+		REAL(close)(s);
+		free(c);
+		return errno = e, -1;
 	}
 	if (hl > 0) {
 		c->hdr = malloc((size_t)hl);
@@ -817,9 +856,9 @@ static int stream_connect(int fd, const struct sockaddr *sa, socklen_t len, cons
 		memcpy(c->hdr, hdr, (size_t)hl);
 		c->hdrlen = (size_t)hl;
 	}
-	if (cr < 0 && (is_unix || hl > 0)) {
-		/* full backlog, or TCP still connecting and a header must go first */
-		return go_pending(fd, c, s, &ta);
+	if ((cr < 0 && (is_unix || hl > 0)) || (fc_port >= 0 && nonblock)) {
+		/* full backlog, TCP still connecting and a header must go first, or a multiplexer to answer */
+		return go_pending(fd, c, s, &ta, fc_port);
 	}
 	unsigned flags = 0;
 	if (hl > 0) {

@@ -76,6 +76,7 @@ struct sgconn {
 	uint32_t mode;			/* receiver: socket file mode, 0 = as created */
 	char dgpath[sizeof ((struct sockaddr_un *)0)->sun_path];	/* datagrams: our bound file */
 	pid_t dgpid;			/* who bound it (a forked child must not remove it) */
+	int ctlfam;			/* listener: a control file made it this family's socket (0: none) */
 };
 
 struct slot {
@@ -166,7 +167,21 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
 int in_listen(int fd, int backlog, int *handled);
 int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags);
 int in_adopt(int fd);
+void unlink_stale(const struct sockaddr_un *un, socklen_t len);
 void sg_forget(int fd);
+
+/* control files (ctl.c) */
+struct ctlfile;
+/* Is the Unix address a control file? 1 (c filled), 0 no, -1 malformed (said once on stderr). */
+int ctl_lookup(const struct sockaddr *sa, socklen_t len, struct ctlfile *c);
+/* A stream socket for the target, its socket options set (flags: SOCK_NONBLOCK, SOCK_CLOEXEC). */
+int ctl_socket(const struct ctlfile *c, int flags);
+/* The Firecracker CONNECT/OK exchange; -1 with ECONNREFUSED, ETIMEDOUT or ECANCELED. */
+int ctl_fc_handshake(int s, uint32_t port, double timeout, int (*cancel)(void *), void *arg);
+/* bind() met a regular file at un: the socket to listen with when it is a control file. */
+int ctl_bind(struct sgconn *c, const struct sockaddr *un, socklen_t len);
+/* accept() on a listener ctl_bind() made of another family. */
+int ctl_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, socklen_t *len, int flags);
 
 /* outgoing (out.c) */
 int sg_swap_in(int fd, int newfd, struct sgconn *c, unsigned flags);

@@ -71,11 +71,13 @@ UNIT_BIN         = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
 FUZZ_BIN         = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 TOOL_BIN         = $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 APPLET_LINKS     = $(APPLET_NAMES:%=$(BUILD)/sockgate-%)
+# The library for musl programs (Alpine): the same sources built with musl-gcc.
+MUSL_PIC_OBJ     = $(patsubst $(BUILD)/$(PIC)/%,$(BUILD)/pic-musl/%,$(PRELOAD_OBJ) $(PROG_PIC_OBJ) $(CORE_PIC_OBJ))
 
 DEPS_STAMP = $(BUILD)/.deps-ok
 
 .PHONY: all deps check unit tools fuzz-build para-lib fuzz bench demo install uninstall clean lint
-all: $(BUILD)/sockgate $(APPLET_LINKS) $(BUILD)/libsockgate.so
+all: $(BUILD)/sockgate $(APPLET_LINKS) $(BUILD)/libsockgate.so $(BUILD)/libsockgate-musl.so
 
 # --- dependencies: installed when root on Debian, else named -----------------
 BUILD_PKGS = musl-tools libbsd-dev
@@ -124,6 +126,14 @@ $(BUILD)/para-stubs/%: preload/compat/glibc-old-stubs.c
 	echo '$(PARA_VER) { global: *; };' > $@.map
 	$(CC) -shared -fPIC $(if $(findstring libdl,$*),-DSTUB_LIBDL) -Wl,-soname,$* \
 	  -Wl,--version-script=$@.map -o $@ $<
+
+$(BUILD)/pic-musl/%.o: %.c $(HEADERS) | $(DEPS_STAMP) $(BUILD)/kinc
+	@mkdir -p $(dir $@)
+	$(MUSLCC) $(BASE_CFLAGS) -isystem $(BUILD)/kinc -Ipreload -fPIC -fvisibility=hidden -c -o $@ $<
+
+$(BUILD)/libsockgate-musl.so: $(MUSL_PIC_OBJ) $(BUILD)/libsockgate.map
+	$(MUSLCC) -shared -fPIC $(LDFLAGS) -Wl,--version-script=$(BUILD)/libsockgate.map \
+	  -Wl,-z,now -Wl,-e,sg_prog_start -o $@ $(MUSL_PIC_OBJ) $(BSD_LIBS)
 
 # The old-glibc build that `make check` reads the version needs of.
 para-lib:
@@ -180,13 +190,14 @@ install: all
 	install -m 755 $(BUILD)/sockgate $(DESTDIR)$(PREFIX)/bin/sockgate
 	for a in $(APPLET_NAMES); do ln -sf sockgate $(DESTDIR)$(PREFIX)/bin/sockgate-$$a; done
 	install -m 755 $(BUILD)/libsockgate.so $(DESTDIR)$(PREFIX)/lib/libsockgate.so
+	install -m 755 $(BUILD)/libsockgate-musl.so $(DESTDIR)$(PREFIX)/lib/libsockgate-musl.so
 	for m in man/*.[1-8]; do s=$${m##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; \
 	  install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done
 	for e in man/examples/*; do [ -f "$$e" ] && install -m 644 $$e $(DESTDIR)$(PREFIX)/share/doc/sockgate/examples/; done; true
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/sockgate $(APPLET_NAMES:%=$(DESTDIR)$(PREFIX)/bin/sockgate-%)
-	rm -f $(DESTDIR)$(PREFIX)/lib/libsockgate.so
+	rm -f $(DESTDIR)$(PREFIX)/lib/libsockgate.so $(DESTDIR)$(PREFIX)/lib/libsockgate-musl.so
 	for m in man/*.[1-8]; do s=$${m##*.}; rm -f $(DESTDIR)$(PREFIX)/share/man/man$$s/$${m##*/}; done
 	rm -rf $(DESTDIR)$(PREFIX)/share/doc/sockgate
 

@@ -689,7 +689,7 @@ static ssize_t dgram_send(int fd, const struct msghdr *msg, int flags, const str
 		hl = build_header(c, r, dst, SOCK_DGRAM, hdr, sizeof hdr);
 		if (hl < 0)
 			return -1;
-		if (m.msg_iovlen + 1 > sizeof iov / sizeof iov[0])
+		if ((size_t)m.msg_iovlen + 1 > sizeof iov / sizeof iov[0])	/* an int in musl */
 			return errno = EMSGSIZE, -1;
 		iov[0].iov_base = hdr;
 		iov[0].iov_len = (size_t)hl;
@@ -1098,7 +1098,7 @@ ssize_t out_sendmsg(int fd, const struct msghdr *msg, int flags, int *handled)
 			(void)peer;
 			if (act == ACT_BLACKHOLE) {
 				size_t n = 0;
-				for (size_t i = 0; i < msg->msg_iovlen; i++)
+				for (size_t i = 0; i < (size_t)msg->msg_iovlen; i++)
 					n += msg->msg_iov[i].iov_len;
 				return (ssize_t)n;
 			}
@@ -1170,7 +1170,7 @@ dgram:
 		return errno = r->err ? r->err : ECONNREFUSED, -1;
 	if (r->action == ACT_BLACKHOLE) {
 		size_t n = 0;
-		for (size_t i = 0; i < msg->msg_iovlen; i++)
+		for (size_t i = 0; i < (size_t)msg->msg_iovlen; i++)
 			n += msg->msg_iov[i].iov_len;
 		return (ssize_t)n;
 	}

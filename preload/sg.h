@@ -22,6 +22,15 @@
 
 #include "rules.h"
 
+/* musl names only the socket timeouts of its time_t (64-bit: the old numbers) */
+#ifndef SO_RCVTIMEO_OLD
+#define SO_RCVTIMEO_OLD SO_RCVTIMEO
+#define SO_SNDTIMEO_OLD SO_SNDTIMEO
+#endif
+#ifndef SO_SNDTIMEO_NEW
+#define SO_SNDTIMEO_NEW 67	/* asm-generic/socket.h; x86_64 and aarch64 alike */
+#endif
+
 #define EXPORT __attribute__((visibility("default")))
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)

@@ -228,41 +228,14 @@ int ctl_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, socklen_t *
 	if (ctl_convert_peer(p.ss_family)) {
 		/* the loopback address of the program's family; a VSOCK peer's port where it fits */
 		uint32_t port = p.ss_family == AF_VSOCK ? ((struct sockaddr_vm *)&p)->svm_port : 0;
-		struct sgconn *c = calloc(1, sizeof *c);
+		struct sgconn *c = accepted_new(lc, port <= 65535 ? (uint16_t)port : 0);
 		if (!c) {
 			REAL(close)(nfd);
 			return errno = ENOMEM, -1;
 		}
-		c->pw = c->s = -1;
-		c->family = lc->family;
-		c->type = SOCK_STREAM;
-		c->state = ST_CONNECTED;
-		c->local = lc->local;
-		c->locallen = lc->locallen;
-		c->local_known = 1;
-		memset(&p, 0, sizeof p);
-		if (lc->family == AF_INET6) {
-			struct sockaddr_in6 *p6 = (struct sockaddr_in6 *)&p;
-			p6->sin6_family = AF_INET6;
-			p6->sin6_addr = in6addr_loopback;
-			p6->sin6_port = htons(port <= 65535 ? (uint16_t)port : 0);
-			pl = sizeof *p6;
-		} else {
-			struct sockaddr_in *p4 = (struct sockaddr_in *)&p;
-			p4->sin_family = AF_INET;
-			p4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-			p4->sin_port = htons(port <= 65535 ? (uint16_t)port : 0);
-			pl = sizeof *p4;
-		}
-		c->peer = p;
-		c->peerlen = pl;
-		struct stat st;
-		pthread_mutex_lock(&sg_lock);
-		if (fstat(nfd, &st) == 0)
-			c->ino = st.st_ino;
-		if (slot_set(nfd, c, 0) < 0)
-			free(c);
-		pthread_mutex_unlock(&sg_lock);
+		p = c->peer;
+		pl = c->peerlen;
+		accepted_set(nfd, c);
 	}
 	if (sa && len) {
 		memcpy(sa, &p, pl < *len ? pl : *len);

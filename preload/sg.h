@@ -177,6 +177,8 @@ int in_listen(int fd, int backlog, int *handled);
 int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags);
 int in_adopt(int fd);
 void unlink_stale(const struct sockaddr_un *un, socklen_t len);
+struct sgconn *accepted_new(const struct sgconn *lc, uint16_t port);
+void accepted_set(int nfd, struct sgconn *c);
 void sg_forget(int fd);
 
 /* control files (ctl.c) */

@@ -18,15 +18,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <linux/vm_sockets.h>
 
 #include "ctlfile.h"
+#include "file.h"	/* mono_ms() */
 #include "proxyv2.h"	/* crc32c() */
 #include "real.h"
 #include "sg.h"
+#include "sockfile.h"
 
 /* Say once per file (and again when the message changes) why it was refused. */
 static void report(const char *path, const char *why)
@@ -64,7 +65,7 @@ int ctl_socket(const struct ctlfile *c, int flags)
 	socklen_t l;
 
 	ctlfile_sockaddr(c, &ss, &l);
-	int s = socket(ss.ss_family, SOCK_STREAM | flags, 0);
+	int s = REAL(socket)(ss.ss_family, SOCK_STREAM | flags, 0);
 	if (s < 0)
 		return -1;
 	for (unsigned i = 0; i < c->nopt; i++) {
@@ -82,24 +83,17 @@ int ctl_socket(const struct ctlfile *c, int flags)
 	return s;
 }
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Wait until s is ready for events, in ticks, so that cancel is looked at. */
-static int wait_ready(int s, short events, double deadline, int (*cancel)(void *), void *arg)
+static int wait_ready(int s, short events, int64_t deadline, int (*cancel)(void *), void *arg)
 {
 	for (;;) {
 		if (cancel && cancel(arg))
 			return errno = ECANCELED, -1;
-		double left = deadline - now();
+		int64_t left = deadline - mono_ms();
 		if (left <= 0)
 			return errno = ETIMEDOUT, -1;
 		struct pollfd p = { .fd = s, .events = events };
-		int r = poll(&p, 1, left > 0.2 ? 200 : (int)(left * 1000) + 1);
+		int r = poll(&p, 1, left > 200 ? 200 : (int)left);
 		if (r > 0)
 			return 0;
 		if (r < 0 && errno != EINTR)
@@ -111,7 +105,7 @@ int ctl_fc_handshake(int s, uint32_t port, double timeout, int (*cancel)(void *)
 {
 	char line[32], reply[40];
 	int n = snprintf(line, sizeof line, "CONNECT %u\n", port);
-	double deadline = now() + timeout;
+	int64_t deadline = mono_ms() + (int64_t)(timeout * 1000);
 	size_t off = 0, got = 0;
 
 	while (off < (size_t)n) {
@@ -199,7 +193,7 @@ int ctl_bind(struct sgconn *c, const struct sockaddr *un, socklen_t len)
 	if (s < 0)
 		return -1;
 	if (ss.ss_family == AF_UNIX)
-		unlink_stale((const struct sockaddr_un *)&ss, sl);
+		sockfile_clear((const struct sockaddr_un *)&ss, sl);	/* a stale file goes, a live one stays */
 	if (REAL(bind)(s, (const struct sockaddr *)&ss, sl) < 0) {
 		int e = errno;
 		REAL(close)(s);

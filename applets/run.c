@@ -101,7 +101,7 @@ static const char *which(const char *prog, char *buf, size_t size)
  */
 static void pick_lib(const char *prog, char *lib, size_t size)
 {
-	char pbuf[PATH_MAX], interp[4097];
+	char pbuf[PATH_MAX], shebang[PATH_MAX], interp[4097];
 	unsigned char head[8192];
 	const char *file = which(prog, pbuf, sizeof pbuf);
 
@@ -115,13 +115,13 @@ static void pick_lib(const char *prog, char *lib, size_t size)
 			size_t i = 2, j;
 			while (i < (size_t)n && (head[i] == ' ' || head[i] == '\t'))
 				i++;
-			for (j = i; j < (size_t)n && j - i < sizeof interp - 1 && !strchr(" \t\n", head[j]); j++)
+			for (j = i; j < (size_t)n && j - i < sizeof shebang - 1 && !strchr(" \t\n", head[j]); j++)
 				;
-			memcpy(interp, head + i, j - i);
-			interp[j - i] = 0;
+			memcpy(shebang, head + i, j - i);
+			shebang[j - i] = 0;
 			if (fd >= 0)
 				close(fd);
-			file = interp;
+			file = shebang;
 			continue;
 		}
 		int ok = r == 1 && pread(fd, interp, (size_t)isz, (off_t)off) == (ssize_t)isz && !interp[isz - 1];

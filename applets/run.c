@@ -7,6 +7,7 @@
  * See sockgate-run(1) and libsockgate(7).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "elfinfo.h"
 #include "rulebin.h"
 #include "rules.h"
 #include "seccomp.h"
@@ -103,6 +105,77 @@ static int find_lib(char *out, size_t size)
 	return access(out, R_OK);
 }
 
+/* The file execvp() would run for prog, or NULL. */
+static const char *which(const char *prog, char *buf, size_t size)
+{
+	if (strchr(prog, '/'))
+		return prog;
+	const char *path = getenv("PATH");
+	for (const char *p = path ? path : "/usr/local/bin:/bin:/usr/bin"; p; p = strchr(p, ':') ? strchr(p, ':') + 1 : NULL) {
+		size_t n = strcspn(p, ":");
+		if ((size_t)snprintf(buf, size, "%.*s%s%s", (int)n, p, n ? "/" : "", prog) < size &&
+		    access(buf, X_OK) == 0)
+			return buf;
+	}
+	return NULL;
+}
+
+/*
+ * The library for the program: the musl build beside the glibc one when
+ * the program's ELF interpreter is musl's; the glibc one for glibc's, and
+ * when the program cannot be read (execvp() then says why). A script is
+ * judged by its interpreter. A static or 32-bit program cannot take the
+ * library at all: say so rather than run it unredirected.
+ */
+static void pick_lib(const char *prog, char *lib, size_t size)
+{
+	char pbuf[PATH_MAX], shebang[PATH_MAX], interp[4097];
+	unsigned char head[8192];
+	const char *file = which(prog, pbuf, sizeof pbuf);
+
+	for (int depth = 0; file && depth < 2; depth++) {
+		int fd = open(file, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? -1 : pread(fd, head, sizeof head, 0);
+		uint64_t off, isz;
+		int is64 = 0, r = n < 0 ? -1 : elf_interp(head, (size_t)n, &off, &isz, &is64);
+		if (r < 0 && n > 2 && head[0] == '#' && head[1] == '!' && depth == 0) {
+			/* "#!INTERP [ARG]": judge INTERP */
+			size_t i = 2, j;
+			while (i < (size_t)n && (head[i] == ' ' || head[i] == '\t'))
+				i++;
+			for (j = i; j < (size_t)n && j - i < sizeof shebang - 1 && !strchr(" \t\n", head[j]); j++)
+				;
+			memcpy(shebang, head + i, j - i);
+			shebang[j - i] = 0;
+			if (fd >= 0)
+				close(fd);
+			file = shebang;
+			continue;
+		}
+		int ok = r == 1 && pread(fd, interp, (size_t)isz, (off_t)off) == (ssize_t)isz && !interp[isz - 1];
+		if (fd >= 0)
+			close(fd);
+		if (r < 0)
+			return;	/* not ELF, or unreadable: leave it to execvp() */
+		if (r == 0)
+			die(EX_BADINPUT, "%s is statically linked (no ELF interpreter): a preload library cannot enter it",
+			    file);
+		if (is64 != (sizeof(void *) == 8))
+			die(EX_BADINPUT, "%s is a %d-bit program; the libraries are %d-bit", file, is64 ? 64 : 32,
+			    (int)sizeof(void *) * 8);
+		if (!ok || !strstr(interp, "ld-musl"))
+			return;
+		char *slash = strrchr(lib, '/');
+		char musl[PATH_MAX];
+		snprintf(musl, sizeof musl, "%.*s/libsockgate-musl.so", slash ? (int)(slash - lib) : 1,
+			 slash ? lib : ".");
+		if (access(musl, R_OK) < 0)
+			die(EX_SYSFAIL, "%s is a musl program (interpreter %s) and %s is missing", file, interp, musl);
+		snprintf(lib, size, "%s", musl);
+		return;
+	}
+}
+
 int run_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -182,6 +255,7 @@ int run_main(int argc, char **argv)
 	char lib[PATH_MAX];
 	if (find_lib(lib, sizeof lib) < 0)
 		die(EX_SYSFAIL, "unable to find libsockgate.so beside %s or in %s", "this program", SOCKGATE_LIBDIR);
+	pick_lib(argv[0], lib, sizeof lib);
 	const char *old = getenv("LD_PRELOAD");
 	if (old && *old && !strstr(old, lib)) {
 		size_t l = strlen(lib) + strlen(old) + 2;

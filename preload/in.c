@@ -85,10 +85,15 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	if (REAL(bind)(s, &a.u.sa, a.len) < 0) {
 		int e = errno;
 		REAL(close)(s);
-		free(c);
-		return errno = e, -1;
+		/* a regular file there may be a control file naming where to listen (ctl.c) */
+		s = e == EADDRINUSE ? ctl_bind(c, &a.u.sa, a.len) : (errno = e, -1);
+		if (s < 0) {
+			e = errno;
+			free(c);
+			return errno = e, -1;
+		}
 	}
-	if (c->mode && c->action != ACT_ABSTRACT)
+	if (c->mode && c->action != ACT_ABSTRACT && (!c->ctlfam || c->ctlfam == AF_UNIX))
 		chmod(c->path, (mode_t)c->mode);
 	if (sg_swap_in(fd, s, c, 0) < 0) {
 		int e = errno;
@@ -325,6 +330,51 @@ static socklen_t fit(const struct sockaddr_storage *a, int fam, struct sockaddr_
 }
 
 /*
+ * The record of a connection accepted on the listener lc for a TCP
+ * program: its own address the listener's, its peer the loopback address
+ * of the listener's family with port (the peer has no inet address of its
+ * own). NULL when out of memory.
+ */
+struct sgconn *accepted_new(const struct sgconn *lc, uint16_t port)
+{
+	struct sgconn *c = conn_new(lc->family, SOCK_STREAM);
+	if (!c)
+		return NULL;
+	c->state = ST_CONNECTED;
+	c->rflags = lc->rflags;
+	c->action = lc->action;
+	c->local = lc->local;
+	c->locallen = lc->locallen;
+	c->local_known = 1;
+	if (c->family == AF_INET6) {
+		struct sockaddr_in6 *p = (struct sockaddr_in6 *)&c->peer;
+		p->sin6_family = AF_INET6;
+		p->sin6_addr = in6addr_loopback;
+		p->sin6_port = htons(port);
+		c->peerlen = sizeof *p;
+	} else {
+		struct sockaddr_in *p = (struct sockaddr_in *)&c->peer;
+		p->sin_family = AF_INET;
+		p->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		p->sin_port = htons(port);
+		c->peerlen = sizeof *p;
+	}
+	return c;
+}
+
+/* Attach the record to the accepted fd (dropped when the table has no room). */
+void accepted_set(int nfd, struct sgconn *c)
+{
+	struct stat st;
+	pthread_mutex_lock(&sg_lock);
+	if (fstat(nfd, &st) == 0)
+		c->ino = st.st_ino;
+	if (slot_set(nfd, c, 0) < 0)
+		free(c);
+	pthread_mutex_unlock(&sg_lock);
+}
+
+/*
  * accept() on a Unix listener made for a TCP program: the connection is an
  * AF_UNIX socket that answers getsockname() with the bound address and
  * getpeername() with the loopback address of the family, port 0 (the Unix
@@ -356,27 +406,10 @@ static int unix_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, soc
 			return errno = ECONNABORTED, -1;
 		}
 	}
-	struct sgconn *c = conn_new(lc->family, SOCK_STREAM);
+	struct sgconn *c = accepted_new(lc, 0);
 	if (!c) {
 		REAL(close)(nfd);
 		return errno = ENOMEM, -1;
-	}
-	c->state = ST_CONNECTED;
-	c->rflags = lc->rflags;
-	c->action = lc->action;
-	c->local = lc->local;
-	c->locallen = lc->locallen;
-	c->local_known = 1;
-	if (c->family == AF_INET6) {
-		struct sockaddr_in6 *p = (struct sockaddr_in6 *)&c->peer;
-		p->sin6_family = AF_INET6;
-		p->sin6_addr = in6addr_loopback;
-		c->peerlen = sizeof *p;
-	} else {
-		struct sockaddr_in *p = (struct sockaddr_in *)&c->peer;
-		p->sin_family = AF_INET;
-		p->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		c->peerlen = sizeof *p;
 	}
 	if (got > 0) {
 		struct sockaddr_storage a;
@@ -390,13 +423,7 @@ static int unix_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, soc
 			c->locallen = l;
 		}
 	}
-	struct stat st;
-	pthread_mutex_lock(&sg_lock);
-	if (fstat(nfd, &st) == 0)
-		c->ino = st.st_ino;
-	if (slot_set(nfd, c, 0) < 0)
-		free(c);
-	pthread_mutex_unlock(&sg_lock);
+	accepted_set(nfd, c);
 	if (sa && len) {
 		memcpy(sa, &c->peer, c->peerlen < *len ? c->peerlen : *len);
 		*len = c->peerlen;
@@ -416,6 +443,8 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 	pthread_mutex_unlock(&sg_lock);
 	if (!c || st != ST_RECEIVER)
 		return REAL(accept4)(fd, sa, len, flags);
+	if (lc.ctlfam && lc.ctlfam != AF_UNIX)
+		return ctl_accept(fd, &lc, sa, len, flags);
 	if (lc.action != ACT_FDPASS)
 		return unix_accept(fd, &lc, sa, len, flags);
 	if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))

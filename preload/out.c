@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "ctlfile.h"
 #include "file.h"
 #include "proxyv2.h"
 #include "real.h"
@@ -305,7 +306,7 @@ static ssize_t send_after(int fd, const struct msghdr *msg, int flags, const uns
 
 	if (!hl)
 		return REAL(sendmsg)(fd, msg, flags);
-	if (msg->msg_iovlen + 1 > sizeof iov / sizeof iov[0])
+	if ((size_t)msg->msg_iovlen + 1 > sizeof iov / sizeof iov[0])	/* an int in musl */
 		return errno = EMSGSIZE, -1;
 	iov[0].iov_base = (void *)hdr;
 	iov[0].iov_len = hl;
@@ -443,7 +444,7 @@ static int stream_connect(int fd, const struct sockaddr *sa, socklen_t len, cons
 	c->peerlen = len;
 	if (r->action == ACT_BLACKHOLE) {
 		pick_local(c, rs, r, dst, 0);
-		return pending_start(fd, c, -1, NULL);
+		return pending_start(fd, c, -1, NULL, -1);
 	}
 	if (r->flags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1)) {
 		pick_local(c, rs, r, dst, 1);
@@ -463,6 +464,27 @@ static int stream_connect(int fd, const struct sockaddr *sa, socklen_t len, cons
 	sockopt_carry(fd, s, domain, SOCK_STREAM);
 	int cr = REAL(connect)(s, &ta.u.sa, ta.len);
 	int e = errno;
+	long fc_port = -1;
+	if (cr < 0 && e == ECONNREFUSED && ta.u.sa.sa_family == AF_UNIX) {
+		/* a regular file where the socket should be: a control file names the target (ctl.c) */
+		struct ctlfile ctl;
+		int k = ctl_lookup(&ta.u.sa, ta.len, &ctl);
+		if (k) {
+			REAL(close)(s);
+			s = k > 0 ? ctl_socket(&ctl, SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0)) : -1;
+			if (s < 0) {
+				e = k > 0 ? errno : ECONNREFUSED;
+				free(c);
+				return errno = e, -1;
+			}
+			ctlfile_sockaddr(&ctl, &ta.u.ss, &ta.len);
+			sockopt_carry(fd, s, domain, SOCK_STREAM);
+			cr = REAL(connect)(s, &ta.u.sa, ta.len);
+			e = errno;
+			if (ctl.kind == CTL_FIRECRACKER)
+				fc_port = ctl.port;
+		}
+	}
 	int is_unix = ta.u.sa.sa_family == AF_UNIX;
 
 	if (cr < 0 && !((is_unix && e == EAGAIN && nonblock) || (!is_unix && e == EINPROGRESS))) {
@@ -472,6 +494,13 @@ static int stream_connect(int fd, const struct sockaddr *sa, socklen_t len, cons
 			e = ETIMEDOUT;	/* blocking, and SO_SNDTIMEO ran out */
 		errno = is_unix ? unix_errno(e) : e;
 		return -1;
+	}
+	if (fc_port >= 0 && !nonblock &&
+	    ctl_fc_handshake(s, (uint32_t)fc_port, CONNECT_TIMEOUT_S, NULL, NULL) < 0) {
+		e = errno;
+		REAL(close)(s);
+		free(c);
+		return errno = e, -1;
 	}
 	if (hl > 0) {
 		c->hdr = malloc((size_t)hl);
@@ -483,9 +512,9 @@ static int stream_connect(int fd, const struct sockaddr *sa, socklen_t len, cons
 		memcpy(c->hdr, hdr, (size_t)hl);
 		c->hdrlen = (size_t)hl;
 	}
-	if (cr < 0 && (is_unix || hl > 0)) {
-		/* full backlog, or TCP still connecting and a header must go first */
-		return pending_start(fd, c, s, &ta);
+	if ((cr < 0 && (is_unix || hl > 0)) || (fc_port >= 0 && nonblock)) {
+		/* full backlog, TCP still connecting and a header must go first, or a multiplexer to answer */
+		return pending_start(fd, c, s, &ta, fc_port);
 	}
 	unsigned flags = 0;
 	if (hl > 0) {

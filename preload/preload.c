@@ -235,7 +235,7 @@ static void copy_out(const void *a, socklen_t alen, struct sockaddr *sa, socklen
  * message's destination matches a rule; then message by message through
  * sg_sendmsg() above (the count sent, or the error of the first one).
  */
-EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
+EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, MMSG_FLAGS flags)
 {
 	int ours = (fd_flags(fd) & (SF_OUT | SF_IN | SF_SWAPPED)) != 0;
 
@@ -351,7 +351,7 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 /* ---- addresses and options --------------------------------------------------- */
 
 /* recvmmsg() on a redirected datagram socket: the batch's senders rewritten like recvmsg()'s. */
-EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags, struct timespec *timeout)
+EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, MMSG_FLAGS flags, struct timespec *timeout)
 {
 	if (likely(!(fd_flags(fd) & SF_IN)))
 		return REAL(recvmmsg)(fd, vec, n, flags, timeout);

@@ -23,6 +23,15 @@
 
 #include "rules.h"
 
+/* musl names only the socket timeouts of its time_t (64-bit: the old numbers) */
+#ifndef SO_RCVTIMEO_OLD
+#define SO_RCVTIMEO_OLD SO_RCVTIMEO
+#define SO_SNDTIMEO_OLD SO_SNDTIMEO
+#endif
+#ifndef SO_SNDTIMEO_NEW
+#define SO_SNDTIMEO_NEW 67	/* asm-generic/socket.h; x86_64 and aarch64 alike */
+#endif
+
 #define EXPORT __attribute__((visibility("default")))
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
@@ -77,6 +86,7 @@ struct sgconn {
 	uint32_t mode;			/* receiver: socket file mode, 0 = as created */
 	char dgpath[sizeof ((struct sockaddr_un *)0)->sun_path];	/* datagrams: our bound file */
 	pid_t dgpid;			/* who bound it (a forked child must not remove it) */
+	int ctlfam;			/* listener: a control file made it this family's socket (0: none) */
 };
 
 struct slot {
@@ -179,13 +189,30 @@ int systemd_take(int fd, int afd, const struct sockaddr *sa, socklen_t len, cons
 
 /* connects that complete in a helper thread (pending.c) */
 struct sg_addr;
-int pending_start(int fd, struct sgconn *c, int s, const struct sg_addr *ta);
+#define CONNECT_TIMEOUT_S 120	/* a pending connect gives up (ETIMEDOUT) like TCP's SYN retries */
+/* fc_port >= 0: the socket goes to a Firecracker multiplexer, CONNECT fc_port first (ctl.c) */
+int pending_start(int fd, struct sgconn *c, int s, const struct sg_addr *ta, long fc_port);
 
 /* receiving (in.c) */
 int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
 int in_listen(int fd, int backlog, int *handled);
 int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags);
 int in_adopt(int fd);
+struct sgconn *accepted_new(const struct sgconn *lc, uint16_t port);
+void accepted_set(int nfd, struct sgconn *c);
+
+/* control files (ctl.c) */
+struct ctlfile;
+/* Is the Unix address a control file? 1 (c filled), 0 no, -1 malformed (said once on stderr). */
+int ctl_lookup(const struct sockaddr *sa, socklen_t len, struct ctlfile *c);
+/* A stream socket for the target, its socket options set (flags: SOCK_NONBLOCK, SOCK_CLOEXEC). */
+int ctl_socket(const struct ctlfile *c, int flags);
+/* The Firecracker CONNECT/OK exchange; -1 with ECONNREFUSED, ETIMEDOUT or ECANCELED. */
+int ctl_fc_handshake(int s, uint32_t port, double timeout, int (*cancel)(void *), void *arg);
+/* bind() met a regular file at un: the socket to listen with when it is a control file. */
+int ctl_bind(struct sgconn *c, const struct sockaddr *un, socklen_t len);
+/* accept() on a listener ctl_bind() made of another family. */
+int ctl_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, socklen_t *len, int flags);
 
 /* outgoing (out.c) */
 int out_connect(int fd, const struct sockaddr *sa, socklen_t len, int *handled);

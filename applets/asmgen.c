@@ -1,7 +1,8 @@
 /*
  * sockgate-asmgen: compile a rules file (sockgate-rules(5)) to the checked
  * binary form the preload loads, check one, or print one back as text.
- * Either form is accepted wherever a rules file is read.
+ * Either form is accepted wherever a rules file is read, and so are
+ * u-relay-tproxy's compiled files and gen-config.py text (core/urtfile.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 
 #include "rulebin.h"
 #include "rules.h"
+#include "urtfile.h"
 #include "util.h"
 
 static const char usage[] =
@@ -33,6 +35,25 @@ static struct ruleset *load(const char *path)
 			fprintf(stderr, "%s: %s\n", path, e.msg);
 			exit(EX_BADINPUT);
 		}
+	} else if (urt_is(buf, len) || urt_text_is(buf, len)) {
+		/* u-relay-tproxy's compiled file or gen-config.py text: as the rules they mean */
+		char *text;
+		int bin = urt_is(buf, len);
+		if ((bin ? urt_to_rules(buf, len, &text, &e) : urt_text_to_rules(buf, len, &text, &e)) < 0) {
+			if (errno != EINVAL)
+				die_sys("unable to load %s", path);
+			if (e.line && !bin)
+				fprintf(stderr, "%s:%u: %s\n", path, e.line, e.msg);
+			else
+				fprintf(stderr, "%s: %s\n", path, e.msg);
+			exit(EX_BADINPUT);
+		}
+		rs = rules_parse(text, strlen(text), &e);
+		if (!rs && errno == EINVAL) {
+			fprintf(stderr, "%s: entry %u: %s\n", path, e.line, e.msg);
+			exit(EX_BADINPUT);
+		}
+		free(text);
 	} else {
 		rs = rules_parse(buf, len, &e);
 		if (!rs && errno == EINVAL) {

@@ -21,6 +21,7 @@
 #include <netdb.h>
 
 #include "rules.h"
+#include "urtfile.h"
 
 #define EXPORT __attribute__((visibility("default")))
 #define likely(x) __builtin_expect(!!(x), 1)
@@ -129,6 +130,9 @@ struct sgconf {
 	int have_connect;		/* some connect rule exists */
 	int have_bind;			/* some bind rule exists */
 	int have_proxy;			/* some rule asks for a PROXY header */
+#define SG_IDX_MAX 64
+	struct urt_idx idx[SG_IDX_MAX];	/* URELAY_TPROXY_IDX_FILES */
+	size_t nidx;
 };
 #define HACK_SHUT_RD	0x10000u
 #define HACK_FASTOPEN	0x20000u

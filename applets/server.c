@@ -42,8 +42,11 @@
 static const char usage[] =
 	"sockgate-server [-vtFRrk] [-l ADDR] [-p PORT] [-s FD] [-b BACKLOG]\n"
 	"       [-f RULES | -S PATH | -i FD] [-O USER[:GROUP]] [-q MAXPENDING] [-T MS]\n"
-	"       [-u USER] [-g GROUP] [-G GROUPS] [-x DIR] [--rst] [--ready-fd FD]\n"
+	"       [-u USER] [-g GROUP] [-G GROUPS] [-x DIR] [-dz] [--rst] [--ready-fd FD]\n"
 	"       [-e PROGRAM [ARGS ...]]";
+
+/* socketbox read this when no -S or -i said where sockets go */
+#define SOCKETBOX_CONF "/etc/socketbox.conf"
 
 #define MAXLISTEN 64
 #define MAXRECV 64		/* receivers kept connected */
@@ -74,7 +77,7 @@ struct receiver {
 static struct {
 	const char *laddr, *rules_file, *fixed_path, *user, *group, *groups, *chroot, *owner;
 	int port, backlog, fixed_fd, transparent, freebind, noreuseaddr, reuseport, keepgroups;
-	int rst, ready_fd, timeout_ms;
+	int rst, ready_fd, timeout_ms, daemonize, notransparent;
 	long maxpending;
 	char **exec_argv;
 	uid_t need_uid;
@@ -536,6 +539,13 @@ static void accept_some(size_t li)
 			warn("accepting again");
 			paused = 0;
 		}
+		if (cfg.notransparent &&
+		    setsockopt(fd, peer.ss_family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP,
+			       peer.ss_family == AF_INET6 ? IPV6_TRANSPARENT : IP_TRANSPARENT, &(int){ 0 }, sizeof(int)) < 0) {
+			warn_sys("unable to clear the transparent flag of an accepted socket (-z); closed");
+			close(fd);
+			continue;
+		}
 		serve(fd, &peer, plen, li);
 	}
 }
@@ -568,7 +578,9 @@ static struct ruleset *load_rules(int fatal)
 				die_sys("unable to load %s", cfg.rules_file);
 			warn_sys("unable to load %s (keeping the old rules)", cfg.rules_file);
 		} else if (fatal) {
-			die(EX_BADINPUT, "%s:%u:%u: %s", cfg.rules_file, e.line, e.col, e.msg);
+			die(EX_BADINPUT, "%s:%u:%u: %s%s", cfg.rules_file, e.line, e.col, e.msg,
+			    cfg.rules_file == (const char *)SOCKETBOX_CONF ? " (the default rules file, read as "
+			    "sockgate-rules(5): socketbox's own rule language is not read; give -f, -S or -i)" : "");
 		} else {
 			warn("%s:%u:%u: %s (keeping the old rules)", cfg.rules_file, e.line, e.col, e.msg);
 		}
@@ -795,6 +807,7 @@ static void run_program(void)
 	fcntl(lfd[0], F_SETFL, fl & ~O_NONBLOCK);
 	fcntl(lfd[0], F_SETFD, 0);
 	setenv("SOCKGATE_LISTEN_FD", n, 1);
+	setenv("SKBOX_LISTEN_FD", n, 1);	/* socketbox's name for it */
 	notify_ready(cfg.ready_fd);
 	/* the dispatcher ignores SIGPIPE for us; the program gets the default */
 	signal(SIGPIPE, SIG_DFL);
@@ -816,7 +829,7 @@ int server_main(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "rst", no_argument, 0, 'Z' },
-		{ "ready-fd", required_argument, 0, 'd' },
+		{ "ready-fd", required_argument, 0, 'D' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;
@@ -825,7 +838,8 @@ int server_main(int argc, char **argv)
 
 	std_options(argc, argv, usage);
 	/* '+': options stop at the first operand (the -e program's arguments) */
-	while ((c = getopt_long(argc, argv, "+vtFRrkl:p:s:b:f:S:i:O:q:T:u:g:G:x:e:d:", lo, NULL)) != -1) {
+	int eflag = 0;
+	while ((c = getopt_long(argc, argv, "+vtFRrkdzl:p:s:b:f:S:i:O:q:T:u:g:G:x:e:", lo, NULL)) != -1) {
 		switch (c) {
 		case 'v': verbose = 1; break;
 		case 't': cfg.transparent = 1; break;
@@ -852,16 +866,42 @@ int server_main(int argc, char **argv)
 		case 'G': cfg.groups = optarg; break;
 		case 'x': cfg.chroot = optarg; break;
 		case 'Z': cfg.rst = 1; break;
-		case 'd': cfg.ready_fd = (int)num_arg(optarg, 0, INT_MAX, "--ready-fd"); break;
-		case 'e': cfg.exec_argv = argv + optind - 1; break;
+		case 'D': cfg.ready_fd = (int)num_arg(optarg, 0, INT_MAX, "--ready-fd"); break;
+		case 'd': cfg.daemonize = 1; break;
+		case 'z': cfg.notransparent = 1; break;
+		case 'e':
+			/* socketbox's -e was a flag, the program the first operand: -e -p 80 PROG */
+			if (optarg[0] == '-' && optarg[1]) {
+				eflag = 1;
+				optind--;
+			} else {
+				cfg.exec_argv = argv + optind - 1;
+			}
+			break;
 		default: usage_die(usage);
 		}
 		if (cfg.exec_argv)
 			break;
 	}
+	if (eflag && !cfg.exec_argv) {
+		if (optind >= argc)
+			usage_die(usage);
+		cfg.exec_argv = argv + optind;
+	}
 	if (!cfg.exec_argv && optind != argc)
 		usage_die(usage);
 	int targets = !!cfg.rules_file + !!cfg.fixed_path + (cfg.fixed_fd >= 0);
+	if (!cfg.exec_argv && targets == 0) {
+		/* as socketbox: the rules of /etc/socketbox.conf, if it is there */
+		if (access(SOCKETBOX_CONF, F_OK) == 0) {
+			cfg.rules_file = SOCKETBOX_CONF;
+			targets = 1;
+		} else {
+			fprintf(stderr, "%s: fatal: one of -f RULES, -S PATH, -i FD is needed (%s: %s)\n", progname,
+				SOCKETBOX_CONF, strerror(errno));
+			usage_die(usage);
+		}
+	}
 	if (!cfg.exec_argv && targets != 1) {
 		fprintf(stderr, "%s: fatal: one of -f RULES, -S PATH, -i FD is needed\n", progname);
 		usage_die(usage);
@@ -896,6 +936,8 @@ int server_main(int argc, char **argv)
 		fixed_recv.fd = -1;
 		snprintf(fixed_recv.name, sizeof fixed_recv.name, "unix:%s", cfg.fixed_path);
 	}
+	if (cfg.daemonize && daemon(0, 1) < 0)
+		die_sys("unable to run in the background (-d)");
 	if (cfg.rules_file)
 		rules = load_rules(1);
 

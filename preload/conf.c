@@ -160,21 +160,38 @@ static int load_file(const char *path)
 }
 
 /*
- * unsock: connections to UNSOCK_ADDR (default 127.175.0.0/32) go to
- * UNSOCK_DIR/PORT.sock, and binds there listen on it (mode UNSOCK_MODE).
+ * unsock: connections to UNSOCK_ADDR (default 127.175.0.0/32), on port
+ * UNSOCK_PORT only when it is set, go to UNSOCK_DIR/PORT.sock, and binds
+ * there listen on it (mode UNSOCK_MODE). The address itself (127.175.0.3 of
+ * 127.175.0.3/0) is what accepted connections report as their peer.
  */
 static int load_unsock(const char *dir)
 {
 	const char *addr = getenv("UNSOCK_ADDR");
-	char a[64], text[512];
+	char a[64], flag[40], text[640];
 
 	if (!addr || !*addr)
 		addr = "127.175.0.0/32";
 	snprintf(a, sizeof a, "%s", addr);
+	snprintf(flag, sizeof flag, "%.*s:0", (int)strcspn(a, "/"), a);
 	/* unsock: "/0" means every IPv4 address (only IPv4 is intercepted) */
 	char *slash = strchr(a, '/');
 	if (slash && !strcmp(slash, "/0"))
 		snprintf(a, sizeof a, "0.0.0.0/0");
+	const char *port = getenv("UNSOCK_PORT");
+	if (port && *port && strcmp(port, "-1")) {
+		const char *why = NULL;
+		long long p = strtonum(port, 0, 65535, &why);
+		if (why) {
+			struct rules_error e = { 0, 0, "" };
+			snprintf(e.msg, sizeof e.msg, "UNSOCK_PORT '%.20s' is %s (expected 0-65535, or -1 for any)", port,
+				 why);
+			broken("UNSOCK_PORT", &e);
+			return -1;
+		}
+		size_t l = strlen(a);
+		snprintf(a + l, sizeof a - l, ":%lld", p);
+	}
 	const char *sep = dir[0] && dir[strlen(dir) - 1] == '/' ? "" : "/";
 	if (strpbrk(dir, " \t;#%") || strpbrk(a, " \t;#")) {
 		struct rules_error e = { 0, 0, "UNSOCK_DIR or UNSOCK_ADDR has a character rules cannot carry" };
@@ -191,8 +208,8 @@ static int load_unsock(const char *dir)
 		}
 		snprintf(mopt, sizeof mopt, " mode=%s", mode);
 	}
-	snprintf(text, sizeof text, "connect %s -> unix %s%s%%p.sock\nbind tcp %s -> unix %s%s%%p.sock%s\n",
-		 a, dir, sep, a, dir, sep, mopt);
+	snprintf(text, sizeof text, "connect %s -> unix %s%s%%p.sock\nbind tcp %s -> unix %s%s%%p.sock%s source=%s\n",
+		 a, dir, sep, a, dir, sep, mopt, flag);
 	return load_text("UNSOCK_DIR", text, strlen(text));
 }
 

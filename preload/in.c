@@ -77,9 +77,16 @@ static int systemd_fd(const char *name)
 	return fd;
 }
 
-/* A record of a listener the program sees as a TCP socket bound at sa (NULL: ENOMEM). */
-static struct sgconn *listener_new(int family, const struct rule *r, int action, int state, const void *sa,
-				   socklen_t len)
+static socklen_t fit(const struct sockaddr_storage *a, int fam, struct sockaddr_storage *out);
+
+/*
+ * A record of a listener the program sees as a TCP socket bound at sa (NULL:
+ * ENOMEM). Its peer field holds the address accepted connections without a
+ * PROXY header report as their peer: the rule's source= (unsock's flag
+ * address, UNSOCK_ADDR), else the loopback address of the family, port 0.
+ */
+static struct sgconn *listener_new(int family, const struct ruleset *rs, const struct rule *r, int action,
+				   int state, const void *sa, socklen_t len)
 {
 	struct sgconn *c = calloc(1, sizeof *c);
 	if (!c) {
@@ -95,6 +102,21 @@ static struct sgconn *listener_new(int family, const struct rule *r, int action,
 	memcpy(&c->local, sa, len);
 	c->locallen = len;
 	c->local_known = 1;
+	const char *src = rs ? rules_str(rs, r->source) : NULL;
+	struct sg_addr a;
+	if (src && addr_parse_inet(src, &a) == 0 && (c->peerlen = fit(&a.u.ss, family, &c->peer)))
+		return c;
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *p = (struct sockaddr_in6 *)&c->peer;
+		p->sin6_family = AF_INET6;
+		p->sin6_addr = in6addr_loopback;
+		c->peerlen = sizeof *p;
+	} else {
+		struct sockaddr_in *p = (struct sockaddr_in *)&c->peer;
+		p->sin_family = AF_INET;
+		p->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		c->peerlen = sizeof *p;
+	}
 	return c;
 }
 
@@ -125,7 +147,7 @@ static int take_activated(int fd, int afd, const struct sockaddr *sa, socklen_t 
 		errno = e;
 		return ret < 0 ? -1 : 0;
 	}
-	struct sgconn *c = listener_new(domain, r, ACT_SYSTEMD, ST_RECEIVER, sa, len);
+	struct sgconn *c = listener_new(domain, NULL, r, ACT_SYSTEMD, ST_RECEIVER, sa, len);
 	if (!c) {
 		REAL(close)(dup);
 		return errno = ENOMEM, -1;
@@ -185,7 +207,7 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	}
 	*handled = 1;
 
-	struct sgconn *c = listener_new(domain, r, r->action, ST_BOUND, sa, len);
+	struct sgconn *c = listener_new(domain, rs, r, r->action, ST_BOUND, sa, len);
 	if (!c)
 		return -1;
 	c->mode = r->mode;
@@ -321,7 +343,7 @@ int in_adopt(int fd)
 				size_t hl = abstract ? plen - 1 : plen;
 				if ((size_t)n != hl || memcmp(path, have, hl))
 					continue;
-				struct sgconn *c = listener_new(fam, r, r->action, ST_RECEIVER, &ss, sl);
+				struct sgconn *c = listener_new(fam, rs, r, r->action, ST_RECEIVER, &ss, sl);
 				if (!c)
 					return 0;
 				memcpy(c->path, path, (size_t)n + 1);
@@ -480,7 +502,8 @@ static socklen_t fit(const struct sockaddr_storage *a, int fam, struct sockaddr_
  * accept() on a Unix listener made for a TCP program: the connection is an
  * AF_UNIX socket that answers getsockname() with the bound address and
  * getpeername() with the loopback address of the family, port 0 (the Unix
- * peer has no inet address) - or, when the rule has proxy-v2 (or v1), with
+ * peer has no inet address; a rule's source= names another) - or, when the
+ * rule has proxy-v2 (or v1), with
  * the addresses of the PROXY header the client sent first. A connection
  * whose header is missing or malformed is closed, and accept() goes on to
  * the next one (or says EAGAIN).
@@ -522,17 +545,8 @@ static int unix_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, soc
 	c->local = lc->local;
 	c->locallen = lc->locallen;
 	c->local_known = 1;
-	if (c->family == AF_INET6) {
-		struct sockaddr_in6 *p = (struct sockaddr_in6 *)&c->peer;
-		p->sin6_family = AF_INET6;
-		p->sin6_addr = in6addr_loopback;
-		c->peerlen = sizeof *p;
-	} else {
-		struct sockaddr_in *p = (struct sockaddr_in *)&c->peer;
-		p->sin_family = AF_INET;
-		p->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		c->peerlen = sizeof *p;
-	}
+	c->peer = lc->peer;	/* see listener_new */
+	c->peerlen = lc->peerlen;
 	if (got > 0) {
 		struct sockaddr_storage a;
 		socklen_t l;

@@ -183,3 +183,27 @@ connect tcp 127.0.0.0/8 -> pass"
 	run -0 cat "$T/w02561.00515.08080.log"
 	assert_line "hdr dst=10.1.2.3:8080 proto=stream src=0.0.0.0:0"
 }
+
+@test "flag 0x40000 (getsockname hack): a socket that is AF_UNIX underneath answers AF_INET6 [::]:0, an AF_INET one too; TCP sockets are untouched" {
+	userver echo
+	httpd 127.0.0.1
+	python3 "$URT" rules "$T/r.bin" "::ffff:127.0.0.0/104|0|" "::/0|1|$T/echo.sock"
+	URELAY_TPROXY_LOCAL_FLAGS=0x40000 run -0 urt python3 -c '
+import socket, sys
+import ctypes
+s = socket.socket(socket.AF_INET); s.connect(("10.1.2.3", 80))
+s.sendall(b"x\n"); s.recv(10)
+# the whole answer, in a buffer big enough for it (the AF_INET socket gets an AF_INET6 address)
+buf, n = ctypes.create_string_buffer(128), ctypes.c_uint(128)
+ctypes.CDLL(None).getsockname(s.fileno(), buf, ctypes.byref(n))
+print(n.value, buf.raw[:n.value].hex(), s.getpeername())
+u = socket.socket(socket.AF_UNIX); u.bind(sys.argv[1]); print(u.getsockname())
+t = socket.socket(socket.AF_INET); t.connect(("127.0.0.1", int(sys.argv[2]))); print(t.getsockname()[0])' "$T/own.sock" "$PORT"
+	assert_output "28 0a00$(printf '0%.0s' {1..52}) ('10.1.2.3', 80)
+('::', 0, 0, 0)
+127.0.0.1"
+	run -0 urt python3 -c '
+import socket
+s = socket.socket(socket.AF_INET); s.connect(("10.1.2.3", 80)); print(s.getsockname())'
+	assert_output "('0.0.0.0', 0)"
+}

@@ -303,8 +303,6 @@ void sg_conf_load(void)
 	s = getenv("URELAY_TPROXY_LOCAL_FLAGS");
 	if (s && *s)
 		sg_conf.hacks = (unsigned)strtoull(s, NULL, 0);
-	if (sg_conf.hacks & 0x80000u)
-		sg_msg("URELAY_TPROXY_LOCAL_FLAGS 0x80000 (gai-hack) is not supported; ignored");
 
 	s = getenv("SOCKGATE_RULE");
 	if (s && *s && load_text("SOCKGATE_RULE", s, strlen(s)) < 0)

@@ -137,6 +137,11 @@ struct sgconf {
 #define HACK_SHUT_RD	0x10000u
 #define HACK_FASTOPEN	0x20000u
 #define HACK_GETSOCKNAME 0x40000u
+#define HACK_GAI	0x80000u	/* gai-hack (gaihack.c) */
+
+/* gai-hack's getaddrinfo() (gaihack.c) */
+int gaihack_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+			struct addrinfo **res);
 
 extern struct sgconf sg_conf;
 void sg_conf_load(void);

@@ -2,7 +2,7 @@
  * sockgate-asmgen: compile a rules file (sockgate-rules(5)) to the checked
  * binary form the preload loads, check one, or print one back as text.
  * Either form is accepted wherever a rules file is read, and so are
- * u-relay-tproxy's compiled files and gen-config.py text (core/urtfile.h).
+ * u-relay-tproxy's compiled files and gen-config.py text (rules_from_file).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,60 +12,10 @@
 #include <unistd.h>
 
 #include "rulebin.h"
-#include "rules.h"
-#include "urtfile.h"
 #include "util.h"
 
 static const char usage[] =
 	"sockgate-asmgen RULES -o OUTPUT\n       sockgate-asmgen --check RULES\n       sockgate-asmgen --dump RULES";
-
-/* Load text or compiled rules; on bad input print file:line:col and exit 1. */
-static struct ruleset *load(const char *path)
-{
-	size_t len;
-	char *buf = read_file(path, &len);
-	struct rules_error e;
-	struct ruleset *rs;
-
-	if (!buf)
-		die_sys("unable to read %s", path);
-	if (rulebin_is(buf, len)) {
-		rs = rulebin_load(buf, len, &e);
-		if (!rs && errno == EINVAL) {
-			fprintf(stderr, "%s: %s\n", path, e.msg);
-			exit(EX_BADINPUT);
-		}
-	} else if (urt_is(buf, len) || urt_text_is(buf, len)) {
-		/* u-relay-tproxy's compiled file or gen-config.py text: as the rules they mean */
-		char *text;
-		int bin = urt_is(buf, len);
-		if ((bin ? urt_to_rules(buf, len, &text, &e) : urt_text_to_rules(buf, len, &text, &e)) < 0) {
-			if (errno != EINVAL)
-				die_sys("unable to load %s", path);
-			if (e.line && !bin)
-				fprintf(stderr, "%s:%u: %s\n", path, e.line, e.msg);
-			else
-				fprintf(stderr, "%s: %s\n", path, e.msg);
-			exit(EX_BADINPUT);
-		}
-		rs = rules_parse(text, strlen(text), &e);
-		if (!rs && errno == EINVAL) {
-			fprintf(stderr, "%s: entry %u: %s\n", path, e.line, e.msg);
-			exit(EX_BADINPUT);
-		}
-		free(text);
-	} else {
-		rs = rules_parse(buf, len, &e);
-		if (!rs && errno == EINVAL) {
-			fprintf(stderr, "%s:%u:%u: %s\n", path, e.line, e.col, e.msg);
-			exit(EX_BADINPUT);
-		}
-	}
-	if (!rs)
-		die_sys("unable to load %s", path);
-	free(buf);
-	return rs;
-}
 
 static void write_out(const char *path, const void *data, size_t len)
 {
@@ -127,7 +77,8 @@ int asmgen_main(int argc, char **argv)
 	if (!in || (mode == COMPILE) != (out != NULL))
 		usage_die(usage);
 
-	struct ruleset *rs = load(in);
+	/* bad rules: "sockgate-asmgen: fatal: FILE:LINE:COL: why", exit 1 */
+	struct ruleset *rs = rules_from_file(in, NULL, 1);
 	if (mode == CHECK) {
 		printf("%s: %zu rule%s, ok\n", in, rs->n, rs->n == 1 ? "" : "s");
 	} else if (mode == DUMP) {

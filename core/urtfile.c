@@ -318,6 +318,12 @@ int urt_text_is(const char *buf, size_t len)
 		if (j < e && buf[j] != '#' && buf[j] != '\r') {
 			if (memmem(buf + j, e - j, "->", 2))
 				return 0;
+			/* the first line starts with an IPv6 prefix; a sockgate rule with a direction */
+			size_t w = j;
+			while (w < e && buf[w] != ' ' && buf[w] != '\t')
+				w++;
+			if (!any && !memchr(buf + j, ':', w - j))
+				return 0;
 			any = 1;
 		}
 		i = e + 1;

@@ -46,7 +46,10 @@ int urt_to_rules(const void *buf, size_t len, char **text, struct rules_error *e
 /* gen-config.py's input to rule text; line numbers are the input's. */
 int urt_text_to_rules(const char *buf, size_t len, char **text, struct rules_error *err);
 
-/* Does this text read as gen-config.py input (no line has "->")? */
+/*
+ * Does this text read as gen-config.py input: no line has "->", and the
+ * first word of the first line is an IPv6 prefix (has a ':')?
+ */
 int urt_text_is(const char *buf, size_t len);
 
 /* One item of URELAY_TPROXY_IDX_FILES. */

@@ -139,7 +139,7 @@ struct ruleset *rules_from_file(const char *path, const char *extra, int fatal)
 		warn_sys("unable to read %s (keeping the old rules)", path);
 		return NULL;
 	}
-	if (buf && (urt_is(buf, len) || urt_text_is(buf, len))) {
+	if (buf && !rulebin_is(buf, len) && (urt_is(buf, len) || urt_text_is(buf, len))) {
 		/* u-relay-tproxy's compiled file or gen-config.py text: the rules they mean */
 		char *text;
 		int bin = urt_is(buf, len);

@@ -309,6 +309,10 @@ int urt_to_rules(const void *buf, size_t len, char **text, struct rules_error *e
 int urt_text_is(const char *buf, size_t len)
 {
 	int any = 0;
+
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)buf[i] < 0x20 && buf[i] != '\n' && buf[i] != '\t' && buf[i] != '\r')
+			return 0;	/* not text: a compiled file of some kind */
 	for (size_t i = 0; i < len;) {
 		const char *nl = memchr(buf + i, '\n', len - i);
 		size_t e = nl ? (size_t)(nl - buf) : len;

@@ -130,7 +130,7 @@ void sg_copied(int fd, int newfd);
 
 /* configuration (conf.c) */
 struct sgconf {
-	struct ruleset *rs[4];
+	struct ruleset *rs[8];
 	int nrs;
 	int broken;			/* the rules did not load: leave sockets alone */
 	int strict;			/* ...but with SOCKGATE_STRICT=1 refuse inet connects */

@@ -168,10 +168,10 @@ connect tcp 127.0.0.0/8 -> pass"
 	assert_output "$want"
 	echo "fe8f::1/48 /x 2" >"$T/bad.txt"
 	run -1 "$SG" asmgen --check "$T/bad.txt"
-	assert_output "$T/bad.txt:1: 'fe8f::1/48' is not an IPv6 network (host bits must be clear)"
+	assert_output "sockgate-asmgen: fatal: $T/bad.txt:1: 'fe8f::1/48' is not an IPv6 network (host bits must be clear)"
 	head -c 100 "$T/r.bin" >"$T/cut.bin"
 	run -1 "$SG" asmgen --dump "$T/cut.bin"
-	assert_output "$T/cut.bin: u-relay-tproxy file: 5 entries need 176 bytes, the file has 100"
+	assert_output "sockgate-asmgen: fatal: $T/cut.bin: u-relay-tproxy file: 5 entries need 176 bytes, the file has 100"
 }
 
 @test "the dumped rules behave as the file: the same connection through SOCKGATE_RULES, header and path alike" {

@@ -181,6 +181,8 @@ int main(void)
 			   "fe8f:1::/32 '1,0,96,0,0xffff,0xffffffff,0,0,0,0,0;/run/t4.sock' 4 # trailing\n";
 	CHECK(urt_text_is(text, strlen(text)), "gen-config text is told apart");
 	CHECK(!urt_text_is("connect * -> pass\n", 18), "sockgate text is not taken for it");
+	CHECK(!urt_text_is("connect *\n", 10), "nor a sockgate rule missing its '->'");
+	CHECK(!urt_text_is("SGRB\2\0::/0 x\n", 14), "nor binary bytes with a ':'");
 	t = NULL;
 	CHECK(urt_text_to_rules(text, strlen(text), &t, &e) == 0, "gen-config text reads (%s)", t ? "" : e.msg);
 	CHECK_STR(t, "\n"

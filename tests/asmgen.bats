@@ -74,7 +74,7 @@ bad_case() {
 	bad_case 'connect tcp 10.0.0.1 pass\n' "1:22: expected '->' before the action, got 'pass'"
 	bad_case 'connect -> teleport /x\n' "1:12: unknown action 'teleport' (expected unix, abstract, tcp, fdpass, systemd, reject, blackhole, pass, nat64, translate)"
 	bad_case 'connect -> unix\n' "1:17: 'unix' needs a path"
-	bad_case 'connect -> unix /run/%q.sock\n' "1:22: bad template '%q' (known: %a %p %f %%)"
+	bad_case 'connect -> unix /run/%q.sock\n' "1:22: bad template '%q' (known: %a %p %f %0-%7 %P %%)"
 	bad_case 'connect -> tcp localhost:80\n' "1:16: bad target address 'localhost:80' (expected 1.2.3.4:80 or [::1]:80)"
 	bad_case 'connect -> reject ENOTHING\n' "1:19: unknown errno 'ENOTHING' (expected a name such as ECONNREFUSED)"
 	bad_case 'connect -> pass loudly\n' "1:17: unknown option 'loudly'"

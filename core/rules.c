@@ -47,6 +47,7 @@ static const char *const dir_names[RULE_NDIR] = { NULL, "connect", "bind", "acce
 
 static const char *const action_names[ACT_NACTIONS] = {
 	NULL, "unix", "abstract", "tcp", "fdpass", "systemd", "reject", "blackhole", "pass", "nat64",
+	"translate",
 };
 
 const char *rules_action_name(int action)
@@ -246,9 +247,9 @@ static int template_check(struct parser *p, const struct tok *t, size_t *minlen)
 			n++;
 			continue;
 		}
-		if (i + 1 >= t->n || !strchr("apf%", t->s[i + 1])) {
+		if (i + 1 >= t->n || !strchr("apf%01234567P", t->s[i + 1])) {
 			char show[8];
-			return perr(p, (unsigned)(t->col + i), "bad template '%%%s' (known: %%a %%p %%f %%%%)",
+			return perr(p, (unsigned)(t->col + i), "bad template '%%%s' (known: %%a %%p %%f %%0-%%7 %%P %%%%)",
 				    i + 1 < t->n ? text_show(t->s + i + 1, 1, show, sizeof show) : " ");
 		}
 		n++;	/* each expands to at least one byte */
@@ -293,6 +294,24 @@ int rules_expand(const char *tmpl, const struct sockaddr *sa, char *buf, size_t 
 					return -1;
 				}
 				strcpy(tmp, sa->sa_family == AF_INET ? "4" : "6");
+				break;
+			case '0': case '1': case '2': case '3':
+			case '4': case '5': case '6': case '7': {
+				uint8_t a16[16];
+				if (!sa || addr_to16(sa, a16) < 0) {
+					errno = EINVAL;
+					return -1;
+				}
+				unsigned g = (unsigned)(*s - '0');
+				snprintf(tmp, sizeof tmp, "%05u", (unsigned)a16[2 * g] << 8 | a16[2 * g + 1]);
+				break;
+			}
+			case 'P':
+				if (!sa || addr_port(sa) < 0) {
+					errno = EINVAL;
+					return -1;
+				}
+				snprintf(tmp, sizeof tmp, "%05d", addr_port(sa));
 				break;
 			default:
 				errno = EINVAL;
@@ -362,7 +381,7 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 	memset(&r, 0, sizeof r);
 	r.proto = RULE_ANYPROTO;
 	r.port_hi = r.pport_hi = 65535;
-	r.arg = r.name = r.source = RULE_NONE;
+	r.arg = r.name = r.source = r.aux = RULE_NONE;
 	r.line = p->line;
 
 	for (int d = 1; d < RULE_NDIR; d++)
@@ -398,7 +417,7 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 			    tok_show(&tk[i], show, sizeof show));
 	if (++i >= nt)
 		return perr(p, tk[i - 1].col + 3, "expected an action after '->' (unix, abstract, tcp, fdpass, "
-			    "systemd, reject, blackhole, pass, nat64)");
+			    "systemd, reject, blackhole, pass, nat64, translate)");
 
 	const struct tok *act = &tk[i++];
 	r.acol = (uint8_t)(act->col > 255 ? 255 : act->col);
@@ -409,7 +428,7 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 		r.action = ACT_PASS;
 	if (!r.action)
 		return perr(p, act->col, "unknown action '%s' (expected unix, abstract, tcp, fdpass, systemd, "
-			    "reject, blackhole, pass, nat64)", tok_show(act, show, sizeof show));
+			    "reject, blackhole, pass, nat64, translate)", tok_show(act, show, sizeof show));
 
 	const struct tok *arg = i < nt ? &tk[i] : NULL;
 	size_t minlen = 0;
@@ -447,6 +466,17 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 		if (tok_copy(arg, buf, sizeof buf) || prefix_parse(buf, &pre) || pre.plen != 96 ||
 		    !strchr(buf, ':') || addr_is_v4mapped(pre.addr))
 			return perr(p, arg->col, "bad nat64 prefix '%s' (expected an IPv6 /96 such as 64:ff9b::/96)",
+				    tok_show(arg, show, sizeof show));
+		r.arg = pool_add(&p->pool, arg->s, arg->n);
+		i++;
+		break;
+	}
+	case ACT_TRANSLATE: {
+		struct sg_prefix pre;
+		if (!arg)
+			return perr(p, act->col + (unsigned)act->n + 1, "'translate' needs a PREFIX/LEN");
+		if (tok_copy(arg, buf, sizeof buf) || !strchr(buf, '/') || prefix_parse(buf, &pre))
+			return perr(p, arg->col, "bad translate prefix '%s' (expected e.g. 64:ff9b::/96 or 10.1.0.0/16)",
 				    tok_show(arg, show, sizeof show));
 		r.arg = pool_add(&p->pool, arg->s, arg->n);
 		i++;
@@ -505,6 +535,23 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 				return perr(p, v.col, "bad source address '%s' (expected 1.2.3.4:0 or [::1]:0)",
 					    tok_show(&v, show, sizeof show));
 			r.source = pool_add(&p->pool, v.s, v.n);
+		} else if (o->n > 4 && !memcmp(o->s, "dev=", 4)) {
+			if (r.action != ACT_TRANSLATE)
+				return perr(p, o->col, "dev= is only for translate");
+			if (o->n - 4 > 15)
+				return perr(p, o->col + 4, "device name longer than 15 bytes");
+			for (size_t k = 4; k < o->n; k++)
+				if ((unsigned char)o->s[k] < 0x21 || (unsigned char)o->s[k] > 0x7e || o->s[k] == '/')
+					return perr(p, (unsigned)(o->col + k), "bad character in device name");
+			r.aux = pool_add(&p->pool, o->s + 4, o->n - 4);
+		} else if (o->n > 14 && !memcmp(o->s, "authority-idx=", 14)) {
+			struct rules_idxsel sel;
+			if (r.action != ACT_UNIX && r.action != ACT_ABSTRACT)
+				return perr(p, o->col, "authority-idx= is only for unix and abstract");
+			if (rules_idxsel_parse(o->s + 14, o->n - 14, &sel))
+				return perr(p, o->col + 14, "bad authority-idx (expected IDX_SHIFT,ENT_SHIFT,"
+					    "IDX_MASK,ENT_MASK,IDX_OFFSET,ENT_OFFSET)");
+			r.aux = pool_add(&p->pool, o->s + 14, o->n - 14);
 		} else {
 			return perr(p, o->col, "unknown option '%s'", tok_show(o, show, sizeof show));
 		}
@@ -513,8 +560,11 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 		return perr(p, tk[0].col, "ip4 and ip6 together match nothing");
 	if ((r.flags & RULE_F_PROXY_V1) && (r.flags & RULE_F_PROXY_V2))
 		return perr(p, tk[0].col, "proxy-v1 and proxy-v2 together");
+	if ((r.action == ACT_UNIX || r.action == ACT_ABSTRACT) && r.aux != RULE_NONE &&
+	    !(r.flags & RULE_F_PROXY_V2))
+		return perr(p, tk[0].col, "authority-idx= needs proxy-v2 (the name goes in its AUTHORITY TLV)");
 	if (r.arg == RULE_NONE && (r.action == ACT_UNIX || r.action == ACT_ABSTRACT || r.action == ACT_FDPASS ||
-				   r.action == ACT_TCP || r.action == ACT_NAT64))
+				   r.action == ACT_TCP || r.action == ACT_NAT64 || r.action == ACT_TRANSLATE))
 		goto nomem;
 	if (p->n == p->cap) {
 		size_t cap = p->cap ? p->cap * 2 : 2;
@@ -636,7 +686,7 @@ int rules_same(const struct ruleset *ra, const struct rule *a, const struct rule
 	       a->pport_lo == b->pport_lo && a->pport_hi == b->pport_hi &&
 	       a->flags == b->flags && a->mode == b->mode && a->err == b->err &&
 	       str_same(ra, a->arg, rb, b->arg) && str_same(ra, a->name, rb, b->name) &&
-	       str_same(ra, a->source, rb, b->source);
+	       str_same(ra, a->source, rb, b->source) && str_same(ra, a->aux, rb, b->aux);
 }
 
 const char *rules_str(const struct ruleset *rs, uint32_t off)
@@ -1088,9 +1138,55 @@ int rules_format(const struct ruleset *rs, const struct rule *r, char *buf, size
 		outf(&o, " name=%s", rules_str(rs, r->name) ? rules_str(rs, r->name) : "?");
 	if (r->source != RULE_NONE)
 		outf(&o, " source=%s", rules_str(rs, r->source) ? rules_str(rs, r->source) : "?");
+	if (r->aux != RULE_NONE)
+		outf(&o, " %s=%s", r->action == ACT_TRANSLATE ? "dev" : "authority-idx",
+		     rules_str(rs, r->aux) ? rules_str(rs, r->aux) : "?");
 	if (o.fail) {
 		errno = ENOSPC;
 		return -1;
 	}
 	return (int)o.len;
+}
+
+/* Six unsigned numbers, decimal or 0x hex, the shifts below 128. */
+int rules_idxsel_parse(const char *s, size_t n, struct rules_idxsel *out)
+{
+	uint64_t v[6];
+	size_t i = 0;
+
+	for (int k = 0; k < 6; k++) {
+		uint64_t x = 0;
+		int hex = i + 1 < n && s[i] == '0' && (s[i + 1] == 'x' || s[i + 1] == 'X');
+		size_t start;
+		if (hex)
+			i += 2;
+		start = i;
+		for (; i < n && s[i] != ','; i++) {
+			int d;
+			if (s[i] >= '0' && s[i] <= '9')
+				d = s[i] - '0';
+			else if (hex && s[i] >= 'a' && s[i] <= 'f')
+				d = s[i] - 'a' + 10;
+			else if (hex && s[i] >= 'A' && s[i] <= 'F')
+				d = s[i] - 'A' + 10;
+			else
+				return errno = EINVAL, -1;
+			x = x * (hex ? 16 : 10) + (uint64_t)d;
+			if (x > UINT32_MAX)
+				return errno = EINVAL, -1;
+		}
+		if (i == start || (k < 5 && (i >= n || s[i] != ',')) || (k == 5 && i != n))
+			return errno = EINVAL, -1;
+		i++;
+		v[k] = x;
+	}
+	if (v[0] > 127 || v[1] > 127)
+		return errno = EINVAL, -1;
+	out->idx_shift = (uint8_t)v[0];
+	out->ent_shift = (uint8_t)v[1];
+	out->idx_mask = (uint32_t)v[2];
+	out->ent_mask = (uint32_t)v[3];
+	out->idx_offset = (uint32_t)v[4];
+	out->ent_offset = (uint32_t)v[5];
+	return 0;
 }

@@ -38,6 +38,7 @@ enum rule_action {
 	ACT_BLACKHOLE,		/* blackhole */
 	ACT_PASS,		/* pass (also: allow) */
 	ACT_NAT64,		/* nat64 PREFIX/96 */
+	ACT_TRANSLATE,		/* translate PREFIX/LEN [dev=NAME] */
 	ACT_NACTIONS
 };
 
@@ -73,6 +74,7 @@ struct rule {
 	uint32_t arg;		/* action argument (string offset) or RULE_NONE */
 	uint32_t name;		/* rule name (string offset) or RULE_NONE */
 	uint32_t source;	/* source=ADDR for PROXY headers, or RULE_NONE */
+	uint32_t aux;		/* translate: dev=NAME; unix, abstract: authority-idx=...; or RULE_NONE */
 	uint32_t line;		/* line in the source text, for messages */
 };
 
@@ -124,7 +126,10 @@ const char *rules_str(const struct ruleset *rs, uint32_t off);
 
 /*
  * Expand a path template for an address: %a the address (IPv4 dotted, IPv6
- * in full without brackets), %p the port, %f the family (4 or 6), %% a '%'.
+ * in full without brackets), %p the port, %f the family (4 or 6), %% a '%';
+ * %0 ... %7 one 16-bit group of the address as IPv6 (IPv4 as ::ffff:a.b.c.d)
+ * and %P the port, each as five decimal digits (u-relay-tproxy's #//0_ ...
+ * #//7_ and #//P_).
  * Returns the length, or -1 with ENAMETOOLONG (does not fit size) or EINVAL.
  */
 int rules_expand(const char *tmpl, const struct sockaddr *sa, char *buf, size_t size);
@@ -137,6 +142,17 @@ int rules_format(const struct ruleset *rs, const struct rule *r, char *buf, size
  * source line and struct padding not compared)? 1 or 0.
  */
 int rules_same(const struct ruleset *ra, const struct rule *a, const struct ruleset *rb, const struct rule *b);
+
+/*
+ * authority-idx=IDX_SHIFT,ENT_SHIFT,IDX_MASK,ENT_MASK,IDX_OFFSET,ENT_OFFSET
+ * (u-relay-tproxy's type 4 data): which index file and which entry of it
+ * name the destination. 0, or -1 with EINVAL.
+ */
+struct rules_idxsel {
+	uint8_t idx_shift, ent_shift;
+	uint32_t idx_mask, ent_mask, idx_offset, ent_offset;
+};
+int rules_idxsel_parse(const char *s, size_t n, struct rules_idxsel *out);
 
 /* Names used in text and messages. */
 const char *rules_action_name(int action);

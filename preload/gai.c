@@ -79,7 +79,8 @@ int gai_lookup(const struct sockaddr *sa, char *name, size_t size)
 EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
 		       struct addrinfo **res)
 {
-	int r = REAL(getaddrinfo)(node, service, hints, res);
+	int r = unlikely(conf()->hacks & HACK_GAI) ? gaihack_getaddrinfo(node, service, hints, res)
+						   : REAL(getaddrinfo)(node, service, hints, res);
 	if (r == 0 && node && *res && conf()->have_proxy)
 		gai_remember(node, *res);
 	return r;

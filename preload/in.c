@@ -31,6 +31,21 @@
 #include "sockfile.h"
 
 /* bind(): 0/-1 when handled, else *handled = 0. */
+static socklen_t fit(const struct sockaddr_storage *a, int fam, struct sockaddr_storage *out);
+
+/*
+ * The peer that connections accepted without a PROXY header report: the
+ * rule's source= (unsock's flag address, UNSOCK_ADDR); left empty, the
+ * loopback address of the family, port 0 (unix_accept).
+ */
+static void listener_peer(struct sgconn *c, const struct ruleset *rs, const struct rule *r)
+{
+	const char *src = rules_str(rs, r->source);
+	struct sg_addr a;
+	if (src && addr_parse_inet(src, &a) == 0)
+		c->peerlen = fit(&a.u.ss, c->family, &c->peer);
+}
+
 int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 {
 	*handled = 0;
@@ -65,6 +80,7 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	struct sgconn *c = conn_listener(domain, r, r->action, ST_BOUND, sa, len);
 	if (!c)
 		return -1;
+	listener_peer(c, rs, r);
 	c->mode = r->mode;
 	const char *tmpl = rules_str(rs, r->arg);
 	struct sg_addr a;
@@ -206,6 +222,7 @@ int in_adopt(int fd)
 				struct sgconn *c = conn_listener(fam, r, r->action, ST_RECEIVER, &ss, sl);
 				if (!c)
 					return 0;
+				listener_peer(c, rs, r);
 				memcpy(c->path, path, (size_t)n + 1);
 				struct stat st;
 				pthread_mutex_lock(&sg_lock);
@@ -346,7 +363,10 @@ struct sgconn *accepted_new(const struct sgconn *lc, uint16_t port)
 	c->local = lc->local;
 	c->locallen = lc->locallen;
 	c->local_known = 1;
-	if (c->family == AF_INET6) {
+	if (lc->peerlen) {
+		c->peer = lc->peer;	/* see listener_peer */
+		c->peerlen = lc->peerlen;
+	} else if (c->family == AF_INET6) {
 		struct sockaddr_in6 *p = (struct sockaddr_in6 *)&c->peer;
 		p->sin6_family = AF_INET6;
 		p->sin6_addr = in6addr_loopback;
@@ -378,7 +398,8 @@ void accepted_set(int nfd, struct sgconn *c)
  * accept() on a Unix listener made for a TCP program: the connection is an
  * AF_UNIX socket that answers getsockname() with the bound address and
  * getpeername() with the loopback address of the family, port 0 (the Unix
- * peer has no inet address) - or, when the rule has proxy-v2 (or v1), with
+ * peer has no inet address; a rule's source= names another) - or, when the
+ * rule has proxy-v2 (or v1), with
  * the addresses of the PROXY header the client sent first. A connection
  * whose header is missing or malformed is closed, and accept() goes on to
  * the next one (or says EAGAIN).

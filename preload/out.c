@@ -99,9 +99,36 @@ static int target(const struct ruleset *rs, const struct rule *r, const struct s
 		ta->len = sizeof ta->u.in6;
 		return 0;
 	}
+	case ACT_TRANSLATE: {
+		/* the prefix's network bits over the destination's (as IPv6), host bits kept */
+		struct sg_prefix p;
+		uint8_t a[16];
+		if (!arg || prefix_parse(arg, &p) < 0 || addr_to16(dst, a) < 0)
+			return errno = EINVAL, -1;
+		for (unsigned i = 0; i < 16; i++) {
+			unsigned bits = p.plen >= 8 * (i + 1) ? 8 : p.plen > 8 * i ? p.plen - 8 * i : 0;
+			uint8_t m = (uint8_t)(0xff00u >> bits);
+			a[i] = (uint8_t)((p.addr[i] & m) | (a[i] & ~m));
+		}
+		memset(ta, 0, sizeof *ta);
+		ta->u.in6.sin6_family = AF_INET6;
+		memcpy(ta->u.in6.sin6_addr.s6_addr, a, 16);
+		ta->u.in6.sin6_port = htons((uint16_t)addr_port(dst));
+		ta->len = sizeof ta->u.in6;
+		return 0;
+	}
 	}
 	errno = EINVAL;
 	return -1;
+}
+
+/* translate dev=NAME: SO_BINDTODEVICE on the socket that connects. */
+static int bind_dev(int s, const struct ruleset *rs, const struct rule *r)
+{
+	const char *dev = r->action == ACT_TRANSLATE ? rules_str(rs, r->aux) : NULL;
+	if (!dev)
+		return 0;
+	return REAL(setsockopt)(s, SOL_SOCKET, SO_BINDTODEVICE, dev, (socklen_t)strlen(dev) + 1);
 }
 
 /* The source address routing would pick for dst (port 0), or -1. */
@@ -164,7 +191,8 @@ static void pick_local(struct sgconn *c, const struct ruleset *rs, const struct 
 }
 
 /* Build the PROXY header for a connection from c->local to dst; length or -1. */
-static int build_header(const struct sgconn *c, const struct rule *r, const struct sockaddr *dst,
+static int build_header(const struct sgconn *c, const struct ruleset *rs, const struct rule *r,
+			const struct sockaddr *dst,
 			int socktype, unsigned char *buf, size_t size)
 {
 	struct proxy_hdr h;
@@ -183,8 +211,30 @@ static int build_header(const struct sgconn *c, const struct rule *r, const stru
 	h.srclen = h.dstlen = inet_len(d.ss_family);
 	if (h.version == 1)
 		return proxyv1_build((char *)buf, size, &h);
-	if (gai_lookup(dst, h.authority, sizeof h.authority))
+	if (r->aux != RULE_NONE && rules_str(rs, r->aux)) {
+		/*
+		 * authority-idx= (u-relay-tproxy type 4): the name from the index
+		 * files, and the destination address left zero as it did
+		 */
+		const char *sel_s = rules_str(rs, r->aux);
+		struct rules_idxsel sel;
+		uint8_t a16[16];
+		char name[129];
+		const struct sgconf *cf = conf();
+		if (rules_idxsel_parse(sel_s, strlen(sel_s), &sel) < 0 || addr_to16(dst, a16) < 0 ||
+		    !urt_domain(cf->idx, cf->nidx, a16, &sel, name) || strlen(name) >= sizeof h.authority)
+			return errno = EHOSTUNREACH, -1;
+		snprintf(h.authority, sizeof h.authority, "%s", name);
 		h.authority_len = strlen(h.authority);
+		int port = addr_port((struct sockaddr *)&d);
+		zero_addr(d.ss_family, &h.dst, &(socklen_t){ 0 });
+		if (d.ss_family == AF_INET)
+			((struct sockaddr_in *)&h.dst)->sin_port = htons((uint16_t)port);
+		else
+			((struct sockaddr_in6 *)&h.dst)->sin6_port = htons((uint16_t)port);
+	} else if (gai_lookup(dst, h.authority, sizeof h.authority)) {
+		h.authority_len = strlen(h.authority);
+	}
 	if (r->flags & RULE_F_NETNS)
 		proxyv2_set_netns(&h);
 	return proxyv2_build(buf, size, &h, (r->flags & RULE_F_CRC32C) ? PROXYV2_CRC32C : 0);
@@ -319,7 +369,8 @@ static ssize_t send_after(int fd, const struct msghdr *msg, int flags, const uns
 
 /* Send one datagram to ta, with a PROXY header in front when the rule asks. */
 static ssize_t dgram_send(int fd, const struct msghdr *msg, int flags, const struct sg_addr *ta,
-			  const struct sgconn *c, const struct rule *r, const struct sockaddr *dst)
+			  const struct sgconn *c, const struct ruleset *rs, const struct rule *r,
+			  const struct sockaddr *dst)
 {
 	struct msghdr m = *msg;
 	unsigned char hdr[HDR_MAX];
@@ -328,7 +379,7 @@ static ssize_t dgram_send(int fd, const struct msghdr *msg, int flags, const str
 	m.msg_name = (void *)&ta->u.un;
 	m.msg_namelen = ta->len;
 	if (r->flags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1)) {
-		hl = build_header(c, r, dst, SOCK_DGRAM, hdr, sizeof hdr);
+		hl = build_header(c, rs, r, dst, SOCK_DGRAM, hdr, sizeof hdr);
 		if (hl < 0)
 			return -1;
 	}
@@ -438,6 +489,16 @@ static int stream_connect(int fd, const struct sockaddr *sa, socklen_t len, cons
 	}
 	if (r->action != ACT_BLACKHOLE && target(rs, r, dst, &ta) < 0)
 		return -1;
+	if (r->action == ACT_TRANSLATE) {
+		/* as u-relay-tproxy: the program's own socket connects when its family can */
+		struct sockaddr_storage t;
+		memcpy(&t, &ta.u.ss, sizeof t);
+		if (to_family(&t, domain) == 0) {
+			if (bind_dev(fd, rs, r) < 0)
+				return -1;
+			return REAL(connect)(fd, (struct sockaddr *)&t, inet_len(domain));
+		}
+	}
 	if (!(c = new_conn(fd, domain, SOCK_STREAM, r)))
 		return -1;
 	memcpy(&c->peer, sa, len);
@@ -448,7 +509,7 @@ static int stream_connect(int fd, const struct sockaddr *sa, socklen_t len, cons
 	}
 	if (r->flags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1)) {
 		pick_local(c, rs, r, dst, 1);
-		hl = build_header(c, r, sa, SOCK_STREAM, hdr, sizeof hdr);
+		hl = build_header(c, rs, r, sa, SOCK_STREAM, hdr, sizeof hdr);
 		if (hl < 0) {
 			free(c);
 			return -1;
@@ -462,6 +523,13 @@ static int stream_connect(int fd, const struct sockaddr *sa, socklen_t len, cons
 		return -1;
 	}
 	sockopt_carry(fd, s, domain, SOCK_STREAM);
+	if (bind_dev(s, rs, r) < 0) {
+		int be = errno;
+		REAL(close)(s);
+		free(c);
+		errno = be;
+		return -1;
+	}
 	int cr = REAL(connect)(s, &ta.u.sa, ta.len);
 	int e = errno;
 	long fc_port = -1;
@@ -591,7 +659,7 @@ static int dgram_connect(int fd, const struct sockaddr *sa, socklen_t len, const
 	c->dghdrlen = 0;
 	if (r->flags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1)) {
 		unsigned char hdr[HDR_MAX];
-		int hl = build_header(c, r, sa, SOCK_DGRAM, hdr, sizeof hdr);
+		int hl = build_header(c, rs, r, sa, SOCK_DGRAM, hdr, sizeof hdr);
 		if (hl > 0 && (c->dghdr = malloc((size_t)hl))) {
 			memcpy(c->dghdr, hdr, (size_t)hl);
 			c->dghdrlen = (size_t)hl;
@@ -753,7 +821,7 @@ static ssize_t dgram_send_to(int fd, const struct msghdr *msg, int flags, const 
 		copy.local_known = 0;
 		pick_local(&copy, rs, r, (const struct sockaddr *)dst, 0);
 	}
-	return dgram_send(fd, msg, flags, &ta, &copy, r, msg->msg_name);
+	return dgram_send(fd, msg, flags, &ta, &copy, rs, r, msg->msg_name);
 }
 
 /*

@@ -22,6 +22,7 @@
 #include <netdb.h>
 
 #include "rules.h"
+#include "urtfile.h"
 
 /* musl names only the socket timeouts of its time_t (64-bit: the old numbers) */
 #ifndef SO_RCVTIMEO_OLD
@@ -139,7 +140,7 @@ void sg_copied(int fd, int newfd);
 
 /* configuration (conf.c) */
 struct sgconf {
-	struct ruleset *rs[4];
+	struct ruleset *rs[8];
 	int nrs;
 	int broken;			/* the rules did not load: leave sockets alone */
 	int strict;			/* ...but with SOCKGATE_STRICT=1 refuse inet connects */
@@ -148,10 +149,18 @@ struct sgconf {
 	int have_connect;		/* some connect rule exists */
 	int have_bind;			/* some bind rule exists */
 	int have_proxy;			/* some rule asks for a PROXY header */
+#define SG_IDX_MAX 64
+	struct urt_idx idx[SG_IDX_MAX];	/* URELAY_TPROXY_IDX_FILES */
+	size_t nidx;
 };
 #define HACK_SHUT_RD	0x10000u
 #define HACK_FASTOPEN	0x20000u
 #define HACK_GETSOCKNAME 0x40000u
+#define HACK_GAI	0x80000u	/* gai-hack (gaihack.c) */
+
+/* gai-hack's getaddrinfo() (gaihack.c) */
+int gaihack_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+			struct addrinfo **res);
 
 extern struct sgconf sg_conf;
 void sg_conf_load(void);

@@ -352,6 +352,36 @@ static void test_expand(void)
 	CHECK(rules_expand("/run/x", &a.u.sa, small, 7) == 6, "exact fit with the NUL");
 	errno = 0;
 	CHECK(rules_expand("/run/x", &a.u.sa, small, 6) == -1 && errno == ENAMETOOLONG, "one byte short");
+	CHECK(rules_expand("/r/%5.%6.%7_%P", &a.u.sa, buf, sizeof buf) > 0 && !strcmp(buf, "/r/65535.02561.00515_00080"),
+	      "%%5 %%6 %%7 %%P: IPv4 as ::ffff:a.b.c.d, five digits each (u-relay-tproxy's #//N_)");
+	CHECK(rules_expand("/r/%0-%1-%7", &b.u.sa, buf, sizeof buf) > 0 && !strcmp(buf, "/r/08193-03512-00001"),
+	      "%%0 %%1 %%7 of an IPv6 address");
+	struct rules_error e;
+	const char *two = "connect tcp 10.9.0.0/16 -> translate 127.0.0.0/16 dev=lo\n"
+					 "connect tcp [fe8f:1::/32] -> unix /r/%P proxy-v2 authority-idx=8,0,0xff,0xff,0,0\n";
+	struct ruleset *rs = rules_parse(two, strlen(two), &e);
+	CHECK(rs && rs->n == 2 && rs->rule[0].action == ACT_TRANSLATE && !strcmp(rules_str(rs, rs->rule[0].aux), "lo") &&
+	      !strcmp(rules_str(rs, rs->rule[1].aux), "8,0,0xff,0xff,0,0"), "translate dev=, authority-idx= (%s)",
+	      rs ? "ok" : e.msg);
+	if (rs) {
+		CHECK(rules_format(rs, &rs->rule[0], buf, sizeof buf) > 0 &&
+		      !strcmp(buf, "connect tcp 10.9.0.0/16 -> translate 127.0.0.0/16 dev=lo"),
+		      "translate formats back: %s", buf);
+	}
+	rules_free(rs);
+	static const struct { const char *t, *why; } badr[] = {
+		{ "connect -> translate 127.0.0.1", "bad translate prefix" },
+		{ "connect -> unix /x dev=lo", "dev= is only for translate" },
+		{ "connect -> translate ::/0 dev=abcdefghijklmnop", "longer than 15" },
+		{ "connect -> unix /x authority-idx=1,2,3,4,5,6", "needs proxy-v2" },
+		{ "connect -> unix /x proxy-v2 authority-idx=1,2", "bad authority-idx" },
+		{ "connect -> tcp 1.2.3.4:5 authority-idx=1,2,3,4,5,6", "only for unix" },
+	};
+	for (size_t i = 0; i < sizeof badr / sizeof badr[0]; i++) {
+		rs = rules_parse(badr[i].t, strlen(badr[i].t), &e);
+		CHECK(!rs && strstr(e.msg, badr[i].why), "refused: %s (%s)", badr[i].why, e.msg);
+		rules_free(rs);
+	}
 }
 
 /* Every field a rule can carry, every flag among them. */

@@ -381,6 +381,25 @@ static int read_header(int s, struct proxy_hdr *h)
 	}
 }
 
+/*
+ * The record of an accepted socket s that the program sees with other
+ * addresses than its own (c, filled in): put in the table (or dropped when
+ * that fails: the socket still works). The peer address and its length.
+ */
+static socklen_t record_accepted(int s, struct sgconn *c, struct sockaddr_storage *peer)
+{
+	struct stat st;
+	*peer = c->peer;
+	socklen_t pl = c->peerlen;
+	pthread_mutex_lock(&sg_lock);
+	if (fstat(s, &st) == 0)
+		c->ino = st.st_ino;
+	if (slot_set(s, c, 0) < 0)
+		free(c);
+	pthread_mutex_unlock(&sg_lock);
+	return pl;
+}
+
 /* An inet address of h in the program's family, or 0. */
 static socklen_t fit(const struct sockaddr_storage *a, int fam, struct sockaddr_storage *out)
 {
@@ -461,16 +480,11 @@ static int unix_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, soc
 			c->locallen = l;
 		}
 	}
-	struct stat st;
-	pthread_mutex_lock(&sg_lock);
-	if (fstat(nfd, &st) == 0)
-		c->ino = st.st_ino;
-	if (slot_set(nfd, c, 0) < 0)
-		free(c);
-	pthread_mutex_unlock(&sg_lock);
+	struct sockaddr_storage peer;
+	socklen_t pl = record_accepted(nfd, c, &peer);
 	if (sa && len) {
-		memcpy(sa, &c->peer, c->peerlen < *len ? c->peerlen : *len);
-		*len = c->peerlen;
+		memcpy(sa, &peer, pl < *len ? pl : *len);
+		*len = pl;
 	}
 	return nfd;
 }
@@ -582,15 +596,7 @@ static socklen_t as_v4(int s, const struct sgconn *lc, struct fdpass_meta *md)
 		c->locallen = ll;
 	}
 	errno = e;
-	struct stat st;
-	pthread_mutex_lock(&sg_lock);
-	if (fstat(s, &st) == 0)
-		c->ino = st.st_ino;
-	if (slot_set(s, c, 0) < 0)
-		free(c);
-	pthread_mutex_unlock(&sg_lock);
-	md->remote = c->peer;
-	return c->peerlen;
+	return record_accepted(s, c, &md->remote);
 }
 
 /* accept()/accept4() on a receiver. */

@@ -88,6 +88,14 @@ struct sgconn {
 	char dgpath[sizeof ((struct sockaddr_un *)0)->sun_path];	/* datagrams: our bound file */
 	pid_t dgpid;			/* who bound it (a forked child must not remove it) */
 	int ctlfam;			/* listener: a control file made it this family's socket (0: none) */
+	/*
+	 * Dual-stack receivers (in.c): the first of two binds of one process
+	 * to one rule's socket file owns the file; qfd is the sending end of
+	 * the queue behind the second (of family qfam), -1 when there is none;
+	 * paired is set on both.
+	 */
+	int qfd, qfam;
+	int paired;
 };
 
 struct slot {

@@ -76,7 +76,7 @@ int main(void)
 	CHECK(same, "every rule reads back the same");
 	struct sg_addr d;
 	addr_parse("10.9.9.9:80", &d);
-	struct rules_query q = { RULE_CONNECT, RULE_TCP, &d.u.sa, NULL };
+	struct rules_query q = { RULE_CONNECT, RULE_TCP, &d.u.sa, NULL, NULL, NULL };
 	CHECK(back && rules_match(back, &q) == &back->rule[0], "the loaded ruleset is indexed and matches");
 
 	void *bin2;
@@ -125,7 +125,7 @@ int main(void)
 		{ 28 + 3, 1, "reserved" },
 		{ 28 + 51, 0x80, "unknown option flags" },
 		{ 28 + 63, 0x10, "string offset" },
-		{ 28 + 5 * 72 + 60, 0, "does not check" },	/* tcp target now names a path */
+		{ 28 + 5 * 76 + 60, 0, "does not check" },	/* tcp target now names a path */
 	};
 	for (size_t i = 0; i < sizeof field / sizeof field[0]; i++) {
 		memcpy(b, bin, len);

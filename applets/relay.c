@@ -34,8 +34,10 @@
 #include <sys/un.h>
 
 #include "addr.h"
+#include "dns.h"
 #include "fdpass.h"
 #include "proxyv2.h"
+#include "resolver.h"
 #include "rulebin.h"
 #include "rules.h"
 #include "util.h"
@@ -44,9 +46,10 @@ static const char usage[] =
 	"sockgate-relay [-v] [-l LISTEN ...] [-f RULESFILE] [-r RULE ...] [--proxy-in]\n"
 	"       [--proxy-out v1 | v2] [-c MAXCONNS] [--connect-timeout TIME] [--idle-timeout TIME]\n"
 	"       [--header-timeout TIME] [--grace TIME] [--reuseport] [--backlog N]\n"
-	"       [--pipe-size BYTES] [--ready-fd FD] [-u USER] [-g GROUP] [--chroot DIR] TARGET";
+	"       [--pipe-size BYTES] [--ready-fd FD] [-u USER] [-g GROUP] [--chroot DIR]\n"
+	"       [--dns-server ADDR:PORT] [--resolve-timeout TIME] TARGET";
 
-enum { K_LISTEN = 1, K_FDPASS, K_CLIENT, K_TARGET, K_SIGNAL };
+enum { K_LISTEN = 1, K_FDPASS, K_CLIENT, K_TARGET, K_SIGNAL, K_RESOLVE, K_DNS };
 enum { ST_HEADER = 1, ST_CONNECTING, ST_RETRY, ST_RELAY };
 enum { L_INFO, L_WARN };
 
@@ -67,12 +70,15 @@ static struct {
 	unsigned pipe_max;
 	int ready_fd;
 	const char *user, *group, *chroot;
+	struct resolver_opts res;
+	int resolver;			/* a resolve: or dns: listener */
 	int original;			/* target "original" */
 	struct sg_addr target;
 	char target_name[ADDR_STRLEN + 8];
 } cfg = {
 	.connect_ms = 10000, .header_ms = 5000, .grace_ms = 30000,
 	.backlog = 4096, .ready_fd = -1,
+	.res = { .timeout_ms = 3000, .host_ttl = 30, .min_keep = 10 },
 	/* the kernel's default pipe-max-size: 512 KiB pipes cost ~20% more CPU per byte */
 	.pipe_max = 1024 * 1024,
 };
@@ -116,6 +122,7 @@ struct conn {
 	unsigned char *obuf;		/* PROXY header still to send to the target */
 	size_t olen, ooff;
 	struct sg_addr client, dest, target;
+	char *host;			/* the name a name rule allowed the destination by */
 	pid_t cpid;			/* Unix clients: SO_PEERCRED at -v */
 	uid_t cuid;
 	struct conn *prev, *next;
@@ -339,6 +346,10 @@ static void conn_end(struct conn *c, int level, const char *fmt, ...)
 			fmt_addr(&c->dest, ds, sizeof ds);
 		}
 		int64_t d = now - c->start;
+		if (c->host) {
+			size_t l = strlen(ds);
+			snprintf(ds + l, sizeof ds - l, " (%s)", c->host);
+		}
 		(level == L_WARN ? warn : info)("%s -> %s: %llu bytes to target, %llu bytes to client, "
 			"%lld.%03llds, %s", cl, dst, (unsigned long long)c->up.bytes,
 			(unsigned long long)c->down.bytes, (long long)(d / 1000), (long long)(d % 1000), why);
@@ -353,6 +364,8 @@ static void conn_end(struct conn *c, int level, const char *fmt, ...)
 		pipe_put(c->down.p, c->down.inpipe);
 	free(c->obuf);
 	c->obuf = NULL;
+	free(c->host);
+	c->host = NULL;
 	/* unlink now, free after the current batch of events */
 	if (c->prev)
 		c->prev->next = c->next;
@@ -604,10 +617,28 @@ static int build_out(struct conn *c, const struct proxy_hdr *in)
 }
 
 /*
+ * Name rules: the destination must be an address that this relay's own
+ * resolver returned for a name the pattern allows, still within that
+ * answer's lifetime; what the client says (an AUTHORITY TLV) only narrows
+ * it down, never widens it.
+ */
+struct hostq {
+	uint8_t a16[16];
+	const char *authority;		/* NULL when the header has none */
+	char name[DNS_NAME_MAX];
+};
+
+static int host_ok(void *ctx, const char *pattern)
+{
+	struct hostq *h = ctx;
+	return resolver_known(h->a16, pattern, h->authority, h->name, sizeof h->name);
+}
+
+/*
  * original mode: where may this connection go? 0 with c->target set, or -1
  * with the reason in why.
  */
-static int route_original(struct conn *c, char *why, size_t size)
+static int route_original(struct conn *c, const struct proxy_hdr *ph, char *why, size_t size)
 {
 	int f = c->dest.u.sa.sa_family;
 	if (f != AF_INET && f != AF_INET6) {
@@ -620,13 +651,29 @@ static int route_original(struct conn *c, char *why, size_t size)
 		return -1;
 	}
 	int pf = c->client.u.sa.sa_family;
+	struct hostq hq = { .authority = ph && ph->authority_len ? ph->authority : NULL };
+	addr_to16(&c->dest.u.sa, hq.a16);
 	struct rules_query q = {
 		.dir = RULE_CONNECT, .proto = RULE_TCP, .addr = &c->dest.u.sa,
 		.peer = pf == AF_INET || pf == AF_INET6 ? &c->client.u.sa : NULL,
+		.host_ok = host_ok, .ctx = &hq,
 	};
 	const struct rule *r = rules_match(rules, &q);
 	if (!r) {
-		snprintf(why, size, "denied: no rule allows it");
+		char seen[DNS_NAME_MAX];
+		if (hq.authority && resolver_seen(hq.a16, seen, sizeof seen) &&
+		    !resolver_known(hq.a16, "*", hq.authority, seen, sizeof seen))
+			snprintf(why, size, "denied: the AUTHORITY TLV names %.100s, which this relay did not resolve "
+				 "to that address (it did for %.100s)", hq.authority, seen);
+		else if (hq.authority && !resolver_seen(hq.a16, seen, sizeof seen))
+			snprintf(why, size, "denied: no rule allows it (AUTHORITY %.100s; this relay resolved no "
+				 "name to that address)", hq.authority);
+		else
+			snprintf(why, size, "denied: no rule allows it");
+		return -1;
+	}
+	if (r->host != RULE_NONE && !(c->host = strdup(hq.name))) {
+		snprintf(why, size, "denied: out of memory");
 		return -1;
 	}
 	const char *arg = rules_str(rules, r->arg);
@@ -669,8 +716,8 @@ static void conn_start(struct conn *c, const struct proxy_hdr *h)
 		unmap4(&c->dest);
 	}
 	if (cfg.original) {
-		char why[200];
-		if (route_original(c, why, sizeof why) < 0) {
+		char why[512];
+		if (route_original(c, h, why, sizeof why) < 0) {
 			conn_end(c, L_WARN, "%s", why);
 			return;
 		}
@@ -1053,7 +1100,7 @@ static int stale(const struct sg_addr *sa, int type)
 static void listen_unix(const char *spec, const char *a, const struct lopts *o, int kind)
 {
 	struct sg_addr sa;
-	int type = kind == K_FDPASS ? SOCK_DGRAM : SOCK_STREAM;
+	int type = kind == K_FDPASS || kind == K_DNS ? SOCK_DGRAM : SOCK_STREAM;
 
 	if (addr_parse(a, &sa) < 0 || sa.u.sa.sa_family != AF_UNIX)
 		die(EX_BADINPUT, "bad listener %s: %s", spec, errno ? strerror(errno) : "not a Unix address");
@@ -1084,7 +1131,8 @@ static void listen_unix(const char *spec, const char *a, const struct lopts *o, 
 		die_sys("unable to listen on %s", spec);
 	char name[ADDR_STRLEN + 16], an[ADDR_STRLEN];
 	fmt_addr(&sa, an, sizeof an);
-	snprintf(name, sizeof name, "%s%s", kind == K_FDPASS ? "fdpass:" : "", kind == K_FDPASS ? an + 5 : an);
+	const char *pre = kind == K_FDPASS ? "fdpass:" : kind == K_RESOLVE ? "resolve:" : kind == K_DNS ? "dns:" : "";
+	snprintf(name, sizeof name, "%s%s", pre, kind == K_FDPASS ? an + 5 : an);
 	lsn_add(kind, fd, name, abstract ? NULL : sa.u.un.sun_path);
 }
 
@@ -1209,6 +1257,13 @@ static void listen_spec(const char *spec)
 		char a[ADDR_STRLEN + 8];
 		snprintf(a, sizeof a, "%s%s", strncmp(s + 7, "unix:", 5) ? "unix:" : "", s + 7);
 		listen_unix(spec, a, &o, K_FDPASS);
+	} else if (!strncmp(s, "resolve:", 8) || !strncmp(s, "dns:", 4)) {
+		int res = s[0] == 'r';
+		const char *u = s + (res ? 8 : 4);
+		char a[ADDR_STRLEN + 8];
+		snprintf(a, sizeof a, "%s%s", strncmp(u, "unix:", 5) ? "unix:" : "", u);
+		listen_unix(spec, a, &o, res ? K_RESOLVE : K_DNS);
+		cfg.resolver = 1;
 	} else if (!strncmp(s, "fd:", 3))
 		listen_fd((int)num_arg(s + 3, 0, INT_MAX, "listener fd"), s);
 	else if (!strcmp(s, "systemd"))
@@ -1217,7 +1272,7 @@ static void listen_spec(const char *spec)
 		listen_systemd(s + 8);
 	else
 		die(EX_BADINPUT, "unknown listener %s (tcp:ADDR:PORT, unix:PATH, unix:@NAME, fd:N, systemd[:NAME], "
-		    "fdpass:PATH)", spec);
+		    "fdpass:PATH, resolve:PATH, dns:PATH)", spec);
 	free(s);
 }
 
@@ -1251,6 +1306,7 @@ static void free_all(void)
 		free(l);
 	}
 	pool_drain();
+	resolver_free();
 	rules_free(rules);
 	rules = NULL;
 	free(rules_buf);
@@ -1400,6 +1456,7 @@ static void on_signal(void)
 				if (rs) {
 					rules_free(rules);
 					rules = rs;
+					resolver_rules(rules);
 					info("reloaded the rules (%zu)", rs->n);
 				}
 			}
@@ -1450,6 +1507,8 @@ static void sweep(void)
 	next_wake = next;
 }
 
+static int64_t res_wake = INT64_MAX;
+
 static int loop(void)
 {
 	struct epoll_event evs[256];
@@ -1478,6 +1537,17 @@ static int loop(void)
 			case K_SIGNAL:
 				on_signal();
 				break;
+			case K_RESOLVE:
+				resolver_accept(((struct lsn *)evs[i].data.ptr)->fd, ((struct lsn *)evs[i].data.ptr)->name);
+				break;
+			case K_DNS:
+				resolver_dgram(((struct lsn *)evs[i].data.ptr)->fd, ((struct lsn *)evs[i].data.ptr)->name);
+				break;
+			case K_RES_CLIENT:
+			case K_RES_UPSTREAM:
+			case K_RES_DONE:
+				resolver_event(evs[i].data.ptr, e);
+				break;
 			case 0:		/* a listener closed earlier in this batch */
 				break;
 			default: {
@@ -1496,6 +1566,10 @@ static int loop(void)
 		}
 		if (now >= next_wake)
 			sweep();
+		if (cfg.resolver && now >= res_wake)
+			res_wake = resolver_sweep(now);
+		if (res_wake < next_wake)
+			next_wake = res_wake;
 		if (accept_resume && now >= accept_resume) {
 			accept_resume = 0;
 			if (!stopping && !(cfg.max_conns && nconns >= cfg.max_conns))
@@ -1537,6 +1611,8 @@ int relay_main(int argc, char **argv)
 		{ "group", required_argument, 0, 'g' },
 		{ "chroot", required_argument, 0, 'X' },
 		{ "verbose", no_argument, 0, 'v' },
+		{ "dns-server", required_argument, 0, 'N' },
+		{ "resolve-timeout", required_argument, 0, 'T' },
 		{ 0 }
 	};
 	const char **lspecs = calloc(argc + 1, sizeof *lspecs);
@@ -1582,6 +1658,8 @@ int relay_main(int argc, char **argv)
 		case 'g': cfg.group = optarg; break;
 		case 'X': cfg.chroot = optarg; break;
 		case 'v': cfg.verbose = verbose = 1; break;
+		case 'N': cfg.res.server = optarg; break;
+		case 'T': cfg.res.timeout_ms = dur_arg(optarg, "--resolve-timeout"); break;
 		default: usage_die(usage);
 		}
 	}
@@ -1627,6 +1705,12 @@ int relay_main(int argc, char **argv)
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		die_sys("unable to create an epoll instance");
 	ep_add(sigobj.fd, &sigobj, EPOLLIN);
+	if (cfg.resolver) {
+		resolver_setup(ep, &cfg.res);
+		resolver_rules(rules);
+	} else if (cfg.res.server) {
+		die(EX_USAGE, "--dns-server needs a resolve: or dns: listener");
+	}
 	for (struct lsn *l = lsns; l; l = l->next) {
 		ep_add(l->fd, l, EPOLLIN);
 		info("listening on %s", l->name);

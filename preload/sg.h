@@ -129,6 +129,7 @@ struct sgconf {
 	int have_connect;		/* some connect rule exists */
 	int have_bind;			/* some bind rule exists */
 	int have_proxy;			/* some rule asks for a PROXY header */
+	int have_resolve;		/* some resolve rule exists */
 };
 #define HACK_SHUT_RD	0x10000u
 #define HACK_FASTOPEN	0x20000u
@@ -150,6 +151,10 @@ void sg_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void gai_remember(const char *name, const struct addrinfo *res);
 int gai_lookup(const struct sockaddr *sa, char *name, size_t size);
 void gai_fork_lock(int lock);
+
+/* names through the relay, diversions, fixed answers (names.c) */
+int names_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+		      struct addrinfo **res, int *ret, char *other);
 
 /* epoll registrations carried across a swap (epoll.c) */
 struct epreg {

@@ -52,6 +52,8 @@ struct rcl {				/* a lookup client on a stream socket */
 	int fd;
 	int pending, paused, dead, want_out;
 	int busy;			/* in a call that uses the record: not freed under it */
+	int kicked;			/* on the kick list: may take requests again */
+	struct rcl *knext;
 	uint8_t in[2 * LOOKUP_MAX];
 	size_t inlen;
 	uint8_t *out;
@@ -87,6 +89,7 @@ static int ep = -1;
 static struct rcl *clients;
 static struct job *pending;
 static long npending;
+static struct rcl *kicks;	/* clients to read again once the current event is handled */
 
 /* --server: one connected UDP socket; jobs by query id */
 static struct { int kind; int fd; } up = { K_RES_UPSTREAM, -1 };
@@ -171,6 +174,7 @@ int resolver_seen(const uint8_t a16[16], char *name, size_t size)
 /* --- jobs ----------------------------------------------------------------------- */
 
 static void client_close(struct rcl *c);
+static void kicks_run(void);
 static void client_flush(struct rcl *c);
 static void client_read(struct rcl *c);
 
@@ -197,8 +201,13 @@ static void job_free(struct job *j)
 	if (j->cl) {
 		struct rcl *c = j->cl;
 		c->pending--;
-		if (!c->dead && !c->busy && c->paused && c->pending < RES_PER_CLIENT)
-			client_read(c);
+		/* not read here: that would let one client's answers feed its next requests forever */
+		if (!c->dead && c->paused && c->pending < RES_PER_CLIENT && !c->kicked) {
+			c->kicked = 1;
+			c->busy++;
+			c->knext = kicks;
+			kicks = c;
+		}
 		client_release(c);
 	}
 	free(j->q);
@@ -405,7 +414,8 @@ static void up_read(void)
 	uint8_t buf[65536];
 	static struct dns_msg m;
 
-	for (;;) {
+	/* a bounded batch: the socket is level-triggered, the rest comes next round */
+	for (int batch = 0; batch < DGRAM_BATCH; batch++) {
 		ssize_t n = recv(up.fd, buf, sizeof buf, MSG_DONTWAIT);
 		if (n < 0)
 			return;
@@ -681,6 +691,7 @@ int64_t resolver_sweep(int64_t now)
 		if (t < next)
 			next = t;
 	}
+	kicks_run();
 	return next;
 }
 
@@ -928,6 +939,25 @@ void resolver_rules(const struct ruleset *rs)
 	rrules = rs;
 }
 
+/* Clients whose answers went out read their next requests, once each. */
+static void kicks_run(void)
+{
+	struct rcl *list = kicks;
+	kicks = NULL;
+	while (list) {
+		struct rcl *c = list;
+		list = c->knext;
+		c->kicked = 0;
+		c->busy--;
+		if (!c->dead) {
+			c->busy++;
+			client_read(c);
+			c->busy--;
+		}
+		client_release(c);
+	}
+}
+
 void resolver_event(void *obj, uint32_t events)
 {
 	int kind = *(int *)obj;
@@ -947,6 +977,7 @@ void resolver_event(void *obj, uint32_t events)
 		c->busy--;
 		client_release(c);
 	}
+	kicks_run();
 }
 
 void resolver_setup(int epfd, const struct resolver_opts *o)

@@ -87,7 +87,7 @@ EXPORT int getaddrinfo(const char *node, const char *service, const struct addri
 	if (node && (conf()->have_resolve || strchr(node, '.')) &&
 	    names_getaddrinfo(node, service, hints, res, &r, other)) {
 		if (r == 0 && *res && conf()->have_proxy)
-			gai_remember(node, *res);
+			gai_remember(other[0] ? other : node, *res);
 		return r;
 	}
 	r = REAL(getaddrinfo)(other[0] ? other : node, service, hints, res);

@@ -210,6 +210,7 @@ static int resolve_name(const char *node, int family, struct answer *a, int *eai
 	if (strlen(node) >= sizeof name)
 		return snprintf(name_out, DNS_NAME_MAX, "%.253s", node), 0;
 	strcpy(name, node);
+	name_out[0] = 0;
 	for (int depth = 0; depth < DIVERT_DEPTH; depth++) {
 		const char *env = divert_env(name);
 		if (env) {
@@ -241,6 +242,8 @@ static int resolve_name(const char *node, int family, struct answer *a, int *eai
 			return 1;
 		case ACT_UNIX:
 		case ACT_ABSTRACT: {
+			/* the name the relay resolves is the one a PROXY header may name */
+			snprintf(name_out, DNS_NAME_MAX, "%s", name);
 			if (!dns_name_ok(name)) {
 				*eai = EAI_NONAME;	/* no host has such a name (e.g. 300 bytes) */
 				a->status = LOOKUP_NONAME;
@@ -310,6 +313,13 @@ static struct addrinfo *ai_new(int family, const uint8_t *a, int port, int sockt
 		ai->ai_addrlen = sizeof *s;
 	}
 	return ai;
+}
+
+static int numeric_port(const char *s)
+{
+	const char *e;
+	strtonum(s, 0, 65535, &e);
+	return !e;
 }
 
 /* The port of a service for a socket type: -1 when it has none (EAI_SERVICE). */
@@ -385,8 +395,8 @@ static int build_ai(const struct answer *a, const char *node, const char *servic
 			for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
 				if (want_type && want_type != types[t].type)
 					continue;
-				if (!want_type && types[t].type == SOCK_RAW && service)
-					continue;	/* a service means a transport */
+				if (!want_type && types[t].type == SOCK_RAW && service && !numeric_port(service))
+					continue;	/* a named service means a transport (glibc's way) */
 				if (want_proto && types[t].proto && want_proto != types[t].proto)
 					continue;
 				int port = service_port(service, types[t].type, flags, &eai);
@@ -428,8 +438,9 @@ fail:
 }
 
 /*
- * 1 with *ret when the lookup was ours, else 0 with the name for libc in
- * other (when it differs from node).
+ * 1 with *ret when the lookup was ours (other: the name the relay looked
+ * up, when it was asked), else 0 with the name for libc in other (when it
+ * differs from node).
  */
 int names_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
 		      struct addrinfo **res, int *ret, char *other)
@@ -446,10 +457,24 @@ int names_getaddrinfo(const char *node, const char *service, const struct addrin
 	uint8_t pre[12];
 	if (family == AF_INET6 && dns64_prefix(pre))
 		ask = AF_UNSPEC;
-	if (!resolve_name(node, ask, &a, &eai, other)) {
+	int ours = resolve_name(node, ask, &a, &eai, other);
+	if (!ours) {
 		if (!strcmp(other, node))
 			other[0] = 0;
 		return 0;
+	}
+	/* as glibc: the service is checked before the name */
+	if (service && !numeric_port(service)) {
+		int st = hints ? hints->ai_socktype : 0, e = 0;
+		if (flags & AI_NUMERICSERV) {
+			*ret = EAI_NONAME;
+			return 1;
+		}
+		if ((st == SOCK_STREAM || st == SOCK_DGRAM) ? service_port(service, st, flags, &e) < 0 :
+		    service_port(service, SOCK_STREAM, flags, &e) < 0 && service_port(service, SOCK_DGRAM, flags, &e) < 0) {
+			*ret = EAI_SERVICE;
+			return 1;
+		}
 	}
 	*ret = eai ? eai : build_ai(&a, node, service, hints, res);
 	if (*ret == 0 && a.naddr == 0)

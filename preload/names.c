@@ -269,20 +269,67 @@ static int resolve_name(const char *node, int family, struct answer *a, int *eai
 
 /* --- NAT64 synthesis (RFC 6147 section 5.1.7, done in the client) --------------- */
 
+/*
+ * RFC 7050: the AAAA records of ipv4only.arpa are the well-known IPv4
+ * addresses 192.0.0.170 and 192.0.0.171 behind the network's NAT64 prefix
+ * (only /96 prefixes are taken here). Looked up once, by the first lookup
+ * that needs it, through the rules like any name; never from connect(),
+ * which must not block: until it is known, the rule's prefix is used.
+ */
+static pthread_once_t discover_once = PTHREAD_ONCE_INIT;
+static uint8_t discovered[12];
+static int discovered_ok;
+static __thread int discovering;	/* the lookup of ipv4only.arpa itself: no synthesis */
+
+static void discover(void)
+{
+	struct addrinfo h = { .ai_family = AF_INET6, .ai_socktype = SOCK_STREAM }, *res = NULL;
+	discovering = 1;
+	int e = getaddrinfo("ipv4only.arpa", NULL, &h, &res);
+	discovering = 0;
+	if (e != 0)
+		return;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		const uint8_t *a = ((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr.s6_addr;
+		if (!memcmp(a + 12, "\xc0\x00\x00\xaa", 4) || !memcmp(a + 12, "\xc0\x00\x00\xab", 4)) {
+			memcpy(discovered, a, 12);
+			__atomic_store_n(&discovered_ok, 1, __ATOMIC_RELEASE);
+			break;
+		}
+	}
+	freeaddrinfo(res);
+}
+
+int names_nat64_prefix(const struct ruleset *rs, const struct rule *r, int may_block, uint8_t pre[12])
+{
+	struct sg_prefix p;
+	if (r->flags & RULE_F_DISCOVER) {
+		if (may_block && !discovering)
+			pthread_once(&discover_once, discover);
+		if (__atomic_load_n(&discovered_ok, __ATOMIC_ACQUIRE)) {
+			memcpy(pre, discovered, 12);
+			return 0;
+		}
+	}
+	if (prefix_parse(rules_str(rs, r->arg), &p) < 0)
+		return -1;
+	memcpy(pre, p.addr, 12);
+	return 0;
+}
+
 /* The prefix of the first nat64 rule with dns64, or 0. */
 static int dns64_prefix(uint8_t pre[12])
 {
 	const struct sgconf *c = conf();
+	if (discovering)
+		return 0;
 	for (int i = 0; i < c->nrs; i++) {
 		const struct ruleset *rs = c->rs[i];
 		for (size_t k = 0; k < rs->n; k++) {
 			const struct rule *r = &rs->rule[k];
-			struct sg_prefix p;
 			if (r->action == ACT_NAT64 && (r->flags & RULE_F_DNS64) &&
-			    prefix_parse(rules_str(rs, r->arg), &p) == 0) {
-				memcpy(pre, p.addr, 12);
+			    names_nat64_prefix(rs, r, 1, pre) == 0)
 				return 1;
-			}
 		}
 	}
 	return 0;

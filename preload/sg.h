@@ -155,6 +155,8 @@ void gai_fork_lock(int lock);
 /* names through the relay, diversions, fixed answers (names.c) */
 int names_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
 		      struct addrinfo **res, int *ret, char *other);
+/* A nat64 rule's /96 prefix (12 bytes), discovered (RFC 7050) where the rule says so; 0 or -1. */
+int names_nat64_prefix(const struct ruleset *rs, const struct rule *r, int may_block, uint8_t pre[12]);
 
 /* epoll registrations carried across a swap (epoll.c) */
 struct epreg {

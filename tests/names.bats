@@ -8,7 +8,15 @@
 
 load helper
 
-NT="python3 $BATS_TEST_DIRNAME/tools/names_peer.py"
+# the distribution's python3 directly: a version manager's shim on PATH can
+# cost seconds per start on a loaded machine
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+NT="$PY $BATS_TEST_DIRNAME/tools/names_peer.py"
+
+free_port() {
+	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
 
 # dns_server: dnsmasq on 127.0.0.1:$DNSPORT answering from $T/hosts only.
 dns_server() {
@@ -42,7 +50,7 @@ web() {
 	mkdir -p "$T/www"
 	printf 'hello from svc\n' >"$T/www/index.html"
 	WPORT=$(free_port)
-	spawn "$T/web.log" python3 -m http.server "$WPORT" --bind 127.0.0.5 --directory "$T/www"
+	spawn "$T/web.log" $PY -m http.server "$WPORT" --bind 127.0.0.5 --directory "$T/www"
 	local i
 	for ((i = 0; i < 200; i++)); do
 		curl -s "http://127.0.0.5:$WPORT/index.html" >/dev/null 2>&1 && return 0
@@ -248,4 +256,39 @@ EOT
 	assert_line "ok AF_INET 127.0.0.1"
 	run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" $NT gai svc.test
 	assert_output "error EAI_AGAIN"
+}
+
+@test "names: NAT64 with the default prefix: TCP and UDP from IPv4 sockets arrive over IPv6, the program still sees IPv4" {
+	need_netns
+	P=$(free_port)
+	cat >"$T/inner.sh" <<EOT
+set -e
+ip link set lo up
+ip -6 addr add 64:ff9b::7f00:1/128 dev lo
+$NT nat64srv $P >"$T/srv.out" 2>&1 &
+for i in \$(seq 200); do grep -q ready "$T/srv.out" && break; sleep 0.05; done
+LD_PRELOAD="$LIB" SOCKGATE_RULE="connect 127.0.0.1:$P -> nat64" $NT nat64cli $P
+kill \$!
+EOT
+	run -0 unshare -n bash "$T/inner.sh"
+	assert_output "tcp getpeername 127.0.0.1 family AF_INET
+tcp peer 64:ff9b::7f00:1
+udp sendto peer 64:ff9b::7f00:1 got hi from 127.0.0.1 True
+udp connect peer 64:ff9b::7f00:1 got yo getpeername 127.0.0.1"
+	# without the rule the IPv4 address has nobody listening: the rule made the difference
+	run -0 unshare -n bash -c "ip link set lo up; $PY -c 'import socket; s=socket.socket(); print(s.connect_ex((\"127.0.0.1\", $P)))'"
+	assert_output 111
+}
+
+@test "names: nat64 dns64 synthesises PREFIX+IPv4 in getaddrinfo(); nat64 discover takes the prefix from ipv4only.arpa" {
+	run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULE='resolve v4only.example -> 127.0.0.1; connect 127.0.0.0/8 -> nat64 dns64' \
+		$NT gai v4only.example
+	assert_output "ok AF_INET6 64:ff9b::7f00:1"
+	# a name with IPv6 addresses of its own is left as it is
+	run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULE='resolve both.example -> 127.0.0.1,2001:db8::1; connect 127.0.0.0/8 -> nat64 dns64' \
+		$NT gai both.example
+	assert_output $'ok AF_INET6 2001:db8::1\nok AF_INET 127.0.0.1'
+	run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULE='resolve ipv4only.arpa -> 2001:db8:64::c000:aa; resolve v4only.example -> 127.0.0.1; connect 127.0.0.0/8 -> nat64 dns64 discover' \
+		$NT gai v4only.example
+	assert_output "ok AF_INET6 2001:db8:64::7f00:1"
 }

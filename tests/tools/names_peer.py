@@ -146,11 +146,51 @@ def flood(path, n):
     print("sent all", flush=True)
 
 
+def nat64srv(port):
+    t = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    t.bind(("::", int(port)))
+    t.listen(8)
+    u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    u.bind(("::", int(port)))
+    print("ready", flush=True)
+
+    def udp():
+        while True:
+            d, frm = u.recvfrom(2048)
+            u.sendto(b"peer " + frm[0].encode() + b" got " + d, frm)
+    threading.Thread(target=udp, daemon=True).start()
+    while True:
+        c, frm = t.accept()
+        c.sendall(b"peer " + frm[0].encode() + b"\n")
+        c.close()
+
+
+def nat64cli(port):
+    port = int(port)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.connect(("127.0.0.1", port))
+    print("tcp getpeername", s.getpeername()[0], "family", s.family.name)
+    print("tcp", s.recv(100).decode().strip())
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.settimeout(3)
+    u.sendto(b"hi", ("127.0.0.1", port))
+    d, frm = u.recvfrom(100)
+    print("udp sendto", d.decode(), "from", frm[0], frm[1] == port)
+    v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    v.settimeout(3)
+    v.connect(("127.0.0.1", port))
+    v.send(b"yo")
+    print("udp connect", v.recv(100).decode(), "getpeername", v.getpeername()[0])
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     {"gai": lambda: gai(*args), "gait": lambda: gai(args[0], True), "gaimatrix": lambda: gaimatrix(args), "legacy": lambda: legacy(*args),
      "lie": lambda: lie(*args), "badserver": lambda: badserver(*args),
-     "flood": lambda: flood(*args), "gaimany": lambda: gaimany(*args)}[cmd]()
+     "flood": lambda: flood(*args), "gaimany": lambda: gaimany(*args),
+     "nat64srv": lambda: nat64srv(*args), "nat64cli": lambda: nat64cli(*args)}[cmd]()
 
 
 if __name__ == "__main__":

@@ -292,3 +292,24 @@ udp connect peer 64:ff9b::7f00:1 got yo getpeername 127.0.0.1"
 		$NT gai v4only.example
 	assert_output "ok AF_INET6 2001:db8:64::7f00:1"
 }
+
+@test "names: a name resolved through the relay (or diverted) goes into the PROXY header's AUTHORITY TLV" {
+	need_netns
+	dns_server
+	start_relay --dns-server "127.0.0.1:$DNSPORT"
+	spawn "$T/hdr.out" $NT hdrsrv "$T/hdr.sock"
+	wait_for_line "$T/hdr.out" ready
+	cat >"$T/rules" <<EOT
+resolve alias.example -> www.svc.test
+resolve * -> unix $T/res.sock
+connect tcp * -> unix $T/hdr.sock proxy-v2
+EOT
+	run -0 inns curl -sS "http://www.svc.test:8080/"
+	assert_output "ok"
+	wait_for_line "$T/hdr.out" "authority www.svc.test"
+	run -0 inns curl -sS "http://alias.example:8080/"
+	assert_output "ok"
+	wait_for_line "$T/hdr.out" "authority www.svc.test"
+	run -0 grep -c "authority www.svc.test" "$T/hdr.out"
+	assert_output 2
+}

@@ -185,12 +185,45 @@ def nat64cli(port):
     print("udp connect", v.recv(100).decode(), "getpeername", v.getpeername()[0])
 
 
+def hdrsrv(path):
+    """Print the AUTHORITY TLV of each PROXY v2 header that arrives on PATH."""
+    ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ls.bind(path)
+    ls.listen(8)
+    print("ready", flush=True)
+    while True:
+        c, _ = ls.accept()
+        h = b""
+        while len(h) < 16:
+            h += c.recv(16 - len(h))
+        n = struct.unpack(">H", h[14:16])[0]
+        body = b""
+        while len(body) < n:
+            body += c.recv(n - len(body))
+        off = 12 if h[13] >> 4 == 1 else 36 if h[13] >> 4 == 2 else 0
+        auth = "none"
+        while off + 3 <= len(body):
+            t, ln = body[off], struct.unpack(">H", body[off + 1:off + 3])[0]
+            if t == 0x02:
+                auth = body[off + 3:off + 3 + ln].decode()
+            off += 3 + ln
+        print("authority", auth, flush=True)
+        req = b""
+        while b"\r\n\r\n" not in req:
+            d = c.recv(4096)
+            if not d:
+                break
+            req += d
+        c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        c.close()
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     {"gai": lambda: gai(*args), "gait": lambda: gai(args[0], True), "gaimatrix": lambda: gaimatrix(args), "legacy": lambda: legacy(*args),
      "lie": lambda: lie(*args), "badserver": lambda: badserver(*args),
      "flood": lambda: flood(*args), "gaimany": lambda: gaimany(*args),
-     "nat64srv": lambda: nat64srv(*args), "nat64cli": lambda: nat64cli(*args)}[cmd]()
+     "nat64srv": lambda: nat64srv(*args), "hdrsrv": lambda: hdrsrv(*args), "nat64cli": lambda: nat64cli(*args)}[cmd]()
 
 
 if __name__ == "__main__":

@@ -313,3 +313,27 @@ EOT
 	run -0 grep -c "authority www.svc.test" "$T/hdr.out"
 	assert_output 2
 }
+
+@test "names: the relay survives a malformed request and junk DNS messages, and answers the next client" {
+	dns_server
+	start_relay --dns-server "127.0.0.1:$DNSPORT"
+	run -0 $NT garbage "$T/res.sock" "$T/dns.sock"
+	assert_output "resolver socket closed
+dns id 0x1234 rcode 1 qr 1
+dns id 0xabcd rcode 4 qr 1"
+	wait_for_line "$T/relay.log" "warning: resolver: unix:pid=[0-9]*,uid=[0-9]* sent a malformed request: closing it"
+	rules
+	run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" $NT gai svc.test
+	assert_output "ok AF_INET 127.0.0.5"
+}
+
+@test "names: without --dns-server the relay answers with the host's getaddrinfo (its hosts file)" {
+	grep -qw localhost /etc/hosts || skip "no localhost line in /etc/hosts"
+	start_relay
+	rules
+	# musl's getaddrinfo in the static relay knows localhost whatever /etc/hosts says
+	run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" $NT gai localhost
+	assert_line "ok AF_INET 127.0.0.1"
+	wait_for_line "$T/relay.log" "resolver: localhost for unix:pid=.*127.0.0.1"
+	# (no test of a missing name here: it would ask the machine's own DNS server)
+}

@@ -218,12 +218,33 @@ def hdrsrv(path):
         c.close()
 
 
+def garbage(res, dns):
+    """A malformed request on the resolver socket, junk on the DNS socket."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(res)
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    s.settimeout(5)
+    print("resolver socket", "closed" if s.recv(100) == b"" else "answered")
+    d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    d.bind(dns + ".client")
+    d.settimeout(5)
+    # a query with a compression loop: FORMERR, the header echoed
+    d.sendto(bytes([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 12, 0, 1, 0, 1]), dns)
+    r = d.recv(600)
+    print("dns id", hex(r[0] << 8 | r[1]), "rcode", r[3] & 15, "qr", r[2] >> 7)
+    # an MX question: not implemented
+    q = bytes([0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3]) + b"svc" + bytes([4]) + b"test" + bytes([0, 0, 15, 0, 1])
+    d.sendto(q, dns)
+    r = d.recv(600)
+    print("dns id", hex(r[0] << 8 | r[1]), "rcode", r[3] & 15, "qr", r[2] >> 7)
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     {"gai": lambda: gai(*args), "gait": lambda: gai(args[0], True), "gaimatrix": lambda: gaimatrix(args), "legacy": lambda: legacy(*args),
      "lie": lambda: lie(*args), "badserver": lambda: badserver(*args),
      "flood": lambda: flood(*args), "gaimany": lambda: gaimany(*args),
-     "nat64srv": lambda: nat64srv(*args), "hdrsrv": lambda: hdrsrv(*args), "nat64cli": lambda: nat64cli(*args)}[cmd]()
+     "nat64srv": lambda: nat64srv(*args), "hdrsrv": lambda: hdrsrv(*args), "garbage": lambda: garbage(*args), "nat64cli": lambda: nat64cli(*args)}[cmd]()
 
 
 if __name__ == "__main__":

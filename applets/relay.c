@@ -1507,8 +1507,6 @@ static void sweep(void)
 	next_wake = next;
 }
 
-static int64_t res_wake = INT64_MAX;
-
 static int loop(void)
 {
 	struct epoll_event evs[256];
@@ -1519,6 +1517,8 @@ static int loop(void)
 			wake = accept_resume;
 		if (stopping && grace_deadline < wake)
 			wake = grace_deadline;
+		if (cfg.resolver && resolver_wake() < wake)
+			wake = resolver_wake();
 		int timeout = wake == INT64_MAX ? -1 : wake <= now ? 0 : wake - now > INT_MAX ? INT_MAX : (int)(wake - now);
 		int n = epoll_wait(ep, evs, sizeof evs / sizeof evs[0], timeout);
 		if (n < 0 && errno != EINTR)
@@ -1566,10 +1566,8 @@ static int loop(void)
 		}
 		if (now >= next_wake)
 			sweep();
-		if (cfg.resolver && now >= res_wake)
-			res_wake = resolver_sweep(now);
-		if (res_wake < next_wake)
-			next_wake = res_wake;
+		if (cfg.resolver && now >= resolver_wake())
+			resolver_sweep(now);
 		if (accept_resume && now >= accept_resume) {
 			accept_resume = 0;
 			if (!stopping && !(cfg.max_conns && nconns >= cfg.max_conns))

@@ -90,6 +90,7 @@ static struct rcl *clients;
 static struct job *pending;
 static long npending;
 static struct rcl *kicks;	/* clients to read again once the current event is handled */
+static int64_t wake = INT64_MAX;	/* the earliest resend or deadline of a job (never later) */
 
 /* --server: one connected UDP socket; jobs by query id */
 static struct { int kind; int fd; } up = { K_RES_UPSTREAM, -1 };
@@ -653,6 +654,8 @@ static void job_start(struct job *j)
 		for (int i = 0; i < j->nq; i++)
 			up_send(j, i);
 		j->resend = now + RES_RETRY_MS;
+		if (j->resend < wake)
+			wake = j->resend;
 		return;
 	}
 	j->in_worker = 1;
@@ -667,7 +670,12 @@ static void job_start(struct job *j)
 	pthread_mutex_unlock(&wq_lock);
 }
 
-int64_t resolver_sweep(int64_t now)
+int64_t resolver_wake(void)
+{
+	return wake;
+}
+
+void resolver_sweep(int64_t now)
 {
 	int64_t next = INT64_MAX;
 	for (struct job *j = pending, *nx; j; j = nx) {
@@ -691,8 +699,8 @@ int64_t resolver_sweep(int64_t now)
 		if (t < next)
 			next = t;
 	}
+	wake = next;
 	kicks_run();
-	return next;
 }
 
 /* --- stream clients (the resolver protocol) --------------------------------- */

@@ -35,8 +35,9 @@ void resolver_dgram(int fd, const char *lname);
 /* An event on one of the resolver's own objects (kinds above). */
 void resolver_event(void *obj, uint32_t events);
 
-/* Timeouts; returns the next deadline (INT64_MAX: none). */
-int64_t resolver_sweep(int64_t now);
+/* Timeouts and resends; resolver_wake() says when they are next due (INT64_MAX: none). */
+void resolver_sweep(int64_t now);
+int64_t resolver_wake(void);
 
 /*
  * Name-based allow rules: did the relay resolve a name matching pattern to

@@ -224,7 +224,7 @@ static int resolve_name(const char *node, int family, struct answer *a, int *eai
 			snprintf(name, sizeof name, "%s", env);
 			continue;
 		}
-		const struct rule *r = resolve_rule(name, &rs);
+		const struct rule *r = conf()->have_resolve ? resolve_rule(name, &rs) : NULL;
 		if (!r)
 			break;
 		const char *arg = rules_str(rs, r->arg);

@@ -337,3 +337,19 @@ dns id 0xabcd rcode 4 qr 1"
 	wait_for_line "$T/relay.log" "resolver: localhost for unix:pid=.*127.0.0.1"
 	# (no test of a missing name here: it would ask the machine's own DNS server)
 }
+
+@test "names: a DNS server that never answers: the relay asks again, then answers a temporary failure within --resolve-timeout" {
+	SILENT=$(free_port)
+	spawn "$T/silent.log" $PY -c "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', $SILENT)); print('ready', flush=True)
+n = 0
+while True:
+    s.recv(600); n += 1; print('query', n, flush=True)"
+	wait_for_line "$T/silent.log" ready
+	start_relay --dns-server "127.0.0.1:$SILENT" --resolve-timeout 1500ms
+	rules
+	run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" $NT gait svc.test
+	assert_output "error EAI_AGAIN within 2s"
+	# A and AAAA, each sent twice (again after a second)
+	wait_for_line "$T/silent.log" "query 4"
+	wait_for_line "$T/relay.log" "resolver: svc.test for unix:pid=[0-9]*,uid=[0-9]*: timed out"
+}

@@ -22,7 +22,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
@@ -31,6 +30,7 @@
 
 #include "addr.h"
 #include "dns.h"
+#include "file.h"
 #include "lookup.h"
 #include "proxyv2.h"
 #include "resolver.h"
@@ -109,13 +109,6 @@ static struct mem {
 	char name[DNS_NAME_MAX];
 } *mem;
 
-static int64_t clock_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* --- the memory of resolved addresses --------------------------------------- */
 
 static size_t mem_hash(const uint8_t a16[16])
@@ -151,7 +144,7 @@ static void mem_add(const uint8_t a16[16], const char *name, uint32_t ttl, int64
 
 int resolver_known(const uint8_t a16[16], const char *pattern, const char *only, char *name, size_t size)
 {
-	int64_t now = clock_ms();
+	int64_t now = mono_ms();
 	if (!mem)
 		return 0;
 	size_t h = mem_hash(a16);
@@ -338,7 +331,7 @@ static void reply_dns(struct job *j, int rcode)
 /* A job's subqueries are all in (or it gave up): answer, remember, free. */
 static void job_done(struct job *j, int timed_out)
 {
-	int64_t now = clock_ms();
+	int64_t now = mono_ms();
 	char cn[sizeof j->from.sun_path + 8];
 
 	if (j->type == JT_LOOKUP && j->req.op == LOOKUP_ADDR) {
@@ -400,7 +393,7 @@ static int new_id(struct job *j, int i)
 	for (int tries = 0; tries < 64; tries++) {
 		uint16_t id;
 		if (getrandom(&id, sizeof id, GRND_NONBLOCK) != sizeof id)
-			id = (uint16_t)(clock_ms() * 2654435761u >> 7);
+			id = (uint16_t)(mono_ms() * 2654435761u >> 7);
 		if (!byid[id]) {
 			byid[id] = j;
 			j->id[i] = id;
@@ -590,7 +583,7 @@ static void fixed_answers(struct job *j, const char *list, const char *owner)
 static void job_start(struct job *j)
 {
 	char cn[sizeof j->from.sun_path + 8];
-	int64_t now = clock_ms();
+	int64_t now = mono_ms();
 
 	j->next = pending;
 	if (pending)

@@ -18,11 +18,11 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "addr.h"
 #include "dns.h"
+#include "file.h"
 #include "lookup.h"
 #include "real.h"
 #include "sg.h"
@@ -40,13 +40,6 @@ static int numeric_host(const char *s)
 {
 	unsigned char b[16];
 	return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* SOCKGATE_RESOLVE_TIMEOUT, in ms; default 5000. */
@@ -106,7 +99,7 @@ static int ask_relay(const struct rule *r, const struct ruleset *rs, const struc
 		ret = EAI_NONAME;
 		goto out;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = REAL(socket)(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		ret = EAI_SYSTEM;
 		goto out;

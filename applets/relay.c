@@ -31,10 +31,12 @@
 #include <sys/un.h>
 
 #include "addr.h"
+#include "dns.h"
 #include "fdpass.h"
 #include "file.h"
 #include "proxyv2.h"
 #include "relayconn.h"
+#include "resolver.h"
 #include "sockfile.h"
 #include "rules.h"
 #include "util.h"
@@ -44,9 +46,10 @@ static const char usage[] =
 	"       [--proxy-out v1 | v2] [-c MAXCONNS] [--connect-timeout TIME] [--idle-timeout TIME]\n"
 	"       [--header-timeout TIME] [--grace TIME] [--reuseport] [--backlog N]\n"
 	"       [--pipe-size BYTES] [--ready-fd FD] [-u USER] [-g GROUP]\n"
-	"       [-G GROUP,... | -k] [--chroot DIR] TARGET";
+	"       [-G GROUP,... | -k] [--chroot DIR] [--dns-server ADDR:PORT]\n"
+	"       [--resolve-timeout TIME] TARGET";
 
-enum { K_LISTEN = 1, K_FDPASS, K_CLIENT, K_TARGET, K_SIGNAL };
+enum { K_LISTEN = 1, K_FDPASS, K_CLIENT, K_TARGET, K_SIGNAL, K_RESOLVE, K_DNS };
 enum { ST_HEADER = 1, ST_CONNECTING, ST_RETRY, ST_RELAY };
 enum { L_INFO, L_WARN };
 
@@ -75,12 +78,15 @@ static struct {
 	unsigned pipe_max;
 	int ready_fd;
 	struct privs privs;
+	struct resolver_opts res;
+	int resolver;			/* a resolve: or dns: listener */
 	int original;			/* target "original" */
 	struct sg_addr target;
 	char target_name[ADDR_STRLEN + 8];
 } cfg = {
 	.connect_ms = 10000, .header_ms = 5000, .grace_ms = 30000,
 	.backlog = 4096, .ready_fd = -1,
+	.res = { .timeout_ms = 3000, .host_ttl = 30, .min_keep = 10 },
 	/* the kernel's default pipe-max-size: 512 KiB pipes cost ~20% more CPU per byte */
 	.pipe_max = 1024 * 1024,
 };
@@ -123,6 +129,7 @@ struct conn {
 	unsigned char *obuf;		/* PROXY header still to send to the target */
 	size_t olen, ooff;
 	struct sg_addr client, dest, target;
+	char *host;			/* the name a name rule allowed the destination by */
 	pid_t cpid;			/* Unix clients: SO_PEERCRED at -v */
 	uid_t cuid;
 	struct conn *prev, *next;
@@ -358,6 +365,10 @@ static void conn_end(struct conn *c, int level, const char *fmt, ...)
 		if (c->up.s.inpipe || c->down.s.inpipe)
 			snprintf(lost, sizeof lost, " (discarded, read but not delivered: %zu bytes to target, %zu to client)",
 				 c->up.s.inpipe, c->down.s.inpipe);
+		if (c->host) {
+			size_t l = strlen(ds);
+			snprintf(ds + l, sizeof ds - l, " (%s)", c->host);
+		}
 		(level == L_WARN ? warn : info)("%s -> %s: %llu bytes to target, %llu bytes to client, "
 			"%lld.%03llds, %s%s", cl, dst, (unsigned long long)c->up.s.sent,
 			(unsigned long long)c->down.s.sent, (long long)(d / 1000), (long long)(d % 1000), why, lost);
@@ -372,6 +383,8 @@ static void conn_end(struct conn *c, int level, const char *fmt, ...)
 		pipe_put(c->down.p, c->down.s.inpipe);
 	free(c->obuf);
 	c->obuf = NULL;
+	free(c->host);
+	c->host = NULL;
 	/* unlink now, free after the current batch of events */
 	if (c->prev)
 		c->prev->next = c->next;
@@ -564,6 +577,96 @@ static int build_out(struct conn *c, const struct proxy_hdr *in)
 	return 0;
 }
 
+/*
+ * Name rules: the destination must be an address that this relay's own
+ * resolver returned for a name the pattern allows, still within that
+ * answer's lifetime; what the client says (an AUTHORITY TLV) only narrows
+ * it down, never widens it.
+ */
+struct hostq {
+	uint8_t a16[16];
+	const char *authority;		/* NULL when the header has none */
+	char name[DNS_NAME_MAX];
+};
+
+static int host_ok(void *ctx, const char *pattern)
+{
+	struct hostq *h = ctx;
+	return resolver_known(h->a16, pattern, h->authority, h->name, sizeof h->name);
+}
+
+/*
+ * original mode: where may this connection go? 0 with c->target set, or -1
+ * with the reason in why.
+ */
+static int route_original(struct conn *c, const struct proxy_hdr *ph, char *why, size_t size)
+{
+	int f = c->dest.u.sa.sa_family;
+	if (f != AF_INET && f != AF_INET6) {
+		snprintf(why, size, "denied: no IP destination to check (%s)",
+			 f == AF_UNIX ? "a Unix address" : "none given");
+		return -1;
+	}
+	if (!rules) {
+		snprintf(why, size, "denied: no allow rules loaded");
+		return -1;
+	}
+	int pf = c->client.u.sa.sa_family;
+	struct hostq hq = { .authority = ph && ph->authority_len ? ph->authority : NULL };
+	addr_to16(&c->dest.u.sa, hq.a16);
+	struct rules_query q = {
+		.dir = RULE_CONNECT, .proto = RULE_TCP, .addr = &c->dest.u.sa,
+		.peer = pf == AF_INET || pf == AF_INET6 ? &c->client.u.sa : NULL,
+		.host_ok = host_ok, .ctx = &hq,
+	};
+	const struct rule *r = rules_match(rules, &q);
+	if (!r) {
+		char seen[DNS_NAME_MAX];
+		if (hq.authority && resolver_seen(hq.a16, seen, sizeof seen) &&
+		    !resolver_known(hq.a16, "*", hq.authority, seen, sizeof seen))
+			snprintf(why, size, "denied: the AUTHORITY TLV names %.100s, which this relay did not resolve "
+				 "to that address (it did for %.100s)", hq.authority, seen);
+		else if (hq.authority && !resolver_seen(hq.a16, seen, sizeof seen))
+			snprintf(why, size, "denied: no rule allows it (AUTHORITY %.100s; this relay resolved no "
+				 "name to that address)", hq.authority);
+		else
+			snprintf(why, size, "denied: no rule allows it");
+		return -1;
+	}
+	if (r->host != RULE_NONE && !(c->host = strdup(hq.name))) {
+		snprintf(why, size, "denied: out of memory");
+		return -1;
+	}
+	const char *arg = rules_str(rules, r->arg);
+	char path[sizeof c->target.u.un.sun_path];
+	switch (r->action) {
+	case ACT_PASS:
+		c->target = c->dest;
+		return 0;
+	case ACT_TCP:
+		if (arg && addr_parse_inet(arg, &c->target) == 0)
+			return 0;
+		snprintf(why, size, "denied: rule at line %u has a bad address", (unsigned)r->line);
+		return -1;
+	case ACT_UNIX:
+	case ACT_ABSTRACT:
+		if (arg && rules_expand(arg, &c->dest.u.sa, path, sizeof path) >= 0 &&
+		    addr_unix(&c->target, path, r->action == ACT_ABSTRACT) == 0)
+			return 0;
+		snprintf(why, size, "denied: rule at line %u: path does not fit", (unsigned)r->line);
+		return -1;
+	case ACT_REJECT:
+	case ACT_BLACKHOLE:
+		snprintf(why, size, "denied by rule at line %u (%s)", (unsigned)r->line,
+			 rules_action_name(r->action));
+		return -1;
+	default:
+		snprintf(why, size, "denied: rule at line %u: action %s is not one the relay performs",
+			 (unsigned)r->line, rules_action_name(r->action));
+		return -1;
+	}
+}
+
 /* The addresses are known (header read, or none expected): pick and connect. */
 static void conn_start(struct conn *c, const struct proxy_hdr *h)
 {
@@ -574,8 +677,8 @@ static void conn_start(struct conn *c, const struct proxy_hdr *h)
 		addr_unmap(&c->dest.u.ss, &c->dest.len);
 	}
 	if (cfg.original) {
-		char why[200];
-		if (relayconn_route(rules, &c->client, &c->dest, &c->target, why, sizeof why) < 0) {
+		char why[512];
+		if (route_original(c, h, why, sizeof why) < 0) {
 			conn_end(c, L_WARN, "%s", why);
 			return;
 		}
@@ -944,7 +1047,7 @@ static void listen_tcp(const char *spec, const char *a, const struct lopts *o)
 static void listen_unix(const char *spec, const char *a, const struct lopts *o, int kind)
 {
 	struct sg_addr sa;
-	int type = kind == K_FDPASS ? SOCK_DGRAM : SOCK_STREAM;
+	int type = kind == K_FDPASS || kind == K_DNS ? SOCK_DGRAM : SOCK_STREAM;
 
 	if (addr_parse(a, &sa) < 0 || sa.u.sa.sa_family != AF_UNIX)
 		die(EX_BADINPUT, "bad listener %s: %s", spec, errno ? strerror(errno) : "not a Unix address");
@@ -971,7 +1074,8 @@ static void listen_unix(const char *spec, const char *a, const struct lopts *o, 
 		die_sys("unable to listen on %s", spec);
 	char name[ADDR_STRLEN + 16], an[ADDR_STRLEN];
 	fmt_addr(&sa, an, sizeof an);
-	snprintf(name, sizeof name, "%s%s", kind == K_FDPASS ? "fdpass:" : "", kind == K_FDPASS ? an + 5 : an);
+	const char *pre = kind == K_FDPASS ? "fdpass:" : kind == K_RESOLVE ? "resolve:" : kind == K_DNS ? "dns:" : "";
+	snprintf(name, sizeof name, "%s%s", pre, kind == K_FDPASS ? an + 5 : an);
 	lsn_add(kind, fd, name, abstract ? NULL : sa.u.un.sun_path);
 }
 
@@ -1098,6 +1202,13 @@ static void listen_spec(const char *spec)
 		char a[ADDR_STRLEN + 8];
 		snprintf(a, sizeof a, "%s%s", strncmp(s + 7, "unix:", 5) ? "unix:" : "", s + 7);
 		listen_unix(spec, a, &o, K_FDPASS);
+	} else if (!strncmp(s, "resolve:", 8) || !strncmp(s, "dns:", 4)) {
+		int res = s[0] == 'r';
+		const char *u = s + (res ? 8 : 4);
+		char a[ADDR_STRLEN + 8];
+		snprintf(a, sizeof a, "%s%s", strncmp(u, "unix:", 5) ? "unix:" : "", u);
+		listen_unix(spec, a, &o, res ? K_RESOLVE : K_DNS);
+		cfg.resolver = 1;
 	} else if (!strncmp(s, "fd:", 3))
 		listen_fd((int)num_arg(s + 3, 0, INT_MAX, "listener fd"), s);
 	else if (!strcmp(s, "systemd"))
@@ -1106,7 +1217,7 @@ static void listen_spec(const char *spec)
 		listen_systemd(s + 8);
 	else
 		die(EX_BADINPUT, "unknown listener %s (tcp:ADDR:PORT, unix:PATH, unix:@NAME, fd:N, systemd[:NAME], "
-		    "fdpass:PATH)", spec);
+		    "fdpass:PATH, resolve:PATH, dns:PATH)", spec);
 	free(s);
 }
 
@@ -1170,6 +1281,7 @@ static void free_all(void)
 		free(l);
 	}
 	pool_drain();
+	resolver_free();
 	rules_free(rules);
 	rules = NULL;
 	free(cfg.rules_inline);
@@ -1235,6 +1347,7 @@ static void on_signal(void)
 				if (rs) {
 					rules_free(rules);
 					rules = rs;
+					resolver_rules(rules);
 					info("reloaded the rules (%zu)", rs->n);
 				}
 			}
@@ -1295,6 +1408,8 @@ static int loop(void)
 			wake = accept_resume;
 		if (stopping && grace_deadline < wake)
 			wake = grace_deadline;
+		if (cfg.resolver && resolver_wake() < wake)
+			wake = resolver_wake();
 		int timeout = wake == INT64_MAX ? -1 : wake <= now ? 0 : wake - now > INT_MAX ? INT_MAX : (int)(wake - now);
 		int n = epoll_wait(ep, evs, sizeof evs / sizeof evs[0], timeout);
 		if (n < 0 && errno != EINTR)
@@ -1312,6 +1427,17 @@ static int loop(void)
 				break;
 			case K_SIGNAL:
 				on_signal();
+				break;
+			case K_RESOLVE:
+				resolver_accept(((struct lsn *)evs[i].data.ptr)->fd, ((struct lsn *)evs[i].data.ptr)->name);
+				break;
+			case K_DNS:
+				resolver_dgram(((struct lsn *)evs[i].data.ptr)->fd, ((struct lsn *)evs[i].data.ptr)->name);
+				break;
+			case K_RES_CLIENT:
+			case K_RES_UPSTREAM:
+			case K_RES_DONE:
+				resolver_event(evs[i].data.ptr, e);
 				break;
 			case 0:		/* a listener closed earlier in this batch */
 				break;
@@ -1331,6 +1457,8 @@ static int loop(void)
 		}
 		if (now >= next_wake)
 			sweep();
+		if (cfg.resolver && now >= resolver_wake())
+			resolver_sweep(now);
 		if (accept_resume && now >= accept_resume) {
 			accept_resume = 0;
 			accept_again();
@@ -1373,6 +1501,8 @@ int relay_main(int argc, char **argv)
 		{ "keep-groups", no_argument, 0, 'k' },
 		{ "chroot", required_argument, 0, 'X' },
 		{ "verbose", no_argument, 0, 'v' },
+		{ "dns-server", required_argument, 0, 'N' },
+		{ "resolve-timeout", required_argument, 0, 'W' },
 		{ 0 }
 	};
 	const char **lspecs = calloc(argc + 1, sizeof *lspecs);
@@ -1420,6 +1550,8 @@ int relay_main(int argc, char **argv)
 		case 'k': cfg.privs.keepgroups = 1; break;
 		case 'X': cfg.privs.chroot = optarg; break;
 		case 'v': cfg.verbose = verbose = 1; break;
+		case 'N': cfg.res.server = optarg; break;
+		case 'W': cfg.res.timeout_ms = dur_arg(optarg, "--resolve-timeout"); break;
 		default: usage_die(usage);
 		}
 	}
@@ -1466,6 +1598,12 @@ int relay_main(int argc, char **argv)
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		die_sys("unable to create an epoll instance");
 	ep_add(sigobj.fd, &sigobj, EPOLLIN);
+	if (cfg.resolver) {
+		resolver_setup(ep, &cfg.res);
+		resolver_rules(rules);
+	} else if (cfg.res.server) {
+		die(EX_USAGE, "--dns-server needs a resolve: or dns: listener");
+	}
 	for (struct lsn *l = lsns; l; l = l->next) {
 		ep_add(l->fd, l, EPOLLIN);
 		info("listening on %s", l->name);

@@ -19,6 +19,7 @@ enum rule_dir {
 	RULE_CONNECT = 1,	/* outgoing: connect(), sendto() */
 	RULE_BIND = 2,		/* bind() / listen() in the preload */
 	RULE_ACCEPT = 3,	/* an accepted socket (server, relay allow rules) */
+	RULE_RESOLVE = 4,	/* a name lookup (preload: getaddrinfo; relay: its resolver) */
 	RULE_NDIR
 };
 
@@ -37,8 +38,10 @@ enum rule_action {
 	ACT_REJECT,		/* reject [ERRNO] */
 	ACT_BLACKHOLE,		/* blackhole */
 	ACT_PASS,		/* pass (also: allow) */
-	ACT_NAT64,		/* nat64 PREFIX/96 */
+	ACT_NAT64,		/* nat64 [PREFIX/96] (default 64:ff9b::/96) */
 	ACT_TRANSLATE,		/* translate PREFIX/LEN [dev=NAME] */
+	ACT_DIVERT,		/* resolve: look up another name (written as the bare name) */
+	ACT_ADDRS,		/* resolve: fixed addresses ADDR[,ADDR...] (written bare) */
 	ACT_NACTIONS
 };
 
@@ -52,6 +55,8 @@ enum rule_action {
 #define RULE_F_IP4		0x0040u	/* match IPv4 addresses only */
 #define RULE_F_IP6		0x0080u	/* match IPv6 addresses only */
 #define RULE_F_SHUT_RD_RDWR	0x0100u	/* shutdown(SHUT_RD) becomes SHUT_RDWR */
+#define RULE_F_DNS64		0x0200u	/* nat64: getaddrinfo() synthesises PREFIX+IPv4 */
+#define RULE_F_DISCOVER		0x0400u	/* nat64: the prefix from ipv4only.arpa (RFC 7050) */
 
 #define RULE_NONE 0xffffffffu	/* "no string" in the offsets below */
 
@@ -76,6 +81,7 @@ struct rule {
 	uint32_t source;	/* source=ADDR for PROXY headers, or RULE_NONE */
 	uint32_t aux;		/* translate: dev=NAME; unix, abstract: authority-idx=...; or RULE_NONE */
 	uint32_t line;		/* line in the source text, for messages */
+	uint32_t host;		/* host name pattern (string offset) or RULE_NONE */
 };
 
 struct ruleset {
@@ -116,10 +122,19 @@ struct rules_query {
 	int proto;			/* RULE_TCP or RULE_UDP */
 	const struct sockaddr *addr;	/* main address (inet) */
 	const struct sockaddr *peer;	/* remote address, or NULL */
+	/*
+	 * A rule with a host name pattern matches only when this says yes for
+	 * its pattern; without it such rules never match an address.
+	 */
+	int (*host_ok)(void *ctx, const char *pattern);
+	void *ctx;
 };
 
 /* First matching rule, or NULL. Never allocates; safe from many threads. */
 const struct rule *rules_match(const struct ruleset *rs, const struct rules_query *q);
+
+/* First resolve rule whose pattern matches name (dns_name_match()), or NULL. */
+const struct rule *rules_match_name(const struct ruleset *rs, const char *name);
 
 /* A string of the pool, or NULL for RULE_NONE. */
 const char *rules_str(const struct ruleset *rs, uint32_t off);

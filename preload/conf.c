@@ -52,6 +52,8 @@ static int add(struct ruleset *rs)
 			sg_conf.have_connect = 1;
 		if (rs->rule[i].dir == RULE_BIND)
 			sg_conf.have_bind = 1;
+		if (rs->rule[i].dir == RULE_RESOLVE)
+			sg_conf.have_resolve = 1;
 		if (rs->rule[i].flags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1))
 			sg_conf.have_proxy = 1;
 	}
@@ -273,7 +275,7 @@ out:
 		for (int i = 0; i < sg_conf.nrs; i++)
 			rules_free(sg_conf.rs[i]);
 		sg_conf.nrs = 0;
-		sg_conf.have_connect = sg_conf.have_proxy = sg_conf.have_bind = 0;
+		sg_conf.have_connect = sg_conf.have_proxy = sg_conf.have_bind = sg_conf.have_resolve = 0;
 	}
 	errno = saved;
 }

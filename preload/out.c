@@ -83,12 +83,12 @@ static int target(const struct ruleset *rs, const struct rule *r, const struct s
 			return errno = EINVAL, -1;
 		return addr_parse_inet(arg, ta);
 	case ACT_NAT64: {
-		struct sg_prefix p;
-		if (!arg || prefix_parse(arg, &p) < 0)
+		uint8_t pre[12];
+		if (!arg || names_nat64_prefix(rs, r, 0, pre) < 0)
 			return errno = EINVAL, -1;
 		memset(ta, 0, sizeof *ta);
 		ta->u.in6.sin6_family = AF_INET6;
-		memcpy(ta->u.in6.sin6_addr.s6_addr, p.addr, 12);
+		memcpy(ta->u.in6.sin6_addr.s6_addr, pre, 12);
 		if (dst->sa_family == AF_INET) {
 			memcpy(ta->u.in6.sin6_addr.s6_addr + 12, &((const struct sockaddr_in *)dst)->sin_addr, 4);
 			ta->u.in6.sin6_port = ((const struct sockaddr_in *)dst)->sin_port;
@@ -325,6 +325,23 @@ static int dgram_swap(int fd, struct sgconn *c, const struct sg_addr *near)
 		errno = e;
 		return -1;
 	}
+	sockopt_carry(fd, s, c->family, SOCK_DGRAM);
+	c->state = ST_DGRAM;
+	return sg_swap_in(fd, s, c, SF_IN);
+}
+
+/*
+ * NAT64 for an IPv4 datagram socket: an AF_INET6 socket takes its place,
+ * sending to PREFIX+IPv4 (RFC 6052 section 2.2); the program keeps seeing
+ * the IPv4 addresses (getpeername, recvfrom: out_dgram_peer).
+ */
+static int dgram_swap6(int fd, struct sgconn *c)
+{
+	int nb = REAL(fcntl)(fd, F_GETFL);
+	int s = REAL(socket)(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | ((nb >= 0 && (nb & O_NONBLOCK)) ? SOCK_NONBLOCK : 0), 0);
+
+	if (s < 0)
+		return -1;
 	sockopt_carry(fd, s, c->family, SOCK_DGRAM);
 	c->state = ST_DGRAM;
 	return sg_swap_in(fd, s, c, SF_IN);
@@ -626,19 +643,23 @@ static int dgram_connect(int fd, const struct sockaddr *sa, socklen_t len, const
 	} else if (target(rs, r, dst, &ta) < 0) {
 		return -1;
 	}
+	int six = 0;
 	if (ta.u.sa.sa_family != AF_UNIX && r->action != ACT_BLACKHOLE) {
 		/* tcp/nat64 target for a datagram socket: connect to that address directly */
 		struct sockaddr_storage t;
 		memcpy(&t, &ta.u.ss, sizeof t);
-		if (to_family(&t, domain) < 0)
-			return errno = EAFNOSUPPORT, -1;
-		return REAL(connect)(fd, (struct sockaddr *)&t, inet_len(domain));
+		if (!(r->action == ACT_NAT64 && domain == AF_INET && ta.u.sa.sa_family == AF_INET6)) {
+			if (to_family(&t, domain) < 0)
+				return errno = EAFNOSUPPORT, -1;
+			return REAL(connect)(fd, (struct sockaddr *)&t, inet_len(domain));
+		}
+		six = 1;	/* an IPv4 socket to a NAT64 address: an IPv6 socket in its place */
 	}
 	if (!c) {
 		if (!(c = new_conn(fd, domain, SOCK_DGRAM, r)))
 			return -1;
 		pick_local(c, rs, r, dst, 0);
-		if (dgram_swap(fd, c, &ta) < 0) {
+		if ((six ? dgram_swap6(fd, c) : dgram_swap(fd, c, &ta)) < 0) {
 			free(c);
 			return -1;
 		}
@@ -804,7 +825,7 @@ static ssize_t dgram_send_to(int fd, const struct msghdr *msg, int flags, const 
 	struct sg_addr ta;
 	if (target(rs, r, (const struct sockaddr *)dst, &ta) < 0)
 		return -1;
-	if (ta.u.sa.sa_family != AF_UNIX)
+	if (ta.u.sa.sa_family != AF_UNIX && !(r->action == ACT_NAT64 && ta.u.sa.sa_family == AF_INET6))
 		return errno = ENETUNREACH, -1;
 	pthread_mutex_lock(&sg_lock);
 	struct sgconn *c = slot_conn(fd);
@@ -876,7 +897,16 @@ static ssize_t send_first(int fd, const struct msghdr *msg, int flags, int *hand
 	struct sg_addr near;
 	if (r->action == ACT_BLACKHOLE || target(rs, r, (struct sockaddr *)&dst, &near) < 0)
 		near.u.sa.sa_family = AF_UNSPEC;
-	if (dgram_swap(fd, c, &near) < 0) {
+	if (r->action == ACT_NAT64 && near.u.sa.sa_family == AF_INET6 && domain == AF_INET6) {
+		/* an IPv6 socket already: send to the translated address as it is */
+		free(c);
+		struct msghdr m = *msg;
+		m.msg_name = &near.u.in6;
+		m.msg_namelen = sizeof near.u.in6;
+		return REAL(sendmsg)(fd, &m, flags);
+	}
+	if ((r->action == ACT_NAT64 && near.u.sa.sa_family == AF_INET6 ? dgram_swap6(fd, c)
+								      : dgram_swap(fd, c, &near)) < 0) {
 		free(c);
 		return -1;
 	}
@@ -984,7 +1014,8 @@ void out_dgram_peer(int fd, struct sockaddr *sa, socklen_t *len)
 		return;
 	pthread_mutex_lock(&sg_lock);
 	struct sgconn *c = slot_conn(fd);
-	if (!c || c->state != ST_DGRAM || sa->sa_family != AF_UNIX) {
+	if (!c || c->state != ST_DGRAM || !(sa->sa_family == AF_UNIX ||
+					      (sa->sa_family == AF_INET6 && c->family == AF_INET))) {
 		pthread_mutex_unlock(&sg_lock);
 		return;
 	}
@@ -996,6 +1027,16 @@ void out_dgram_peer(int fd, struct sockaddr *sa, socklen_t *len)
 			rl = c->map[i].inlen;
 			break;
 		}
+	}
+	if (!rl && sa->sa_family == AF_INET6) {
+		/* NAT64: the IPv4 address is the last 32 bits (RFC 6052 section 2.2, /96) */
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&res;
+		memset(&res, 0, sizeof res);
+		s4->sin_family = AF_INET;
+		s4->sin_port = s6->sin6_port;
+		memcpy(&s4->sin_addr, s6->sin6_addr.s6_addr + 12, 4);
+		rl = sizeof *s4;
 	}
 	if (!rl && c->peerlen) {
 		memcpy(&res, &c->peer, sizeof res);

@@ -160,6 +160,7 @@ struct sgconf {
 #define SG_IDX_MAX 64
 	struct urt_idx idx[SG_IDX_MAX];	/* URELAY_TPROXY_IDX_FILES */
 	size_t nidx;
+	int have_resolve;		/* some resolve rule exists */
 };
 #define HACK_SHUT_RD	0x10000u
 #define HACK_FASTOPEN	0x20000u
@@ -186,6 +187,12 @@ void sg_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void gai_remember(const char *name, const struct addrinfo *res);
 int gai_lookup(const struct sockaddr *sa, char *name, size_t size);
 void gai_fork_lock(int lock);
+
+/* names through the relay, diversions, fixed answers (names.c) */
+int names_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+		      struct addrinfo **res, int *ret, char *other);
+/* A nat64 rule's /96 prefix (12 bytes), discovered (RFC 7050) where the rule says so; 0 or -1. */
+int names_nat64_prefix(const struct ruleset *rs, const struct rule *r, int may_block, uint8_t pre[12]);
 
 /* epoll registrations carried across a swap (epoll.c) */
 struct epreg {

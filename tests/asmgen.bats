@@ -68,8 +68,8 @@ bad_case() {
 }
 
 @test "malformed rules: each error names file:line:col and what was expected" {
-	bad_case 'conect tcp * -> pass\n' "1:1: expected a direction (connect, bind, accept), got 'conect'"
-	bad_case '# ok\nconnect tcp 10.0.0.0/33 -> pass\n' "2:13: bad address or prefix '10.0.0.0/33' (expected e.g. 10.0.0.0/8, [2001:db8::/32], *)"
+	bad_case 'conect tcp * -> pass\n' "1:1: expected a direction (connect, bind, accept, resolve), got 'conect'"
+	bad_case '# ok\nconnect tcp 10.0.0.0/33 -> pass\n' "2:13: bad address or prefix '10.0.0.0/33' (expected e.g. 10.0.0.0/8, [2001:db8::/32], *, or a host name such as *.example.com)"
 	bad_case 'connect tcp 10.0.0.1:99999 -> pass\n' "1:22: bad port or port range '99999' (expected N or N-M, 0-65535)"
 	bad_case 'connect tcp 10.0.0.1 pass\n' "1:22: expected '->' before the action, got 'pass'"
 	bad_case 'connect -> teleport /x\n' "1:12: unknown action 'teleport' (expected unix, abstract, tcp, fdpass, systemd, reject, blackhole, pass, nat64, translate)"

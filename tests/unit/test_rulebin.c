@@ -80,7 +80,7 @@ int main(void)
 	CHECK(same, "every rule reads back the same");
 	struct sg_addr d;
 	addr_parse("10.9.9.9:80", &d);
-	struct rules_query q = { RULE_CONNECT, RULE_TCP, &d.u.sa, NULL };
+	struct rules_query q = { RULE_CONNECT, RULE_TCP, &d.u.sa, NULL, NULL, NULL };
 	CHECK(back && rules_match(back, &q) == &back->rule[0], "the loaded ruleset is indexed and matches");
 
 	void *bin2;

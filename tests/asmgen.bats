@@ -86,7 +86,7 @@ bad_case() {
 	bad_case 'connect -> pass\x01\n' "1:16: control character 0x01"
 	# bytes >= 0x80 (a C1 CSI among them) are never echoed raw to a terminal
 	bad_case 'connect -> unix /run/%\x9b.sock\n' "1:22: bad template '%?' (known: %a %p %f %0-%7 %P %%)"
-	bad_case 'connect \xc2\x9b[31m -> pass\n' "1:9: bad address or prefix '??[31m' (expected e.g. 10.0.0.0/8, [2001:db8::/32], *)"
+	bad_case 'connect \xc2\x9b[31m -> pass\n' "1:9: bad address or prefix '??[31m' (expected e.g. 10.0.0.0/8, [2001:db8::/32], *, or a host name such as *.example.com)"
 	bad_case 'connect 10.0.0.1:8\x9b0 -> pass\n' "1:18: bad port or port range '8?0' (expected N or N-M, 0-65535)"
 }
 

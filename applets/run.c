@@ -124,8 +124,9 @@ static const char *which(const char *prog, char *buf, size_t size)
  * The library for the program: the musl build beside the glibc one when
  * the program's ELF interpreter is musl's; the glibc one for glibc's, and
  * when the program cannot be read (execvp() then says why). A script is
- * judged by its interpreter. A static or 32-bit program cannot take the
- * library at all: say so rather than run it unredirected.
+ * judged by its interpreter. A program of the other word size cannot take
+ * the library at all: say so rather than run it unredirected. A static one
+ * is run (seccomp_hint() has said --seccomp reaches it).
  */
 static void pick_lib(const char *prog, char *lib, size_t size)
 {
@@ -158,8 +159,7 @@ static void pick_lib(const char *prog, char *lib, size_t size)
 		if (r < 0)
 			return;	/* not ELF, or unreadable: leave it to execvp() */
 		if (r == 0)
-			die(EX_BADINPUT, "%s is statically linked (no ELF interpreter): a preload library cannot enter it",
-			    file);
+			return;	/* static: seccomp_hint() has named --seccomp; nothing to preload */
 		if (is64 != (sizeof(void *) == 8))
 			die(EX_BADINPUT, "%s is a %d-bit program; the libraries are %d-bit", file, is64 ? 64 : 32,
 			    (int)sizeof(void *) * 8);

@@ -99,7 +99,7 @@ $(DEPS_STAMP): tests/deps.sh
 	@mkdir -p $(BUILD) && touch $@
 
 # --- the static multi-call executable ---------------------------------------
-$(BUILD)/exe/%.o: %.c $(HEADERS) | $(DEPS_STAMP) $(KINC)
+$(BUILD)/exe/%.o: %.c $(HEADERS) Makefile | $(DEPS_STAMP) $(KINC)
 	@mkdir -p $(dir $@)
 	$(EXE_CC) $(BASE_CFLAGS) $(EXE_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 

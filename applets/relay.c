@@ -601,27 +601,15 @@ static int host_ok(void *ctx, const char *pattern)
  */
 static int route_original(struct conn *c, const struct proxy_hdr *ph, char *why, size_t size)
 {
-	int f = c->dest.u.sa.sa_family;
-	if (f != AF_INET && f != AF_INET6) {
-		snprintf(why, size, "denied: no IP destination to check (%s)",
-			 f == AF_UNIX ? "a Unix address" : "none given");
-		return -1;
-	}
-	if (!rules) {
-		snprintf(why, size, "denied: no allow rules loaded");
-		return -1;
-	}
-	int pf = c->client.u.sa.sa_family;
 	struct hostq hq = { .authority = ph && ph->authority_len ? ph->authority : NULL };
-	addr_to16(&c->dest.u.sa, hq.a16);
-	struct rules_query q = {
-		.dir = RULE_CONNECT, .proto = RULE_TCP, .addr = &c->dest.u.sa,
-		.peer = pf == AF_INET || pf == AF_INET6 ? &c->client.u.sa : NULL,
-		.host_ok = host_ok, .ctx = &hq,
-	};
-	const struct rule *r = rules_match(rules, &q);
-	if (!r) {
+	const struct rule *r;
+	if (c->dest.len)
+		addr_to16(&c->dest.u.sa, hq.a16);
+	if (relayconn_route(rules, &c->client, &c->dest, host_ok, &hq, &r, &c->target, why, size) < 0) {
 		char seen[DNS_NAME_MAX];
+		if (r || !rules || (c->dest.u.sa.sa_family != AF_INET && c->dest.u.sa.sa_family != AF_INET6))
+			return -1;
+		/* no rule: say what the AUTHORITY TLV claimed, and what this relay knows */
 		if (hq.authority && resolver_seen(hq.a16, seen, sizeof seen) &&
 		    !resolver_known(hq.a16, "*", hq.authority, seen, sizeof seen))
 			snprintf(why, size, "denied: the AUTHORITY TLV names %.100s, which this relay did not resolve "
@@ -629,42 +617,13 @@ static int route_original(struct conn *c, const struct proxy_hdr *ph, char *why,
 		else if (hq.authority && !resolver_seen(hq.a16, seen, sizeof seen))
 			snprintf(why, size, "denied: no rule allows it (AUTHORITY %.100s; this relay resolved no "
 				 "name to that address)", hq.authority);
-		else
-			snprintf(why, size, "denied: no rule allows it");
 		return -1;
 	}
 	if (r->host != RULE_NONE && !(c->host = strdup(hq.name))) {
 		snprintf(why, size, "denied: out of memory");
 		return -1;
 	}
-	const char *arg = rules_str(rules, r->arg);
-	char path[sizeof c->target.u.un.sun_path];
-	switch (r->action) {
-	case ACT_PASS:
-		c->target = c->dest;
-		return 0;
-	case ACT_TCP:
-		if (arg && addr_parse_inet(arg, &c->target) == 0)
-			return 0;
-		snprintf(why, size, "denied: rule at line %u has a bad address", (unsigned)r->line);
-		return -1;
-	case ACT_UNIX:
-	case ACT_ABSTRACT:
-		if (arg && rules_expand(arg, &c->dest.u.sa, path, sizeof path) >= 0 &&
-		    addr_unix(&c->target, path, r->action == ACT_ABSTRACT) == 0)
-			return 0;
-		snprintf(why, size, "denied: rule at line %u: path does not fit", (unsigned)r->line);
-		return -1;
-	case ACT_REJECT:
-	case ACT_BLACKHOLE:
-		snprintf(why, size, "denied by rule at line %u (%s)", (unsigned)r->line,
-			 rules_action_name(r->action));
-		return -1;
-	default:
-		snprintf(why, size, "denied: rule at line %u: action %s is not one the relay performs",
-			 (unsigned)r->line, rules_action_name(r->action));
-		return -1;
-	}
+	return 0;
 }
 
 /* The addresses are known (header read, or none expected): pick and connect. */

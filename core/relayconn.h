@@ -50,6 +50,7 @@ int relayconn_addresses(const struct proxy_hdr *h, int original, struct sg_addr 
  * (NULL: none loaded)? 0 with *target set, or -1 with the reason in why.
  */
 int relayconn_route(const struct ruleset *rules, const struct sg_addr *client, const struct sg_addr *dest,
+		    int (*host_ok)(void *ctx, const char *pattern), void *ctx, const struct rule **matched,
 		    struct sg_addr *target, char *why, size_t size);
 
 /*

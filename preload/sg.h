@@ -245,6 +245,9 @@ int out_before_write(int fd);
 int out_would_handle(int fd, const struct sockaddr *sa, socklen_t len);
 void out_dgram_peer(int fd, struct sockaddr *sa, socklen_t *len);
 
+/* A redirected datagram socket's reply address near its server (dgram.c): 0, or -1 said on stderr. */
+int dgram_bind(int s, struct sgconn *c, const struct sg_addr *near);
+
 /* small helpers of out.c and pending.c (defined here) */
 static inline int unix_errno(int e)
 {

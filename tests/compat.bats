@@ -492,6 +492,45 @@ print(a, socket.inet_ntoa(r[-4:]))'
 	assert_output $'udp web.example 1 from bound\nudp py.example 1 from bound'
 }
 
+@test "datagrams in a PID namespace: dig and a python client that _exit()s each run twice with the same pid, every run answered" {
+	command -v dig >/dev/null || skip "dig not installed (dnsutils)"
+	need_netns
+	unshare -n -p -f true 2>/dev/null || skip "unshare -p refused here"
+	dns_start
+	local i
+	for i in 1 2; do
+		# dig exits without closing its socket: the file goes at exit()
+		run -0 unshare -n -p -f env LD_PRELOAD="$LIB" timeout 10 dig @10.1.2.3 web.example A +short +tries=1 +time=3
+		assert_output "192.0.2.53"
+		run -0 find "$T" -name '.sockgate-dgram-*'
+		assert_output ""
+	done
+	for i in 1 2; do
+		# _exit() leaves it (pid 2 under timeout, both times): the next run replaces the stale file
+		run -0 unshare -n -p -f env LD_PRELOAD="$LIB" timeout 10 python3 -c '
+import os, socket, struct
+q = struct.pack("!6H", 0x1234, 0x0100, 1, 0, 0, 0) + b"\x02py\x07example\x00" + struct.pack("!HH", 1, 1)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(5)
+u.sendto(q, ("10.1.2.3", 53)); r, a = u.recvfrom(512)
+print(os.getpid(), a, socket.inet_ntoa(r[-4:]), flush=True); os._exit(0)'
+		assert_output "2 ('10.1.2.3', 53) 192.0.2.53"
+		run -0 find "$T" -name '.sockgate-dgram-*' -printf '%f\n'
+		assert_output ".sockgate-dgram-2-1"
+	done
+	run -0 cat "$T/dns.log"
+	assert_output $'udp web.example 1 from bound\nudp web.example 1 from bound\nudp py.example 1 from bound\nudp py.example 1 from bound'
+	# no reply file can be made: the call fails, said once, never a silent abstract address
+	SOCKGATE_DGRAM_DIR=$T/missing run -1 pre timeout 10 python3 -c '
+import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    u.sendto(b"q", ("10.1.2.3", 53))
+except OSError as e:
+    print(e.strerror); raise SystemExit(1)'
+	assert_line --index 0 --regexp "^libsockgate: no reply address for a datagram socket at $T/missing/\.sockgate-dgram-[0-9]+-1: No such file or directory\$"
+	assert_line --index 1 "No such file or directory"
+}
+
 @test "java DatagramSocket and a connected DatagramChannel with a Selector ask 10.1.2.3:53 and get the exact answer (IPv4 stack)" {
 	need_java
 	dns_start

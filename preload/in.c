@@ -126,8 +126,7 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 		return 0;
 	const struct ruleset *rs;
 	const struct rule *r = sg_match(RULE_BIND, RULE_TCP, sa, &rs);
-	if (!r || (r->action != ACT_FDPASS && r->action != ACT_UNIX && r->action != ACT_ABSTRACT &&
-		   r->action != ACT_SYSTEMD))
+	if (!r || (r->action != ACT_FDPASS && r->action != ACT_UNIX && r->action != ACT_ABSTRACT))
 		return 0;
 	int type = 0, domain = 0;
 	socklen_t l = sizeof type;
@@ -136,13 +135,6 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	l = sizeof domain;
 	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l) < 0 || domain != sa->sa_family)
 		return 0;
-	if (r->action == ACT_SYSTEMD) {
-		int afd = systemd_fd(rules_str(rs, r->arg));
-		if (afd < 0)
-			return 0;	/* not socket-activated: bind as usual */
-		*handled = 1;
-		return systemd_take(fd, afd, sa, len, r, domain);
-	}
 	*handled = 1;
 
 	struct sgconn *c = conn_listener(domain, r, r->action, ST_BOUND, sa, len);

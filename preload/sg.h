@@ -208,8 +208,10 @@ void ep_note(int epfd, int add);
 void sockopt_carry(int from, int to, int fam, int type);
 
 /* systemd socket activation (systemd.c) */
-int systemd_fd(const char *name);
-int systemd_take(int fd, int afd, const struct sockaddr *sa, socklen_t len, const struct rule *r, int domain);
+/* bind() of a socket systemd passed (by a systemd rule, or a Unix path): 0/-1 when handled, else *handled = 0. */
+int systemd_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
+/* Is path the file of a passed Unix socket the program took? (its unlink() leaves it) */
+int systemd_keeps(const char *path);
 
 /* connects that complete in a helper thread (pending.c) */
 struct sg_addr;

@@ -703,6 +703,56 @@ c, a = s.accept(); c.sendall(("got %s:%d local %s:%d\n" % (a[:2] + c.getsockname
 	assert_output "got ::1:0 local :::8000"
 }
 
+@test "bind -> systemd: sockets picked by the address or path bound (TCP, Unix, UDP); children get no LISTEN_* and no passed fd" {
+	command -v systemd-socket-activate >/dev/null || skip "systemd-socket-activate not installed"
+	local p1 p2 p3 pu
+	p1=$(free_port); p2=$(free_port); p3=$(free_port); pu=$(free_port)
+	# four sockets in this order; the daemon binds the second, the first,
+	# the Unix one (unlinking its path first, as daemons do) and never the fourth
+	spawn "$T/act.log" systemd-socket-activate -l "127.0.0.1:$p1" -l "127.0.0.1:$p2" -l "$T/u.sock" \
+		-l "127.0.0.1:$p3" env LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp * -> systemd" python3 -c '
+import os, socket, subprocess, sys
+p1, p2, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+b = socket.socket(); b.bind(("127.0.0.1", p2)); b.listen()
+a = socket.socket(); a.bind(("0.0.0.0", p1)); a.listen()
+u = socket.socket(socket.AF_UNIX)
+if os.path.exists(path): os.unlink(path)
+u.bind(path); u.listen()
+print(subprocess.run([sys.executable, "-c", """
+import os
+print("child env", " ".join(sorted(k for k in os.environ if k.startswith("LISTEN_"))) or "-")
+def sock(f):
+    try: return os.readlink("/proc/self/fd/" + f).startswith("socket:")
+    except OSError: return False
+socks = [f for f in os.listdir("/proc/self/fd") if sock(f)]
+print("child sockets", " ".join(sorted(socks)) or "-")"""], capture_output=True, text=True).stdout, end="", flush=True)
+for s in (b, a, u):
+    c, _ = s.accept(); c.sendall(("%r\n" % (s.getsockname(),)).encode()); c.close()
+' "$p1" "$p2" "$T/u.sock"
+	wait_for_line "$T/act.log" "Listening on 127.0.0.1:$p3"
+	run -0 timeout 5 nc 127.0.0.1 "$p2" </dev/null
+	assert_output "('127.0.0.1', $p2)"
+	run -0 timeout 5 nc 127.0.0.1 "$p1" </dev/null
+	assert_output "('127.0.0.1', $p1)"
+	run -0 timeout 5 nc -U "$T/u.sock" </dev/null
+	assert_output "'$T/u.sock'"
+	run -0 grep -e '^child' "$T/act.log"
+	assert_output $'child env -\nchild sockets -'
+
+	# a UDP daemon: the datagram socket passed, answered from it
+	spawn "$T/udp.log" systemd-socket-activate --datagram -l "127.0.0.1:$pu" env LD_PRELOAD="$LIB" \
+		SOCKGATE_RULE="bind udp *:$pu -> systemd" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", int(sys.argv[1])))
+d, a = s.recvfrom(100); s.sendto(b"udp " + d + b" " + str(s.getsockname()).encode(), a)' "$pu"
+	wait_for_line "$T/udp.log" "Listening on 127.0.0.1:$pu"
+	run -0 timeout 10 python3 -c '
+import socket, sys
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.settimeout(8)
+c.sendto(b"ping", ("127.0.0.1", int(sys.argv[1]))); print(c.recv(100).decode())' "$pu"
+	assert_output "udp ping ('127.0.0.1', $pu)"
+}
+
 @test "inherited across exec: a receiver, a %p-template Unix listener and an abstract IPv6 one are recognised by their paths in the new program" {
 	[ -x "$BUILD/sockgate-server" ] || skip "sockgate-server not built"
 	server r8001

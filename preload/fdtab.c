@@ -99,6 +99,7 @@ void conn_put(struct sgconn *c)
 	free(c->hdr);
 	free(c->dghdr);
 	free(c->map);
+	free(c->srv);
 	if (c->dgpath[0] && c->dgpid == getpid())
 		unlink(c->dgpath);
 	if (c->pw >= 0)

@@ -137,6 +137,12 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 		return 0;
 	*handled = 1;
 
+	struct sockaddr_storage p0;	/* port 0: a free one (in_udp.c) */
+	if (addr_port(sa) == 0) {
+		if (in_port0(sa, len, SOCK_STREAM, rules_str(rs, r->arg), r->action == ACT_ABSTRACT, &p0) < 0)
+			return -1;
+		sa = (const struct sockaddr *)&p0;
+	}
 	struct sgconn *c = conn_listener(domain, r, r->action, ST_BOUND, sa, len);
 	if (!c)
 		return -1;

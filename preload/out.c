@@ -897,6 +897,10 @@ ssize_t out_sendmsg(int fd, const struct msghdr *msg, int flags, int *handled)
 	pthread_mutex_unlock(&sg_lock);
 	if (!c)
 		return send_first(fd, msg, flags, handled);
+	if (st == ST_UDPSRV) {
+		*handled = 1;
+		return in_udp_send(fd, msg, flags);
+	}
 	if (st != ST_DGRAM)
 		return 0;	/* a stream: the address is ignored, as TCP does */
 	*handled = 1;
@@ -979,6 +983,13 @@ void out_dgram_peer(int fd, struct sockaddr *sa, socklen_t *len)
 		return;
 	pthread_mutex_lock(&sg_lock);
 	struct sgconn *c = slot_conn(fd);
+	if (c && c->state == ST_UDPSRV) {
+		rl = in_udp_peer(c, sa, *len, &res);	/* a UDP daemon's sender */
+		pthread_mutex_unlock(&sg_lock);
+		memcpy(sa, &res, rl);
+		*len = rl;
+		return;
+	}
 	if (!c || c->state != ST_DGRAM || !(sa->sa_family == AF_UNIX ||
 					      (sa->sa_family == AF_INET6 && c->family == AF_INET))) {
 		pthread_mutex_unlock(&sg_lock);

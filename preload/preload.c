@@ -673,6 +673,9 @@ EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 	int r = systemd_bind(fd, sa, len, &handled);
 	if (handled)
 		return r;
+	r = in_udp_bind(fd, sa, len, &handled);
+	if (handled)
+		return r;
 	r = in_bind(fd, sa, len, &handled);
 	return handled ? r : REAL(bind)(fd, sa, len);
 }

@@ -50,7 +50,7 @@
 #define SF_STATE	(SF_SWAPPED | SF_OUT | SF_IN | SF_EPOLL | SF_ACCEPT)
 
 /* connection states */
-enum { ST_CONNECTED = 1, ST_PENDING, ST_FAILED, ST_BLACKHOLE, ST_DGRAM, ST_BOUND, ST_RECEIVER };
+enum { ST_CONNECTED = 1, ST_PENDING, ST_FAILED, ST_BLACKHOLE, ST_DGRAM, ST_BOUND, ST_RECEIVER, ST_UDPSRV };
 
 #define UMAP_N 8
 
@@ -96,6 +96,7 @@ struct sgconn {
 	 */
 	int qfd, qfam;
 	int paired;
+	struct usrv *srv;		/* ST_UDPSRV: the senders a UDP daemon answers (in_udp.c) */
 };
 
 struct slot {
@@ -226,6 +227,20 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags);
 int in_adopt(int fd);
 struct sgconn *accepted_new(const struct sgconn *lc, uint16_t port);
 void accepted_set(int nfd, struct sgconn *c);
+
+/* UDP daemons under bind rules, and port 0 (in_udp.c) */
+/* bind() of a UDP socket to a bind rule's Unix socket: 0/-1 when handled, else *handled = 0. */
+int in_udp_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
+/*
+ * sa (port 0) with a free port the kernel picked, into out, such that the
+ * path tmpl gives for it (when not abstract) has no live socket: 0 or -1.
+ */
+int in_port0(const struct sockaddr *sa, socklen_t len, int type, const char *tmpl, int abstract,
+	     struct sockaddr_storage *out);
+/* Under sg_lock: the inet address a UDP daemon sees for the Unix sender sa; its length. */
+socklen_t in_udp_peer(struct sgconn *c, const struct sockaddr *sa, socklen_t len, struct sockaddr_storage *out);
+/* sendto()/sendmsg() of a UDP daemon: a reply to a sender in_udp_peer() showed. */
+ssize_t in_udp_send(int fd, const struct msghdr *msg, int flags);
 
 /* control files (ctl.c) */
 struct ctlfile;

@@ -753,6 +753,50 @@ c.sendto(b"ping", ("127.0.0.1", int(sys.argv[1]))); print(c.recv(100).decode())'
 	assert_output "udp ping ('127.0.0.1', $pu)"
 }
 
+@test "bind udp -> unix: a UDP daemon (socketserver) on port 0 answers each sender; the port it got is in the path and getsockname()" {
+	export SOCKGATE_RULE="bind udp * -> unix $T/udp-%p.sock"
+	spawn "$T/udp.log" env LD_PRELOAD="$LIB" python3 -c '
+import socketserver
+class H(socketserver.BaseRequestHandler):
+    def handle(self):
+        data, sock = self.request
+        sock.sendto(b"re:" + data + (" from %s:%d" % self.client_address).encode(), self.client_address)
+with socketserver.UDPServer(("0.0.0.0", 0), H) as s:
+    print("bound", s.socket.getsockname()[1], flush=True)
+    s.serve_forever()'
+	wait_for_line "$T/udp.log" "^bound"
+	port=$(sed -n 's/^bound //p' "$T/udp.log")
+	[ "$port" -gt 0 ]
+	[ -S "$T/udp-$port.sock" ]
+	# a preloaded UDP client redirected there, twice (two sockets, two senders), and socat
+	SOCKGATE_RULE="connect udp 10.1.2.3:53 -> unix $T/udp-$port.sock" run -0 pre timeout 10 python3 -c '
+import socket
+for i in range(2):
+    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.settimeout(5)
+    c.sendto(b"q%d" % i, ("10.1.2.3", 53)); print(*c.recvfrom(100))'
+	assert_output $'b\'re:q0 from 127.0.0.1:1\' (\'10.1.2.3\', 53)\nb\'re:q1 from 127.0.0.1:2\' (\'10.1.2.3\', 53)'
+	run -0 timeout 5 socat -t 2 - "UNIX-SENDTO:$T/udp-$port.sock,bind=$T/cl.sock" <<<"socat"
+	assert_output $'re:socat\n from 127.0.0.1:3'
+}
+
+@test "bind tcp -> unix on port 0: a free port, in the path and in getsockname(); curl gets the answer" {
+	export SOCKGATE_RULE="bind tcp * -> unix $T/web-%p.sock"
+	spawn "$T/web.log" env LD_PRELOAD="$LIB" python3 -c '
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        b = ("port %d\n" % self.server.socket.getsockname()[1]).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(b))); self.end_headers(); self.wfile.write(b)
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print("bound", s.socket.getsockname()[1], flush=True)
+s.serve_forever()'
+	wait_for_line "$T/web.log" "^bound"
+	port=$(sed -n 's/^bound //p' "$T/web.log")
+	[ "$port" -gt 0 ]
+	run -0 curl -sS --max-time 5 --unix-socket "$T/web-$port.sock" http://x/
+	assert_output "port $port"
+}
+
 @test "inherited across exec: a receiver, a %p-template Unix listener and an abstract IPv6 one are recognised by their paths in the new program" {
 	[ -x "$BUILD/sockgate-server" ] || skip "sockgate-server not built"
 	server r8001

@@ -1,6 +1,6 @@
 /*
  * UDP daemons under `bind udp ADDRESS -> unix PATH` (or abstract NAME)
- * rules, and the port a bind to port 0 gets (for in.c too).
+ * rules (that say udp), and the port a bind to port 0 gets (for in.c too).
  *
  * The daemon's datagram socket becomes an AF_UNIX datagram socket bound at
  * PATH. A Unix sender has no inet address, so each one (by its socket
@@ -88,7 +88,8 @@ int in_udp_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 		return 0;
 	const struct ruleset *rs;
 	const struct rule *r = sg_match(RULE_BIND, RULE_UDP, sa, &rs);
-	if (!r || (r->action != ACT_UNIX && r->action != ACT_ABSTRACT))
+	/* only a rule that says udp: UDP sockets of programs that rules without a protocol covered stay as they were */
+	if (!r || r->proto != RULE_UDP || (r->action != ACT_UNIX && r->action != ACT_ABSTRACT))
 		return 0;
 	int type = 0, domain = 0;
 	socklen_t l = sizeof type;

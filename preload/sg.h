@@ -228,6 +228,14 @@ int in_adopt(int fd);
 struct sgconn *accepted_new(const struct sgconn *lc, uint16_t port);
 void accepted_set(int nfd, struct sgconn *c);
 
+/*
+ * accept() on a proxy-v2/v1 Unix listener (in_proxy.c): a connection whose
+ * header is complete (h filled, *got 1 for PROXY addresses), with flags;
+ * -1 with EAGAIN (non-blocking, none complete) or ECONNABORTED (bad header).
+ */
+struct proxy_hdr;
+int in_proxy_accept(int fd, ino_t lino, struct proxy_hdr *h, int *got, int flags);
+
 /* UDP daemons under bind rules, and port 0 (in_udp.c) */
 /* bind() of a UDP socket to a bind rule's Unix socket: 0/-1 when handled, else *handled = 0. */
 int in_udp_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled);

@@ -680,6 +680,54 @@ print(socket.create_connection(("10.1.2.3", 80), timeout=5).recv(200).decode().s
 	assert_output "peer ::ffff:192.0.2.44:5555 local ::ffff:10.1.2.3:80"
 }
 
+@test "bind -> unix proxy-v2, non-blocking: EAGAIN at once while a header dribbles in, a complete one accepted meanwhile, epoll wakes when the slow one completes" {
+	run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp *:8000 -> unix $T/nb.sock proxy-v2" timeout 20 python3 -c '
+import select, socket, struct, sys, threading, time
+def hdr(src, sport):
+    body = socket.inet_aton(src) + socket.inet_aton("10.1.2.3") + struct.pack("!HH", sport, 80)
+    return b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack("!H", len(body)) + body
+s = socket.socket(); s.bind(("127.0.0.1", 8000)); s.listen(16); s.setblocking(False)
+ep = select.epoll(); ep.register(s.fileno(), select.EPOLLIN)
+slow = socket.socket(socket.AF_UNIX); slow.connect(sys.argv[1])
+h1 = hdr("192.0.2.1", 1111)
+slow.send(h1[:1])            # one byte now, the next a second later
+t0 = time.monotonic()
+try:
+    s.accept(); print("accepted a partial header")
+except BlockingIOError:
+    print("EAGAIN", "at once" if time.monotonic() - t0 < 0.3 else "after %.2fs" % (time.monotonic() - t0))
+except ConnectionAbortedError:
+    print("ECONNABORTED after %.2fs" % (time.monotonic() - t0))
+fast = socket.socket(socket.AF_UNIX); fast.connect(sys.argv[1]); fast.send(hdr("192.0.2.2", 2222) + b"hello")
+print("ready", bool(ep.poll(5)))
+c, a = s.accept(); print("accepted", a, c.recv(10))
+time.sleep(1); slow.send(h1[1:2])
+try:
+    s.accept(); print("accepted a partial header")
+except BlockingIOError:
+    print("EAGAIN", "at once" if time.monotonic() - t0 < 1.4 else "late")
+def dribble():
+    for i in range(2, len(h1)):
+        slow.send(h1[i:i + 1]); time.sleep(0.05)
+    slow.send(b"slow")
+threading.Thread(target=dribble).start()
+while True:
+    if not ep.poll(5):
+        print("no wake-up"); break
+    try:
+        c, a = s.accept(); print("accepted", a, c.recv(10)); break
+    except BlockingIOError:
+        pass
+' "$T/nb.sock"
+	assert_output - <<-EOF
+	EAGAIN at once
+	ready True
+	accepted ('192.0.2.2', 2222) b'hello'
+	EAGAIN at once
+	accepted ('192.0.2.1', 1111) b'slow'
+	EOF
+}
+
 @test "bind -> systemd: the program takes the socket-activated listener (by name; a Unix one too)" {
 	command -v systemd-socket-activate >/dev/null || skip "systemd-socket-activate not installed"
 	port=$(free_port)

@@ -821,6 +821,71 @@ need_v6lo() {
 	assert_line --regexp $'^master_link_status:up\r$'
 }
 
+@test "nginx and a python asyncio server under a proxy-v2 bind rule: a client dribbling its header holds up nobody; each sees the header's address" {
+	local ngx
+	ngx=$(command -v nginx) || skip "nginx not installed"
+	cat > "$T/nginx.conf" <<-EOF
+	env LD_PRELOAD;
+	env SOCKGATE_RULE;
+	worker_processes 1;
+	error_log $T/error.log info;
+	pid $T/nginx.pid;
+	events { worker_connections 64; }
+	http {
+		access_log off;
+		client_body_temp_path $T; proxy_temp_path $T; fastcgi_temp_path $T; uwsgi_temp_path $T; scgi_temp_path $T;
+		server { listen 127.0.0.1:8080; location / { return 200 "nginx \$remote_addr:\$remote_port\n"; } }
+	}
+	EOF
+	SOCKGATE_RULE="bind tcp 127.0.0.1:8080 -> unix $T/ngx.sock proxy-v2" env LD_PRELOAD="$LIB" \
+		"$ngx" -p "$T" -c "$T/nginx.conf" -g 'user root;'
+	SOCKGATE_RULE="bind tcp 127.0.0.1:8081 -> unix $T/aio.sock proxy-v2" bg env LD_PRELOAD="$LIB" python3 -c '
+import asyncio
+async def serve(r, w):
+    await r.readline()
+    a = w.get_extra_info("peername")
+    w.write(b"HTTP/1.0 200 OK\r\n\r\nasyncio %s:%d\n" % (a[0].encode(), a[1])); await w.drain(); w.close()
+async def main():
+    srv = await asyncio.start_server(serve, "127.0.0.1", 8081)
+    async with srv: await srv.serve_forever()
+asyncio.run(main())'
+	wait_for_file "$T/ngx.sock"
+	wait_for_file "$T/aio.sock"
+	run -0 timeout 20 python3 -c '
+import socket, struct, sys, time
+def hdr(src, sport):
+    body = socket.inet_aton(src) + socket.inet_aton("10.1.2.3") + struct.pack("!HH", sport, 80)
+    return b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack("!H", len(body)) + body
+def get(path, src, port):
+    c = socket.socket(socket.AF_UNIX); c.settimeout(5); c.connect(path)
+    c.sendall(hdr(src, port) + b"GET / HTTP/1.0\r\n\r\n")
+    return b"".join(iter(lambda: c.recv(4096), b"")).split(b"\r\n\r\n", 1)[1].decode().strip()
+for path in sys.argv[1:]:
+    slow = socket.socket(socket.AF_UNIX); slow.connect(path); slow.send(hdr("192.0.2.7", 7777)[:3])
+    t0 = time.monotonic()
+    for i in range(3):
+        print(get(path, "192.0.2.%d" % (i + 1), 1000 + i))
+    print("fast" if time.monotonic() - t0 < 0.9 else "held up %.2fs" % (time.monotonic() - t0))
+    slow.send(hdr("192.0.2.7", 7777)[3:] + b"GET / HTTP/1.0\r\n\r\n")
+    print(b"".join(iter(lambda: slow.recv(4096), b"")).split(b"\r\n\r\n", 1)[1].decode().strip())
+' "$T/ngx.sock" "$T/aio.sock"
+	kill -QUIT "$(cat "$T/nginx.pid")"
+	# the master ends its worker and removes its pid file (the teardown's kill -9 would orphan the worker)
+	for _ in $(seq 200); do [ -e "$T/nginx.pid" ] || break; sleep 0.05; done
+	assert_output - <<-EOF
+	nginx 192.0.2.1:1000
+	nginx 192.0.2.2:1001
+	nginx 192.0.2.3:1002
+	fast
+	nginx 192.0.2.7:7777
+	asyncio 192.0.2.1:1000
+	asyncio 192.0.2.2:1001
+	asyncio 192.0.2.3:1002
+	fast
+	asyncio 192.0.2.7:7777
+	EOF
+}
+
 @test "nginx binary upgrade (USR2, WINCH, QUIT) with no network: the new master takes the inherited Unix listener as 127.0.0.1:8080 and serves" {
 	local ngx
 	ngx=$(command -v nginx) || skip "nginx not installed"

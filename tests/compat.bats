@@ -851,7 +851,7 @@ async def main():
 asyncio.run(main())'
 	wait_for_file "$T/ngx.sock"
 	wait_for_file "$T/aio.sock"
-	run -0 timeout 20 python3 -c '
+	run timeout 20 python3 -c '
 import socket, struct, sys, time
 def hdr(src, sport):
     body = socket.inet_aton(src) + socket.inet_aton("10.1.2.3") + struct.pack("!HH", sport, 80)
@@ -872,6 +872,7 @@ for path in sys.argv[1:]:
 	kill -QUIT "$(cat "$T/nginx.pid")"
 	# the master ends its worker and removes its pid file (the teardown's kill -9 would orphan the worker)
 	for _ in $(seq 200); do [ -e "$T/nginx.pid" ] || break; sleep 0.05; done
+	[ "$status" -eq 0 ]
 	assert_output - <<-EOF
 	nginx 192.0.2.1:1000
 	nginx 192.0.2.2:1001

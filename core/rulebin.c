@@ -17,7 +17,7 @@
 #include "rulebin.h"
 
 #define HDR_SIZE 28
-#define REC_SIZE 72
+#define REC_SIZE 80
 
 static void put16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static void put32(uint8_t *p, uint32_t v) { put16(p, v); put16(p + 2, v >> 16); }
@@ -85,6 +85,8 @@ int rulebin_write(const struct ruleset *rs, void **out, size_t *outlen)
 		put32(p + 60, copy_str(rs, r->arg, pool, &plen));
 		put32(p + 64, copy_str(rs, r->name, pool, &plen));
 		put32(p + 68, copy_str(rs, r->source, pool, &plen));
+		put32(p + 72, r->sender_uid);
+		put32(p + 76, r->sender_gid);
 	}
 	memcpy(b, RULEBIN_MAGIC, 4);
 	put16(b + 4, RULEBIN_VERSION);
@@ -139,6 +141,7 @@ static int rule_same(const struct ruleset *ra, const struct rule *a, const struc
 	       a->port_lo == b->port_lo && a->port_hi == b->port_hi &&
 	       a->pport_lo == b->pport_lo && a->pport_hi == b->pport_hi &&
 	       a->flags == b->flags && a->mode == b->mode && a->err == b->err &&
+	       a->sender_uid == b->sender_uid && a->sender_gid == b->sender_gid &&
 	       str_same(ra, a->arg, rb, b->arg) && str_same(ra, a->name, rb, b->name) &&
 	       str_same(ra, a->source, rb, b->source);
 }
@@ -200,6 +203,8 @@ struct ruleset *rulebin_load(const void *buf, size_t len, struct rules_error *er
 		r->arg = get32(p + 60);
 		r->name = get32(p + 64);
 		r->source = get32(p + 68);
+		r->sender_uid = get32(p + 72);
+		r->sender_gid = get32(p + 76);
 		r->line = i + 1;
 
 		const char *why = NULL;

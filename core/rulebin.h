@@ -17,7 +17,7 @@
 #include "rules.h"
 
 #define RULEBIN_MAGIC "SGRB"
-#define RULEBIN_VERSION 1
+#define RULEBIN_VERSION 2
 
 /* Does the buffer start like a compiled rules file? */
 int rulebin_is(const void *buf, size_t len);

@@ -71,7 +71,10 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	int stype = r->action == ACT_FDPASS ? SOCK_DGRAM : SOCK_STREAM, s = -1;
 	if (!tmpl || rules_expand(tmpl, sa, c->path, sizeof c->path) < 0 ||
 	    addr_unix(&a, c->path, r->action == ACT_ABSTRACT) < 0 ||
-	    (s = REAL(socket)(AF_UNIX, stype | SOCK_CLOEXEC, 0)) < 0) {
+	    (s = REAL(socket)(AF_UNIX, stype | SOCK_CLOEXEC, 0)) < 0 ||
+	    (r->action == ACT_FDPASS && fdpass_receiver_setup(s) < 0)) {
+		if (s >= 0)
+			REAL(close)(s);
 		int e = errno;
 		free(c);
 		return errno = e, -1;
@@ -207,6 +210,8 @@ int in_adopt(int fd)
 				int ok = 0;
 				if (!(fd_flags(fd) & SF_SWAPPED) && fstat(fd, &st) == 0) {
 					c->ino = st.st_ino;
+					if (r->action == ACT_FDPASS)
+						fdpass_receiver_setup(fd);	/* senders named from now on */
 					ok = slot_set(fd, c, SF_ACCEPT) == 0;
 				}
 				if (!ok)
@@ -404,6 +409,29 @@ static int unix_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, soc
 	return nfd;
 }
 
+/*
+ * A passed fd the program must not see: not a TCP socket, or from a
+ * sender who is not root, us, or the rule's sender=. Closed and logged.
+ */
+static int refused(int nfd, const struct ucred *cr, const struct sgconn *lc)
+{
+	int e = errno;
+	const char *why = NULL;
+	if (fdpass_fd_check(nfd, SOCK_STREAM, FDPASS_FAM_INET | FDPASS_FAM_INET6) < 0)
+		why = errno == ENOTSOCK ? "not a socket" : errno == EPROTOTYPE ? "not a stream socket" :
+		      "not an inet socket";
+	else if (!fdpass_sender_ok(cr, lc->sender_uid, lc->sender_gid))
+		why = "a sender not allowed (sender= on the rule allows more)";
+	if (why) {
+		sg_msg("%s: refused a passed fd from pid %ld uid %ld gid %ld: %s", lc->path, (long)cr->pid,
+		       cr->uid == (uid_t)-1 ? -1L : (long)cr->uid, cr->gid == (gid_t)-1 ? -1L : (long)cr->gid,
+		       why);
+		REAL(close)(nfd);
+	}
+	errno = e;
+	return why != NULL;
+}
+
 /* accept()/accept4() on a receiver. */
 int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
@@ -425,7 +453,7 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 		unsigned char meta[FDPASS_META_MAXLEN];
 		union {
 			struct cmsghdr h;
-			char buf[CMSG_SPACE(FDPASS_MAXFDS * sizeof(int))];
+			char buf[CMSG_SPACE(FDPASS_MAXFDS * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
 		} cb;
 		struct iovec iov = { meta, sizeof meta };
 		struct msghdr m;
@@ -440,21 +468,13 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 		if (n < 0)
 			return -1;
 		int nfd = -1;
-		for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
-			if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
-				continue;
-			size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			for (size_t i = 0; i < k; i++) {
-				int x;
-				memcpy(&x, CMSG_DATA(h) + i * sizeof(int), sizeof x);
-				if (nfd < 0)
-					nfd = x;
-				else
-					REAL(close)(x);	/* one socket per record */
-			}
-		}
-		if (nfd < 0)
+		size_t nfds = 1;
+		struct ucred cr;
+		fdpass_parse(&m, &nfd, &nfds, &cr);	/* one socket per record: the rest closed */
+		if (!nfds)
 			continue;	/* a datagram with no socket: not for us */
+		if (refused(nfd, &cr, &lc))
+			continue;	/* the program never sees it */
 
 		/* the fd number may have been ours before: forget any record of it */
 		if (fd_flags(nfd))

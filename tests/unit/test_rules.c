@@ -113,6 +113,9 @@ static const struct {
 	  "0123456789012345678901234567890123456789", 1, 17, "too long" },
 	{ "connect -> pass name=a\x01", 1, 23, "control character" },
 	{ "connect -> pass source=nowhere", 1, 24, "bad source address" },
+	{ "bind * -> fdpass /x sender=root", 1, 28, "bad sender" },
+	{ "bind * -> fdpass /x sender=1:", 1, 28, "bad sender" },
+	{ "bind * -> fdpass /x sender=4294967295", 1, 28, "bad sender" },
 	{ "ok\n", 1, 1, "expected a direction" },
 };
 
@@ -362,6 +365,7 @@ static void test_format(void)
 	const char *text = "connect tcp 10.0.0.0/8:80 -> unix /run/%a.sock proxy-v2 netns mode=0600 name=x\n"
 			   "accept udp [2001:db8::/32]:1-2 from 1.2.3.4:5 -> reject ETIMEDOUT rst\n"
 			   "bind * -> systemd web\n"
+			   "bind * -> fdpass /a sender=1000:50\nbind * -> fdpass /b sender=:7\nbind * -> fdpass /c sender=0\n"
 			   "connect any 0.0.0.0/0 -> tcp [::1]:80 source=[::2]:0 fastopen=epipe shut-rd-rdwr\n";
 	struct ruleset *rs = P(text);
 	if (!rs)
@@ -381,6 +385,9 @@ static void test_format(void)
 		same = !strcmp(line, l2);
 	}
 	CHECK(same, "formatted rules parse back to the same rules");
+	CHECK(rs->rule[3].sender_uid == 1000 && rs->rule[3].sender_gid == 50 && rs->rule[4].sender_uid == RULE_NONE &&
+	      rs->rule[4].sender_gid == 7 && rs->rule[5].sender_uid == 0 && rs->rule[0].sender_uid == RULE_NONE,
+	      "sender=UID:GID, :GID, UID; none by default");
 	CHECK(rules_format(rs, &rs->rule[0], line, 10) == -1 && errno == ENOSPC, "format into a small buffer: ENOSPC");
 	rules_free(rs);
 	rules_free(rs2);

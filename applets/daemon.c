@@ -177,10 +177,8 @@ int unix_receiver(const char *path, long mode, int flags)
 		die_sys("unable to create a unix socket");
 	if (fdpass_receiver_setup(s) < 0)
 		die_sys("unable to set SO_PASSCRED");
-	if (bind_unix_path(s, &a.u.un, a.len) < 0)
+	if (bind_unix_path_mode(s, &a.u.un, a.len, mode) < 0)
 		die_sys("unable to bind unix:%s", path);
-	if (mode >= 0 && chmod(path, (mode_t)mode) < 0)
-		die_sys("unable to chmod %s", path);
 	return s;
 }
 

@@ -84,15 +84,13 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	 * by itself what it is (its path), to a program it is passed to before
 	 * listen() (node's cluster workers) or across execve() (in_adopt).
 	 */
-	sockfile_clear(&a.u.un, a.len);	/* a stale file goes, a live one stays */
-	if (REAL(bind)(s, &a.u.sa, a.len) < 0) {
+	/* a stale file goes, a live one stays; never looser than mode=, even for a moment */
+	if (bind_unix_path_mode(s, &a.u.un, a.len, c->mode ? (long)c->mode : -1) < 0) {
 		int e = errno;
 		REAL(close)(s);
 		free(c);
 		return errno = e, -1;
 	}
-	if (c->mode && c->action != ACT_ABSTRACT)
-		chmod(c->path, (mode_t)c->mode);
 	if (sg_swap_in(fd, s, c, 0) < 0) {
 		int e = errno;
 		if (!c->refs)

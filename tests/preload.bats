@@ -769,3 +769,17 @@ accepted on 8092: socket True family 2"
 	run -0 grep -c refused "$T/rx.err"
 	assert_output 2
 }
+
+@test "receiver: mode= is the socket file's mode from the moment bind() makes it (fchmod before bind), under umask 0" {
+	command -v strace >/dev/null || skip "strace not installed"
+	(umask 0; export T; exec strace -f -o "$T/trace" -e trace=bind,chmod,fchmod,fchmodat env LD_PRELOAD="$LIB" \
+		SOCKGATE_RULE="bind tcp 127.0.0.1:8093 -> fdpass $T/m.sock mode=0600" python3 -c '
+import os, socket
+s = socket.socket(); s.bind(("127.0.0.1", 8093)); print("%o" % (os.stat(os.environ["T"] + "/m.sock").st_mode & 0o7777))') >"$T/out" 2>&1
+	run -0 cat "$T/out"
+	assert_output 600
+	run -0 grep -E -o '(fchmod|bind|chmod|fchmodat)\([^)]*(m\.sock|, 0[0-7]+)[^)]*\)' "$T/trace"
+	assert_output --regexp "^fchmod\([0-9]+, 0600\)
+bind\([0-9]+, \{sa_family=AF_UNIX, sun_path=\"$T/m.sock\"\}, [0-9]+\)
+(chmod\(\"$T/m.sock\", 0600\)|fchmodat\(AT_FDCWD, \"$T/m.sock\", 0600\))$"
+}

@@ -144,3 +144,18 @@ import os, stat; print("fd 0 is a socket:", stat.S_ISSOCK(os.fstat(0).st_mode))'
 	assert_equal "$(cat "$T/out2")" "fd 0 is a socket: True"
 	run -100 "$SG" send-fd --any-fd "$T/r2.sock"
 }
+
+@test "send-fd --recv -m: the socket file is never looser than MODE: the socket's own mode is set before bind() makes the file" {
+	command -v strace >/dev/null || skip "strace not installed"
+	(umask 0; exec strace -f -o "$T/trace" -e trace=bind,chmod,fchmod,fchmodat "$SG" send-fd --recv "$T/r.sock" -m 0640 --any-fd -- true) &
+	PIDS+=($!)
+	wait_for_file "$T/r.sock"
+	run -0 stat -c %a "$T/r.sock"
+	assert_output 640
+	"$SG" send-fd "$T/r.sock" </dev/null
+	wait "${PIDS[0]}"
+	run -0 grep -E -o '(fchmod|bind|chmod|fchmodat)\([^)]*\)' "$T/trace"
+	assert_output --regexp "^fchmod\([0-9]+, 0640\)
+bind\([0-9]+, \{sa_family=AF_UNIX, sun_path=\"$T/r.sock\"\}, [0-9]+\)
+(chmod\(\"$T/r.sock\", 0640\)|fchmodat\(AT_FDCWD, \"$T/r.sock\", 0640\))$"
+}

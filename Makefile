@@ -61,7 +61,7 @@ APPLET_LINKS     = $(APPLET_NAMES:%=$(BUILD)/sockgate-%)
 
 DEPS_STAMP = $(BUILD)/.deps-ok
 
-.PHONY: all deps check unit tools fuzz-build fuzz bench demo install uninstall clean lint
+.PHONY: all deps check unit tools fuzz-build fuzz bench soak demo install uninstall clean lint
 all: $(BUILD)/sockgate $(APPLET_LINKS) $(BUILD)/libsockgate.so
 
 # --- dependencies: installed when root on Debian, else named -----------------
@@ -147,6 +147,12 @@ check: all unit tools fuzz-build
 bench: all
 	@tests/deps.sh $(BENCH_PKGS)
 	@for b in tests/bench/*.sh; do BUILD=$(BUILD) bash $$b || exit 1; done
+
+# Not in check: relay and server under load for SOAK_SECONDS (tests/soak.sh).
+SOAK_SECONDS ?= 600
+soak: all tools
+	@tests/deps.sh $(BENCH_PKGS)
+	@SOAK_SECONDS=$(SOAK_SECONDS) BUILD=$(BUILD) tests/soak.sh
 
 demo: all
 	@BUILD=$(BUILD) tests/demo.sh

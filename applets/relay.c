@@ -34,6 +34,7 @@
 #include "fdpass.h"
 #include "file.h"
 #include "proxyv2.h"
+#include "relayconn.h"
 #include "sockfile.h"
 #include "rules.h"
 #include "util.h"
@@ -94,9 +95,8 @@ struct pipebuf {
 
 struct dir {				/* one direction: from one socket to the other */
 	struct pipebuf *p;
-	size_t inpipe;
-	uint64_t bytes;
-	unsigned eof:1, shut:1, rearm:1;
+	struct relaydir s;		/* what was read, written, ended (core/relayconn) */
+	unsigned rearm:1;
 };
 
 struct conn;
@@ -331,17 +331,17 @@ static void conn_end(struct conn *c, int level, const char *fmt, ...)
 		}
 		int64_t d = now - c->start;
 		(level == L_WARN ? warn : info)("%s -> %s: %llu bytes to target, %llu bytes to client, "
-			"%lld.%03llds, %s", cl, dst, (unsigned long long)c->up.bytes,
-			(unsigned long long)c->down.bytes, (long long)(d / 1000), (long long)(d % 1000), why);
+			"%lld.%03llds, %s", cl, dst, (unsigned long long)c->up.s.bytes,
+			(unsigned long long)c->down.s.bytes, (long long)(d / 1000), (long long)(d % 1000), why);
 	}
 	c->dead = 1;
 	close(c->cl.fd);
 	if (c->tg.fd >= 0)
 		close(c->tg.fd);
 	if (c->up.p)
-		pipe_put(c->up.p, c->up.inpipe);
+		pipe_put(c->up.p, c->up.s.inpipe);
 	if (c->down.p)
-		pipe_put(c->down.p, c->down.inpipe);
+		pipe_put(c->down.p, c->down.s.inpipe);
 	free(c->obuf);
 	c->obuf = NULL;
 	/* unlink now, free after the current batch of events */
@@ -385,35 +385,34 @@ static int pump(struct conn *c, struct side *src, struct side *dst, struct dir *
 
 	for (;;) {
 		int progress = 0;
-		if (!d->eof && src->rd && (!d->p || d->inpipe < d->p->cap)) {
+		if (!d->s.eof && src->rd && (!d->p || relaydir_room(&d->s, d->p->cap))) {
 			if (!d->p && !(d->p = pipe_get())) {
 				conn_end(c, L_WARN, "unable to create a pipe: %s", strerror(errno));
 				return -1;
 			}
-			ssize_t n = splice(src->fd, NULL, d->p->wr, NULL, d->p->cap - d->inpipe,
+			ssize_t n = splice(src->fd, NULL, d->p->wr, NULL, relaydir_room(&d->s, d->p->cap),
 					   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (n > 0) {
-				d->inpipe += n;
-				d->bytes += n;
+				relaydir_read(&d->s, (size_t)n);
 				progress = 1;
-				if (d->bytes >= GROW_AFTER && d->p->cap < cfg.pipe_max && !d->p->nogrow)
+				if (d->s.bytes >= GROW_AFTER && d->p->cap < cfg.pipe_max && !d->p->nogrow)
 					pipe_grow(d->p);
 			} else if (n == 0) {
-				d->eof = 1;
+				relaydir_read(&d->s, 0);
 				progress = 1;
 			} else if (errno == EAGAIN) {
 				src->rd = 0;
-				d->rearm = d->inpipe > 0;
+				d->rearm = d->s.inpipe > 0;
 			} else if (errno != EINTR) {
 				side_name_err(c, src, "reading from", errno);
 				return -1;
 			}
 		}
-		if (d->inpipe && dst->wr) {
-			ssize_t n = splice(d->p->rd, NULL, dst->fd, NULL, d->inpipe,
+		if (d->s.inpipe && dst->wr) {
+			ssize_t n = splice(d->p->rd, NULL, dst->fd, NULL, d->s.inpipe,
 					   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (n > 0) {
-				d->inpipe -= n;
+				relaydir_wrote(&d->s, (size_t)n);
 				progress = 1;
 				if (d->rearm) {
 					src->rd = 1;
@@ -426,15 +425,15 @@ static int pump(struct conn *c, struct side *src, struct side *dst, struct dir *
 				return -1;
 			}
 		}
-		if (d->eof && !d->inpipe && !d->shut) {
+		if (relaydir_shut_now(&d->s)) {
 			shutdown(dst->fd, SHUT_WR);
-			d->shut = 1;
+			d->s.shut = 1;
 		}
 		if (!progress)
 			break;
 		moved = 1;
 	}
-	if (d->p && !d->inpipe && (d->eof || !src->rd)) {
+	if (d->p && !d->s.inpipe && (d->s.eof || !src->rd)) {
 		pipe_put(d->p, 0);
 		d->p = NULL;
 	}
@@ -470,7 +469,7 @@ down:
 	if ((r = pump(c, &c->tg, &c->cl, &c->down)) < 0)
 		return;
 	moved |= r;
-	if (c->up.shut && c->down.shut) {
+	if (relayconn_done(&c->up.s, &c->down.s)) {
 		conn_end(c, L_INFO, "done");
 		return;
 	}
@@ -526,39 +525,9 @@ static void conn_connect(struct conn *c)
 /* The header for the target: the real client and the address it asked for. */
 static int build_out(struct conn *c, const struct proxy_hdr *in)
 {
-	struct proxy_hdr h;
 	unsigned char buf[1024];
+	int n = relayconn_build_out(cfg.proxy_out, &c->client, &c->dest, in, buf, sizeof buf);
 
-	memset(&h, 0, sizeof h);
-	h.version = cfg.proxy_out;
-	h.command = PROXY_CMD_PROXY;
-	h.socktype = SOCK_STREAM;
-	if (in) {
-		memcpy(h.authority, in->authority, sizeof h.authority);
-		h.authority_len = in->authority_len;
-		memcpy(h.unique_id, in->unique_id, sizeof h.unique_id);
-		h.unique_id_len = in->unique_id_len;
-		memcpy(h.netns, in->netns, sizeof h.netns);
-		h.netns_len = in->netns_len;
-	}
-	int fs = c->client.u.sa.sa_family, fd = c->dest.u.sa.sa_family;
-	int inet = (fs == AF_INET || fs == AF_INET6) && (fd == AF_INET || fd == AF_INET6);
-	if (inet || (fs == AF_UNIX && fd == AF_UNIX && cfg.proxy_out == 2)) {
-		memcpy(&h.src, &c->client.u.ss, sizeof h.src);
-		h.srclen = c->client.len;
-		memcpy(&h.dst, &c->dest.u.ss, sizeof h.dst);
-		h.dstlen = c->dest.len;
-		if (inet && fs != fd) {
-			if (fs == AF_INET)
-				addr_to_family(&h.src, &h.srclen, AF_INET6);
-			else
-				addr_to_family(&h.dst, &h.dstlen, AF_INET6);
-		}
-	} else {
-		h.src.ss_family = h.dst.ss_family = AF_UNSPEC;
-	}
-	int n = cfg.proxy_out == 1 ? proxyv1_build((char *)buf, sizeof buf, &h)
-				   : proxyv2_build(buf, sizeof buf, &h, in && in->has_crc32c ? PROXYV2_CRC32C : 0);
 	if (n < 0)
 		return -1;
 	if (!(c->obuf = malloc(n)))
@@ -567,62 +536,6 @@ static int build_out(struct conn *c, const struct proxy_hdr *in)
 	c->olen = n;
 	c->ooff = 0;
 	return 0;
-}
-
-/*
- * original mode: where may this connection go? 0 with c->target set, or -1
- * with the reason in why.
- */
-static int route_original(struct conn *c, char *why, size_t size)
-{
-	int f = c->dest.u.sa.sa_family;
-	if (f != AF_INET && f != AF_INET6) {
-		snprintf(why, size, "denied: no IP destination to check (%s)",
-			 f == AF_UNIX ? "a Unix address" : "none given");
-		return -1;
-	}
-	if (!rules) {
-		snprintf(why, size, "denied: no allow rules loaded");
-		return -1;
-	}
-	int pf = c->client.u.sa.sa_family;
-	struct rules_query q = {
-		.dir = RULE_CONNECT, .proto = RULE_TCP, .addr = &c->dest.u.sa,
-		.peer = pf == AF_INET || pf == AF_INET6 ? &c->client.u.sa : NULL,
-	};
-	const struct rule *r = rules_match(rules, &q);
-	if (!r) {
-		snprintf(why, size, "denied: no rule allows it");
-		return -1;
-	}
-	const char *arg = rules_str(rules, r->arg);
-	char path[sizeof c->target.u.un.sun_path];
-	switch (r->action) {
-	case ACT_PASS:
-		c->target = c->dest;
-		return 0;
-	case ACT_TCP:
-		if (arg && addr_parse_inet(arg, &c->target) == 0)
-			return 0;
-		snprintf(why, size, "denied: rule at line %u has a bad address", (unsigned)r->line);
-		return -1;
-	case ACT_UNIX:
-	case ACT_ABSTRACT:
-		if (arg && rules_expand(arg, &c->dest.u.sa, path, sizeof path) >= 0 &&
-		    addr_unix(&c->target, path, r->action == ACT_ABSTRACT) == 0)
-			return 0;
-		snprintf(why, size, "denied: rule at line %u: path does not fit", (unsigned)r->line);
-		return -1;
-	case ACT_REJECT:
-	case ACT_BLACKHOLE:
-		snprintf(why, size, "denied by rule at line %u (%s)", (unsigned)r->line,
-			 rules_action_name(r->action));
-		return -1;
-	default:
-		snprintf(why, size, "denied: rule at line %u: action %s is not one the relay performs",
-			 (unsigned)r->line, rules_action_name(r->action));
-		return -1;
-	}
 }
 
 /* The addresses are known (header read, or none expected): pick and connect. */
@@ -636,7 +549,7 @@ static void conn_start(struct conn *c, const struct proxy_hdr *h)
 	}
 	if (cfg.original) {
 		char why[200];
-		if (route_original(c, why, sizeof why) < 0) {
+		if (relayconn_route(rules, &c->client, &c->dest, &c->target, why, sizeof why) < 0) {
 			conn_end(c, L_WARN, "%s", why);
 			return;
 		}
@@ -676,25 +589,24 @@ static void header_run(struct conn *c)
 			conn_end(c, L_INFO, "client closed without sending anything");
 			return;
 		}
-		memset(&h, 0, sizeof h);
-		int r = proxyv2_parse(hdrbuf, (size_t)k, &h, &n);
-		if (r < 0) {
+		int r = relayconn_header(hdrbuf, (size_t)k, c->cl.hup, sizeof hdrbuf, &h, &n);
+		if (r == RC_HDR_BAD) {
 			char hex[3 * 8 + 1] = "";
 			for (int i = 0; i < 8 && i < k; i++)
 				snprintf(hex + 3 * i, 4, " %02x", hdrbuf[i]);
 			conn_end(c, L_WARN, "bad PROXY header: neither v1 nor v2, or malformed (starts with%s)", hex);
 			return;
 		}
-		if (r == PROXY_NEED) {
-			if ((size_t)k + n > sizeof hdrbuf) {
-				conn_end(c, L_WARN, "bad PROXY header: longer than %d bytes", HEADER_MAX);
-				return;
-			}
-			/* a peek never shows the end of file behind data: RDHUP does */
-			if (c->cl.hup) {
-				conn_end(c, L_WARN, "client closed before a complete PROXY header");
-				return;
-			}
+		if (r == RC_HDR_TOOLONG) {
+			conn_end(c, L_WARN, "bad PROXY header: longer than %d bytes", HEADER_MAX);
+			return;
+		}
+		/* a peek never shows the end of file behind data: RDHUP does */
+		if (r == RC_HDR_TRUNCATED) {
+			conn_end(c, L_WARN, "client closed before a complete PROXY header");
+			return;
+		}
+		if (r == RC_HDR_NEED) {
 			/* wait for more; the next edge wakes us */
 			c->cl.rd = 0;
 			return;
@@ -713,19 +625,9 @@ static void header_run(struct conn *c)
 		}
 		got += k;
 	}
-	if (h.command == PROXY_CMD_PROXY && h.src.ss_family != AF_UNSPEC) {
-		memcpy(&c->client.u.ss, &h.src, sizeof h.src);
-		c->client.len = h.srclen;
-		memcpy(&c->dest.u.ss, &h.dst, sizeof h.dst);
-		c->dest.len = h.dstlen;
-		if (cfg.original && h.socktype == SOCK_DGRAM) {
-			conn_end(c, L_WARN, "denied: the header names a UDP destination");
-			return;
-		}
-	} else if (cfg.original) {
-		c->dest.len = 0;
-		conn_end(c, L_WARN, "denied: the PROXY header carries no destination (%s)",
-			 h.command == PROXY_CMD_LOCAL ? "LOCAL" : "UNSPEC");
+	char why[200];
+	if (relayconn_addresses(&h, cfg.original, &c->client, &c->dest, why, sizeof why) < 0) {
+		conn_end(c, L_WARN, "%s", why);
 		return;
 	}
 	c->cl.rd = 1;

@@ -126,26 +126,6 @@ static int prefix_clean(const uint8_t a[16], unsigned plen)
 	return 1;
 }
 
-static int str_same(const struct ruleset *a, uint32_t x, const struct ruleset *b, uint32_t y)
-{
-	const char *s = rules_str(a, x), *t = rules_str(b, y);
-	return s && t ? !strcmp(s, t) : s == t;
-}
-
-/* Same meaning, field by field (struct padding is not compared). */
-static int rule_same(const struct ruleset *ra, const struct rule *a, const struct ruleset *rb, const struct rule *b)
-{
-	return a->dir == b->dir && a->proto == b->proto && a->action == b->action &&
-	       a->addr.plen == b->addr.plen && !memcmp(a->addr.addr, b->addr.addr, 16) &&
-	       a->peer.plen == b->peer.plen && !memcmp(a->peer.addr, b->peer.addr, 16) &&
-	       a->port_lo == b->port_lo && a->port_hi == b->port_hi &&
-	       a->pport_lo == b->pport_lo && a->pport_hi == b->pport_hi &&
-	       a->flags == b->flags && a->mode == b->mode && a->err == b->err &&
-	       a->sender_uid == b->sender_uid && a->sender_gid == b->sender_gid &&
-	       str_same(ra, a->arg, rb, b->arg) && str_same(ra, a->name, rb, b->name) &&
-	       str_same(ra, a->source, rb, b->source);
-}
-
 #define KNOWN_FLAGS (RULE_F_PROXY_V2 | RULE_F_PROXY_V1 | RULE_F_NETNS | RULE_F_CRC32C | \
 		     RULE_F_FASTOPEN_EPIPE | RULE_F_RST | RULE_F_IP4 | RULE_F_IP6 | RULE_F_SHUT_RD_RDWR)
 
@@ -237,8 +217,8 @@ struct ruleset *rulebin_load(const void *buf, size_t len, struct rules_error *er
 		struct rules_error e2 = { .msg = "too long" };
 		struct ruleset *one = NULL;
 		int ok = rules_format(rs, r, text, sizeof text) >= 0 &&
-			 (one = rules_parse(text, strlen(text), &e2)) != NULL && one->n == 1 &&
-			 rule_same(one, &one->rule[0], rs, r);
+			 (one = rules_parse_unindexed(text, strlen(text), &e2)) != NULL && one->n == 1 &&
+			 rules_same(one, &one->rule[0], rs, r);
 		if (!ok) {
 			rules_free(rs);
 			reject(err, i + 1, "compiled rules: rule %u does not check: %s", i + 1,

@@ -25,7 +25,7 @@ struct pool {
 static uint32_t pool_add(struct pool *p, const char *s, size_t n)
 {
 	if (p->len + n + 1 > p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 256;
+		size_t cap = p->cap ? p->cap * 2 : 64;
 		while (cap < p->len + n + 1)
 			cap *= 2;
 		char *b = realloc(p->buf, cap);
@@ -535,7 +535,7 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 				   r.action == ACT_TCP || r.action == ACT_NAT64))
 		goto nomem;
 	if (p->n == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 16;
+		size_t cap = p->cap ? p->cap * 2 : 2;
 		struct rule *nr = realloc(p->rule, cap * sizeof *nr);
 		if (!nr)
 			goto nomem;
@@ -554,7 +554,7 @@ nomem:
 	return -1;
 }
 
-struct ruleset *rules_parse(const char *buf, size_t len, struct rules_error *err)
+static struct ruleset *parse(const char *buf, size_t len, struct rules_error *err, int index)
 {
 	struct parser p = { .err = err, .line = 1 };
 	struct tok tk[MAXTOK];
@@ -608,7 +608,7 @@ struct ruleset *rules_parse(const char *buf, size_t len, struct rules_error *err
 	rs->n = p.n;
 	rs->str = p.pool.buf;
 	rs->strlen = p.pool.len;
-	if (rules_index(rs)) {
+	if (index && rules_index(rs)) {
 		rules_free(rs);
 		goto nomem_nofree;
 	}
@@ -627,6 +627,35 @@ fail:
 	free(p.rule);
 	free(p.pool.buf);
 	return NULL;
+}
+
+struct ruleset *rules_parse(const char *buf, size_t len, struct rules_error *err)
+{
+	return parse(buf, len, err, 1);
+}
+
+struct ruleset *rules_parse_unindexed(const char *buf, size_t len, struct rules_error *err)
+{
+	return parse(buf, len, err, 0);
+}
+
+static int str_same(const struct ruleset *a, uint32_t x, const struct ruleset *b, uint32_t y)
+{
+	const char *s = rules_str(a, x), *t = rules_str(b, y);
+	return s && t ? !strcmp(s, t) : s == t;
+}
+
+int rules_same(const struct ruleset *ra, const struct rule *a, const struct ruleset *rb, const struct rule *b)
+{
+	return a->dir == b->dir && a->proto == b->proto && a->action == b->action &&
+	       a->addr.plen == b->addr.plen && !memcmp(a->addr.addr, b->addr.addr, 16) &&
+	       a->peer.plen == b->peer.plen && !memcmp(a->peer.addr, b->peer.addr, 16) &&
+	       a->port_lo == b->port_lo && a->port_hi == b->port_hi &&
+	       a->pport_lo == b->pport_lo && a->pport_hi == b->pport_hi &&
+	       a->flags == b->flags && a->mode == b->mode && a->err == b->err &&
+	       a->sender_uid == b->sender_uid && a->sender_gid == b->sender_gid &&
+	       str_same(ra, a->arg, rb, b->arg) && str_same(ra, a->name, rb, b->name) &&
+	       str_same(ra, a->source, rb, b->source);
 }
 
 const char *rules_str(const struct ruleset *rs, uint32_t off)

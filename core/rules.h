@@ -98,6 +98,14 @@ struct rules_error {
  */
 struct ruleset *rules_parse(const char *buf, size_t len, struct rules_error *err);
 
+/*
+ * The same without the lookup index (rules_match() finds nothing in the
+ * result until rules_index() is called): for checks that only read the
+ * rules, such as reading one formatted rule back. Building the index costs
+ * more than parsing a short text.
+ */
+struct ruleset *rules_parse_unindexed(const char *buf, size_t len, struct rules_error *err);
+
 /* Build (or rebuild) the lookup index; 0 or -1 with ENOMEM. */
 int rules_index(struct ruleset *rs);
 
@@ -125,6 +133,12 @@ int rules_expand(const char *tmpl, const struct sockaddr *sa, char *buf, size_t 
 
 /* Write one rule back as text that parses to the same rule; length or -1. */
 int rules_format(const struct ruleset *rs, const struct rule *r, char *buf, size_t size);
+
+/*
+ * Do two rules mean the same, field by field (strings by content, the
+ * source line and struct padding not compared)? 1 or 0.
+ */
+int rules_same(const struct ruleset *ra, const struct rule *a, const struct ruleset *rb, const struct rule *b);
 
 /* Names used in text and messages. */
 const char *rules_action_name(int action);

@@ -7,6 +7,7 @@
 #define SOCKGATE_UNIT_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int unit_n, unit_failed;
@@ -39,6 +40,21 @@ __attribute__((constructor)) static void unit_init(void)
 	CHECK(eq_, __VA_ARGS__); \
 	if (!eq_) \
 		printf("#   got  '%s'\n#   want '%s'\n", g_ ? g_ : "(null)", w_ ? w_ : "(null)"); \
+} while (0)
+
+/*
+ * A check the rest of the binary depends on: when it fails, the binary
+ * stops with "Bail out!" and no plan, so the checks it would have skipped
+ * count as a failure of the whole run (tests/run.sh) instead of vanishing
+ * from a shorter plan.
+ */
+#define REQUIRE(cond, ...) do { \
+	int unit_req_ = !!(cond); \
+	CHECK(unit_req_, __VA_ARGS__); \
+	if (!unit_req_) { \
+		printf("Bail out! a required check failed; the rest did not run\n"); \
+		exit(1); \
+	} \
 } while (0)
 
 static inline int unit_done(void)

@@ -31,10 +31,12 @@
 #include <sys/un.h>
 
 #include "addr.h"
+#include "dns.h"
 #include "fdpass.h"
 #include "file.h"
 #include "proxyv2.h"
 #include "relayconn.h"
+#include "resolver.h"
 #include "sockfile.h"
 #include "rules.h"
 #include "util.h"
@@ -44,9 +46,10 @@ static const char usage[] =
 	"       [--proxy-out v1 | v2] [-c MAXCONNS] [--connect-timeout TIME] [--idle-timeout TIME]\n"
 	"       [--header-timeout TIME] [--grace TIME] [--reuseport] [--backlog N]\n"
 	"       [--pipe-size BYTES] [--ready-fd FD] [-u USER] [-g GROUP]\n"
-	"       [-G GROUP,... | -k] [--chroot DIR] TARGET";
+	"       [-G GROUP,... | -k] [--chroot DIR] [--dns-server ADDR:PORT]\n"
+	"       [--resolve-timeout TIME] TARGET";
 
-enum { K_LISTEN = 1, K_FDPASS, K_CLIENT, K_TARGET, K_SIGNAL };
+enum { K_LISTEN = 1, K_FDPASS, K_CLIENT, K_TARGET, K_SIGNAL, K_RESOLVE, K_DNS };
 enum { ST_HEADER = 1, ST_CONNECTING, ST_RETRY, ST_RELAY };
 enum { L_INFO, L_WARN };
 
@@ -55,6 +58,14 @@ enum { L_INFO, L_WARN };
 #define POOL_GROWN_MAX 16	/* of them, at most this many keep a grown size */
 #define GROW_AFTER (256 * 1024)	/* a direction that moved this much is bulk */
 #define ACCEPT_BATCH 64
+/*
+ * What one connection may hold at once: the client, the target, and a pipe
+ * (two fds) each way. The relay accepts only while that many are free for
+ * every connection it holds, so an accepted client is never dropped for
+ * want of an fd: at the limit the rest wait in the listen backlog.
+ */
+#define FDS_PER_CONN 6
+#define FD_MARGIN 8		/* a rules file re-read, a log line, a readiness fd */
 
 static struct {
 	int verbose;
@@ -67,12 +78,15 @@ static struct {
 	unsigned pipe_max;
 	int ready_fd;
 	struct privs privs;
+	struct resolver_opts res;
+	int resolver;			/* a resolve: or dns: listener */
 	int original;			/* target "original" */
 	struct sg_addr target;
 	char target_name[ADDR_STRLEN + 8];
 } cfg = {
 	.connect_ms = 10000, .header_ms = 5000, .grace_ms = 30000,
 	.backlog = 4096, .ready_fd = -1,
+	.res = { .timeout_ms = 3000, .host_ttl = 30, .min_keep = 10 },
 	/* the kernel's default pipe-max-size: 512 KiB pipes cost ~20% more CPU per byte */
 	.pipe_max = 1024 * 1024,
 };
@@ -115,6 +129,7 @@ struct conn {
 	unsigned char *obuf;		/* PROXY header still to send to the target */
 	size_t olen, ooff;
 	struct sg_addr client, dest, target;
+	char *host;			/* the name a name rule allowed the destination by */
 	pid_t cpid;			/* Unix clients: SO_PEERCRED at -v */
 	uid_t cuid;
 	struct conn *prev, *next;
@@ -129,6 +144,7 @@ static long nconns;
 static int max_paused, stopping, chrooted;
 static struct pipebuf *pool;
 static int npool, npool_grown;	/* pipes in the pool; of them grown */
+static long fd_room = LONG_MAX;	/* fds for connections and pooled pipes */
 static struct ruleset *rules;
 static struct { int kind; int fd; } sigobj = { K_SIGNAL, -1 };
 static unsigned char hdrbuf[HEADER_MAX];
@@ -207,7 +223,7 @@ static void pipe_free(struct pipebuf *p)
  */
 static void pipe_put(struct pipebuf *p, size_t inpipe)
 {
-	if (inpipe || npool >= POOL_MAX) {
+	if (inpipe || npool >= POOL_MAX || FDS_PER_CONN * nconns + 2 * (npool + 1) > fd_room) {
 		pipe_free(p);
 		return;
 	}
@@ -284,6 +300,21 @@ static void listeners_pause(int on)
 	}
 }
 
+/* Listen again after a pause, unless stopping, backing off, or still at -c or the fd room. */
+static void accept_again(void)
+{
+	if (stopping || accept_resume)
+		return;
+	if (max_paused) {
+		if ((cfg.max_conns && nconns >= cfg.max_conns) || FDS_PER_CONN * (nconns + 1) > fd_room)
+			return;
+		max_paused = 0;
+		if (cfg.verbose)
+			info("accepting again (%ld connections)", nconns);
+	}
+	listeners_pause(0);
+}
+
 /* --- connections ---------------------------------------------------------- */
 
 static void fmt_client(const struct conn *c, char *buf, size_t size)
@@ -330,9 +361,17 @@ static void conn_end(struct conn *c, int level, const char *fmt, ...)
 			fmt_addr(&c->dest, ds, sizeof ds);
 		}
 		int64_t d = now - c->start;
+		char lost[160] = "";
+		if (c->up.s.inpipe || c->down.s.inpipe)
+			snprintf(lost, sizeof lost, " (discarded, read but not delivered: %zu bytes to target, %zu to client)",
+				 c->up.s.inpipe, c->down.s.inpipe);
+		if (c->host) {
+			size_t l = strlen(ds);
+			snprintf(ds + l, sizeof ds - l, " (%s)", c->host);
+		}
 		(level == L_WARN ? warn : info)("%s -> %s: %llu bytes to target, %llu bytes to client, "
-			"%lld.%03llds, %s", cl, dst, (unsigned long long)c->up.s.bytes,
-			(unsigned long long)c->down.s.bytes, (long long)(d / 1000), (long long)(d % 1000), why);
+			"%lld.%03llds, %s%s", cl, dst, (unsigned long long)c->up.s.sent,
+			(unsigned long long)c->down.s.sent, (long long)(d / 1000), (long long)(d % 1000), why, lost);
 	}
 	c->dead = 1;
 	close(c->cl.fd);
@@ -344,6 +383,8 @@ static void conn_end(struct conn *c, int level, const char *fmt, ...)
 		pipe_put(c->down.p, c->down.s.inpipe);
 	free(c->obuf);
 	c->obuf = NULL;
+	free(c->host);
+	c->host = NULL;
 	/* unlink now, free after the current batch of events */
 	if (c->prev)
 		c->prev->next = c->next;
@@ -354,10 +395,8 @@ static void conn_end(struct conn *c, int level, const char *fmt, ...)
 	c->next = zombies;
 	zombies = c;
 	nconns--;
-	if (max_paused && !stopping && nconns < cfg.max_conns && !accept_resume) {
-		listeners_pause(0);
-		max_paused = 0;
-	}
+	if (max_paused)
+		accept_again();
 	if (nconns == 0)
 		pool_drain();
 }
@@ -538,6 +577,55 @@ static int build_out(struct conn *c, const struct proxy_hdr *in)
 	return 0;
 }
 
+/*
+ * Name rules: the destination must be an address that this relay's own
+ * resolver returned for a name the pattern allows, still within that
+ * answer's lifetime; what the client says (an AUTHORITY TLV) only narrows
+ * it down, never widens it.
+ */
+struct hostq {
+	uint8_t a16[16];
+	const char *authority;		/* NULL when the header has none */
+	char name[DNS_NAME_MAX];
+};
+
+static int host_ok(void *ctx, const char *pattern)
+{
+	struct hostq *h = ctx;
+	return resolver_known(h->a16, pattern, h->authority, h->name, sizeof h->name);
+}
+
+/*
+ * original mode: where may this connection go? 0 with c->target set, or -1
+ * with the reason in why.
+ */
+static int route_original(struct conn *c, const struct proxy_hdr *ph, char *why, size_t size)
+{
+	struct hostq hq = { .authority = ph && ph->authority_len ? ph->authority : NULL };
+	const struct rule *r;
+	if (c->dest.len)
+		addr_to16(&c->dest.u.sa, hq.a16);
+	if (relayconn_route(rules, &c->client, &c->dest, host_ok, &hq, &r, &c->target, why, size) < 0) {
+		char seen[DNS_NAME_MAX];
+		if (r || !rules || (c->dest.u.sa.sa_family != AF_INET && c->dest.u.sa.sa_family != AF_INET6))
+			return -1;
+		/* no rule: say what the AUTHORITY TLV claimed, and what this relay knows */
+		if (hq.authority && resolver_seen(hq.a16, seen, sizeof seen) &&
+		    !resolver_known(hq.a16, "*", hq.authority, seen, sizeof seen))
+			snprintf(why, size, "denied: the AUTHORITY TLV names %.100s, which this relay did not resolve "
+				 "to that address (it did for %.100s)", hq.authority, seen);
+		else if (hq.authority && !resolver_seen(hq.a16, seen, sizeof seen))
+			snprintf(why, size, "denied: no rule allows it (AUTHORITY %.100s; this relay resolved no "
+				 "name to that address)", hq.authority);
+		return -1;
+	}
+	if (r->host != RULE_NONE && !(c->host = strdup(hq.name))) {
+		snprintf(why, size, "denied: out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 /* The addresses are known (header read, or none expected): pick and connect. */
 static void conn_start(struct conn *c, const struct proxy_hdr *h)
 {
@@ -548,8 +636,8 @@ static void conn_start(struct conn *c, const struct proxy_hdr *h)
 		addr_unmap(&c->dest.u.ss, &c->dest.len);
 	}
 	if (cfg.original) {
-		char why[200];
-		if (relayconn_route(rules, &c->client, &c->dest, &c->target, why, sizeof why) < 0) {
+		char why[512];
+		if (route_original(c, h, why, sizeof why) < 0) {
 			conn_end(c, L_WARN, "%s", why);
 			return;
 		}
@@ -711,15 +799,48 @@ static void conn_new(struct lsn *l, int fd, const struct sg_addr *peer, const st
 
 /* --- listeners ------------------------------------------------------------ */
 
-static int at_max(void)
+/*
+ * Whether need more connections would pass -c or the fd room; if so, stop
+ * accepting (the rest wait in the kernel's backlog). Pooled pipes give way
+ * to connections first.
+ */
+static int at_max(long need)
 {
-	if (cfg.max_conns && nconns >= cfg.max_conns) {
-		/* the rest wait in the kernel's backlog */
+	while (pool && FDS_PER_CONN * (nconns + need) + 2 * npool > fd_room) {
+		struct pipebuf *p = pool;
+		pool = p->next;
+		npool--;
+		if (p->cap > p->base)
+			npool_grown--;
+		pipe_free(p);
+	}
+	if ((cfg.max_conns && nconns + need > cfg.max_conns) || FDS_PER_CONN * (nconns + need) > fd_room) {
+		if (!max_paused)
+			info("holding %ld connections, as many as %s allows: the rest wait to be accepted", nconns,
+			     cfg.max_conns && nconns + need > cfg.max_conns ? "-c" : "the fd limit");
 		listeners_pause(1);
 		max_paused = 1;
 		return 1;
 	}
 	return 0;
+}
+
+/* The fds left for connections once the relay's own (listeners, epoll, signals) are open. */
+static void fd_room_set(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return;
+	long open_now = 0;
+	for (int fd = 0; fd < (int)rl.rlim_cur && fd < 65536; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			open_now++;
+	fd_room = (long)rl.rlim_cur - open_now - FD_MARGIN;
+	if (fd_room < FDS_PER_CONN * (long)FDPASS_MAXFDS)
+		warn("the fd limit (%llu) leaves room for %ld connections at once", (unsigned long long)rl.rlim_cur,
+		     fd_room > 0 ? fd_room / FDS_PER_CONN : 0);
+	if (fd_room < FDS_PER_CONN)
+		fd_room = FDS_PER_CONN;	/* one at a time, rather than none */
 }
 
 static void accept_pause(const char *name)
@@ -731,7 +852,7 @@ static void accept_pause(const char *name)
 
 static void accept_some(struct lsn *l)
 {
-	for (int i = 0; i < ACCEPT_BATCH && !at_max(); i++) {
+	for (int i = 0; i < ACCEPT_BATCH && !at_max(1); i++) {
 		struct sg_addr peer;
 		peer.len = sizeof peer.u;
 		int fd = accept4(l->fd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -789,7 +910,8 @@ static void take_passed(struct lsn *l, int fd, const struct fdpass_meta *m)
 
 static void recv_some(struct lsn *l)
 {
-	for (int i = 0; i < ACCEPT_BATCH && !at_max(); i++) {
+	/* one message may carry FDPASS_MAXFDS connections */
+	for (int i = 0; i < ACCEPT_BATCH && !at_max(FDPASS_MAXFDS); i++) {
 		int fds[FDPASS_MAXFDS];
 		size_t nfds = FDPASS_MAXFDS;
 		unsigned char buf[FDPASS_META_MAXLEN];
@@ -884,7 +1006,7 @@ static void listen_tcp(const char *spec, const char *a, const struct lopts *o)
 static void listen_unix(const char *spec, const char *a, const struct lopts *o, int kind)
 {
 	struct sg_addr sa;
-	int type = kind == K_FDPASS ? SOCK_DGRAM : SOCK_STREAM;
+	int type = kind == K_FDPASS || kind == K_DNS ? SOCK_DGRAM : SOCK_STREAM;
 
 	if (addr_parse(a, &sa) < 0 || sa.u.sa.sa_family != AF_UNIX)
 		die(EX_BADINPUT, "bad listener %s: %s", spec, errno ? strerror(errno) : "not a Unix address");
@@ -911,7 +1033,8 @@ static void listen_unix(const char *spec, const char *a, const struct lopts *o, 
 		die_sys("unable to listen on %s", spec);
 	char name[ADDR_STRLEN + 16], an[ADDR_STRLEN];
 	fmt_addr(&sa, an, sizeof an);
-	snprintf(name, sizeof name, "%s%s", kind == K_FDPASS ? "fdpass:" : "", kind == K_FDPASS ? an + 5 : an);
+	const char *pre = kind == K_FDPASS ? "fdpass:" : kind == K_RESOLVE ? "resolve:" : kind == K_DNS ? "dns:" : "";
+	snprintf(name, sizeof name, "%s%s", pre, kind == K_FDPASS ? an + 5 : an);
 	lsn_add(kind, fd, name, abstract ? NULL : sa.u.un.sun_path);
 }
 
@@ -1038,6 +1161,13 @@ static void listen_spec(const char *spec)
 		char a[ADDR_STRLEN + 8];
 		snprintf(a, sizeof a, "%s%s", strncmp(s + 7, "unix:", 5) ? "unix:" : "", s + 7);
 		listen_unix(spec, a, &o, K_FDPASS);
+	} else if (!strncmp(s, "resolve:", 8) || !strncmp(s, "dns:", 4)) {
+		int res = s[0] == 'r';
+		const char *u = s + (res ? 8 : 4);
+		char a[ADDR_STRLEN + 8];
+		snprintf(a, sizeof a, "%s%s", strncmp(u, "unix:", 5) ? "unix:" : "", u);
+		listen_unix(spec, a, &o, res ? K_RESOLVE : K_DNS);
+		cfg.resolver = 1;
 	} else if (!strncmp(s, "fd:", 3))
 		listen_fd((int)num_arg(s + 3, 0, INT_MAX, "listener fd"), s);
 	else if (!strcmp(s, "systemd"))
@@ -1046,7 +1176,7 @@ static void listen_spec(const char *spec)
 		listen_systemd(s + 8);
 	else
 		die(EX_BADINPUT, "unknown listener %s (tcp:ADDR:PORT, unix:PATH, unix:@NAME, fd:N, systemd[:NAME], "
-		    "fdpass:PATH)", spec);
+		    "fdpass:PATH, resolve:PATH, dns:PATH)", spec);
 	free(s);
 }
 
@@ -1062,11 +1192,41 @@ static void listeners_close(void)
 		struct lsn *l = lsns;
 		lsns = l->next;
 		close(l->fd);
-		if (l->unlink_path && !chrooted)
-			unlink(l->unlink_path);
+		if (l->unlink_path && !chrooted && unlink(l->unlink_path) < 0 && errno != ENOENT)
+			warn_sys("unable to remove %s", l->unlink_path);
 		l->kind = 0;
 		l->next = closed_lsns;
 		closed_lsns = l;
+	}
+}
+
+/*
+ * After dropping privileges: a socket file in a directory the relay can no
+ * longer write to cannot be removed at stop. Say so now, not only then.
+ */
+static void socket_files_check(void)
+{
+	for (struct lsn *l = lsns; l && !chrooted; l = l->next) {
+		if (!l->unlink_path)
+			continue;
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof dir, "%s", l->unlink_path);
+		char *slash = strrchr(dir, '/');
+		if (slash == dir)
+			slash[1] = 0;
+		else if (slash)
+			*slash = 0;
+		else
+			snprintf(dir, sizeof dir, ".");
+		struct stat ds, fs;
+		uid_t me = geteuid();
+		if (access(dir, W_OK | X_OK) < 0)
+			warn("%s will be left at stop: its directory %s is not writable by the user the relay runs as",
+			     l->unlink_path, dir);
+		else if (stat(dir, &ds) == 0 && (ds.st_mode & S_ISVTX) && ds.st_uid != me &&
+			 lstat(l->unlink_path, &fs) == 0 && fs.st_uid != me)
+			warn("%s will be left at stop: its directory %s is sticky and the file is not the relay's user's",
+			     l->unlink_path, dir);
 	}
 }
 
@@ -1080,6 +1240,7 @@ static void free_all(void)
 		free(l);
 	}
 	pool_drain();
+	resolver_free();
 	rules_free(rules);
 	rules = NULL;
 	free(cfg.rules_inline);
@@ -1145,6 +1306,7 @@ static void on_signal(void)
 				if (rs) {
 					rules_free(rules);
 					rules = rs;
+					resolver_rules(rules);
 					info("reloaded the rules (%zu)", rs->n);
 				}
 			}
@@ -1205,6 +1367,8 @@ static int loop(void)
 			wake = accept_resume;
 		if (stopping && grace_deadline < wake)
 			wake = grace_deadline;
+		if (cfg.resolver && resolver_wake() < wake)
+			wake = resolver_wake();
 		int timeout = wake == INT64_MAX ? -1 : wake <= now ? 0 : wake - now > INT_MAX ? INT_MAX : (int)(wake - now);
 		int n = epoll_wait(ep, evs, sizeof evs / sizeof evs[0], timeout);
 		if (n < 0 && errno != EINTR)
@@ -1222,6 +1386,17 @@ static int loop(void)
 				break;
 			case K_SIGNAL:
 				on_signal();
+				break;
+			case K_RESOLVE:
+				resolver_accept(((struct lsn *)evs[i].data.ptr)->fd, ((struct lsn *)evs[i].data.ptr)->name);
+				break;
+			case K_DNS:
+				resolver_dgram(((struct lsn *)evs[i].data.ptr)->fd, ((struct lsn *)evs[i].data.ptr)->name);
+				break;
+			case K_RES_CLIENT:
+			case K_RES_UPSTREAM:
+			case K_RES_DONE:
+				resolver_event(evs[i].data.ptr, e);
 				break;
 			case 0:		/* a listener closed earlier in this batch */
 				break;
@@ -1241,10 +1416,11 @@ static int loop(void)
 		}
 		if (now >= next_wake)
 			sweep();
+		if (cfg.resolver && now >= resolver_wake())
+			resolver_sweep(now);
 		if (accept_resume && now >= accept_resume) {
 			accept_resume = 0;
-			if (!stopping && !(cfg.max_conns && nconns >= cfg.max_conns))
-				listeners_pause(0);
+			accept_again();
 		}
 		if (stopping && nconns && now >= grace_deadline)
 			end_all("relay stopped (grace time over)");
@@ -1284,6 +1460,8 @@ int relay_main(int argc, char **argv)
 		{ "keep-groups", no_argument, 0, 'k' },
 		{ "chroot", required_argument, 0, 'X' },
 		{ "verbose", no_argument, 0, 'v' },
+		{ "dns-server", required_argument, 0, 'N' },
+		{ "resolve-timeout", required_argument, 0, 'W' },
 		{ 0 }
 	};
 	const char **lspecs = calloc(argc + 1, sizeof *lspecs);
@@ -1331,6 +1509,8 @@ int relay_main(int argc, char **argv)
 		case 'k': cfg.privs.keepgroups = 1; break;
 		case 'X': cfg.privs.chroot = optarg; break;
 		case 'v': cfg.verbose = verbose = 1; break;
+		case 'N': cfg.res.server = optarg; break;
+		case 'W': cfg.res.timeout_ms = dur_arg(optarg, "--resolve-timeout"); break;
 		default: usage_die(usage);
 		}
 	}
@@ -1370,12 +1550,19 @@ int relay_main(int argc, char **argv)
 	free(lspecs);
 
 	chrooted = privs_drop(&cfg.privs);
+	socket_files_check();
 
 	signal(SIGPIPE, SIG_IGN);
 	sigobj.fd = signals_fd(0, NULL);
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		die_sys("unable to create an epoll instance");
 	ep_add(sigobj.fd, &sigobj, EPOLLIN);
+	if (cfg.resolver) {
+		resolver_setup(ep, &cfg.res);
+		resolver_rules(rules);
+	} else if (cfg.res.server) {
+		die(EX_USAGE, "--dns-server needs a resolve: or dns: listener");
+	}
 	for (struct lsn *l = lsns; l; l = l->next) {
 		ep_add(l->fd, l, EPOLLIN);
 		info("listening on %s", l->name);
@@ -1384,6 +1571,7 @@ int relay_main(int argc, char **argv)
 		char tn[ADDR_STRLEN];
 		info("forwarding to %s", fmt_addr(&cfg.target, tn, sizeof tn));
 	}
+	fd_room_set();
 	now = mono_ms();
 	notify_ready(cfg.ready_fd);
 	return loop();

@@ -76,6 +76,13 @@ int proxyv2_build(void *buf, size_t size, const struct proxy_hdr *h, unsigned op
 /* Build a v1 line ("PROXY TCP4 ..." or "PROXY UNKNOWN\r\n"); as above. */
 int proxyv1_build(char *buf, size_t size, const struct proxy_hdr *h);
 
+/*
+ * Fill h's NETNS TLV (section 2.2.8) with the network namespace of this
+ * process, as /proc/self/ns/net names it ("net:[4026531992]"). 0, or -1
+ * with errno (left empty).
+ */
+int proxyv2_set_netns(struct proxy_hdr *h);
+
 /* CRC32C (Castagnoli), as the CRC32C TLV uses. */
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
 

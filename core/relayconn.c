@@ -48,15 +48,17 @@ int relayconn_addresses(const struct proxy_hdr *h, int original, struct sg_addr 
 	if (original) {
 		dest->len = 0;
 		snprintf(why, size, "denied: the PROXY header carries no destination (%s)",
-			 h->command == PROXY_CMD_LOCAL ? "LOCAL" : "UNSPEC");
+			 h->command == PROXY_CMD_LOCAL ? "LOCAL" : h->version == 1 ? "PROXY UNKNOWN" : "family UNSPEC");
 		return -1;
 	}
 	return 0;
 }
 
 int relayconn_route(const struct ruleset *rules, const struct sg_addr *client, const struct sg_addr *dest,
+		    int (*host_ok)(void *ctx, const char *pattern), void *ctx, const struct rule **matched,
 		    struct sg_addr *target, char *why, size_t size)
 {
+	*matched = NULL;
 	int f = dest->len ? dest->u.sa.sa_family : AF_UNSPEC;
 	if (f != AF_INET && f != AF_INET6) {
 		snprintf(why, size, "denied: no IP destination to check (%s)",
@@ -71,8 +73,10 @@ int relayconn_route(const struct ruleset *rules, const struct sg_addr *client, c
 	struct rules_query q = {
 		.dir = RULE_CONNECT, .proto = RULE_TCP, .addr = &dest->u.sa,
 		.peer = pf == AF_INET || pf == AF_INET6 ? &client->u.sa : NULL,
+		.host_ok = host_ok, .ctx = ctx,
 	};
 	const struct rule *r = rules_match(rules, &q);
+	*matched = r;
 	if (!r) {
 		snprintf(why, size, "denied: no rule allows it");
 		return -1;

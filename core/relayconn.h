@@ -50,6 +50,7 @@ int relayconn_addresses(const struct proxy_hdr *h, int original, struct sg_addr 
  * (NULL: none loaded)? 0 with *target set, or -1 with the reason in why.
  */
 int relayconn_route(const struct ruleset *rules, const struct sg_addr *client, const struct sg_addr *dest,
+		    int (*host_ok)(void *ctx, const char *pattern), void *ctx, const struct rule **matched,
 		    struct sg_addr *target, char *why, size_t size);
 
 /*
@@ -63,8 +64,8 @@ int relayconn_build_out(int version, const struct sg_addr *client, const struct 
 /* One direction of a relayed connection: from one socket to the other. */
 struct relaydir {
 	size_t inpipe;		/* read and not written yet */
-	uint64_t bytes;		/* read from the source */
-	uint64_t sent;		/* written to the destination */
+	uint64_t bytes;		/* read from the source (pipes grow by it) */
+	uint64_t sent;		/* written to the destination: what the log counts */
 	unsigned eof:1;		/* the source ended */
 	unsigned shut:1;	/* the destination's write side is shut down */
 };

@@ -50,6 +50,11 @@ static int rejected(const void *b, size_t len, const char *want)
 	return errno == EINVAL;
 }
 
+static int rejects(const void *b, size_t len)
+{
+	return rejected(b, len, NULL);
+}
+
 int main(void)
 {
 	struct rules_error e;
@@ -75,7 +80,7 @@ int main(void)
 	CHECK(same, "every rule reads back the same");
 	struct sg_addr d;
 	addr_parse("10.9.9.9:80", &d);
-	struct rules_query q = { RULE_CONNECT, RULE_TCP, &d.u.sa, NULL };
+	struct rules_query q = { RULE_CONNECT, RULE_TCP, &d.u.sa, NULL, NULL, NULL };
 	CHECK(back && rules_match(back, &q) == &back->rule[0], "the loaded ruleset is indexed and matches");
 
 	void *bin2;
@@ -86,24 +91,8 @@ int main(void)
 		free(bin2);
 	rules_free(back);
 
+	unit_damage(bin, len, rejects);
 	uint8_t *b = malloc(len);
-	int all = 1;
-	for (size_t i = 0; i < len; i++) {
-		memcpy(b, bin, len);
-		b[i] ^= 0x40;
-		if (!rejected(b, len, NULL)) {
-			printf("#   flipping byte %zu was accepted\n", i);
-			all = 0;
-		}
-	}
-	CHECK(all, "a flipped bit in any of %zu bytes rejects the file", len);
-	all = 1;
-	for (size_t n = 0; n < len; n++)
-		if (!rejected(bin, n, NULL)) {
-			printf("#   truncation to %zu accepted\n", n);
-			all = 0;
-		}
-	CHECK(all, "truncation at every length rejects the file");
 
 	memcpy(b, bin, len);
 	b[4] = 9;
@@ -124,7 +113,7 @@ int main(void)
 		{ 28 + 3, 1, "reserved" },
 		{ 28 + 51, 0x80, "unknown option flags" },
 		{ 28 + 63, 0x10, "string offset" },
-		{ 28 + 5 * 80 + 60, 0, "does not check" },	/* tcp target now names a path */
+		{ 28 + 5 * 88 + 60, 0, "does not check" },	/* tcp target now names a path */
 	};
 	for (size_t i = 0; i < sizeof field / sizeof field[0]; i++) {
 		memcpy(b, bin, len);

@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -114,7 +113,8 @@ int in_udp_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	int s = -1;
 	if (!c || !u || !tmpl || rules_expand(tmpl, sa, c->path, sizeof c->path) < 0 ||
 	    addr_unix(&a, c->path, abstract) < 0 ||
-	    (s = REAL(socket)(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 || bind_unix_path(s, &a.u.un, a.len) < 0) {
+	    (s = REAL(socket)(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    bind_unix_path_mode(s, &a.u.un, a.len, r->mode ? (long)r->mode : -1) < 0) {
 		int e = c && u ? errno : ENOMEM;
 		if (s >= 0)
 			REAL(close)(s);
@@ -149,8 +149,6 @@ int in_udp_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 			u->baselen = sizeof *p;
 		}
 	}
-	if (r->mode && !abstract)
-		chmod(c->path, (mode_t)r->mode);
 	sockopt_carry(fd, s, domain, SOCK_DGRAM);
 	if (sg_swap_in(fd, s, c, SF_IN) < 0) {
 		int e = errno;

@@ -113,7 +113,7 @@ __attribute__((destructor)) static void dgram_atexit(void)
 		for (unsigned i = 0; i < SLOT_N; i++) {
 			struct sgconn *c = sl[i].conn;
 			if (c && c->dgpath[0] && c->dgpid == self) {
-				unlink(c->dgpath);
+				REAL(unlink)(c->dgpath);
 				c->dgpath[0] = 0;
 			}
 		}

@@ -130,12 +130,8 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	const struct rule *r = sg_match(RULE_BIND, RULE_TCP, sa, &rs);
 	if (!r || (r->action != ACT_FDPASS && r->action != ACT_UNIX && r->action != ACT_ABSTRACT))
 		return 0;
-	int type = 0, domain = 0;
-	socklen_t l = sizeof type;
-	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_TYPE, &type, &l) < 0 || type != SOCK_STREAM)
-		return 0;
-	l = sizeof domain;
-	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l) < 0 || domain != sa->sa_family)
+	int domain = sa->sa_family;
+	if (!sock_is(fd, SOCK_STREAM, domain))
 		return 0;
 	*handled = 1;
 

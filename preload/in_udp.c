@@ -78,6 +78,16 @@ int in_port0(const struct sockaddr *sa, socklen_t len, int type, const char *tmp
 	return errno = EADDRINUSE, -1;
 }
 
+int sock_is(int fd, int type, int domain)
+{
+	int t = 0, d = 0;
+	socklen_t l = sizeof t;
+	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_TYPE, &t, &l) < 0 || t != type)
+		return 0;
+	l = sizeof d;
+	return REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &d, &l) == 0 && d == domain;
+}
+
 int in_udp_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 {
 	*handled = 0;
@@ -90,12 +100,8 @@ int in_udp_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	/* only a rule that says udp: UDP sockets of programs that rules without a protocol covered stay as they were */
 	if (!r || r->proto != RULE_UDP || (r->action != ACT_UNIX && r->action != ACT_ABSTRACT))
 		return 0;
-	int type = 0, domain = 0;
-	socklen_t l = sizeof type;
-	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_TYPE, &type, &l) < 0 || type != SOCK_DGRAM)
-		return 0;
-	l = sizeof domain;
-	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l) < 0 || domain != sa->sa_family)
+	int domain = sa->sa_family;
+	if (!sock_is(fd, SOCK_DGRAM, domain))
 		return 0;
 	*handled = 1;
 

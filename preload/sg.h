@@ -239,6 +239,8 @@ struct proxy_hdr;
 int in_proxy_accept(int fd, ino_t lino, struct proxy_hdr *h, int *got, int flags);
 
 /* UDP daemons under bind rules, and port 0 (in_udp.c) */
+/* Is fd a socket of that type and domain? */
+int sock_is(int fd, int type, int domain);
 /* bind() of a UDP socket to a bind rule's Unix socket: 0/-1 when handled, else *handled = 0. */
 int in_udp_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
 /*

@@ -31,6 +31,23 @@
 #define SD_MAX 64
 static int sd_loaded, sd_n, sd_all, sd_consumed, sd_taken[SD_MAX];
 static char *sd_names[SD_MAX];
+/* its own lock: unlink() (systemd_keeps) is also called where sg_lock is held */
+static pthread_mutex_t sd_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void sd_fork_prepare(void)
+{
+	pthread_mutex_lock(&sd_lock);
+}
+
+static void sd_fork_done(void)
+{
+	pthread_mutex_unlock(&sd_lock);
+}
+
+__attribute__((constructor)) static void sd_init(void)
+{
+	pthread_atfork(sd_fork_prepare, sd_fork_done, sd_fork_done);
+}
 
 static int have_systemd_rule(const struct sgconf *cf)
 {
@@ -42,7 +59,7 @@ static int have_systemd_rule(const struct sgconf *cf)
 }
 
 /*
- * Under sg_lock, once: the passed sockets, when some rule asks for them.
+ * Under sd_lock, once: the passed sockets, when some rule asks for them.
  * Read at the first bind(), not as the library loads: a wrapper that execs
  * the daemon (a shell, a version manager's shim) keeps its pid, and with
  * it the activation, for the program it runs.
@@ -67,7 +84,7 @@ static void sd_load(void)
 }
 
 /*
- * Under sg_lock, at the first socket the program takes: the activation is
+ * Under sd_lock, at the first socket the program takes: the activation is
  * the library's now. Every passed fd gets FD_CLOEXEC and LISTEN_PID,
  * LISTEN_FDS, LISTEN_FDNAMES leave the environment, so that no child the
  * program runs inherits sockets or variables not its own (as
@@ -158,7 +175,7 @@ static int systemd_fd(const char *name, int fam, int type, const struct sockaddr
 {
 	int fd = -1;
 
-	pthread_mutex_lock(&sg_lock);
+	pthread_mutex_lock(&sd_lock);
 	if (!sd_loaded)
 		sd_load();
 	for (int i = 0; i < sd_n && fd < 0 && name; i++)
@@ -174,7 +191,7 @@ static int systemd_fd(const char *name, int fam, int type, const struct sockaddr
 		sd_taken[fd] = 1;
 		sd_consume();
 	}
-	pthread_mutex_unlock(&sg_lock);
+	pthread_mutex_unlock(&sd_lock);
 	return fd < 0 ? -1 : SD_FIRST + fd;
 }
 
@@ -218,16 +235,16 @@ int systemd_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	*handled = 0;
 	if (likely(!conf()->have_bind) || (__atomic_load_n(&sd_loaded, __ATOMIC_RELAXED) && !sd_n) || !sa || len < sizeof(sa_family_t))
 		return 0;
-	int fam = sa->sa_family, type = 0, domain = 0;
+	int fam = sa->sa_family, domain = fam, type;
 	if (fam != AF_UNIX && fam != AF_INET && fam != AF_INET6)
 		return 0;
 	if (fam != AF_UNIX && len < (fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)))
 		return 0;
-	socklen_t l = sizeof type;
-	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_TYPE, &type, &l) < 0 || (type != SOCK_STREAM && type != SOCK_DGRAM))
-		return 0;
-	l = sizeof domain;
-	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l) < 0 || domain != fam)
+	if (sock_is(fd, SOCK_STREAM, fam))
+		type = SOCK_STREAM;
+	else if (sock_is(fd, SOCK_DGRAM, fam))
+		type = SOCK_DGRAM;
+	else
 		return 0;
 	const struct ruleset *rs = NULL;
 	const struct rule *r = NULL;
@@ -250,7 +267,7 @@ int systemd_keeps(const char *path)
 		return 0;
 	size_t n = strlen(path);
 	int keep = 0;
-	pthread_mutex_lock(&sg_lock);
+	pthread_mutex_lock(&sd_lock);
 	if (!sd_loaded)
 		sd_load();
 	for (int i = 0; i < sd_n && !keep; i++) {
@@ -263,6 +280,6 @@ int systemd_keeps(const char *path)
 			keep = (strnlen(un.sun_path, l - off) == n && !memcmp(un.sun_path, path, n)) ||
 			       same_file(un.sun_path, path);
 	}
-	pthread_mutex_unlock(&sg_lock);
+	pthread_mutex_unlock(&sd_lock);
 	return keep;
 }

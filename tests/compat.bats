@@ -52,6 +52,24 @@ setup_file() {
 	fi
 }
 
+# nginx_conf DIRECTIVE: $T/nginx.conf, one worker serving 127.0.0.1:8080 with
+# DIRECTIVE at /, files under $T, the library's variables kept for the workers
+nginx_conf() {
+	cat > "$T/nginx.conf" <<-EOF
+	env LD_PRELOAD;
+	env SOCKGATE_RULE;
+	worker_processes 1;
+	error_log $T/error.log info;
+	pid $T/nginx.pid;
+	events { worker_connections 64; }
+	http {
+		access_log off;
+		client_body_temp_path $T; proxy_temp_path $T; fastcgi_temp_path $T; uwsgi_temp_path $T; scgi_temp_path $T;
+		server { listen 127.0.0.1:8080; location / { $1 } }
+	}
+	EOF
+}
+
 need_java() {
 	[ -e "$BATS_FILE_TMPDIR/java/CompatJava.class" ] || skip "the JDK (javac) is not installed"
 }
@@ -824,19 +842,7 @@ need_v6lo() {
 @test "nginx and a python asyncio server under a proxy-v2 bind rule: a client dribbling its header holds up nobody; each sees the header's address" {
 	local ngx
 	ngx=$(command -v nginx) || skip "nginx not installed"
-	cat > "$T/nginx.conf" <<-EOF
-	env LD_PRELOAD;
-	env SOCKGATE_RULE;
-	worker_processes 1;
-	error_log $T/error.log info;
-	pid $T/nginx.pid;
-	events { worker_connections 64; }
-	http {
-		access_log off;
-		client_body_temp_path $T; proxy_temp_path $T; fastcgi_temp_path $T; uwsgi_temp_path $T; scgi_temp_path $T;
-		server { listen 127.0.0.1:8080; location / { return 200 "nginx \$remote_addr:\$remote_port\n"; } }
-	}
-	EOF
+	nginx_conf 'return 200 "nginx $remote_addr:$remote_port\n";'
 	SOCKGATE_RULE="bind tcp 127.0.0.1:8080 -> unix $T/ngx.sock proxy-v2" env LD_PRELOAD="$LIB" \
 		"$ngx" -p "$T" -c "$T/nginx.conf" -g 'user root;'
 	SOCKGATE_RULE="bind tcp 127.0.0.1:8081 -> unix $T/aio.sock proxy-v2" bg env LD_PRELOAD="$LIB" python3 -c '
@@ -891,19 +897,7 @@ for path in sys.argv[1:]:
 	local ngx
 	ngx=$(command -v nginx) || skip "nginx not installed"
 	need_netns
-	cat > "$T/nginx.conf" <<-EOF
-	env LD_PRELOAD;
-	env SOCKGATE_RULE;
-	worker_processes 1;
-	error_log $T/error.log info;
-	pid $T/nginx.pid;
-	events { worker_connections 64; }
-	http {
-		access_log off;
-		client_body_temp_path $T; proxy_temp_path $T; fastcgi_temp_path $T; uwsgi_temp_path $T; scgi_temp_path $T;
-		server { listen 127.0.0.1:8080; location / { return 200 "served by \$pid\n"; } }
-	}
-	EOF
+	nginx_conf 'return 200 "served by $pid\n";'
 	# nginx passes the listening fds to the new binary (NGINX=fd;...) and
 	# keeps only the environment that "env" names
 	SOCKGATE_RULE="bind tcp 127.0.0.1:8080 -> unix $T/web.sock" unshare -n env LD_PRELOAD="$LIB" \

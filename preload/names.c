@@ -3,7 +3,9 @@
  * that a `resolve` rule sends to sockgate-relay's resolver listener in the
  * resolver protocol (core/lookup.h), diversions (`resolve NAME -> OTHER`,
  * and libdivert's environment form NAME=OTHER), fixed answers
- * (`resolve NAME -> ADDR,...`), and NAT64 synthesis for `nat64 dns64`.
+ * (`resolve NAME -> ADDR,...`), NAT64 synthesis for `nat64 dns64`, and
+ * u-relay-tproxy's gai-hack around the lookup (its static directory is
+ * read by gaihack.c).
  *
  * glibc's resolver makes its sockets inside libc where no wrapper sees
  * them, so the lookup functions themselves are wrapped. A name that no

@@ -185,29 +185,16 @@ static int status_eai(int st)
 	}
 }
 
-/* Fixed addresses of a rule or variable: "127.0.0.7,::1". */
+/* Fixed addresses of a rule or variable (lookup_addr_list()): 0, or -1 when list is none. */
 static int fixed(const char *list, const char *name, struct answer *a)
 {
-	char tmp[256], *save = NULL;
-
-	snprintf(tmp, sizeof tmp, "%s", list);
-	memset(a, 0, sizeof *a);
+	int n = lookup_addr_list(list, a->addr);
+	if (n < 0)
+		return -1;
+	a->naddr = (size_t)n;
+	a->status = LOOKUP_OK;
 	snprintf(a->canon, sizeof a->canon, "%s", name);
-	for (char *s = strtok_r(tmp, ",", &save); s && a->naddr < LOOKUP_ADDR_MAX; s = strtok_r(NULL, ",", &save)) {
-		struct lookup_addr *x = &a->addr[a->naddr];
-		if (inet_pton(AF_INET, s, x->a) == 1)
-			x->family = 4, a->naddr++;
-		else if (inet_pton(AF_INET6, s, x->a) == 1)
-			x->family = 6, a->naddr++;
-	}
-	a->status = a->naddr ? LOOKUP_OK : LOOKUP_NONAME;
 	return 0;
-}
-
-static int is_addr_list(const char *s)
-{
-	return s[0] && strspn(s, "0123456789abcdefABCDEF.:,") == strlen(s) && (strchr(s, ':') ||
-	       strspn(s, "0123456789.,") == strlen(s));
 }
 
 /*
@@ -227,9 +214,8 @@ static int resolve_name(const char *node, int family, struct answer *a, int *eai
 	for (int depth = 0; depth < DIVERT_DEPTH; depth++) {
 		const char *env = divert_env(name);
 		if (env) {
-			if (is_addr_list(env)) {
+			if (fixed(env, name, a) == 0) {
 				*eai = 0;
-				fixed(env, name, a);
 				return 1;
 			}
 			if (!dns_name_ok(env))
@@ -246,8 +232,8 @@ static int resolve_name(const char *node, int family, struct answer *a, int *eai
 			snprintf(name, sizeof name, "%s", arg ? arg : name);
 			continue;
 		case ACT_ADDRS:
-			*eai = 0;
-			fixed(arg ? arg : "", name, a);
+			/* checked by the parser; a damaged list is no name */
+			*eai = fixed(arg ? arg : "", name, a) == 0 ? 0 : EAI_NONAME;
 			return 1;
 		case ACT_REJECT:
 			*eai = EAI_NONAME;

@@ -88,7 +88,7 @@ int main(void)
 		{ 28 + 3, 1, "reserved" },
 		{ 28 + 51, 0x80, "unknown option flags" },
 		{ 28 + 63, 0x10, "string offset" },
-		{ 28 + 5 * 80 + 60, 0, "does not check" },	/* tcp target now names a path */
+		{ 28 + 5 * 88 + 60, 0, "does not check" },	/* tcp target now names a path */
 	};
 	unit_damage_fields(bin, len, seal, field, sizeof field / sizeof field[0], rejected);
 	memcpy(b, bin, len);

@@ -29,7 +29,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <elf.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -396,6 +395,24 @@ static int install(uint64_t id, int s, int fd, int cloexec, int send)
 	return ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_ADDFD, &a);
 }
 
+/*
+ * Put s at the program's fd of the call (args[0]) and remember it: 0 and
+ * its record (NULL when none is free), or -1 answered with the error.
+ */
+static int swap_in(const struct seccomp_notif *n, int s, int cloexec, struct rec **rcp)
+{
+	struct rec *rc = rec_add(s);
+
+	if (install(n->id, s, (int)n->data.args[0], cloexec, 0) < 0) {
+		if (rc)
+			rc->ino = 0;
+		answer(n->id, -1, errno == ENOENT ? EINTR : errno);
+		return -1;
+	}
+	*rcp = rc;
+	return 0;
+}
+
 static void set_nonblock(int s, int on)
 {
 	int fl = fcntl(s, F_GETFL);
@@ -612,6 +629,10 @@ static int call_open(const struct seccomp_notif *n, int dir, int proto, struct c
 	getsockopt(c->fd, SOL_SOCKET, SO_DOMAIN, &c->domain, &l);
 	l = sizeof c->type;
 	getsockopt(c->fd, SOL_SOCKET, SO_TYPE, &c->type, &l);
+	if (c->domain != c->sa.ss_family || (c->type != SOCK_STREAM && c->type != SOCK_DGRAM)) {
+		close(c->fd);
+		return pass(n->id), -1;
+	}
 	return 0;
 }
 
@@ -624,13 +645,10 @@ static void on_connect(const struct seccomp_notif *n)
 		return;
 	const struct ruleset *rs = cl.rs;
 	const struct rule *r = cl.r;
-	int fd = cl.fd, domain = cl.domain, type = cl.type, cloexec = cl.cloexec;
-	struct sockaddr_storage sa = cl.sa, dst = cl.dst;
+	int fd = cl.fd, domain = cl.domain, type = cl.type;
 
-	if (domain != sa.ss_family || (type != SOCK_STREAM && type != SOCK_DGRAM))
-		goto pass;
 	if (r->proto != RULE_ANYPROTO &&
-	    !(r = match(RULE_CONNECT, type == SOCK_STREAM ? RULE_TCP : RULE_UDP, (struct sockaddr *)&dst, &rs)))
+	    !(r = match(RULE_CONNECT, type == SOCK_STREAM ? RULE_TCP : RULE_UDP, (struct sockaddr *)&cl.dst, &rs)))
 		goto pass;
 	if (r->action == ACT_REJECT) {
 		/* answered here, never continued: the kernel must not see the address again */
@@ -652,10 +670,10 @@ static void on_connect(const struct seccomp_notif *n)
 	int hl = 0;
 	int nonblock = (fcntl(fd, F_GETFL) & O_NONBLOCK) != 0;
 
-	pick_source(rs, r, &dst, domain, &local, &locallen);
-	if (target(rs, r, &dst, &ta) < 0 ||
+	pick_source(rs, r, &cl.dst, domain, &local, &locallen);
+	if (target(rs, r, &cl.dst, &ta) < 0 ||
 	    ((r->flags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1)) &&
-	     (hl = header(r, &local, &dst, hdr, sizeof hdr)) < 0)) {
+	     (hl = header(r, &local, &cl.dst, hdr, sizeof hdr)) < 0)) {
 		answer(n->id, -1, errno);
 		goto out;
 	}
@@ -664,18 +682,14 @@ static void on_connect(const struct seccomp_notif *n)
 		answer(n->id, -1, errno);
 		goto out;
 	}
-	struct rec *rc = rec_add(s);
-	if (install(n->id, s, (int)n->data.args[0], cloexec, 0) < 0) {
-		if (rc)
-			rc->ino = 0;
-		answer(n->id, -1, errno == ENOENT ? EINTR : errno);
+	struct rec *rc;
+	if (swap_in(n, s, cl.cloexec, &rc) < 0)
 		goto out;
-	}
 	if (rc) {
 		rc->family = domain;
 		rc->local = local;
 		rc->locallen = locallen;
-		rc->peer = sa;
+		rc->peer = cl.sa;
 		rc->peerlen = inet_len(domain);
 	}
 	answer(n->id, how ? -1 : 0, how ? EINPROGRESS : 0);
@@ -719,21 +733,19 @@ static void on_bind(const struct seccomp_notif *n)
 
 	if (call_open(n, RULE_BIND, RULE_TCP, &cl) < 0)
 		return;
-	const struct ruleset *rs = cl.rs;
 	const struct rule *r = cl.r;
-	int fd = cl.fd, cloexec = cl.cloexec, domain = cl.domain;
-	struct sockaddr_storage sa = cl.sa, dst = cl.dst;
+	int fd = cl.fd;
 
 	if ((r->action != ACT_UNIX && r->action != ACT_ABSTRACT && r->action != ACT_FDPASS) ||
-	    domain != sa.ss_family || cl.type != SOCK_STREAM) {
+	    cl.type != SOCK_STREAM) {
 		pass(n->id);
 		goto out;
 	}
 	char path[sizeof ((struct sockaddr_un *)0)->sun_path + 1];
 	struct sg_addr a;
-	const char *tmpl = rules_str(rs, r->arg);
+	const char *tmpl = rules_str(cl.rs, r->arg);
 	int nonblock = (fcntl(fd, F_GETFL) & O_NONBLOCK) != 0;
-	if (!tmpl || rules_expand(tmpl, (struct sockaddr *)&dst, path, sizeof path) < 0 ||
+	if (!tmpl || rules_expand(tmpl, (struct sockaddr *)&cl.dst, path, sizeof path) < 0 ||
 	    addr_unix(&a, path, r->action == ACT_ABSTRACT) < 0 ||
 	    (s = socket(AF_UNIX, (r->action == ACT_FDPASS ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0)) < 0) {
 		answer(n->id, -1, errno);
@@ -746,20 +758,16 @@ static void on_bind(const struct seccomp_notif *n)
 	if (r->mode && r->action != ACT_ABSTRACT)
 		chmod(path, (mode_t)r->mode);
 	set_nonblock(s, nonblock);
-	struct rec *rc = rec_add(s);
-	if (install(n->id, s, (int)n->data.args[0], cloexec, 0) < 0) {
-		if (rc)
-			rc->ino = 0;
-		answer(n->id, -1, errno == ENOENT ? EINTR : errno);
+	struct rec *rc;
+	if (swap_in(n, s, cl.cloexec, &rc) < 0)
 		goto out;
-	}
 	if (rc) {
 		rc->listener = 1;
-		rc->family = domain;
+		rc->family = cl.domain;
 		rc->action = r->action;
 		rc->rflags = r->flags;
-		rc->local = sa;
-		rc->locallen = inet_len(domain);
+		rc->local = cl.sa;
+		rc->locallen = inet_len(cl.domain);
 	}
 	answer(n->id, 0, 0);
 out:
@@ -1133,90 +1141,7 @@ void seccomp_run(struct ruleset **rs, int nrs, char **argv)
 	}
 }
 
-/* --- what the library can reach -------------------------------------------------- */
-
-/* 1 when the section names of an ELF file include Go's, else 0. */
-static int has_go_sections(int fd, const Elf64_Ehdr *eh)
-{
-	if (eh->e_shoff == 0 || eh->e_shentsize != sizeof(Elf64_Shdr) || eh->e_shnum == 0 ||
-	    eh->e_shnum > 4096 || eh->e_shstrndx >= eh->e_shnum)
-		return 0;
-	size_t sz = (size_t)eh->e_shnum * sizeof(Elf64_Shdr);
-	Elf64_Shdr *sh = malloc(sz);
-	int go = 0;
-	if (!sh || pread(fd, sh, sz, (off_t)eh->e_shoff) != (ssize_t)sz) {
-		free(sh);
-		return 0;
-	}
-	const Elf64_Shdr *st = &sh[eh->e_shstrndx];
-	size_t nl = st->sh_size > (1u << 20) ? (1u << 20) : st->sh_size;
-	char *names = malloc(nl + 1);
-	if (names && pread(fd, names, nl, (off_t)st->sh_offset) == (ssize_t)nl) {
-		names[nl] = 0;
-		for (int i = 0; i < eh->e_shnum && !go; i++)
-			if (sh[i].sh_name < nl && (!strcmp(names + sh[i].sh_name, ".go.buildinfo") ||
-						    !strcmp(names + sh[i].sh_name, ".note.go.buildid")))
-				go = 1;
-	}
-	free(names);
-	free(sh);
-	return go;
-}
-
-int elf_kind(const char *path)
-{
-	Elf64_Ehdr eh;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int kind = -1;
-
-	if (fd < 0)
-		return -1;
-	if (pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
-	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 4096)
-		goto out;
-	kind = ELF_STATIC;
-	for (int i = 0; i < eh.e_phnum; i++) {
-		Elf64_Phdr ph;
-		if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + (uint64_t)i * sizeof ph)) != (ssize_t)sizeof ph) {
-			kind = -1;
-			goto out;
-		}
-		if (ph.p_type == PT_INTERP)
-			kind = ELF_DYNAMIC;
-	}
-	/* Go calls the kernel itself, linked dynamically (cgo) or not */
-	if (has_go_sections(fd, &eh))
-		kind = ELF_GO;
-out:
-	close(fd);
-	return kind;
-}
-
-void seccomp_hint(const char *program)
-{
-	char path[4096];
-	const char *exe = program;
-
-	if (!strchr(program, '/')) {
-		const char *p = getenv("PATH");
-		exe = NULL;
-		for (; p && *p && !exe;) {
-			size_t l = strcspn(p, ":");
-			if ((size_t)snprintf(path, sizeof path, "%.*s/%s", (int)l, l ? p : ".", program) < sizeof path &&
-			    access(path, X_OK) == 0)
-				exe = path;
-			p += l + (p[l] == ':');
-		}
-	}
-	switch (exe ? elf_kind(exe) : -1) {
-	case ELF_STATIC:
-		warn("%s is linked statically, out of the library's reach: run it with --seccomp", program);
-		break;
-	case ELF_GO:
-		warn("%s is a Go program, which calls the kernel without libc: run it with --seccomp", program);
-		break;
-	}
-}
+/* --- the library out of the way ------------------------------------------------ */
 
 void preload_drop_self(void)
 {

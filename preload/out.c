@@ -49,16 +49,6 @@ static void canon(const struct sockaddr *sa, struct sockaddr_storage *out)
 	addr_unmap(out, &l);
 }
 
-static int is_any(const struct sockaddr_storage *ss)
-{
-	static const uint8_t zero[16];
-	if (ss->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == 0;
-	if (ss->ss_family == AF_INET6)
-		return !memcmp(((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr, zero, 16);
-	return 1;
-}
-
 static void zero_addr(int fam, struct sockaddr_storage *ss, socklen_t *len)
 {
 	memset(ss, 0, sizeof *ss);
@@ -158,7 +148,7 @@ static int to_family(struct sockaddr_storage *ss, int fam)
 	socklen_t l = sizeof *ss;
 	if (ss->ss_family == fam)
 		return 0;
-	if (fam == AF_INET && ss->ss_family == AF_INET6 && is_any(ss)) {
+	if (fam == AF_INET && ss->ss_family == AF_INET6 && addr_is_any(ss)) {
 		/* :: as IPv4 is 0.0.0.0: mark it mapped and convert */
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
 		s6->sin6_addr.s6_addr[10] = s6->sin6_addr.s6_addr[11] = 0xff;
@@ -358,7 +348,7 @@ static struct sgconn *new_conn(int fd, int domain, int type, const struct rule *
 	c->action = r ? r->action : 0;
 	/* a socket the program bound keeps that address as its own */
 	if (REAL(getsockname)(fd, (struct sockaddr *)&c->local, &l) == 0 &&
-	    (addr_port((struct sockaddr *)&c->local) > 0 || !is_any(&c->local))) {
+	    (addr_port((struct sockaddr *)&c->local) > 0 || !addr_is_any(&c->local))) {
 		c->locallen = l;
 		c->local_known = 1;
 	}

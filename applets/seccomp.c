@@ -51,6 +51,7 @@
 #include <linux/seccomp.h>
 
 #include "addr.h"
+#include "dgmap.h"
 #include "fdpass.h"
 #include "file.h"
 #include "proxyv2.h"
@@ -81,7 +82,6 @@
 #define NPARK 64		/* blocking accept() calls waiting for a connection */
 #define HDR_MAX 1024
 #define NDGRAM 64		/* datagram sockets made AF_UNIX (the oldest go first) */
-#define DMAP 8			/* Unix targets remembered per datagram socket, for replies */
 #define DG_IOV 64		/* iovecs of a redirected sendmsg()/recvmsg() */
 #define DG_MAX 65536		/* the largest datagram carried (UDP's own limit) */
 #define DG_WAIT_MS 200		/* longest a blocking send waits for room before the datagram is dropped */
@@ -756,12 +756,7 @@ static int call_open(const struct seccomp_notif *n, uint64_t ptr, uint64_t len, 
 struct dgram {
 	ino_t ino;		/* 0: free */
 	char path[sizeof ((struct sockaddr_un *)0)->sun_path];	/* the file we bound ("": autobound) */
-	unsigned n;
-	struct {
-		struct sockaddr_un un;
-		socklen_t unlen;
-		struct sockaddr_storage in;
-	} map[DMAP];
+	struct dgmap map;
 };
 static struct dgram dgrams[NDGRAM];
 static unsigned dgram_next;
@@ -795,32 +790,15 @@ static void dgram_cleanup(void)
 			unlink(dgrams[i].path);
 }
 
-/* Remember that datagrams to in (as the program gave it) went to ta. */
-static void dgram_map(struct dgram *d, const struct sg_addr *ta, const struct sockaddr_storage *in)
-{
-	unsigned i;
-
-	for (i = 0; i < d->n && i < DMAP; i++)
-		if (d->map[i].unlen == ta->len && !memcmp(&d->map[i].un, &ta->u.un, ta->len))
-			break;
-	if (i >= DMAP)
-		i = d->n++ % DMAP;
-	else if (i == d->n)
-		d->n++;
-	memcpy(&d->map[i].un, &ta->u.un, ta->len);
-	d->map[i].unlen = ta->len;
-	d->map[i].in = *in;
-}
-
 /* The source the program sees for a datagram from un: the address it sent to there, its peer, or nothing. */
 static socklen_t dgram_from(const struct dgram *d, const struct rec *rc, const struct sockaddr_un *un, socklen_t ul,
 			    struct sockaddr_storage *out)
 {
 	int fam = rc ? rc->family : AF_INET6;
 
-	for (unsigned i = 0; i < d->n && i < DMAP; i++)
-		if (d->map[i].unlen == ul && !memcmp(&d->map[i].un, un, ul))
-			return in_family(&d->map[i].in, fam, out);
+	struct sockaddr_storage in;
+	if (dgmap_find(&d->map, un, ul, &in))
+		return in_family(&in, fam, out);
 	if (rc && rc->peerlen)
 		return in_family(&rc->peer, fam, out);
 	socklen_t l;
@@ -889,29 +867,18 @@ static int dgram_open(const struct seccomp_notif *n, const struct call *cl, cons
 		      const struct rule *r, const struct sg_addr *ta, struct dgram **dp)
 {
 	static unsigned seq;
-	const char *dir = getenv("SOCKGATE_DGRAM_DIR");
-	char d[sizeof ta->u.un.sun_path], p[sizeof d + 64];
-	struct sg_addr a;
+	struct sockaddr_un a;
+	socklen_t al;
 	struct stat old, st;
-	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int bound = 0, s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
 	if (s < 0 || fstat(cl->fd, &old) < 0)
 		goto fail;
-	if (!dir && ta->u.sa.sa_family == AF_UNIX && ta->u.un.sun_path[0]) {
-		memcpy(d, ta->u.un.sun_path, sizeof d);
-		d[sizeof d - 1] = 0;
-		char *slash = strrchr(d, '/');
-		if (slash)
-			*(slash == d ? slash + 1 : slash) = 0;
-		else
-			strcpy(d, ".");
-		dir = d;
-	}
-	p[0] = 0;
-	if (!dir || snprintf(p, sizeof p, "%s/.sockgate-dgram-%d-%u", dir, (int)n->pid, ++seq) >= (int)sizeof p ||
-	    addr_unix(&a, p, 0) < 0 || bind(s, &a.u.sa, a.len) < 0) {
+	/* the program's pid in the name, as the library's would be */
+	bound = dgmap_path(getenv("SOCKGATE_DGRAM_DIR"), &ta->u.un, (long)n->pid, ++seq, &a, &al) == 0 &&
+		    bind(s, (struct sockaddr *)&a, al) == 0;
+	if (!bound) {
 		sa_family_t af = AF_UNIX;	/* autobind: reachable from this namespace only */
-		p[0] = 0;
 		if (bind(s, (struct sockaddr *)&af, sizeof af) < 0)
 			goto fail;
 	}
@@ -920,16 +887,18 @@ static int dgram_open(const struct seccomp_notif *n, const struct call *cl, cons
 	struct sockaddr_storage mine;
 	socklen_t ml = sizeof mine;
 	struct rec *rc;
-	if (fstat(s, &st) < 0 || swap_in(n, s, cl->cloexec, &rc) < 0) {
-		if (p[0])
-			unlink(p);
+	if (fstat(s, &st) < 0)
+		goto fail;
+	if (swap_in(n, s, cl->cloexec, &rc) < 0) {
+		if (bound)
+			unlink(a.sun_path);
 		close(s);
 		return -1;
 	}
 	epoll_carry(n->pid, (int)n->data.args[0], old.st_ino, s);
 	*dp = dgram_add(st.st_ino);
-	if (p[0])
-		memcpy((*dp)->path, a.u.un.sun_path, sizeof (*dp)->path);
+	if (bound)
+		memcpy((*dp)->path, a.sun_path, sizeof (*dp)->path);
 	if (rc) {
 		rc->family = cl->domain;
 		/* a socket the program bound keeps that address as its own */
@@ -946,6 +915,8 @@ fail:
 	answer(n->id, -1, errno);
 	if (s >= 0)
 		close(s);
+	if (bound > 0)
+		unlink(a.sun_path);
 	return -1;
 }
 
@@ -1073,7 +1044,7 @@ static void dgram_connect(const struct seccomp_notif *n, const struct call *cl, 
 		rc->peer = cl->sa;
 		rc->peerlen = inet_len(cl->domain);
 	}
-	dgram_map(d, &ta, &cl->sa);
+	dgmap_add(&d->map, &ta.u.un, ta.len, (struct sockaddr *)&cl->sa, inet_len(cl->domain));
 	close(s);
 	answer(n->id, 0, 0);
 }
@@ -1134,7 +1105,7 @@ static void on_send(const struct seccomp_notif *n)
 			pass(n->id);
 		goto out;
 	}
-	dgram_map(d, &ta, &sa);
+	dgmap_add(&d->map, &ta.u.un, ta.len, (struct sockaddr *)&sa, inet_len(sa.ss_family));
 	dgram_send(n, &c, s, &ta, r, rec_find(d->ino), &dst);
 	goto out;
 pass:

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "dgmap.h"
 #include "ctlfile.h"
 #include "file.h"
 #include "proxyv2.h"
@@ -249,21 +250,9 @@ static int send_all(int s, const unsigned char *p, size_t n)
 /* Under sg_lock: remember that datagrams to dst went to ta. */
 static void map_add(struct sgconn *c, const struct sg_addr *ta, const struct sockaddr *dst, socklen_t dlen)
 {
-	unsigned i;
-	if (!c->map && !(c->map = calloc(UMAP_N, sizeof *c->map)))
+	if (!c->map && !(c->map = calloc(1, sizeof *c->map)))
 		return;
-	for (i = 0; i < c->nmap && i < UMAP_N; i++)
-		if (c->map[i].unlen == ta->len && !memcmp(&c->map[i].un, &ta->u.un, ta->len))
-			break;
-	if (i >= UMAP_N)
-		i = c->nmap++ % UMAP_N;
-	else if (i == c->nmap)
-		c->nmap++;
-	memcpy(&c->map[i].un, &ta->u.un, ta->len);
-	c->map[i].unlen = ta->len;
-	memset(&c->map[i].in, 0, sizeof c->map[i].in);
-	memcpy(&c->map[i].in, dst, dlen);
-	c->map[i].inlen = dlen;
+	dgmap_add(c->map, &ta->u.un, ta->len, dst, dlen);
 }
 
 /*
@@ -276,24 +265,13 @@ static void map_add(struct sgconn *c, const struct sg_addr *ta, const struct soc
 static int dgram_bind(int s, struct sgconn *c, const struct sg_addr *near)
 {
 	static unsigned seq;
-	const char *dir = getenv("SOCKGATE_DGRAM_DIR");
-	char d[sizeof near->u.un.sun_path], p[sizeof d + 64];
-	struct sg_addr a;
+	struct sockaddr_un a;
+	socklen_t al;
 
-	if (!dir && near && near->u.sa.sa_family == AF_UNIX && near->u.un.sun_path[0]) {
-		memcpy(d, near->u.un.sun_path, sizeof d);
-		d[sizeof d - 1] = 0;
-		char *slash = strrchr(d, '/');
-		if (slash)
-			*(slash == d ? slash + 1 : slash) = 0;
-		else
-			strcpy(d, ".");
-		dir = d;
-	}
-	if (dir && snprintf(p, sizeof p, "%s/.sockgate-dgram-%ld-%u", dir, (long)getpid(),
-			    __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED)) < (int)sizeof p &&
-	    addr_unix(&a, p, 0) == 0 && REAL(bind)(s, &a.u.sa, a.len) == 0) {
-		memcpy(c->dgpath, a.u.un.sun_path, sizeof c->dgpath);
+	if (dgmap_path(getenv("SOCKGATE_DGRAM_DIR"), near ? &near->u.un : NULL, (long)getpid(),
+		       __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED), &a, &al) == 0 &&
+	    REAL(bind)(s, (struct sockaddr *)&a, al) == 0) {
+		memcpy(c->dgpath, a.sun_path, sizeof c->dgpath);
 		c->dgpid = getpid();
 		return 0;
 	}
@@ -1010,14 +988,8 @@ void out_dgram_peer(int fd, struct sockaddr *sa, socklen_t *len)
 		return;
 	}
 	const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
-	for (unsigned i = 0; c->map && i < c->nmap && i < UMAP_N; i++) {
-		socklen_t ml = c->map[i].unlen;
-		if (ml <= *len && !memcmp(&c->map[i].un, un, ml)) {
-			memcpy(&res, &c->map[i].in, sizeof res);
-			rl = c->map[i].inlen;
-			break;
-		}
-	}
+	if (c->map)
+		rl = dgmap_find(c->map, un, *len, &res);
 	if (!rl && sa->sa_family == AF_INET6) {
 		/* NAT64: the IPv4 address is the last 32 bits (RFC 6052 section 2.2, /96) */
 		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;

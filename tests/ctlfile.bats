@@ -21,6 +21,17 @@ mux() {
 	wait_for_file "$T/fc.ready"
 }
 
+# need_vsock_loopback WHY: skip, saying WHY, unless a local AF_VSOCK
+# connection to CID 1 (vsock_loopback) works here.
+need_vsock_loopback() {
+	python3 -c '
+import socket
+l = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+l.bind((socket.VMADDR_CID_ANY, socket.VMADDR_PORT_ANY)); l.listen()
+c = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM); c.settimeout(3)
+c.connect((1, l.getsockname()[1]))' 2>/dev/null || skip "$1"
+}
+
 # fc_rule PORT: a control file for guest port PORT, and a rule to it
 fc_rule() {
 	sockgate-mkctl --firecracker "$T/fc.sock:$1" "$T/guest.sock"
@@ -199,13 +210,7 @@ except OSError as e:
 }
 
 @test "VSOCK round trip through vsock_loopback" {
-	python3 -c '
-import socket
-l = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
-l.bind((socket.VMADDR_CID_ANY, socket.VMADDR_PORT_ANY)); l.listen()
-c = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM); c.settimeout(3)
-c.connect((1, l.getsockname()[1]))' 2>/dev/null ||
-		skip "no vsock loopback transport in this kernel (vsock_loopback): a local round trip cannot connect"
+	need_vsock_loopback "no vsock loopback transport in this kernel (vsock_loopback): a local round trip cannot connect"
 	local port=$((40000 + RANDOM % 20000))
 	sockgate-mkctl --vsock "any:$port" "$T/srv.sock"
 	sockgate-mkctl --vsock "1:$port" "$T/cli.sock"
@@ -346,13 +351,7 @@ c.sendall(b"inet"); c.recv(1)' "$port"
 }
 
 @test "UNSOCK_ACCEPT_CONVERT_VSOCK: an accepted VSOCK peer looks like 127.0.0.1 with its port; without it, the VSOCK address" {
-	python3 -c '
-import socket
-l = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
-l.bind((socket.VMADDR_CID_ANY, socket.VMADDR_PORT_ANY)); l.listen()
-c = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM); c.settimeout(3)
-c.connect((1, l.getsockname()[1]))' 2>/dev/null ||
-		skip "no vsock loopback transport in this kernel (no vsock_loopback module, and no hypervisor transport a test may use): nothing can connect to an AF_VSOCK listener here, so there is no accepted VSOCK peer to convert"
+	need_vsock_loopback "no vsock loopback transport in this kernel (no vsock_loopback module, and no hypervisor transport a test may use): nothing can connect to an AF_VSOCK listener here, so there is no accepted VSOCK peer to convert"
 	local port=$((40000 + RANDOM % 20000)) conv
 	sockgate-mkctl --vsock "any:$port" "$T/v.sock"
 	for conv in 1 ""; do

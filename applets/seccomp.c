@@ -1277,8 +1277,8 @@ static void on_name(const struct seccomp_notif *n, int peer)
 	struct rec *r = rec_find(fd_ino(n->pid, n->data.args[0]));
 	uint32_t len;
 
-	if (!r || (peer && r->listener))
-		return pass(n->id);
+	if (!r || (peer && (r->listener || !r->peerlen)))
+		return pass(n->id);	/* a datagram socket not connected: the kernel's ENOTCONN */
 	const struct sockaddr_storage *a = peer ? &r->peer : &r->local;
 	socklen_t al = peer ? r->peerlen : r->locallen;
 	if (mem_io(n->pid, n->data.args[2], &len, sizeof len, 0) < 0 || (int32_t)len < 0)

@@ -1083,23 +1083,23 @@ static void on_send(const struct seccomp_notif *n)
 		answer(n->id, -1, r->err ? r->err : ECONNREFUSED);
 		goto out;
 	}
-	if (r->action == ACT_BLACKHOLE) {
-		answer(n->id, c.total, 0);
-		goto out;
-	}
-	if (r->action != ACT_UNIX && r->action != ACT_ABSTRACT) {
+	if (r->action != ACT_UNIX && r->action != ACT_ABSTRACT && r->action != ACT_BLACKHOLE) {
 		if (d)
 			answer(n->id, -1, ENETUNREACH);
 		else
 			pass(n->id);
 		goto out;
 	}
+	if (dcall_iov(n, &c) < 0)
+		goto out;
+	if (r->action == ACT_BLACKHOLE) {
+		answer(n->id, c.total, 0);	/* sent, never to arrive */
+		goto out;
+	}
 	if (target(rs, r, &dst, &ta) < 0) {
 		answer(n->id, -1, errno);
 		goto out;
 	}
-	if (dcall_iov(n, &c) < 0)
-		goto out;
 	if (d ? (s = take_fd(n->pid, (int)n->data.args[0], NULL)) < 0 : (s = dgram_open(n, &cl, rs, r, &ta, &d)) < 0) {
 		if (d && s < 0)
 			pass(n->id);

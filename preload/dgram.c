@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "dgmap.h"
 #include "real.h"
 #include "sg.h"
 #include "sockfile.h"
@@ -28,24 +29,6 @@
 #define DGRAM_TRIES 8	/* names tried when live sockets hold them */
 
 static unsigned dg_seq;
-
-/* The directory for reply files: env (SOCKGATE_DGRAM_DIR), else the one of the server's path. */
-static int dgram_dir(const char *env, const struct sg_addr *near, char *d, size_t size)
-{
-	if (env)
-		return snprintf(d, size, "%s", env) < (int)size ? 0 : -1;
-	size_t n = strnlen(near->u.un.sun_path, sizeof near->u.un.sun_path);
-	if (n >= size)
-		return -1;
-	memcpy(d, near->u.un.sun_path, n);
-	d[n] = 0;
-	char *slash = strrchr(d, '/');
-	if (slash)
-		*(slash == d ? slash + 1 : slash) = 0;
-	else
-		strcpy(d, ".");
-	return 0;
-}
 
 /*
  * Bind s where its server can answer it (c records the file). A server at
@@ -57,7 +40,6 @@ static int dgram_dir(const char *env, const struct sg_addr *near, char *d, size_
  */
 int dgram_bind(int s, struct sgconn *c, const struct sg_addr *near)
 {
-	char d[sizeof near->u.un.sun_path], p[sizeof d + 64];
 	const char *env = getenv("SOCKGATE_DGRAM_DIR");
 	struct sg_addr a;
 	int e = EADDRINUSE;
@@ -68,17 +50,17 @@ int dgram_bind(int s, struct sgconn *c, const struct sg_addr *near)
 		sa_family_t af = AF_UNIX;
 		return REAL(bind)(s, (struct sockaddr *)&af, sizeof af);
 	}
-	if (dgram_dir(env, near, d, sizeof d) < 0) {
-		e = ENAMETOOLONG;
-		snprintf(p, sizeof p, "%s", env ? env : near->u.un.sun_path);
-	}
+	/* for the message: the file last tried, or where it would have gone */
+	char where[sizeof a.u.un.sun_path + 1];
+	snprintf(where, sizeof where, "%.*s", (int)sizeof near->u.un.sun_path, env ? env : near->u.un.sun_path);
 	for (int i = 0; e == EADDRINUSE && i < DGRAM_TRIES; i++) {
 		unsigned n = __atomic_add_fetch(&dg_seq, 1, __ATOMIC_RELAXED);
-		if (snprintf(p, sizeof p, "%s/.sockgate-dgram-%ld-%u", d, (long)getpid(), n) >= (int)sizeof p ||
-		    addr_unix(&a, p, 0) < 0) {
+		if (dgmap_path(env, env ? NULL : &near->u.un, (long)getpid(), n, &a.u.un, &a.len) < 0) {
 			e = ENAMETOOLONG;
 			break;
 		}
+		memcpy(where, a.u.un.sun_path, sizeof a.u.un.sun_path);
+		where[sizeof a.u.un.sun_path] = 0;
 		if (bind_unix_path(s, &a.u.un, a.len) == 0) {
 			pthread_mutex_lock(&sg_lock);
 			memcpy(c->dgpath, a.u.un.sun_path, sizeof c->dgpath);
@@ -88,7 +70,7 @@ int dgram_bind(int s, struct sgconn *c, const struct sg_addr *near)
 		}
 		e = errno;
 	}
-	sg_msg("no reply address for a datagram socket at %s: %s", p, strerror(e));
+	sg_msg("no reply address for a datagram socket at %s: %s", where, strerror(e));
 	return errno = e, -1;
 }
 

@@ -634,7 +634,14 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 	pthread_mutex_unlock(&sg_lock);
 	if (!c || st != ST_RECEIVER)
 		return REAL(accept4)(fd, sa, len, flags);
-	if (lc.ctlfam && lc.ctlfam != AF_UNIX)
+	/*
+	 * A control file's VSOCK, TCP or TIPC listener: its peers as they are
+	 * (or converted, ctl.c), unless the rule asks for a PROXY header, which
+	 * any stream carries: then read as on a Unix listener, the header's
+	 * client being the peer (PROXY v2 has no VSOCK or TIPC addresses; the
+	 * header describes the original connection, never the transport).
+	 */
+	if (lc.ctlfam && lc.ctlfam != AF_UNIX && !(lc.rflags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1)))
 		return ctl_accept(fd, &lc, sa, len, flags);
 	if (lc.action != ACT_FDPASS)
 		return unix_accept(fd, &lc, sa, len, flags);

@@ -52,7 +52,6 @@
 /* connection states */
 enum { ST_CONNECTED = 1, ST_PENDING, ST_FAILED, ST_BLACKHOLE, ST_DGRAM, ST_BOUND, ST_RECEIVER, ST_UDPSRV };
 
-#define UMAP_N 8
 
 struct sgconn {
 	int refs;			/* slots pointing here (dup) + helper thread */
@@ -74,13 +73,7 @@ struct sgconn {
 	int s;				/* pending: the helper's socket (options set meanwhile go there) */
 	struct timeval sndtimeo;	/* pending: the program's SO_SNDTIMEO, restored at the end */
 	/* datagrams: unix path a destination went to -> that destination (allocated on first use) */
-	struct umap {
-		struct sockaddr_un un;
-		socklen_t unlen;
-		struct sockaddr_storage in;
-		socklen_t inlen;
-	} *map;
-	unsigned nmap;
+	struct dgmap *map;
 	unsigned char *dghdr;		/* datagrams: header put before each one */
 	size_t dghdrlen;
 	char path[sizeof ((struct sockaddr_un *)0)->sun_path + 1];	/* receiver: where passed sockets come */

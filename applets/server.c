@@ -181,10 +181,10 @@ static void refuse(int fd, int rst)
  * connection for one hand-off. The type is tried in that order the first
  * time (a connect of the wrong type fails with EPROTOTYPE), then
  * remembered. With -O the owner is
- * checked: for a datagram receiver the socket file's owner, on the very
+ * checked: for a datagram or stream receiver the socket file's owner, on the very
  * inode we connect to (O_PATH and /proc/self/fd), so a file swapped in
- * between cannot pass; for a seqpacket or stream receiver SO_PEERCRED,
- * the credentials of the process that listens (root passes for anyone).
+ * between cannot pass; for a seqpacket receiver SO_PEERCRED, the
+ * credentials of the process that listens.
  */
 static int recv_open(struct receiver *r)
 {
@@ -239,15 +239,14 @@ static int recv_open(struct receiver *r)
 		errno = EPROTOTYPE;	/* no type we speak */
 		goto fail;
 	}
-	if (r->type == SOCK_DGRAM) {
+	if (r->type != SOCK_SEQPACKET) {
 		if (need && ((cfg.need_uid != (uid_t)-1 && st.st_uid != cfg.need_uid) ||
 			     (cfg.need_gid != (gid_t)-1 && st.st_gid != cfg.need_gid))) {
 			errno = EPERM;
 			goto fail;
 		}
-	} else if (need && fdpass_peer_check(s, cfg.need_uid, cfg.need_gid) < 0 &&
-		   (errno != EPERM || fdpass_peer_check(s, 0, (gid_t)-1) < 0)) {
-		goto fail;	/* (a receiver running as root could bind as anyone: it passes) */
+	} else if (need && fdpass_peer_check(s, cfg.need_uid, cfg.need_gid) < 0) {
+		goto fail;
 	}
 	if (pfd >= 0)
 		close(pfd);

@@ -706,11 +706,13 @@ static ssize_t take_conn(int fd, const struct sgconn *lc, struct msghdr *m, int 
 		return -1;
 	int e = errno;
 	struct pollfd pf = { .fd = c, .events = POLLIN };
-	ssize_t n = -1;
-	if (poll(&pf, 1, FDPASS_RECORD_WAIT_MS) > 0)
-		n = REAL(recvmsg)(c, m, rflags | MSG_DONTWAIT);
-	else
-		sg_msg("%s: a connection sent nothing in %d ms (closed)", lc->path, FDPASS_RECORD_WAIT_MS);
+	ssize_t n = REAL(recvmsg)(c, m, rflags | MSG_DONTWAIT);	/* most often there already */
+	if (n < 0 && errno == EAGAIN) {
+		if (poll(&pf, 1, FDPASS_RECORD_WAIT_MS) > 0)
+			n = REAL(recvmsg)(c, m, rflags | MSG_DONTWAIT);
+		else
+			sg_msg("%s: a connection sent nothing in %d ms (closed)", lc->path, FDPASS_RECORD_WAIT_MS);
+	}
 	socklen_t l = sizeof *cr;
 	if (REAL(getsockopt)(c, SOL_SOCKET, SO_PEERCRED, cr, &l) < 0) {
 		cr->pid = 0;

@@ -92,6 +92,12 @@ struct sgconn {
 	int qfd, qfam;
 	int paired;
 	struct usrv *srv;		/* ST_UDPSRV: the senders a UDP daemon answers (in_udp.c) */
+	/*
+	 * fdpass receiver: passed sockets come as datagrams on the fd itself
+	 * (the queue of a pair's second, or a datagram receiver adopted across
+	 * exec) rather than one per connection to a listening stream socket.
+	 */
+	int dgq;
 };
 
 struct slot {

@@ -1,8 +1,21 @@
 # Shared set-up for the bats suites: paths to what `make` built, a private
 # temp dir per test, waiting for readiness, and cleanup of what a test starts.
 bats_require_minimum_version 1.5.0
-bats_load_library bats-support
-bats_load_library bats-assert
+# bats-support and bats-assert, sourced file by file: their load.bash files
+# fork a `dirname` per file, which in every test (bats sources this file
+# once per test) cost ~0.3 s of CPU per test on the test machine.
+sg_load_lib() {
+	local d f
+	if find_in_bats_lib_path d "$1" && [ "${d##*/}" = load.bash ] && [ -d "${d%/*}/src" ]; then
+		for f in "${d%/*}"/src/*.bash; do
+			source "$f" || return 1
+		done
+	else
+		bats_load_library "$1"
+	fi
+}
+sg_load_lib bats-support
+sg_load_lib bats-assert
 
 TOP=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 BUILD=${BUILD:-build}

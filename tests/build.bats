@@ -66,7 +66,7 @@ EOF
 	stand_in_cc "$b/.deps-ok"
 	run "$T/cc" -print-file-name=libbsd.a
 	assert_output libbsd.a
-	run -0 make -C "$TOP" BUILD="$b" CC="$T/cc" CFLAGS=-O0 "$b/unit/test_rules"
+	run -0 make -j2 -C "$TOP" BUILD="$b" CC="$T/cc" CFLAGS=-O0 "$b/unit/test_rules"
 	refute_output --partial "cannot find"
 	run -0 "$b/unit/test_rules"
 	# Only pattern rules name build/host/core/*.o; they are not intermediates

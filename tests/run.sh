@@ -10,6 +10,7 @@
 #
 # What it runs can be narrowed for that test: UNIT_GLOB, FUZZ_GLOB and
 # BATS_FILES (a space-separated list).
+# BATS_TIMING=1 adds each test's time to its line ("ok 7 NAME in 812ms").
 set -u
 shopt -s lastpipe nullglob
 BUILD=${BUILD:-build}
@@ -102,7 +103,7 @@ files=($BATS_FILES)
 streams=${BATS_STREAMS:-1}
 [ "${#files[@]}" -lt "$streams" ] && streams=${#files[@]}
 if [ "$streams" -le 1 ]; then
-	run_tap bats bats --tap "${files[@]}"
+	run_tap bats bats --tap ${BATS_TIMING:+--timing} "${files[@]}"
 else
 	declare -a group weight
 	for ((i = 0; i < streams; i++)); do group[i]=; weight[i]=0; done
@@ -117,7 +118,7 @@ else
 	done
 	for ((i = 0; i < streams; i++)); do
 		# shellcheck disable=SC2086 # a list of file names without spaces
-		{ bats --tap ${group[i]} > "$BUILD/bats.$i.tap" 2>&1; echo $? > "$BUILD/bats.$i.rc"; } &
+		{ bats --tap ${BATS_TIMING:+--timing} ${group[i]} > "$BUILD/bats.$i.tap" 2>&1; echo $? > "$BUILD/bats.$i.rc"; } &
 	done
 	wait
 	for ((i = 0; i < streams; i++)); do

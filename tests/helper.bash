@@ -21,6 +21,13 @@ TOP=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$TOP/$BUILD ;; esac
 SG=$BUILD/sockgate
+# strerror's words are musl's in the static executable, glibc's in the
+# dynamic one SANITIZE=1 builds; the ones that differ and tests compare:
+if [ "${SANITIZE:-}" = 1 ]; then
+	E_ADDRINUSE="Address already in use"
+else
+	E_ADDRINUSE="Address in use"
+fi
 LIB=$BUILD/libsockgate.so
 export PATH=$BUILD:$PATH
 

@@ -97,7 +97,8 @@ export BUILD
 export BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-180}
 # BATS_STREAMS=N runs the files in N bats processes at once (the suites
 # spend much of their time waiting), each reported and judged on its own
-# when all have ended. Files go to the stream with the fewest tests so far.
+# when all have ended. Files go to the stream with the fewest tests so far,
+# the largest first.
 # shellcheck disable=SC2086 # BATS_FILES is a list of globs
 files=($BATS_FILES)
 streams=${BATS_STREAMS:-1}
@@ -107,8 +108,11 @@ if [ "$streams" -le 1 ]; then
 else
 	declare -a group weight
 	for ((i = 0; i < streams; i++)); do group[i]=; weight[i]=0; done
+	# the files with the most tests first, each to the lightest stream
 	for f in "${files[@]}"; do
-		n=$(grep -c '^@test' "$f" 2>/dev/null) || n=0
+		n=$(grep -c '^@test' "$f" 2>/dev/null)
+		printf '%s %s\n' "${n:-0}" "$f"
+	done | sort -k1,1nr -k2 | while read -r n f; do
 		k=0
 		for ((i = 1; i < streams; i++)); do
 			[ "${weight[i]}" -lt "${weight[k]}" ] && k=$i

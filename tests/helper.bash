@@ -24,9 +24,9 @@ SG=$BUILD/sockgate
 # strerror's words are musl's in the static executable, glibc's in the
 # dynamic one SANITIZE=1 builds; the ones that differ and tests compare:
 if [ "${SANITIZE:-}" = 1 ]; then
-	E_ADDRINUSE="Address already in use"
+	E_ADDRINUSE="Address already in use" E_BUSY="Device or resource busy"
 else
-	E_ADDRINUSE="Address in use"
+	E_ADDRINUSE="Address in use" E_BUSY="Resource busy"
 fi
 LIB=$BUILD/libsockgate.so
 export PATH=$BUILD:$PATH

@@ -196,8 +196,11 @@ fuzz: $(FUZZ_BIN)
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $(BUILD)/fuzz/new-$$n tests/fuzz/corpus/$$n \
 	    2>$(BUILD)/fuzz/$$n.log || { tail -40 $(BUILD)/fuzz/$$n.log; exit 1; }; done; echo "fuzz: all targets clean"
 
-check: all unit tools fuzz-build para-lib
-	@SANITIZE=$(SANITIZE) BUILD=$(BUILD) tests/run.sh
+# FUZZ_SMOKE=0 leaves out the fuzz targets' 3-second smoke run (and their
+# build); BATS_STREAMS=2 runs the bats files in two processes (tests/run.sh).
+FUZZ_SMOKE ?= 3
+check: all unit tools $(if $(filter 0,$(FUZZ_SMOKE)),,fuzz-build) para-lib
+	@SANITIZE=$(SANITIZE) BUILD=$(BUILD) FUZZ_SMOKE=$(FUZZ_SMOKE) tests/run.sh
 
 bench: all
 	@tests/deps.sh $(BENCH_PKGS)

@@ -23,9 +23,13 @@ load helper
 @test "make install and uninstall honour PREFIX and DESTDIR" {
 	make -s -C "$TOP" BUILD="$BUILD" install DESTDIR="$T/root" PREFIX=/opt/sg >/dev/null
 	[ -x "$T/root/opt/sg/bin/sockgate" ]
-	# installed stripped: well under 256 KiB, no symbol table left
+	# installed stripped: well under 256 KiB, no symbol table left (the
+	# size is the static musl build's; SANITIZE=1 builds a dynamic glibc
+	# executable with ASan in it, about 2 MB)
 	local size=$(stat -c %s "$T/root/opt/sg/bin/sockgate")
-	[ "$size" -lt 262144 ] || { echo "installed sockgate is $size bytes"; return 1; }
+	if [ "${SANITIZE:-}" != 1 ]; then
+		[ "$size" -lt 262144 ] || { echo "installed sockgate is $size bytes"; return 1; }
+	fi
 	run -0 readelf -S "$T/root/opt/sg/bin/sockgate"
 	refute_output --partial ".symtab"
 	[ "$(readlink "$T/root/opt/sg/bin/sockgate-asmgen")" = sockgate ]
@@ -66,7 +70,7 @@ EOF
 	stand_in_cc "$b/.deps-ok"
 	run "$T/cc" -print-file-name=libbsd.a
 	assert_output libbsd.a
-	run -0 make -C "$TOP" BUILD="$b" CC="$T/cc" CFLAGS=-O0 "$b/unit/test_rules"
+	run -0 make -j2 -C "$TOP" BUILD="$b" CC="$T/cc" CFLAGS=-O0 "$b/unit/test_rules"
 	refute_output --partial "cannot find"
 	run -0 "$b/unit/test_rules"
 	# Only pattern rules name build/host/core/*.o; they are not intermediates

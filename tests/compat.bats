@@ -740,9 +740,9 @@ connect tcp 10.1.2.3:6380 -> unix $T/ro.sock proxy-v2 source=192.0.2.7:4323"
 	# write to a Unix socket whose peer has closed fails with EPIPE at
 	# once, where TCP would take one more round trip; redis-cli may die
 	# of that SIGPIPE before it reads the answer)
-	run -0 unshare -n env LD_PRELOAD="$LIB" timeout 10 python3 -c '
+	run -0 unshare -n env LD_PRELOAD="$LIB" timeout 30 python3 -c '
 import socket
-s = socket.create_connection(("10.1.2.3", 6379), timeout=5)
+s = socket.create_connection(("10.1.2.3", 6379), timeout=20)
 print(s.makefile("rb").readline()[:48].decode())'
 	assert_output "-DENIED Redis is running in protected mode becau"
 	run -0 cli -h 10.1.2.4 -p 6379 CLIENT INFO

@@ -106,7 +106,7 @@ passfd() {
 	spawn "$T/first.log" "$SG" inetd "$T/r.sock" sh -c 'echo hello >"$0"' "$T/got"
 	wait_for_file "$T/r.sock"
 	run -111 "$SG" inetd "$T/r.sock" true
-	assert_output "sockgate-inetd: fatal: unable to bind unix:$T/r.sock: Address in use"
+	assert_output "sockgate-inetd: fatal: unable to bind unix:$T/r.sock: $E_ADDRINUSE"
 	run -0 python3 "$TOP/tests/tools/pass_sock.py" "$T/r.sock"
 	wait_for_line "$T/got" hello
 }
@@ -115,7 +115,7 @@ passfd() {
 	spawn "$T/out" "$SG" send-fd --recv "$T/r.sock" --any-fd -- cat
 	wait_for_file "$T/r.sock"
 	run -111 "$SG" send-fd --recv "$T/r.sock" --any-fd -- cat
-	assert_output "sockgate-send-fd: fatal: unable to bind unix:$T/r.sock: Address in use"
+	assert_output "sockgate-send-fd: fatal: unable to bind unix:$T/r.sock: $E_ADDRINUSE"
 	echo first >"$T/data"
 	run -0 passfd "$T/r.sock" "$T/data"
 	wait "${PIDS[0]}"
@@ -141,7 +141,7 @@ time.sleep(30)" >"$T/py.out" &
 	PIDS+=($!)
 	wait_for_line "$T/py.out" bound
 	run -111 "$SG" relay -l "unix:$T/l.sock" unix:/nowhere.sock
-	assert_output "sockgate-relay: fatal: unable to bind unix:$T/l.sock: Address in use"
+	assert_output "sockgate-relay: fatal: unable to bind unix:$T/l.sock: $E_ADDRINUSE"
 	[ -S "$T/l.sock" ]
 }
 
@@ -159,7 +159,7 @@ while True:
 	PIDS+=($!)
 	wait_for_line "$T/ready" ready
 	run -111 "$SG" relay -l "unix:$T/in.sock" "unix:$T/e.sock"
-	assert_output "sockgate-relay: fatal: unable to bind unix:$T/in.sock: Address in use"
+	assert_output "sockgate-relay: fatal: unable to bind unix:$T/in.sock: $E_ADDRINUSE"
 	run -0 python3 -c "
 import socket; s = socket.socket(socket.AF_UNIX); s.connect('$T/in.sock'); s.sendall(b'still'); print(s.recv(99).decode())"
 	assert_output still

@@ -784,9 +784,11 @@ s = socket.socket(socket.AF_INET6); s.bind(("::", 8000)); s.listen()
 c, a = s.accept(); c.sendall(("got %s:%d local %s:%d\n" % (a[:2] + c.getsockname()[:2])).encode()); c.close()' 2>"$T/sd2.log"
 	wait_for_line "$T/sd1.log" "Listening on"
 	wait_for_line "$T/sd2.log" "Listening on"
-	run -0 timeout 5 nc 127.0.0.1 "$port" </dev/null
+	# the program starts only at the first connection (python with the
+	# library: seconds on a loaded machine), hence the long bound
+	run -0 timeout 20 nc 127.0.0.1 "$port" </dev/null
 	assert_output --regexp '^127.0.0.1 got 127.0.0.1:[0-9]+ local 127.0.0.1$'
-	run -0 timeout 5 nc -U "$T/act.sock" </dev/null
+	run -0 timeout 20 nc -U "$T/act.sock" </dev/null
 	assert_output "got ::1:0 local :::8000"
 }
 

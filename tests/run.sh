@@ -10,6 +10,7 @@
 #
 # What it runs can be narrowed for that test: UNIT_GLOB, FUZZ_GLOB and
 # BATS_FILES (a space-separated list).
+# BATS_TIMING=1 adds each test's time to its line ("ok 7 NAME in 812ms").
 set -u
 shopt -s lastpipe nullglob
 BUILD=${BUILD:-build}
@@ -71,7 +72,10 @@ for t in $UNIT_GLOB; do
 	run_tap "${t##*/}" "$t"
 done
 
-echo "== fuzz targets (${FUZZ_SMOKE}s each)"
+# FUZZ_SMOKE=0 leaves the smoke run out (CI's plain run: the targets are
+# the same ASan/UBSan builds in both runs, and its sanitizer run has them).
+[ "$FUZZ_SMOKE" = 0 ] && FUZZ_GLOB=
+[ -n "$FUZZ_GLOB" ] && echo "== fuzz targets (${FUZZ_SMOKE}s each)"
 for f in $FUZZ_GLOB; do
 	[ -x "$f" ] || continue
 	n=${f##*/fuzz_}
@@ -91,8 +95,42 @@ echo "== bats"
 export BUILD
 # a test that hangs fails after this many seconds instead of stalling the run
 export BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-180}
+# BATS_STREAMS=N runs the files in N bats processes at once (the suites
+# spend much of their time waiting), each reported and judged on its own
+# when all have ended. Files go to the stream with the fewest tests so far,
+# the largest first.
 # shellcheck disable=SC2086 # BATS_FILES is a list of globs
-run_tap bats bats --tap $BATS_FILES
+files=($BATS_FILES)
+streams=${BATS_STREAMS:-1}
+[ "${#files[@]}" -lt "$streams" ] && streams=${#files[@]}
+if [ "$streams" -le 1 ]; then
+	run_tap bats bats --tap ${BATS_TIMING:+--timing} "${files[@]}"
+else
+	declare -a group weight
+	for ((i = 0; i < streams; i++)); do group[i]=; weight[i]=0; done
+	# the files with the most tests first, each to the lightest stream
+	for f in "${files[@]}"; do
+		n=$(grep -c '^@test' "$f" 2>/dev/null)
+		printf '%s %s\n' "${n:-0}" "$f"
+	done | sort -k1,1nr -k2 | while read -r n f; do
+		k=0
+		for ((i = 1; i < streams; i++)); do
+			[ "${weight[i]}" -lt "${weight[k]}" ] && k=$i
+		done
+		group[k]+=" $f"
+		weight[k]=$((weight[k] + n))
+	done
+	for ((i = 0; i < streams; i++)); do
+		# shellcheck disable=SC2086 # a list of file names without spaces
+		{ bats --tap ${BATS_TIMING:+--timing} ${group[i]} > "$BUILD/bats.$i.tap" 2>&1; echo $? > "$BUILD/bats.$i.rc"; } &
+	done
+	wait
+	for ((i = 0; i < streams; i++)); do
+		echo "-- stream $((i + 1)):${group[i]}"
+		run_tap "bats[$((i + 1))]" sh -c 'cat "$1"; exit "$(cat "$2")"' sh "$BUILD/bats.$i.tap" "$BUILD/bats.$i.rc"
+	done
+	rm -f "$BUILD"/bats.[0-9]*.tap "$BUILD"/bats.[0-9]*.rc
+fi
 
 echo
 if [ ${#failed_names[@]} -gt 0 ]; then

@@ -57,3 +57,16 @@ runner() {
 	assert_line --partial "FAIL test_short: planned 3 tests but reported 1"
 	assert_line --partial "FAIL test_short: exit status 139"
 }
+
+@test "runner: BATS_STREAMS=2 runs files at once, judges each stream, and counts them all" {
+	cd "$TOP"
+	run -1 runner UNIT_GLOB="$T/none" BATS_STREAMS=2 BATS_FILES="tests/runner/pass.bats tests/runner/selfkill.bats"
+	# the file with more tests first
+	assert_line "-- stream 1: tests/runner/selfkill.bats"
+	assert_line "-- stream 2: tests/runner/pass.bats"
+	assert_line --partial "FAIL bats[1]: planned 4 tests but reported 3"
+	assert_line "FAIL bats[1]: exit status 1 with no failing test reported"
+	assert_line --index -1 "5 passed, 2 failed, 0 skipped"
+	run -0 runner UNIT_GLOB="$T/none" BATS_STREAMS=2 BATS_FILES="tests/runner/pass.bats tests/runner/pass.bats"
+	assert_line --index -1 "4 passed, 0 failed, 0 skipped"
+}

@@ -151,7 +151,7 @@ got TERM"
 @test "seccomp: where user notification is refused (here: a second supervisor inside the first), sockgate-run says so and exits 111" {
 	need_unotify
 	run -111 sockgate-run --seccomp -- sockgate-run --seccomp -- true
-	assert_output "sockgate-run: fatal: unable to install the seccomp filter: Resource busy (a supervisor watches this process already: one per process, seccomp(2))"
+	assert_output "sockgate-run: fatal: unable to install the seccomp filter: $E_BUSY (a supervisor watches this process already: one per process, seccomp(2))"
 }
 
 @test "seccomp: a static C server's blocking accept() waits for the connection; a signal interrupts it with EINTR" {

@@ -87,7 +87,7 @@ int gaihack_getaddrinfo(const char *node, const char *service, const struct addr
 	/* no name, an IPv4 literal, or no name it handles (IPv6 literals among them) */
 	if (!node || inet_aton(node, &v4) || gaihack_name(node, name) < 0)
 		return REAL(getaddrinfo)(node, service, &h, res);
-	const char *dir = getenv("PJTL_GAIHACK_STATICDIR");
+	const char *dir = secure_getenv("PJTL_GAIHACK_STATICDIR");
 	int r = dir && *dir ? search(dir, name, "hH", &localhost, value, sizeof value) : NOTFOUND;
 	if (r == FOUND)
 		return REAL(getaddrinfo)(value, service, &h, res);
@@ -101,10 +101,10 @@ int gaihack_getaddrinfo(const char *node, const char *service, const struct addr
 		return REAL(getaddrinfo)(value, service, &h, res);
 	if (r == FAILED || localhost)
 		return EAI_AGAIN;
-	const char *log = getenv("PJTL_GAIHACK_LOGFILE");
+	const char *log = secure_getenv("PJTL_GAIHACK_LOGFILE");
 	if (log && *log)
 		log_name(log, name);
-	const char *sni = getenv("PJTL_GAIHACK_SNI_PROXY");
+	const char *sni = secure_getenv("PJTL_GAIHACK_SNI_PROXY");
 	if (sni && *sni)
 		return REAL(getaddrinfo)(sni, service, &h, res);
 	return EAI_NODATA;

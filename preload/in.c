@@ -546,7 +546,7 @@ static int unix_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, soc
 /* The line SOCKGATE_STANDIN_LOG gets for an IPv6 client shown to an IPv4 program as 192.0.0.8. */
 static void standin_log(int s, const char *real, int port)
 {
-	const char *f = getenv("SOCKGATE_STANDIN_LOG");
+	const char *f = secure_getenv("SOCKGATE_STANDIN_LOG");
 	if (!f || !*f)
 		return;
 	int lfd = open(f, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);

@@ -49,7 +49,7 @@ static int numeric_host(const char *s)
 /* SOCKGATE_RESOLVE_TIMEOUT, in ms; default 5000. */
 static int timeout_ms(void)
 {
-	const char *s = getenv("SOCKGATE_RESOLVE_TIMEOUT");
+	const char *s = secure_getenv("SOCKGATE_RESOLVE_TIMEOUT");
 	const char *e;
 	if (!s || !*s)
 		return 5000;
@@ -80,7 +80,7 @@ static const char *divert_env(const char *name)
 {
 	if (!strchr(name, '.'))
 		return NULL;
-	const char *v = getenv(name);
+	const char *v = secure_getenv(name);
 	return v && *v ? v : NULL;
 }
 

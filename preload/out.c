@@ -286,7 +286,7 @@ static void map_add(struct sgconn *c, const struct sg_addr *ta, const struct soc
 static int dgram_bind(int s, struct sgconn *c, const struct sg_addr *near)
 {
 	static unsigned seq;
-	const char *dir = getenv("SOCKGATE_DGRAM_DIR");
+	const char *dir = secure_getenv("SOCKGATE_DGRAM_DIR");
 	char d[sizeof near->u.un.sun_path], p[sizeof d + 64];
 	struct sg_addr a;
 

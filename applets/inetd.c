@@ -96,8 +96,13 @@ static void spawn(int fd, const struct fdpass_meta *m, char **prog, const sigset
 		set_env(fd, m);
 		if (dup2(fd, 0) < 0 || dup2(fd, 1) < 0)
 			die_sys("unable to set up fd 0 and 1");
-		if (fd > 1)
-			close(fd);
+		/*
+		 * The program gets its connection and stderr, nothing else: our
+		 * own fds are close-on-exec already, and whatever we inherited
+		 * (a supervisor's pipe, a shell's open files) is not for a
+		 * program that serves the network.
+		 */
+		closefrom(3);
 		execvp(prog[0], prog);
 		die_sys("unable to run %s", prog[0]);
 	}

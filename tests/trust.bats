@@ -1,9 +1,20 @@
 #!/usr/bin/env bats
 # What the library and the daemons trust: the library reads its environment
-# only with secure_getenv and does nothing in setuid or setgid programs.
-# Peers: python3, setpriv, cc. Runtime: about 2 s.
+# only with secure_getenv and does nothing in setuid or setgid programs; the
+# programs the daemons run get their connection and stdio, no other fd.
+# Peers: python3, setpriv, cc. Runtime: about 3 s.
 
 load helper
+
+# clean CMD...: CMD with fds 0-2 only, as a supervisor would start it
+clean() {
+	local fd
+	for fd in /proc/$BASHPID/fd/*; do
+		fd=${fd##*/}
+		[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+	done
+	exec "$@"
+}
 
 @test "libsockgate.so (glibc and musl) reads no variable with getenv, only with secure_getenv" {
 	local lib
@@ -87,4 +98,33 @@ connect: Connection refused"
 	run -0 as_user env SOCKGATE_RULES="$T/secret" "$T/who-setuid" "$port"
 	assert_output "euid 65534 egid 4242, connect() of libsockgate.so
 connect: Connection refused"
+}
+
+@test "inetd: the program it runs holds fd 0-2 (the connection on 0 and 1), no fd of inetd's nor one it inherited" {
+	# fd 5 stands for what a careless parent leaves open
+	spawn "$T/inetd.log" "$SG" inetd --ready-fd 4 "$T/in.sock" sh -c 'ls /proc/$$/fd; readlink /proc/$$/fd/0 /proc/$$/fd/1' \
+		4>"$T/ready" 5>"$T/stray"
+	wait_for_line "$T/ready" ready
+	start_server -l 127.0.0.1 -p 0 -S "$T/in.sock"
+	run -0 nc -N 127.0.0.1 "$PORT" </dev/null
+	local lines=(${output})
+	assert_equal "${lines[*]:0:3}" "0 1 2"
+	assert_equal "${#lines[@]}" 5
+	assert_equal "${lines[3]}" "${lines[4]}"
+	[[ ${lines[3]} == socket:* ]]
+}
+
+@test "server -e and send-fd --recv: the program holds fd 0-2 and its socket, no fd of the applet's" {
+	# (no redirection in the shell: dash keeps a copy of fd 1 while it redirects)
+	spawn "$T/e.out" clean "$SG" server -l 127.0.0.1 -p 0 -e sh -c 'echo "listen $SOCKGATE_LISTEN_FD"; ls /proc/$$/fd'
+	wait "${PIDS[-1]}"
+	run -0 cat "$T/e.out"
+	assert_equal "${lines[0]}" "listen 3"
+	assert_equal "${lines[*]:1}" "0 1 2 3"
+	spawn "$T/r.out" clean "$SG" send-fd --recv "$T/r.sock" --as 3 -- sh -c 'ls /proc/$$/fd'
+	wait_for_file "$T/r.sock"
+	run -0 "$SG" send-fd --open /dev/null "$T/r.sock"
+	wait "${PIDS[-1]}"
+	run -0 cat "$T/r.out"
+	assert_equal "${lines[*]}" "0 1 2 3"
 }

@@ -121,7 +121,7 @@ connect: Connection refused"
 	run -0 cat "$T/e.out"
 	assert_equal "${lines[0]}" "listen 3"
 	assert_equal "${lines[*]:1}" "0 1 2 3"
-	spawn "$T/r.out" clean "$SG" send-fd --recv "$T/r.sock" --as 3 -- sh -c 'ls /proc/$$/fd'
+	spawn "$T/r.out" clean "$SG" send-fd --recv "$T/r.sock" --as 3 --any-fd -- sh -c 'ls /proc/$$/fd'
 	wait_for_file "$T/r.sock"
 	run -0 "$SG" send-fd --open /dev/null "$T/r.sock"
 	wait "${PIDS[-1]}"

@@ -128,3 +128,83 @@ connect: Connection refused"
 	run -0 cat "$T/r.out"
 	assert_equal "${lines[*]}" "0 1 2 3"
 }
+
+@test "bind rules: a forked child's close or exit keeps the socket file, the last close removes it; noremove keeps it" {
+	local p1=$(free_port) p2
+	p2=$((p1 == 65535 ? p1 - 1 : p1 + 1))
+	cat >"$T/life.py" <<'PY'
+import os, socket, sys
+def life(port, path):
+    s = socket.socket(); s.bind(("127.0.0.1", port)); s.listen()
+    seen = [os.path.exists(path)]
+    pid = os.fork()
+    if pid == 0:
+        s.close(); os._exit(0)          # a child closes its copy
+    os.waitpid(pid, 0); seen.append(os.path.exists(path))
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)                     # a child exits holding it
+    os.waitpid(pid, 0); seen.append(os.path.exists(path))
+    d = s.dup(); s.close(); seen.append(os.path.exists(path))
+    d.close(); seen.append(os.path.exists(path))
+    print(os.path.basename(path), " ".join("yes" if x else "no" for x in seen))
+life(int(sys.argv[1]), sys.argv[2])
+life(int(sys.argv[3]), sys.argv[4])
+PY
+	SOCKGATE_RULE="bind tcp 127.0.0.1:$p1 -> unix $T/u.sock; bind tcp 127.0.0.1:$p2 -> fdpass $T/f.sock noremove" \
+		run -0 env LD_PRELOAD="$LIB" python3 "$T/life.py" "$p1" "$T/u.sock" "$p2" "$T/f.sock"
+	assert_output "u.sock yes yes yes yes no
+f.sock yes yes yes yes yes"
+}
+
+@test "bind rules owner= group=: no group bits until the file has its group, then the owner, then the mode (strace); never looser" {
+	command -v strace >/dev/null || skip "strace not installed"
+	[ "$(id -u)" = 0 ] || skip "needs root (chown)"
+	local p1=$(free_port) p2 nobody=$(id -u nobody)
+	p2=$((p1 == 65535 ? p1 - 1 : p1 + 1))
+	(umask 002; export T; exec strace -f -o "$T/trace" -e trace=bind,chmod,fchmod,fchmodat,chown,fchown,fchownat,lchown \
+		env LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp 127.0.0.1:$p1 -> fdpass $T/a.sock mode=0660 owner=nobody group=4242
+bind tcp 127.0.0.1:$p2 -> unix $T/b.sock group=4243" python3 -c '
+import os, socket, sys
+for port, name in ((int(sys.argv[1]), "a.sock"), (int(sys.argv[2]), "b.sock")):
+    s = socket.socket(); s.bind(("127.0.0.1", port))
+    st = os.stat(os.environ["T"] + "/" + name)
+    print(name, "%o" % (st.st_mode & 0o7777), st.st_uid, st.st_gid)' "$p1" "$p2") >"$T/out" 2>&1
+	run -0 cat "$T/out"
+	assert_output "a.sock 660 $nobody 4242
+b.sock 775 0 4243"
+	# each file: made with no group bits (mode less the umask), then owner and group, then the mode asked
+	run -0 grep -E -o '(fchmod|bind|chmod|fchmodat|chown|fchown|fchownat|lchown)\([^)]*(\.sock|, 0[0-7]+)[^)]*\)' "$T/trace"
+	assert_output --regexp "^fchmod\([0-9]+, 0600\)
+bind\([0-9]+, \{sa_family=AF_UNIX, sun_path=\"$T/a.sock\"\}, [0-9]+\)
+fchownat\(AT_FDCWD, \"$T/a.sock\", $nobody, 4242, AT_SYMLINK_NOFOLLOW\)
+(chmod\(\"$T/a.sock\", 0660\)|fchmodat\(AT_FDCWD, \"$T/a.sock\", 0660\))
+fchmod\([0-9]+, 0707\)
+bind\([0-9]+, \{sa_family=AF_UNIX, sun_path=\"$T/b.sock\"\}, [0-9]+\)
+fchownat\(AT_FDCWD, \"$T/b.sock\", -1, 4243, AT_SYMLINK_NOFOLLOW\)
+(chmod\(\"$T/b.sock\", 0775\)|fchmodat\(AT_FDCWD, \"$T/b.sock\", 0775\))$"
+}
+
+@test "bind rules owner= group=: an unknown name or a chown not permitted fails bind() with one line, and leaves no file" {
+	[ "$(id -u)" = 0 ] || skip "needs root (setpriv)"
+	command -v setpriv >/dev/null || skip "setpriv not available"
+	chmod 0777 "$T"
+	local p1=$(free_port) p2
+	p2=$((p1 == 65535 ? p1 - 1 : p1 + 1))
+	cat >"$T/try.py" <<'PY'
+import os, socket, sys
+for port, name in ((int(sys.argv[1]), "a.sock"), (int(sys.argv[2]), "b.sock")):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port)); print(name, "bound")
+    except OSError as e:
+        print(name, os.strerror(e.errno), os.path.exists(os.path.join(sys.argv[3], name)))
+PY
+	run -0 setpriv --reuid=4242 --regid=4242 --clear-groups env LD_PRELOAD="$LIB" \
+		SOCKGATE_RULE="bind tcp 127.0.0.1:$p1 -> unix $T/a.sock owner=no-such-user-here
+bind tcp 127.0.0.1:$p2 -> fdpass $T/b.sock group=0" python3 "$T/try.py" "$p1" "$p2" "$T"
+	assert_output "libsockgate: rule 1: owner=no-such-user-here: no such user (bind fails)
+a.sock Invalid argument False
+libsockgate: rule 2: unable to give $T/b.sock owner=- group=0: Operation not permitted (bind fails)
+b.sock Operation not permitted False"
+}

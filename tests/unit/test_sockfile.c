@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "addr.h"
 #include "sockfile.h"
@@ -83,7 +84,8 @@ int main(void)
 	int d = dup(s);
 	pid_t child = fork();
 	if (child == 0)
-		_exit(0);
+		_exit(0);	/* a forked child's copy, gone with it */
+	waitpid(child, NULL, 0);
 	CHECK(sockfile_remove(&a.u.un, a.len, st.st_dev, st.st_ino) == 0 && lstat(path, &st) == 0,
 	      "sockfile_remove: a listening socket keeps its file");
 	close(s);

@@ -138,37 +138,53 @@ static void file_made(struct sgconn *c, const struct rule *r)
 
 /*
  * owner= and group= of a rule as ids ((uid_t)-1, (gid_t)-1: leave alone):
- * a number as it is, a name from the program's user database. 0, or -1
- * with EINVAL after one line naming the rule and the name.
+ * a number as it is, a name from the program's user database (the entry
+ * buffer grows while the lookup says ERANGE: a group with many members is
+ * long). 0, or -1 with EINVAL after one line naming the rule and the name.
  */
 static int file_ids(const struct ruleset *rs, const struct rule *r, uid_t *uid, gid_t *gid)
 {
 	const char *o = rules_str(rs, r->owner), *g = rules_str(rs, r->group), *err = NULL;
-	char buf[1024];
+	int ret = 0;
 
 	*uid = (uid_t)-1;
 	*gid = (gid_t)-1;
-	if (o && o[strspn(o, "0123456789")] == 0) {
+	if (o && !o[strspn(o, "0123456789")])
 		*uid = (uid_t)strtonum(o, 0, UINT32_MAX - 1, &err);
-	} else if (o) {
-		struct passwd pw, *pp = NULL;
-		if (getpwnam_r(o, &pw, buf, sizeof buf, &pp) != 0 || !pp) {
-			sg_msg("rule %u: owner=%s: no such user (bind fails)", r->line, o);
-			return errno = EINVAL, -1;
-		}
-		*uid = pp->pw_uid;
-	}
-	if (g && g[strspn(g, "0123456789")] == 0) {
+	if (g && !g[strspn(g, "0123456789")])
 		*gid = (gid_t)strtonum(g, 0, UINT32_MAX - 1, &err);
-	} else if (g) {
+	int name_o = o && *uid == (uid_t)-1, name_g = g && *gid == (gid_t)-1;
+	for (size_t size = 4096; (name_o || name_g) && size <= (1u << 20); size *= 2) {
+		char *buf = malloc(size);
+		struct passwd pw, *pp = NULL;
 		struct group gr, *gp = NULL;
-		if (getgrnam_r(g, &gr, buf, sizeof buf, &gp) != 0 || !gp) {
-			sg_msg("rule %u: group=%s: no such group (bind fails)", r->line, g);
+		int e = 0;
+		if (!buf)
+			return errno = ENOMEM, -1;
+		if (name_o && (e = getpwnam_r(o, &pw, buf, size, &pp)) == 0) {
+			name_o = 0;
+			if (!pp)
+				ret = -1, sg_msg("rule %u: owner=%s: no such user (bind fails)", r->line, o);
+			else
+				*uid = pp->pw_uid;
+		}
+		if (!e && name_g && (e = getgrnam_r(g, &gr, buf, size, &gp)) == 0) {
+			name_g = 0;
+			if (!gp)
+				ret = -1, sg_msg("rule %u: group=%s: no such group (bind fails)", r->line, g);
+			else
+				*gid = gp->gr_gid;
+		}
+		free(buf);
+		if (e && e != ERANGE) {
+			sg_msg("rule %u: unable to look up owner=%s group=%s: %s (bind fails)", r->line, o ? o : "-",
+			       g ? g : "-", strerror(e));
 			return errno = EINVAL, -1;
 		}
-		*gid = gp->gr_gid;
 	}
-	return 0;
+	if (name_o || name_g)
+		return errno = EINVAL, -1;
+	return ret < 0 ? (errno = EINVAL, -1) : 0;
 }
 
 int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)

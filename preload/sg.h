@@ -173,9 +173,17 @@ struct sgconf {
 #define HACK_GETSOCKNAME 0x40000u
 #define HACK_GAI	0x80000u	/* gai-hack (gaihack.c) */
 
-/* gai-hack's getaddrinfo() (gaihack.c) */
-int gaihack_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
-			struct addrinfo **res);
+/*
+ * gai-hack's static directory (gaihack.c): the first entry for name among
+ * ident[0] (exact) and ident[1] (suffixes, R), "hH" or "lL"; GAIHACK_FOUND
+ * with its value in out, GAIHACK_NOTFOUND, or GAIHACK_FAILED (an entry that
+ * cannot be read or is half written: the lookup fails with EAI_AGAIN).
+ * *localhost is set when the name is localhost or under it.
+ */
+enum { GAIHACK_FOUND, GAIHACK_NOTFOUND, GAIHACK_FAILED };
+int gaihack_find(const char *name, const char ident[2], int *localhost, char *out, size_t size);
+/* A name nothing answered, appended to PJTL_GAIHACK_LOGFILE. */
+void gaihack_log(const char *name);
 
 extern struct sgconf sg_conf;
 void sg_conf_load(void);
@@ -194,9 +202,9 @@ void gai_remember(const char *name, const struct addrinfo *res);
 int gai_lookup(const struct sockaddr *sa, char *name, size_t size);
 void gai_fork_lock(int lock);
 
-/* names through the relay, diversions, fixed answers (names.c) */
-int names_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
-		      struct addrinfo **res, int *ret, char *other);
+/* names (names.c) */
+/* A numeric host as getaddrinfo() takes one (inet_aton's forms, IPv6): no name. */
+int names_numeric(const char *s);
 /* A nat64 rule's /96 prefix (12 bytes), discovered (RFC 7050) where the rule says so; 0 or -1. */
 int names_nat64_prefix(const struct ruleset *rs, const struct rule *r, int may_block, uint8_t pre[12]);
 

@@ -190,19 +190,21 @@ struct ruleset *rules_from_file(const char *path, const char *extra, int fatal)
 	return NULL;
 }
 
-int unix_receiver(const char *path, long mode, uid_t uid, gid_t gid, int flags)
+int unix_receiver(const char *path, long mode, uid_t uid, gid_t gid, int type, int flags)
 {
 	struct sg_addr a;
 
 	if (addr_unix(&a, path, 0) < 0)
 		die_sys("unable to use %s", path);
-	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | flags, 0);
+	int s = socket(AF_UNIX, type | SOCK_CLOEXEC | flags, 0);
 	if (s < 0)
 		die_sys("unable to create a unix socket");
-	if (fdpass_receiver_setup(s) < 0)
+	if (type == SOCK_DGRAM && fdpass_receiver_setup(s) < 0)
 		die_sys("unable to set SO_PASSCRED");
 	if (bind_unix_path_owned(s, &a.u.un, a.len, mode, uid, gid) < 0)
 		die_sys("unable to bind unix:%s", path);
+	if (type != SOCK_DGRAM && listen(s, SOMAXCONN) < 0)
+		die_sys("unable to listen on unix:%s", path);
 	return s;
 }
 
@@ -236,6 +238,8 @@ ssize_t recv_passed(int s, int *fd, void *buf, size_t size, int flags, const str
 		if (n < 0)
 			warn("%s: a message too long for a metadata record (record ignored)", where);
 		if (!nfds) {
+			if (n == 0 && p->conn)
+				return errno = EPIPE, -1;	/* the sender closed the connection */
 			warn("%s: a message without an fd (ignored)", where);
 			continue;
 		}

@@ -30,6 +30,8 @@ static const char usage[] =
 
 static long children, maxchildren = 40;
 
+#define MAXCONN 256	/* sender connections read at once */
+
 static void setenv_addr(const char *ipvar, const char *portvar, const struct sockaddr *sa)
 {
 	char host[ADDR_STRLEN], port[8];
@@ -116,6 +118,38 @@ static void spawn(int fd, const struct fdpass_meta *m, char **prog, const sigset
 	}
 }
 
+/*
+ * Start a program for each socket waiting on connection conn[i], while
+ * under the limit; a connection that ended (or failed) is closed and the
+ * last one takes its place. -1 when the limit stopped it, else 0.
+ */
+static int take(int *conn, size_t *nconn, size_t i, const struct recv_policy *pol, const char *path,
+		char **prog, const sigset_t *old)
+{
+	while (children < maxchildren) {
+		int fd;
+		unsigned char buf[FDPASS_META_MAXLEN];
+		ssize_t r = recv_passed(conn[i], &fd, buf, sizeof buf, MSG_DONTWAIT, pol, path);
+		if (r < 0) {
+			if (errno == EAGAIN)
+				return 0;
+			if (errno != EPIPE && errno != ECONNRESET)
+				warn_sys("unable to receive on unix:%s", path);
+			close(conn[i]);
+			conn[i] = conn[--*nconn];
+			return 0;
+		}
+		struct fdpass_meta m;
+		if (fdpass_meta_decode(buf, (size_t)r, &m) < 0) {
+			if (r > 1)
+				warn_sys("a bad metadata record (addresses taken from the socket)");
+			memset(&m, 0, sizeof m);
+		}
+		spawn(fd, &m, prog, old);
+	}
+	return -1;
+}
+
 int inetd_main(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -128,7 +162,7 @@ int inetd_main(int argc, char **argv)
 	int ready_fd = -1, c;
 	/* what a program on fd 0 and 1 can use: an inet or unix socket */
 	struct recv_policy pol = { 0, FDPASS_FAM_INET | FDPASS_FAM_INET6 | FDPASS_FAM_UNIX, 1, (uid_t)-1,
-				   (gid_t)-1 };
+				   (gid_t)-1, 1 };	/* read from connections */
 
 	std_options(argc, argv, usage);
 	while ((c = getopt_long(argc, argv, "+vc:m:o:d:", lo, NULL)) != -1) {
@@ -156,20 +190,29 @@ int inetd_main(int argc, char **argv)
 	gid_t gid = (gid_t)-1;
 	if (owner)
 		owner_arg(owner, &uid, &gid);
-	int s = unix_receiver(path, mode, uid, gid, SOCK_NONBLOCK);
+	int s = unix_receiver(path, mode, uid, gid, SOCK_STREAM, SOCK_NONBLOCK);
 	struct stat mine;
 	if (stat(path, &mine) < 0)
 		die_sys("unable to stat %s", path);
 	info("receiving on unix:%s", path);
 	notify_ready(ready_fd);
 
+	/*
+	 * Senders connect (sockgate-server once per socket; others may send
+	 * many over one connection): each connection is read until it ends.
+	 */
+	int conn[MAXCONN];
+	size_t nconn = 0;
 	for (;;) {
 		/* at the limit, leave sockets in the queue: the server waits or refuses */
-		struct pollfd pfd[2] = {
-			{ .fd = sfd, .events = POLLIN },
-			{ .fd = s, .events = POLLIN },
-		};
-		int n = poll(pfd, children < maxchildren ? 2 : 1, -1);
+		struct pollfd pfd[2 + MAXCONN];
+		pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+		/* with MAXCONN open, new ones wait in the listen backlog */
+		pfd[1] = (struct pollfd){ .fd = nconn < MAXCONN ? s : -1, .events = POLLIN };
+		for (size_t i = 0; i < nconn; i++)
+			pfd[2 + i] = (struct pollfd){ .fd = conn[i], .events = POLLIN };
+		size_t polled = nconn;
+		int n = poll(pfd, children < maxchildren ? 2 + polled : 1, -1);
 		if (n < 0 && errno != EINTR)
 			die_sys("poll");
 		if (n <= 0)
@@ -198,24 +241,25 @@ int inetd_main(int argc, char **argv)
 				return EX_OK;
 			}
 		}
-		if (children >= maxchildren || !(pfd[1].revents & POLLIN))
+		if (children >= maxchildren)
 			continue;
-		while (children < maxchildren) {
-			int fd;
-			unsigned char buf[FDPASS_META_MAXLEN];
-			ssize_t r = recv_passed(s, &fd, buf, sizeof buf, MSG_DONTWAIT, &pol, path);
-			if (r < 0) {
-				if (errno != EAGAIN)
-					warn_sys("unable to receive");
+		/* the connections that were polled, last first: a closed one's place takes the last */
+		for (size_t i = polled; i-- > 0;)
+			if (pfd[2 + i].revents && take(conn, &nconn, i, &pol, path, prog, &old) < 0)
 				break;
+		if (pfd[1].revents & POLLIN) {
+			while (nconn < MAXCONN && children < maxchildren) {
+				int cfd = accept4(s, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+				if (cfd < 0) {
+					if (errno != EAGAIN && errno != ECONNABORTED && errno != EINTR)
+						warn_sys("unable to accept on unix:%s", path);
+					if (errno != ECONNABORTED)
+						break;
+					continue;
+				}
+				conn[nconn++] = cfd;
+				take(conn, &nconn, nconn - 1, &pol, path, prog, &old);	/* its socket is most likely there */
 			}
-			struct fdpass_meta m;
-			if (fdpass_meta_decode(buf, (size_t)r, &m) < 0) {
-				if (r > 1)
-					warn_sys("a bad metadata record (addresses taken from the socket)");
-				memset(&m, 0, sizeof m);
-			}
-			spawn(fd, &m, prog, &old);
 		}
 	}
 }

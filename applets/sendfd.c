@@ -98,7 +98,7 @@ static void setenv_addr(const char *ipvar, const char *portvar, const struct soc
 
 static int do_recv(const char *path, int as, long mode, const struct recv_policy *pol, char **prog)
 {
-	int s = unix_receiver(path, mode, (uid_t)-1, (gid_t)-1, 0);
+	int s = unix_receiver(path, mode, (uid_t)-1, (gid_t)-1, SOCK_DGRAM, 0);
 	info("waiting on unix:%s", path);
 
 	int fd;
@@ -147,7 +147,7 @@ int sendfd_main(int argc, char **argv)
 	const char *open_file = NULL, *recv_path = NULL;
 	int as = -1, c, policy_set = 0;
 	long mode = -1;
-	struct recv_policy pol = { 0, 0, 1, (uid_t)-1, (gid_t)-1 };
+	struct recv_policy pol = { 0, 0, 1, (uid_t)-1, (gid_t)-1, 0 };
 
 	std_options(argc, argv, usage);
 	while ((c = getopt_long(argc, argv, "+vm:", lo, NULL)) != -1) {

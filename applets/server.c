@@ -2,14 +2,17 @@
  * sockgate-server: accept TCP once, pick a receiver by rules on the accepted
  * socket's local and remote address, and pass the accepted socket itself
  * (SCM_RIGHTS) with a metadata record to that receiver's AF_UNIX datagram
- * socket (or over a kept SOCK_SEQPACKET connection). The hand-off protocol is written down in sockgate-server(8),
+ * socket, over a kept SOCK_SEQPACKET connection, or over a SOCK_STREAM
+ * connection of its own (the receiver's socket type, found by connecting,
+ * says which). The hand-off protocol is written down in sockgate-server(8),
  * HAND-OFF PROTOCOL; the record layout in core/fdpass.h.
  *
  * The server never waits for a receiver: sends are MSG_DONTWAIT on a
- * connected datagram socket per receiver. When a receiver's queue is full
- * the connection waits in a bounded queue here, and EPOLLOUT on the
- * connected datagram socket says when the receiver has room again; past
- * the bound or the time limit the connection is refused as the rule says.
+ * connected socket per receiver. When a receiver's queue is full the
+ * connection waits in a bounded queue here, and EPOLLOUT on the connected
+ * socket says when the receiver has room again (a stream receiver whose
+ * backlog is full is tried again every RETRY_MS); past the bound or the
+ * time limit the connection is refused as the rule says.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +55,7 @@ static const char usage[] =
 #define MAXRECV 64		/* receivers kept connected */
 #define ACCEPT_BATCH 64
 #define BACKOFF_MS 10		/* after EMFILE and friends */
+#define RETRY_MS 2		/* a stream receiver's full backlog has no EPOLLOUT: try again */
 
 struct pending {
 	int fd;
@@ -67,7 +71,8 @@ struct pending {
 struct receiver {
 	char name[ADDR_STRLEN];	/* "unix:/path" or "unix:@name", the cache key */
 	struct sg_addr addr;
-	int fd;			/* connected SOCK_DGRAM, or -1 */
+	int fd;			/* connected socket, or -1 */
+	int type;		/* the receiver's socket type once known, else 0 */
 	struct pending *q;	/* ring of waiting hand-offs */
 	size_t qhead, qlen, qcap;
 	int64_t used;		/* for eviction */
@@ -172,8 +177,11 @@ static void refuse(int fd, int rst)
 
 /*
  * Connect to the receiver: a datagram socket, or (when the receiver's type
- * is SOCK_SEQPACKET) one connection kept open. With -O the owner is
- * checked: for a datagram receiver the socket file's owner, on the very
+ * is SOCK_SEQPACKET) one connection kept open, or (SOCK_STREAM) a
+ * connection for one hand-off. The type is tried in that order the first
+ * time (a connect of the wrong type fails with EPROTOTYPE), then
+ * remembered. With -O the owner is
+ * checked: for a datagram or stream receiver the socket file's owner, on the very
  * inode we connect to (O_PATH and /proc/self/fd), so a file swapped in
  * between cannot pass; for a seqpacket receiver SO_PEERCRED, the
  * credentials of the process that listens.
@@ -208,24 +216,36 @@ static int recv_open(struct receiver *r)
 			tolen = via.len;
 		}
 	}
-	if ((s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
+	static const int types[] = { SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM };
+	for (int k = r->type ? -1 : 0; k < 3; k++) {
+		int t = k < 0 ? r->type : types[k];
+		if (k >= 0 && t == r->type)
+			continue;	/* tried first */
+		if ((s = socket(AF_UNIX, t | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
+			goto fail;
+		/* a unix connect does not wait: EAGAIN when a listener's backlog is full */
+		if (connect(s, to, tolen) == 0) {
+			r->type = t;
+			break;
+		}
+		if (errno == EAGAIN)
+			r->type = t;	/* the right type, its backlog full */
+		if (errno != EPROTOTYPE)
+			goto fail;
+		close(s);
+		s = -1;
+	}
+	if (s < 0) {
+		errno = EPROTOTYPE;	/* no type we speak */
 		goto fail;
-	if (connect(s, to, tolen) == 0) {
+	}
+	if (r->type != SOCK_SEQPACKET) {
 		if (need && ((cfg.need_uid != (uid_t)-1 && st.st_uid != cfg.need_uid) ||
 			     (cfg.need_gid != (gid_t)-1 && st.st_gid != cfg.need_gid))) {
 			errno = EPERM;
 			goto fail;
 		}
-	} else if (errno == EPROTOTYPE) {
-		close(s);
-		if ((s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
-			goto fail;
-		/* a unix connect does not wait: EAGAIN when its backlog is full */
-		if (connect(s, to, tolen) < 0)
-			goto fail;
-		if (need && fdpass_peer_check(s, cfg.need_uid, cfg.need_gid) < 0)
-			goto fail;
-	} else {
+	} else if (need && fdpass_peer_check(s, cfg.need_uid, cfg.need_gid) < 0) {
 		goto fail;
 	}
 	if (pfd >= 0)
@@ -288,6 +308,7 @@ static struct receiver *recv_find(const struct sg_addr *a, const char *name)
 	if (r->name[0])
 		recv_close(r);
 	r->fd = -1;
+	r->type = 0;
 	r->addr = *a;
 	snprintf(r->name, sizeof r->name, "%s", name);
 	r->qhead = r->qlen = 0;
@@ -343,10 +364,15 @@ static int hand_off(struct receiver *r, int fd, int rst, struct who *w, const vo
 	if (r->qlen)
 		return q_push(r, fd, rst, w, meta, mlen) == 0 ? 1 : (errno = EAGAIN, -1);
 	for (int attempt = 0; attempt < 2; attempt++) {
-		if (r->fd < 0 && (r->fd = recv_open(r)) < 0)
+		if (r->fd < 0 && (r->fd = recv_open(r)) < 0) {
+			if (errno == EAGAIN && r->type == SOCK_STREAM)	/* its backlog is full */
+				return q_push(r, fd, rst, w, meta, mlen) == 0 ? 1 : (errno = EAGAIN, -1);
 			return -1;
+		}
 		if (fdpass_send(r->fd, &fd, 1, meta, mlen, MSG_DONTWAIT) == 0) {
 			close(fd);
+			if (r->type == SOCK_STREAM)
+				recv_close(r);	/* one connection per hand-off */
 			return 0;
 		}
 		if (errno == EAGAIN || errno == ENOBUFS)
@@ -361,11 +387,18 @@ static int hand_off(struct receiver *r, int fd, int rst, struct who *w, const vo
 	return -1;
 }
 
-/* The receiver has room (POLLOUT): send what waits, in order. */
+/* The receiver has room (POLLOUT, or a stream receiver's retry): send what waits, in order. */
 static void q_flush(struct receiver *r)
 {
 	while (r->qlen) {
 		struct pending *p = q_at(r, 0);
+		if (r->fd < 0 && r->type == SOCK_STREAM && (r->fd = recv_open(r)) < 0) {
+			if (errno == EAGAIN)
+				return;	/* its backlog is still full */
+			int e = errno;
+			q_drop_all(r, strerror(e));
+			return;
+		}
 		if (fdpass_send(r->fd, &p->fd, 1, p->meta, p->mlen, MSG_DONTWAIT) < 0) {
 			if (errno == EAGAIN || errno == ENOBUFS)
 				return;
@@ -383,6 +416,8 @@ static void q_flush(struct receiver *r)
 		r->qhead = (r->qhead + 1) % r->qcap;
 		r->qlen--;
 		npending--;
+		if (r->type == SOCK_STREAM)
+			recv_close(r);
 	}
 }
 
@@ -842,15 +877,17 @@ static int receivers_watch(int64_t now)
 		struct receiver *r = recv_at(i);
 		if (r->qlen) {
 			q_expire(r, now);
-			if (r->qlen && r->fd < 0)
+			if (r->qlen && r->fd < 0 && r->type != SOCK_STREAM)
 				q_drop_all(r, "receiver closed");	/* a queue only exists while connected */
 		}
 		if (r->qlen) {
 			int64_t left = q_at(r, 0)->deadline - now;
+			if (r->type == SOCK_STREAM && left > RETRY_MS)
+				left = RETRY_MS;
 			if (timeout < 0 || left < timeout)
 				timeout = (int)left;
 		}
-		int want = r->qlen && r->fd >= 0;
+		int want = r->qlen && r->fd >= 0 && r->type != SOCK_STREAM;
 		if (r->ep_on && (!want || r->ep_fd != r->fd)) {
 			epoll_ctl(ep, EPOLL_CTL_DEL, r->ep_fd, NULL);
 			r->ep_on = 0;
@@ -888,7 +925,7 @@ static int on_signal(int sfd)
 			close(lfd[i]);
 		for (size_t i = 0; i <= MAXRECV; i++) {
 			struct receiver *r = recv_at(i);
-			if (r->qlen && r->fd >= 0)
+			if (r->qlen && (r->fd >= 0 || r->type == SOCK_STREAM))
 				q_flush(r);
 			q_drop_all(r, "server stopping");
 		}
@@ -920,6 +957,9 @@ static int loop(int sfd)
 			else if (kind == EV_RECV)
 				q_flush(recv_at(i));
 		}
+		for (size_t i = 0; i <= MAXRECV; i++)
+			if (recv_at(i)->qlen && recv_at(i)->type == SOCK_STREAM)
+				q_flush(recv_at(i));	/* its backlog may have room now */
 		if (sig && on_signal(sfd))
 			return EX_OK;
 		for (int e = 0; e < k; e++)

@@ -64,15 +64,17 @@ char *read_file(const char *path, size_t *len);
 int signals_fd(int extra, sigset_t *old);
 
 /*
- * A Unix datagram socket bound at path, receiving passed fds and their
- * senders' credentials (SO_PASSCRED): a socket file left there by an
- * earlier run is replaced, a live one is not (dies with "Address already
- * in use"), and the file gets mode unless mode < 0, owner uid and group
- * gid unless (uid_t)-1, (gid_t)-1, never granting more even for a moment
- * (bind_unix_path_owned). flags: SOCK_NONBLOCK. Dies when it cannot.
+ * A Unix socket bound at path, receiving passed fds: of type SOCK_DGRAM
+ * (one datagram per fd, the senders' credentials by SO_PASSCRED) or
+ * SOCK_STREAM (listening; one connection per fd, the sender's credentials
+ * by SO_PEERCRED). A socket file left there by an earlier run is replaced,
+ * a live one is not (dies with "Address already in use"), and the file
+ * gets mode unless mode < 0, owner uid and group gid unless (uid_t)-1,
+ * (gid_t)-1, never granting more even for a moment (bind_unix_path_owned).
+ * flags: SOCK_NONBLOCK. Dies when it cannot.
  */
 #include <sys/types.h>
-int unix_receiver(const char *path, long mode, uid_t uid, gid_t gid, int flags);
+int unix_receiver(const char *path, long mode, uid_t uid, gid_t gid, int type, int flags);
 
 /* --- daemon plumbing (daemon.c) --- */
 #include <sys/types.h>
@@ -88,6 +90,7 @@ struct recv_policy {
 	int sockets_only;
 	uid_t uid;
 	gid_t gid;
+	int conn;	/* s is a connection: its end is EPIPE, not a message without an fd */
 };
 
 /*
@@ -100,11 +103,13 @@ void owner_arg(const char *s, uid_t *uid, gid_t *gid);
 void sender_arg(const char *s, struct recv_policy *p);
 
 /*
- * One passed fd from receiver socket s (made by unix_receiver), checked by
+ * One passed fd from receiver socket s (made by unix_receiver, or a
+ * connection accepted on a SOCK_STREAM one: see conn), checked by
  * policy: what fails is closed with a warning naming where, the sender and
  * why, and the next message is read (so is one without an fd). Returns the
  * data length with the fd in *fd (0: no record, or one too long for buf,
- * warned), or -1 with errno (EAGAIN with MSG_DONTWAIT).
+ * warned), or -1 with errno (EAGAIN with MSG_DONTWAIT; EPIPE when the
+ * sender closed the connection s).
  */
 ssize_t recv_passed(int s, int *fd, void *buf, size_t size, int flags, const struct recv_policy *p,
 		    const char *where);

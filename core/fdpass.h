@@ -62,6 +62,14 @@ ssize_t fdpass_recv_from(int sock, int *fds, size_t *nfds, void *data, size_t le
  */
 void fdpass_parse(struct msghdr *mh, int *fds, size_t *nfds, struct ucred *cr);
 
+/*
+ * How long a receiver that takes one connection per hand-off (a SOCK_STREAM
+ * listener, sockgate-server(8) HAND-OFF PROTOCOL) waits for the record
+ * after accept(): a sender writes it right after connect(), so only a
+ * sender that never writes makes a receiver wait this long.
+ */
+#define FDPASS_RECORD_WAIT_MS 200
+
 /* Ask the kernel to attach every sender's credentials (SO_PASSCRED). 0/-1. */
 int fdpass_receiver_setup(int sock);
 

@@ -84,6 +84,7 @@ static int dual_bind(int fd, struct sgconn *c)
 			/* what comes through it was checked; it says it came from us */
 			fdpass_receiver_setup(sp[0]);
 			nfd = sp[0];
+			c->dgq = 1;
 			o->qfd = sp[1];
 			o->qfam = c->family;
 		}
@@ -225,16 +226,17 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	c->mode = r->mode;
 	const char *tmpl = rules_str(rs, r->arg);
 	struct sg_addr a;
-	int stype = r->action == ACT_FDPASS ? SOCK_DGRAM : SOCK_STREAM, s = -1;
-	int d = 1;
+	/*
+	 * An fdpass receiver listens too: sockgate-server connects once per
+	 * passed socket (HAND-OFF PROTOCOL), so the queue is the listen
+	 * backlog, not a datagram queue of net.unix.max_dgram_qlen.
+	 */
+	int s = -1, d = 1;
 	if (!tmpl || rules_expand(tmpl, sa, c->path, sizeof c->path) < 0 ||
 	    (d = dual_bind(fd, c)) <= 0 || addr_unix(&a, c->path, r->action == ACT_ABSTRACT) < 0 ||
-	    (s = REAL(socket)(AF_UNIX, stype | SOCK_CLOEXEC, 0)) < 0 ||
-	    (r->action == ACT_FDPASS && fdpass_receiver_setup(s) < 0)) {
+	    (s = REAL(socket)(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
 		if (d <= 0)
 			return d;	/* the second of a dual-stack pair: done (or failed) */
-		if (s >= 0)
-			REAL(close)(s);
 		int e = errno;
 		free(c);
 		return errno = e, -1;
@@ -355,7 +357,7 @@ int in_adopt(int fd)
 		for (size_t j = 0; j < rs->n; j++) {
 			const struct rule *r = &rs->rule[j];
 			if (r->dir != RULE_BIND || !(r->proto & RULE_TCP) ||
-			    (r->action == ACT_FDPASS ? type != SOCK_DGRAM
+			    (r->action == ACT_FDPASS ? type != SOCK_STREAM && type != SOCK_DGRAM
 			     : r->action == ACT_UNIX || r->action == ACT_ABSTRACT ? type != SOCK_STREAM : 1) ||
 			    (r->action == ACT_ABSTRACT) != abstract)
 				continue;
@@ -389,8 +391,10 @@ int in_adopt(int fd)
 				int ok = 0;
 				if (!(fd_flags(fd) & SF_SWAPPED) && fstat(fd, &st) == 0) {
 					c->ino = st.st_ino;
-					if (r->action == ACT_FDPASS)
+					if (r->action == ACT_FDPASS && type == SOCK_DGRAM) {
+						c->dgq = 1;	/* an older library's datagram receiver */
 						fdpass_receiver_setup(fd);	/* senders named from now on */
+					}
 					ok = slot_set(fd, c, SF_ACCEPT) == 0;
 				}
 				if (!ok)
@@ -419,7 +423,7 @@ int in_listen(int fd, int backlog, int *handled)
 	int ret = 0;
 	if (st == ST_BOUND) {
 		/* the Unix socket is bound already (in_bind) */
-		if (c->action != ACT_FDPASS && REAL(listen)(fd, backlog) < 0) {
+		if (!(c->action == ACT_FDPASS && c->dgq) && REAL(listen)(fd, backlog) < 0) {
 			ret = -1;
 			goto out;
 		}
@@ -428,7 +432,7 @@ int in_listen(int fd, int backlog, int *handled)
 		slot_setflags(fd, SF_ACCEPT, 0);
 		pthread_mutex_unlock(&sg_lock);
 	} else if (st == ST_RECEIVER) {
-		if (c->action != ACT_FDPASS)
+		if (!(c->action == ACT_FDPASS && c->dgq))
 			ret = REAL(listen)(fd, backlog);	/* a new backlog */
 	} else {
 		ret = REAL(listen)(fd, 0) < 0 ? -1 : 0;	/* a redirected client socket: as the kernel says */
@@ -767,6 +771,49 @@ static socklen_t as_v4(int s, const struct sgconn *lc, struct fdpass_meta *md)
 	return record_accepted(s, c, &md->remote);
 }
 
+/*
+ * One hand-off from a listening fdpass receiver: accept the sender's
+ * connection, read its one message into m (waiting a little for it: the
+ * sender writes it right after connect()), take its SO_PEERCRED, close it.
+ * nowait: the caller has had one already and must not block now. -1 with
+ * errno as accept() says it (EAGAIN, EINTR, ...); otherwise 0, with
+ * m->msg_controllen 0 when the connection brought no message.
+ */
+static ssize_t take_conn(int fd, const struct sgconn *lc, struct msghdr *m, int rflags, int nowait,
+			 struct ucred *cr)
+{
+	if (nowait) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		if (poll(&pf, 1, 0) <= 0)
+			return errno = EAGAIN, -1;
+	}
+	int c = REAL(accept4)(fd, NULL, NULL, SOCK_CLOEXEC);
+	if (c < 0)
+		return -1;
+	int e = errno;
+	struct pollfd pf = { .fd = c, .events = POLLIN };
+	ssize_t n = REAL(recvmsg)(c, m, rflags | MSG_DONTWAIT);	/* most often there already */
+	if (n < 0 && errno == EAGAIN) {
+		if (poll(&pf, 1, FDPASS_RECORD_WAIT_MS) > 0)
+			n = REAL(recvmsg)(c, m, rflags | MSG_DONTWAIT);
+		else
+			sg_msg("%s: a connection sent nothing in %d ms (closed)", lc->path, FDPASS_RECORD_WAIT_MS);
+	}
+	socklen_t l = sizeof *cr;
+	if (REAL(getsockopt)(c, SOL_SOCKET, SO_PEERCRED, cr, &l) < 0) {
+		cr->pid = 0;
+		cr->uid = (uid_t)-1;
+		cr->gid = (gid_t)-1;
+	}
+	REAL(close)(c);
+	if (n < 0) {
+		m->msg_controllen = 0;	/* nothing passed: the caller goes on to the next */
+		n = 0;
+	}
+	errno = e;
+	return n;
+}
+
 /* accept()/accept4() on a receiver. */
 int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
@@ -802,8 +849,10 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 		m.msg_controllen = sizeof cb.buf;
 		/* EINTR and EAGAIN go back to the program, as accept() would say them */
 		/* close-on-exec exactly when asked, as accept4() would set it */
-		ssize_t n = REAL(recvmsg)(fd, &m, ((flags & SOCK_CLOEXEC) ? MSG_CMSG_CLOEXEC : 0) |
-					  (sorted ? MSG_DONTWAIT : 0));
+		int rflags = (flags & SOCK_CLOEXEC) ? MSG_CMSG_CLOEXEC : 0;
+		struct ucred pcr;
+		ssize_t n = lc.dgq ? REAL(recvmsg)(fd, &m, rflags | (sorted ? MSG_DONTWAIT : 0))
+				   : take_conn(fd, &lc, &m, rflags, sorted, &pcr);
 		if (n < 0) {
 			/*
 			 * Only sockets of the other family were waiting. A blocking
@@ -818,6 +867,8 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 		size_t nfds = 1;
 		struct ucred cr;
 		fdpass_parse(&m, &nfd, &nfds, &cr);	/* one socket per record: the rest closed */
+		if (!lc.dgq)
+			cr = pcr;	/* the connection's sender */
 		if (!nfds)
 			continue;	/* a datagram with no socket: not for us */
 		if (refused(nfd, &cr, &lc))

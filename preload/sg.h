@@ -100,6 +100,12 @@ struct sgconn {
 	 */
 	int qfd, qfam;
 	int paired;
+	/*
+	 * fdpass receiver: passed sockets come as datagrams on the fd itself
+	 * (the queue of a pair's second, or a datagram receiver adopted across
+	 * exec) rather than one per connection to a listening stream socket.
+	 */
+	int dgq;
 };
 
 struct slot {

@@ -58,7 +58,7 @@ pass_one() {
 import socket
 l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen()
 c = socket.create_connection(l.getsockname()); a, _ = l.accept()
-u = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); u.connect('$T/run/hello.sock')
+u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); u.connect('$T/run/hello.sock')
 socket.send_fds(u, [b'\0'], [a.fileno()]); a.close()
 print(c.makefile().read().strip())"
 }

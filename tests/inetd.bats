@@ -53,7 +53,7 @@ print(p, s.makefile().read().strip())"
 import socket
 l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen()
 c = socket.create_connection(l.getsockname()); a, _ = l.accept()
-u = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); u.connect('$T/in.sock')
+u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); u.connect('$T/in.sock')
 socket.send_fds(u, [b'\0'], [a.fileno()]); a.close()
 print(l.getsockname()[1], c.getsockname()[1], c.makefile().read().strip())"
 	read -r lport cport rest <<<"$output"

@@ -509,6 +509,42 @@ peer 127.0.0.1:$cport
 readable at the end: False"
 }
 
+# burst_through NAME FORM: 500 connections at once through sockgate-server to
+# tests/tools/srv_httpd (one thread, one connection at a time) in unshare -n,
+# whose net.unix.max_dgram_qlen stays at its default; FORM "tcp": preloaded,
+# an fdpass bind rule (the library's receiver), "fdpass": a datagram receiver
+burst_through() {
+	local port=$(free_port)
+	server "$1"
+	if [ "$2" = tcp ]; then
+		bg unshare -n env LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp 127.0.0.1:$port -> fdpass $T/$1.sock" \
+			sh -c 'cat /proc/sys/net/unix/max_dgram_qlen; exec "$0" tcp "$1"' "$BUILD/tools/srv_httpd" "$port" >"$T/$1.out"
+	else
+		bg unshare -n sh -c 'cat /proc/sys/net/unix/max_dgram_qlen; exec "$0" fdpass "$1"' \
+			"$BUILD/tools/srv_httpd" "$T/$1.sock" >"$T/$1.out"
+	fi
+	wait_for_line "$T/$1.out" ready
+	assert_equal "$(head -1 "$T/$1.out")" 10
+	run -0 python3 "$TOP/tests/tools/srv_peer.py" burst 500 127.0.0.1 "$SPORT"
+	assert_output "ok=500 eof=0 reset=0 error=0"
+	assert_equal "$(grep -c ": passed to unix:$T/$1.sock" "$T/$1.srv.log")" 500
+}
+
+@test "receiver: 500 connections at once to a one-thread preloaded receiver with net.unix.max_dgram_qlen 10 (unshare -n): all passed at once, none waits in the server" {
+	need_netns
+	burst_through lib tcp
+	# one connection per hand-off: the queue is the receiver's listen backlog, not max_dgram_qlen
+	run -1 grep -c "after waiting" "$T/lib.srv.log"
+	assert_output 0
+}
+
+@test "receiver: a datagram receiver still works (sockgate-server sends datagrams to it); under the same burst the server holds what max_dgram_qlen does not" {
+	need_netns
+	burst_through dg fdpass
+	run -0 grep -c "passed to unix:$T/dg.sock (after waiting)" "$T/dg.srv.log"
+	[ "$output" -gt 0 ]
+}
+
 @test "bind -> unix: a TCP server listens on a Unix socket (curl --unix-socket reaches it); unsock's nc -l, with no network" {
 	need_netns
 	bg unshare -n env -C "$T" LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp *:8000 -> unix $T/py.sock mode=0660" python3 -c '

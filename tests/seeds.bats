@@ -105,7 +105,7 @@ print(fd, os.environ["SOCKGATE_LISTEN_FD"], s.getsockopt(socket.SOL_SOCKET, sock
 	[ "$(id -u)" = 0 ] || skip "-t, -u, -g, -x need root"
 	mkdir -p "$T/jail"
 	chmod 755 "$T" "$T/jail"
-	spawn "$T/inetd.log" "$SG" inetd -m 0666 "$T/jail/in.sock" sh -c 'echo "got $TCPREMOTEIP $TCPLOCALIP"'
+	spawn "$T/inetd.log" "$SG" inetd -m 0666 --sender nobody "$T/jail/in.sock" sh -c 'echo "got $TCPREMOTEIP $TCPLOCALIP"'
 	wait_for_file "$T/jail/in.sock"
 	local port
 	port=$(free_port)
@@ -127,7 +127,7 @@ print(fd, os.environ["SOCKGATE_LISTEN_FD"], s.getsockopt(socket.SOL_SOCKET, sock
 	port, t = int(sys.argv[1]), sys.argv[2]
 	l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 	l.bind(("127.0.0.1", port)); l.listen()
-	u = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); u.connect(t + "/jail/in.sock")
+	u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); u.connect(t + "/jail/in.sock")
 	os.set_inheritable(l.fileno(), True); os.set_inheritable(u.fileno(), True)
 	os.execvp(os.environ["SG"], [os.environ["SG"], "server", "-s", str(l.fileno()), "-i", str(u.fileno()),
 	          "--ready-fd", "4"])

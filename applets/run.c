@@ -121,25 +121,43 @@ static const char *which(const char *prog, char *buf, size_t size)
 }
 
 /*
- * The library for the program: the musl build beside the glibc one when
- * the program's ELF interpreter is musl's; the glibc one for glibc's, and
- * when the program cannot be read (execvp() then says why). A script is
- * judged by its interpreter. A program of the other word size cannot take
- * the library at all: say so rather than run it unredirected. A static one
- * is run (seccomp_hint() has said --seccomp reaches it).
+ * One line naming --seccomp when the library cannot reach the program at
+ * exe: a static one (no ELF interpreter) or a Go one.
  */
-static void pick_lib(const char *prog, char *lib, size_t size)
+static void seccomp_hint(const char *prog, const char *exe)
 {
-	char pbuf[PATH_MAX], shebang[PATH_MAX], interp[4097];
-	unsigned char head[8192];
-	const char *file = which(prog, pbuf, sizeof pbuf);
+	struct elf_prog p;
+
+	if (!exe || elf_probe(exe, &p) < 0)
+		return;
+	if (p.kind == ELF_STATIC)
+		warn("%s is linked statically, out of the library's reach: run it with --seccomp", prog);
+	else if (p.kind == ELF_GO)
+		warn("%s is a Go program, which calls the kernel without libc: run it with --seccomp", prog);
+}
+
+/*
+ * The library for the program at file: the musl build beside the glibc
+ * one when the program's ELF interpreter is musl's; the glibc one for
+ * glibc's, and when the program cannot be read (execvp() then says why). A
+ * script is judged by its interpreter. A program of the other word size
+ * cannot take the library at all: say so rather than run it unredirected.
+ * A static one is run (seccomp_hint() has said --seccomp reaches it).
+ */
+static void pick_lib(const char *file, char *lib, size_t size)
+{
+	char shebang[PATH_MAX];
+	struct elf_prog p;
 
 	for (int depth = 0; file && depth < 2; depth++) {
-		int fd = open(file, O_RDONLY | O_CLOEXEC);
-		ssize_t n = fd < 0 ? -1 : pread(fd, head, sizeof head, 0);
-		uint64_t off, isz;
-		int is64 = 0, r = n < 0 ? -1 : elf_interp(head, (size_t)n, &off, &isz, &is64);
-		if (r < 0 && n > 2 && head[0] == '#' && head[1] == '!' && depth == 0) {
+		if (elf_probe(file, &p) < 0) {
+			char head[PATH_MAX + 2];
+			int fd = errno == ENOEXEC && depth == 0 ? open(file, O_RDONLY | O_CLOEXEC) : -1;
+			ssize_t n = fd < 0 ? -1 : pread(fd, head, sizeof head, 0);
+			if (fd >= 0)
+				close(fd);
+			if (n <= 2 || head[0] != '#' || head[1] != '!')
+				return;	/* not ELF, or unreadable: leave it to execvp() */
 			/* "#!INTERP [ARG]": judge INTERP */
 			size_t i = 2, j;
 			while (i < (size_t)n && (head[i] == ' ' || head[i] == '\t'))
@@ -148,29 +166,22 @@ static void pick_lib(const char *prog, char *lib, size_t size)
 				;
 			memcpy(shebang, head + i, j - i);
 			shebang[j - i] = 0;
-			if (fd >= 0)
-				close(fd);
 			file = shebang;
 			continue;
 		}
-		int ok = r == 1 && pread(fd, interp, (size_t)isz, (off_t)off) == (ssize_t)isz && !interp[isz - 1];
-		if (fd >= 0)
-			close(fd);
-		if (r < 0)
-			return;	/* not ELF, or unreadable: leave it to execvp() */
-		if (r == 0)
+		if (!p.interp[0])
 			return;	/* static: seccomp_hint() has named --seccomp; nothing to preload */
-		if (is64 != (sizeof(void *) == 8))
-			die(EX_BADINPUT, "%s is a %d-bit program; the libraries are %d-bit", file, is64 ? 64 : 32,
+		if (p.is64 != (sizeof(void *) == 8))
+			die(EX_BADINPUT, "%s is a %d-bit program; the libraries are %d-bit", file, p.is64 ? 64 : 32,
 			    (int)sizeof(void *) * 8);
-		if (!ok || !strstr(interp, "ld-musl"))
+		if (!strstr(p.interp, "ld-musl"))
 			return;
 		char *slash = strrchr(lib, '/');
 		char musl[PATH_MAX];
 		snprintf(musl, sizeof musl, "%.*s/libsockgate-musl.so", slash ? (int)(slash - lib) : 1,
 			 slash ? lib : ".");
 		if (access(musl, R_OK) < 0)
-			die(EX_SYSFAIL, "%s is a musl program (interpreter %s) and %s is missing", file, interp, musl);
+			die(EX_SYSFAIL, "%s is a musl program (interpreter %s) and %s is missing", file, p.interp, musl);
 		snprintf(lib, size, "%s", musl);
 		return;
 	}
@@ -250,12 +261,14 @@ int run_main(int argc, char **argv)
 
 	if (use_seccomp)
 		run_seccomp(inline_rules, file, argv);
-	seccomp_hint(argv[0]);
+	char pbuf[PATH_MAX];
+	const char *exe = which(argv[0], pbuf, sizeof pbuf);
+	seccomp_hint(argv[0], exe);
 
 	char lib[PATH_MAX];
 	if (find_lib(lib, sizeof lib) < 0)
 		die(EX_SYSFAIL, "unable to find libsockgate.so beside %s or in %s", "this program", SOCKGATE_LIBDIR);
-	pick_lib(argv[0], lib, sizeof lib);
+	pick_lib(exe, lib, sizeof lib);
 	const char *old = getenv("LD_PRELOAD");
 	if (old && *old && !strstr(old, lib)) {
 		size_t l = strlen(lib) + strlen(old) + 2;

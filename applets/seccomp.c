@@ -14,12 +14,20 @@
  *
  * The filter sends as little as it can: only connect() and bind() with an
  * address length an inet address has, getsockname()/getpeername() (answered
- * for sockets made here, found by inode), and accept()/listen() when a bind
- * rule exists. See sockgate-run(1), SECCOMP MODE, for what is not covered.
+ * for sockets made here, found by inode), accept()/listen() when a bind
+ * rule exists, and, when a connect rule can apply to UDP, sendto() with an
+ * address, recvfrom() with room for one, sendmsg() and recvmsg(). A UDP
+ * socket sent or connected to a matched address becomes an AF_UNIX
+ * datagram socket, as in the library's datagram path (preload/out.c): the
+ * supervisor sends its datagrams and receives them, giving replies the
+ * source address the program sent to. See sockgate-run(1), SECCOMP MODE,
+ * for what is not covered.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stddef.h>
@@ -29,7 +37,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <elf.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -43,6 +51,7 @@
 #include <linux/seccomp.h>
 
 #include "addr.h"
+#include "dgmap.h"
 #include "fdpass.h"
 #include "file.h"
 #include "proxyv2.h"
@@ -72,6 +81,10 @@
 #define NREC 4096		/* sockets remembered for getsockname()/getpeername() (oldest go first) */
 #define NPARK 64		/* blocking accept() calls waiting for a connection */
 #define HDR_MAX 1024
+#define NDGRAM 64		/* datagram sockets made AF_UNIX (the oldest go first) */
+#define DG_IOV 64		/* iovecs of a redirected sendmsg()/recvmsg() */
+#define DG_MAX 65536		/* the largest datagram carried (UDP's own limit) */
+#define DG_WAIT_MS 200		/* longest a blocking send waits for room before the datagram is dropped */
 
 /* A socket made here, as the program must see it. */
 struct rec {
@@ -84,14 +97,38 @@ struct rec {
 	socklen_t locallen, peerlen;
 };
 
-/* A blocking accept() with no connection yet: answered when one comes. */
+/* struct msghdr as the kernel reads it on 64-bit Linux (include/linux/socket.h's user_msghdr) */
+struct kmsghdr {
+	uint64_t name;
+	uint32_t namelen, pad0;
+	uint64_t iov, iovlen, control, controllen;
+	int32_t flags, pad1;
+};
+
+/* A sendto()/sendmsg()/recvfrom()/recvmsg(): where its data and address are. */
+struct dcall {
+	int msg;
+	struct kmsghdr mh;
+	uint64_t mhaddr;
+	struct iovec iov[DG_IOV];
+	int niov;
+	ssize_t total;
+	uint64_t name, namelen;	/* recv*: namelen is where the length goes (recvfrom) */
+	int flags;
+};
+
+/* A blocking accept() or recv with nothing there yet: answered when something comes. */
 struct park {
 	int used;
 	uint64_t id;
 	pid_t pid;
 	uint64_t args[6];
-	int lfd;		/* our copy of the listener */
+	int lfd;		/* our copy of the listener (or of the datagram socket) */
 	struct rec lr;
+	int recv;		/* a recvfrom()/recvmsg(), else an accept */
+	int64_t deadline;	/* for recv: SO_RCVTIMEO's end, or 0 */
+	ino_t ino;		/* for recv: the datagram socket */
+	struct dcall dc;
 };
 
 static struct ruleset **rsets;
@@ -127,26 +164,82 @@ static int have_rule(int dir, int act)
 	return 0;
 }
 
+/* Could a connect rule send datagrams somewhere (a udp rule, or one for any protocol)? */
+static int have_udp_rule(void)
+{
+	for (int i = 0; i < nrsets; i++)
+		for (size_t j = 0; j < rsets[i]->n; j++) {
+			const struct rule *r = &rsets[i]->rule[j];
+			if (r->dir == RULE_CONNECT && r->proto != RULE_TCP && r->action != ACT_PASS)
+				return 1;
+		}
+	return 0;
+}
+
 /* --- the filter ------------------------------------------------------------- */
 
 struct bpf {
-	struct sock_filter f[64];
-	int label[64];		/* jump targets to fix: index of the label, or -1 */
+	struct sock_filter f[96];
+	int label[96];		/* a jump's target to fix: a label, or -1 (jt) */
+	int flabel[96];		/* the same for jf */
+	int at[8];		/* where each label is */
 	int n;
 };
-enum { L_ALLOW = 1000, L_NOTIFY, L_ADDRLEN };
+enum { L_ALLOW, L_NOTIFY, L_LEN2, L_LEN5, L_SENDTO, L_RECVFROM, L_NLABELS };
 
 static void op(struct bpf *b, uint16_t code, uint32_t k)
 {
 	b->f[b->n] = (struct sock_filter)BPF_STMT(code, k);
-	b->label[b->n++] = -1;
+	b->label[b->n] = b->flabel[b->n] = -1;
+	b->n++;
 }
 
-/* a conditional jump to label when true, on to the next instruction when false */
-static void jmp(struct bpf *b, uint16_t code, uint32_t k, int label)
+/* a conditional jump to label when true (or when false, for jf), on to the next instruction otherwise */
+static void jmp2(struct bpf *b, uint16_t code, uint32_t k, int label, int flabel)
 {
 	b->f[b->n] = (struct sock_filter)BPF_JUMP(BPF_JMP | code | BPF_K, k, 0, 0);
-	b->label[b->n++] = label;
+	b->label[b->n] = label;
+	b->flabel[b->n] = flabel;
+	b->n++;
+}
+
+static void jmp(struct bpf *b, uint16_t code, uint32_t k, int label)
+{
+	jmp2(b, code, k, label, -1);
+}
+
+static void here(struct bpf *b, int label)
+{
+	b->at[label] = b->n;
+}
+
+static void ld_arg(struct bpf *b, int i, int high)
+{
+	op(b, BPF_LD | BPF_W | BPF_ABS, (uint32_t)(offsetof(struct seccomp_data, args[i]) + (high ? 4 : 0)));
+}
+
+/* an address length argument (the low 32 bits: socklen_t is an int; little-endian) worth a look */
+static void addrlen_check(struct bpf *b, int arg, int strict)
+{
+	ld_arg(b, arg, 0);
+	if (strict) {
+		jmp(b, BPF_JGE, 16, L_NOTIFY);
+	} else {
+		jmp(b, BPF_JEQ, sizeof(struct sockaddr_in), L_NOTIFY);
+		jmp(b, BPF_JEQ, sizeof(struct sockaddr_in6), L_NOTIFY);
+		jmp(b, BPF_JGT, sizeof(struct sockaddr_un), L_NOTIFY);
+	}
+	op(b, BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+}
+
+/* a pointer argument: NULL passes, anything else comes here */
+static void null_check(struct bpf *b, int arg, int then)
+{
+	ld_arg(b, arg, 0);
+	jmp2(b, BPF_JEQ, 0, -1, then);
+	ld_arg(b, arg, 1);
+	jmp2(b, BPF_JEQ, 0, -1, then);
+	op(b, BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 }
 
 /*
@@ -154,23 +247,23 @@ static void jmp(struct bpf *b, uint16_t code, uint32_t k, int label)
  * see the man page); connect()/bind() are sent here only with an address
  * length an inet address has (16, 28, or more than any Unix address, as
  * with sizeof(struct sockaddr_storage)), or any length from 16 on when a
- * reject rule must see every inet address.
+ * reject rule must see every inet address. With datagram rules: sendto()
+ * with an address (checked the same way), recvfrom() with room for one,
+ * and sendmsg()/recvmsg() always (the address is behind a pointer BPF
+ * cannot follow).
  */
-static void build_filter(struct bpf *b, int strict, int binds, int fdpass)
+static void build_filter(struct bpf *b, int strict, int binds, int fdpass, int dgrams)
 {
-	int at[3] = { 0, 0, 0 };
-
 	b->n = 0;
 	op(b, BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
-	jmp(b, BPF_JEQ, SG_AUDIT_ARCH, -2);	/* -2: skip the next one */
-	op(b, BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	jmp2(b, BPF_JEQ, SG_AUDIT_ARCH, -1, L_ALLOW);
 	op(b, BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
 #ifdef __x86_64__
 	jmp(b, BPF_JGE, 0x40000000u, L_ALLOW);	/* __X32_SYSCALL_BIT */
 #endif
-	jmp(b, BPF_JEQ, __NR_connect, L_ADDRLEN);
+	jmp(b, BPF_JEQ, __NR_connect, L_LEN2);
 	if (binds)
-		jmp(b, BPF_JEQ, __NR_bind, L_ADDRLEN);
+		jmp(b, BPF_JEQ, __NR_bind, L_LEN2);
 	jmp(b, BPF_JEQ, __NR_getsockname, L_NOTIFY);
 	jmp(b, BPF_JEQ, __NR_getpeername, L_NOTIFY);
 	if (binds) {
@@ -181,47 +274,48 @@ static void build_filter(struct bpf *b, int strict, int binds, int fdpass)
 	}
 	if (fdpass)
 		jmp(b, BPF_JEQ, __NR_listen, L_NOTIFY);
-	at[0] = b->n;
-	op(b, BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-	at[2] = b->n;
-	/* the low 32 bits of args[2] (little-endian): socklen_t is an int */
-	op(b, BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2]));
-	if (strict) {
-		jmp(b, BPF_JGE, 16, L_NOTIFY);
-	} else {
-		jmp(b, BPF_JEQ, sizeof(struct sockaddr_in), L_NOTIFY);
-		jmp(b, BPF_JEQ, sizeof(struct sockaddr_in6), L_NOTIFY);
-		jmp(b, BPF_JGT, sizeof(struct sockaddr_un), L_NOTIFY);
+	if (dgrams) {
+		jmp(b, BPF_JEQ, __NR_sendto, L_SENDTO);
+		jmp(b, BPF_JEQ, __NR_recvfrom, L_RECVFROM);
+		jmp(b, BPF_JEQ, __NR_sendmsg, L_NOTIFY);
+		jmp(b, BPF_JEQ, __NR_recvmsg, L_NOTIFY);
 	}
 	op(b, BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-	at[1] = b->n;
+	/* BPF jumps only forward: the blocks, then the two answers */
+	here(b, L_LEN2);
+	addrlen_check(b, 2, strict);
+	if (dgrams) {
+		here(b, L_SENDTO);
+		null_check(b, 4, L_LEN5);
+		here(b, L_LEN5);
+		addrlen_check(b, 5, strict);
+		here(b, L_RECVFROM);
+		null_check(b, 4, L_NOTIFY);
+	}
+	here(b, L_ALLOW);
+	op(b, BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	here(b, L_NOTIFY);
 	op(b, BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF);
-
 	for (int i = 0; i < b->n; i++) {
-		int l = b->label[i];
-		if (l == -1)
-			continue;
-		if (l == -2) {
-			b->f[i].jt = 1;
-			continue;
-		}
-		int to = l == L_ALLOW ? at[0] : l == L_NOTIFY ? at[1] : at[2];
-		b->f[i].jt = (uint8_t)(to - i - 1);
-		b->f[i].jf = 0;
+		if (b->label[i] >= 0)
+			b->f[i].jt = (uint8_t)(b->at[b->label[i]] - i - 1);
+		if (b->flabel[i] >= 0)
+			b->f[i].jf = (uint8_t)(b->at[b->flabel[i]] - i - 1);
 	}
-	/* the arch check: equal goes past the ALLOW after it */
 }
 
 /* --- the program's memory and descriptors ----------------------------------- */
 
-static int mem_io(pid_t pid, uint64_t addr, void *buf, size_t len, int write)
+/* Between buf and the program's iovecs riov[0..n) in order: 0 when all len bytes moved. */
+static int mem_iov(pid_t pid, void *buf, size_t len, const struct iovec *riov, int n, int write)
 {
-	struct iovec l = { buf, len }, r = { (void *)(uintptr_t)addr, len };
-	ssize_t n = write ? process_vm_writev(pid, &l, 1, &r, 1, 0) : process_vm_readv(pid, &l, 1, &r, 1, 0);
+	struct iovec l = { buf, len };
+	ssize_t got = write ? process_vm_writev(pid, &l, 1, riov, (unsigned long)n, 0)
+			    : process_vm_readv(pid, &l, 1, riov, (unsigned long)n, 0);
 
-	if (n == (ssize_t)len)
+	if (got == (ssize_t)len)
 		return 0;
-	if (n < 0 && errno != ENOSYS && errno != EPERM)
+	if (got < 0 && errno != ENOSYS && errno != EPERM)
 		return -1;
 	/* where process_vm_* is filtered away: the same through /proc/PID/mem */
 	char path[64];
@@ -229,9 +323,22 @@ static int mem_io(pid_t pid, uint64_t addr, void *buf, size_t len, int write)
 	int fd = open(path, (write ? O_WRONLY : O_RDONLY) | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	n = write ? pwrite(fd, buf, len, (off_t)addr) : pread(fd, buf, len, (off_t)addr);
+	size_t done = 0;
+	for (int i = 0; i < n && done < len; i++) {
+		size_t k = riov[i].iov_len < len - done ? riov[i].iov_len : len - done;
+		off_t at = (off_t)(uintptr_t)riov[i].iov_base;
+		if ((write ? pwrite(fd, (char *)buf + done, k, at) : pread(fd, (char *)buf + done, k, at)) != (ssize_t)k)
+			break;
+		done += k;
+	}
 	close(fd);
-	return n == (ssize_t)len ? 0 : -1;
+	return done == len ? 0 : -1;
+}
+
+static int mem_io(pid_t pid, uint64_t addr, void *buf, size_t len, int write)
+{
+	struct iovec r = { (void *)(uintptr_t)addr, len };
+	return mem_iov(pid, buf, len, &r, 1, write);
 }
 
 /* Is the notification still pending (its task alive and waiting)? */
@@ -396,6 +503,24 @@ static int install(uint64_t id, int s, int fd, int cloexec, int send)
 	return ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_ADDFD, &a);
 }
 
+/*
+ * Put s at the program's fd of the call (args[0]) and remember it: 0 and
+ * its record (NULL when none is free), or -1 answered with the error.
+ */
+static int swap_in(const struct seccomp_notif *n, int s, int cloexec, struct rec **rcp)
+{
+	struct rec *rc = rec_add(s);
+
+	if (install(n->id, s, (int)n->data.args[0], cloexec, 0) < 0) {
+		if (rc)
+			rc->ino = 0;
+		answer(n->id, -1, errno == ENOENT ? EINTR : errno);
+		return -1;
+	}
+	*rcp = rc;
+	return 0;
+}
+
 static void set_nonblock(int s, int on)
 {
 	int fl = fcntl(s, F_GETFL);
@@ -495,14 +620,14 @@ static int target(const struct ruleset *rs, const struct rule *r, const struct s
 }
 
 static int header(const struct rule *r, const struct sockaddr_storage *src, const struct sockaddr_storage *dst,
-		  unsigned char *buf, size_t size)
+		  int socktype, unsigned char *buf, size_t size)
 {
 	struct proxy_hdr h;
 
 	memset(&h, 0, sizeof h);
 	h.version = (r->flags & RULE_F_PROXY_V1) ? 1 : 2;
 	h.command = PROXY_CMD_PROXY;
-	h.socktype = SOCK_STREAM;
+	h.socktype = socktype;
 	if (!in_family(src, dst->ss_family, &h.src))
 		any_addr(dst->ss_family, 0, &h.src, &h.srclen);
 	h.dst = *dst;
@@ -593,13 +718,13 @@ struct call {
 	int fd, cloexec, domain, type;
 };
 
-static int call_open(const struct seccomp_notif *n, int dir, int proto, struct call *c)
+static int call_open(const struct seccomp_notif *n, uint64_t ptr, uint64_t len, int dir, int proto, struct call *c)
 {
 	socklen_t l;
 
 	c->fd = -1;
 	c->domain = c->type = c->cloexec = 0;
-	if (read_sockaddr(n, n->data.args[1], n->data.args[2], &c->sa) < 0)
+	if (read_sockaddr(n, ptr, len, &c->sa) < 0)
 		return pass(n->id), -1;
 	canon(&c->sa, &c->dst);
 	if (!(c->r = match(dir, proto, (struct sockaddr *)&c->dst, &c->rs)))
@@ -612,7 +737,466 @@ static int call_open(const struct seccomp_notif *n, int dir, int proto, struct c
 	getsockopt(c->fd, SOL_SOCKET, SO_DOMAIN, &c->domain, &l);
 	l = sizeof c->type;
 	getsockopt(c->fd, SOL_SOCKET, SO_TYPE, &c->type, &l);
+	if (c->domain != c->sa.ss_family || (c->type != SOCK_STREAM && c->type != SOCK_DGRAM)) {
+		close(c->fd);
+		return pass(n->id), -1;
+	}
 	return 0;
+}
+
+/* --- datagrams ------------------------------------------------------------------ */
+
+/*
+ * A datagram socket made AF_UNIX here, as the library's datagram path does
+ * (libsockgate(7)): bound to a socket file beside its target's (or in
+ * $SOCKGATE_DGRAM_DIR) so that a server outside the program's network
+ * namespace can answer, and the Unix targets it sent to, so that a reply's
+ * source reads as the inet address the program sent to.
+ */
+struct dgram {
+	ino_t ino;		/* 0: free */
+	char path[sizeof ((struct sockaddr_un *)0)->sun_path];	/* the file we bound ("": autobound) */
+	struct dgmap map;
+};
+static struct dgram dgrams[NDGRAM];
+static unsigned dgram_next;
+
+static struct dgram *dgram_find(ino_t ino)
+{
+	for (unsigned i = 0; ino && i < NDGRAM; i++)
+		if (dgrams[i].ino == ino)
+			return &dgrams[i];
+	return NULL;
+}
+
+/* A free entry, or the oldest one (its file goes). */
+static struct dgram *dgram_add(ino_t ino)
+{
+	struct dgram *d = &dgrams[dgram_next];
+
+	dgram_next = (dgram_next + 1) % NDGRAM;
+	if (d->ino && d->path[0])
+		unlink(d->path);
+	memset(d, 0, sizeof *d);
+	d->ino = ino;
+	return d;
+}
+
+/* At the end: the socket files bound for the program go. */
+static void dgram_cleanup(void)
+{
+	for (unsigned i = 0; i < NDGRAM; i++)
+		if (dgrams[i].ino && dgrams[i].path[0])
+			unlink(dgrams[i].path);
+}
+
+/* The source the program sees for a datagram from un: the address it sent to there, its peer, or nothing. */
+static socklen_t dgram_from(const struct dgram *d, const struct rec *rc, const struct sockaddr_un *un, socklen_t ul,
+			    struct sockaddr_storage *out)
+{
+	int fam = rc ? rc->family : AF_INET6;
+
+	struct sockaddr_storage in;
+	if (dgmap_find(&d->map, un, ul, &in))
+		return in_family(&in, fam, out);
+	if (rc && rc->peerlen)
+		return in_family(&rc->peer, fam, out);
+	socklen_t l;
+	any_addr(fam, 0, out, &l);
+	return l;
+}
+
+/*
+ * Go registers a datagram socket with its epoll instance before it sends:
+ * the socket put in its place must be registered there too, with the same
+ * events and data (read from the epoll fds' fdinfo, fs/eventpoll.c), or
+ * the program would wait for it forever. The key is our fd number (the
+ * program's, where ours is free): the registration lasts as long as the
+ * socket, and the old one goes with the old socket.
+ */
+static void epoll_carry(pid_t pid, int pfd, ino_t old, int s)
+{
+	char path[320], buf[4096], link[64];
+
+	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+	DIR *dir = opendir(path);
+	struct dirent *e;
+	while (dir && (e = readdir(dir))) {
+		snprintf(path, sizeof path, "/proc/%d/fd/%s", (int)pid, e->d_name);
+		ssize_t l = readlink(path, link, sizeof link - 1);
+		if (l <= 0 || (link[l] = 0, strcmp(link, "anon_inode:[eventpoll]")))
+			continue;
+		int epfd = atoi(e->d_name);
+		snprintf(path, sizeof path, "/proc/%d/fdinfo/%d", (int)pid, epfd);
+		int f = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = f >= 0 ? read(f, buf, sizeof buf - 1) : -1;
+		if (f >= 0)
+			close(f);
+		for (char *line = n > 0 ? (buf[n] = 0, buf) : NULL; line; line = strchr(line + 1, '\n')) {
+			int tfd;
+			unsigned ev;
+			unsigned long long data;
+			unsigned long ino;
+			if (sscanf(line, " tfd: %d events: %x data: %llx pos:%*d ino:%lx", &tfd, &ev, &data, &ino) != 4 ||
+			    tfd != pfd || ino != (unsigned long)old)
+				continue;
+			int ep = take_fd(pid, epfd, NULL);
+			if (ep < 0)
+				break;
+			int k = pfd;
+			if (fcntl(k, F_GETFD) >= 0 || dup2(s, k) < 0)
+				k = s;
+			struct epoll_event ee = { .events = ev, .data.u64 = data };
+			epoll_ctl(ep, EPOLL_CTL_ADD, k, &ee);
+			if (k != s)
+				close(k);
+			close(ep);
+			break;
+		}
+	}
+	if (dir)
+		closedir(dir);
+}
+
+/*
+ * Put an AF_UNIX datagram socket in the place of the program's (cl: its
+ * copy, family, flags), bound where ta's server can answer it: our copy
+ * of the new socket and its entry, or -1 answered with the error.
+ */
+static int dgram_open(const struct seccomp_notif *n, const struct call *cl, const struct ruleset *rs,
+		      const struct rule *r, const struct sg_addr *ta, struct dgram **dp)
+{
+	static unsigned seq;
+	struct sockaddr_un a;
+	socklen_t al;
+	struct stat old, st;
+	int bound = 0, s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (s < 0 || fstat(cl->fd, &old) < 0)
+		goto fail;
+	/* the program's pid in the name, as the library's would be */
+	bound = dgmap_path(getenv("SOCKGATE_DGRAM_DIR"), &ta->u.un, (long)n->pid, ++seq, &a, &al) == 0 &&
+		    bind(s, (struct sockaddr *)&a, al) == 0;
+	if (!bound) {
+		sa_family_t af = AF_UNIX;	/* autobind: reachable from this namespace only */
+		if (bind(s, (struct sockaddr *)&af, sizeof af) < 0)
+			goto fail;
+	}
+	int fl = fcntl(cl->fd, F_GETFL);
+	set_nonblock(s, fl >= 0 && (fl & O_NONBLOCK));
+	struct sockaddr_storage mine;
+	socklen_t ml = sizeof mine;
+	struct rec *rc;
+	if (fstat(s, &st) < 0)
+		goto fail;
+	if (swap_in(n, s, cl->cloexec, &rc) < 0) {
+		if (bound)
+			unlink(a.sun_path);
+		close(s);
+		return -1;
+	}
+	epoll_carry(n->pid, (int)n->data.args[0], old.st_ino, s);
+	*dp = dgram_add(st.st_ino);
+	if (bound)
+		memcpy((*dp)->path, a.sun_path, sizeof (*dp)->path);
+	if (rc) {
+		rc->family = cl->domain;
+		/* a socket the program bound keeps that address as its own */
+		if (getsockname(cl->fd, (struct sockaddr *)&mine, &ml) == 0 && (addr_port((struct sockaddr *)&mine) > 0 ||
+		    !addr_is_any(&mine))) {
+			rc->local = mine;
+			rc->locallen = ml;
+		} else {
+			pick_source(rs, r, &cl->dst, cl->domain, &rc->local, &rc->locallen);
+		}
+	}
+	return s;
+fail:
+	answer(n->id, -1, errno);
+	if (s >= 0)
+		close(s);
+	if (bound > 0)
+		unlink(a.sun_path);
+	return -1;
+}
+
+/* The program's iovecs at iov (cnt of them): their total length, or -1 (EMSGSIZE, EFAULT). */
+static ssize_t read_iov(pid_t pid, uint64_t iov, uint64_t cnt, struct iovec *out)
+{
+	size_t total = 0;
+
+	if (cnt > DG_IOV)
+		return errno = EMSGSIZE, -1;
+	if (cnt && mem_io(pid, iov, out, (size_t)cnt * sizeof *out, 0) < 0)
+		return errno = EFAULT, -1;
+	for (uint64_t i = 0; i < cnt; i++) {
+		if (out[i].iov_len > SSIZE_MAX - total)
+			return errno = EINVAL, -1;
+		total += out[i].iov_len;
+	}
+	return (ssize_t)total;
+}
+
+/* The call's address and flags (the iovecs come later, once the call is ours): -1 unreadable. */
+static int dcall_head(const struct seccomp_notif *n, struct dcall *c)
+{
+	const __u64 *a = n->data.args;
+
+	c->msg = n->data.nr == __NR_sendmsg || n->data.nr == __NR_recvmsg;
+	if (c->msg) {
+		c->mhaddr = a[1];
+		if (mem_io(n->pid, a[1], &c->mh, sizeof c->mh, 0) < 0)
+			return -1;
+		c->name = c->mh.name;
+		c->namelen = c->mh.namelen;
+		c->flags = (int)a[2];
+	} else {
+		c->iov[0] = (struct iovec){ (void *)(uintptr_t)a[1], (size_t)a[2] };
+		c->niov = 1;
+		c->total = (ssize_t)a[2];
+		c->flags = (int)a[3];
+		c->name = a[4];
+		c->namelen = a[5];
+	}
+	return 0;
+}
+
+/* The iovecs of a sendmsg()/recvmsg(): -1 answered with the error. */
+static int dcall_iov(const struct seccomp_notif *n, struct dcall *c)
+{
+	if (!c->msg)
+		return 0;
+	if ((c->total = read_iov(n->pid, c->mh.iov, c->mh.iovlen, c->iov)) < 0)
+		return answer(n->id, -1, errno), -1;
+	c->niov = (int)c->mh.iovlen;
+	return 0;
+}
+
+/*
+ * Send the program's datagram on s (ours) to ta, after a PROXY header
+ * when the rule asks; answered. UDP never waits for its receiver: a full
+ * queue drops the datagram (a blocking sender waits for room a little).
+ */
+static void dgram_send(const struct seccomp_notif *n, const struct dcall *c, int s, const struct sg_addr *ta,
+		       const struct rule *r, const struct rec *rc, const struct sockaddr_storage *dst)
+{
+	static unsigned char data[DG_MAX];
+	unsigned char hdr[HDR_MAX];
+	int hl = 0;
+
+	if (c->total > (ssize_t)sizeof data)
+		return answer(n->id, -1, EMSGSIZE);
+	if (c->total && mem_iov(n->pid, data, (size_t)c->total, c->iov, c->niov, 0) < 0)
+		return answer(n->id, -1, EFAULT);
+	if (r->flags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1)) {
+		struct sockaddr_storage src;
+		socklen_t sl;
+		if (rc && rc->locallen)
+			src = rc->local;
+		else
+			any_addr(dst->ss_family, 0, &src, &sl);
+		if ((hl = header(r, &src, dst, SOCK_DGRAM, hdr, sizeof hdr)) < 0)
+			return answer(n->id, -1, errno);
+	}
+	if (!still_valid(n->id))
+		return;
+	struct iovec v[2] = { { hdr, (size_t)hl }, { data, (size_t)c->total } };
+	struct msghdr m = { .msg_name = (void *)&ta->u.un, .msg_namelen = ta->len, .msg_iov = v, .msg_iovlen = 2 };
+	int blocking = !(fcntl(s, F_GETFL) & O_NONBLOCK) && !(c->flags & MSG_DONTWAIT);
+	ssize_t w;
+	int64_t t0 = mono_ms();
+	while ((w = sendmsg(s, &m, MSG_DONTWAIT | MSG_NOSIGNAL)) < 0 && errno == EAGAIN && blocking &&
+	       mono_ms() - t0 < DG_WAIT_MS)
+		wait_fd(s, POLLOUT, DG_WAIT_MS);
+	if (w < 0 && errno == EAGAIN && blocking)
+		w = hl + c->total;	/* dropped, as UDP drops */
+	if (w < 0) {
+		int e = errno;
+		return answer(n->id, -1, e == ENOENT || e == ENOTDIR || e == EPROTOTYPE || e == ENOTSOCK ? ECONNREFUSED : e);
+	}
+	answer(n->id, w >= hl ? w - hl : 0, 0);
+}
+
+/* connect() of a datagram socket by a rule: made AF_UNIX and connected to the target. */
+static void dgram_connect(const struct seccomp_notif *n, const struct call *cl, const struct ruleset *rs,
+			  const struct rule *r)
+{
+	struct sg_addr ta;
+	struct dgram *d;
+	struct stat st;
+	int s;
+
+	if (r->action != ACT_UNIX && r->action != ACT_ABSTRACT)
+		return pass(n->id);	/* blackhole, nat64, tcp targets: as without rules (see the man page) */
+	if (target(rs, r, &cl->dst, &ta) < 0)
+		return answer(n->id, -1, errno);
+	if (fstat(cl->fd, &st) == 0 && (d = dgram_find(st.st_ino)))
+		s = dup(cl->fd);	/* ours already: connected again */
+	else if ((s = dgram_open(n, cl, rs, r, &ta, &d)) < 0)
+		return;
+	if (connect(s, &ta.u.sa, ta.len) < 0) {
+		int e = errno;
+		close(s);
+		return answer(n->id, -1, e == ENOENT || e == ENOTDIR || e == EPROTOTYPE ? ECONNREFUSED : e);
+	}
+	struct rec *rc = rec_find(d->ino);
+	if (rc) {
+		rc->peer = cl->sa;
+		rc->peerlen = inet_len(cl->domain);
+	}
+	dgmap_add(&d->map, &ta.u.un, ta.len, (struct sockaddr *)&cl->sa, inet_len(cl->domain));
+	close(s);
+	answer(n->id, 0, 0);
+}
+
+static void on_send(const struct seccomp_notif *n)
+{
+	struct dcall c;
+	struct dgram *d;
+	struct sockaddr_storage sa, dst;
+	const struct ruleset *rs;
+	const struct rule *r;
+	struct sg_addr ta;
+	struct call cl = { .fd = -1 };
+	int s = -1;
+
+	if (dcall_head(n, &c) < 0 || !c.name)
+		return pass(n->id);	/* no address: the kernel knows the way (or says EFAULT) */
+	if (!(d = dgram_find(fd_ino(n->pid, n->data.args[0])))) {
+		/* not ours yet: a datagram socket sending to a matched address becomes ours */
+		if (call_open(n, c.name, c.namelen, RULE_CONNECT, RULE_UDP, &cl) < 0)
+			return;
+		if (cl.type != SOCK_DGRAM)
+			goto pass;
+		sa = cl.sa;
+		dst = cl.dst;
+		rs = cl.rs;
+		r = cl.r;
+	} else {
+		if (read_sockaddr(n, c.name, c.namelen, &sa) < 0)
+			return pass(n->id);	/* a Unix address on our Unix socket: the kernel's */
+		canon(&sa, &dst);
+		if (!(r = match(RULE_CONNECT, RULE_UDP, (struct sockaddr *)&dst, &rs)) || r->action == ACT_PASS)
+			return answer(n->id, -1, ENETUNREACH);	/* an AF_UNIX socket now: it cannot reach IP */
+	}
+	if (r->action == ACT_REJECT) {
+		answer(n->id, -1, r->err ? r->err : ECONNREFUSED);
+		goto out;
+	}
+	if (r->action != ACT_UNIX && r->action != ACT_ABSTRACT && r->action != ACT_BLACKHOLE) {
+		if (d)
+			answer(n->id, -1, ENETUNREACH);
+		else
+			pass(n->id);
+		goto out;
+	}
+	if (dcall_iov(n, &c) < 0)
+		goto out;
+	if (r->action == ACT_BLACKHOLE) {
+		answer(n->id, c.total, 0);	/* sent, never to arrive */
+		goto out;
+	}
+	if (target(rs, r, &dst, &ta) < 0) {
+		answer(n->id, -1, errno);
+		goto out;
+	}
+	if (d ? (s = take_fd(n->pid, (int)n->data.args[0], NULL)) < 0 : (s = dgram_open(n, &cl, rs, r, &ta, &d)) < 0) {
+		if (d && s < 0)
+			pass(n->id);
+		goto out;
+	}
+	dgmap_add(&d->map, &ta.u.un, ta.len, (struct sockaddr *)&sa, inet_len(sa.ss_family));
+	dgram_send(n, &c, s, &ta, r, rec_find(d->ino), &dst);
+	goto out;
+pass:
+	pass(n->id);
+out:
+	if (cl.fd >= 0)
+		close(cl.fd);
+	if (s >= 0)
+		close(s);
+}
+
+/*
+ * A datagram for a recvfrom()/recvmsg() on our socket s: the data into the
+ * program's buffers, the source as the address it sent to. 1 answered,
+ * 0 nothing there yet (a blocking caller waits: parked).
+ */
+static int try_recv(uint64_t id, pid_t pid, const struct dcall *c, int s, ino_t ino)
+{
+	static unsigned char data[DG_MAX];
+	struct sockaddr_un from;
+	size_t room = c->total > (ssize_t)sizeof data ? sizeof data : (size_t)c->total;
+	struct iovec v = { data, room };
+	struct msghdr m = { .msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &v, .msg_iovlen = 1 };
+	ssize_t got = recvmsg(s, &m, MSG_DONTWAIT | (c->flags & (MSG_PEEK | MSG_TRUNC)));
+
+	if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !(c->flags & MSG_DONTWAIT) &&
+	    !(fcntl(s, F_GETFL) & O_NONBLOCK))
+		return 0;
+	if (got < 0)
+		return answer(id, -1, errno), 1;
+	size_t copied = (size_t)got < room ? (size_t)got : room;
+	struct sockaddr_storage src;
+	socklen_t sl = 0;
+	struct dgram *d = dgram_find(ino);
+	if (d)
+		sl = dgram_from(d, rec_find(ino), &from, m.msg_namelen, &src);
+	if (!still_valid(id))
+		return 1;
+	/* recvfrom: namelen points at the room; recvmsg: it is the room, and the length goes in the msghdr */
+	uint32_t have = c->msg ? (uint32_t)c->namelen : 0;
+	int bad = copied && mem_iov(pid, data, copied, c->iov, c->niov, 1) < 0;
+	if (!bad && c->name && !c->msg && mem_io(pid, c->namelen, &have, sizeof have, 0) < 0)
+		bad = 1;
+	if (!bad && c->name && sl && (int32_t)have > 0 && mem_io(pid, c->name, &src, have < sl ? have : sl, 1) < 0)
+		bad = 1;
+	if (!bad && c->msg) {
+		struct kmsghdr mh = c->mh;
+		mh.namelen = c->name ? sl : 0;
+		mh.controllen = 0;	/* a Unix datagram's ancillary data means nothing to an inet program */
+		mh.flags = (size_t)got > room ? MSG_TRUNC : 0;
+		bad = mem_io(pid, c->mhaddr, &mh, sizeof mh, 1) < 0;
+	} else if (!bad && c->name) {
+		bad = mem_io(pid, c->namelen, &sl, sizeof sl, 1) < 0;
+	}
+	if (bad)
+		return answer(id, -1, EFAULT), 1;
+	answer(id, (c->flags & MSG_TRUNC) ? got : (ssize_t)copied, 0);
+	return 1;
+}
+
+static void on_recv(const struct seccomp_notif *n)
+{
+	ino_t ino = fd_ino(n->pid, n->data.args[0]);
+	struct dcall c;
+	int s;
+
+	if (!dgram_find(ino))
+		return pass(n->id);
+	if (dcall_head(n, &c) < 0)
+		return answer(n->id, -1, EFAULT);
+	if (dcall_iov(n, &c) < 0)
+		return;
+	if ((s = take_fd(n->pid, (int)n->data.args[0], NULL)) < 0)
+		return pass(n->id);
+	if (try_recv(n->id, n->pid, &c, s, ino)) {
+		close(s);
+		return;
+	}
+	struct timeval tv = { 0, 0 };
+	socklen_t tl = sizeof tv;
+	getsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, &tl);
+	for (int i = 0; i < NPARK; i++)
+		if (!parks[i].used) {
+			parks[i] = (struct park){ .used = 1, .id = n->id, .pid = n->pid, .lfd = s, .recv = 1, .ino = ino,
+						  .dc = c };
+			if (tv.tv_sec || tv.tv_usec)
+				parks[i].deadline = mono_ms() + tv.tv_sec * 1000 + tv.tv_usec / 1000;
+			return;
+		}
+	close(s);
+	answer(n->id, -1, EAGAIN);
 }
 
 static void on_connect(const struct seccomp_notif *n)
@@ -620,25 +1204,26 @@ static void on_connect(const struct seccomp_notif *n)
 	struct call cl;
 	int s = -1;
 
-	if (call_open(n, RULE_CONNECT, RULE_ANYPROTO, &cl) < 0)
+	if (call_open(n, n->data.args[1], n->data.args[2], RULE_CONNECT, RULE_ANYPROTO, &cl) < 0)
 		return;
 	const struct ruleset *rs = cl.rs;
 	const struct rule *r = cl.r;
-	int fd = cl.fd, domain = cl.domain, type = cl.type, cloexec = cl.cloexec;
-	struct sockaddr_storage sa = cl.sa, dst = cl.dst;
+	int fd = cl.fd, domain = cl.domain, type = cl.type;
 
-	if (domain != sa.ss_family || (type != SOCK_STREAM && type != SOCK_DGRAM))
-		goto pass;
 	if (r->proto != RULE_ANYPROTO &&
-	    !(r = match(RULE_CONNECT, type == SOCK_STREAM ? RULE_TCP : RULE_UDP, (struct sockaddr *)&dst, &rs)))
+	    !(r = match(RULE_CONNECT, type == SOCK_STREAM ? RULE_TCP : RULE_UDP, (struct sockaddr *)&cl.dst, &rs)))
 		goto pass;
 	if (r->action == ACT_REJECT) {
 		/* answered here, never continued: the kernel must not see the address again */
 		answer(n->id, -1, r->err ? r->err : ECONNREFUSED);
 		goto out;
 	}
-	if (type != SOCK_STREAM || (r->action != ACT_UNIX && r->action != ACT_ABSTRACT && r->action != ACT_TCP))
-		goto pass;	/* datagrams, blackhole, nat64, pass: as without rules (see the man page) */
+	if (type == SOCK_DGRAM) {
+		dgram_connect(n, &cl, rs, r);
+		goto out;
+	}
+	if (r->action != ACT_UNIX && r->action != ACT_ABSTRACT && r->action != ACT_TCP)
+		goto pass;	/* blackhole, nat64, pass: as without rules (see the man page) */
 
 	struct stat st;
 	if (fstat(fd, &st) == 0 && rec_find(st.st_ino)) {
@@ -652,10 +1237,10 @@ static void on_connect(const struct seccomp_notif *n)
 	int hl = 0;
 	int nonblock = (fcntl(fd, F_GETFL) & O_NONBLOCK) != 0;
 
-	pick_source(rs, r, &dst, domain, &local, &locallen);
-	if (target(rs, r, &dst, &ta) < 0 ||
+	pick_source(rs, r, &cl.dst, domain, &local, &locallen);
+	if (target(rs, r, &cl.dst, &ta) < 0 ||
 	    ((r->flags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1)) &&
-	     (hl = header(r, &local, &dst, hdr, sizeof hdr)) < 0)) {
+	     (hl = header(r, &local, &cl.dst, SOCK_STREAM, hdr, sizeof hdr)) < 0)) {
 		answer(n->id, -1, errno);
 		goto out;
 	}
@@ -664,18 +1249,14 @@ static void on_connect(const struct seccomp_notif *n)
 		answer(n->id, -1, errno);
 		goto out;
 	}
-	struct rec *rc = rec_add(s);
-	if (install(n->id, s, (int)n->data.args[0], cloexec, 0) < 0) {
-		if (rc)
-			rc->ino = 0;
-		answer(n->id, -1, errno == ENOENT ? EINTR : errno);
+	struct rec *rc;
+	if (swap_in(n, s, cl.cloexec, &rc) < 0)
 		goto out;
-	}
 	if (rc) {
 		rc->family = domain;
 		rc->local = local;
 		rc->locallen = locallen;
-		rc->peer = sa;
+		rc->peer = cl.sa;
 		rc->peerlen = inet_len(domain);
 	}
 	answer(n->id, how ? -1 : 0, how ? EINPROGRESS : 0);
@@ -696,8 +1277,8 @@ static void on_name(const struct seccomp_notif *n, int peer)
 	struct rec *r = rec_find(fd_ino(n->pid, n->data.args[0]));
 	uint32_t len;
 
-	if (!r || (peer && r->listener))
-		return pass(n->id);
+	if (!r || (peer && (r->listener || !r->peerlen)))
+		return pass(n->id);	/* a datagram socket not connected: the kernel's ENOTCONN */
 	const struct sockaddr_storage *a = peer ? &r->peer : &r->local;
 	socklen_t al = peer ? r->peerlen : r->locallen;
 	if (mem_io(n->pid, n->data.args[2], &len, sizeof len, 0) < 0 || (int32_t)len < 0)
@@ -717,23 +1298,21 @@ static void on_bind(const struct seccomp_notif *n)
 	struct call cl;
 	int s = -1;
 
-	if (call_open(n, RULE_BIND, RULE_TCP, &cl) < 0)
+	if (call_open(n, n->data.args[1], n->data.args[2], RULE_BIND, RULE_TCP, &cl) < 0)
 		return;
-	const struct ruleset *rs = cl.rs;
 	const struct rule *r = cl.r;
-	int fd = cl.fd, cloexec = cl.cloexec, domain = cl.domain;
-	struct sockaddr_storage sa = cl.sa, dst = cl.dst;
+	int fd = cl.fd;
 
 	if ((r->action != ACT_UNIX && r->action != ACT_ABSTRACT && r->action != ACT_FDPASS) ||
-	    domain != sa.ss_family || cl.type != SOCK_STREAM) {
+	    cl.type != SOCK_STREAM) {
 		pass(n->id);
 		goto out;
 	}
 	char path[sizeof ((struct sockaddr_un *)0)->sun_path + 1];
 	struct sg_addr a;
-	const char *tmpl = rules_str(rs, r->arg);
+	const char *tmpl = rules_str(cl.rs, r->arg);
 	int nonblock = (fcntl(fd, F_GETFL) & O_NONBLOCK) != 0;
-	if (!tmpl || rules_expand(tmpl, (struct sockaddr *)&dst, path, sizeof path) < 0 ||
+	if (!tmpl || rules_expand(tmpl, (struct sockaddr *)&cl.dst, path, sizeof path) < 0 ||
 	    addr_unix(&a, path, r->action == ACT_ABSTRACT) < 0 ||
 	    (s = socket(AF_UNIX, (r->action == ACT_FDPASS ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0)) < 0) {
 		answer(n->id, -1, errno);
@@ -746,20 +1325,16 @@ static void on_bind(const struct seccomp_notif *n)
 	if (r->mode && r->action != ACT_ABSTRACT)
 		chmod(path, (mode_t)r->mode);
 	set_nonblock(s, nonblock);
-	struct rec *rc = rec_add(s);
-	if (install(n->id, s, (int)n->data.args[0], cloexec, 0) < 0) {
-		if (rc)
-			rc->ino = 0;
-		answer(n->id, -1, errno == ENOENT ? EINTR : errno);
+	struct rec *rc;
+	if (swap_in(n, s, cl.cloexec, &rc) < 0)
 		goto out;
-	}
 	if (rc) {
 		rc->listener = 1;
-		rc->family = domain;
+		rc->family = cl.domain;
 		rc->action = r->action;
 		rc->rflags = r->flags;
-		rc->local = sa;
-		rc->locallen = inet_len(domain);
+		rc->local = cl.sa;
+		rc->locallen = inet_len(cl.domain);
 	}
 	answer(n->id, 0, 0);
 out:
@@ -942,7 +1517,8 @@ static void park_try(struct park *p)
 {
 	if (!still_valid(p->id))
 		return park_done(p);
-	if (try_accept(p->id, p->pid, p->args, p->lfd, &p->lr) != 0)
+	if (p->recv ? try_recv(p->id, p->pid, &p->dc, p->lfd, p->ino) != 0
+		    : try_accept(p->id, p->pid, p->args, p->lfd, &p->lr) != 0)
 		park_done(p);
 }
 
@@ -981,6 +1557,12 @@ static void on_notify(void)
 #endif
 	case __NR_accept4:
 		return on_accept(&n);
+	case __NR_sendto:
+	case __NR_sendmsg:
+		return on_send(&n);
+	case __NR_recvfrom:
+	case __NR_recvmsg:
+		return on_recv(&n);
 	}
 	pass(n.id);
 }
@@ -988,6 +1570,7 @@ static void on_notify(void)
 /* Exit as the program did: the same code, or the same signal. */
 static void __attribute__((noreturn)) exit_like(int status)
 {
+	dgram_cleanup();
 	if (WIFSIGNALED(status)) {
 		int sig = WTERMSIG(status);
 		sigset_t all;
@@ -1011,7 +1594,7 @@ static void __attribute__((noreturn)) child(int up, const sigset_t *old, char **
 	int strict = have_rule(RULE_CONNECT, ACT_REJECT);
 	int binds = have_rule(RULE_BIND, 0);
 
-	build_filter(&b, strict, binds, have_rule(RULE_BIND, ACT_FDPASS));
+	build_filter(&b, strict, binds, have_rule(RULE_BIND, ACT_FDPASS), have_udp_rule());
 	struct sock_fprog prog = { .len = (unsigned short)b.n, .filter = b.f };
 	int e = 0, lfd = -1;
 
@@ -1027,11 +1610,17 @@ static void __attribute__((noreturn)) child(int up, const sigset_t *old, char **
 		if (lfd < 0)
 			e = errno;
 	}
-	/* sendmsg() is not in the filter, so this does not wait for the supervisor */
-	if (e ? send(up, &e, sizeof e, MSG_NOSIGNAL) < 0 : fdpass_send(up, &lfd, 1, &e, sizeof e, 0) < 0)
+	/*
+	 * The listener's number goes up by write() (sendmsg() may be in the
+	 * filter now, and nobody would answer it); the supervisor takes the fd
+	 * itself (pidfd_getfd) and hangs up when it has it.
+	 */
+	int msg[2] = { e, lfd };
+	char ack;
+	if (write(up, msg, sizeof msg) != (ssize_t)sizeof msg || e)
 		_exit(EX_SYSFAIL);
-	if (e)
-		_exit(EX_SYSFAIL);
+	while (read(up, &ack, 1) < 0 && errno == EINTR)
+		;
 	close(lfd);
 	close(up);
 	execvp(argv[0], argv);
@@ -1067,14 +1656,15 @@ void seccomp_run(struct ruleset **rs, int nrs, char **argv)
 	}
 	close(sp[1]);
 
-	int e = 0, status;
-	size_t nf = 1;
-	ssize_t got = fdpass_recv(sp[0], &notify_fd, &nf, &e, sizeof e, 0);
+	int msg[2] = { 0, -1 }, e, status;
+	ssize_t got = read(sp[0], msg, sizeof msg);
+	e = got == (ssize_t)sizeof msg ? msg[0] : EPROTO;
+	if (!e && (notify_fd = take_fd(pid, msg[1], NULL)) < 0)
+		e = errno;
 	close(sp[0]);
-	if (got < (ssize_t)sizeof e || e || !nf) {
+	if (e) {
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
-		e = e ? e : EPROTO;
 		die(EX_SYSFAIL, "unable to install the seccomp filter: %s (%s)", strerror(e),
 		    e == EBUSY ? "a supervisor watches this process already: one per process, seccomp(2)"
 			       : "this kernel or the container's own filter refuses seccomp user notification");
@@ -1092,10 +1682,21 @@ void seccomp_run(struct ruleset **rs, int nrs, char **argv)
 				map[np - 2] = i;
 				p[np++] = (struct pollfd){ .fd = parks[i].lfd, .events = POLLIN };
 			}
-		/* a parked task may be killed meanwhile: look again now and then */
-		int n = poll(p, (nfds_t)np, np > 2 ? 1000 : -1);
+		/* a parked task may be killed meanwhile: look again now and then; a receive may time out */
+		int wait = np > 2 ? 1000 : -1;
+		int64_t now = mono_ms();
+		for (int i = 0; i < NPARK; i++)
+			if (parks[i].used && parks[i].deadline)
+				wait = parks[i].deadline <= now ? 0 : (int)(parks[i].deadline - now < wait ? parks[i].deadline - now : wait);
+		int n = poll(p, (nfds_t)np, wait);
 		if (n < 0 && errno != EINTR)
 			die_sys("unable to poll");
+		now = mono_ms();
+		for (int i = 0; i < NPARK; i++)
+			if (parks[i].used && parks[i].deadline && parks[i].deadline <= now) {
+				answer(parks[i].id, -1, EAGAIN);	/* SO_RCVTIMEO passed */
+				park_done(&parks[i]);
+			}
 		if (n == 0)
 			for (int i = 0; i < NPARK; i++)
 				if (parks[i].used && !still_valid(parks[i].id))
@@ -1133,90 +1734,7 @@ void seccomp_run(struct ruleset **rs, int nrs, char **argv)
 	}
 }
 
-/* --- what the library can reach -------------------------------------------------- */
-
-/* 1 when the section names of an ELF file include Go's, else 0. */
-static int has_go_sections(int fd, const Elf64_Ehdr *eh)
-{
-	if (eh->e_shoff == 0 || eh->e_shentsize != sizeof(Elf64_Shdr) || eh->e_shnum == 0 ||
-	    eh->e_shnum > 4096 || eh->e_shstrndx >= eh->e_shnum)
-		return 0;
-	size_t sz = (size_t)eh->e_shnum * sizeof(Elf64_Shdr);
-	Elf64_Shdr *sh = malloc(sz);
-	int go = 0;
-	if (!sh || pread(fd, sh, sz, (off_t)eh->e_shoff) != (ssize_t)sz) {
-		free(sh);
-		return 0;
-	}
-	const Elf64_Shdr *st = &sh[eh->e_shstrndx];
-	size_t nl = st->sh_size > (1u << 20) ? (1u << 20) : st->sh_size;
-	char *names = malloc(nl + 1);
-	if (names && pread(fd, names, nl, (off_t)st->sh_offset) == (ssize_t)nl) {
-		names[nl] = 0;
-		for (int i = 0; i < eh->e_shnum && !go; i++)
-			if (sh[i].sh_name < nl && (!strcmp(names + sh[i].sh_name, ".go.buildinfo") ||
-						    !strcmp(names + sh[i].sh_name, ".note.go.buildid")))
-				go = 1;
-	}
-	free(names);
-	free(sh);
-	return go;
-}
-
-int elf_kind(const char *path)
-{
-	Elf64_Ehdr eh;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int kind = -1;
-
-	if (fd < 0)
-		return -1;
-	if (pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
-	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 4096)
-		goto out;
-	kind = ELF_STATIC;
-	for (int i = 0; i < eh.e_phnum; i++) {
-		Elf64_Phdr ph;
-		if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + (uint64_t)i * sizeof ph)) != (ssize_t)sizeof ph) {
-			kind = -1;
-			goto out;
-		}
-		if (ph.p_type == PT_INTERP)
-			kind = ELF_DYNAMIC;
-	}
-	/* Go calls the kernel itself, linked dynamically (cgo) or not */
-	if (has_go_sections(fd, &eh))
-		kind = ELF_GO;
-out:
-	close(fd);
-	return kind;
-}
-
-void seccomp_hint(const char *program)
-{
-	char path[4096];
-	const char *exe = program;
-
-	if (!strchr(program, '/')) {
-		const char *p = getenv("PATH");
-		exe = NULL;
-		for (; p && *p && !exe;) {
-			size_t l = strcspn(p, ":");
-			if ((size_t)snprintf(path, sizeof path, "%.*s/%s", (int)l, l ? p : ".", program) < sizeof path &&
-			    access(path, X_OK) == 0)
-				exe = path;
-			p += l + (p[l] == ':');
-		}
-	}
-	switch (exe ? elf_kind(exe) : -1) {
-	case ELF_STATIC:
-		warn("%s is linked statically, out of the library's reach: run it with --seccomp", program);
-		break;
-	case ELF_GO:
-		warn("%s is a Go program, which calls the kernel without libc: run it with --seccomp", program);
-		break;
-	}
-}
+/* --- the library out of the way ------------------------------------------------ */
 
 void preload_drop_self(void)
 {

@@ -15,19 +15,6 @@
  */
 void seccomp_run(struct ruleset **rs, int nrs, char **argv) __attribute__((noreturn));
 
-/*
- * What the library can reach of the executable at path: 0 a dynamically
- * linked program, 1 a static one (no ELF interpreter), 2 a Go program,
- * -1 not an ELF file or unreadable.
- */
-#define ELF_DYNAMIC 0
-#define ELF_STATIC 1
-#define ELF_GO 2
-int elf_kind(const char *path);
-
-/* One warning line naming --seccomp when the library cannot reach program (looked up in PATH). */
-void seccomp_hint(const char *program);
-
 /* Take libsockgate.so out of LD_PRELOAD (the filter acts instead). */
 void preload_drop_self(void);
 

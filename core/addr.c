@@ -324,3 +324,14 @@ void addr_unmap(struct sockaddr_storage *ss, socklen_t *len)
 	if (ss->ss_family == AF_INET6 && addr_is_v4mapped(((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr))
 		addr_to_family(ss, len, AF_INET);
 }
+
+int addr_is_any(const struct sockaddr_storage *ss)
+{
+	static const uint8_t zero[16];
+
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == 0;
+	if (ss->ss_family == AF_INET6)
+		return !memcmp(((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr, zero, 16);
+	return 1;
+}

@@ -62,6 +62,9 @@ int addr_format_host(const struct sockaddr *sa, char *buf, size_t size);
 /* Port of an inet address in host order, or -1 for other families. */
 int addr_port(const struct sockaddr *sa);
 
+/* 1 when an inet address is the wildcard (0.0.0.0, ::), and for any other family. */
+int addr_is_any(const struct sockaddr_storage *ss);
+
 /*
  * The 16-byte form of an inet address: IPv4 becomes ::ffff:a.b.c.d.
  * Returns 0, or -1 with EAFNOSUPPORT.

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "dgmap.h"
 #include "ctlfile.h"
 #include "file.h"
 #include "proxyv2.h"
@@ -47,16 +48,6 @@ static void canon(const struct sockaddr *sa, struct sockaddr_storage *out)
 	memset(out, 0, sizeof *out);
 	memcpy(out, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
 	addr_unmap(out, &l);
-}
-
-static int is_any(const struct sockaddr_storage *ss)
-{
-	static const uint8_t zero[16];
-	if (ss->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == 0;
-	if (ss->ss_family == AF_INET6)
-		return !memcmp(((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr, zero, 16);
-	return 1;
 }
 
 static void zero_addr(int fam, struct sockaddr_storage *ss, socklen_t *len)
@@ -158,7 +149,7 @@ static int to_family(struct sockaddr_storage *ss, int fam)
 	socklen_t l = sizeof *ss;
 	if (ss->ss_family == fam)
 		return 0;
-	if (fam == AF_INET && ss->ss_family == AF_INET6 && is_any(ss)) {
+	if (fam == AF_INET && ss->ss_family == AF_INET6 && addr_is_any(ss)) {
 		/* :: as IPv4 is 0.0.0.0: mark it mapped and convert */
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
 		s6->sin6_addr.s6_addr[10] = s6->sin6_addr.s6_addr[11] = 0xff;
@@ -259,56 +250,9 @@ static int send_all(int s, const unsigned char *p, size_t n)
 /* Under sg_lock: remember that datagrams to dst went to ta. */
 static void map_add(struct sgconn *c, const struct sg_addr *ta, const struct sockaddr *dst, socklen_t dlen)
 {
-	unsigned i;
-	if (!c->map && !(c->map = calloc(UMAP_N, sizeof *c->map)))
+	if (!c->map && !(c->map = calloc(1, sizeof *c->map)))
 		return;
-	for (i = 0; i < c->nmap && i < UMAP_N; i++)
-		if (c->map[i].unlen == ta->len && !memcmp(&c->map[i].un, &ta->u.un, ta->len))
-			break;
-	if (i >= UMAP_N)
-		i = c->nmap++ % UMAP_N;
-	else if (i == c->nmap)
-		c->nmap++;
-	memcpy(&c->map[i].un, &ta->u.un, ta->len);
-	c->map[i].unlen = ta->len;
-	memset(&c->map[i].in, 0, sizeof c->map[i].in);
-	memcpy(&c->map[i].in, dst, dlen);
-	c->map[i].inlen = dlen;
-}
-
-/*
- * Bind a datagram client where its server can answer it. An autobound
- * (abstract) address belongs to the network namespace, so a server outside
- * the program's namespace could not reply to it; a socket file beside the
- * server's own (or in $SOCKGATE_DGRAM_DIR) is reachable wherever that file
- * is. Where no such file can be made, autobind.
- */
-static int dgram_bind(int s, struct sgconn *c, const struct sg_addr *near)
-{
-	static unsigned seq;
-	const char *dir = secure_getenv("SOCKGATE_DGRAM_DIR");
-	char d[sizeof near->u.un.sun_path], p[sizeof d + 64];
-	struct sg_addr a;
-
-	if (!dir && near && near->u.sa.sa_family == AF_UNIX && near->u.un.sun_path[0]) {
-		memcpy(d, near->u.un.sun_path, sizeof d);
-		d[sizeof d - 1] = 0;
-		char *slash = strrchr(d, '/');
-		if (slash)
-			*(slash == d ? slash + 1 : slash) = 0;
-		else
-			strcpy(d, ".");
-		dir = d;
-	}
-	if (dir && snprintf(p, sizeof p, "%s/.sockgate-dgram-%ld-%u", dir, (long)getpid(),
-			    __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED)) < (int)sizeof p &&
-	    addr_unix(&a, p, 0) == 0 && REAL(bind)(s, &a.u.sa, a.len) == 0) {
-		memcpy(c->dgpath, a.u.un.sun_path, sizeof c->dgpath);
-		c->dgpid = getpid();
-		return 0;
-	}
-	sa_family_t af = AF_UNIX;
-	return REAL(bind)(s, (struct sockaddr *)&af, sizeof af);
+	dgmap_add(c->map, &ta->u.un, ta->len, dst, dlen);
 }
 
 /* Make fd an AF_UNIX datagram socket, bound so that replies can come back. */
@@ -358,7 +302,7 @@ static struct sgconn *new_conn(int fd, int domain, int type, const struct rule *
 	c->action = r ? r->action : 0;
 	/* a socket the program bound keeps that address as its own */
 	if (REAL(getsockname)(fd, (struct sockaddr *)&c->local, &l) == 0 &&
-	    (addr_port((struct sockaddr *)&c->local) > 0 || !is_any(&c->local))) {
+	    (addr_port((struct sockaddr *)&c->local) > 0 || !addr_is_any(&c->local))) {
 		c->locallen = l;
 		c->local_known = 1;
 	}
@@ -932,6 +876,10 @@ ssize_t out_sendmsg(int fd, const struct msghdr *msg, int flags, int *handled)
 	pthread_mutex_unlock(&sg_lock);
 	if (!c)
 		return send_first(fd, msg, flags, handled);
+	if (st == ST_UDPSRV) {
+		*handled = 1;
+		return in_udp_send(fd, msg, flags);
+	}
 	if (st != ST_DGRAM)
 		return 0;	/* a stream: the address is ignored, as TCP does */
 	*handled = 1;
@@ -1014,20 +962,21 @@ void out_dgram_peer(int fd, struct sockaddr *sa, socklen_t *len)
 		return;
 	pthread_mutex_lock(&sg_lock);
 	struct sgconn *c = slot_conn(fd);
+	if (c && c->state == ST_UDPSRV) {
+		rl = in_udp_peer(c, sa, *len, &res);	/* a UDP daemon's sender */
+		pthread_mutex_unlock(&sg_lock);
+		memcpy(sa, &res, rl);
+		*len = rl;
+		return;
+	}
 	if (!c || c->state != ST_DGRAM || !(sa->sa_family == AF_UNIX ||
 					      (sa->sa_family == AF_INET6 && c->family == AF_INET))) {
 		pthread_mutex_unlock(&sg_lock);
 		return;
 	}
 	const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
-	for (unsigned i = 0; c->map && i < c->nmap && i < UMAP_N; i++) {
-		socklen_t ml = c->map[i].unlen;
-		if (ml <= *len && !memcmp(&c->map[i].un, un, ml)) {
-			memcpy(&res, &c->map[i].in, sizeof res);
-			rl = c->map[i].inlen;
-			break;
-		}
-	}
+	if (c->map)
+		rl = dgmap_find(c->map, un, *len, &res);
 	if (!rl && sa->sa_family == AF_INET6) {
 		/* NAT64: the IPv4 address is the last 32 bits (RFC 6052 section 2.2, /96) */
 		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;

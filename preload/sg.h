@@ -50,9 +50,8 @@
 #define SF_STATE	(SF_SWAPPED | SF_OUT | SF_IN | SF_EPOLL | SF_ACCEPT)
 
 /* connection states */
-enum { ST_CONNECTED = 1, ST_PENDING, ST_FAILED, ST_BLACKHOLE, ST_DGRAM, ST_BOUND, ST_RECEIVER };
+enum { ST_CONNECTED = 1, ST_PENDING, ST_FAILED, ST_BLACKHOLE, ST_DGRAM, ST_BOUND, ST_RECEIVER, ST_UDPSRV };
 
-#define UMAP_N 8
 
 struct sgconn {
 	int refs;			/* slots pointing here (dup) + helper thread */
@@ -74,13 +73,7 @@ struct sgconn {
 	int s;				/* pending: the helper's socket (options set meanwhile go there) */
 	struct timeval sndtimeo;	/* pending: the program's SO_SNDTIMEO, restored at the end */
 	/* datagrams: unix path a destination went to -> that destination (allocated on first use) */
-	struct umap {
-		struct sockaddr_un un;
-		socklen_t unlen;
-		struct sockaddr_storage in;
-		socklen_t inlen;
-	} *map;
-	unsigned nmap;
+	struct dgmap *map;
 	unsigned char *dghdr;		/* datagrams: header put before each one */
 	size_t dghdrlen;
 	char path[sizeof ((struct sockaddr_un *)0)->sun_path + 1];	/* receiver: where passed sockets come */
@@ -106,6 +99,7 @@ struct sgconn {
 	 * exec) rather than one per connection to a listening stream socket.
 	 */
 	int dgq;
+	struct usrv *srv;		/* ST_UDPSRV: the senders a UDP daemon answers (in_udp.c) */
 };
 
 struct slot {
@@ -228,8 +222,10 @@ void ep_note(int epfd, int add);
 void sockopt_carry(int from, int to, int fam, int type);
 
 /* systemd socket activation (systemd.c) */
-int systemd_fd(const char *name);
-int systemd_take(int fd, int afd, const struct sockaddr *sa, socklen_t len, const struct rule *r, int domain);
+/* bind() of a socket systemd passed (by a systemd rule, or a Unix path): 0/-1 when handled, else *handled = 0. */
+int systemd_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
+/* Is path the file of a passed Unix socket the program took? (its unlink() leaves it) */
+int systemd_keeps(const char *path);
 
 /* connects that complete in a helper thread (pending.c) */
 struct sg_addr;
@@ -244,6 +240,30 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags);
 int in_adopt(int fd);
 struct sgconn *accepted_new(const struct sgconn *lc, uint16_t port);
 void accepted_set(int nfd, struct sgconn *c);
+
+/*
+ * accept() on a proxy-v2/v1 Unix listener (in_proxy.c): a connection whose
+ * header is complete (h filled, *got 1 for PROXY addresses), with flags;
+ * -1 with EAGAIN (non-blocking, none complete) or ECONNABORTED (bad header).
+ */
+struct proxy_hdr;
+int in_proxy_accept(int fd, ino_t lino, struct proxy_hdr *h, int *got, int flags);
+
+/* UDP daemons under bind rules, and port 0 (in_udp.c) */
+/* Is fd a socket of that type and domain? */
+int sock_is(int fd, int type, int domain);
+/* bind() of a UDP socket to a bind rule's Unix socket: 0/-1 when handled, else *handled = 0. */
+int in_udp_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
+/*
+ * sa (port 0) with a free port the kernel picked, into out, such that the
+ * path tmpl gives for it (when not abstract) has no live socket: 0 or -1.
+ */
+int in_port0(const struct sockaddr *sa, socklen_t len, int type, const char *tmpl, int abstract,
+	     struct sockaddr_storage *out);
+/* Under sg_lock: the inet address a UDP daemon sees for the Unix sender sa; its length. */
+socklen_t in_udp_peer(struct sgconn *c, const struct sockaddr *sa, socklen_t len, struct sockaddr_storage *out);
+/* sendto()/sendmsg() of a UDP daemon: a reply to a sender in_udp_peer() showed. */
+ssize_t in_udp_send(int fd, const struct msghdr *msg, int flags);
 
 /* control files (ctl.c) */
 struct ctlfile;
@@ -264,6 +284,9 @@ ssize_t out_sendmsg(int fd, const struct msghdr *msg, int flags, int *handled);
 int out_before_write(int fd);
 int out_would_handle(int fd, const struct sockaddr *sa, socklen_t len);
 void out_dgram_peer(int fd, struct sockaddr *sa, socklen_t *len);
+
+/* A redirected datagram socket's reply address near its server (dgram.c): 0, or -1 said on stderr. */
+int dgram_bind(int s, struct sgconn *c, const struct sg_addr *near);
 
 /* small helpers of out.c and pending.c (defined here) */
 static inline int unix_errno(int e)

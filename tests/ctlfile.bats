@@ -21,6 +21,17 @@ mux() {
 	wait_for_file "$T/fc.ready"
 }
 
+# need_vsock_loopback WHY: skip, saying WHY, unless a local AF_VSOCK
+# connection to CID 1 (vsock_loopback) works here.
+need_vsock_loopback() {
+	python3 -c '
+import socket
+l = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+l.bind((socket.VMADDR_CID_ANY, socket.VMADDR_PORT_ANY)); l.listen()
+c = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM); c.settimeout(3)
+c.connect((1, l.getsockname()[1]))' 2>/dev/null || skip "$1"
+}
+
 # fc_rule PORT: a control file for guest port PORT, and a rule to it
 fc_rule() {
 	sockgate-mkctl --firecracker "$T/fc.sock:$1" "$T/guest.sock"
@@ -199,13 +210,7 @@ except OSError as e:
 }
 
 @test "VSOCK round trip through vsock_loopback" {
-	python3 -c '
-import socket
-l = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
-l.bind((socket.VMADDR_CID_ANY, socket.VMADDR_PORT_ANY)); l.listen()
-c = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM); c.settimeout(3)
-c.connect((1, l.getsockname()[1]))' 2>/dev/null ||
-		skip "no vsock loopback transport in this kernel (vsock_loopback): a local round trip cannot connect"
+	need_vsock_loopback "no vsock loopback transport in this kernel (vsock_loopback): a local round trip cannot connect"
 	local port=$((40000 + RANDOM % 20000))
 	sockgate-mkctl --vsock "any:$port" "$T/srv.sock"
 	sockgate-mkctl --vsock "1:$port" "$T/cli.sock"
@@ -272,5 +277,99 @@ except OSError as e:
 			assert_line "bind EINVAL"
 			[[ "$stderr" == "libsockgate: control file $T/$f refused: "* ]] ;;
 		esac
+	done
+}
+
+# ctl_server N RULE [ENV...]: a preloaded python server on 127.0.0.1:7000
+# under RULE that accepts N connections and prints, for each, what accept()
+# gave, getsockname() and the first bytes; its output in $T/srv.out.
+ctl_server() {
+	local n=$1 rule=$2
+	shift 2
+	bg env "$@" SOCKGATE_RULE="$rule" LD_PRELOAD="$LIB" python3 -c '
+import socket, sys
+s = socket.socket(); s.bind(("127.0.0.1", 7000)); s.listen()
+open(sys.argv[2], "w").close()
+for i in range(int(sys.argv[1])):
+    c, a = s.accept()
+    print("accept", a, "local", c.getsockname(), "data", c.recv(100), flush=True)
+    c.close()' "$n" "$T/srv.ready" > "$T/srv.out"
+	wait_for_file "$T/srv.ready"
+}
+
+# v2 SRC DST DATA...: PROXY v2 headers (TCP over IPv4, or the spec's AF_UNIX
+# stream addresses: two 108-byte paths) and data, one connection each, to
+# 127.0.0.1:PORT
+v2_send() {
+	python3 -c '
+import socket, struct, sys
+sig = b"\r\n\r\n\x00\r\nQUIT\n"
+for spec in sys.argv[2:]:
+    kind, data = spec.split(":", 1)
+    if kind == "inet":
+        body = socket.inet_aton("192.0.2.7") + socket.inet_aton("198.51.100.1") + struct.pack("!HH", 4444, 7000)
+        hdr = sig + bytes([0x21, 0x11]) + struct.pack("!H", len(body)) + body
+    elif kind == "unix":
+        body = b"/run/client.sock".ljust(108, b"\0") + b"/run/server.sock".ljust(108, b"\0")
+        hdr = sig + bytes([0x21, 0x31]) + struct.pack("!H", len(body)) + body
+    else:
+        hdr = b""
+    c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+    c.sendall(hdr + data.encode()); c.recv(1); c.close()' "$@"
+}
+
+@test "PROXY v2 through a control file's TCP listener: the rule's header is read, its inet client is the peer, its AF_UNIX addresses show as loopback" {
+	port=$(free_port)
+	sockgate-mkctl --tcp "127.0.0.1:$port" "$T/ctl.sock"
+	ctl_server 2 "bind tcp 127.0.0.1:7000 -> unix $T/ctl.sock proxy-v2"
+	v2_send "$port" inet:one unix:two
+	wait_for_line "$T/srv.out" "two"
+	run -0 cat "$T/srv.out"
+	assert_output $'accept (\'192.0.2.7\', 4444) local (\'198.51.100.1\', 7000) data b\'one\'\naccept (\'127.0.0.1\', 0) local (\'127.0.0.1\', 7000) data b\'two\''
+}
+
+@test "UNSOCK_ACCEPT_CONVERT_ALL: an accepted AF_UNIX peer looks like an AF_INET one (as a bind rule always shows it); an inet peer keeps its real address and port" {
+	sockgate-mkctl --unix "$T/real.sock" "$T/ctl.sock"
+	ctl_server 1 "bind tcp 127.0.0.1:7000 -> unix $T/ctl.sock" UNSOCK_ACCEPT_CONVERT_ALL=1
+	python3 -c 'import socket, sys; c = socket.socket(socket.AF_UNIX); c.connect(sys.argv[1]); c.sendall(b"unix"); c.recv(1)' "$T/real.sock"
+	wait_for_line "$T/srv.out" "unix"
+	run -0 cat "$T/srv.out"
+	assert_output "accept ('127.0.0.1', 0) local ('127.0.0.1', 7000) data b'unix'"
+	wait "${PIDS[-1]}" 2>/dev/null || true	# it ends after its one connection
+	rm -f "$T/srv.ready"
+	port=$(free_port)
+	sockgate-mkctl --tcp "127.0.0.1:$port" "$T/tcp.sock"
+	ctl_server 1 "bind tcp 127.0.0.1:7000 -> unix $T/tcp.sock" UNSOCK_ACCEPT_CONVERT_ALL=1
+	run -0 python3 -c '
+import socket, sys
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5); print(c.getsockname()[1])
+c.sendall(b"inet"); c.recv(1)' "$port"
+	cport=$output
+	wait_for_line "$T/srv.out" "inet"
+	run -0 cat "$T/srv.out"
+	assert_output "accept ('127.0.0.1', $cport) local ('127.0.0.1', $port) data b'inet'"
+}
+
+@test "UNSOCK_ACCEPT_CONVERT_VSOCK: an accepted VSOCK peer looks like 127.0.0.1 with its port; without it, the VSOCK address" {
+	need_vsock_loopback "no vsock loopback transport in this kernel (no vsock_loopback module, and no hypervisor transport a test may use): nothing can connect to an AF_VSOCK listener here, so there is no accepted VSOCK peer to convert"
+	local port=$((40000 + RANDOM % 20000)) conv
+	sockgate-mkctl --vsock "any:$port" "$T/v.sock"
+	for conv in 1 ""; do
+		rm -f "$T/srv.ready"
+		ctl_server 1 "bind tcp 127.0.0.1:7000 -> unix $T/v.sock" UNSOCK_ACCEPT_CONVERT_VSOCK=$conv
+		run -0 python3 -c '
+import socket, sys
+c = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM); c.settimeout(5); c.connect((1, int(sys.argv[1])))
+print(c.getsockname()[1]); c.sendall(b"vsock"); c.recv(1)' "$port"
+		cport=$output
+		wait_for_line "$T/srv.out" "vsock"
+		run -0 grep -c "^accept " "$T/srv.out"
+		if [ -n "$conv" ]; then
+			[ "$cport" -le 65535 ] || cport=0
+			run -0 grep "^accept ('127.0.0.1', $cport) " "$T/srv.out"
+		else
+			run -0 grep "^accept (1, $cport) " "$T/srv.out"
+		fi
+		wait "${PIDS[-1]}" 2>/dev/null || true
 	done
 }

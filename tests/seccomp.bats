@@ -8,6 +8,8 @@ load helper
 GET=$BUILD/go/httpget
 SERVE=$BUILD/go/httpserve
 STCLI=$BUILD/static/stcli
+UDPASK=$BUILD/go/udpask
+STUDP=$BUILD/static/studp
 
 # need_unotify: skip, saying why, where seccomp user notification is refused
 # (an old kernel, a container runtime's own filter).
@@ -205,6 +207,58 @@ accept: Interrupted system call"
 	run -0 timeout 20 unshare -n sh "$T/run.sh"
 	assert_line "via tcp"
 	assert_line --regexp '^peer 10\.1\.2\.3:80 local 0\.0\.0\.0:0$'
+}
+
+@test "seccomp: UDP to a redirected address reaches a Unix datagram server, and replies come from the address sent to (Go connected and not; static C sendto, sendmsg, connect); a PROXY v2 header per datagram" {
+	need_netns
+	need_unotify
+	userver dns --dgram
+	userver dnspp --dgram --proxy
+	R="connect udp 10.1.2.3:53 -> unix $T/dns.sock
+connect udp 10.1.2.4:53 -> unix $T/dnspp.sock proxy-v2 source=192.0.2.9:0"
+	run -0 unshare -n sockgate-run --seccomp -r "$R" -- "$UDPASK" dial 10.1.2.3:53 q-dial
+	assert_line "reply echo:q-dial from 10.1.2.3:53"
+	# bound, registered with Go's epoll, then sendto(): the new socket takes the registration over
+	run -0 unshare -n sockgate-run --seccomp -r "$R" -- "$UDPASK" to 10.1.2.3:53 q-to
+	assert_line "reply echo:q-to from 10.1.2.3:53"
+	assert_line --regexp '^local \[::\]:[0-9]+$'
+	for m in sendto sendmsg connect; do
+		run -0 unshare -n sockgate-run --seccomp -r "$R" -- "$STUDP" $m 10.1.2.3 53 "q-$m"
+		assert_output $'reply echo:q-'$m$' from 10.1.2.3:53 (length 16)\nlocal 0.0.0.0:0'
+	done
+	run -0 unshare -n sockgate-run --seccomp -r "$R" -- "$STUDP" sendto 10.1.2.4 53 q-pp
+	assert_output $'reply echo:q-pp from 10.1.2.4:53 (length 16)\nlocal 192.0.2.9:0'
+	run -0 cat "$T/dns.log"
+	assert_output $'dgram b\'q-dial\'\ndgram b\'q-to\'\ndgram b\'q-sendto\'\ndgram b\'q-sendmsg\'\ndgram b\'q-connect\''
+	run -0 cat "$T/dnspp.log"
+	assert_output $'hdr dst=10.1.2.4:53 proto=dgram src=192.0.2.9:0\ndgram b\'q-pp\''
+	# the sockets bound beside the servers' for the replies are gone with the programs
+	run -0 find "$T" -name '.sockgate-dgram-*'
+	assert_output ""
+}
+
+@test "seccomp: with a udp rule, unmatched UDP on loopback still goes to the kernel (sendto, sendmsg, connect), and a reject rule answers sendto()" {
+	need_unotify
+	port=$(free_port)
+	bg python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", int(sys.argv[1]))); open(sys.argv[2], "w").close()
+while True:
+    d, a = s.recvfrom(1500); s.sendto(b"udp:" + d, a)' "$port" "$T/udp.ready"
+	wait_for_file "$T/udp.ready"
+	R="connect udp 10.1.2.3:53 -> unix $T/none.sock
+connect udp 10.9.0.0/16 -> reject EACCES"
+	for m in sendto sendmsg connect; do
+		run -0 sockgate-run --seccomp -r "$R" -- "$STUDP" $m 127.0.0.1 "$port" "q-$m"
+		assert_line --index 0 "reply udp:q-$m from 127.0.0.1:$port (length 16)"
+		assert_line --index 1 --regexp '^local (0\.0\.0\.0|127\.0\.0\.1):[0-9]+$'
+	done
+	run -0 sockgate-run --seccomp -r "$R" -- "$UDPASK" to "127.0.0.1:$port" q-go
+	assert_line "reply udp:q-go from 127.0.0.1:$port"
+	run -1 sockgate-run --seccomp -r "$R" -- "$STUDP" sendto 10.9.0.1 53 q
+	assert_output "sendto: Permission denied"
+	run -1 sockgate-run --seccomp -r "$R" -- "$UDPASK" to 10.9.0.1:53 q
+	assert_output --regexp '^write udp \[::\]:[0-9]+->10\.9\.0\.1:53: sendto: permission denied$'
 }
 
 @test "sockgate-run without --seccomp: a Go or static program gets one line naming --seccomp; a dynamic one none" {

@@ -8,7 +8,11 @@
 #  2. an unmatched connect() of a Unix socket (the filter lets it pass in
 #     the kernel) under the filter vs alone;
 #  3. a matched connect() redirected to a Unix socket: by the supervisor
-#     (static program) vs by the library (the same source built with glibc).
+#     (static program) vs by the library (the same source built with glibc);
+#  4. with a udp rule in force (so that sendto/sendmsg are in the filter),
+#     a send with no address on an unmatched connected UDP socket: sendto()
+#     (the NULL address passes in BPF) and sendmsg() (msg_name is behind a
+#     pointer: every call goes to the supervisor and back), vs alone.
 # Everything runs in a network namespace of its own (unshare -n, loopback up).
 set -eu
 . "$(dirname "$0")/lib.bash"
@@ -19,6 +23,7 @@ SRC=$(cd "$(dirname "$0")/../tools" && pwd)/conn_bench.c
 musl-gcc -static -O2 -o "$T/conn_static" "$SRC" -lpthread
 DYN=$BUILD/tools/conn_bench
 RULES="connect tcp 10.0.0.0/8 -> unix $T/r.sock; connect tcp [fd00::/8] -> unix $T/r6.sock"
+URULES="connect udp 10.0.0.0/8 -> unix $T/d.sock"
 
 echo "== seccomp ($(machine))"
 if ! why=$(unshare -n "$BUILD/sockgate-run" --seccomp -- true 2>&1); then
@@ -35,7 +40,10 @@ a=\$("$T/conn_static" tcp $N); b=\$(run "$T/conn_static" tcp $N)
 c=\$(run "$T/conn_static" unix $N "$T/u.sock"); d=\$("$T/conn_static" unix $N "$T/u.sock")
 e=\$(run "$T/conn_static" redirect $N "$T/r.sock")
 f=\$(SOCKGATE_RULE="$RULES" LD_PRELOAD="$BUILD/libsockgate.so" "$DYN" redirect $N "$T/r.sock")
-echo \$a \$b \$d \$c \$f \$e
+urun() { "$BUILD/sockgate-run" --seccomp -r "$URULES" -- "\$@"; }
+g=\$("$T/conn_static" send $N); h=\$(urun "$T/conn_static" send $N)
+i=\$(urun "$T/conn_static" sendmsg $N); j=\$("$T/conn_static" sendmsg $N)
+echo \$a \$b \$d \$c \$f \$e \$g \$h \$j \$i
 EOS
 steal_mark
 for r in $(seq "$ROUNDS"); do
@@ -61,4 +69,6 @@ END {
 	line("unmatched connect() to loopback TCP, static program", 1, "under the filter", "without", 1.1)
 	line("unmatched connect() of a Unix socket (passes in BPF)", 3, "under the filter", "without", 0)
 	line("matched connect() redirected to a Unix socket", 5, "by the supervisor", "by the library", 0)
+	line("sendto() with no address, udp rule in force (passes in BPF)", 7, "under the filter", "without", 0)
+	line("sendmsg() with no address, udp rule in force (a supervisor round trip)", 9, "under the filter", "without", 0)
 }' "$T/rounds"

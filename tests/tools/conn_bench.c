@@ -5,6 +5,10 @@
  *   tcp       to its own listener on 127.0.0.1 (no rule matches it)
  *   unix      to its own Unix listener at PATH
  *   redirect  to 10.1.2.3:80, which a rule must send to its listener at PATH
+ * and, for datagram sockets, the time of one 32-byte send on a UDP socket
+ * connected to a sink on 127.0.0.1 (no address given):
+ *   send      sendto() with a NULL address (a filter can tell: a register)
+ *   sendmsg   sendmsg() with no msg_name (behind a pointer: it cannot)
  * Built twice: with glibc (for the preload) and statically with musl (for
  * sockgate-run --seccomp). Exits 1 when a connect fails.
  */
@@ -38,6 +42,35 @@ static int cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The median of n timed sends, in ns; -1 when one fails. */
+static long dgram_sends(int msg, int n, long *ns)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof in;
+	int sink = socket(AF_INET, SOCK_DGRAM, 0), s = socket(AF_INET, SOCK_DGRAM, 0);
+	char buf[32] = "datagram";
+
+	if (sink < 0 || s < 0 || bind(sink, (struct sockaddr *)&in, len) < 0 ||
+	    getsockname(sink, (struct sockaddr *)&in, &len) < 0 || connect(s, (struct sockaddr *)&in, len) < 0)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		struct timespec a, b;
+		struct iovec v = { buf, sizeof buf };
+		struct msghdr m = { .msg_iov = &v, .msg_iovlen = 1 };
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		ssize_t r = msg ? sendmsg(s, &m, 0) : sendto(s, buf, sizeof buf, 0, NULL, 0);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		if (r < 0)
+			return -1;
+		ns[i] = (b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec);
+		if (i % 64 == 63)	/* keep the sink's queue from filling */
+			while (recv(sink, buf, sizeof buf, MSG_DONTWAIT) > 0)
+				;
+	}
+	qsort(ns, (size_t)n, sizeof *ns, cmp);
+	return ns[n / 2];
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_storage ss;
@@ -45,6 +78,16 @@ int main(int argc, char **argv)
 	int n = argc > 2 ? atoi(argv[2]) : 0;
 	int unix_ = argc > 3;
 
+	if (n > 0 && (!strcmp(argv[1], "send") || !strcmp(argv[1], "sendmsg"))) {
+		long *t = calloc((size_t)n, sizeof *t);
+		long m = t ? dgram_sends(!strcmp(argv[1], "sendmsg"), n, t) : -1;
+		if (m < 0) {
+			fprintf(stderr, "%s: %s\n", argv[1], strerror(errno));
+			return 1;
+		}
+		printf("%ld\n", m);
+		return 0;
+	}
 	if (n <= 0 || (strcmp(argv[1], "tcp") && !unix_))
 		return 100;
 	memset(&ss, 0, sizeof ss);

@@ -190,7 +190,7 @@ struct ruleset *rules_from_file(const char *path, const char *extra, int fatal)
 	return NULL;
 }
 
-int unix_receiver(const char *path, long mode, int type, int flags)
+int unix_receiver(const char *path, long mode, uid_t uid, gid_t gid, int type, int flags)
 {
 	struct sg_addr a;
 
@@ -201,14 +201,14 @@ int unix_receiver(const char *path, long mode, int type, int flags)
 		die_sys("unable to create a unix socket");
 	if (type == SOCK_DGRAM && fdpass_receiver_setup(s) < 0)
 		die_sys("unable to set SO_PASSCRED");
-	if (bind_unix_path_mode(s, &a.u.un, a.len, mode) < 0)
+	if (bind_unix_path_owned(s, &a.u.un, a.len, mode, uid, gid) < 0)
 		die_sys("unable to bind unix:%s", path);
 	if (type != SOCK_DGRAM && listen(s, SOMAXCONN) < 0)
 		die_sys("unable to listen on unix:%s", path);
 	return s;
 }
 
-void sender_arg(const char *s, struct recv_policy *p)
+void owner_arg(const char *s, uid_t *uid, gid_t *gid)
 {
 	char buf[256];
 	snprintf(buf, sizeof buf, "%s", s);
@@ -216,9 +216,14 @@ void sender_arg(const char *s, struct recv_policy *p)
 	if (g)
 		*g++ = 0;
 	if (buf[0])
-		p->uid = user_lookup(buf, NULL, NULL);
+		*uid = user_lookup(buf, NULL, NULL);
 	if (g && *g)
-		p->gid = group_lookup(g);
+		*gid = group_lookup(g);
+}
+
+void sender_arg(const char *s, struct recv_policy *p)
+{
+	owner_arg(s, &p->uid, &p->gid);
 }
 
 ssize_t recv_passed(int s, int *fd, void *buf, size_t size, int flags, const struct recv_policy *p,

@@ -8,10 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
 #include <limits.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,8 +97,13 @@ static void spawn(int fd, const struct fdpass_meta *m, char **prog, const sigset
 		set_env(fd, m);
 		if (dup2(fd, 0) < 0 || dup2(fd, 1) < 0)
 			die_sys("unable to set up fd 0 and 1");
-		if (fd > 1)
-			close(fd);
+		/*
+		 * The program gets its connection and stderr, nothing else: our
+		 * own fds are close-on-exec already, and whatever we inherited
+		 * (a supervisor's pipe, a shell's open files) is not for a
+		 * program that serves the network.
+		 */
+		closefrom(3);
 		execvp(prog[0], prog);
 		die_sys("unable to run %s", prog[0]);
 	}
@@ -147,36 +150,6 @@ static int take(int *conn, size_t *nconn, size_t i, const struct recv_policy *po
 	return -1;
 }
 
-static int bind_receiver(const char *path, long mode, const char *owner)
-{
-	int s = unix_receiver(path, mode, SOCK_STREAM, SOCK_NONBLOCK);
-	if (owner) {
-		char buf[256];
-		snprintf(buf, sizeof buf, "%s", owner);
-		char *g = strchr(buf, ':');
-		if (g)
-			*g++ = 0;
-		uid_t uid = (uid_t)-1;
-		gid_t gid = (gid_t)-1;
-		const char *err = NULL;
-		if (buf[0]) {
-			struct passwd *pw = getpwnam(buf);
-			uid = pw ? pw->pw_uid : (uid_t)strtonum(buf, 0, UINT_MAX - 1, &err);
-			if (err)
-				die(EX_BADINPUT, "-o: unknown user %s", buf);
-		}
-		if (g && *g) {
-			struct group *gr = getgrnam(g);
-			gid = gr ? gr->gr_gid : (gid_t)strtonum(g, 0, UINT_MAX - 1, &err);
-			if (err)
-				die(EX_BADINPUT, "-o: unknown group %s", g);
-		}
-		if (chown(path, uid, gid) < 0)
-			die_sys("unable to chown %s", path);
-	}
-	return s;
-}
-
 int inetd_main(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -213,7 +186,11 @@ int inetd_main(int argc, char **argv)
 	sigset_t old;
 	int sfd = signals_fd(SIGCHLD, &old);
 
-	int s = bind_receiver(path, mode, owner);
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+	if (owner)
+		owner_arg(owner, &uid, &gid);
+	int s = unix_receiver(path, mode, uid, gid, SOCK_STREAM, SOCK_NONBLOCK);
 	struct stat mine;
 	if (stat(path, &mine) < 0)
 		die_sys("unable to stat %s", path);

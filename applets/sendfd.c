@@ -98,7 +98,7 @@ static void setenv_addr(const char *ipvar, const char *portvar, const struct soc
 
 static int do_recv(const char *path, int as, long mode, const struct recv_policy *pol, char **prog)
 {
-	int s = unix_receiver(path, mode, SOCK_DGRAM, 0);
+	int s = unix_receiver(path, mode, (uid_t)-1, (gid_t)-1, SOCK_DGRAM, 0);
 	info("waiting on unix:%s", path);
 
 	int fd;

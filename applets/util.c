@@ -148,8 +148,12 @@ void notify_ready(int fd)
 		(void)r;
 		close(fd);
 	}
-	/* systemd's sd_notify(3) protocol, without libsystemd */
-	const char *ns = getenv("NOTIFY_SOCKET");
+	/*
+	 * systemd's sd_notify(3) protocol, without libsystemd. secure_getenv:
+	 * this file is linked into libsockgate.so too, which reads no variable
+	 * in a setuid program (preload/conf.c).
+	 */
+	const char *ns = secure_getenv("NOTIFY_SOCKET");
 	if (ns && (ns[0] == '/' || ns[0] == '@') && strlen(ns) < sizeof ((struct sockaddr_un *)0)->sun_path) {
 		struct sockaddr_un un = { .sun_family = AF_UNIX };
 		strcpy(un.sun_path, ns);

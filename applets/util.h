@@ -69,9 +69,12 @@ int signals_fd(int extra, sigset_t *old);
  * SOCK_STREAM (listening; one connection per fd, the sender's credentials
  * by SO_PEERCRED). A socket file left there by an earlier run is replaced,
  * a live one is not (dies with "Address already in use"), and the file
- * gets mode unless mode < 0. flags: SOCK_NONBLOCK. Dies when it cannot.
+ * gets mode unless mode < 0, owner uid and group gid unless (uid_t)-1,
+ * (gid_t)-1, never granting more even for a moment (bind_unix_path_owned).
+ * flags: SOCK_NONBLOCK. Dies when it cannot.
  */
-int unix_receiver(const char *path, long mode, int type, int flags);
+#include <sys/types.h>
+int unix_receiver(const char *path, long mode, uid_t uid, gid_t gid, int type, int flags);
 
 /* --- daemon plumbing (daemon.c) --- */
 #include <sys/types.h>
@@ -89,6 +92,12 @@ struct recv_policy {
 	gid_t gid;
 	int conn;	/* s is a connection: its end is EPIPE, not a message without an fd */
 };
+
+/*
+ * USER[:GROUP] (or :GROUP; names or numbers) into *uid / *gid, which are
+ * left as they are for a part not given; dies when a name is unknown.
+ */
+void owner_arg(const char *s, uid_t *uid, gid_t *gid);
 
 /* --sender USER[:GROUP] (or :GROUP) into p->uid / p->gid; dies when unknown. */
 void sender_arg(const char *s, struct recv_policy *p);

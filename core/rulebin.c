@@ -17,7 +17,7 @@
 #include "rulebin.h"
 
 #define HDR_SIZE 28
-#define REC_SIZE 88
+#define REC_SIZE 96
 
 static void put16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static void put32(uint8_t *p, uint32_t v) { put16(p, v); put16(p + 2, v >> 16); }
@@ -29,7 +29,7 @@ int rulebin_is(const void *buf, size_t len)
 	return len >= 4 && !memcmp(buf, RULEBIN_MAGIC, 4);
 }
 
-/* Strings are written in a fixed order (per rule: arg, name, source, aux, host), so
+/* Strings are written in a fixed order (per rule: arg, name, source, aux, host, owner, group), so
  * that text -> bin -> text -> bin gives the same bytes. */
 static uint32_t copy_str(const struct ruleset *rs, uint32_t off, uint8_t *pool, size_t *plen)
 {
@@ -48,8 +48,9 @@ int rulebin_write(const struct ruleset *rs, void **out, size_t *outlen)
 	size_t strmax = 0;
 
 	for (size_t i = 0; i < rs->n; i++) {
-		const uint32_t offs[5] = { rs->rule[i].arg, rs->rule[i].name, rs->rule[i].source, rs->rule[i].aux, rs->rule[i].host };
-		for (int k = 0; k < 5; k++)
+		const uint32_t offs[7] = { rs->rule[i].arg, rs->rule[i].name, rs->rule[i].source, rs->rule[i].aux,
+					   rs->rule[i].host, rs->rule[i].owner, rs->rule[i].group };
+		for (int k = 0; k < 7; k++)
 			if (rules_str(rs, offs[k]))
 				strmax += strlen(rules_str(rs, offs[k])) + 1;
 	}
@@ -89,6 +90,8 @@ int rulebin_write(const struct ruleset *rs, void **out, size_t *outlen)
 		put32(p + 76, copy_str(rs, r->host, pool, &plen));
 		put32(p + 80, r->sender_uid);
 		put32(p + 84, r->sender_gid);
+		put32(p + 88, copy_str(rs, r->owner, pool, &plen));
+		put32(p + 92, copy_str(rs, r->group, pool, &plen));
 	}
 	memcpy(b, RULEBIN_MAGIC, 4);
 	put16(b + 4, RULEBIN_VERSION);
@@ -130,7 +133,7 @@ static int prefix_clean(const uint8_t a[16], unsigned plen)
 
 #define KNOWN_FLAGS (RULE_F_PROXY_V2 | RULE_F_PROXY_V1 | RULE_F_NETNS | RULE_F_CRC32C | \
 		     RULE_F_FASTOPEN_EPIPE | RULE_F_RST | RULE_F_IP4 | RULE_F_IP6 | RULE_F_SHUT_RD_RDWR | \
-		     RULE_F_DNS64 | RULE_F_DISCOVER)
+		     RULE_F_DNS64 | RULE_F_DISCOVER | RULE_F_NOREMOVE)
 
 struct ruleset *rulebin_load(const void *buf, size_t len, struct rules_error *err)
 {
@@ -190,6 +193,8 @@ struct ruleset *rulebin_load(const void *buf, size_t len, struct rules_error *er
 		r->host = get32(p + 76);
 		r->sender_uid = get32(p + 80);
 		r->sender_gid = get32(p + 84);
+		r->owner = get32(p + 88);
+		r->group = get32(p + 92);
 		r->line = i + 1;
 
 		const char *why = NULL;
@@ -212,7 +217,8 @@ struct ruleset *rulebin_load(const void *buf, size_t len, struct rules_error *er
 			why = "bad mode";
 		else if ((r->arg != RULE_NONE && r->arg >= slen) || (r->name != RULE_NONE && r->name >= slen) ||
 			 (r->source != RULE_NONE && r->source >= slen) || (r->aux != RULE_NONE && r->aux >= slen) ||
-			 (r->host != RULE_NONE && r->host >= slen))
+			 (r->host != RULE_NONE && r->host >= slen) || (r->owner != RULE_NONE && r->owner >= slen) ||
+			 (r->group != RULE_NONE && r->group >= slen))
 			why = "string offset out of range";
 		if (why) {
 			rules_free(rs);

@@ -17,7 +17,8 @@
 #include "rules.h"
 
 #define RULEBIN_MAGIC "SGRB"
-#define RULEBIN_VERSION 4	/* 2: the aux string (translate dev=, authority-idx=); 3: the host pattern; 4: sender= uid and gid */
+#define RULEBIN_VERSION 5	/* 2: the aux string (translate dev=, authority-idx=); 3: the host pattern;
+				   4: sender= uid and gid; 5: owner= and group= strings, noremove */
 
 /* Does the buffer start like a compiled rules file? */
 int rulebin_is(const void *buf, size_t len);

@@ -74,6 +74,7 @@ static const struct { const char *name; unsigned flag; } flag_names[] = {
 	{ "shut-rd-rdwr", RULE_F_SHUT_RD_RDWR },
 	{ "dns64", RULE_F_DNS64 },
 	{ "discover", RULE_F_DISCOVER },
+	{ "noremove", RULE_F_NOREMOVE },
 };
 
 static const struct { const char *name; int err; } errno_names[] = {
@@ -494,6 +495,37 @@ static int parse_resolve(struct parser *p, const struct tok *tk, size_t nt, stru
 	return add_rule(p, r);
 }
 
+/*
+ * A user or group as owner= and group= take it: a number below 2^32 - 1,
+ * or a name of the portable set (letters, digits, '.', '_', '-', not first
+ * '-', a trailing '$' for machine accounts), at most 32 bytes. Looked up
+ * where the file is made, not here.
+ */
+static int id_word(const char *s, size_t n)
+{
+	uint32_t v;
+	size_t digits = 0;
+
+	while (digits < n && s[digits] >= '0' && s[digits] <= '9')
+		digits++;
+	if (digits == n)
+		return parse_id(s, n, &v) == 0;
+	if (n > 32 || s[0] == '-')
+		return 0;
+	for (size_t k = 0; k < n; k++)
+		if (!((s[k] >= 'a' && s[k] <= 'z') || (s[k] >= 'A' && s[k] <= 'Z') || (s[k] >= '0' && s[k] <= '9') ||
+		      s[k] == '.' || s[k] == '_' || s[k] == '-' || (s[k] == '$' && k == n - 1)))
+			return 0;
+	return 1;
+}
+
+/* Does the rule make a socket file (where owner=, group= and noremove apply)? */
+static int file_rule(const struct rule *r)
+{
+	return r->dir == RULE_BIND && (r->action == ACT_UNIX || r->action == ACT_FDPASS);
+}
+#define FILE_RULES "only for bind rules to unix or fdpass (the socket files the library makes)"
+
 static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 {
 	struct rule r;
@@ -503,7 +535,7 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 	memset(&r, 0, sizeof r);
 	r.proto = RULE_ANYPROTO;
 	r.port_hi = r.pport_hi = 65535;
-	r.arg = r.name = r.source = r.aux = r.host = r.sender_uid = r.sender_gid = RULE_NONE;
+	r.arg = r.name = r.source = r.aux = r.host = r.sender_uid = r.sender_gid = r.owner = r.group = RULE_NONE;
 	r.line = p->line;
 
 	for (int d = 1; d < RULE_NDIR; d++)
@@ -637,6 +669,8 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 				r.flags |= flag_names[f].flag;
 				known = 1;
 			}
+		if (known && (r.flags & RULE_F_NOREMOVE) && !file_rule(&r))
+			return perr(p, o->col, "noremove is %s", FILE_RULES);
 		if (known)
 			continue;
 		if (o->n > 5 && !memcmp(o->s, "mode=", 5)) {
@@ -668,6 +702,14 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 				return perr(p, v.col, "bad source address '%s' (expected 1.2.3.4:0 or [::1]:0)",
 					    tok_show(&v, show, sizeof show));
 			r.source = pool_add(&p->pool, v.s, v.n);
+		} else if ((o->n > 6 && !memcmp(o->s, "owner=", 6)) || (o->n > 6 && !memcmp(o->s, "group=", 6))) {
+			int grp = o->s[0] == 'g';
+			if (!file_rule(&r))
+				return perr(p, o->col, "%.5s= is %s", o->s, FILE_RULES);
+			if (!id_word(o->s + 6, o->n - 6))
+				return perr(p, o->col + 6, "bad %s (expected a %s name or number)", grp ? "group" : "owner",
+					    grp ? "group" : "user");
+			*(grp ? &r.group : &r.owner) = pool_add(&p->pool, o->s + 6, o->n - 6);
 		} else if (o->n > 4 && !memcmp(o->s, "dev=", 4)) {
 			if (r.action != ACT_TRANSLATE)
 				return perr(p, o->col, "dev= is only for translate");
@@ -698,6 +740,7 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 		return perr(p, tk[0].col, "authority-idx= needs proxy-v2 (the name goes in its AUTHORITY TLV)");
 	if ((r.flags & (RULE_F_DNS64 | RULE_F_DISCOVER)) && r.action != ACT_NAT64)
 		return perr(p, tk[0].col, "dns64 and discover are options of nat64");
+
 	return add_rule(p, &r);
 }
 
@@ -829,7 +872,8 @@ int rules_same(const struct ruleset *ra, const struct rule *a, const struct rule
 	       a->sender_uid == b->sender_uid && a->sender_gid == b->sender_gid &&
 	       str_same(ra, a->arg, rb, b->arg) && str_same(ra, a->name, rb, b->name) &&
 	       str_same(ra, a->source, rb, b->source) && str_same(ra, a->aux, rb, b->aux) &&
-	       str_same(ra, a->host, rb, b->host);
+	       str_same(ra, a->host, rb, b->host) && str_same(ra, a->owner, rb, b->owner) &&
+	       str_same(ra, a->group, rb, b->group);
 }
 
 const char *rules_str(const struct ruleset *rs, uint32_t off)
@@ -1324,6 +1368,10 @@ int rules_format(const struct ruleset *rs, const struct rule *r, char *buf, size
 	if (r->aux != RULE_NONE)
 		outf(&o, " %s=%s", r->action == ACT_TRANSLATE ? "dev" : "authority-idx",
 		     rules_str(rs, r->aux) ? rules_str(rs, r->aux) : "?");
+	if (r->owner != RULE_NONE)
+		outf(&o, " owner=%s", rules_str(rs, r->owner) ? rules_str(rs, r->owner) : "?");
+	if (r->group != RULE_NONE)
+		outf(&o, " group=%s", rules_str(rs, r->group) ? rules_str(rs, r->group) : "?");
 done:
 	if (o.fail) {
 		errno = ENOSPC;

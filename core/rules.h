@@ -57,6 +57,7 @@ enum rule_action {
 #define RULE_F_SHUT_RD_RDWR	0x0100u	/* shutdown(SHUT_RD) becomes SHUT_RDWR */
 #define RULE_F_DNS64		0x0200u	/* nat64: getaddrinfo() synthesises PREFIX+IPv4 */
 #define RULE_F_DISCOVER		0x0400u	/* nat64: the prefix from ipv4only.arpa (RFC 7050) */
+#define RULE_F_NOREMOVE		0x0800u	/* bind: keep the socket file when the listener is closed */
 
 #define RULE_NONE 0xffffffffu	/* "no string" in the offsets below */
 
@@ -84,6 +85,8 @@ struct rule {
 	uint32_t sender_gid;	/*   receiver besides root and itself; RULE_NONE = none */
 	uint32_t line;		/* line in the source text, for messages */
 	uint32_t host;		/* host name pattern (string offset) or RULE_NONE */
+	uint32_t owner;		/* owner=USER of the socket file (a name or a number; string offset) or RULE_NONE */
+	uint32_t group;		/* group=GROUP, the same */
 };
 
 struct ruleset {

@@ -9,6 +9,7 @@
  * the libc names are its own wrappers.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,6 +18,19 @@
 
 #include "sockfile.h"
 
+/* The probe (see above): 1 nobody is bound there, -1 a live socket is, 0 cannot tell. */
+static int probe(const struct sockaddr_un *un, socklen_t len)
+{
+	int p = (int)syscall(SYS_socket, AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (p < 0)
+		return 0;
+	int r = (int)syscall(SYS_connect, p, un, len) < 0 ? errno : 0;
+	syscall(SYS_close, p);
+	if (r == ECONNREFUSED)
+		return 1;
+	return r == 0 || r == EPROTOTYPE || r == EAGAIN ? -1 : 0;
+}
+
 int sockfile_clear(const struct sockaddr_un *un, socklen_t len)
 {
 	struct stat st;
@@ -24,17 +38,24 @@ int sockfile_clear(const struct sockaddr_un *un, socklen_t len)
 	if (len <= sizeof(sa_family_t) || !un->sun_path[0] || lstat(un->sun_path, &st) < 0 ||
 	    !S_ISSOCK(st.st_mode))
 		return 0;
-	int e = errno;
-	int p = (int)syscall(SYS_socket, AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (p < 0)
-		return errno = e, 0;
-	int r = (int)syscall(SYS_connect, p, un, len) < 0 ? errno : 0;
-	syscall(SYS_close, p);
-	if (r == ECONNREFUSED)
+	int e = errno, r = probe(un, len);
+	if (r > 0)
 		return errno = e, unlink(un->sun_path) == 0 || errno == ENOENT ? 1 : 0;
-	if (r == 0 || r == EPROTOTYPE || r == EAGAIN)
+	if (r < 0)
 		return errno = EADDRINUSE, -1;
 	return errno = e, 0;
+}
+
+int sockfile_remove(const struct sockaddr_un *un, socklen_t len, dev_t dev, ino_t ino)
+{
+	struct stat st;
+	int e = errno, r = 0;
+
+	if (len > sizeof(sa_family_t) && un->sun_path[0] && lstat(un->sun_path, &st) == 0 &&
+	    S_ISSOCK(st.st_mode) && st.st_dev == dev && st.st_ino == ino && probe(un, len) > 0)
+		r = unlink(un->sun_path) == 0;
+	errno = e;
+	return r;
 }
 
 int bind_unix_path(int fd, const struct sockaddr_un *un, socklen_t len)
@@ -45,16 +66,61 @@ int bind_unix_path(int fd, const struct sockaddr_un *un, socklen_t len)
 	return r;
 }
 
-int bind_unix_path_mode(int fd, const struct sockaddr_un *un, socklen_t len, long mode)
+/* The process's umask from /proc/self/status (Linux 4.7+), without changing it; -1 when unknown. */
+static long umask_now(void)
+{
+	char buf[2048];
+	int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/status", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = syscall(SYS_read, fd, buf, sizeof buf - 1);
+	syscall(SYS_close, fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	const char *u = strstr(buf, "\nUmask:\t");
+	if (!u)
+		return -1;
+	char *end;
+	long m = strtol(u + 8, &end, 8);
+	return end == u + 8 || m < 0 || m > 0777 ? -1 : m;
+}
+
+int bind_unix_path_owned(int fd, const struct sockaddr_un *un, socklen_t len, long mode, uid_t uid, gid_t gid)
 {
 	int abstract = len > sizeof(sa_family_t) && !un->sun_path[0];
-	if (mode >= 0 && !abstract && fchmod(fd, (mode_t)mode) < 0)
+	int chgrp = gid != (gid_t)-1, chown = uid != (uid_t)-1 || chgrp;
+
+	if (abstract || (!chown && mode < 0))
+		return bind_unix_path(fd, un, len);
+	/*
+	 * The file is made with the socket's own mode less the umask; with a
+	 * group to come, no group bits yet: until the chown the group is ours.
+	 */
+	long first = (mode >= 0 ? mode : 0777) & ~(chgrp ? 070 : 0);
+	if (fchmod(fd, (mode_t)first) < 0 || bind_unix_path(fd, un, len) < 0)
 		return -1;
-	if (bind_unix_path(fd, un, len) < 0)
-		return -1;
-	if (mode >= 0 && !abstract && chmod(un->sun_path, (mode_t)mode) < 0)
-		return -1;
+	if (chown && fchownat(AT_FDCWD, un->sun_path, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
+		int e = errno;
+		unlink(un->sun_path);
+		return errno = e, -1;
+	}
+	long last = mode;
+	if (last < 0) {
+		long m = umask_now();
+		last = m < 0 ? -1 : 0777 & ~m;	/* unknown: the group bits stay off */
+	}
+	if (last >= 0 && chmod(un->sun_path, (mode_t)last) < 0) {
+		int e = errno;
+		unlink(un->sun_path);
+		return errno = e, -1;
+	}
 	return 0;
+}
+
+int bind_unix_path_mode(int fd, const struct sockaddr_un *un, socklen_t len, long mode)
+{
+	return bind_unix_path_owned(fd, un, len, mode, (uid_t)-1, (gid_t)-1);
 }
 
 /* A decimal number with nothing else around it, in [0, max]; -1 otherwise. */

@@ -7,6 +7,7 @@
 #define SOCKGATE_SOCKFILE_H
 
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/un.h>
 
 /*
@@ -17,18 +18,32 @@
 int sockfile_clear(const struct sockaddr_un *un, socklen_t len);
 
 /*
+ * The socket file a listener was bound to (dev, ino: the file as it was
+ * made), once that listener may have been closed for good: removed when it
+ * is still that file and nobody is bound to it any more, that is when no
+ * process holds the socket (a forked child's copy, a dup, one passed with
+ * SCM_RIGHTS or still in flight keeps it). 1 removed, 0 not; errno kept.
+ */
+int sockfile_remove(const struct sockaddr_un *un, socklen_t len, dev_t dev, ino_t ino);
+
+/*
  * bind(2) fd to a Unix path, replacing a stale socket file there and
  * nothing else: 0, or -1 with errno (EADDRINUSE: a live socket has it).
  */
 int bind_unix_path(int fd, const struct sockaddr_un *un, socklen_t len);
 
 /*
- * The same, with the socket file never looser than mode (negative: as created),
- * not even for a moment: Linux creates the file with the mode of the
- * socket's own inode less the umask, so fchmod() before bind() makes it
- * no looser than mode from the start; a chmod() afterwards only brings
- * back bits the umask took. 0 or -1 with errno.
+ * The same, the file given mode (negative: as the umask makes it), owner
+ * uid and group gid ((uid_t)-1, (gid_t)-1: left alone), never granting
+ * more than that, not even for a moment: Linux makes the file with the
+ * socket's own mode less the umask, so the mode is set on the socket
+ * before bind(2) (with no group bits while the file still has our group),
+ * then the owner, then the bits the umask took. A chown or chmod that
+ * fails removes the file again. 0, or -1 with errno.
  */
+int bind_unix_path_owned(int fd, const struct sockaddr_un *un, socklen_t len, long mode, uid_t uid, gid_t gid);
+
+/* The same with no owner or group change. */
 int bind_unix_path_mode(int fd, const struct sockaddr_un *un, socklen_t len, long mode);
 
 /*

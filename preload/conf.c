@@ -6,6 +6,13 @@
  *
  * Rules that do not load leave every socket alone, after one line on stderr
  * naming file:line:col; SOCKGATE_STRICT=1 makes inet connects fail instead.
+ *
+ * In a setuid or setgid program (AT_SECURE: the kernel's word that the
+ * environment belongs to a less privileged caller) nothing is loaded and
+ * nothing said: every call goes to libc as if no rule matched. Every
+ * variable the library reads is read with secure_getenv() for the same
+ * reason, so a path such a caller names is never opened, nor echoed in an
+ * error message.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -118,7 +126,7 @@ static int load_file(const char *path)
  */
 static int load_unsock(const char *dir)
 {
-	const char *addr = getenv("UNSOCK_ADDR");
+	const char *addr = secure_getenv("UNSOCK_ADDR");
 	char a[64], flag[40], text[640];
 
 	if (!addr || !*addr)
@@ -129,7 +137,7 @@ static int load_unsock(const char *dir)
 	char *slash = strchr(a, '/');
 	if (slash && !strcmp(slash, "/0"))
 		snprintf(a, sizeof a, "0.0.0.0/0");
-	const char *port = getenv("UNSOCK_PORT");
+	const char *port = secure_getenv("UNSOCK_PORT");
 	if (port && *port && strcmp(port, "-1")) {
 		const char *why = NULL;
 		long long p = strtonum(port, 0, 65535, &why);
@@ -149,7 +157,7 @@ static int load_unsock(const char *dir)
 		broken("UNSOCK_DIR", &e);
 		return -1;
 	}
-	const char *mode = getenv("UNSOCK_MODE");
+	const char *mode = secure_getenv("UNSOCK_MODE");
 	char mopt[32] = "";
 	if (mode && *mode) {
 		if (strspn(mode, "01234567") != strlen(mode) || strlen(mode) > 5) {
@@ -247,27 +255,29 @@ void sg_conf_load(void)
 	const char *s;
 	int saved = errno;
 
-	s = getenv("SOCKGATE_STRICT");
+	if (getauxval(AT_SECURE))
+		return;
+	s = secure_getenv("SOCKGATE_STRICT");
 	sg_conf.strict = s && !strcmp(s, "1");
-	s = getenv("UNSOCK_BLOCK_INET6");
+	s = secure_getenv("UNSOCK_BLOCK_INET6");
 	sg_conf.block_inet6 = s && *s && strcmp(s, "0");
-	s = getenv("URELAY_TPROXY_LOCAL_FLAGS");
+	s = secure_getenv("URELAY_TPROXY_LOCAL_FLAGS");
 	if (s && *s)
 		sg_conf.hacks = (unsigned)strtoull(s, NULL, 0);
 
-	s = getenv("SOCKGATE_RULE");
+	s = secure_getenv("SOCKGATE_RULE");
 	if (s && *s && load_text("SOCKGATE_RULE", s, strlen(s)) < 0)
 		goto out;
-	s = getenv("SOCKGATE_RULES");
+	s = secure_getenv("SOCKGATE_RULES");
 	if (s && *s && load_file(s) < 0)
 		goto out;
-	s = getenv("UNSOCK_DIR");
+	s = secure_getenv("UNSOCK_DIR");
 	if (s && *s && load_unsock(s) < 0)
 		goto out;
-	s = getenv("URELAY_TPROXY_FILE");
+	s = secure_getenv("URELAY_TPROXY_FILE");
 	if (s && *s && load_urt(s) < 0)
 		goto out;
-	s = getenv("URELAY_TPROXY_IDX_FILES");
+	s = secure_getenv("URELAY_TPROXY_IDX_FILES");
 	if (s && *s && load_idx(s) < 0)
 		goto out;
 out:

@@ -153,7 +153,7 @@ int ctl_convert_peer(int fam)
 {
 	static int all = -1, vsock = -1;
 	if (all < 0) {
-		const char *a = getenv("UNSOCK_ACCEPT_CONVERT_ALL"), *v = getenv("UNSOCK_ACCEPT_CONVERT_VSOCK");
+		const char *a = secure_getenv("UNSOCK_ACCEPT_CONVERT_ALL"), *v = secure_getenv("UNSOCK_ACCEPT_CONVERT_VSOCK");
 		vsock = v && *v && strcmp(v, "0");
 		all = a && *a && strcmp(a, "0");
 	}

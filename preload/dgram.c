@@ -40,7 +40,7 @@ static unsigned dg_seq;
  */
 int dgram_bind(int s, struct sgconn *c, const struct sg_addr *near)
 {
-	const char *env = getenv("SOCKGATE_DGRAM_DIR");
+	const char *env = secure_getenv("SOCKGATE_DGRAM_DIR");
 	struct sg_addr a;
 	int e = EADDRINUSE;
 

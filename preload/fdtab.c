@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,6 +15,7 @@
 
 #include "real.h"
 #include "sg.h"
+#include "sockfile.h"
 
 struct slot *sg_chunks[CHUNK_N];
 pthread_mutex_t sg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -299,6 +301,52 @@ void sg_forget(int fd)
 	pthread_mutex_unlock(&sg_lock);
 }
 
+/*
+ * A listener's socket file, to look at once an fd of it has been closed:
+ * the last holder anywhere (this process, a forked child, a program it was
+ * passed to) takes it away; noremove leaves it. Copied out under sg_lock,
+ * looked at after the close (sockfile_remove: no more than two syscalls
+ * when another holder remains).
+ */
+struct sockfile_ref {
+	struct sockaddr_un un;
+	socklen_t len;
+	dev_t dev;
+	ino_t ino;
+};
+
+static int sockfile_ref(const struct sgconn *c, struct sockfile_ref *f)
+{
+	size_t n;
+	if (!c || !c->fino || c->refs != 1 || (n = strlen(c->path)) >= sizeof f->un.sun_path)
+		return 0;
+	memset(&f->un, 0, sizeof f->un);
+	f->un.sun_family = AF_UNIX;
+	memcpy(f->un.sun_path, c->path, n);
+	f->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+	f->dev = c->fdev;
+	f->ino = c->fino;
+	return 1;
+}
+
+int sg_close(int fd)
+{
+	struct sockfile_ref f;
+
+	pthread_mutex_lock(&sg_lock);
+	unsigned fl = fd_flags(fd);
+	if (fl & SF_EPOLL)
+		ep_note(fd, 0);
+	struct sgconn *c = (fl & SF_SWAPPED) ? slot_conn(fd) : NULL;
+	int check = c && sockfile_ref(c, &f);
+	slot_clear(fd);
+	pthread_mutex_unlock(&sg_lock);
+	int r = REAL(close)(fd);
+	if (check)
+		sockfile_remove(&f.un, f.len, f.dev, f.ino);
+	return r;
+}
+
 /* After newfd became a copy of fd (dup, dup2, dup3, F_DUPFD): give it fd's record (or none). */
 void sg_copied(int fd, int newfd)
 {
@@ -307,11 +355,16 @@ void sg_copied(int fd, int newfd)
 		slot_hint(newfd, f & SF_HINTS);
 		return;
 	}
+	struct sockfile_ref old;
+	int check = 0;
 	pthread_mutex_lock(&sg_lock);
 	f = fd_flags(fd);
 	if (fd_flags(newfd)) {
 		if (fd_flags(newfd) & SF_EPOLL)
 			ep_note(newfd, 0);
+		/* newfd's old file is closed already: a listener's socket file is looked at below */
+		struct slot *os = slot_get(newfd, 0);
+		check = os && os->conn && sockfile_ref(os->conn, &old);
 		slot_clear(newfd);
 	}
 	slot_hint(newfd, f & SF_HINTS);
@@ -326,4 +379,6 @@ void sg_copied(int fd, int newfd)
 			slot_setflags(newfd, SF_EPOLL, 0);
 	}
 	pthread_mutex_unlock(&sg_lock);
+	if (check)
+		sockfile_remove(&old.un, old.len, old.dev, old.ino);
 }

@@ -42,7 +42,7 @@ static int entry(int dir, const char *file, char *out, size_t size)
 int gaihack_find(const char *name, const char ident[2], int *localhost, char *out, size_t size)
 {
 	char cand[GAIHACK_MAXCAND][GAIHACK_FILEMAX + 1];
-	const char *dirname = getenv("PJTL_GAIHACK_STATICDIR");
+	const char *dirname = secure_getenv("PJTL_GAIHACK_STATICDIR");
 	int n = gaihack_candidates(name, ident, cand, localhost);
 	int r = GAIHACK_NOTFOUND;
 
@@ -59,7 +59,7 @@ int gaihack_find(const char *name, const char ident[2], int *localhost, char *ou
 
 void gaihack_log(const char *name)
 {
-	const char *file = getenv("PJTL_GAIHACK_LOGFILE");
+	const char *file = secure_getenv("PJTL_GAIHACK_LOGFILE");
 	char line[GAIHACK_NAMEMAX + 40];
 
 	if (!file || !*file)

@@ -14,7 +14,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <time.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -86,8 +88,11 @@ static int dual_bind(int fd, struct sgconn *c)
 			o->qfd = sp[1];
 			o->qfam = c->family;
 		}
-		if (nfd >= 0)
+		if (nfd >= 0) {
 			o->paired = c->paired = 1;
+			c->fdev = o->fdev;	/* one socket file for both: whichever closes last removes it */
+			c->fino = o->fino;
+		}
 	}
 	pthread_mutex_unlock(&sg_lock);
 	if (!o)
@@ -115,6 +120,72 @@ static void listener_peer(struct sgconn *c, const struct ruleset *rs, const stru
 	struct sg_addr a;
 	if (src && addr_parse_inet(src, &a) == 0)
 		c->peerlen = fit(&a.u.ss, c->family, &c->peer);
+}
+
+/*
+ * The socket file just made for c, to be removed when the last holder of
+ * the listener closes it (fdtab.c); not an abstract name, nor a file a
+ * control file pointed to, nor with noremove.
+ */
+static void file_made(struct sgconn *c, const struct rule *r)
+{
+	struct stat st;
+	if (c->action != ACT_ABSTRACT && !c->ctlfam && !(r->flags & RULE_F_NOREMOVE) && lstat(c->path, &st) == 0 &&
+	    S_ISSOCK(st.st_mode)) {
+		c->fdev = st.st_dev;
+		c->fino = st.st_ino;
+	}
+}
+
+/*
+ * owner= and group= of a rule as ids ((uid_t)-1, (gid_t)-1: leave alone):
+ * a number as it is, a name from the program's user database (the entry
+ * buffer grows while the lookup says ERANGE: a group with many members is
+ * long). 0, or -1 with EINVAL after one line naming the rule and the name.
+ */
+static int file_ids(const struct ruleset *rs, const struct rule *r, uid_t *uid, gid_t *gid)
+{
+	const char *o = rules_str(rs, r->owner), *g = rules_str(rs, r->group), *err = NULL;
+	int ret = 0;
+
+	*uid = (uid_t)-1;
+	*gid = (gid_t)-1;
+	if (o && !o[strspn(o, "0123456789")])
+		*uid = (uid_t)strtonum(o, 0, UINT32_MAX - 1, &err);
+	if (g && !g[strspn(g, "0123456789")])
+		*gid = (gid_t)strtonum(g, 0, UINT32_MAX - 1, &err);
+	int name_o = o && *uid == (uid_t)-1, name_g = g && *gid == (gid_t)-1;
+	for (size_t size = 4096; (name_o || name_g) && size <= (1u << 20); size *= 2) {
+		char *buf = malloc(size);
+		struct passwd pw, *pp = NULL;
+		struct group gr, *gp = NULL;
+		int e = 0;
+		if (!buf)
+			return errno = ENOMEM, -1;
+		if (name_o && (e = getpwnam_r(o, &pw, buf, size, &pp)) == 0) {
+			name_o = 0;
+			if (!pp)
+				ret = -1, sg_msg("rule %u: owner=%s: no such user (bind fails)", r->line, o);
+			else
+				*uid = pp->pw_uid;
+		}
+		if (!e && name_g && (e = getgrnam_r(g, &gr, buf, size, &gp)) == 0) {
+			name_g = 0;
+			if (!gp)
+				ret = -1, sg_msg("rule %u: group=%s: no such group (bind fails)", r->line, g);
+			else
+				*gid = gp->gr_gid;
+		}
+		free(buf);
+		if (e && e != ERANGE) {
+			sg_msg("rule %u: unable to look up owner=%s group=%s: %s (bind fails)", r->line, o ? o : "-",
+			       g ? g : "-", strerror(e));
+			return errno = EINVAL, -1;
+		}
+	}
+	if (name_o || name_g)
+		return errno = EINVAL, -1;
+	return ret < 0 ? (errno = EINVAL, -1) : 0;
 }
 
 int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
@@ -169,10 +240,22 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	 * by itself what it is (its path), to a program it is passed to before
 	 * listen() (node's cluster workers) or across execve() (in_adopt).
 	 */
-	/* a stale file goes, a live one stays; never looser than mode=, even for a moment */
-	if (bind_unix_path_mode(s, &a.u.un, a.len, c->mode ? (long)c->mode : -1) < 0) {
+	uid_t uid;
+	gid_t gid;
+	if (file_ids(rs, r, &uid, &gid) < 0) {
 		int e = errno;
 		REAL(close)(s);
+		free(c);
+		return errno = e, -1;
+	}
+	/* a stale file goes, a live one stays; never more than mode=, owner=, group= grant */
+	if (bind_unix_path_owned(s, &a.u.un, a.len, c->mode ? (long)c->mode : -1, uid, gid) < 0) {
+		int e = errno;
+		REAL(close)(s);
+		if (e == EPERM)
+			sg_msg("rule %u: unable to give %s owner=%s group=%s: %s (bind fails)", r->line, c->path,
+			       rules_str(rs, r->owner) ? rules_str(rs, r->owner) : "-",
+			       rules_str(rs, r->group) ? rules_str(rs, r->group) : "-", strerror(e));
 		/* a regular file there may be a control file naming where to listen (ctl.c) */
 		s = e == EADDRINUSE ? ctl_bind(c, &a.u.sa, a.len) : (errno = e, -1);
 		if (s < 0) {
@@ -181,6 +264,7 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 			return errno = e, -1;
 		}
 	}
+	file_made(c, r);
 	if (sg_swap_in(fd, s, c, 0) < 0) {
 		int e = errno;
 		if (!c->refs)
@@ -294,6 +378,8 @@ int in_adopt(int fd)
 					return 0;
 				listener_peer(c, rs, r);
 				memcpy(c->path, path, (size_t)n + 1);
+				if (!abstract)
+					file_made(c, r);	/* a program it was passed to may be the last holder */
 				struct stat st;
 				pthread_mutex_lock(&sg_lock);
 				int ok = 0;
@@ -519,7 +605,7 @@ static int refused(int nfd, const struct ucred *cr, const struct sgconn *lc)
 /* The line SOCKGATE_STANDIN_LOG gets for an IPv6 client shown to an IPv4 program as 192.0.0.8. */
 static void standin_log(int s, const char *real, int port)
 {
-	const char *f = getenv("SOCKGATE_STANDIN_LOG");
+	const char *f = secure_getenv("SOCKGATE_STANDIN_LOG");
 	if (!f || !*f)
 		return;
 	int lfd = open(f, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);

@@ -65,7 +65,7 @@ int names_numeric(const char *s)
 /* SOCKGATE_RESOLVE_TIMEOUT, in ms; default 5000. */
 static int timeout_ms(void)
 {
-	const char *s = getenv("SOCKGATE_RESOLVE_TIMEOUT");
+	const char *s = secure_getenv("SOCKGATE_RESOLVE_TIMEOUT");
 	const char *e;
 	if (!s || !*s)
 		return 5000;
@@ -96,7 +96,7 @@ static const char *divert_env(const char *name)
 {
 	if (!strchr(name, '.'))
 		return NULL;
-	const char *v = getenv(name);
+	const char *v = secure_getenv(name);
 	return v && *v ? v : NULL;
 }
 
@@ -571,7 +571,7 @@ static int gaihack_lookup(const char *node, const char *service, const struct ad
 	if (localhost)
 		return EAI_AGAIN;	/* never sent to the SNI proxy */
 	gaihack_log(name);
-	const char *sni = getenv("PJTL_GAIHACK_SNI_PROXY");
+	const char *sni = secure_getenv("PJTL_GAIHACK_SNI_PROXY");
 	return sni && *sni ? lookup(sni, service, hints, res, authority, NULL) : EAI_NODATA;
 }
 

@@ -606,9 +606,8 @@ EXPORT int close(int fd)
 	unsigned f = fd_flags(fd);
 	if (unlikely(f)) {
 		if (f & SF_STATE)
-			sg_forget(fd);
-		else
-			slot_hint(fd, 0);
+			return sg_close(fd);
+		slot_hint(fd, 0);
 	}
 	return REAL(close)(fd);
 }

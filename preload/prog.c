@@ -83,14 +83,14 @@ static const char *const tipc_vars[] = {
 /* unsock's variables as mkctl's arguments. */
 static int from_env(void)
 {
-	const char *file = getenv("UNSOCK_FILE"), *port = getenv("UNSOCK_VSOCK_PORT"),
-		   *cid = getenv("UNSOCK_VSOCK_CID"), *fc = getenv("UNSOCK_FC_SOCK");
+	const char *file = secure_getenv("UNSOCK_FILE"), *port = secure_getenv("UNSOCK_VSOCK_PORT"),
+		   *cid = secure_getenv("UNSOCK_VSOCK_CID"), *fc = secure_getenv("UNSOCK_FC_SOCK");
 	char val[4200];
 	const char *opt = NULL;
 	int ntipc = 0;
 
 	for (size_t i = 0; i < 5; i++)
-		ntipc += getenv(tipc_vars[i]) != NULL;
+		ntipc += secure_getenv(tipc_vars[i]) != NULL;
 	if (!file && !port && !cid && !fc && !ntipc)
 		usage_die(usage);
 	if (!file)
@@ -111,12 +111,13 @@ static int from_env(void)
 		die(EX_USAGE, "UNSOCK_VSOCK_CID needs UNSOCK_VSOCK_PORT");
 	} else {
 		for (size_t i = 0; i < 5; i++)
-			if (!getenv(tipc_vars[i]))
+			if (!secure_getenv(tipc_vars[i]))
 				die(EX_USAGE, "%s is not set: a TIPC target needs all five UNSOCK_TIPC_* values",
 				    tipc_vars[i]);
 		opt = "--tipc";
-		snprintf(val, sizeof val, "%.64s,%.64s,%.64s,%.64s,%.64s", getenv(tipc_vars[0]),
-			 getenv(tipc_vars[1]), getenv(tipc_vars[2]), getenv(tipc_vars[3]), getenv(tipc_vars[4]));
+		snprintf(val, sizeof val, "%.64s,%.64s,%.64s,%.64s,%.64s", secure_getenv(tipc_vars[0]),
+			 secure_getenv(tipc_vars[1]), secure_getenv(tipc_vars[2]), secure_getenv(tipc_vars[3]),
+			 secure_getenv(tipc_vars[4]));
 	}
 	char *av[] = { (char *)"libsockgate.so", (char *)opt, val, (char *)file, NULL };
 	return mkctl_main(4, av);

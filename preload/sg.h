@@ -80,6 +80,8 @@ struct sgconn {
 	uint32_t mode;			/* receiver: socket file mode, 0 = as created */
 	uid_t sender_uid;		/* fdpass receiver: who else may pass sockets (sender=) */
 	gid_t sender_gid;
+	dev_t fdev;			/* listener: the socket file we made, removed when */
+	ino_t fino;			/*   no process holds the socket (0: none, noremove) */
 	char dgpath[sizeof ((struct sockaddr_un *)0)->sun_path];	/* datagrams: our bound file */
 	pid_t dgpid;			/* who bound it (a forked child must not remove it) */
 	int ctlfam;			/* listener: a control file made it this family's socket (0: none) */
@@ -146,6 +148,8 @@ void conn_put(struct sgconn *c);
 int sg_swap_in(int fd, int newfd, struct sgconn *c, unsigned flags);
 void sg_swap_all(struct sgconn *c, int newfd, unsigned out);
 void sg_forget(int fd);
+/* close() of an fd with a record: the record dropped, then the fd; its socket file removed if that was the last holder */
+int sg_close(int fd);
 void sg_copied(int fd, int newfd);
 
 /* configuration (conf.c) */

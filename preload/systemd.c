@@ -66,7 +66,7 @@ static int have_systemd_rule(const struct sgconf *cf)
  */
 static void sd_load(void)
 {
-	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	const char *pid = secure_getenv("LISTEN_PID"), *fds = secure_getenv("LISTEN_FDS");
 	int e = errno;
 
 	sd_loaded = 1;
@@ -76,7 +76,7 @@ static void sd_load(void)
 		return;
 	sd_all = n;
 	sd_n = n > SD_MAX ? SD_MAX : (int)n;
-	const char *names = getenv("LISTEN_FDNAMES");
+	const char *names = secure_getenv("LISTEN_FDNAMES");
 	char *copy = names ? strdup(names) : NULL, *save = NULL;
 	char *tok = copy ? strtok_r(copy, ":", &save) : NULL;
 	for (int i = 0; i < sd_n && tok; i++, tok = strtok_r(NULL, ":", &save))

@@ -17,7 +17,8 @@ static const char text[] =
 	"accept tcp 127.0.0.2:80 from 192.168.0.0/16 -> reject ETIMEDOUT rst\n"
 	"connect 2001:db8::/32 -> nat64 64:ff9b::/96\n"
 	"connect [::1]:443 -> tcp 127.0.0.1:8443 source=192.0.2.1:0\n"
-	"bind -> systemd\n";
+	"bind -> systemd\n"
+	"bind tcp *:8081 -> unix /run/sg/a.sock mode=0660 owner=www-data group=1001 noremove\n";
 
 static const struct unit_seal seal = { 24, 28 };
 
@@ -88,7 +89,7 @@ int main(void)
 		{ 28 + 3, 1, "reserved" },
 		{ 28 + 51, 0x80, "unknown option flags" },
 		{ 28 + 63, 0x10, "string offset" },
-		{ 28 + 5 * 88 + 60, 0, "does not check" },	/* tcp target now names a path */
+		{ 28 + 5 * 96 + 60, 0, "does not check" },	/* tcp target now names a path */
 	};
 	unit_damage_fields(bin, len, seal, field, sizeof field / sizeof field[0], rejected);
 	memcpy(b, bin, len);
@@ -106,7 +107,7 @@ int main(void)
 	      "a bad compiled file: no made-up position, a \"compiled rules: rule N\" message (%u:%u %s)",
 	      e.line, e.col, e.msg);
 	struct ruleset *any = rules_load_any(bin, len, NULL, &e);
-	CHECK(any && any->n == 7, "a compiled file loads through rules_load_any");
+	CHECK(any && any->n == 8, "a compiled file loads through rules_load_any");
 	rules_free(any);
 	CHECK(!rules_load_any(bin, len, "connect -> reject", &e) && errno == EINVAL &&
 	      !strncmp(e.msg, "compiled rules:", 15), "no rules text is added to a compiled file");

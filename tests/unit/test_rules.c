@@ -114,6 +114,13 @@ static const struct {
 	{ "bind * -> fdpass /x sender=root", 1, 28, "bad sender" },
 	{ "bind * -> fdpass /x sender=1:", 1, 28, "bad sender" },
 	{ "bind * -> fdpass /x sender=4294967295", 1, 28, "bad sender" },
+	{ "connect -> unix /x owner=root", 1, 20, "owner= is only for bind rules to unix or fdpass" },
+	{ "bind * -> abstract x group=0", 1, 22, "group= is only for bind rules" },
+	{ "bind * -> systemd noremove", 1, 19, "noremove is only for bind rules" },
+	{ "bind * -> fdpass /x owner=-x", 1, 27, "bad owner (expected a user name or number)" },
+	{ "bind * -> fdpass /x owner=a:b", 1, 27, "bad owner" },
+	{ "bind * -> fdpass /x group=4294967295", 1, 27, "bad group (expected a group name or number)" },
+	{ "bind * -> fdpass /x group=abcdefghijklmnopqrstuvwxyz0123456", 1, 27, "bad group" },
 	{ "ok\n", 1, 1, "expected a direction" },
 };
 
@@ -395,7 +402,7 @@ static const char format_text[] =
 	"connect any 0.0.0.0/0 -> tcp [::1]:80 source=[::2]:0 fastopen=epipe shut-rd-rdwr ip6\n"
 	"connect udp *:53 -> abstract dns proxy-v1 ip4\n"
 	"connect 2001:db8::/32 -> nat64 64:ff9b::/96\n"
-	"bind tcp 127.0.0.1:8080 -> fdpass /run/sg/web.sock mode=0660\n"
+	"bind tcp 127.0.0.1:8080 -> fdpass /run/sg/web.sock mode=0660 owner=www-data group=1001 noremove\n"
 	"connect -> blackhole\nconnect [::1]:443 -> pass\n";
 
 static void test_format(void)
@@ -406,7 +413,7 @@ static void test_format(void)
 	for (size_t i = 0; i < rs->n; i++)
 		flags |= rs->rule[i].flags;
 	CHECK(flags == (RULE_F_PROXY_V2 | RULE_F_PROXY_V1 | RULE_F_NETNS | RULE_F_CRC32C | RULE_F_FASTOPEN_EPIPE |
-			RULE_F_RST | RULE_F_IP4 | RULE_F_IP6 | RULE_F_SHUT_RD_RDWR),
+			RULE_F_RST | RULE_F_IP4 | RULE_F_IP6 | RULE_F_SHUT_RD_RDWR | RULE_F_NOREMOVE),
 	      "the format rules carry every flag");
 	char out[4096] = "", line[512];
 	for (size_t i = 0; i < rs->n; i++) {
@@ -449,6 +456,11 @@ static void test_same(void)
 	CHECK(!rules_same(rs, &a, rs, &b), "another sender uid makes a different rule");
 	b = a, b.sender_gid = 5;
 	CHECK(!rules_same(rs, &a, rs, &b), "another sender gid makes a different rule");
+	struct rule f = rs->rule[6];	/* the fdpass rule: owner=, group= */
+	b = f, b.owner = RULE_NONE;
+	CHECK(!rules_same(rs, &f, rs, &b), "a dropped owner makes a different rule");
+	b = f, b.group = f.owner;
+	CHECK(!rules_same(rs, &f, rs, &b), "another group makes a different rule");
 	b = a, b.line = 99;
 	CHECK(rules_same(rs, &a, rs, &b), "the source line does not count");
 	rules_free(rs);
@@ -544,6 +556,24 @@ static void test_names(void)
 	}
 }
 
+/* owner=, group=, noremove: kept as written (names are looked up where the file is made). */
+static void test_owner(void)
+{
+	struct ruleset *rs = P("bind tcp *:80 -> unix /run/a.sock owner=www-data group=www\n"
+			       "bind tcp *:81 -> fdpass /run/b.sock owner=0 group=4294967294 noremove\n"
+			       "bind tcp *:82 -> fdpass /run/c.sock group=machine$\n");
+	REQUIRE(rs && rs->n == 3, "the owner rules parse");
+	CHECK_STR(rules_str(rs, rs->rule[0].owner), "www-data", "owner=www-data");
+	CHECK_STR(rules_str(rs, rs->rule[0].group), "www", "group=www");
+	CHECK(!(rs->rule[0].flags & RULE_F_NOREMOVE) && (rs->rule[1].flags & RULE_F_NOREMOVE), "noremove");
+	CHECK_STR(rules_str(rs, rs->rule[1].group), "4294967294", "the largest gid");
+	CHECK(rs->rule[2].owner == RULE_NONE, "no owner= by default");
+	const char *want[] = { "owner=www-data group=www", "noremove owner=0 group=4294967294", "group=machine$" };
+	for (int i = 0; i < 3; i++)
+		CHECK(strstr(F(rs, (size_t)i), want[i]) != NULL, "formatted with %s: %s", want[i], F(rs, (size_t)i));
+	rules_free(rs);
+}
+
 int main(void)
 {
 	test_names();
@@ -555,5 +585,6 @@ int main(void)
 	test_format();
 	test_same();
 	test_sender();
+	test_owner();
 	return unit_done();
 }

@@ -1,7 +1,9 @@
 /*
  * Unit tests for core/sockfile: the stale-socket probe tells a file nobody
  * is bound to from a live socket (also a stream socket bound but not
- * listening yet), and the systemd activation numbers are parsed one way.
+ * listening yet), a listener's file goes only with its last holder, a
+ * file gets mode, owner and group, and the systemd activation numbers are
+ * parsed one way.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -9,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "addr.h"
 #include "sockfile.h"
@@ -73,6 +76,41 @@ int main(void)
 	fclose(f);
 	CHECK(sockfile_clear(&a.u.un, a.len) == 0 && lstat(path, &st) == 0, "a regular file is never removed");
 	unlink(path);
+
+	/* sockfile_remove: only the file that was made, only once nobody holds its socket */
+	s = bound(&a, SOCK_STREAM);
+	listen(s, 1);
+	lstat(path, &st);
+	int d = dup(s);
+	pid_t child = fork();
+	if (child == 0)
+		_exit(0);	/* a forked child's copy, gone with it */
+	waitpid(child, NULL, 0);
+	CHECK(sockfile_remove(&a.u.un, a.len, st.st_dev, st.st_ino) == 0 && lstat(path, &st) == 0,
+	      "sockfile_remove: a listening socket keeps its file");
+	close(s);
+	CHECK(sockfile_remove(&a.u.un, a.len, st.st_dev, st.st_ino) == 0 && lstat(path, &st) == 0,
+	      "sockfile_remove: a duplicate left open keeps it");
+	close(d);
+	CHECK(sockfile_remove(&a.u.un, a.len, st.st_dev, st.st_ino + 1) == 0 && lstat(path, &st) == 0,
+	      "sockfile_remove: another file at the path is not touched");
+	CHECK(sockfile_remove(&a.u.un, a.len, st.st_dev, st.st_ino) == 1 && lstat(path, &st) < 0,
+	      "sockfile_remove: the last close: removed");
+
+	/* bind_unix_path_owned: mode, owner and group; abstract names are only bound */
+	um = umask(022);
+	s = socket(AF_UNIX, SOCK_DGRAM, 0);
+	int owned = bind_unix_path_owned(s, &a.u.un, a.len, 0660, getuid(), getgid());
+	CHECK(owned == 0 && lstat(path, &st) == 0 && (st.st_mode & 07777) == 0660 && st.st_uid == getuid() &&
+	      st.st_gid == getgid(), "bind_unix_path_owned: mode 0660 (past umask 022), owner and group");
+	close(s);
+	unlink(path);
+	s = socket(AF_UNIX, SOCK_DGRAM, 0);
+	CHECK(bind_unix_path_owned(s, &a.u.un, a.len, -1, (uid_t)-1, getgid()) == 0 && lstat(path, &st) == 0 &&
+	      (st.st_mode & 0777) == 0755, "bind_unix_path_owned: a group without a mode gets the umask's mode");
+	close(s);
+	unlink(path);
+	umask(um);
 	rmdir(dir);
 
 	char self[32];

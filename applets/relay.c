@@ -34,6 +34,8 @@
 #include <sys/un.h>
 
 #include "addr.h"
+#include "broker.h"
+#include "brokerd.h"
 #include "fdpass.h"
 #include "proxyv2.h"
 #include "rulebin.h"
@@ -81,6 +83,7 @@ struct lsn {
 	int kind;			/* K_LISTEN or K_FDPASS */
 	int fd;
 	int paused;
+	int broker;			/* listener option broker: serves broker requests */
 	char *unlink_path;		/* a socket file we made, removed at exit */
 	char name[ADDR_STRLEN + 32];
 	struct lsn *next;
@@ -118,6 +121,7 @@ struct conn {
 	struct sg_addr client, dest, target;
 	pid_t cpid;			/* Unix clients: SO_PEERCRED at -v */
 	uid_t cuid;
+	int broker;			/* came on a listener with the broker option */
 	struct conn *prev, *next;
 };
 
@@ -604,12 +608,14 @@ static int build_out(struct conn *c, const struct proxy_hdr *in)
 }
 
 /*
- * original mode: where may this connection go? 0 with c->target set, or -1
- * with the reason in why.
+ * The allow rules (target original, and the broker): where may a
+ * connection from client to dest go? 0 with target set, or -1 with the
+ * reason in why.
  */
-static int route_original(struct conn *c, char *why, size_t size)
+static int route_dest(const struct sg_addr *dest, const struct sg_addr *client, int proto,
+		      struct sg_addr *target, char *why, size_t size)
 {
-	int f = c->dest.u.sa.sa_family;
+	int f = dest->u.sa.sa_family;
 	if (f != AF_INET && f != AF_INET6) {
 		snprintf(why, size, "denied: no IP destination to check (%s)",
 			 f == AF_UNIX ? "a Unix address" : "none given");
@@ -619,10 +625,10 @@ static int route_original(struct conn *c, char *why, size_t size)
 		snprintf(why, size, "denied: no allow rules loaded");
 		return -1;
 	}
-	int pf = c->client.u.sa.sa_family;
+	int pf = client->u.sa.sa_family;
 	struct rules_query q = {
-		.dir = RULE_CONNECT, .proto = RULE_TCP, .addr = &c->dest.u.sa,
-		.peer = pf == AF_INET || pf == AF_INET6 ? &c->client.u.sa : NULL,
+		.dir = RULE_CONNECT, .proto = proto, .addr = &dest->u.sa,
+		.peer = pf == AF_INET || pf == AF_INET6 ? &client->u.sa : NULL,
 	};
 	const struct rule *r = rules_match(rules, &q);
 	if (!r) {
@@ -630,20 +636,20 @@ static int route_original(struct conn *c, char *why, size_t size)
 		return -1;
 	}
 	const char *arg = rules_str(rules, r->arg);
-	char path[sizeof c->target.u.un.sun_path];
+	char path[sizeof target->u.un.sun_path];
 	switch (r->action) {
 	case ACT_PASS:
-		c->target = c->dest;
+		*target = *dest;
 		return 0;
 	case ACT_TCP:
-		if (arg && addr_parse_inet(arg, &c->target) == 0)
+		if (arg && addr_parse_inet(arg, target) == 0)
 			return 0;
 		snprintf(why, size, "denied: rule at line %u has a bad address", (unsigned)r->line);
 		return -1;
 	case ACT_UNIX:
 	case ACT_ABSTRACT:
-		if (arg && rules_expand(arg, &c->dest.u.sa, path, sizeof path) >= 0 &&
-		    addr_unix(&c->target, path, r->action == ACT_ABSTRACT) == 0)
+		if (arg && rules_expand(arg, &dest->u.sa, path, sizeof path) >= 0 &&
+		    addr_unix(target, path, r->action == ACT_ABSTRACT) == 0)
 			return 0;
 		snprintf(why, size, "denied: rule at line %u: path does not fit", (unsigned)r->line);
 		return -1;
@@ -670,7 +676,7 @@ static void conn_start(struct conn *c, const struct proxy_hdr *h)
 	}
 	if (cfg.original) {
 		char why[200];
-		if (route_original(c, why, sizeof why) < 0) {
+		if (route_dest(&c->dest, &c->client, RULE_TCP, &c->target, why, sizeof why) < 0) {
 			conn_end(c, L_WARN, "%s", why);
 			return;
 		}
@@ -688,10 +694,14 @@ static void conn_start(struct conn *c, const struct proxy_hdr *h)
  * Read the PROXY header without reading past it: peek at what has arrived,
  * and take exactly the header's bytes once it is complete.
  */
+static void broker_run(struct conn *c, const struct broker_req *rq, int perr);
+
 static void header_run(struct conn *c)
 {
+	struct broker_req rq;
 	struct proxy_hdr h;
 	size_t n = 0;
+	int r, perr = 0;
 
 	for (;;) {
 		ssize_t k = recv(c->cl.fd, hdrbuf, sizeof hdrbuf, MSG_PEEK);
@@ -711,7 +721,17 @@ static void header_run(struct conn *c)
 			return;
 		}
 		memset(&h, 0, sizeof h);
-		int r = proxyv2_parse(hdrbuf, (size_t)k, &h, &n);
+		if (c->broker) {
+			/* a broker request is a PROXY header with the broker TLV */
+			r = broker_req_parse(hdrbuf, (size_t)k, &rq, &n);
+			h = rq.h;
+			if (r < 0 && n) {
+				perr = errno;	/* complete, but refused: the client hears why */
+				r = PROXY_DONE;
+			}
+		} else {
+			r = proxyv2_parse(hdrbuf, (size_t)k, &h, &n);
+		}
 		if (r < 0) {
 			char hex[3 * 8 + 1] = "";
 			for (int i = 0; i < 8 && i < k; i++)
@@ -747,6 +767,15 @@ static void header_run(struct conn *c)
 		}
 		got += k;
 	}
+	if (c->broker && r == BROKER_NONE && !cfg.proxy_in) {
+		conn_end(c, L_WARN, "broker: not a broker request (a PROXY header without the broker TLV; "
+			 "relaying it needs --proxy-in)");
+		return;
+	}
+	if (c->broker && r == PROXY_DONE) {
+		broker_run(c, &rq, perr);
+		return;
+	}
 	if (h.command == PROXY_CMD_PROXY && h.src.ss_family != AF_UNSPEC) {
 		memcpy(&c->client.u.ss, &h.src, sizeof h.src);
 		c->client.len = h.srclen;
@@ -764,6 +793,31 @@ static void header_run(struct conn *c)
 	}
 	c->cl.rd = 1;
 	conn_start(c, &h);
+}
+
+/* One broker request (applets/broker.c): answered at once, then the connection ends. */
+static void broker_run(struct conn *c, const struct broker_req *rq, int perr)
+{
+	struct brq b;
+
+	memset(&b, 0, sizeof b);
+	b.cl = c->cl.fd;
+	b.rq = *rq;
+	if (rq->h.src.ss_family != AF_UNSPEC) {
+		memcpy(&c->client.u.ss, &rq->h.src, sizeof rq->h.src);
+		c->client.len = rq->h.srclen;
+	}
+	memcpy(&c->dest.u.ss, &rq->h.dst, sizeof rq->h.dst);
+	c->dest.len = rq->h.dstlen;
+	unmap4(&c->client);
+	unmap4(&c->dest);
+	b.dest = c->dest;
+	b.client = c->client;
+	int r = broker_serve(&b, perr, route_dest);
+	if (b.target.len)
+		c->target = b.target;
+	unmap4(&c->target);
+	conn_end(c, r == 0 ? L_INFO : L_WARN, "%s", b.why);
 }
 
 static void conn_run(struct conn *c)
@@ -803,6 +857,7 @@ static void conn_new(struct lsn *l, int fd, const struct sg_addr *peer, const st
 	c->cl = (struct side){ .kind = K_CLIENT, .fd = fd, .c = c };
 	c->tg = (struct side){ .kind = K_TARGET, .fd = -1, .c = c };
 	c->start = now;
+	c->broker = l->broker;
 	if (m && m->remote_len) {
 		memcpy(&c->client.u.ss, &m->remote, sizeof m->remote);
 		c->client.len = m->remote_len;
@@ -833,7 +888,7 @@ static void conn_new(struct lsn *l, int fd, const struct sg_addr *peer, const st
 	conns = c;
 	nconns++;
 	side_add(&c->cl);
-	if (cfg.proxy_in) {
+	if (cfg.proxy_in || c->broker) {
 		c->state = ST_HEADER;
 		set_deadline(c, now + cfg.header_ms);
 		return;		/* the epoll edge tells when bytes are there */
@@ -971,7 +1026,7 @@ struct lopts {
 	long mode;			/* -1: leave alone */
 	uid_t uid;
 	gid_t gid;
-	int backlog, reuseport;
+	int backlog, reuseport, broker;
 };
 
 static uid_t user_id(const char *s, gid_t *primary)
@@ -1161,7 +1216,8 @@ static char *opts_start(char *s)
 	for (char *c = strchr(s, ','); c; c = strchr(c + 1, ',')) {
 		size_t w = strspn(c + 1, "abcdefghijklmnopqrstuvwxyz");
 		if ((w && c[1 + w] == '=') ||
-		    (w == 9 && !strncmp(c + 1, "reuseport", 9) && (c[10] == ',' || !c[10])))
+		    (w == 9 && !strncmp(c + 1, "reuseport", 9) && (c[10] == ',' || !c[10])) ||
+		    (w == 6 && !strncmp(c + 1, "broker", 6) && (c[7] == ',' || !c[7])))
 			return c;
 	}
 	return NULL;
@@ -1195,12 +1251,15 @@ static void listen_spec(const char *spec)
 			o.backlog = (int)num_arg(opt + 8, 1, INT_MAX, "backlog");
 		} else if (!strcmp(opt, "reuseport")) {
 			o.reuseport = 1;
+		} else if (!strcmp(opt, "broker")) {
+			o.broker = 1;
 		} else {
-			die(EX_BADINPUT, "unknown listener option %s in %s (mode=, owner=, group=, backlog=, reuseport)",
-			    opt, spec);
+			die(EX_BADINPUT, "unknown listener option %s in %s (mode=, owner=, group=, backlog=, reuseport, "
+			    "broker)", opt, spec);
 		}
 		opt = next;
 	}
+	struct lsn *before = lsns;
 	if (!strncmp(s, "tcp:", 4))
 		listen_tcp(spec, s + 4, &o);
 	else if (!strncmp(s, "unix:", 5))
@@ -1218,6 +1277,8 @@ static void listen_spec(const char *spec)
 	else
 		die(EX_BADINPUT, "unknown listener %s (tcp:ADDR:PORT, unix:PATH, unix:@NAME, fd:N, systemd[:NAME], "
 		    "fdpass:PATH)", spec);
+	for (struct lsn *l = lsns; l != before; l = l->next)
+		l->broker = o.broker;
 	free(s);
 }
 

@@ -39,6 +39,8 @@ int broker_req_parse(const void *buf, size_t len, struct broker_req *rq, size_t 
 
 	memset(rq, 0, sizeof *rq);
 	int r = proxyv2_parse(buf, len, &rq->h, n);
+	if (r < 0)
+		*n = 0;
 	if (r != PROXY_DONE)
 		return r;
 	if (rq->h.version != 2 || proxyv2_tlv_find(buf, *n, PP2_TYPE_SOCKGATE_BROKER, &v, &vl) < 0)

@@ -51,8 +51,9 @@ struct broker_req {
  * least), BROKER_NONE, or -1 with errno: EINVAL (malformed),
  * EPROTONOSUPPORT (a broker TLV of another version), EAFNOSUPPORT (the
  * destination is not IPv4/IPv6), EOPNOTSUPP (an op this version does not
- * know, or a transport the op does not take: UDP is never brokered). On
- * the errors after the header was complete, *n is its length.
+ * know, or a transport the op does not take: UDP is never brokered). *n
+ * is 0 when the PROXY header itself is malformed, and its length on the
+ * errors found after it was complete (the asker may be told why).
  */
 int broker_req_parse(const void *buf, size_t len, struct broker_req *rq, size_t *n);
 

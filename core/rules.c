@@ -47,6 +47,7 @@ static const char *const dir_names[RULE_NDIR] = { NULL, "connect", "bind", "acce
 
 static const char *const action_names[ACT_NACTIONS] = {
 	NULL, "unix", "abstract", "tcp", "fdpass", "systemd", "reject", "blackhole", "pass", "nat64",
+	"broker",
 };
 
 const char *rules_action_name(int action)
@@ -385,7 +386,7 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 			    tok_show(&tk[i], show, sizeof show));
 	if (++i >= nt)
 		return perr(p, tk[i - 1].col + 3, "expected an action after '->' (unix, abstract, tcp, fdpass, "
-			    "systemd, reject, blackhole, pass, nat64)");
+			    "systemd, reject, blackhole, pass, nat64, broker)");
 
 	const struct tok *act = &tk[i++];
 	for (int a = 1; a < ACT_NACTIONS; a++)
@@ -395,11 +396,16 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 		r.action = ACT_PASS;
 	if (!r.action)
 		return perr(p, act->col, "unknown action '%s' (expected unix, abstract, tcp, fdpass, systemd, "
-			    "reject, blackhole, pass, nat64)", tok_show(act, show, sizeof show));
+			    "reject, blackhole, pass, nat64, broker)", tok_show(act, show, sizeof show));
 
 	const struct tok *arg = i < nt ? &tk[i] : NULL;
 	size_t minlen = 0;
 	switch (r.action) {
+	case ACT_BROKER:
+		/* a connected UDP socket could be aimed anywhere: UDP is never brokered */
+		if (r.dir != RULE_CONNECT || r.proto != RULE_TCP)
+			return perr(p, act->col, "'broker' is for 'connect tcp' rules only (UDP is never brokered)");
+		/* fall through */
 	case ACT_UNIX:
 	case ACT_ABSTRACT:
 	case ACT_FDPASS:
@@ -500,7 +506,7 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 	if ((r.flags & RULE_F_PROXY_V1) && (r.flags & RULE_F_PROXY_V2))
 		return perr(p, tk[0].col, "proxy-v1 and proxy-v2 together");
 	if (r.arg == RULE_NONE && (r.action == ACT_UNIX || r.action == ACT_ABSTRACT || r.action == ACT_FDPASS ||
-				   r.action == ACT_TCP || r.action == ACT_NAT64))
+				   r.action == ACT_TCP || r.action == ACT_NAT64 || r.action == ACT_BROKER))
 		goto nomem;
 	if (p->n == p->cap) {
 		size_t cap = p->cap ? p->cap * 2 : 16;

@@ -38,6 +38,7 @@ enum rule_action {
 	ACT_BLACKHOLE,		/* blackhole */
 	ACT_PASS,		/* pass (also: allow) */
 	ACT_NAT64,		/* nat64 PREFIX/96 */
+	ACT_BROKER,		/* broker PATH-TEMPLATE: a socket from sockgate-relay's broker (tcp only) */
 	ACT_NACTIONS
 };
 

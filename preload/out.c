@@ -948,6 +948,8 @@ int out_connect(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 		}
 		return 0;
 	}
+	if (r->action == ACT_BROKER)
+		return out_broker_connect(fd, sa, len, (struct sockaddr *)&dst, rs, r, domain, handled);
 	*handled = 1;
 	if (type == SOCK_DGRAM)
 		return dgram_connect(fd, sa, len, (struct sockaddr *)&dst, rs, r, domain, NULL);
@@ -1103,8 +1105,15 @@ fresh:
 		*handled = 1;
 		if ((r->flags & RULE_F_FASTOPEN_EPIPE) || (conf()->hacks & HACK_FASTOPEN))
 			return errno = EPIPE, -1;
-		if (stream_connect(fd, sa, len, (struct sockaddr *)&dst, rs, r, domain) < 0)
+		if (r->action == ACT_BROKER) {
+			/* no data in the SYN: the broker's socket connects, then this goes as a send */
+			int h;
+			if (out_broker_connect(fd, sa, len, (struct sockaddr *)&dst, rs, r, domain, &h) < 0 &&
+			    errno != EINPROGRESS)
+				return -1;
+		} else if (stream_connect(fd, sa, len, (struct sockaddr *)&dst, rs, r, domain) < 0) {
 			return -1;
+		}
 		struct msghdr m = *msg;
 		m.msg_name = NULL;
 		m.msg_namelen = 0;
@@ -1248,4 +1257,15 @@ void out_dgram_peer(int fd, struct sockaddr *sa, socklen_t *len)
 	 * sockaddr_storage in every caller, so the inet address fits */
 	memcpy(sa, &res, rl);
 	*len = rl;
+}
+
+/* For the broker action (broker.c): what the redirect does to carry a socket over. */
+void sg_carry_opts(int from, int to, int fam, int type)
+{
+	carry_opts(from, to, fam, type);
+}
+
+int sg_put_behind(int fd, int newfd, int fl, int cloexec)
+{
+	return put_behind(fd, newfd, fl, cloexec);
 }

@@ -174,6 +174,14 @@ int out_connect(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
 ssize_t out_sendmsg(int fd, const struct msghdr *msg, int flags, int *handled);
 int out_before_write(int fd);
 int out_would_handle(int fd, const struct sockaddr *sa, socklen_t len);
+/* SOL_SOCKET options the program changed on from, set on to (out.c) */
+void sg_carry_opts(int from, int to, int fam, int type);
+/* Under sg_lock: newfd behind fd with fd's flags and epoll registrations; newfd stays open */
+int sg_put_behind(int fd, int newfd, int fl, int cloexec);
+
+/* the broker action (broker.c); *handled = 0: the socket is not fresh, libc answers */
+int out_broker_connect(int fd, const struct sockaddr *sa, socklen_t len, const struct sockaddr *dst,
+		       const struct ruleset *rs, const struct rule *r, int domain, int *handled);
 void out_dgram_peer(int fd, struct sockaddr *sa, socklen_t *len);
 
 #endif

@@ -1,0 +1,136 @@
+/*
+ * sockgate-relay's broker: a request (core/broker.h) names a destination;
+ * the same allow rules as target `original` decide; the socket is made in
+ * the relay's own network namespace, its connect started without waiting,
+ * and the socket passed back with SCM_RIGHTS (unix(7)) in the reply. The
+ * relay keeps nothing: its copy of the socket is closed once sent.
+ *
+ * The steps follow the relay's connection: decide -> make -> reply, one
+ * exit that closes what is left. TCP only (UDP is never brokered: a
+ * datagram socket can be aimed anywhere with each sendto()); ICMP ops are
+ * refused here until rules can name them.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include "broker.h"
+#include "fdpass.h"
+#include "rules.h"
+#include "brokerd.h"
+
+static const char *op_name(int op)
+{
+	switch (op) {
+	case BROKER_OP_TCP: return "tcp";
+	case BROKER_OP_PING: return "ping";
+	case BROKER_OP_RAW: return "raw icmp";
+	}
+	return "unknown op";
+}
+
+/* The target in the family of the program's socket (IPv4 maps into IPv6); 0 or -1. */
+static int in_family(struct sg_addr *t, int fam)
+{
+	if (t->u.sa.sa_family == fam)
+		return 0;
+	if (fam != AF_INET6 || t->u.sa.sa_family != AF_INET)
+		return -1;
+	struct sockaddr_in in = t->u.in4;
+	memset(&t->u, 0, sizeof t->u);
+	t->u.in6.sin6_family = AF_INET6;
+	t->u.in6.sin6_port = in.sin_port;
+	t->u.in6.sin6_addr.s6_addr[10] = t->u.in6.sin6_addr.s6_addr[11] = 0xff;
+	memcpy(&t->u.in6.sin6_addr.s6_addr[12], &in.sin_addr, 4);
+	t->len = sizeof t->u.in6;
+	return 0;
+}
+
+/* decide: the parser's verdict, then the rules. 0, or -1 with b->err and b->why. */
+static int decide(struct brq *b, int perr, broker_route_fn route)
+{
+	if (perr) {
+		b->err = perr;
+		snprintf(b->why, sizeof b->why, "broker: refused a request: %s", strerror(perr));
+		return -1;
+	}
+	if (b->rq.op != BROKER_OP_TCP) {
+		b->err = EOPNOTSUPP;
+		snprintf(b->why, sizeof b->why, "broker: refused: %s sockets are not brokered", op_name(b->rq.op));
+		return -1;
+	}
+	char why[160];
+	if (route(&b->dest, &b->client, RULE_TCP, &b->target, why, sizeof why) < 0) {
+		b->err = ECONNREFUSED;
+		snprintf(b->why, sizeof b->why, "broker: %s", why);
+		return -1;
+	}
+	if (b->target.u.sa.sa_family != AF_INET && b->target.u.sa.sa_family != AF_INET6) {
+		b->err = ECONNREFUSED;
+		snprintf(b->why, sizeof b->why, "broker: denied: the rule sends it to a Unix socket, which is not brokered");
+		return -1;
+	}
+	if (in_family(&b->target, b->rq.h.dst.ss_family) < 0) {
+		b->err = EAFNOSUPPORT;
+		snprintf(b->why, sizeof b->why, "broker: refused: an IPv6 target for an IPv4 socket");
+		return -1;
+	}
+	return 0;
+}
+
+/* make: a socket of the program's family, its connect started. fd, or -1 with b->err. */
+static int make(struct brq *b)
+{
+	int s = socket(b->target.u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s < 0) {
+		b->err = errno;
+		snprintf(b->why, sizeof b->why, "broker: unable to create a socket: %s", strerror(errno));
+		return -1;
+	}
+	if (connect(s, &b->target.u.sa, b->target.len) < 0 && errno != EINPROGRESS) {
+		b->err = errno;
+		snprintf(b->why, sizeof b->why, "broker: unable to connect: %s", strerror(errno));
+		close(s);
+		return -1;
+	}
+	return s;
+}
+
+/* reply: the verdict, with the socket when there is one. 0 or -1 (b->why). */
+static int reply(struct brq *b, int s)
+{
+	unsigned char r[BROKER_REPLY_LEN];
+
+	broker_reply_encode(r, sizeof r, s >= 0 ? BROKER_OK : BROKER_REFUSED, s >= 0 ? 0 : b->err);
+	int ok = s >= 0 ? fdpass_send(b->cl, &s, 1, r, sizeof r, MSG_DONTWAIT)
+			: (send(b->cl, r, sizeof r, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof r ? 0 : -1);
+	if (ok < 0) {
+		/* a fresh connection's buffer holds 8 bytes: this client left or does not read */
+		int e = errno;
+		size_t l = s >= 0 ? 0 : strlen(b->why);
+		snprintf(b->why + l, sizeof b->why - l, "%sunable to send the reply: %s", l ? "; " : "", strerror(e));
+		return -1;
+	}
+	return 0;
+}
+
+int broker_serve(struct brq *b, int perr, broker_route_fn route)
+{
+	int s = -1, r = -1;
+
+	b->err = 0;
+	b->why[0] = 0;
+	if (decide(b, perr, route) == 0 && (s = make(b)) >= 0) {
+		snprintf(b->why, sizeof b->why, "brokered: passed a %s socket, connecting", op_name(b->rq.op));
+		r = 0;
+	}
+	if (reply(b, s) < 0)
+		r = -1;
+	if (s >= 0)
+		close(s);
+	return r;
+}

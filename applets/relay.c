@@ -49,7 +49,7 @@ static const char usage[] =
 	"       [--pipe-size BYTES] [--ready-fd FD] [-u USER] [-g GROUP] [--chroot DIR] TARGET";
 
 enum { K_LISTEN = 1, K_FDPASS, K_CLIENT, K_TARGET, K_SIGNAL };
-enum { ST_HEADER = 1, ST_CONNECTING, ST_RETRY, ST_RELAY };
+enum { ST_HEADER = 1, ST_CONNECTING, ST_RETRY, ST_RELAY, ST_BROKER };
 enum { L_INFO, L_WARN };
 
 #define HEADER_MAX 16384	/* longest PROXY header we accept */
@@ -343,9 +343,12 @@ static void conn_end(struct conn *c, int level, const char *fmt, ...)
 			fmt_addr(&c->dest, ds, sizeof ds);
 		}
 		int64_t d = now - c->start;
-		(level == L_WARN ? warn : info)("%s -> %s: %llu bytes to target, %llu bytes to client, "
-			"%lld.%03llds, %s", cl, dst, (unsigned long long)c->up.bytes,
-			(unsigned long long)c->down.bytes, (long long)(d / 1000), (long long)(d % 1000), why);
+		if (c->state == ST_BROKER)	/* no byte of it passes here */
+			(level == L_WARN ? warn : info)("%s -> %s: %s", cl, dst, why);
+		else
+			(level == L_WARN ? warn : info)("%s -> %s: %llu bytes to target, %llu bytes to client, "
+				"%lld.%03llds, %s", cl, dst, (unsigned long long)c->up.bytes,
+				(unsigned long long)c->down.bytes, (long long)(d / 1000), (long long)(d % 1000), why);
 	}
 	c->dead = 1;
 	close(c->cl.fd);
@@ -813,6 +816,7 @@ static void broker_run(struct conn *c, const struct broker_req *rq, int perr)
 	unmap4(&c->dest);
 	b.dest = c->dest;
 	b.client = c->client;
+	c->state = ST_BROKER;
 	int r = broker_serve(&b, perr, route_dest);
 	if (b.target.len)
 		c->target = b.target;

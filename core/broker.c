@@ -19,17 +19,21 @@ static int fail(int e)
 	return -1;
 }
 
-/* Does op take this transport? UDP is never brokered. */
-static int op_fits(int op, int socktype)
+/* What version 1 asks of a request: 0, or the errno that refuses it. */
+static int refusal(const struct broker_req *rq)
 {
-	switch (op) {
+	if (rq->h.command != PROXY_CMD_PROXY ||
+	    (rq->h.dst.ss_family != AF_INET && rq->h.dst.ss_family != AF_INET6))
+		return EAFNOSUPPORT;
+	/* does the op take this transport? UDP is never brokered */
+	switch (rq->op) {
 	case BROKER_OP_TCP:
-		return socktype == SOCK_STREAM;
+		return rq->h.socktype == SOCK_STREAM ? 0 : EOPNOTSUPP;
 	case BROKER_OP_PING:
 	case BROKER_OP_RAW:
-		return socktype == 0 || socktype == SOCK_DGRAM;
+		return rq->h.socktype == 0 || rq->h.socktype == SOCK_DGRAM ? 0 : EOPNOTSUPP;
 	}
-	return 0;
+	return EOPNOTSUPP;
 }
 
 int broker_req_parse(const void *buf, size_t len, struct broker_req *rq, size_t *n)
@@ -53,20 +57,15 @@ int broker_req_parse(const void *buf, size_t len, struct broker_req *rq, size_t 
 		return fail(EINVAL);
 	rq->version = v[0];
 	rq->op = v[1];
-	if (rq->h.command != PROXY_CMD_PROXY ||
-	    (rq->h.dst.ss_family != AF_INET && rq->h.dst.ss_family != AF_INET6))
-		return fail(EAFNOSUPPORT);
-	if (!op_fits(rq->op, rq->h.socktype))
-		return fail(EOPNOTSUPP);
-	return PROXY_DONE;
+	int e = refusal(rq);
+	return e ? fail(e) : PROXY_DONE;
 }
 
 int broker_req_build(void *buf, size_t size, const struct broker_req *rq)
 {
 	uint8_t tlv[TLV_LEN] = { BROKER_VERSION, (uint8_t)rq->op, 0, 0 };
 
-	if (!op_fits(rq->op, rq->h.socktype) || rq->h.command != PROXY_CMD_PROXY ||
-	    (rq->h.dst.ss_family != AF_INET && rq->h.dst.ss_family != AF_INET6))
+	if (refusal(rq))
 		return fail(EINVAL);
 	int n = proxyv2_build(buf, size, &rq->h, 0);
 	if (n < 0)

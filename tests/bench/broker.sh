@@ -35,42 +35,19 @@ unshare -n true 2>/dev/null || die "unshare -n is refused here"
 make -s BUILD="$BUILD" "$BUILD/tools/lat_pair" >/dev/null || die "unable to build lat_pair"
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-	local i
-	for i in $(seq 200); do
-		python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2)' "$1" \
-			2>/dev/null && return 0
-		sleep 0.05
-	done
-	die "nothing listens on port $1"
-}
 wait_sock() {
 	local i
 	for i in $(seq 200); do [ -S "$1" ] && return 0; sleep 0.05; done
 	die "no socket at $1"
 }
-start() { "$@" >>"$T/log" 2>&1 & pids+=($!); LAST=$!; }
 
 IPORT=$(port)
 NPORT=$(port)
 RPORT=$(port)	# the relay's allow rule sends this one to nginx
 start iperf3 -s -B 127.0.0.1 -p "$IPORT"
-mkdir -p "$T/www" "$T/ngx"
+mkdir -p "$T/www"
 printf 'ok\n' >"$T/www/index.html"
-cat >"$T/nginx.conf" <<EOF
-worker_processes 1;
-error_log $T/ngx/error.log;
-pid $T/ngx/nginx.pid;
-events { worker_connections 8192; }
-http {
-	access_log off;
-	client_body_temp_path $T/ngx; proxy_temp_path $T/ngx; fastcgi_temp_path $T/ngx;
-	uwsgi_temp_path $T/ngx; scgi_temp_path $T/ngx;
-	server { listen 127.0.0.1:$NPORT; root $T/www; }
-}
-EOF
-start nginx -p "$T/ngx" -c "$T/nginx.conf" -g 'daemon off; user root;'
+start_nginx "127.0.0.1:$NPORT"
 start "$SG" relay -l "unix:$T/b.sock,broker" -r "connect tcp 127.0.0.1:$IPORT -> pass" \
 	-r "connect tcp 127.0.0.1:$NPORT -> pass" original
 BROKER=$LAST

@@ -189,9 +189,11 @@ client_from() {
 @test "headers sent in 1-byte pieces are parsed without reading past them" {
 	start_recv -r -n 3
 	run -0 "$PP" send -k 1 -c -a host.example -N blue 10.0.0.1:1 10.0.0.2:2 "unix:$T/r.sock" <<< "after"
-	assert_output "v2 PROXY stream src=10.0.0.1:1 dst=10.0.0.2:2 authority=host.example netns=blue crc32c=yes header=57 reads=57 data=after\\x0a"
+	# how many reads it takes depends on how the pieces coalesce; what counts
+	# is that the header ends where it should and the data after it is whole
+	assert_output --regexp '^v2 PROXY stream src=10\.0\.0\.1:1 dst=10\.0\.0\.2:2 authority=host\.example netns=blue crc32c=yes header=57 reads=[0-9]+ data=after\\x0a$'
 	run -0 "$PP" send -k 1 -1 '[2001:db8::1]:80' '[2001:db8::2]:8080' "unix:$T/r.sock" <<< "v1"
-	assert_output "v1 PROXY stream src=[2001:db8::1]:80 dst=[2001:db8::2]:8080 crc32c=no header=44 reads=44 data=v1\\x0a"
+	assert_output --regexp '^v1 PROXY stream src=\[2001:db8::1\]:80 dst=\[2001:db8::2\]:8080 crc32c=no header=44 reads=[0-9]+ data=v1\\x0a$'
 	run -0 "$PP" send -k 7 -d unix:/run/client.sock unix:@server "unix:$T/r.sock" </dev/null
 	assert_output --regexp '^v2 PROXY dgram src=unix:/run/client\.sock dst=unix:@server crc32c=no header=232 reads=[0-9]+ data=$'
 }

@@ -24,11 +24,12 @@ FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 TOOL_SRC    := $(sort $(wildcard tests/tools/*.c))
 HEADERS     := $(wildcard core/*.h applets/*.h preload/*.h preload/*.def tests/unit/*.h)
 
-# libbsd in "overlay" mode, linked statically into both builds.
+# libbsd in "overlay" mode, linked statically into both builds. The archive
+# paths are asked of the compiler when a recipe runs, not when make reads
+# this file: on a fresh machine the deps step installs libbsd-dev only after
+# that, and a path computed at parse time stays the bare "libbsd.a".
 BSD_CFLAGS  = -isystem /usr/include/bsd -DLIBBSD_OVERLAY
-BSD_LIBA   := $(shell $(CC) -print-file-name=libbsd.a 2>/dev/null)
-MD_LIBA    := $(shell $(CC) -print-file-name=libmd.a 2>/dev/null)
-BSD_LIBS    = $(BSD_LIBA) $(MD_LIBA)
+BSD_LIBS    = $$($(CC) -print-file-name=libbsd.a) $$($(CC) -print-file-name=libmd.a)
 
 WARN        = -Wall -Wextra -Wno-unused-parameter -Wshadow -Wvla $(WERROR_FLAG)
 BASE_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DSOCKGATE_VERSION='"$(VERSION)"' -Icore -Iapplets \
@@ -79,7 +80,7 @@ $(BUILD)/exe/%.o: %.c $(HEADERS) | $(DEPS_STAMP) $(KINC)
 	@mkdir -p $(dir $@)
 	$(EXE_CC) $(BASE_CFLAGS) $(EXE_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
-$(BUILD)/kinc:
+$(BUILD)/kinc: | $(DEPS_STAMP)
 	@mkdir -p $@
 	ln -sfn /usr/include/linux $@/linux
 	ln -sfn /usr/include/asm-generic $@/asm-generic
@@ -115,6 +116,10 @@ $(BUILD)/unit/%: tests/unit/%.c $(CORE_HOST_OBJ) $(HEADERS)
 	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -Itests/unit -o $@ $< $(CORE_HOST_OBJ) $(BSD_LIBS)
 
 unit: $(UNIT_BIN)
+
+# Only pattern rules name these, which would make them intermediate files
+# that make deletes after each run (and rebuilds on the next).
+.SECONDARY: $(CORE_HOST_OBJ)
 
 # Small test programs the bats suites drive (built with glibc, linked to core).
 $(BUILD)/tools/%: tests/tools/%.c $(CORE_HOST_OBJ) $(HEADERS)
@@ -153,7 +158,7 @@ lint:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
 	  $(DESTDIR)$(PREFIX)/share/doc/sockgate/examples
-	install -m 755 $(BUILD)/sockgate $(DESTDIR)$(PREFIX)/bin/sockgate
+	install -s -m 755 $(BUILD)/sockgate $(DESTDIR)$(PREFIX)/bin/sockgate
 	for a in $(APPLET_NAMES); do ln -sf sockgate $(DESTDIR)$(PREFIX)/bin/sockgate-$$a; done
 	install -m 755 $(BUILD)/libsockgate.so $(DESTDIR)$(PREFIX)/lib/libsockgate.so
 	for m in man/*.[1-8]; do s=$${m##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; \

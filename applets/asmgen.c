@@ -11,40 +11,10 @@
 #include <unistd.h>
 
 #include "rulebin.h"
-#include "rules.h"
 #include "util.h"
 
 static const char usage[] =
 	"sockgate-asmgen RULES -o OUTPUT\n       sockgate-asmgen --check RULES\n       sockgate-asmgen --dump RULES";
-
-/* Load text or compiled rules; on bad input print file:line:col and exit 1. */
-static struct ruleset *load(const char *path)
-{
-	size_t len;
-	char *buf = read_file(path, &len);
-	struct rules_error e;
-	struct ruleset *rs;
-
-	if (!buf)
-		die_sys("unable to read %s", path);
-	if (rulebin_is(buf, len)) {
-		rs = rulebin_load(buf, len, &e);
-		if (!rs && errno == EINVAL) {
-			fprintf(stderr, "%s: %s\n", path, e.msg);
-			exit(EX_BADINPUT);
-		}
-	} else {
-		rs = rules_parse(buf, len, &e);
-		if (!rs && errno == EINVAL) {
-			fprintf(stderr, "%s:%u:%u: %s\n", path, e.line, e.col, e.msg);
-			exit(EX_BADINPUT);
-		}
-	}
-	if (!rs)
-		die_sys("unable to load %s", path);
-	free(buf);
-	return rs;
-}
 
 static void write_out(const char *path, const void *data, size_t len)
 {
@@ -106,7 +76,8 @@ int asmgen_main(int argc, char **argv)
 	if (!in || (mode == COMPILE) != (out != NULL))
 		usage_die(usage);
 
-	struct ruleset *rs = load(in);
+	/* bad rules: "sockgate-asmgen: fatal: FILE:LINE:COL: why", exit 1 */
+	struct ruleset *rs = rules_from_file(in, NULL, 1);
 	if (mode == CHECK) {
 		printf("%s: %zu rule%s, ok\n", in, rs->n, rs->n == 1 ? "" : "s");
 	} else if (mode == DUMP) {

@@ -33,23 +33,6 @@ static const char *op_name(int op)
 	return "unknown op";
 }
 
-/* The target in the family of the program's socket (IPv4 maps into IPv6); 0 or -1. */
-static int in_family(struct sg_addr *t, int fam)
-{
-	if (t->u.sa.sa_family == fam)
-		return 0;
-	if (fam != AF_INET6 || t->u.sa.sa_family != AF_INET)
-		return -1;
-	struct sockaddr_in in = t->u.in4;
-	memset(&t->u, 0, sizeof t->u);
-	t->u.in6.sin6_family = AF_INET6;
-	t->u.in6.sin6_port = in.sin_port;
-	t->u.in6.sin6_addr.s6_addr[10] = t->u.in6.sin6_addr.s6_addr[11] = 0xff;
-	memcpy(&t->u.in6.sin6_addr.s6_addr[12], &in.sin_addr, 4);
-	t->len = sizeof t->u.in6;
-	return 0;
-}
-
 /* decide: the parser's verdict, then the rules. 0, or -1 with b->err and b->why. */
 static int decide(struct brq *b, int perr, broker_route_fn route)
 {
@@ -74,7 +57,8 @@ static int decide(struct brq *b, int perr, broker_route_fn route)
 		snprintf(b->why, sizeof b->why, "broker: denied: the rule sends it to a Unix socket, which is not brokered");
 		return -1;
 	}
-	if (in_family(&b->target, b->rq.h.dst.ss_family) < 0) {
+	/* the program's socket's family: an IPv4 target is mapped for an IPv6 socket */
+	if (addr_to_family(&b->target.u.ss, &b->target.len, b->rq.h.dst.ss_family) < 0) {
 		b->err = EAFNOSUPPORT;
 		snprintf(b->why, sizeof b->why, "broker: refused: an IPv6 target for an IPv4 socket");
 		return -1;

@@ -13,10 +13,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
 #include <limits.h>
 #include <netdb.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,7 +24,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -37,8 +34,9 @@
 #include "broker.h"
 #include "brokerd.h"
 #include "fdpass.h"
+#include "file.h"
 #include "proxyv2.h"
-#include "rulebin.h"
+#include "sockfile.h"
 #include "rules.h"
 #include "util.h"
 
@@ -46,7 +44,8 @@ static const char usage[] =
 	"sockgate-relay [-v] [-l LISTEN ...] [-f RULESFILE] [-r RULE ...] [--proxy-in]\n"
 	"       [--proxy-out v1 | v2] [-c MAXCONNS] [--connect-timeout TIME] [--idle-timeout TIME]\n"
 	"       [--header-timeout TIME] [--grace TIME] [--reuseport] [--backlog N]\n"
-	"       [--pipe-size BYTES] [--ready-fd FD] [-u USER] [-g GROUP] [--chroot DIR] TARGET";
+	"       [--pipe-size BYTES] [--ready-fd FD] [-u USER] [-g GROUP]\n"
+	"       [-G GROUP,... | -k] [--chroot DIR] TARGET";
 
 enum { K_LISTEN = 1, K_FDPASS, K_CLIENT, K_TARGET, K_SIGNAL };
 enum { ST_HEADER = 1, ST_CONNECTING, ST_RETRY, ST_RELAY, ST_BROKER };
@@ -68,7 +67,7 @@ static struct {
 	int reuseport, backlog;
 	unsigned pipe_max;
 	int ready_fd;
-	const char *user, *group, *chroot;
+	struct privs privs;
 	int original;			/* target "original" */
 	struct sg_addr target;
 	char target_name[ADDR_STRLEN + 8];
@@ -135,16 +134,8 @@ static int max_paused, stopping, chrooted;
 static struct pipebuf *pool;
 static int npool, npool_grown;	/* pipes in the pool; of them grown */
 static struct ruleset *rules;
-static char *rules_buf;
 static struct { int kind; int fd; } sigobj = { K_SIGNAL, -1 };
 static unsigned char hdrbuf[HEADER_MAX];
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* "10" or "10s" seconds, "500ms", "5m", "1h". */
 static int64_t dur_arg(const char *s, const char *what)
@@ -539,31 +530,6 @@ static void conn_connect(struct conn *c)
 	conn_end(c, L_WARN, "unable to connect to target: %s", strerror(errno));
 }
 
-/* ::ffff:a.b.c.d (a dual-stack listener's IPv4 client) back to plain IPv4. */
-static void unmap4(struct sg_addr *a)
-{
-	if (a->u.sa.sa_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&a->u.in6.sin6_addr))
-		return;
-	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = a->u.in6.sin6_port };
-	memcpy(&in.sin_addr, &a->u.in6.sin6_addr.s6_addr[12], 4);
-	memset(&a->u, 0, sizeof a->u);
-	a->u.in4 = in;
-	a->len = sizeof in;
-}
-
-/* IPv4 into its ::ffff:a.b.c.d form, for headers that must not mix families. */
-static void map4(struct sockaddr_storage *ss, socklen_t *len)
-{
-	struct sockaddr_in in = *(struct sockaddr_in *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-	memset(in6, 0, sizeof *in6);
-	in6->sin6_family = AF_INET6;
-	in6->sin6_port = in.sin_port;
-	in6->sin6_addr.s6_addr[10] = in6->sin6_addr.s6_addr[11] = 0xff;
-	memcpy(&in6->sin6_addr.s6_addr[12], &in.sin_addr, 4);
-	*len = sizeof *in6;
-}
-
 /* The header for the target: the real client and the address it asked for. */
 static int build_out(struct conn *c, const struct proxy_hdr *in)
 {
@@ -591,9 +557,9 @@ static int build_out(struct conn *c, const struct proxy_hdr *in)
 		h.dstlen = c->dest.len;
 		if (inet && fs != fd) {
 			if (fs == AF_INET)
-				map4(&h.src, &h.srclen);
+				addr_to_family(&h.src, &h.srclen, AF_INET6);
 			else
-				map4(&h.dst, &h.dstlen);
+				addr_to_family(&h.dst, &h.dstlen, AF_INET6);
 		}
 	} else {
 		h.src.ss_family = h.dst.ss_family = AF_UNSPEC;
@@ -675,7 +641,7 @@ static void conn_start(struct conn *c, const struct proxy_hdr *h)
 		c->dest.len = sizeof c->dest.u;
 		if (getsockname(c->cl.fd, &c->dest.u.sa, &c->dest.len) < 0)
 			c->dest.len = 0;
-		unmap4(&c->dest);
+		addr_unmap(&c->dest.u.ss, &c->dest.len);
 	}
 	if (cfg.original) {
 		char why[200];
@@ -812,15 +778,15 @@ static void broker_run(struct conn *c, const struct broker_req *rq, int perr)
 	}
 	memcpy(&c->dest.u.ss, &rq->h.dst, sizeof rq->h.dst);
 	c->dest.len = rq->h.dstlen;
-	unmap4(&c->client);
-	unmap4(&c->dest);
+	addr_unmap(&c->client.u.ss, &c->client.len);
+	addr_unmap(&c->dest.u.ss, &c->dest.len);
 	b.dest = c->dest;
 	b.client = c->client;
 	c->state = ST_BROKER;
 	int r = broker_serve(&b, perr, route_dest);
 	if (b.target.len)
 		c->target = b.target;
-	unmap4(&c->target);
+	addr_unmap(&c->target.u.ss, &c->target.len);
 	conn_end(c, r == 0 ? L_INFO : L_WARN, "%s", b.why);
 }
 
@@ -872,8 +838,8 @@ static void conn_new(struct lsn *l, int fd, const struct sg_addr *peer, const st
 		memcpy(&c->dest.u.ss, &m->local, sizeof m->local);
 		c->dest.len = m->local_len;
 	}
-	unmap4(&c->client);
-	unmap4(&c->dest);
+	addr_unmap(&c->client.u.ss, &c->client.len);
+	addr_unmap(&c->dest.u.ss, &c->dest.len);
 	int fam = c->client.u.sa.sa_family;
 	if (fam == AF_INET || fam == AF_INET6) {
 		int one = 1;
@@ -1033,29 +999,6 @@ struct lopts {
 	int backlog, reuseport, broker;
 };
 
-static uid_t user_id(const char *s, gid_t *primary)
-{
-	struct passwd *pw = getpwnam(s);
-	if (pw) {
-		if (primary)
-			*primary = pw->pw_gid;
-		return pw->pw_uid;
-	}
-	if (s[strspn(s, "0123456789")] == 0 && *s)
-		return (uid_t)num_arg(s, 0, INT_MAX, "user id");
-	die(EX_BADINPUT, "unknown user %s", s);
-}
-
-static gid_t group_id(const char *s)
-{
-	struct group *gr = getgrnam(s);
-	if (gr)
-		return gr->gr_gid;
-	if (s[strspn(s, "0123456789")] == 0 && *s)
-		return (gid_t)num_arg(s, 0, INT_MAX, "group id");
-	die(EX_BADINPUT, "unknown group %s", s);
-}
-
 static void listen_tcp(const char *spec, const char *a, const struct lopts *o)
 {
 	struct sg_addr sa;
@@ -1095,20 +1038,6 @@ static void listen_tcp(const char *spec, const char *a, const struct lopts *o)
 	lsn_add(K_LISTEN, fd, name, NULL);
 }
 
-/* Is there a dead socket file at this address (nobody listening)? */
-static int stale(const struct sg_addr *sa, int type)
-{
-	struct stat st;
-	if (lstat(sa->u.un.sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
-		return 0;
-	int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return 0;
-	int r = connect(fd, &sa->u.sa, sa->len) < 0 && errno == ECONNREFUSED;
-	close(fd);
-	return r;
-}
-
 static void listen_unix(const char *spec, const char *a, const struct lopts *o, int kind)
 {
 	struct sg_addr sa;
@@ -1122,11 +1051,7 @@ static void listen_unix(const char *spec, const char *a, const struct lopts *o, 
 		die_sys("unable to create a socket for %s", spec);
 	/* with a mode asked for, nobody may connect before it is set */
 	mode_t um = o->mode >= 0 ? umask(0077) : 0;
-	int r = bind(fd, &sa.u.sa, sa.len);
-	if (r < 0 && errno == EADDRINUSE && !abstract && stale(&sa, type)) {
-		unlink(sa.u.un.sun_path);
-		r = bind(fd, &sa.u.sa, sa.len);
-	}
+	int r = bind_unix_path(fd, &sa.u.un, sa.len);
 	int e = errno;
 	if (o->mode >= 0)
 		umask(um);
@@ -1186,11 +1111,13 @@ static void listen_systemd(const char *want)
 	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
 	const char *names = getenv("LISTEN_FDNAMES");
 
-	if (!fds)
+	int n = sd_listen_count(pid, fds, getpid(), 4096), found = 0;
+	if (n < 0 && errno == ENOENT)
 		die(EX_BADINPUT, "systemd: LISTEN_FDS is not set (not started by socket activation?)");
-	if (pid && num_arg(pid, 1, INT_MAX, "LISTEN_PID") != getpid())
-		die(EX_BADINPUT, "systemd: LISTEN_PID %s is not this process", pid);
-	int n = (int)num_arg(fds, 0, 4096, "LISTEN_FDS"), found = 0;
+	if (n < 0 && errno == ESRCH)
+		die(EX_BADINPUT, "systemd: LISTEN_PID %s is not this process", pid ? pid : "(unset)");
+	if (n < 0)
+		die(EX_BADINPUT, "systemd: LISTEN_FDS %s: not a count from 0 to 4096", fds);
 	const char *p = names;
 	for (int i = 0; i < n; i++) {
 		char nm[256] = "";
@@ -1248,9 +1175,9 @@ static void listen_spec(const char *spec)
 			if (errno || *end || end == opt + 5 || o.mode < 0 || o.mode > 07777)
 				die(EX_BADINPUT, "bad mode in %s (octal, like 0660)", spec);
 		} else if (!strncmp(opt, "owner=", 6)) {
-			o.uid = user_id(opt + 6, NULL);
+			o.uid = user_lookup(opt + 6, NULL, NULL);
 		} else if (!strncmp(opt, "group=", 6)) {
-			o.gid = group_id(opt + 6);
+			o.gid = group_lookup(opt + 6);
 		} else if (!strncmp(opt, "backlog=", 8)) {
 			o.backlog = (int)num_arg(opt + 8, 1, INT_MAX, "backlog");
 		} else if (!strcmp(opt, "reuseport")) {
@@ -1318,7 +1245,6 @@ static void free_all(void)
 	pool_drain();
 	rules_free(rules);
 	rules = NULL;
-	free(rules_buf);
 	free(cfg.rules_inline);
 	close(sigobj.fd);
 	close(ep);
@@ -1362,89 +1288,6 @@ static void target_parse(const char *s)
 	freeaddrinfo(res);
 }
 
-/* Rules from the file (text or compiled), then those given with -r. */
-static struct ruleset *rules_load(int fatal)
-{
-	struct rules_error e = { 0 };
-	char *buf = NULL, *text;
-	size_t len = 0;
-	struct ruleset *rs;
-
-	if (cfg.rules_file) {
-		if (!(buf = read_file(cfg.rules_file, &len))) {
-			if (fatal)
-				die_sys("unable to read %s", cfg.rules_file);
-			warn_sys("unable to read %s (keeping the old rules)", cfg.rules_file);
-			return NULL;
-		}
-		if (rulebin_is(buf, len)) {
-			if (cfg.rules_inline) {
-				free(buf);
-				die(EX_USAGE, "-r cannot be used with a compiled rules file");
-			}
-			if (!(rs = rulebin_load(buf, len, &e)))
-				goto bad;
-			free(rules_buf);
-			rules_buf = buf;	/* the ruleset may point into it */
-			return rs;
-		}
-	}
-	size_t il = cfg.rules_inline ? strlen(cfg.rules_inline) : 0;
-	if (!(text = malloc(len + il + 2)))
-		die_sys("unable to allocate");
-	/* the file first, so that its line numbers stay right in messages */
-	size_t tl = len;
-	memcpy(text, buf ? buf : "", len);
-	if (len && il)
-		text[tl++] = '\n';
-	memcpy(text + tl, cfg.rules_inline ? cfg.rules_inline : "", il);
-	tl += il;
-	text[tl] = 0;
-	free(buf);
-	buf = NULL;
-	rs = rules_parse(text, tl, &e);
-	free(text);
-	if (rs)
-		return rs;
-bad:
-	free(buf);
-	{
-		const char *src = cfg.rules_file ? cfg.rules_file : "rules";
-		if (errno != EINVAL) {
-			if (fatal)
-				die_sys("unable to load %s", src);
-			warn_sys("unable to load %s (keeping the old rules)", src);
-		} else if (fatal) {
-			die(EX_BADINPUT, "%s:%u:%u: %s", src, e.line, e.col, e.msg);
-		} else {
-			warn("%s:%u:%u: %s (keeping the old rules)", src, e.line, e.col, e.msg);
-		}
-	}
-	return NULL;
-}
-
-static void drop_privileges(void)
-{
-	uid_t uid = (uid_t)-1;
-	gid_t gid = (gid_t)-1;
-
-	if (cfg.user)
-		uid = user_id(cfg.user, &gid);
-	if (cfg.group)
-		gid = group_id(cfg.group);
-	if (cfg.chroot) {
-		if (chroot(cfg.chroot) < 0 || chdir("/") < 0)
-			die_sys("unable to chroot to %s", cfg.chroot);
-		chrooted = 1;
-	}
-	if (gid != (gid_t)-1 && (setgroups(1, &gid) < 0 || setgid(gid) < 0))
-		die_sys("unable to change to group %ld", (long)gid);
-	if (uid != (uid_t)-1 && setuid(uid) < 0)
-		die_sys("unable to change to user %ld", (long)uid);
-	if ((cfg.user || cfg.group || cfg.chroot) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		die_sys("unable to set no_new_privs");
-}
-
 /* --- the loop ------------------------------------------------------------- */
 
 static void end_all(const char *why)
@@ -1461,7 +1304,7 @@ static void on_signal(void)
 		switch (si.ssi_signo) {
 		case SIGHUP:
 			if (cfg.rules_file || cfg.rules_inline) {
-				struct ruleset *rs = rules_load(0);
+				struct ruleset *rs = rules_from_file(cfg.rules_file, cfg.rules_inline, 0);
 				if (rs) {
 					rules_free(rules);
 					rules = rs;
@@ -1529,7 +1372,7 @@ static int loop(void)
 		int n = epoll_wait(ep, evs, sizeof evs / sizeof evs[0], timeout);
 		if (n < 0 && errno != EINTR)
 			die_sys("epoll_wait");
-		now = now_ms();
+		now = mono_ms();
 		for (int i = 0; i < n; i++) {
 			int kind = *(int *)evs[i].data.ptr;
 			uint32_t e = evs[i].events;
@@ -1593,13 +1436,15 @@ int relay_main(int argc, char **argv)
 		{ "connect-timeout", required_argument, 0, 'C' },
 		{ "idle-timeout", required_argument, 0, 'I' },
 		{ "header-timeout", required_argument, 0, 'H' },
-		{ "grace", required_argument, 0, 'G' },
+		{ "grace", required_argument, 0, 'T' },
 		{ "reuseport", no_argument, 0, 'R' },
 		{ "backlog", required_argument, 0, 'B' },
 		{ "pipe-size", required_argument, 0, 'S' },
 		{ "ready-fd", required_argument, 0, 'D' },
 		{ "user", required_argument, 0, 'u' },
 		{ "group", required_argument, 0, 'g' },
+		{ "groups", required_argument, 0, 'G' },
+		{ "keep-groups", no_argument, 0, 'k' },
 		{ "chroot", required_argument, 0, 'X' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ 0 }
@@ -1610,7 +1455,7 @@ int relay_main(int argc, char **argv)
 	std_options(argc, argv, usage);
 	if (!lspecs)
 		die_sys("unable to allocate");
-	while ((o = getopt_long(argc, argv, "l:f:r:c:u:g:v", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "l:f:r:c:u:g:G:kv", lo, NULL)) != -1) {
 		switch (o) {
 		case 'l': lspecs[nl++] = optarg; break;
 		case 'f': cfg.rules_file = optarg; break;
@@ -1638,14 +1483,16 @@ int relay_main(int argc, char **argv)
 		case 'C': cfg.connect_ms = dur_arg(optarg, "--connect-timeout"); break;
 		case 'I': cfg.idle_ms = dur_arg(optarg, "--idle-timeout"); break;
 		case 'H': cfg.header_ms = dur_arg(optarg, "--header-timeout"); break;
-		case 'G': cfg.grace_ms = dur_arg(optarg, "--grace"); break;
+		case 'T': cfg.grace_ms = dur_arg(optarg, "--grace"); break;
 		case 'R': cfg.reuseport = 1; break;
 		case 'B': cfg.backlog = (int)num_arg(optarg, 1, INT_MAX, "--backlog"); break;
 		case 'S': cfg.pipe_max = (unsigned)num_arg(optarg, 4096, 1 << 30, "--pipe-size"); break;
 		case 'D': cfg.ready_fd = (int)num_arg(optarg, 0, INT_MAX, "--ready-fd"); break;
-		case 'u': cfg.user = optarg; break;
-		case 'g': cfg.group = optarg; break;
-		case 'X': cfg.chroot = optarg; break;
+		case 'u': cfg.privs.user = optarg; break;
+		case 'g': cfg.privs.group = optarg; break;
+		case 'G': cfg.privs.groups = optarg; break;
+		case 'k': cfg.privs.keepgroups = 1; break;
+		case 'X': cfg.privs.chroot = optarg; break;
 		case 'v': cfg.verbose = verbose = 1; break;
 		default: usage_die(usage);
 		}
@@ -1663,7 +1510,7 @@ int relay_main(int argc, char **argv)
 	if (cfg.ready_fd >= 0 && fcntl(cfg.ready_fd, F_GETFD) < 0)
 		die(EX_BADINPUT, "--ready-fd %d: not an open fd", cfg.ready_fd);
 	if (cfg.rules_file || cfg.rules_inline)
-		rules = rules_load(1);
+		rules = rules_from_file(cfg.rules_file, cfg.rules_inline, 1);
 	if (cfg.original && !rules)
 		warn("target original with no rules: every destination is denied");
 
@@ -1685,7 +1532,7 @@ int relay_main(int argc, char **argv)
 	unsetenv("LISTEN_FDNAMES");
 	free(lspecs);
 
-	drop_privileges();
+	chrooted = privs_drop(&cfg.privs);
 
 	signal(SIGPIPE, SIG_IGN);
 	sigobj.fd = signals_fd(0, NULL);
@@ -1700,7 +1547,7 @@ int relay_main(int argc, char **argv)
 		char tn[ADDR_STRLEN];
 		info("forwarding to %s", fmt_addr(&cfg.target, tn, sizeof tn));
 	}
-	now = now_ms();
+	now = mono_ms();
 	notify_ready(cfg.ready_fd);
 	return loop();
 }

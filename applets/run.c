@@ -39,25 +39,12 @@ static size_t check_text(const char *where, const char *text, size_t len)
 	return n;
 }
 
+/* Unreadable: exit 111; bad rules: exit 1 naming FILE:LINE:COL. */
 static size_t check_file(const char *path)
 {
-	size_t len, n;
-	char *buf = read_file(path, &len);
-	struct rules_error e;
-
-	if (!buf)
-		die(EX_BADINPUT, "unable to read rules %s: %s", path, strerror(errno));
-	if (rulebin_is(buf, len)) {
-		memset(&e, 0, sizeof e);
-		struct ruleset *rs = rulebin_load(buf, len, &e);
-		if (!rs)
-			die(EX_BADINPUT, "%s: %s", path, e.msg[0] ? e.msg : strerror(errno));
-		n = rs->n;
-		rules_free(rs);
-	} else {
-		n = check_text(path, buf, len);
-	}
-	free(buf);
+	struct ruleset *rs = rules_from_file(path, NULL, 1);
+	size_t n = rs->n;
+	rules_free(rs);
 	return n;
 }
 
@@ -177,8 +164,8 @@ int run_main(int argc, char **argv)
 	if (file && setenv("SOCKGATE_RULES", file, 1) < 0)
 		die_sys("unable to set SOCKGATE_RULES");
 
+	/* as env(1) and timeout(1): 127 not found, 126 found but not runnable */
 	execvp(argv[0], argv);
-	if (errno == ENOENT)
-		die(EX_NOAPPLET, "unable to run %s: %s", argv[0], strerror(errno));
-	die_sys("unable to run %s", argv[0]);
+	die(errno == ENOENT || errno == ENOTDIR ? EX_NOTFOUND : EX_CANNOTRUN, "unable to run %s: %s", argv[0],
+	    strerror(errno));
 }

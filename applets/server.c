@@ -14,9 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
 #include <limits.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,7 +23,6 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -35,7 +32,8 @@
 
 #include "addr.h"
 #include "fdpass.h"
-#include "rulebin.h"
+#include "sockfile.h"
+#include "file.h"
 #include "rules.h"
 #include "util.h"
 
@@ -72,8 +70,9 @@ struct receiver {
 };
 
 static struct {
-	const char *laddr, *rules_file, *fixed_path, *user, *group, *groups, *chroot, *owner;
-	int port, backlog, fixed_fd, transparent, freebind, noreuseaddr, reuseport, keepgroups;
+	const char *laddr, *rules_file, *fixed_path, *owner;
+	struct privs privs;
+	int port, backlog, fixed_fd, transparent, freebind, noreuseaddr, reuseport;
 	int rst, ready_fd, timeout_ms;
 	long maxpending;
 	char **exec_argv;
@@ -93,7 +92,6 @@ static struct sockaddr_storage lbound[MAXLISTEN];
 static socklen_t lbound_len[MAXLISTEN];
 static size_t nlisten;
 static struct ruleset *rules;
-static void *rules_buf;
 static struct receiver recv_tab[MAXRECV];
 static struct receiver fixed_recv;	/* -S or -i */
 static long npending;
@@ -101,30 +99,10 @@ static int64_t backoff_until;
 static int paused;			/* accept is backing off; said once */
 static int proc_ok = 1;			/* /proc/self/fd usable for -O */
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void fmt(const struct sockaddr *sa, socklen_t len, char *buf, size_t size)
 {
 	if (!len || sa->sa_family == AF_UNSPEC || addr_format(sa, len, buf, size) < 0)
 		snprintf(buf, size, "?");
-}
-
-/* ::ffff:a.b.c.d becomes a.b.c.d so that receivers and logs see IPv4. */
-static void unmap(struct sockaddr_storage *ss, socklen_t *len)
-{
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-	if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-		return;
-	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = in6->sin6_port };
-	memcpy(&in.sin_addr, in6->sin6_addr.s6_addr + 12, 4);
-	memset(ss, 0, sizeof *ss);
-	memcpy(ss, &in, sizeof in);
-	*len = sizeof in;
 }
 
 /*
@@ -321,7 +299,7 @@ static int q_push(struct receiver *r, int fd, int rst, struct who *w, const void
 	struct pending *p = &r->q[(r->qhead + r->qlen) % r->qcap];
 	p->fd = fd;
 	p->rst = rst;
-	p->deadline = now_ms() + cfg.timeout_ms;
+	p->deadline = mono_ms() + cfg.timeout_ms;
 	p->local = w->m->local;
 	p->remote = w->m->remote;
 	p->local_len = w->m->local_len;
@@ -345,7 +323,7 @@ static int gone(int e)
  */
 static int hand_off(struct receiver *r, int fd, int rst, struct who *w, const void *meta, size_t mlen)
 {
-	r->used = now_ms();
+	r->used = mono_ms();
 	if (r->qlen)
 		return q_push(r, fd, rst, w, meta, mlen) == 0 ? 1 : (errno = EAGAIN, -1);
 	for (int attempt = 0; attempt < 2; attempt++) {
@@ -423,10 +401,10 @@ static void serve(int fd, struct sockaddr_storage *peer, socklen_t plen, size_t 
 		if (getsockname(fd, (struct sockaddr *)&m.local, &m.local_len) < 0)
 			m.local_len = 0;
 	}
-	unmap(&m.local, &m.local_len);
+	addr_unmap(&m.local, &m.local_len);
 	memcpy(&m.remote, peer, plen);
 	m.remote_len = plen;
-	unmap(&m.remote, &m.remote_len);
+	addr_unmap(&m.remote, &m.remote_len);
 
 	struct receiver *r = NULL;
 	int rst = cfg.rst;
@@ -525,7 +503,7 @@ static void accept_some(size_t li)
 				if (!paused)
 					warn_sys("accept paused for %d ms (and again while it lasts)", BACKOFF_MS);
 				paused = 1;
-				backoff_until = now_ms() + BACKOFF_MS;
+				backoff_until = mono_ms() + BACKOFF_MS;
 				return;
 			default:
 				/* ECONNABORTED, network errors: that client is gone */
@@ -544,36 +522,10 @@ static void accept_some(size_t li)
 
 static struct ruleset *load_rules(int fatal)
 {
-	struct rules_error e = { 0 };
-	size_t len;
-	char *buf = read_file(cfg.rules_file, &len);
-	struct ruleset *rs;
+	struct ruleset *rs = rules_from_file(cfg.rules_file, NULL, fatal);
 
-	if (!buf) {
-		if (fatal)
-			die_sys("unable to read %s", cfg.rules_file);
-		warn_sys("unable to read %s (keeping the old rules)", cfg.rules_file);
+	if (!rs)
 		return NULL;
-	}
-	if (rulebin_is(buf, len))
-		rs = rulebin_load(buf, len, &e);
-	else
-		rs = rules_parse(buf, len, &e);
-	if (!rs) {
-		int en = errno;
-		free(buf);
-		if (en != EINVAL) {
-			errno = en;
-			if (fatal)
-				die_sys("unable to load %s", cfg.rules_file);
-			warn_sys("unable to load %s (keeping the old rules)", cfg.rules_file);
-		} else if (fatal) {
-			die(EX_BADINPUT, "%s:%u:%u: %s", cfg.rules_file, e.line, e.col, e.msg);
-		} else {
-			warn("%s:%u:%u: %s (keeping the old rules)", cfg.rules_file, e.line, e.col, e.msg);
-		}
-		return NULL;
-	}
 	/* accept rules must name something the server can do */
 	for (size_t i = 0; i < rs->n; i++) {
 		const struct rule *r = &rs->rule[i];
@@ -590,7 +542,6 @@ static struct ruleset *load_rules(int fatal)
 			unsigned line = (unsigned)r->line;
 			const char *act = rules_action_name(r->action);
 			rules_free(rs);
-			free(buf);
 			if (fatal)
 				die(EX_BADINPUT, "%s:%u: action %s is not one sockgate-server can take "
 				    "(unix, fdpass, abstract, reject)", cfg.rules_file, line, act);
@@ -599,12 +550,6 @@ static struct ruleset *load_rules(int fatal)
 			return NULL;
 		}
 		}
-	}
-	if (rulebin_is(buf, len)) {
-		free(rules_buf);
-		rules_buf = buf;	/* a loaded compiled file may point into it */
-	} else {
-		free(buf);
 	}
 	return rs;
 }
@@ -689,41 +634,16 @@ static void add_inherited(int fd, const char *what)
 static void add_systemd(void)
 {
 	const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
-	if (!pid || !n || strtol(pid, NULL, 10) != (long)getpid())
-		return;
-	long k = num_arg(n, 0, MAXLISTEN, "LISTEN_FDS");
+	long k = sd_listen_count(pid, n, getpid(), MAXLISTEN);
+	if (k < 0 && errno == ERANGE)
+		die(EX_BADINPUT, "LISTEN_FDS %s: not a count from 0 to %d", n, MAXLISTEN);
+	if (k < 0)
+		return;	/* not socket-activated, or meant for another process */
 	for (long i = 0; i < k; i++)
 		add_inherited(3 + (int)i, "LISTEN_FDS fd");
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_FDNAMES");
-}
-
-static uid_t user_id(const char *s, gid_t *gid)
-{
-	struct passwd *pw = getpwnam(s);
-	if (pw) {
-		if (gid)
-			*gid = pw->pw_gid;
-		return pw->pw_uid;
-	}
-	const char *err = NULL;
-	long long v = strtonum(s, 0, UINT_MAX - 1, &err);
-	if (err)
-		die(EX_BADINPUT, "unknown user %s", s);
-	return (uid_t)v;
-}
-
-static gid_t group_id(const char *s)
-{
-	struct group *gr = getgrnam(s);
-	if (gr)
-		return gr->gr_gid;
-	const char *err = NULL;
-	long long v = strtonum(s, 0, UINT_MAX - 1, &err);
-	if (err)
-		die(EX_BADINPUT, "unknown group %s", s);
-	return (gid_t)v;
 }
 
 static void parse_owner(const char *s)
@@ -734,55 +654,9 @@ static void parse_owner(const char *s)
 	if (colon)
 		*colon++ = 0;
 	if (buf[0])
-		cfg.need_uid = user_id(buf, NULL);
+		cfg.need_uid = user_lookup(buf, NULL, NULL);
 	if (colon && *colon)
-		cfg.need_gid = group_id(colon);
-}
-
-/* Privileges go in one place, right after the sockets are bound. */
-static void drop_privileges(void)
-{
-	uid_t uid = (uid_t)-1;
-	gid_t gid = (gid_t)-1, groups[NGROUPS_MAX];
-	int ngroups = -1;
-	struct passwd *pw = NULL;
-
-	if (cfg.user) {
-		pw = getpwnam(cfg.user);
-		uid = user_id(cfg.user, &gid);
-	}
-	if (cfg.group)
-		gid = group_id(cfg.group);
-	if (cfg.groups) {
-		char buf[4096], *save = NULL;
-		snprintf(buf, sizeof buf, "%s", cfg.groups);
-		ngroups = 0;
-		for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-			if (ngroups == NGROUPS_MAX)
-				die(EX_BADINPUT, "-G: too many groups");
-			groups[ngroups++] = group_id(t);
-		}
-	} else if (cfg.keepgroups && pw && gid != (gid_t)-1) {
-		ngroups = NGROUPS_MAX;
-		if (getgrouplist(pw->pw_name, gid, groups, &ngroups) < 0)
-			die(EX_BADINPUT, "-k: user %s is in too many groups", pw->pw_name);
-	} else if (gid != (gid_t)-1) {
-		groups[0] = gid;
-		ngroups = 1;
-	}
-	if (cfg.chroot) {
-		if (chroot(cfg.chroot) < 0 || chdir("/") < 0)
-			die_sys("unable to chroot to %s", cfg.chroot);
-		proc_ok = access("/proc/self/fd", F_OK) == 0;
-	}
-	if (ngroups >= 0 && setgroups((size_t)ngroups, groups) < 0)
-		die_sys("unable to set supplementary groups");
-	if (gid != (gid_t)-1 && setgid(gid) < 0)
-		die_sys("unable to change to group %ld", (long)gid);
-	if (uid != (uid_t)-1 && setuid(uid) < 0)
-		die_sys("unable to change to user %ld", (long)uid);
-	if ((cfg.user || cfg.group || cfg.chroot) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		die_sys("unable to set no_new_privs");
+		cfg.need_gid = group_lookup(colon);
 }
 
 static void run_program(void)
@@ -812,68 +686,12 @@ static void raise_nofile(void)
 	}
 }
 
-int server_main(int argc, char **argv)
+/*
+ * After the options: the listening sockets (-s, LISTEN_FDS, then -l/-p),
+ * the fixed receiver, the rules, then privileges go in one place.
+ */
+static void set_up(const char **sfds, size_t nsfd)
 {
-	static const struct option lo[] = {
-		{ "rst", no_argument, 0, 'Z' },
-		{ "ready-fd", required_argument, 0, 'd' },
-		{ 0, 0, 0, 0 },
-	};
-	int c;
-	const char *sfds[MAXLISTEN];
-	size_t nsfd = 0;
-
-	std_options(argc, argv, usage);
-	/* '+': options stop at the first operand (the -e program's arguments) */
-	while ((c = getopt_long(argc, argv, "+vtFRrkl:p:s:b:f:S:i:O:q:T:u:g:G:x:e:d:", lo, NULL)) != -1) {
-		switch (c) {
-		case 'v': verbose = 1; break;
-		case 't': cfg.transparent = 1; break;
-		case 'F': cfg.freebind = 1; break;
-		case 'R': cfg.noreuseaddr = 1; break;
-		case 'r': cfg.reuseport = 1; break;
-		case 'k': cfg.keepgroups = 1; break;
-		case 'l': cfg.laddr = optarg; break;
-		case 'p': cfg.port = (int)num_arg(optarg, 0, 65535, "-p"); break;
-		case 's':
-			if (nsfd == MAXLISTEN)
-				die(EX_USAGE, "too many -s (at most %d)", MAXLISTEN);
-			sfds[nsfd++] = optarg;
-			break;
-		case 'b': cfg.backlog = (int)num_arg(optarg, 1, INT_MAX, "-b"); break;
-		case 'f': cfg.rules_file = optarg; break;
-		case 'S': cfg.fixed_path = optarg; break;
-		case 'i': cfg.fixed_fd = (int)num_arg(optarg, 0, INT_MAX, "-i"); break;
-		case 'O': cfg.owner = optarg; break;
-		case 'q': cfg.maxpending = (long)num_arg(optarg, 0, 1000000, "-q"); break;
-		case 'T': cfg.timeout_ms = (int)num_arg(optarg, 1, 3600000, "-T"); break;
-		case 'u': cfg.user = optarg; break;
-		case 'g': cfg.group = optarg; break;
-		case 'G': cfg.groups = optarg; break;
-		case 'x': cfg.chroot = optarg; break;
-		case 'Z': cfg.rst = 1; break;
-		case 'd': cfg.ready_fd = (int)num_arg(optarg, 0, INT_MAX, "--ready-fd"); break;
-		case 'e': cfg.exec_argv = argv + optind - 1; break;
-		default: usage_die(usage);
-		}
-		if (cfg.exec_argv)
-			break;
-	}
-	if (!cfg.exec_argv && optind != argc)
-		usage_die(usage);
-	int targets = !!cfg.rules_file + !!cfg.fixed_path + (cfg.fixed_fd >= 0);
-	if (!cfg.exec_argv && targets != 1) {
-		fprintf(stderr, "%s: fatal: one of -f RULES, -S PATH, -i FD is needed\n", progname);
-		usage_die(usage);
-	}
-	if (cfg.exec_argv && targets)
-		die(EX_USAGE, "-e runs a program with the listening socket; -f, -S and -i do not apply");
-	if (cfg.ready_fd >= 0 && fcntl(cfg.ready_fd, F_GETFD) < 0)
-		die(EX_BADINPUT, "--ready-fd %d: not an open fd", cfg.ready_fd);
-	if (cfg.owner)
-		parse_owner(cfg.owner);
-
-	/* the listening sockets: -s, LISTEN_FDS, then -l/-p */
 	for (size_t i = 0; i < nsfd; i++)
 		add_inherited((int)num_arg(sfds[i], 0, INT_MAX, "-s"), "-s");
 	add_systemd();
@@ -900,7 +718,9 @@ int server_main(int argc, char **argv)
 		rules = load_rules(1);
 
 	raise_nofile();
-	drop_privileges();
+	/* privileges go in one place, right after the sockets are bound */
+	if (privs_drop(&cfg.privs))
+		proc_ok = access("/proc/self/fd", F_OK) == 0;
 	for (size_t i = 0; i < nlisten; i++) {
 		struct sockaddr_storage la;
 		socklen_t ll = sizeof la;
@@ -910,117 +730,208 @@ int server_main(int argc, char **argv)
 			info("listening on %s", as);
 		}
 	}
+}
 
-	if (cfg.exec_argv)
-		run_program();
+/* --- the loop ------------------------------------------------------------- */
 
-	int sfd = signals_fd(0, NULL);
+/*
+ * epoll rather than poll: with one wake-up per connection at low load,
+ * poll's adding and removing of wait-queue entries on every call was
+ * a quarter of the server's time. Listeners are switched off during an
+ * EMFILE back-off; a receiver is watched for EPOLLOUT only while
+ * hand-offs wait for it. data.u64: kind << 32 | index.
+ */
+enum { EV_SIG, EV_LISTEN, EV_RECV };
+static int ep, listening = 1;
 
-	notify_ready(cfg.ready_fd);
+static struct receiver *recv_at(size_t i)
+{
+	return i < MAXRECV ? &recv_tab[i] : &fixed_recv;
+}
 
-	/*
-	 * epoll rather than poll: with one wake-up per connection at low load,
-	 * poll's adding and removing of wait-queue entries on every call was
-	 * a quarter of the server's time. Listeners are switched off during an
-	 * EMFILE back-off; a receiver is watched for EPOLLOUT only while
-	 * hand-offs wait for it. data.u64: kind << 32 | index.
-	 */
-	enum { EV_SIG, EV_LISTEN, EV_RECV };
-	int ep = epoll_create1(EPOLL_CLOEXEC);
-	if (ep < 0)
-		die_sys("epoll_create1");
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)EV_SIG << 32 };
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev) < 0)
+static void ep_ctl(int op, int fd, uint32_t events, uint32_t kind, size_t i)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = (uint64_t)kind << 32 | i };
+	if (epoll_ctl(ep, op, fd, &ev) < 0 && op == EPOLL_CTL_ADD && kind != EV_RECV)
 		die_sys("epoll_ctl");
-	for (size_t i = 0; i < nlisten; i++) {
-		ev = (struct epoll_event){ .events = EPOLLIN, .data.u64 = (uint64_t)EV_LISTEN << 32 | i };
-		if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd[i], &ev) < 0)
-			die_sys("epoll_ctl");
-	}
-	int listening = 1;
-	struct epoll_event evs[64];
-	for (;;) {
-		int64_t now = now_ms();
-		int timeout = -1;
+}
 
-		if (backoff_until && now >= backoff_until)
-			backoff_until = 0;
-		if ((backoff_until == 0) != listening) {
-			listening = !backoff_until;
-			for (size_t i = 0; i < nlisten; i++) {
-				ev = (struct epoll_event){ .events = listening ? EPOLLIN : 0,
-							   .data.u64 = (uint64_t)EV_LISTEN << 32 | i };
-				epoll_ctl(ep, EPOLL_CTL_MOD, lfd[i], &ev);
+/* Listeners on or off as the EMFILE back-off begins or ends. */
+static void listeners_toggle(int64_t now)
+{
+	if (backoff_until && now >= backoff_until)
+		backoff_until = 0;
+	if ((backoff_until == 0) == listening)
+		return;
+	listening = !backoff_until;
+	for (size_t i = 0; i < nlisten; i++)
+		ep_ctl(EPOLL_CTL_MOD, lfd[i], listening ? EPOLLIN : 0, EV_LISTEN, i);
+}
+
+/*
+ * Expire waiting hand-offs, watch a receiver for EPOLLOUT exactly while
+ * some wait for it; returns the epoll timeout (ms, -1: none) to the next
+ * deadline.
+ */
+static int receivers_watch(int64_t now)
+{
+	int timeout = backoff_until ? (int)(backoff_until - now) : -1;
+
+	for (size_t i = 0; i <= MAXRECV; i++) {
+		struct receiver *r = recv_at(i);
+		if (r->qlen) {
+			q_expire(r, now);
+			if (r->qlen && r->fd < 0)
+				q_drop_all(r, "receiver closed");	/* a queue only exists while connected */
+		}
+		if (r->qlen) {
+			int64_t left = q_at(r, 0)->deadline - now;
+			if (timeout < 0 || left < timeout)
+				timeout = (int)left;
+		}
+		int want = r->qlen && r->fd >= 0;
+		if (r->ep_on && (!want || r->ep_fd != r->fd)) {
+			epoll_ctl(ep, EPOLL_CTL_DEL, r->ep_fd, NULL);
+			r->ep_on = 0;
+		}
+		if (want && !r->ep_on) {
+			struct epoll_event ev = { .events = EPOLLOUT, .data.u64 = (uint64_t)EV_RECV << 32 | i };
+			if (epoll_ctl(ep, EPOLL_CTL_ADD, r->fd, &ev) == 0) {
+				r->ep_on = 1;
+				r->ep_fd = r->fd;
 			}
 		}
-		if (backoff_until)
-			timeout = (int)(backoff_until - now);
-		for (size_t i = 0; i <= MAXRECV; i++) {
-			struct receiver *r = i < MAXRECV ? &recv_tab[i] : &fixed_recv;
-			if (r->qlen) {
-				q_expire(r, now);
-				if (r->qlen && r->fd < 0)
-					q_drop_all(r, "receiver closed");	/* a queue only exists while connected */
-			}
-			if (r->qlen) {
-				int64_t left = q_at(r, 0)->deadline - now;
-				if (timeout < 0 || left < timeout)
-					timeout = (int)left;
-			}
-			int want = r->qlen && r->fd >= 0;
-			if (r->ep_on && (!want || r->ep_fd != r->fd)) {
-				epoll_ctl(ep, EPOLL_CTL_DEL, r->ep_fd, NULL);
-				r->ep_on = 0;
-			}
-			if (want && !r->ep_on) {
-				ev = (struct epoll_event){ .events = EPOLLOUT, .data.u64 = (uint64_t)EV_RECV << 32 | i };
-				if (epoll_ctl(ep, EPOLL_CTL_ADD, r->fd, &ev) == 0) {
-					r->ep_on = 1;
-					r->ep_fd = r->fd;
+	}
+	return timeout;
+}
+
+/* SIGHUP reloads the rules; SIGTERM/SIGINT: 1 once what waits is flushed. */
+static int on_signal(int sfd)
+{
+	struct signalfd_siginfo si;
+
+	while (read(sfd, &si, sizeof si) == sizeof si) {
+		if (si.ssi_signo == SIGHUP) {
+			if (cfg.rules_file) {
+				struct ruleset *nr = load_rules(0);
+				if (nr) {
+					rules_free(rules);
+					rules = nr;
+					info("rules reloaded from %s (%zu rules)", cfg.rules_file, nr->n);
 				}
 			}
+			continue;
 		}
-		int k = epoll_wait(ep, evs, (int)(sizeof evs / sizeof evs[0]), timeout);
+		info("stopping on signal %d", (int)si.ssi_signo);
+		for (size_t i = 0; i < nlisten; i++)
+			close(lfd[i]);
+		for (size_t i = 0; i <= MAXRECV; i++) {
+			struct receiver *r = recv_at(i);
+			if (r->qlen && r->fd >= 0)
+				q_flush(r);
+			q_drop_all(r, "server stopping");
+		}
+		return 1;
+	}
+	return 0;
+}
+
+static int loop(int sfd)
+{
+	struct epoll_event evs[64];
+
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		die_sys("epoll_create1");
+	ep_ctl(EPOLL_CTL_ADD, sfd, EPOLLIN, EV_SIG, 0);
+	for (size_t i = 0; i < nlisten; i++)
+		ep_ctl(EPOLL_CTL_ADD, lfd[i], EPOLLIN, EV_LISTEN, i);
+	for (;;) {
+		int64_t now = mono_ms();
+		listeners_toggle(now);
+		int k = epoll_wait(ep, evs, (int)(sizeof evs / sizeof evs[0]), receivers_watch(now));
 		if (k < 0 && errno != EINTR)
 			die_sys("epoll_wait");
-		if (k <= 0)
-			continue;
 		int sig = 0;
 		for (int e = 0; e < k; e++) {
 			uint32_t kind = (uint32_t)(evs[e].data.u64 >> 32), i = (uint32_t)evs[e].data.u64;
 			if (kind == EV_SIG)
 				sig = 1;
 			else if (kind == EV_RECV)
-				q_flush(i < MAXRECV ? &recv_tab[i] : &fixed_recv);
+				q_flush(recv_at(i));
 		}
-		if (sig) {
-			struct signalfd_siginfo si;
-			while (read(sfd, &si, sizeof si) == sizeof si) {
-				if (si.ssi_signo == SIGHUP) {
-					if (cfg.rules_file) {
-						struct ruleset *nr = load_rules(0);
-						if (nr) {
-							rules_free(rules);
-							rules = nr;
-							info("rules reloaded from %s (%zu rules)", cfg.rules_file, nr->n);
-						}
-					}
-				} else {
-					info("stopping on signal %d", (int)si.ssi_signo);
-					for (size_t i = 0; i < nlisten; i++)
-						close(lfd[i]);
-					for (size_t i = 0; i <= MAXRECV; i++) {
-						struct receiver *r = i < MAXRECV ? &recv_tab[i] : &fixed_recv;
-						if (r->qlen && r->fd >= 0)
-							q_flush(r);
-						q_drop_all(r, "server stopping");
-					}
-					return EX_OK;
-				}
-			}
-		}
+		if (sig && on_signal(sfd))
+			return EX_OK;
 		for (int e = 0; e < k; e++)
 			if (evs[e].data.u64 >> 32 == EV_LISTEN && !backoff_until)
 				accept_some((size_t)(uint32_t)evs[e].data.u64);
 	}
+}
+
+int server_main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "rst", no_argument, 0, 'Z' },
+		{ "ready-fd", required_argument, 0, 'd' },
+		{ 0, 0, 0, 0 },
+	};
+	int c;
+	const char *sfds[MAXLISTEN];
+	size_t nsfd = 0;
+
+	std_options(argc, argv, usage);
+	/* '+': options stop at the first operand (the -e program's arguments) */
+	while ((c = getopt_long(argc, argv, "+vtFRrkl:p:s:b:f:S:i:O:q:T:u:g:G:x:e:d:", lo, NULL)) != -1) {
+		switch (c) {
+		case 'v': verbose = 1; break;
+		case 't': cfg.transparent = 1; break;
+		case 'F': cfg.freebind = 1; break;
+		case 'R': cfg.noreuseaddr = 1; break;
+		case 'r': cfg.reuseport = 1; break;
+		case 'k': cfg.privs.keepgroups = 1; break;
+		case 'l': cfg.laddr = optarg; break;
+		case 'p': cfg.port = (int)num_arg(optarg, 0, 65535, "-p"); break;
+		case 's':
+			if (nsfd == MAXLISTEN)
+				die(EX_USAGE, "too many -s (at most %d)", MAXLISTEN);
+			sfds[nsfd++] = optarg;
+			break;
+		case 'b': cfg.backlog = (int)num_arg(optarg, 1, INT_MAX, "-b"); break;
+		case 'f': cfg.rules_file = optarg; break;
+		case 'S': cfg.fixed_path = optarg; break;
+		case 'i': cfg.fixed_fd = (int)num_arg(optarg, 0, INT_MAX, "-i"); break;
+		case 'O': cfg.owner = optarg; break;
+		case 'q': cfg.maxpending = (long)num_arg(optarg, 0, 1000000, "-q"); break;
+		case 'T': cfg.timeout_ms = (int)num_arg(optarg, 1, 3600000, "-T"); break;
+		case 'u': cfg.privs.user = optarg; break;
+		case 'g': cfg.privs.group = optarg; break;
+		case 'G': cfg.privs.groups = optarg; break;
+		case 'x': cfg.privs.chroot = optarg; break;
+		case 'Z': cfg.rst = 1; break;
+		case 'd': cfg.ready_fd = (int)num_arg(optarg, 0, INT_MAX, "--ready-fd"); break;
+		case 'e': cfg.exec_argv = argv + optind - 1; break;
+		default: usage_die(usage);
+		}
+		if (cfg.exec_argv)
+			break;
+	}
+	if (!cfg.exec_argv && optind != argc)
+		usage_die(usage);
+	int targets = !!cfg.rules_file + !!cfg.fixed_path + (cfg.fixed_fd >= 0);
+	if (!cfg.exec_argv && targets != 1) {
+		fprintf(stderr, "%s: fatal: one of -f RULES, -S PATH, -i FD is needed\n", progname);
+		usage_die(usage);
+	}
+	if (cfg.exec_argv && targets)
+		die(EX_USAGE, "-e runs a program with the listening socket; -f, -S and -i do not apply");
+	if (cfg.ready_fd >= 0 && fcntl(cfg.ready_fd, F_GETFD) < 0)
+		die(EX_BADINPUT, "--ready-fd %d: not an open fd", cfg.ready_fd);
+	if (cfg.owner)
+		parse_owner(cfg.owner);
+
+	set_up(sfds, nsfd);
+	if (cfg.exec_argv)
+		run_program();
+	int sfd = signals_fd(0, NULL);
+	notify_ready(cfg.ready_fd);
+	return loop(sfd);
 }

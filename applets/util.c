@@ -13,6 +13,7 @@
 #include <sys/un.h>
 
 #include "addr.h"
+#include "file.h"
 #include "util.h"
 
 #ifndef SOCKGATE_VERSION
@@ -137,45 +138,7 @@ long mode_arg(const char *s, const char *what)
 
 char *read_file(const char *path, size_t *len)
 {
-	int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : 0;
-	if (fd < 0)
-		return NULL;
-	size_t cap = 4096, n = 0;
-	char *buf = malloc(cap);
-	for (;;) {
-		if (!buf)
-			break;
-		if (n + 1 >= cap) {
-			char *nb = realloc(buf, cap *= 2);
-			if (!nb) {
-				free(buf);
-				buf = NULL;
-				errno = ENOMEM;
-				break;
-			}
-			buf = nb;
-		}
-		ssize_t r = read(fd, buf + n, cap - n - 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			int e = errno;
-			free(buf);
-			buf = NULL;
-			errno = e;
-			break;
-		}
-		if (r == 0)
-			break;
-		n += r;
-	}
-	if (fd)
-		close(fd);
-	if (buf) {
-		buf[n] = 0;
-		*len = n;
-	}
-	return buf;
+	return strcmp(path, "-") ? file_read(path, len) : file_read_fd(0, len);
 }
 
 void notify_ready(int fd)
@@ -216,23 +179,4 @@ int signals_fd(int extra, sigset_t *old)
 	if (fd < 0)
 		die_sys("unable to create a signalfd");
 	return fd;
-}
-
-int unix_receiver(const char *path, long mode, int flags)
-{
-	struct sg_addr a;
-	struct stat st;
-
-	if (addr_unix(&a, path, 0) < 0)
-		die_sys("unable to use %s", path);
-	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | flags, 0);
-	if (s < 0)
-		die_sys("unable to create a unix socket");
-	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(path);
-	if (bind(s, &a.u.sa, a.len) < 0)
-		die_sys("unable to bind unix:%s", path);
-	if (mode >= 0 && chmod(path, (mode_t)mode) < 0)
-		die_sys("unable to chmod %s", path);
-	return s;
 }

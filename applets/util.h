@@ -15,6 +15,9 @@
 #define EX_USAGE 100
 #define EX_SYSFAIL 111
 #define EX_NOAPPLET 127
+/* sockgate-run, as env(1): the program was found but cannot run / was not found */
+#define EX_CANNOTRUN 126
+#define EX_NOTFOUND 127
 
 extern const char *progname;	/* "sockgate-relay" */
 
@@ -62,10 +65,45 @@ int signals_fd(int extra, sigset_t *old);
 
 /*
  * A Unix datagram socket bound at path, receiving passed fds: a socket
- * file left there by an earlier run is replaced (nothing else is), and the
- * file gets mode unless mode < 0. flags: SOCK_NONBLOCK. Dies when it cannot.
+ * file left there by an earlier run is replaced, a live one is not (dies
+ * with "Address already in use"), and the file gets mode unless mode < 0.
+ * flags: SOCK_NONBLOCK. Dies when it cannot.
  */
 int unix_receiver(const char *path, long mode, int flags);
+
+/* --- daemon plumbing (daemon.c) --- */
+#include <sys/types.h>
+
+/*
+ * A user by name or number (a number is looked up too). *primary gets its
+ * passwd group, or for a number with no passwd entry the number itself;
+ * *has_entry says which. Dies with EX_BADINPUT for an unknown name.
+ */
+uid_t user_lookup(const char *s, gid_t *primary, int *has_entry);
+/* A group by name or number; dies with EX_BADINPUT for an unknown name. */
+gid_t group_lookup(const char *s);
+
+/* -u USER, -g GROUP, -G LIST, -k, --chroot DIR; NULL / 0 when not given. */
+struct privs {
+	const char *user, *group, *groups, *chroot;
+	int keepgroups;
+};
+/*
+ * Drop privileges in one block: chroot, supplementary groups (exactly
+ * -G's, or with -k the user's from the group file, else only the primary
+ * group: none of the launcher's stay), gid, uid, no_new_privs. --chroot
+ * without -u warns (still root). Returns 1 when chrooted. Dies on failure.
+ */
+int privs_drop(const struct privs *p);
+
+/*
+ * Rules from path (text or compiled; NULL: none) followed by the text
+ * extra (NULL: none). Bad rules: with fatal, die EX_BADINPUT with
+ * "PATH:LINE:COL: why" (or "PATH: compiled rules: why"), unreadable: die
+ * EX_SYSFAIL; without fatal, warn "(keeping the old rules)" and NULL.
+ */
+struct ruleset;
+struct ruleset *rules_from_file(const char *path, const char *extra, int fatal);
 
 /* Write a readiness line "ready\n" to fd, then close it (fd < 0: nothing). */
 void notify_ready(int fd);

@@ -285,3 +285,42 @@ int prefix_format(const struct sg_prefix *p, char *buf, size_t size)
 		return put(buf, size, snprintf(buf, size, "%s", host));
 	return put(buf, size, snprintf(buf, size, "%s/%u", host, p->plen));
 }
+
+int addr_to_family(struct sockaddr_storage *ss, socklen_t *len, int fam)
+{
+	struct sockaddr_storage t;
+
+	memset(&t, 0, sizeof t);
+	if (ss->ss_family == fam && (fam == AF_INET || fam == AF_INET6)) {
+		*len = fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+		return 0;
+	}
+	if (fam == AF_INET6 && ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&t;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = s4->sin_port;
+		s6->sin6_addr.s6_addr[10] = s6->sin6_addr.s6_addr[11] = 0xff;
+		memcpy(s6->sin6_addr.s6_addr + 12, &s4->sin_addr, 4);
+		*len = sizeof *s6;
+	} else if (fam == AF_INET && ss->ss_family == AF_INET6 &&
+		   addr_is_v4mapped(((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr)) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&t;
+		s4->sin_family = AF_INET;
+		s4->sin_port = s6->sin6_port;
+		memcpy(&s4->sin_addr, s6->sin6_addr.s6_addr + 12, 4);
+		*len = sizeof *s4;
+	} else {
+		errno = EAFNOSUPPORT;
+		return -1;
+	}
+	*ss = t;
+	return 0;
+}
+
+void addr_unmap(struct sockaddr_storage *ss, socklen_t *len)
+{
+	if (ss->ss_family == AF_INET6 && addr_is_v4mapped(((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr))
+		addr_to_family(ss, len, AF_INET);
+}

@@ -72,6 +72,17 @@ int addr_to16(const struct sockaddr *sa, uint8_t out[16]);
 int addr_is_v4mapped(const uint8_t a[16]);
 
 /*
+ * Convert an inet address in place to family fam: IPv4 to its IPv4-mapped
+ * IPv6 form or back; *len becomes the new family's size. 0, or -1 with
+ * EAFNOSUPPORT (an IPv6 address that is not IPv4-mapped asked for as IPv4,
+ * or not an inet family), ss unchanged then.
+ */
+int addr_to_family(struct sockaddr_storage *ss, socklen_t *len, int fam);
+
+/* An IPv4-mapped IPv6 address becomes plain IPv4; anything else stays. */
+void addr_unmap(struct sockaddr_storage *ss, socklen_t *len);
+
+/*
  * Parse "10.0.0.0/8", "2001:db8::/32", "1.2.3.4" (a /32), "::1" (a /128),
  * "*" (/0, both families). IPv4 prefixes are stored as /96+n. The host bits
  * are cleared. Returns 0 or -1 with EINVAL.

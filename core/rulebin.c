@@ -107,7 +107,7 @@ static struct ruleset *reject(struct rules_error *err, unsigned rule, const char
 	if (err) {
 		va_list ap;
 		memset(err, 0, sizeof *err);
-		err->line = rule;	/* for a compiled file: the rule number */
+		(void)rule;	/* a compiled file has no lines: the message names the rule */
 		va_start(ap, fmt);
 		vsnprintf(err->msg, sizeof err->msg, fmt, ap);
 		va_end(ap);
@@ -254,4 +254,42 @@ nomem:
 	}
 	errno = ENOMEM;
 	return NULL;
+}
+
+struct ruleset *rules_load_any(const char *buf, size_t len, const char *extra, struct rules_error *err)
+{
+	if (rulebin_is(buf, len)) {
+		if (extra && *extra) {
+			if (err) {
+				memset(err, 0, sizeof *err);
+				snprintf(err->msg, sizeof err->msg, "compiled rules: no rules text can be added to them");
+			}
+			errno = EINVAL;
+			return NULL;
+		}
+		return rulebin_load(buf, len, err);
+	}
+	if (!extra || !*extra)
+		return rules_parse(buf, len, err);
+	/* the file first, so that its line numbers stay right in messages */
+	size_t el = strlen(extra), tl = len;
+	char *text = malloc(len + el + 2);
+	if (!text) {
+		if (err) {
+			memset(err, 0, sizeof *err);
+			snprintf(err->msg, sizeof err->msg, "out of memory");
+		}
+		return errno = ENOMEM, NULL;
+	}
+	memcpy(text, buf, len);
+	if (len && buf[len - 1] != '\n')
+		text[tl++] = '\n';
+	memcpy(text + tl, extra, el);
+	tl += el;
+	text[tl] = 0;
+	struct ruleset *rs = rules_parse(text, tl, err);
+	int e = errno;
+	free(text);
+	errno = e;
+	return rs;
 }

@@ -28,4 +28,14 @@ int rulebin_write(const struct ruleset *rs, void **out, size_t *outlen);
 /* Decode and check; NULL with errno EINVAL (err says why) or ENOMEM. */
 struct ruleset *rulebin_load(const void *buf, size_t len, struct rules_error *err);
 
+
+
+/*
+ * Rules from a file's contents, text or compiled, then extra text (may be
+ * NULL; not with a compiled file). NULL with errno EINVAL and err filled:
+ * for text, line:col of the fault; for a compiled file line 0 and a
+ * message starting "compiled rules:" (a compiled file has no lines). Or
+ * NULL with ENOMEM. The result never points into buf.
+ */
+struct ruleset *rules_load_any(const char *buf, size_t len, const char *extra, struct rules_error *err);
 #endif

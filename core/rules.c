@@ -718,12 +718,11 @@ static void add_len(uint8_t *list, uint8_t *n, unsigned plen)
 	list[(*n)++] = (uint8_t)plen;
 }
 
-static const struct ruleset *sort_rs;
-
-static int cmp_rules(const void *a, const void *b)
+static int cmp_rules(const void *a, const void *b, void *ctx)
 {
+	const struct ruleset *rs = ctx;
 	uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
-	const struct rule *x = &sort_rs->rule[i], *y = &sort_rs->rule[j];
+	const struct rule *x = &rs->rule[i], *y = &rs->rule[j];
 	if (x->dir != y->dir)
 		return x->dir - y->dir;
 	if (x->addr.plen != y->addr.plen)
@@ -829,10 +828,8 @@ int rules_index(struct ruleset *rs)
 	ix->mask = size - 1;
 	for (size_t i = 0; i < rs->n; i++)
 		order[i] = (uint32_t)i;
-	/* qsort has no context argument in C11; the index is built once per load */
-	sort_rs = rs;
-	qsort(order, rs->n, sizeof *order, cmp_rules);
-	sort_rs = NULL;
+	/* qsort_r (glibc, musl >= 1.2.3): two rulesets may be indexed at once */
+	qsort_r(order, rs->n, sizeof *order, cmp_rules, (void *)rs);
 
 	for (size_t i = 0; i < rs->n; i++) {
 		const struct rule *r = &rs->rule[order[i]];

@@ -190,15 +190,10 @@ int out_broker_connect(int fd, const struct sockaddr *sa, socklen_t len, const s
 	int s = ask(path, &rq);
 	if (s < 0)
 		return -1;
-	int fl = REAL(fcntl)(fd, F_GETFL), fdfl = REAL(fcntl)(fd, F_GETFD);
-	sg_carry_opts(fd, s, domain, SOCK_STREAM);
-	pthread_mutex_lock(&sg_lock);
-	int sw = sg_put_behind(fd, s, fl, fdfl >= 0 && (fdfl & FD_CLOEXEC));
-	pthread_mutex_unlock(&sg_lock);
-	int e = errno;
-	REAL(close)(s);
-	if (sw < 0)
-		return errno = e, -1;
+	int fl = REAL(fcntl)(fd, F_GETFL);
+	sockopt_carry(fd, s, domain, SOCK_STREAM);
+	if (sg_swap_in(fd, s, NULL, 0) < 0)
+		return -1;
 	/* even when loopback finished the handshake already: polling is what such a caller does next */
 	if (fl >= 0 && (fl & O_NONBLOCK))
 		return errno = EINPROGRESS, -1;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "real.h"
+#include "file.h"
 #include "rulebin.h"
 #include "sg.h"
 
@@ -36,52 +37,6 @@ void sg_msg(const char *fmt, ...)
 	buf[l++] = '\n';
 	ssize_t r = REAL(write)(2, buf, l);
 	(void)r;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	char *buf = NULL;
-	size_t cap = 0, n = 0;
-
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) == 0 && st.st_size > 0 && st.st_size < (64 << 20))
-		cap = (size_t)st.st_size + 1;
-	else
-		cap = 4096;
-	for (;;) {
-		if (n + 1 >= cap) {
-			if (cap > (64u << 20))
-				goto fail_big;
-			cap *= 2;
-		}
-		char *nb = realloc(buf, cap);
-		if (!nb)
-			goto fail;
-		buf = nb;
-		ssize_t r = read(fd, buf + n, cap - n - 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			goto fail;
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	REAL(close)(fd);
-	buf[n] = 0;
-	*len = n;
-	return buf;
-fail_big:
-	errno = EFBIG;
-fail:;
-	int e = errno;
-	REAL(close)(fd);
-	free(buf);
-	errno = e;
-	return NULL;
 }
 
 static int add(struct ruleset *rs)
@@ -113,25 +68,30 @@ static void broken(const char *where, const struct rules_error *e)
 	sg_conf.broken = 1;
 }
 
-static int load_text(const char *where, const char *text, size_t len)
+/* A ruleset just loaded (NULL: errno and e say why) is added, or the configuration is broken. */
+static int loaded(const char *where, struct ruleset *rs, struct rules_error *e)
 {
-	struct rules_error e;
-
-	memset(&e, 0, sizeof e);
-	struct ruleset *rs = rules_parse(text, len, &e);
 	if (!rs) {
-		if (errno == ENOMEM && !e.msg[0])
-			snprintf(e.msg, sizeof e.msg, "out of memory");
-		broken(where, &e);
+		if (errno == ENOMEM && !e->msg[0])
+			snprintf(e->msg, sizeof e->msg, "out of memory");
+		broken(where, e);
 		return -1;
 	}
 	return add(rs);
 }
 
+static int load_text(const char *where, const char *text, size_t len)
+{
+	struct rules_error e;
+
+	memset(&e, 0, sizeof e);
+	return loaded(where, rules_parse(text, len, &e), &e);
+}
+
 static int load_file(const char *path)
 {
 	size_t len;
-	char *buf = slurp(path, &len);
+	char *buf = file_read(path, &len);
 	struct rules_error e;
 
 	memset(&e, 0, sizeof e);
@@ -140,22 +100,11 @@ static int load_file(const char *path)
 		broken(path, &e);
 		return -1;
 	}
-	int r;
-	if (rulebin_is(buf, len)) {
-		struct ruleset *rs = rulebin_load(buf, len, &e);
-		if (!rs) {
-			if (!e.msg[0])
-				snprintf(e.msg, sizeof e.msg, "bad compiled rules: %s", strerror(errno));
-			broken(path, &e);
-			r = -1;
-		} else {
-			r = add(rs);
-		}
-	} else {
-		r = load_text(path, buf, len);
-	}
+	struct ruleset *rs = rules_load_any(buf, len, NULL, &e);
+	int en = errno;
 	free(buf);
-	return r;
+	errno = en;
+	return loaded(path, rs, &e);
 }
 
 /*

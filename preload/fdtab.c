@@ -1,9 +1,12 @@
 /*
  * The fd state table (see sg.h): which fds are redirected sockets, and the
  * record of each. Records are shared by the fds dup() made of one socket and
- * freed with the last of them.
+ * freed with the last of them. Everything that changes which file is behind
+ * a program's fd, or which record an fd has, happens here: a swap (dup3 of
+ * our socket onto the program's fd number), a copy (dup), a close.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -57,6 +60,36 @@ struct slot *slot_get(int fd, int alloc)
 		__atomic_store_n(&sg_chunks[c], s, __ATOMIC_RELEASE);
 	}
 	return &s[fd & (SLOT_N - 1)];
+}
+
+/* A new record of a socket of that family and type (NULL: ENOMEM). */
+struct sgconn *conn_new(int family, int type)
+{
+	struct sgconn *c = calloc(1, sizeof *c);
+	if (!c) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	c->pw = c->s = -1;
+	c->family = family;
+	c->type = type;
+	return c;
+}
+
+/* A record of a listener the program sees as a TCP socket bound at sa (NULL: ENOMEM). */
+struct sgconn *conn_listener(int family, const struct rule *r, int action, int state, const void *sa,
+			     socklen_t len)
+{
+	struct sgconn *c = conn_new(family, SOCK_STREAM);
+	if (!c)
+		return NULL;
+	c->rflags = r->flags;
+	c->action = action;
+	c->state = state;
+	memcpy(&c->local, sa, len);
+	c->locallen = len;
+	c->local_known = 1;
+	return c;
 }
 
 void conn_put(struct sgconn *c)
@@ -166,4 +199,130 @@ struct sgconn *slot_conn(int fd)
 		return NULL;
 	}
 	return s->conn;
+}
+
+static void set_inode(struct sgconn *c, int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) == 0)
+		c->ino = st.st_ino;
+}
+
+/*
+ * Under sg_lock: put newfd behind fd with fd's file status flags and
+ * close-on-exec, moving epoll registrations along. Does not close newfd.
+ */
+static int put_behind(int fd, int newfd, int fl, int cloexec)
+{
+	struct stat st;
+	struct epreg regs[16];
+	int n = 0;
+
+	if ((fd_flags(fd) & SF_EPREG) && fstat(fd, &st) == 0)
+		n = ep_capture(fd, st.st_ino, regs, 16);
+	if (REAL(dup3)(newfd, fd, cloexec ? O_CLOEXEC : 0) < 0)
+		return -1;
+	if (fl >= 0)
+		REAL(fcntl)(fd, F_SETFL, fl);
+	ep_restore(fd, regs, n);
+	return 0;
+}
+
+/*
+ * Swap newfd in for fd and record c with flags; with c NULL, record
+ * nothing (a brokered socket: from then on a plain socket of the
+ * program's). Closes newfd.
+ */
+int sg_swap_in(int fd, int newfd, struct sgconn *c, unsigned flags)
+{
+	int fl = REAL(fcntl)(fd, F_GETFL);
+	int fdfl = REAL(fcntl)(fd, F_GETFD);
+
+	pthread_mutex_lock(&sg_lock);
+	int r = put_behind(fd, newfd, fl, fdfl >= 0 && (fdfl & FD_CLOEXEC));
+	if (r == 0 && c) {
+		set_inode(c, fd);
+		if (slot_set(fd, c, flags) < 0)
+			r = -1;
+	}
+	pthread_mutex_unlock(&sg_lock);
+	int e = errno;
+	REAL(close)(newfd);
+	errno = e;
+	return r;
+}
+
+/*
+ * Under sg_lock: put newfd behind every fd that holds c and still is c's
+ * placeholder (the program may have dup()ed it, or closed it behind our
+ * back), with SF_OUT and SF_IN of those fds set to out. c's inode becomes
+ * newfd's. Does not close newfd.
+ */
+void sg_swap_all(struct sgconn *c, int newfd, unsigned out)
+{
+	ino_t ph = c->ino, nino = 0;
+	struct stat st;
+
+	if (fstat(newfd, &st) == 0)
+		nino = st.st_ino;
+	for (unsigned k = 0; k < CHUNK_N; k++) {
+		struct slot *sl = sg_chunks[k];
+		if (!sl)
+			continue;
+		for (unsigned i = 0; i < SLOT_N; i++) {
+			if (sl[i].conn != c)
+				continue;
+			int fd = (int)(k * SLOT_N + i);
+			if (fstat(fd, &st) < 0 || st.st_ino != ph)
+				continue;	/* closed behind our back */
+			int fl = REAL(fcntl)(fd, F_GETFL), fdfl = REAL(fcntl)(fd, F_GETFD);
+			if (fl >= 0)
+				fl &= ~O_ACCMODE;
+			put_behind(fd, newfd, fl, fdfl >= 0 && (fdfl & FD_CLOEXEC));
+			unsigned f = __atomic_load_n(&sl[i].flags, __ATOMIC_RELAXED);
+			f = (f & ~(SF_OUT | SF_IN)) | out;
+			__atomic_store_n(&sl[i].flags, f, __ATOMIC_RELEASE);
+		}
+	}
+	c->ino = nino;
+}
+
+/* fd is gone (or about to be): drop its record and its epoll instance. */
+void sg_forget(int fd)
+{
+	pthread_mutex_lock(&sg_lock);
+	unsigned f = fd_flags(fd);
+	if (f & SF_EPOLL)
+		ep_note(fd, 0);
+	slot_clear(fd);
+	pthread_mutex_unlock(&sg_lock);
+}
+
+/* After newfd became a copy of fd (dup, dup2, dup3, F_DUPFD): give it fd's record (or none). */
+void sg_copied(int fd, int newfd)
+{
+	unsigned f = fd_flags(fd);
+	if (!((f | fd_flags(newfd)) & SF_STATE)) {
+		slot_hint(newfd, f & SF_HINTS);
+		return;
+	}
+	pthread_mutex_lock(&sg_lock);
+	f = fd_flags(fd);
+	if (fd_flags(newfd)) {
+		if (fd_flags(newfd) & SF_EPOLL)
+			ep_note(newfd, 0);
+		slot_clear(newfd);
+	}
+	slot_hint(newfd, f & SF_HINTS);
+	if (f & SF_SWAPPED) {
+		struct slot *s = slot_get(fd, 0);
+		if (s && s->conn)
+			slot_set(newfd, s->conn, f & (SF_OUT | SF_IN | SF_ACCEPT));
+	}
+	if (f & SF_EPOLL) {
+		ep_note(newfd, 1);
+		if (slot_get(newfd, 1))
+			slot_setflags(newfd, SF_EPOLL, 0);
+	}
+	pthread_mutex_unlock(&sg_lock);
 }

@@ -13,7 +13,6 @@
  * the real TCP connection: the daemon then talks to the client directly.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <time.h>
 #include <stddef.h>
@@ -25,133 +24,11 @@
 
 #include "addr.h"
 #include "fdpass.h"
+#include "file.h"
 #include "proxyv2.h"
 #include "real.h"
 #include "sg.h"
-
-/*
- * systemd socket activation (sd_listen_fds(3) protocol, without libsystemd):
- * LISTEN_PID is us, LISTEN_FDS sockets from fd 3, LISTEN_FDNAMES their
- * names. A `bind ... -> systemd [NAME]` rule hands the program the socket
- * of that name, or the next one not yet handed out.
- */
-#define SD_FIRST 3
-#define SD_MAX 64
-static int sd_loaded, sd_n, sd_taken[SD_MAX];
-static char *sd_names[SD_MAX];
-
-static void sd_load(void)
-{
-	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
-	char *end;
-
-	sd_loaded = 1;
-	if (!pid || !fds || strtol(pid, &end, 10) != (long)getpid() || *end)
-		return;
-	long n = strtol(fds, &end, 10);
-	if (*end || n <= 0)
-		return;
-	sd_n = n > SD_MAX ? SD_MAX : (int)n;
-	const char *names = getenv("LISTEN_FDNAMES");
-	char *copy = names ? strdup(names) : NULL, *save = NULL;
-	char *tok = copy ? strtok_r(copy, ":", &save) : NULL;
-	for (int i = 0; i < sd_n && tok; i++, tok = strtok_r(NULL, ":", &save))
-		sd_names[i] = tok;	/* copy is kept for the life of the process */
-}
-
-/* The activated fd for NAME (NULL: the next free one), or -1. */
-static int systemd_fd(const char *name)
-{
-	int fd = -1;
-
-	pthread_mutex_lock(&sg_lock);
-	if (!sd_loaded)
-		sd_load();
-	for (int i = 0; i < sd_n && fd < 0; i++) {
-		if (name ? (sd_names[i] && !strcmp(sd_names[i], name)) : !sd_taken[i]) {
-			sd_taken[i] = 1;
-			fd = SD_FIRST + i;
-		}
-	}
-	pthread_mutex_unlock(&sg_lock);
-	return fd;
-}
-
-/* A record of a listener the program sees as a TCP socket bound at sa (NULL: ENOMEM). */
-static struct sgconn *listener_new(int family, const struct rule *r, int action, int state, const void *sa,
-				   socklen_t len)
-{
-	struct sgconn *c = calloc(1, sizeof *c);
-	if (!c) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	c->pw = c->s = -1;
-	c->family = family;
-	c->type = SOCK_STREAM;
-	c->rflags = r->flags;
-	c->action = action;
-	c->state = state;
-	memcpy(&c->local, sa, len);
-	c->locallen = len;
-	c->local_known = 1;
-	return c;
-}
-
-/*
- * The program's fd becomes (a copy of) the activated socket, already bound
- * and listening. An inet socket needs nothing more; a Unix one is treated
- * as a `bind -> unix` listener (addresses as described there).
- */
-static int take_activated(int fd, int afd, const struct sockaddr *sa, socklen_t len, const struct rule *r,
-			  int domain)
-{
-	int dom = 0;
-	socklen_t l = sizeof dom;
-	if (REAL(getsockopt)(afd, SOL_SOCKET, SO_DOMAIN, &dom, &l) < 0)
-		return errno = EADDRNOTAVAIL, -1;
-	int dup = REAL(fcntl)(afd, F_DUPFD_CLOEXEC, 0);
-	if (dup < 0)
-		return -1;
-	if (dom != AF_UNIX) {
-		int fl = REAL(fcntl)(fd, F_GETFL), fdfl = REAL(fcntl)(fd, F_GETFD);
-		int ret = REAL(dup3)(dup, fd, fdfl >= 0 && (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0);
-		if (ret >= 0 && fl >= 0)
-			REAL(fcntl)(fd, F_SETFL, fl);
-		int e = errno;
-		REAL(close)(dup);
-		if (ret >= 0 && fd_flags(fd))
-			sg_forget(fd);
-		errno = e;
-		return ret < 0 ? -1 : 0;
-	}
-	struct sgconn *c = listener_new(domain, r, ACT_SYSTEMD, ST_RECEIVER, sa, len);
-	if (!c) {
-		REAL(close)(dup);
-		return errno = ENOMEM, -1;
-	}
-	return sg_swap_in(fd, dup, c, SF_ACCEPT);
-}
-
-/*
- * A socket file left by an earlier run, nobody bound to it: remove it. The
- * probe is a datagram connect, whatever the socket's type: a stale file
- * gives ECONNREFUSED, while a live stream socket gives EPROTOTYPE even
- * before it listens (a stream probe would be refused then too, and the
- * path of a socket bound but not yet listening taken from it).
- */
-static void unlink_stale(const struct sockaddr_un *un, socklen_t len)
-{
-	struct stat st;
-	if (!un->sun_path[0] || lstat(un->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
-		return;
-	int p = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (p < 0)
-		return;
-	if (REAL(connect)(p, (const struct sockaddr *)un, len) < 0 && errno == ECONNREFUSED)
-		unlink(un->sun_path);
-	REAL(close)(p);
-}
+#include "sockfile.h"
 
 /* bind(): 0/-1 when handled, else *handled = 0. */
 int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
@@ -181,11 +58,11 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 		if (afd < 0)
 			return 0;	/* not socket-activated: bind as usual */
 		*handled = 1;
-		return take_activated(fd, afd, sa, len, r, domain);
+		return systemd_take(fd, afd, sa, len, r, domain);
 	}
 	*handled = 1;
 
-	struct sgconn *c = listener_new(domain, r, r->action, ST_BOUND, sa, len);
+	struct sgconn *c = conn_listener(domain, r, r->action, ST_BOUND, sa, len);
 	if (!c)
 		return -1;
 	c->mode = r->mode;
@@ -194,7 +71,7 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	int stype = r->action == ACT_FDPASS ? SOCK_DGRAM : SOCK_STREAM, s = -1;
 	if (!tmpl || rules_expand(tmpl, sa, c->path, sizeof c->path) < 0 ||
 	    addr_unix(&a, c->path, r->action == ACT_ABSTRACT) < 0 ||
-	    (s = socket(AF_UNIX, stype | SOCK_CLOEXEC, 0)) < 0) {
+	    (s = REAL(socket)(AF_UNIX, stype | SOCK_CLOEXEC, 0)) < 0) {
 		int e = errno;
 		free(c);
 		return errno = e, -1;
@@ -204,7 +81,7 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	 * by itself what it is (its path), to a program it is passed to before
 	 * listen() (node's cluster workers) or across execve() (in_adopt).
 	 */
-	unlink_stale(&a.u.un, a.len);
+	sockfile_clear(&a.u.un, a.len);	/* a stale file goes, a live one stays */
 	if (REAL(bind)(s, &a.u.sa, a.len) < 0) {
 		int e = errno;
 		REAL(close)(s);
@@ -321,7 +198,7 @@ int in_adopt(int fd)
 				size_t hl = abstract ? plen - 1 : plen;
 				if ((size_t)n != hl || memcmp(path, have, hl))
 					continue;
-				struct sgconn *c = listener_new(fam, r, r->action, ST_RECEIVER, &ss, sl);
+				struct sgconn *c = conn_listener(fam, r, r->action, ST_RECEIVER, &ss, sl);
 				if (!c)
 					return 0;
 				memcpy(c->path, path, (size_t)n + 1);
@@ -388,27 +265,12 @@ out:;
 /* Convert an inet address to the family of the program's socket where it can be. */
 static void as_family(struct sockaddr_storage *ss, socklen_t *len, int fam)
 {
-	if (fam == AF_INET6 && ss->ss_family == AF_INET) {
-		struct sockaddr_in s4;
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-		memcpy(&s4, ss, sizeof s4);
-		memset(ss, 0, sizeof *ss);
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = s4.sin_port;
-		s6->sin6_addr.s6_addr[10] = s6->sin6_addr.s6_addr[11] = 0xff;
-		memcpy(s6->sin6_addr.s6_addr + 12, &s4.sin_addr, 4);
-		*len = sizeof *s6;
-	}
+	int e = errno;
+	if (fam == AF_INET6 && addr_to_family(ss, len, AF_INET6) < 0)
+		errno = e;	/* not inet: left as it is, and so is the caller's errno */
 }
 
 #define HDR_WAIT_MS 1000	/* how long accept() waits for the rest of a PROXY header */
-
-static long ms_since(const struct timespec *t0)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
-}
 
 /*
  * Read the PROXY header (v2 or v1) that starts a connection, consuming
@@ -418,10 +280,9 @@ static long ms_since(const struct timespec *t0)
 static int read_header(int s, struct proxy_hdr *h)
 {
 	unsigned char buf[PROXY_V2_HDRLEN + 1024];
-	struct timespec t0;
+	int64_t t0 = mono_ms();
 	size_t n;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		ssize_t got = REAL(recvfrom)(s, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT, NULL, NULL);
 		if (got == 0)
@@ -441,7 +302,7 @@ static int read_header(int s, struct proxy_hdr *h)
 			return -1;
 		}
 		/* our clients write the header inside connect(): it is nearly always here already */
-		long left = HDR_WAIT_MS - ms_since(&t0);
+		long left = HDR_WAIT_MS - (long)(mono_ms() - t0);
 		if (left <= 0)
 			return -1;
 		struct pollfd p = { .fd = s, .events = POLLIN };
@@ -452,28 +313,15 @@ static int read_header(int s, struct proxy_hdr *h)
 /* An inet address of h in the program's family, or 0. */
 static socklen_t fit(const struct sockaddr_storage *a, int fam, struct sockaddr_storage *out)
 {
-	memset(out, 0, sizeof *out);
-	if (a->ss_family == fam) {
-		*out = *a;
-		return fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	socklen_t l = sizeof *out;
+	int e = errno;
+	*out = *a;
+	if (addr_to_family(out, &l, fam) < 0) {
+		memset(out, 0, sizeof *out);
+		errno = e;
+		return 0;
 	}
-	if (a->ss_family == AF_INET && fam == AF_INET6) {
-		socklen_t l = sizeof(struct sockaddr_in);
-		*out = *a;
-		as_family(out, &l, AF_INET6);
-		return l;
-	}
-	if (a->ss_family == AF_INET6 && fam == AF_INET) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)a;
-		if (!addr_is_v4mapped(s6->sin6_addr.s6_addr))
-			return 0;
-		struct sockaddr_in *s4 = (struct sockaddr_in *)out;
-		s4->sin_family = AF_INET;
-		s4->sin_port = s6->sin6_port;
-		memcpy(&s4->sin_addr, s6->sin6_addr.s6_addr + 12, 4);
-		return sizeof *s4;
-	}
-	return 0;
+	return l;
 }
 
 /*
@@ -508,14 +356,11 @@ static int unix_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, soc
 			return errno = ECONNABORTED, -1;
 		}
 	}
-	struct sgconn *c = calloc(1, sizeof *c);
+	struct sgconn *c = conn_new(lc->family, SOCK_STREAM);
 	if (!c) {
 		REAL(close)(nfd);
 		return errno = ENOMEM, -1;
 	}
-	c->pw = c->s = -1;
-	c->family = lc->family;
-	c->type = SOCK_STREAM;
 	c->state = ST_CONNECTED;
 	c->rflags = lc->rflags;
 	c->action = lc->action;

@@ -14,41 +14,25 @@
  * pipe, which poll/select/epoll report neither writable nor readable, and
  * connect() says EINPROGRESS. A helper thread then makes a blocking connect
  * (woken by the kernel as soon as the listener accepts), writes the header,
- * and swaps the connected socket in; closing the pipe's write end wakes
- * pollers, which look the fd up again and find it writable, with SO_ERROR 0.
+ * and swaps the connected socket in (pending.c); closing the pipe's write
+ * end wakes pollers, which look the fd up again and find it writable, with
+ * SO_ERROR 0.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "addr.h"
+#include "file.h"
 #include "proxyv2.h"
 #include "real.h"
 #include "sg.h"
 
-#define CONNECT_TIMEOUT_S 120	/* a pending connect gives up (ETIMEDOUT) like TCP's SYN retries */
 #define HDR_MAX 1024
-
-static int unix_errno(int e)
-{
-	/* a TCP program knows "nobody listens there" as ECONNREFUSED */
-	switch (e) {
-	case ENOENT:
-	case ENOTDIR:
-	case ECONNREFUSED:
-	case EPROTOTYPE:
-	case ENOTSOCK:
-		return ECONNREFUSED;
-	}
-	return e;
-}
 
 static socklen_t inet_len(int fam)
 {
@@ -58,20 +42,10 @@ static socklen_t inet_len(int fam)
 /* IPv4-mapped IPv6 becomes plain IPv4 (for matching, templates, headers). */
 static void canon(const struct sockaddr *sa, struct sockaddr_storage *out)
 {
+	socklen_t l = sizeof *out;
 	memset(out, 0, sizeof *out);
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-		if (addr_is_v4mapped(s6->sin6_addr.s6_addr)) {
-			struct sockaddr_in *s4 = (struct sockaddr_in *)out;
-			s4->sin_family = AF_INET;
-			s4->sin_port = s6->sin6_port;
-			memcpy(&s4->sin_addr, s6->sin6_addr.s6_addr + 12, 4);
-			return;
-		}
-		memcpy(out, sa, sizeof *s6);
-		return;
-	}
-	memcpy(out, sa, sizeof(struct sockaddr_in));
+	memcpy(out, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	addr_unmap(out, &l);
 }
 
 static int is_any(const struct sockaddr_storage *ss)
@@ -132,7 +106,7 @@ static int target(const struct ruleset *rs, const struct rule *r, const struct s
 /* The source address routing would pick for dst (port 0), or -1. */
 static int route_src(const struct sockaddr *dst, struct sockaddr_storage *out)
 {
-	int s = socket(dst->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int s = REAL(socket)(dst->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	socklen_t l = sizeof *out;
 	int r = -1;
 
@@ -153,33 +127,17 @@ static int route_src(const struct sockaddr *dst, struct sockaddr_storage *out)
 /* Convert an inet address to family fam (IPv4 <-> ::ffff:IPv4); 0 or -1. */
 static int to_family(struct sockaddr_storage *ss, int fam)
 {
-	struct sockaddr_storage t;
+	socklen_t l = sizeof *ss;
 	if (ss->ss_family == fam)
 		return 0;
-	if (fam == AF_INET6 && ss->ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&t;
-		memset(&t, 0, sizeof t);
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = s4->sin_port;
+	if (fam == AF_INET && ss->ss_family == AF_INET6 && is_any(ss)) {
+		/* :: as IPv4 is 0.0.0.0: mark it mapped and convert */
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
 		s6->sin6_addr.s6_addr[10] = s6->sin6_addr.s6_addr[11] = 0xff;
-		memcpy(s6->sin6_addr.s6_addr + 12, &s4->sin_addr, 4);
-		*ss = t;
-		return 0;
 	}
-	if (fam == AF_INET && ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-		if (!addr_is_v4mapped(s6->sin6_addr.s6_addr) && !is_any(ss))
-			return -1;
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&t;
-		memset(&t, 0, sizeof t);
-		s4->sin_family = AF_INET;
-		s4->sin_port = s6->sin6_port;
-		memcpy(&s4->sin_addr, s6->sin6_addr.s6_addr + 12, 4);
-		*ss = t;
-		return 0;
-	}
-	return -1;
+	int e = errno, r = addr_to_family(ss, &l, fam);
+	errno = e;
+	return r;
 }
 
 /* The source address for a header and getsockname(): configured, bound, routed, or zero. */
@@ -236,107 +194,6 @@ static int build_header(const struct sgconn *c, const struct rule *r, const stru
 	return proxyv2_build(buf, size, &h, (r->flags & RULE_F_CRC32C) ? PROXYV2_CRC32C : 0);
 }
 
-/*
- * SOL_SOCKET options the program changed on its socket, carried to the new
- * one: compared with a fresh socket of the same kind (cached), so only what
- * the program set is copied.
- */
-static const int copy_opts[] = { SO_SNDBUF, SO_RCVBUF, SO_KEEPALIVE, SO_LINGER, SO_RCVTIMEO_OLD,
-				 SO_SNDTIMEO_OLD, SO_PRIORITY, SO_RCVLOWAT, SO_MARK, SO_PASSCRED };
-#define NOPTS (sizeof copy_opts / sizeof copy_opts[0])
-static struct optdef {
-	int done;
-	socklen_t len[NOPTS];
-	unsigned char val[NOPTS][16];
-} optdefs[2][2];	/* [v6][dgram] */
-
-static void carry_opts(int from, int to, int fam, int type)
-{
-	struct optdef *d = &optdefs[fam == AF_INET6][type == SOCK_DGRAM];
-	unsigned char v[16];
-
-	if (!__atomic_load_n(&d->done, __ATOMIC_ACQUIRE)) {
-		int s = socket(fam, type | SOCK_CLOEXEC, 0);
-		if (s < 0)
-			return;
-		struct optdef t;
-		memset(&t, 0, sizeof t);
-		for (size_t i = 0; i < NOPTS; i++) {
-			t.len[i] = sizeof t.val[i];
-			if (REAL(getsockopt)(s, SOL_SOCKET, copy_opts[i], t.val[i], &t.len[i]) < 0)
-				t.len[i] = 0;
-		}
-		REAL(close)(s);
-		pthread_mutex_lock(&sg_lock);
-		if (!d->done) {
-			memcpy(d->len, t.len, sizeof t.len);
-			memcpy(d->val, t.val, sizeof t.val);
-			__atomic_store_n(&d->done, 1, __ATOMIC_RELEASE);
-		}
-		pthread_mutex_unlock(&sg_lock);
-	}
-	for (size_t i = 0; i < NOPTS; i++) {
-		socklen_t l = sizeof v;
-		if (!d->len[i] || REAL(getsockopt)(from, SOL_SOCKET, copy_opts[i], v, &l) < 0 ||
-		    (l == d->len[i] && !memcmp(v, d->val[i], l)))
-			continue;
-		if ((copy_opts[i] == SO_SNDBUF || copy_opts[i] == SO_RCVBUF) && l == sizeof(int)) {
-			int x;
-			memcpy(&x, v, sizeof x);
-			x /= 2;	/* the kernel doubled what was set */
-			memcpy(v, &x, sizeof x);
-		}
-		REAL(setsockopt)(to, SOL_SOCKET, copy_opts[i], v, l);
-	}
-}
-
-static void set_inode(struct sgconn *c, int fd)
-{
-	struct stat st;
-	if (fstat(fd, &st) == 0)
-		c->ino = st.st_ino;
-}
-
-/*
- * Under sg_lock: put newfd behind fd with fd's file status flags and
- * close-on-exec, moving epoll registrations along. Does not close newfd.
- */
-static int put_behind(int fd, int newfd, int fl, int cloexec)
-{
-	struct stat st;
-	struct epreg regs[16];
-	int n = 0;
-
-	if ((fd_flags(fd) & SF_EPREG) && fstat(fd, &st) == 0)
-		n = ep_capture(fd, st.st_ino, regs, 16);
-	if (REAL(dup3)(newfd, fd, cloexec ? O_CLOEXEC : 0) < 0)
-		return -1;
-	if (fl >= 0)
-		REAL(fcntl)(fd, F_SETFL, fl);
-	ep_restore(fd, regs, n);
-	return 0;
-}
-
-/* Swap newfd in for fd and record c with flags. Closes newfd. */
-int sg_swap_in(int fd, int newfd, struct sgconn *c, unsigned flags)
-{
-	int fl = REAL(fcntl)(fd, F_GETFL);
-	int fdfl = REAL(fcntl)(fd, F_GETFD);
-
-	pthread_mutex_lock(&sg_lock);
-	int r = put_behind(fd, newfd, fl, fdfl >= 0 && (fdfl & FD_CLOEXEC));
-	if (r == 0) {
-		set_inode(c, fd);
-		if (slot_set(fd, c, flags) < 0)
-			r = -1;
-	}
-	pthread_mutex_unlock(&sg_lock);
-	int e = errno;
-	REAL(close)(newfd);
-	errno = e;
-	return r;
-}
-
 static int send_all(int s, const unsigned char *p, size_t n)
 {
 	while (n) {
@@ -349,215 +206,6 @@ static int send_all(int s, const unsigned char *p, size_t n)
 		n -= (size_t)w;
 	}
 	return 0;
-}
-
-/* ---- the helper thread for connects that cannot complete at once ---------- */
-
-struct job {
-	struct sgconn *c;
-	int s;			/* our socket, connecting */
-	struct sg_addr ta;
-};
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int cancelled(struct sgconn *c)
-{
-	pthread_mutex_lock(&sg_lock);
-	int r = c->refs <= 1;	/* only the helper still holds it: every fd was closed */
-	pthread_mutex_unlock(&sg_lock);
-	return r;
-}
-
-static void finish(struct job *j, int err)
-{
-	struct sgconn *c = j->c;
-	int newfd = j->s;
-
-	if (err) {
-		REAL(close)(j->s);
-		newfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	}
-	pthread_mutex_lock(&sg_lock);
-	if (c->refs > 1 && newfd >= 0) {
-		ino_t ph = c->ino, nino = 0;
-		struct stat st;
-		if (fstat(newfd, &st) == 0)
-			nino = st.st_ino;
-		for (unsigned k = 0; k < CHUNK_N; k++) {
-			struct slot *sl = sg_chunks[k];
-			if (!sl)
-				continue;
-			for (unsigned i = 0; i < SLOT_N; i++) {
-				if (sl[i].conn != c)
-					continue;
-				int fd = (int)(k * SLOT_N + i);
-				if (fstat(fd, &st) < 0 || st.st_ino != ph)
-					continue;	/* closed behind our back */
-				int fl = REAL(fcntl)(fd, F_GETFL), fdfl = REAL(fcntl)(fd, F_GETFD);
-				if (fl >= 0)
-					fl &= ~O_ACCMODE;
-				put_behind(fd, newfd, fl, fdfl >= 0 && (fdfl & FD_CLOEXEC));
-				unsigned f = __atomic_load_n(&sl[i].flags, __ATOMIC_RELAXED);
-				f &= ~(SF_OUT | SF_IN);
-				if (err)
-					f |= SF_OUT;
-				__atomic_store_n(&sl[i].flags, f, __ATOMIC_RELEASE);
-			}
-		}
-		c->ino = nino;
-		c->state = err ? ST_FAILED : ST_CONNECTED;
-		c->err = err;
-	}
-	int pw = c->pw;
-	c->pw = -1;
-	c->s = -1;
-	conn_put(c);
-	pthread_mutex_unlock(&sg_lock);
-	/* wakes poll/select sleeping on the placeholder: they look again and see the socket */
-	if (pw >= 0)
-		REAL(close)(pw);
-	if (newfd >= 0)
-		REAL(close)(newfd);
-}
-
-static void *helper(void *arg)
-{
-	struct job *j = arg;
-	struct sgconn *c = j->c;
-	struct timeval tick = { 0, 200000 }, old;
-	double deadline = now() + CONNECT_TIMEOUT_S;
-	int err = 0;
-	int is_unix = j->ta.u.sa.sa_family == AF_UNIX;
-
-	REAL(fcntl)(j->s, F_SETFL, REAL(fcntl)(j->s, F_GETFL) & ~O_NONBLOCK);
-	REAL(setsockopt)(j->s, SOL_SOCKET, SO_SNDTIMEO_OLD, &tick, sizeof tick);
-	for (;;) {
-		if (cancelled(c)) {
-			err = ECANCELED;
-			break;
-		}
-		if (now() > deadline) {
-			err = ETIMEDOUT;
-			break;
-		}
-		if (is_unix) {
-			/* blocking: the kernel wakes us when the listener's queue has room */
-			if (REAL(connect)(j->s, &j->ta.u.sa, j->ta.len) == 0)
-				break;
-			if (errno == EAGAIN || errno == EINTR)
-				continue;
-			err = unix_errno(errno);
-			break;
-		}
-		struct pollfd p = { .fd = j->s, .events = POLLOUT };
-		if (poll(&p, 1, 200) > 0) {
-			socklen_t l = sizeof err;
-			if (REAL(getsockopt)(j->s, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
-				err = errno;
-			break;
-		}
-	}
-	if (!err) {
-		pthread_mutex_lock(&sg_lock);
-		unsigned char *h = c->hdr;
-		size_t off = c->hdroff, len = c->hdrlen;
-		c->hdr = NULL;
-		c->hdrlen = c->hdroff = 0;
-		pthread_mutex_unlock(&sg_lock);
-		while (h && off < len && !err) {
-			ssize_t w = REAL(send)(j->s, h + off, len - off, MSG_NOSIGNAL);
-			if (w > 0)
-				off += (size_t)w;
-			else if (w < 0 && (errno == EAGAIN || errno == EINTR) && now() < deadline && !cancelled(c))
-				continue;
-			else
-				err = w < 0 ? errno : EPIPE;
-		}
-		free(h);
-	}
-	pthread_mutex_lock(&sg_lock);
-	old = c->sndtimeo;	/* the program may have set it meanwhile */
-	c->s = -1;
-	pthread_mutex_unlock(&sg_lock);
-	REAL(setsockopt)(j->s, SOL_SOCKET, SO_SNDTIMEO_OLD, &old, sizeof old);
-	finish(j, err == ECANCELED ? 0 : err);
-	free(j);
-	return NULL;
-}
-
-/* Put a placeholder behind fd and (with s >= 0) start the helper. Returns -1/EINPROGRESS. */
-static int go_pending(int fd, struct sgconn *c, int s, const struct sg_addr *ta)
-{
-	int p[2];
-
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
-		int e = errno;
-		if (s >= 0)
-			REAL(close)(s);
-		c->refs = 1;
-		conn_put(c);
-		return errno = e, -1;
-	}
-	c->pw = p[1];
-	c->state = s >= 0 ? ST_PENDING : ST_BLACKHOLE;
-	c->s = s;
-	if (s >= 0) {
-		socklen_t tl = sizeof c->sndtimeo;
-		if (REAL(getsockopt)(s, SOL_SOCKET, SO_SNDTIMEO_OLD, &c->sndtimeo, &tl) < 0)
-			memset(&c->sndtimeo, 0, sizeof c->sndtimeo);
-	}
-	if (sg_swap_in(fd, p[0], c, SF_OUT | SF_IN) < 0) {
-		int e = errno;
-		if (s >= 0)
-			REAL(close)(s);
-		c->refs = 1;	/* never published */
-		conn_put(c);
-		return errno = e, -1;
-	}
-	if (s < 0) {
-		errno = EINPROGRESS;
-		return -1;
-	}
-	struct job *j = malloc(sizeof *j);
-	pthread_t t;
-	pthread_attr_t at;
-	sigset_t all, old;
-	int ok = 0;
-
-	if (j) {
-		j->c = c;
-		j->s = s;
-		j->ta = *ta;
-		pthread_mutex_lock(&sg_lock);
-		c->refs++;
-		pthread_mutex_unlock(&sg_lock);
-		/* the helper takes no signal meant for the program */
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		pthread_attr_init(&at);
-		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-		pthread_attr_setstacksize(&at, 64 * 1024);
-		ok = pthread_create(&t, &at, helper, j) == 0;
-		pthread_attr_destroy(&at);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-	}
-	if (!ok) {
-		/* no thread: the connect fails as if refused by resources */
-		if (j) {
-			finish(j, EAGAIN);
-			free(j);
-		} else {
-			REAL(close)(s);
-		}
-	}
-	errno = EINPROGRESS;
-	return -1;
 }
 
 /* ---- datagrams ------------------------------------------------------------- */
@@ -621,7 +269,7 @@ static int dgram_bind(int s, struct sgconn *c, const struct sg_addr *near)
 static int dgram_swap(int fd, struct sgconn *c, const struct sg_addr *near)
 {
 	int nb = REAL(fcntl)(fd, F_GETFL);
-	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | ((nb >= 0 && (nb & O_NONBLOCK)) ? SOCK_NONBLOCK : 0), 0);
+	int s = REAL(socket)(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | ((nb >= 0 && (nb & O_NONBLOCK)) ? SOCK_NONBLOCK : 0), 0);
 
 	if (s < 0)
 		return -1;
@@ -631,22 +279,18 @@ static int dgram_swap(int fd, struct sgconn *c, const struct sg_addr *near)
 		errno = e;
 		return -1;
 	}
-	carry_opts(fd, s, c->family, SOCK_DGRAM);
+	sockopt_carry(fd, s, c->family, SOCK_DGRAM);
 	c->state = ST_DGRAM;
 	return sg_swap_in(fd, s, c, SF_IN);
 }
 
 static struct sgconn *new_conn(int fd, int domain, int type, const struct rule *r)
 {
-	struct sgconn *c = calloc(1, sizeof *c);
+	struct sgconn *c = conn_new(domain, type);
 	socklen_t l = sizeof c->local;
 
 	if (!c)
 		return NULL;
-	c->pw = -1;
-	c->s = -1;
-	c->family = domain;
-	c->type = type;
 	c->rflags = r ? r->flags : 0;
 	c->action = r ? r->action : 0;
 	/* a socket the program bound keeps that address as its own */
@@ -658,39 +302,43 @@ static struct sgconn *new_conn(int fd, int domain, int type, const struct rule *
 	return c;
 }
 
+/* sendmsg(msg) with hl bytes of hdr in front; the count excludes them. */
+static ssize_t send_after(int fd, const struct msghdr *msg, int flags, const unsigned char *hdr, size_t hl)
+{
+	struct iovec iov[64];
+	struct msghdr m = *msg;
+
+	if (!hl)
+		return REAL(sendmsg)(fd, msg, flags);
+	if (msg->msg_iovlen + 1 > sizeof iov / sizeof iov[0])
+		return errno = EMSGSIZE, -1;
+	iov[0].iov_base = (void *)hdr;
+	iov[0].iov_len = hl;
+	memcpy(iov + 1, msg->msg_iov, msg->msg_iovlen * sizeof *iov);
+	m.msg_iov = iov;
+	m.msg_iovlen = msg->msg_iovlen + 1;
+	ssize_t n = REAL(sendmsg)(fd, &m, flags);
+	return n >= (ssize_t)hl ? n - (ssize_t)hl : n;
+}
+
 /* Send one datagram to ta, with a PROXY header in front when the rule asks. */
 static ssize_t dgram_send(int fd, const struct msghdr *msg, int flags, const struct sg_addr *ta,
 			  const struct sgconn *c, const struct rule *r, const struct sockaddr *dst)
 {
 	struct msghdr m = *msg;
 	unsigned char hdr[HDR_MAX];
-	struct iovec iov[64];
 	int hl = 0;
 
-	if (ta) {
-		m.msg_name = (void *)&ta->u.un;
-		m.msg_namelen = ta->len;
-	} else {
-		m.msg_name = NULL;
-		m.msg_namelen = 0;
-	}
-	if (r && (r->flags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1)) && c) {
+	m.msg_name = (void *)&ta->u.un;
+	m.msg_namelen = ta->len;
+	if (r->flags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1)) {
 		hl = build_header(c, r, dst, SOCK_DGRAM, hdr, sizeof hdr);
 		if (hl < 0)
 			return -1;
-		if (m.msg_iovlen + 1 > sizeof iov / sizeof iov[0])
-			return errno = EMSGSIZE, -1;
-		iov[0].iov_base = hdr;
-		iov[0].iov_len = (size_t)hl;
-		memcpy(iov + 1, msg->msg_iov, msg->msg_iovlen * sizeof *iov);
-		m.msg_iov = iov;
-		m.msg_iovlen = msg->msg_iovlen + 1;
 	}
-	ssize_t n = REAL(sendmsg)(fd, &m, flags);
-	if (n < 0 && ta)
+	ssize_t n = send_after(fd, &m, flags, hdr, (size_t)hl);
+	if (n < 0)
 		errno = unix_errno(errno);
-	if (n >= hl)
-		n -= hl;
 	return n;
 }
 
@@ -750,6 +398,29 @@ static const struct rule *lookup(int fd, const struct sockaddr *sa, socklen_t le
 	return r;
 }
 
+/*
+ * The header goes on the connected socket s before it is swapped in: all of
+ * it when the caller blocks, what fits when not (the rest before the first
+ * write). The slot flags that says, or -1.
+ */
+static int header_now(struct sgconn *c, int s, int nonblock)
+{
+	if (nonblock) {
+		ssize_t w = REAL(send)(s, c->hdr, c->hdrlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w > 0)
+			c->hdroff = (size_t)w;
+	} else if (send_all(s, c->hdr, c->hdrlen) < 0) {
+		return -1;
+	} else {
+		c->hdroff = c->hdrlen;
+	}
+	if (c->hdroff < c->hdrlen)
+		return SF_OUT;
+	free(c->hdr);
+	c->hdr = NULL;
+	return 0;
+}
+
 static int stream_connect(int fd, const struct sockaddr *sa, socklen_t len, const struct sockaddr *dst,
 			  const struct ruleset *rs, const struct rule *r, int domain)
 {
@@ -777,7 +448,7 @@ static int stream_connect(int fd, const struct sockaddr *sa, socklen_t len, cons
 	c->peerlen = len;
 	if (r->action == ACT_BLACKHOLE) {
 		pick_local(c, rs, r, dst, 0);
-		return go_pending(fd, c, -1, NULL);
+		return pending_start(fd, c, -1, NULL);
 	}
 	if (r->flags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1)) {
 		pick_local(c, rs, r, dst, 1);
@@ -789,12 +460,12 @@ static int stream_connect(int fd, const struct sockaddr *sa, socklen_t len, cons
 	} else {
 		pick_local(c, rs, r, dst, 0);
 	}
-	int s = socket(ta.u.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
+	int s = REAL(socket)(ta.u.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
 	if (s < 0) {
 		free(c);
 		return -1;
 	}
-	carry_opts(fd, s, domain, SOCK_STREAM);
+	sockopt_carry(fd, s, domain, SOCK_STREAM);
 	int cr = REAL(connect)(s, &ta.u.sa, ta.len);
 	int e = errno;
 	int is_unix = ta.u.sa.sa_family == AF_UNIX;
@@ -819,29 +490,19 @@ static int stream_connect(int fd, const struct sockaddr *sa, socklen_t len, cons
 	}
 	if (cr < 0 && (is_unix || hl > 0)) {
 		/* full backlog, or TCP still connecting and a header must go first */
-		return go_pending(fd, c, s, &ta);
+		return pending_start(fd, c, s, &ta);
 	}
 	unsigned flags = 0;
 	if (hl > 0) {
-		if (nonblock) {
-			ssize_t w = REAL(send)(s, c->hdr, c->hdrlen, MSG_NOSIGNAL | MSG_DONTWAIT);
-			if (w > 0)
-				c->hdroff = (size_t)w;
-		} else if (send_all(s, c->hdr, c->hdrlen) < 0) {
+		int hf = header_now(c, s, nonblock);
+		if (hf < 0) {
 			e = errno;
 			REAL(close)(s);
 			conn_put((c->refs = 1, c));
 			errno = e;
 			return -1;
-		} else {
-			c->hdroff = c->hdrlen;
 		}
-		if (c->hdroff < c->hdrlen)
-			flags |= SF_OUT;
-		else {
-			free(c->hdr);
-			c->hdr = NULL;
-		}
+		flags = (unsigned)hf;
 	}
 	c->state = ST_CONNECTED;
 	if (sg_swap_in(fd, s, c, flags) < 0) {
@@ -918,8 +579,6 @@ static int dgram_connect(int fd, const struct sockaddr *sa, socklen_t len, const
 	return 0;
 }
 
-int out_connect_swapped(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
-
 /* Would a send to sa on fd be handled by a rule (or refused by SOCKGATE_STRICT)? */
 int out_would_handle(int fd, const struct sockaddr *sa, socklen_t len)
 {
@@ -929,41 +588,17 @@ int out_would_handle(int fd, const struct sockaddr *sa, socklen_t len)
 	return lookup(fd, sa, len, &dst, &rs, &domain, &type, &strict) != NULL || strict;
 }
 
-/* connect(): 0/-1 when handled, else *handled = 0 and the caller goes to libc. */
-int out_connect(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
-{
-	struct sockaddr_storage dst;
-	const struct ruleset *rs = NULL;
-	int domain = 0, type = 0, strict;
-
-	*handled = 0;
-	if (unlikely(fd_flags(fd) & SF_SWAPPED))
-		return out_connect_swapped(fd, sa, len, handled);
-	const struct rule *r = lookup(fd, sa, len, &dst, &rs, &domain, &type, &strict);
-	if (likely(!r)) {
-		if (unlikely(strict)) {
-			*handled = 1;
-			errno = EACCES;
-			return -1;
-		}
-		return 0;
-	}
-	if (r->action == ACT_BROKER)
-		return out_broker_connect(fd, sa, len, (struct sockaddr *)&dst, rs, r, domain, handled);
-	*handled = 1;
-	if (type == SOCK_DGRAM)
-		return dgram_connect(fd, sa, len, (struct sockaddr *)&dst, rs, r, domain, NULL);
-	return stream_connect(fd, sa, len, (struct sockaddr *)&dst, rs, r, domain);
-}
-
-/* connect() again on a redirected fd: what TCP would answer. */
-int out_connect_swapped(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
+/*
+ * connect() again on a redirected fd: what TCP would answer (*handled =
+ * 0: the record is gone, treat the fd as new).
+ */
+static int connect_swapped(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 {
 	pthread_mutex_lock(&sg_lock);
 	struct sgconn *c = slot_conn(fd);
 	if (!c) {
 		pthread_mutex_unlock(&sg_lock);
-		return out_connect(fd, sa, len, handled);
+		return 0;	/* the fd was closed behind our back: a new socket */
 	}
 	*handled = 1;
 	int state = c->state, err = c->err, domain = c->family;
@@ -1016,82 +651,126 @@ int out_connect_swapped(int fd, const struct sockaddr *sa, socklen_t len, int *h
 	return ret;
 }
 
-/*
- * sendto()/sendmsg() with an address. *handled = 0: go to libc. Handles
- * datagrams to matched destinations and MSG_FASTOPEN on streams.
- */
-ssize_t out_sendmsg(int fd, const struct msghdr *msg, int flags, int *handled)
+/* connect(): 0/-1 when handled, else *handled = 0 and the caller goes to libc. */
+int out_connect(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 {
-	const struct sockaddr *sa = msg->msg_name;
-	socklen_t len = msg->msg_namelen;
-	unsigned f = fd_flags(fd);
 	struct sockaddr_storage dst;
 	const struct ruleset *rs = NULL;
 	int domain = 0, type = 0, strict;
-	const struct rule *r;
 
 	*handled = 0;
-	if (f & SF_SWAPPED) {
-		pthread_mutex_lock(&sg_lock);
-		struct sgconn *c = slot_conn(fd);
-		int st = c ? c->state : 0;
-		domain = c ? c->family : 0;
-		type = c ? c->type : 0;
-		pthread_mutex_unlock(&sg_lock);
-		if (!c)
-			goto fresh;
-		if (st != ST_DGRAM) {
-			/* a stream: the address is ignored, as TCP does */
-			return 0;
-		}
-		*handled = 1;
-		if (!sa || len < sizeof(sa_family_t)) {
-			/* connected datagram socket */
-			pthread_mutex_lock(&sg_lock);
-			c = slot_conn(fd);
-			struct sockaddr_storage peer;
-			int act = c ? c->action : 0;
-			unsigned char hdr[HDR_MAX];
-			size_t hl = c && c->dghdr ? c->dghdrlen : 0;
-			if (hl)
-				memcpy(hdr, c->dghdr, hl);
-			if (c)
-				peer = c->peer;
-			pthread_mutex_unlock(&sg_lock);
-			(void)peer;
-			if (act == ACT_BLACKHOLE) {
-				size_t n = 0;
-				for (size_t i = 0; i < msg->msg_iovlen; i++)
-					n += msg->msg_iov[i].iov_len;
-				return (ssize_t)n;
-			}
-			if (!hl)
-				return REAL(sendmsg)(fd, msg, flags);
-			struct iovec iov[64];
-			struct msghdr m = *msg;
-			if (msg->msg_iovlen + 1 > 64)
-				return errno = EMSGSIZE, -1;
-			iov[0].iov_base = hdr;
-			iov[0].iov_len = hl;
-			memcpy(iov + 1, msg->msg_iov, msg->msg_iovlen * sizeof *iov);
-			m.msg_iov = iov;
-			m.msg_iovlen = msg->msg_iovlen + 1;
-			ssize_t n = REAL(sendmsg)(fd, &m, flags);
-			return n >= (ssize_t)hl ? n - (ssize_t)hl : n;
-		}
-		r = lookup(fd, sa, len, &dst, &rs, &domain, &type, &strict);
-		if (!r) {
-			if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
-				return errno = ENETUNREACH, -1;
-			return REAL(sendmsg)(fd, msg, flags);
-		}
-		goto dgram;
+	if (unlikely(fd_flags(fd) & SF_SWAPPED)) {
+		int ret = connect_swapped(fd, sa, len, handled);
+		if (*handled)
+			return ret;
 	}
-fresh:
-	if (!sa)
+	const struct rule *r = lookup(fd, sa, len, &dst, &rs, &domain, &type, &strict);
+	if (likely(!r)) {
+		if (unlikely(strict)) {
+			*handled = 1;
+			errno = EACCES;
+			return -1;
+		}
 		return 0;
-	domain = type = 0;
-	r = lookup(fd, sa, len, &dst, &rs, &domain, &type, &strict);
+	}
+	if (r->action == ACT_BROKER)
+		return out_broker_connect(fd, sa, len, (struct sockaddr *)&dst, rs, r, domain, handled);
+	*handled = 1;
+	if (type == SOCK_DGRAM)
+		return dgram_connect(fd, sa, len, (struct sockaddr *)&dst, rs, r, domain, NULL);
+	return stream_connect(fd, sa, len, (struct sockaddr *)&dst, rs, r, domain);
+}
+
+/*
+ * A datagram on a redirected socket with no address: to its peer, after
+ * the header its connect() built (or nowhere for a blackhole).
+ */
+static ssize_t dgram_send_connected(int fd, const struct msghdr *msg, int flags)
+{
+	pthread_mutex_lock(&sg_lock);
+	struct sgconn *c = slot_conn(fd);
+	int act = c ? c->action : 0;
+	unsigned char hdr[HDR_MAX];
+	size_t hl = c && c->dghdr ? c->dghdrlen : 0;
+	if (hl)
+		memcpy(hdr, c->dghdr, hl);
+	pthread_mutex_unlock(&sg_lock);
+	if (act == ACT_BLACKHOLE)
+		return iov_total(msg->msg_iov, msg->msg_iovlen);
+	return send_after(fd, msg, flags, hdr, hl);
+}
+
+/*
+ * A datagram to dst, which rule r of rs matched, on fd made AF_UNIX
+ * already: to the rule's target, remembered so that replies show dst.
+ */
+static ssize_t dgram_send_to(int fd, const struct msghdr *msg, int flags, const struct sockaddr_storage *dst,
+			     const struct ruleset *rs, const struct rule *r)
+{
+	if (r->action == ACT_REJECT)
+		return errno = r->err ? r->err : ECONNREFUSED, -1;
+	if (r->action == ACT_BLACKHOLE)
+		return iov_total(msg->msg_iov, msg->msg_iovlen);
+	struct sg_addr ta;
+	if (target(rs, r, (const struct sockaddr *)dst, &ta) < 0)
+		return -1;
+	if (ta.u.sa.sa_family != AF_UNIX)
+		return errno = ENETUNREACH, -1;
+	pthread_mutex_lock(&sg_lock);
+	struct sgconn *c = slot_conn(fd);
+	struct sgconn copy;
+	if (c) {
+		map_add(c, &ta, msg->msg_name, msg->msg_namelen);
+		copy = *c;
+	}
+	pthread_mutex_unlock(&sg_lock);
+	if (!c)
+		return errno = EBADF, -1;
+	if (r->source != RULE_NONE) {
+		/* this destination's rule names its own source */
+		copy.local_known = 0;
+		pick_local(&copy, rs, r, (const struct sockaddr *)dst, 0);
+	}
+	return dgram_send(fd, msg, flags, &ta, &copy, r, msg->msg_name);
+}
+
+/*
+ * sendto(MSG_FASTOPEN) on a stream socket: connect as connect() would, then
+ * send the data (after the header, if one is still to go).
+ */
+static ssize_t fastopen(int fd, const struct msghdr *msg, int flags, const struct sockaddr_storage *dst,
+			const struct ruleset *rs, const struct rule *r, int domain)
+{
+	if ((r->flags & RULE_F_FASTOPEN_EPIPE) || (conf()->hacks & HACK_FASTOPEN))
+		return errno = EPIPE, -1;
+	if (r->action == ACT_BROKER) {
+		/* no data in the SYN: the broker's socket connects, then this goes as a send */
+		int h;
+		if (out_broker_connect(fd, msg->msg_name, msg->msg_namelen, (const struct sockaddr *)dst, rs, r,
+				       domain, &h) < 0 && errno != EINPROGRESS)
+			return -1;
+	} else if (stream_connect(fd, msg->msg_name, msg->msg_namelen, (const struct sockaddr *)dst, rs, r,
+				  domain) < 0) {
+		return -1;
+	}
+	if ((fd_flags(fd) & SF_OUT) && out_before_write(fd) < 0)
+		return -1;
+	struct msghdr m = *msg;
+	m.msg_name = NULL;
+	m.msg_namelen = 0;
+	return REAL(sendmsg)(fd, &m, flags & ~MSG_FASTOPEN);
+}
+
+/* A send with an address on a socket that is not (or no longer) redirected. */
+static ssize_t send_first(int fd, const struct msghdr *msg, int flags, int *handled)
+{
+	struct sockaddr_storage dst;
+	const struct ruleset *rs = NULL;
+	int domain = 0, type = 0, strict;
+
+	if (!msg->msg_name)
+		return 0;
+	const struct rule *r = lookup(fd, msg->msg_name, msg->msg_namelen, &dst, &rs, &domain, &type, &strict);
 	if (!r) {
 		if (strict) {
 			*handled = 1;
@@ -1103,68 +782,58 @@ fresh:
 		if (!(flags & MSG_FASTOPEN))
 			return 0;
 		*handled = 1;
-		if ((r->flags & RULE_F_FASTOPEN_EPIPE) || (conf()->hacks & HACK_FASTOPEN))
-			return errno = EPIPE, -1;
-		if (r->action == ACT_BROKER) {
-			/* no data in the SYN: the broker's socket connects, then this goes as a send */
-			int h;
-			if (out_broker_connect(fd, sa, len, (struct sockaddr *)&dst, rs, r, domain, &h) < 0 &&
-			    errno != EINPROGRESS)
-				return -1;
-		} else if (stream_connect(fd, sa, len, (struct sockaddr *)&dst, rs, r, domain) < 0) {
-			return -1;
-		}
-		struct msghdr m = *msg;
-		m.msg_name = NULL;
-		m.msg_namelen = 0;
-		return sendmsg(fd, &m, flags & ~MSG_FASTOPEN);
+		return fastopen(fd, msg, flags, &dst, rs, r, domain);
 	}
 	*handled = 1;
 	if (r->action == ACT_REJECT)
 		return errno = r->err ? r->err : ECONNREFUSED, -1;
-	{
-		struct sgconn *c = new_conn(fd, domain, SOCK_DGRAM, r);
-		if (!c)
-			return -1;
-		pick_local(c, rs, r, (struct sockaddr *)&dst, 0);
-		struct sg_addr near;
-		if (r->action == ACT_BLACKHOLE || target(rs, r, (struct sockaddr *)&dst, &near) < 0)
-			near.u.sa.sa_family = AF_UNSPEC;
-		if (dgram_swap(fd, c, &near) < 0) {
-			free(c);
-			return -1;
-		}
-	}
-dgram:
-	if (r->action == ACT_REJECT)
-		return errno = r->err ? r->err : ECONNREFUSED, -1;
-	if (r->action == ACT_BLACKHOLE) {
-		size_t n = 0;
-		for (size_t i = 0; i < msg->msg_iovlen; i++)
-			n += msg->msg_iov[i].iov_len;
-		return (ssize_t)n;
-	}
-	struct sg_addr ta;
-	if (target(rs, r, (struct sockaddr *)&dst, &ta) < 0)
+	struct sgconn *c = new_conn(fd, domain, SOCK_DGRAM, r);
+	if (!c)
 		return -1;
-	if (ta.u.sa.sa_family != AF_UNIX)
-		return errno = ENETUNREACH, -1;
+	pick_local(c, rs, r, (struct sockaddr *)&dst, 0);
+	struct sg_addr near;
+	if (r->action == ACT_BLACKHOLE || target(rs, r, (struct sockaddr *)&dst, &near) < 0)
+		near.u.sa.sa_family = AF_UNSPEC;
+	if (dgram_swap(fd, c, &near) < 0) {
+		free(c);
+		return -1;
+	}
+	return dgram_send_to(fd, msg, flags, &dst, rs, r);
+}
+
+/*
+ * sendto()/sendmsg() with an address, or on a redirected datagram socket.
+ * *handled = 0: go to libc. Handles datagrams to matched destinations and
+ * MSG_FASTOPEN on streams.
+ */
+ssize_t out_sendmsg(int fd, const struct msghdr *msg, int flags, int *handled)
+{
+	const struct sockaddr *sa = msg->msg_name;
+	socklen_t len = msg->msg_namelen;
+
+	*handled = 0;
+	if (!(fd_flags(fd) & SF_SWAPPED))
+		return send_first(fd, msg, flags, handled);
 	pthread_mutex_lock(&sg_lock);
 	struct sgconn *c = slot_conn(fd);
-	struct sgconn copy;
-	if (c) {
-		map_add(c, &ta, sa, len);
-		copy = *c;
-	}
+	int st = c ? c->state : 0, domain = c ? c->family : 0, type = c ? c->type : 0;
 	pthread_mutex_unlock(&sg_lock);
 	if (!c)
-		return errno = EBADF, -1;
-	if (r->source != RULE_NONE) {
-		/* this destination's rule names its own source */
-		copy.local_known = 0;
-		pick_local(&copy, rs, r, (struct sockaddr *)&dst, 0);
-	}
-	return dgram_send(fd, msg, flags, &ta, &copy, r, sa);
+		return send_first(fd, msg, flags, handled);
+	if (st != ST_DGRAM)
+		return 0;	/* a stream: the address is ignored, as TCP does */
+	*handled = 1;
+	if (!sa || len < sizeof(sa_family_t))
+		return dgram_send_connected(fd, msg, flags);
+	struct sockaddr_storage dst;
+	const struct ruleset *rs = NULL;
+	int strict;
+	const struct rule *r = lookup(fd, sa, len, &dst, &rs, &domain, &type, &strict);
+	if (r)
+		return dgram_send_to(fd, msg, flags, &dst, rs, r);
+	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
+		return errno = ENETUNREACH, -1;
+	return REAL(sendmsg)(fd, msg, flags);
 }
 
 /*
@@ -1257,15 +926,4 @@ void out_dgram_peer(int fd, struct sockaddr *sa, socklen_t *len)
 	 * sockaddr_storage in every caller, so the inet address fits */
 	memcpy(sa, &res, rl);
 	*len = rl;
-}
-
-/* For the broker action (broker.c): what the redirect does to carry a socket over. */
-void sg_carry_opts(int from, int to, int fam, int type)
-{
-	carry_opts(from, to, fam, type);
-}
-
-int sg_put_behind(int fd, int newfd, int fl, int cloexec)
-{
-	return put_behind(fd, newfd, fl, cloexec);
 }

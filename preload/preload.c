@@ -58,14 +58,6 @@ static inline int before_write(int fd)
 	return out_before_write(fd);
 }
 
-static ssize_t iov_total(const struct iovec *iov, size_t n)
-{
-	size_t t = 0;
-	for (size_t i = 0; i < n; i++)
-		t += iov[i].iov_len;
-	return (ssize_t)t;
-}
-
 /* A connected datagram socket with a per-datagram header: through sendmsg. */
 static ssize_t via_sendmsg(int fd, const void *buf, size_t n, int flags)
 {
@@ -115,7 +107,12 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct
 	return REAL(sendto)(fd, buf, n, flags, sa, len);
 }
 
-EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+/*
+ * The wrappers that other wrappers build on are static functions, called
+ * directly: a call to an exported symbol would go through the PLT and could
+ * reach another library's (or the program's) definition first.
+ */
+static ssize_t sg_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	unsigned f = fd_flags(fd);
 
@@ -140,6 +137,11 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	if (b > 0)
 		return iov_total(msg->msg_iov, msg->msg_iovlen);
 	return REAL(sendmsg)(fd, msg, flags);
+}
+
+EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	return sg_sendmsg(fd, msg, flags);
 }
 
 EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
@@ -231,7 +233,7 @@ static void copy_out(const void *a, socklen_t alen, struct sockaddr *sa, socklen
 /*
  * sendmmsg(): the whole batch goes to libc unless the fd is ours or a
  * message's destination matches a rule; then message by message through
- * sendmsg() above (the count sent, or the error of the first one).
+ * sg_sendmsg() above (the count sent, or the error of the first one).
  */
 EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
 {
@@ -244,7 +246,7 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
 		return REAL(sendmmsg)(fd, vec, n, flags);
 	unsigned i;
 	for (i = 0; i < n; i++) {
-		ssize_t r = sendmsg(fd, &vec[i].msg_hdr, flags);
+		ssize_t r = sg_sendmsg(fd, &vec[i].msg_hdr, flags);
 		if (r < 0)
 			return i ? (int)i : -1;
 		vec[i].msg_len = (unsigned)r;
@@ -272,21 +274,26 @@ static int pending_recv(int fd)
 	return 0;
 }
 
-EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+static ssize_t sg_recv(int fd, void *buf, size_t n, int flags)
 {
 	if (likely(!(fd_flags(fd) & SF_IN)) || !pending_recv(fd))
 		return REAL(recv)(fd, buf, n, flags);
 	return -1;
 }
 
+EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+	return sg_recv(fd, buf, n, flags);
+}
+
 EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
 	if (n > buflen)
 		abort();	/* what glibc's fortify check does */
-	return recv(fd, buf, n, flags);
+	return sg_recv(fd, buf, n, flags);
 }
 
-EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa, socklen_t *len)
+static ssize_t sg_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa, socklen_t *len)
 {
 	if (likely(!(fd_flags(fd) & SF_IN)))
 		return REAL(recvfrom)(fd, buf, n, flags, sa, len);
@@ -305,12 +312,17 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr 
 	return r;
 }
 
+EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa, socklen_t *len)
+{
+	return sg_recvfrom(fd, buf, n, flags, sa, len);
+}
+
 EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *sa,
 			      socklen_t *len)
 {
 	if (n > buflen)
 		abort();	/* what glibc's fortify check does */
-	return recvfrom(fd, buf, n, flags, sa, len);
+	return sg_recvfrom(fd, buf, n, flags, sa, len);
 }
 
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
@@ -562,16 +574,6 @@ EXPORT int shutdown(int fd, int how)
 
 /* ---- fd lifetime ------------------------------------------------------------ */
 
-void sg_forget(int fd)
-{
-	pthread_mutex_lock(&sg_lock);
-	unsigned f = fd_flags(fd);
-	if (f & SF_EPOLL)
-		ep_note(fd, 0);
-	slot_clear(fd);
-	pthread_mutex_unlock(&sg_lock);
-}
-
 EXPORT int close(int fd)
 {
 	unsigned f = fd_flags(fd);
@@ -584,40 +586,11 @@ EXPORT int close(int fd)
 	return REAL(close)(fd);
 }
 
-/* After newfd became a copy of fd: give it fd's record (or none). */
-static void copied(int fd, int newfd)
-{
-	unsigned f = fd_flags(fd);
-	if (!((f | fd_flags(newfd)) & SF_STATE)) {
-		slot_hint(newfd, f & SF_HINTS);
-		return;
-	}
-	pthread_mutex_lock(&sg_lock);
-	f = fd_flags(fd);
-	if (fd_flags(newfd)) {
-		if (fd_flags(newfd) & SF_EPOLL)
-			ep_note(newfd, 0);
-		slot_clear(newfd);
-	}
-	slot_hint(newfd, f & SF_HINTS);
-	if (f & SF_SWAPPED) {
-		struct slot *s = slot_get(fd, 0);
-		if (s && s->conn)
-			slot_set(newfd, s->conn, f & (SF_OUT | SF_IN | SF_ACCEPT));
-	}
-	if (f & SF_EPOLL) {
-		ep_note(newfd, 1);
-		if (slot_get(newfd, 1))
-			slot_setflags(newfd, SF_EPOLL, 0);
-	}
-	pthread_mutex_unlock(&sg_lock);
-}
-
 EXPORT int dup(int fd)
 {
 	int r = REAL(dup)(fd);
 	if (r >= 0 && unlikely(fd_flags(fd) | fd_flags(r)))
-		copied(fd, r);
+		sg_copied(fd, r);
 	return r;
 }
 
@@ -625,7 +598,7 @@ EXPORT int dup2(int fd, int fd2)
 {
 	int r = REAL(dup2)(fd, fd2);
 	if (r >= 0 && fd != fd2 && unlikely(fd_flags(fd) | fd_flags(fd2)))
-		copied(fd, fd2);
+		sg_copied(fd, fd2);
 	return r;
 }
 
@@ -633,7 +606,7 @@ EXPORT int dup3(int fd, int fd2, int flags)
 {
 	int r = REAL(dup3)(fd, fd2, flags);
 	if (r >= 0 && unlikely(fd_flags(fd) | fd_flags(fd2)))
-		copied(fd, fd2);
+		sg_copied(fd, fd2);
 	return r;
 }
 
@@ -643,7 +616,7 @@ static int do_fcntl(fcntl_fn real, int fd, int cmd, va_list ap)
 	void *arg = va_arg(ap, void *);
 	int r = real(fd, cmd, arg);
 	if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && r >= 0 && unlikely(fd_flags(fd) | fd_flags(r)))
-		copied(fd, r);
+		sg_copied(fd, r);
 	return r;
 }
 
@@ -687,7 +660,7 @@ EXPORT int listen(int fd, int backlog)
  * A datagram socket that is a receiver made by another process (in_adopt)
  * fails a plain accept with EOPNOTSUPP: adopt it and take a passed socket.
  */
-EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
+static int sg_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
 	if (likely(!(fd_flags(fd) & SF_ACCEPT))) {
 		int r = REAL(accept4)(fd, sa, len, flags);
@@ -699,8 +672,13 @@ EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 	return in_accept(fd, sa, len, flags);
 }
 
+EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
+{
+	return sg_accept4(fd, sa, len, flags);
+}
+
 /* accept4() with no flags is accept() */
 EXPORT int accept(int fd, struct sockaddr *sa, socklen_t *len)
 {
-	return accept4(fd, sa, len, 0);
+	return sg_accept4(fd, sa, len, 0);
 }

@@ -12,6 +12,7 @@
 #ifndef SOCKGATE_SG_H
 #define SOCKGATE_SG_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -101,6 +102,7 @@ static inline unsigned fd_flags(int fd)
 	return __atomic_load_n(&s[fd & (SLOT_N - 1)].flags, __ATOMIC_ACQUIRE);
 }
 
+/* the fd table and the records (fdtab.c) */
 /* Under sg_lock: the slot of fd, allocated when alloc is set (NULL: ENOMEM / out of range). */
 struct slot *slot_get(int fd, int alloc);
 /* Under sg_lock: attach conn to fd (takes a reference) with flags. */
@@ -109,7 +111,6 @@ int slot_set(int fd, struct sgconn *c, unsigned flags);
 void slot_clear(int fd);
 /* Under sg_lock: the conn of fd if the fd still is the file we swapped in, else clears the slot. */
 struct sgconn *slot_conn(int fd);
-void conn_put(struct sgconn *c);
 void slot_setflags(int fd, unsigned set, unsigned clear);
 /*
  * Without the lock: set the type hint of a fd socket() just made, or clear
@@ -117,6 +118,14 @@ void slot_setflags(int fd, unsigned set, unsigned clear);
  */
 void slot_hint(int fd, unsigned hint);
 void slot_epreg(int fd);
+struct sgconn *conn_new(int family, int type);
+struct sgconn *conn_listener(int family, const struct rule *r, int action, int state, const void *sa,
+			     socklen_t len);
+void conn_put(struct sgconn *c);
+int sg_swap_in(int fd, int newfd, struct sgconn *c, unsigned flags);
+void sg_swap_all(struct sgconn *c, int newfd, unsigned out);
+void sg_forget(int fd);
+void sg_copied(int fd, int newfd);
 
 /* configuration (conf.c) */
 struct sgconf {
@@ -161,27 +170,55 @@ int ep_capture(int fd, ino_t ino, struct epreg *out, int max);
 void ep_restore(int fd, const struct epreg *r, int n);
 void ep_note(int epfd, int add);
 
+/* socket options carried to a swapped-in socket (sockopt.c) */
+void sockopt_carry(int from, int to, int fam, int type);
+
+/* systemd socket activation (systemd.c) */
+int systemd_fd(const char *name);
+int systemd_take(int fd, int afd, const struct sockaddr *sa, socklen_t len, const struct rule *r, int domain);
+
+/* connects that complete in a helper thread (pending.c) */
+struct sg_addr;
+int pending_start(int fd, struct sgconn *c, int s, const struct sg_addr *ta);
+
 /* receiving (in.c) */
 int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
 int in_listen(int fd, int backlog, int *handled);
 int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags);
 int in_adopt(int fd);
-void sg_forget(int fd);
 
 /* outgoing (out.c) */
-int sg_swap_in(int fd, int newfd, struct sgconn *c, unsigned flags);
 int out_connect(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
 ssize_t out_sendmsg(int fd, const struct msghdr *msg, int flags, int *handled);
 int out_before_write(int fd);
 int out_would_handle(int fd, const struct sockaddr *sa, socklen_t len);
-/* SOL_SOCKET options the program changed on from, set on to (out.c) */
-void sg_carry_opts(int from, int to, int fam, int type);
-/* Under sg_lock: newfd behind fd with fd's flags and epoll registrations; newfd stays open */
-int sg_put_behind(int fd, int newfd, int fl, int cloexec);
-
 /* the broker action (broker.c); *handled = 0: the socket is not fresh, libc answers */
 int out_broker_connect(int fd, const struct sockaddr *sa, socklen_t len, const struct sockaddr *dst,
 		       const struct ruleset *rs, const struct rule *r, int domain, int *handled);
 void out_dgram_peer(int fd, struct sockaddr *sa, socklen_t *len);
+
+/* small helpers of out.c and pending.c (defined here) */
+static inline int unix_errno(int e)
+{
+	/* a TCP program knows "nobody listens there" as ECONNREFUSED */
+	switch (e) {
+	case ENOENT:
+	case ENOTDIR:
+	case ECONNREFUSED:
+	case EPROTOTYPE:
+	case ENOTSOCK:
+		return ECONNREFUSED;
+	}
+	return e;
+}
+
+/* The bytes an iovec array holds: what a blackholed send reports sent. */
+static inline ssize_t iov_total(const struct iovec *iov, size_t n)
+{
+	size_t t = 0;
+	for (size_t i = 0; i < n; i++)
+		t += iov[i].iov_len;
+	return (ssize_t)t;
+}
 
 #endif

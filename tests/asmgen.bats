@@ -51,7 +51,7 @@ R
 	sockgate-asmgen "$T/rules" -o "$T/a.bin"
 	printf '\x01' | dd of="$T/a.bin" bs=1 seek=60 conv=notrunc 2>/dev/null
 	run -1 sockgate-asmgen --dump "$T/a.bin"
-	assert_output "$T/a.bin: compiled rules: checksum mismatch (file damaged)"
+	assert_output "sockgate-asmgen: fatal: $T/a.bin: compiled rules: checksum mismatch (file damaged)"
 	head -c 20 "$T/a.bin" > "$T/short.bin"
 	run -1 sockgate-asmgen --check "$T/short.bin"
 	assert_output --partial "not a compiled rules file"
@@ -61,7 +61,8 @@ R
 bad_case() {
 	printf '%b' "$1" > "$T/bad"
 	run -1 --separate-stderr sockgate-asmgen --check "$T/bad"
-	[ "$stderr" = "$T/bad:$2" ] || { echo "got:  $stderr"; echo "want: $T/bad:$2"; return 1; }
+	[ "$stderr" = "sockgate-asmgen: fatal: $T/bad:$2" ] ||
+		{ echo "got:  $stderr"; echo "want: sockgate-asmgen: fatal: $T/bad:$2"; return 1; }
 	run -1 sockgate-asmgen "$T/bad" -o "$T/out.bin"
 	[ ! -e "$T/out.bin" ]
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # What `make` produces and installs: the library's exported symbols, the
-# install layout under DESTDIR/PREFIX, and the missing-package message.
+# install layout under DESTDIR/PREFIX, the missing-package message, and a
+# first build on a machine where the deps step is what installs libbsd.
 
 load helper
 
@@ -22,6 +23,11 @@ load helper
 @test "make install and uninstall honour PREFIX and DESTDIR" {
 	make -s -C "$TOP" BUILD="$BUILD" install DESTDIR="$T/root" PREFIX=/opt/sg >/dev/null
 	[ -x "$T/root/opt/sg/bin/sockgate" ]
+	# installed stripped: well under 256 KiB, no symbol table left
+	local size=$(stat -c %s "$T/root/opt/sg/bin/sockgate")
+	[ "$size" -lt 262144 ] || { echo "installed sockgate is $size bytes"; return 1; }
+	run -0 readelf -S "$T/root/opt/sg/bin/sockgate"
+	refute_output --partial ".symtab"
 	[ "$(readlink "$T/root/opt/sg/bin/sockgate-asmgen")" = sockgate ]
 	[ -f "$T/root/opt/sg/lib/libsockgate.so" ]
 	[ -f "$T/root/opt/sg/share/man/man5/sockgate-rules.5" ]
@@ -38,4 +44,33 @@ load helper
 		sh "$TOP/tests/deps.sh" sockgate-no-such-package bats
 	[ "$stderr" = "sockgate: missing packages: sockgate-no-such-package
 sockgate: install them (as root: apt-get install sockgate-no-such-package) and run make again" ]
+}
+
+# stand_in_cc STAMP: a compiler on $T that finds libbsd.a and libmd.a only
+# once STAMP exists, as on a fresh machine where the deps step (which writes
+# the stamp) is what installs libbsd-dev. Before that it answers
+# -print-file-name with the bare name, as gcc and clang do for a missing file.
+stand_in_cc() {
+	cat > "$T/cc" <<EOF
+#!/bin/sh
+for a; do
+	case \$a in -print-file-name=*) [ -e "$1" ] || { echo "\${a#-print-file-name=}"; exit 0; };; esac
+done
+exec cc "\$@"
+EOF
+	chmod +x "$T/cc"
+}
+
+@test "the first make links although libbsd.a appears only with the deps step; core objects are kept" {
+	b=$T/build
+	stand_in_cc "$b/.deps-ok"
+	run "$T/cc" -print-file-name=libbsd.a
+	assert_output libbsd.a
+	run -0 make -C "$TOP" BUILD="$b" CC="$T/cc" CFLAGS=-O0 "$b/unit/test_rules"
+	refute_output --partial "cannot find"
+	run -0 "$b/unit/test_rules"
+	# Only pattern rules name build/host/core/*.o; they are not intermediates
+	# to delete, so the next run has nothing to do.
+	[ -f "$b/host/core/rules.o" ]
+	run -0 make -q -C "$TOP" BUILD="$b" CC="$T/cc" CFLAGS=-O0 "$b/unit/test_rules"
 }

@@ -9,7 +9,10 @@ done
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 	echo "sockgate: installing missing Debian packages:$missing"
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends $missing >/dev/null || {
+	# A fresh machine often has another apt running (unattended-upgrades):
+	# wait for its lock rather than fail the first make.
+	apt-get update -qq -o DPkg::Lock::Timeout=300 >/dev/null &&
+		apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends $missing >/dev/null || {
 		echo "sockgate: apt-get install failed for:$missing" >&2; exit 2; }
 	exit 0
 fi

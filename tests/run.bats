@@ -41,8 +41,9 @@ userver() {
 	assert_output "sockgate-run: fatal: -r #2:1:27: unknown action 'unx' (expected unix, abstract, tcp, fdpass, systemd, reject, blackhole, pass, nat64)"
 	SOCKGATE_RULE='connect -> nowhere' run -1 sockgate-run -- true
 	assert_output --regexp '^sockgate-run: fatal: SOCKGATE_RULE:1:'
-	run -1 sockgate-run -f "$T/none" --check
-	assert_output "sockgate-run: fatal: unable to read rules $T/none: No such file or directory"
+	# an unreadable rules file is a failed system call (111), as the man page says
+	run -111 sockgate-run -f "$T/none" --check
+	assert_output "sockgate-run: fatal: unable to read $T/none: No such file or directory"
 }
 
 @test "sockgate-run -r redirects curl to a Unix socket; the rules and LD_PRELOAD reach the program" {
@@ -90,10 +91,12 @@ hello from unix"
 	assert_output "sockgate-run: fatal: unable to find libsockgate.so beside this program or in /usr/local/lib"
 }
 
-@test "sockgate-run: a program that does not exist is 127, one that cannot run is 111" {
+@test "sockgate-run: a program that does not exist is 127, one that cannot run is 126 (as env(1))" {
 	run -127 sockgate-run -- /nonexistent/prog
 	assert_output "sockgate-run: fatal: unable to run /nonexistent/prog: No such file or directory"
 	printf 'not a program\n' > "$T/noexec"
-	run -111 sockgate-run -- "$T/noexec"
+	run -126 sockgate-run -- "$T/noexec"
 	assert_output "sockgate-run: fatal: unable to run $T/noexec: Permission denied"
+	run -127 sockgate-run -- no-such-program-anywhere
+	assert_output "sockgate-run: fatal: unable to run no-such-program-anywhere: No such file or directory"
 }

@@ -120,5 +120,29 @@ int main(void)
 		CHECK(prefix_format(&p, buf, sizeof buf) > 0 && !strcmp(buf, fmt[i][1]), "prefix %s prints as %s",
 		      fmt[i][0], fmt[i][1]);
 	}
+
+	/* IPv4 <-> IPv4-mapped IPv6, the one copy */
+	struct sg_addr m;
+	addr_parse("192.0.2.7:8080", &m);
+	struct sockaddr_storage ss = m.u.ss;
+	socklen_t sl = m.len;
+	CHECK(addr_to_family(&ss, &sl, AF_INET6) == 0 && sl == sizeof(struct sockaddr_in6) &&
+	      addr_format((struct sockaddr *)&ss, sl, buf, sizeof buf) > 0 && !strcmp(buf, "[::ffff:192.0.2.7]:8080"),
+	      "IPv4 to its mapped IPv6 form (%s)", buf);
+	addr_unmap(&ss, &sl);
+	CHECK(sl == sizeof(struct sockaddr_in) && addr_format((struct sockaddr *)&ss, sl, buf, sizeof buf) > 0 &&
+	      !strcmp(buf, "192.0.2.7:8080"), "and back with addr_unmap (%s)", buf);
+	addr_parse("[2001:db8::1]:53", &m);
+	ss = m.u.ss;
+	sl = m.len;
+	errno = 0;
+	addr_unmap(&ss, &sl);
+	CHECK(ss.ss_family == AF_INET6 && sl == m.len && errno == 0, "addr_unmap leaves plain IPv6 (and errno) alone");
+	CHECK(addr_to_family(&ss, &sl, AF_INET) < 0 && errno == EAFNOSUPPORT && ss.ss_family == AF_INET6,
+	      "plain IPv6 cannot become IPv4: EAFNOSUPPORT, unchanged");
+	addr_parse("unix:/x", &m);
+	ss = m.u.ss;
+	sl = m.len;
+	CHECK(addr_to_family(&ss, &sl, AF_INET6) < 0 && errno == EAFNOSUPPORT, "a unix address is no inet family");
 	return unit_done();
 }

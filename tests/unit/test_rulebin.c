@@ -138,6 +138,26 @@ int main(void)
 	reseal(b, len);
 	CHECK(rejected(b, len, "not terminated"), "an unterminated string pool");
 
+	/* rules_load_any: the one loader for text and compiled files */
+	memcpy(b, bin, len);
+	b[28 + 2] = 77;
+	reseal(b, len);
+	memset(&e, 0xff, sizeof e);
+	CHECK(!rules_load_any((char *)b, len, NULL, &e) && errno == EINVAL && e.line == 0 && e.col == 0 &&
+	      !strncmp(e.msg, "compiled rules: rule 1: ", 24),
+	      "a bad compiled file: no made-up position, a \"compiled rules: rule N\" message (%u:%u %s)",
+	      e.line, e.col, e.msg);
+	struct ruleset *any = rules_load_any(bin, len, NULL, &e);
+	CHECK(any && any->n == 7, "a compiled file loads through rules_load_any");
+	rules_free(any);
+	CHECK(!rules_load_any(bin, len, "connect -> reject", &e) && errno == EINVAL &&
+	      !strncmp(e.msg, "compiled rules:", 15), "no rules text is added to a compiled file");
+	any = rules_load_any("connect 10.0.0.0/8 -> reject\n", 29, "bind -> systemd", &e);
+	CHECK(any && any->n == 2 && any->rule[1].line == 2, "text and extra text: the extra rules come after");
+	rules_free(any);
+	CHECK(!rules_load_any("connect 10.0.0.0/8 -> reject", 28, "bind -> bogus", &e) && errno == EINVAL &&
+	      e.line == 2 && e.col > 1, "a bad extra rule is named at its line:col (%u:%u)", e.line, e.col);
+
 	free(b);
 	free(bin);
 	rules_free(rs);

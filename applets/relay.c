@@ -659,12 +659,13 @@ static void conn_start(struct conn *c, const struct proxy_hdr *h)
 	conn_connect(c);
 }
 
-/*
- * Read the PROXY header without reading past it: peek at what has arrived,
- * and take exactly the header's bytes once it is complete.
- */
 static void broker_run(struct conn *c, const struct broker_req *rq, int perr);
 
+/*
+ * Read the PROXY header without reading past it: peek at what has arrived,
+ * and take exactly the header's bytes once it is complete. On a broker
+ * listener the header may be a broker request (core/broker.h).
+ */
 static void header_run(struct conn *c)
 {
 	struct broker_req rq;

@@ -22,6 +22,8 @@ PRELOAD_SRC := $(sort $(wildcard preload/*.c))
 UNIT_SRC    := $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 TOOL_SRC    := $(sort $(wildcard tests/tools/*.c))
+GO_SRC      := $(sort $(wildcard tests/tools/go/*.go))
+STATIC_SRC  := $(sort $(wildcard tests/tools/static/*.c))
 HEADERS     := $(wildcard core/*.h applets/*.h preload/*.h preload/*.def tests/unit/*.h)
 
 # libbsd in "overlay" mode, linked statically into both builds. The archive
@@ -43,32 +45,54 @@ EXE_CC      = $(CC)
 EXE_LDFLAGS = $(SAN_FLAGS)
 else
 EXE_CC      = $(MUSLCC)
-EXE_LDFLAGS = -static
+# Sized for containers (installed stripped: < 256 KiB, checked in build.bats):
+# -Os and unused sections dropped. The applets' hot paths are system calls
+# (splice, accept4, sendmsg), which -Os does not slow.
+EXE_LDFLAGS = -static -Wl,--gc-sections
 # musl ships no kernel headers; use the system's (linux-libc-dev).
 KINC        = $(BUILD)/kinc
-EXE_CFLAGS  = -isystem $(KINC)
+EXE_CFLAGS  = -isystem $(KINC) -Os -ffunction-sections -fdata-sections
 endif
 
 CORE_MUSL_OBJ    = $(CORE_SRC:%.c=$(BUILD)/exe/%.o)
 APPLET_OBJ       = $(APPLET_SRC:%.c=$(BUILD)/exe/%.o)
-CORE_PIC_OBJ     = $(CORE_SRC:%.c=$(BUILD)/pic/%.o)
-PRELOAD_OBJ      = $(PRELOAD_SRC:%.c=$(BUILD)/pic/%.o)
+# `make PARACONTAINER=1`: the library for glibc 2.17 and later, from objects
+# of its own (preload/compat/glibc-old.h says how).
+ifeq ($(PARACONTAINER),1)
+PIC         = pic-para
+PARA_STUBS  = $(BUILD)/para-stubs/libdl.so.2 $(BUILD)/para-stubs/libpthread.so.0
+PARACONTAINER_FLAGS = -include preload/compat/glibc-old.h
+LIB_SYSLIBS = -Wl,--no-as-needed $(PARA_STUBS)
+else
+PIC         = pic
+LIB_SYSLIBS = -ldl -lpthread
+endif
+PARA_VER   := $(if $(findstring aarch64,$(shell $(CC) -dumpmachine)),GLIBC_2.17,GLIBC_2.2.5)
+CORE_PIC_OBJ     = $(CORE_SRC:%.c=$(BUILD)/$(PIC)/%.o)
+PRELOAD_OBJ      = $(PRELOAD_SRC:%.c=$(BUILD)/$(PIC)/%.o)
+# Run as a program, the library is sockgate-mkctl (preload/prog.c).
+PROG_PIC_OBJ     = $(BUILD)/$(PIC)/applets/mkctl.o $(BUILD)/$(PIC)/applets/util.o
 CORE_HOST_OBJ    = $(CORE_SRC:%.c=$(BUILD)/host/%.o)
 UNIT_BIN         = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
 FUZZ_BIN         = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 TOOL_BIN         = $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+GO_BIN           = $(GO_SRC:tests/tools/go/%.go=$(BUILD)/go/%)
+STATIC_BIN       = $(STATIC_SRC:tests/tools/static/%.c=$(BUILD)/static/%)
 APPLET_LINKS     = $(APPLET_NAMES:%=$(BUILD)/sockgate-%)
+# The library for musl programs (Alpine): the same sources built with musl-gcc.
+MUSL_PIC_OBJ     = $(patsubst $(BUILD)/$(PIC)/%,$(BUILD)/pic-musl/%,$(PRELOAD_OBJ) $(PROG_PIC_OBJ) $(CORE_PIC_OBJ))
 
 DEPS_STAMP = $(BUILD)/.deps-ok
 
-.PHONY: all deps check unit tools fuzz-build fuzz bench demo install uninstall clean lint
-all: $(BUILD)/sockgate $(APPLET_LINKS) $(BUILD)/libsockgate.so
+.PHONY: all deps check unit tools fuzz-build para-lib fuzz bench soak demo install uninstall clean lint
+all: $(BUILD)/sockgate $(APPLET_LINKS) $(BUILD)/libsockgate.so $(BUILD)/libsockgate-musl.so
 
 # --- dependencies: installed when root on Debian, else named -----------------
 BUILD_PKGS = musl-tools libbsd-dev
 TEST_PKGS  = bats bats-support bats-assert curl netcat-openbsd socat nginx haproxy \
              python3 iproute2 util-linux mandoc clang libclang-rt-14-dev \
-             postgresql redis-server dnsutils default-jdk-headless nodejs systemd iperf3
+             postgresql redis-server dnsutils dnsmasq-base default-jdk-headless nodejs systemd golang-go \
+             iperf3
 BENCH_PKGS = iperf3 wrk
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): tests/deps.sh
@@ -76,7 +100,7 @@ $(DEPS_STAMP): tests/deps.sh
 	@mkdir -p $(BUILD) && touch $@
 
 # --- the static multi-call executable ---------------------------------------
-$(BUILD)/exe/%.o: %.c $(HEADERS) | $(DEPS_STAMP) $(KINC)
+$(BUILD)/exe/%.o: %.c $(HEADERS) Makefile | $(DEPS_STAMP) $(KINC)
 	@mkdir -p $(dir $@)
 	$(EXE_CC) $(BASE_CFLAGS) $(EXE_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
@@ -93,7 +117,7 @@ $(BUILD)/sockgate-%: $(BUILD)/sockgate
 	ln -sf sockgate $@
 
 # --- the preload library (glibc) ---------------------------------------------
-$(BUILD)/pic/%.o: %.c $(HEADERS) | $(DEPS_STAMP)
+$(BUILD)/$(PIC)/%.o: %.c $(HEADERS) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Ipreload -fPIC -fvisibility=hidden $(PARACONTAINER_FLAGS) -c -o $@ $<
 
@@ -102,9 +126,27 @@ $(BUILD)/libsockgate.map: preload/hooks.def
 	{ echo '{ global:'; sed -n 's/^HOOK(\([a-z0-9_]*\),.*/  \1;/p' $<; \
 	  echo 'local: *; };'; } > $@
 
-$(BUILD)/libsockgate.so: $(PRELOAD_OBJ) $(CORE_PIC_OBJ) $(BUILD)/libsockgate.map
+$(BUILD)/libsockgate.so: $(PRELOAD_OBJ) $(PROG_PIC_OBJ) $(CORE_PIC_OBJ) $(BUILD)/libsockgate.map $(PARA_STUBS)
 	$(CC) -shared -fPIC $(LDFLAGS) -Wl,--version-script=$(BUILD)/libsockgate.map \
-	  -Wl,-z,now -o $@ $(PRELOAD_OBJ) $(CORE_PIC_OBJ) $(BSD_LIBS) -ldl -lpthread
+	  -Wl,-z,now -Wl,-e,sg_prog_start -o $@ $(PRELOAD_OBJ) $(PROG_PIC_OBJ) $(CORE_PIC_OBJ) $(BSD_LIBS) $(LIB_SYSLIBS)
+
+$(BUILD)/para-stubs/%: preload/compat/glibc-old-stubs.c
+	@mkdir -p $(dir $@)
+	echo '$(PARA_VER) { global: *; };' > $@.map
+	$(CC) -shared -fPIC $(if $(findstring libdl,$*),-DSTUB_LIBDL) -Wl,-soname,$* \
+	  -Wl,--version-script=$@.map -o $@ $<
+
+$(BUILD)/pic-musl/%.o: %.c $(HEADERS) | $(DEPS_STAMP) $(BUILD)/kinc
+	@mkdir -p $(dir $@)
+	$(MUSLCC) $(BASE_CFLAGS) -isystem $(BUILD)/kinc -Ipreload -fPIC -fvisibility=hidden -c -o $@ $<
+
+$(BUILD)/libsockgate-musl.so: $(MUSL_PIC_OBJ) $(BUILD)/libsockgate.map
+	$(MUSLCC) -shared -fPIC $(LDFLAGS) -Wl,--version-script=$(BUILD)/libsockgate.map \
+	  -Wl,-z,now -Wl,-e,sg_prog_start -o $@ $(MUSL_PIC_OBJ) $(BSD_LIBS)
+
+# The old-glibc build that `make check` reads the version needs of.
+para-lib:
+	@$(MAKE) --no-print-directory PARACONTAINER=1 BUILD=$(BUILD)/para $(BUILD)/para/libsockgate.so
 
 # --- tests -------------------------------------------------------------------
 $(BUILD)/host/%.o: %.c $(HEADERS) | $(DEPS_STAMP)
@@ -126,7 +168,19 @@ $(BUILD)/tools/%: tests/tools/%.c $(CORE_HOST_OBJ) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -o $@ $< $(CORE_HOST_OBJ) $(BSD_LIBS) -lpthread
 
-tools: $(TOOL_BIN)
+# Programs no preload reaches (sockgate-run --seccomp): Go with CGO_ENABLED=0,
+# standard library only, built offline with its cache under build/; and C
+# linked statically with musl.
+$(BUILD)/go/%: tests/tools/go/%.go | $(DEPS_STAMP)
+	@mkdir -p $(BUILD)/go
+	cd $(BUILD)/go && GOCACHE=$(abspath $(BUILD))/go/cache GOPATH=$(abspath $(BUILD))/go/path GOENV=off \
+	  GO111MODULE=off GOPROXY=off GOFLAGS= CGO_ENABLED=0 go build -o $(abspath $@) $(abspath $<)
+
+$(BUILD)/static/%: tests/tools/static/%.c | $(DEPS_STAMP) $(KINC)
+	@mkdir -p $(dir $@)
+	$(MUSLCC) -static -O2 $(WARN) -o $@ $<
+
+tools: $(TOOL_BIN) $(GO_BIN) $(STATIC_BIN)
 
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(HEADERS) | $(DEPS_STAMP)
@@ -141,12 +195,18 @@ fuzz: $(FUZZ_BIN)
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $(BUILD)/fuzz/new-$$n tests/fuzz/corpus/$$n \
 	    2>$(BUILD)/fuzz/$$n.log || { tail -40 $(BUILD)/fuzz/$$n.log; exit 1; }; done; echo "fuzz: all targets clean"
 
-check: all unit tools fuzz-build
+check: all unit tools fuzz-build para-lib
 	@SANITIZE=$(SANITIZE) BUILD=$(BUILD) tests/run.sh
 
 bench: all
 	@tests/deps.sh $(BENCH_PKGS)
 	@for b in tests/bench/*.sh; do BUILD=$(BUILD) bash $$b || exit 1; done
+
+# Not in check: relay and server under load for SOAK_SECONDS (tests/soak.sh).
+SOAK_SECONDS ?= 600
+soak: all tools
+	@tests/deps.sh $(BENCH_PKGS)
+	@SOAK_SECONDS=$(SOAK_SECONDS) BUILD=$(BUILD) tests/soak.sh
 
 demo: all
 	@BUILD=$(BUILD) tests/demo.sh
@@ -161,13 +221,14 @@ install: all
 	install -s -m 755 $(BUILD)/sockgate $(DESTDIR)$(PREFIX)/bin/sockgate
 	for a in $(APPLET_NAMES); do ln -sf sockgate $(DESTDIR)$(PREFIX)/bin/sockgate-$$a; done
 	install -m 755 $(BUILD)/libsockgate.so $(DESTDIR)$(PREFIX)/lib/libsockgate.so
+	install -m 755 $(BUILD)/libsockgate-musl.so $(DESTDIR)$(PREFIX)/lib/libsockgate-musl.so
 	for m in man/*.[1-8]; do s=$${m##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; \
 	  install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done
 	for e in man/examples/*; do [ -f "$$e" ] && install -m 644 $$e $(DESTDIR)$(PREFIX)/share/doc/sockgate/examples/; done; true
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/sockgate $(APPLET_NAMES:%=$(DESTDIR)$(PREFIX)/bin/sockgate-%)
-	rm -f $(DESTDIR)$(PREFIX)/lib/libsockgate.so
+	rm -f $(DESTDIR)$(PREFIX)/lib/libsockgate.so $(DESTDIR)$(PREFIX)/lib/libsockgate-musl.so
 	for m in man/*.[1-8]; do s=$${m##*.}; rm -f $(DESTDIR)$(PREFIX)/share/man/man$$s/$${m##*/}; done
 	rm -rf $(DESTDIR)$(PREFIX)/share/doc/sockgate
 

@@ -4,6 +4,7 @@
  * applet is listed here only when it is implemented.
  */
 APPLET(asmgen, asmgen_main, "compile, check and dump rules files")
+APPLET(mkctl, mkctl_main, "write a control file naming a VSOCK, Firecracker, TIPC, Unix or TCP target")
 APPLET(relay, relay_main, "forward connections (Unix, TCP, passed fds) with splice, PROXY headers and allow rules")
 APPLET(run, run_main, "check the rules and run a program with libsockgate.so preloaded")
 APPLET(server, server_main, "accept TCP and pass each socket to a receiver chosen by rules")

@@ -1,7 +1,8 @@
 /*
  * sockgate-asmgen: compile a rules file (sockgate-rules(5)) to the checked
  * binary form the preload loads, check one, or print one back as text.
- * Either form is accepted wherever a rules file is read.
+ * Either form is accepted wherever a rules file is read, and so are
+ * u-relay-tproxy's compiled files and gen-config.py text (rules_from_file).
  */
 #include <errno.h>
 #include <fcntl.h>

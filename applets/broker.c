@@ -34,7 +34,7 @@ static const char *op_name(int op)
 }
 
 /* decide: the parser's verdict, then the rules. 0, or -1 with b->err and b->why. */
-static int decide(struct brq *b, int perr, broker_route_fn route)
+static int decide(struct brq *b, int perr, broker_route_fn route, void *ctx)
 {
 	if (perr) {
 		b->err = perr;
@@ -46,8 +46,8 @@ static int decide(struct brq *b, int perr, broker_route_fn route)
 		snprintf(b->why, sizeof b->why, "broker: refused: %s sockets are not brokered", op_name(b->rq.op));
 		return -1;
 	}
-	char why[160];
-	if (route(&b->dest, &b->client, RULE_TCP, &b->target, why, sizeof why) < 0) {
+	char why[400];
+	if (route(ctx, b, RULE_TCP, &b->target, why, sizeof why) < 0) {
 		b->err = ECONNREFUSED;
 		snprintf(b->why, sizeof b->why, "broker: %s", why);
 		return -1;
@@ -102,13 +102,13 @@ static int reply(struct brq *b, int s)
 	return 0;
 }
 
-int broker_serve(struct brq *b, int perr, broker_route_fn route)
+int broker_serve(struct brq *b, int perr, broker_route_fn route, void *ctx)
 {
 	int s = -1, r = -1;
 
 	b->err = 0;
 	b->why[0] = 0;
-	if (decide(b, perr, route) == 0 && (s = make(b)) >= 0) {
+	if (decide(b, perr, route, ctx) == 0 && (s = make(b)) >= 0) {
 		snprintf(b->why, sizeof b->why, "brokered: passed a %s socket, connecting", op_name(b->rq.op));
 		r = 0;
 	}

@@ -13,9 +13,15 @@
 #include "addr.h"
 #include "broker.h"
 
-/* Where may the destination go? 0 with target set, or -1 with why (relay.c: the allow rules). */
-typedef int (*broker_route_fn)(const struct sg_addr *dest, const struct sg_addr *client, int proto,
-			       struct sg_addr *target, char *why, size_t size);
+struct brq;
+
+/*
+ * Where may the request go (b->dest from b->client, proto a RULE_*)? 0
+ * with target set, or -1 with why (relay.c: the allow rules of target
+ * original, name rules included, through core's relayconn_route).
+ */
+typedef int (*broker_route_fn)(void *ctx, const struct brq *b, int proto, struct sg_addr *target,
+			       char *why, size_t size);
 
 struct brq {
 	int cl;				/* the client's Unix connection (not closed here) */
@@ -24,16 +30,16 @@ struct brq {
 	struct sg_addr client;		/* who the header says asks */
 	struct sg_addr target;		/* where the socket connects */
 	int err;			/* why it was refused, 0 when it was not */
-	char why[200];			/* for the log line */
+	char why[512];			/* for the log line */
 };
 
 /*
  * Serve a parsed request (b->rq, b->client set; perr the parser's errno
  * when it refused the request, else 0): decide with route, make the
- * socket and start its connect, reply on b->cl. Returns 0 when a socket
+ * socket and start its connect, reply on b->cl (ctx goes to route). Returns 0 when a socket
  * went to the client, -1 when the reply said no (b->err, b->why) or the
  * reply could not be sent (b->why). Never blocks.
  */
-int broker_serve(struct brq *b, int perr, broker_route_fn route);
+int broker_serve(struct brq *b, int perr, broker_route_fn route, void *ctx);
 
 #endif

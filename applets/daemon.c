@@ -17,6 +17,7 @@
 
 #include "addr.h"
 #include "rulebin.h"
+#include "urtfile.h"
 #include "sockfile.h"
 #include "util.h"
 
@@ -137,6 +138,29 @@ struct ruleset *rules_from_file(const char *path, const char *extra, int fatal)
 			die_sys("unable to read %s", path);
 		warn_sys("unable to read %s (keeping the old rules)", path);
 		return NULL;
+	}
+	if (buf && !rulebin_is(buf, len) && (urt_is(buf, len) || urt_text_is(buf, len))) {
+		/* u-relay-tproxy's compiled file or gen-config.py text: the rules they mean */
+		char *text;
+		int bin = urt_is(buf, len);
+		int r = bin ? urt_to_rules(buf, len, &text, &e) : urt_text_to_rules(buf, len, &text, &e);
+		free(buf);
+		if (r < 0) {
+			if (errno != EINVAL) {
+				if (fatal)
+					die_sys("unable to load %s", path);
+				warn_sys("unable to load %s (keeping the old rules)", path);
+			} else if (fatal) {
+				if (e.line && !bin)
+					die(EX_BADINPUT, "%s:%u: %s", path, e.line, e.msg);
+				die(EX_BADINPUT, "%s: %s", path, e.msg);
+			} else {
+				warn("%s: %s (keeping the old rules)", path, e.msg);
+			}
+			return NULL;
+		}
+		buf = text;
+		len = strlen(text);
 	}
 	if (buf && extra && *extra && rulebin_is(buf, len)) {
 		free(buf);

@@ -33,9 +33,12 @@
 #include "addr.h"
 #include "broker.h"
 #include "brokerd.h"
+#include "dns.h"
 #include "fdpass.h"
 #include "file.h"
 #include "proxyv2.h"
+#include "relayconn.h"
+#include "resolver.h"
 #include "sockfile.h"
 #include "rules.h"
 #include "util.h"
@@ -45,9 +48,10 @@ static const char usage[] =
 	"       [--proxy-out v1 | v2] [-c MAXCONNS] [--connect-timeout TIME] [--idle-timeout TIME]\n"
 	"       [--header-timeout TIME] [--grace TIME] [--reuseport] [--backlog N]\n"
 	"       [--pipe-size BYTES] [--ready-fd FD] [-u USER] [-g GROUP]\n"
-	"       [-G GROUP,... | -k] [--chroot DIR] TARGET";
+	"       [-G GROUP,... | -k] [--chroot DIR] [--dns-server ADDR:PORT]\n"
+	"       [--resolve-timeout TIME] TARGET";
 
-enum { K_LISTEN = 1, K_FDPASS, K_CLIENT, K_TARGET, K_SIGNAL };
+enum { K_LISTEN = 1, K_FDPASS, K_CLIENT, K_TARGET, K_SIGNAL, K_RESOLVE, K_DNS };
 enum { ST_HEADER = 1, ST_CONNECTING, ST_RETRY, ST_RELAY, ST_BROKER };
 enum { L_INFO, L_WARN };
 
@@ -56,6 +60,14 @@ enum { L_INFO, L_WARN };
 #define POOL_GROWN_MAX 16	/* of them, at most this many keep a grown size */
 #define GROW_AFTER (256 * 1024)	/* a direction that moved this much is bulk */
 #define ACCEPT_BATCH 64
+/*
+ * What one connection may hold at once: the client, the target, and a pipe
+ * (two fds) each way. The relay accepts only while that many are free for
+ * every connection it holds, so an accepted client is never dropped for
+ * want of an fd: at the limit the rest wait in the listen backlog.
+ */
+#define FDS_PER_CONN 6
+#define FD_MARGIN 8		/* a rules file re-read, a log line, a readiness fd */
 
 static struct {
 	int verbose;
@@ -68,12 +80,15 @@ static struct {
 	unsigned pipe_max;
 	int ready_fd;
 	struct privs privs;
+	struct resolver_opts res;
+	int resolver;			/* a resolve: or dns: listener */
 	int original;			/* target "original" */
 	struct sg_addr target;
 	char target_name[ADDR_STRLEN + 8];
 } cfg = {
 	.connect_ms = 10000, .header_ms = 5000, .grace_ms = 30000,
 	.backlog = 4096, .ready_fd = -1,
+	.res = { .timeout_ms = 3000, .host_ttl = 30, .min_keep = 10 },
 	/* the kernel's default pipe-max-size: 512 KiB pipes cost ~20% more CPU per byte */
 	.pipe_max = 1024 * 1024,
 };
@@ -97,9 +112,8 @@ struct pipebuf {
 
 struct dir {				/* one direction: from one socket to the other */
 	struct pipebuf *p;
-	size_t inpipe;
-	uint64_t bytes;
-	unsigned eof:1, shut:1, rearm:1;
+	struct relaydir s;		/* what was read, written, ended (core/relayconn) */
+	unsigned rearm:1;
 };
 
 struct conn;
@@ -118,6 +132,7 @@ struct conn {
 	unsigned char *obuf;		/* PROXY header still to send to the target */
 	size_t olen, ooff;
 	struct sg_addr client, dest, target;
+	char *host;			/* the name a name rule allowed the destination by */
 	pid_t cpid;			/* Unix clients: SO_PEERCRED at -v */
 	uid_t cuid;
 	int broker;			/* came on a listener with the broker option */
@@ -133,6 +148,7 @@ static long nconns;
 static int max_paused, stopping, chrooted;
 static struct pipebuf *pool;
 static int npool, npool_grown;	/* pipes in the pool; of them grown */
+static long fd_room = LONG_MAX;	/* fds for connections and pooled pipes */
 static struct ruleset *rules;
 static struct { int kind; int fd; } sigobj = { K_SIGNAL, -1 };
 static unsigned char hdrbuf[HEADER_MAX];
@@ -211,7 +227,7 @@ static void pipe_free(struct pipebuf *p)
  */
 static void pipe_put(struct pipebuf *p, size_t inpipe)
 {
-	if (inpipe || npool >= POOL_MAX) {
+	if (inpipe || npool >= POOL_MAX || FDS_PER_CONN * nconns + 2 * (npool + 1) > fd_room) {
 		pipe_free(p);
 		return;
 	}
@@ -288,6 +304,21 @@ static void listeners_pause(int on)
 	}
 }
 
+/* Listen again after a pause, unless stopping, backing off, or still at -c or the fd room. */
+static void accept_again(void)
+{
+	if (stopping || accept_resume)
+		return;
+	if (max_paused) {
+		if ((cfg.max_conns && nconns >= cfg.max_conns) || FDS_PER_CONN * (nconns + 1) > fd_room)
+			return;
+		max_paused = 0;
+		if (cfg.verbose)
+			info("accepting again (%ld connections)", nconns);
+	}
+	listeners_pause(0);
+}
+
 /* --- connections ---------------------------------------------------------- */
 
 static void fmt_client(const struct conn *c, char *buf, size_t size)
@@ -334,23 +365,33 @@ static void conn_end(struct conn *c, int level, const char *fmt, ...)
 			fmt_addr(&c->dest, ds, sizeof ds);
 		}
 		int64_t d = now - c->start;
+		char lost[160] = "";
+		if (c->up.s.inpipe || c->down.s.inpipe)
+			snprintf(lost, sizeof lost, " (discarded, read but not delivered: %zu bytes to target, %zu to client)",
+				 c->up.s.inpipe, c->down.s.inpipe);
+		if (c->host) {
+			size_t l = strlen(ds);
+			snprintf(ds + l, sizeof ds - l, " (%s)", c->host);
+		}
 		if (c->state == ST_BROKER)	/* no byte of it passes here */
 			(level == L_WARN ? warn : info)("%s -> %s: %s", cl, dst, why);
 		else
 			(level == L_WARN ? warn : info)("%s -> %s: %llu bytes to target, %llu bytes to client, "
-				"%lld.%03llds, %s", cl, dst, (unsigned long long)c->up.bytes,
-				(unsigned long long)c->down.bytes, (long long)(d / 1000), (long long)(d % 1000), why);
+				"%lld.%03llds, %s%s", cl, dst, (unsigned long long)c->up.s.sent,
+				(unsigned long long)c->down.s.sent, (long long)(d / 1000), (long long)(d % 1000), why, lost);
 	}
 	c->dead = 1;
 	close(c->cl.fd);
 	if (c->tg.fd >= 0)
 		close(c->tg.fd);
 	if (c->up.p)
-		pipe_put(c->up.p, c->up.inpipe);
+		pipe_put(c->up.p, c->up.s.inpipe);
 	if (c->down.p)
-		pipe_put(c->down.p, c->down.inpipe);
+		pipe_put(c->down.p, c->down.s.inpipe);
 	free(c->obuf);
 	c->obuf = NULL;
+	free(c->host);
+	c->host = NULL;
 	/* unlink now, free after the current batch of events */
 	if (c->prev)
 		c->prev->next = c->next;
@@ -361,10 +402,8 @@ static void conn_end(struct conn *c, int level, const char *fmt, ...)
 	c->next = zombies;
 	zombies = c;
 	nconns--;
-	if (max_paused && !stopping && nconns < cfg.max_conns && !accept_resume) {
-		listeners_pause(0);
-		max_paused = 0;
-	}
+	if (max_paused)
+		accept_again();
 	if (nconns == 0)
 		pool_drain();
 }
@@ -392,35 +431,34 @@ static int pump(struct conn *c, struct side *src, struct side *dst, struct dir *
 
 	for (;;) {
 		int progress = 0;
-		if (!d->eof && src->rd && (!d->p || d->inpipe < d->p->cap)) {
+		if (!d->s.eof && src->rd && (!d->p || relaydir_room(&d->s, d->p->cap))) {
 			if (!d->p && !(d->p = pipe_get())) {
 				conn_end(c, L_WARN, "unable to create a pipe: %s", strerror(errno));
 				return -1;
 			}
-			ssize_t n = splice(src->fd, NULL, d->p->wr, NULL, d->p->cap - d->inpipe,
+			ssize_t n = splice(src->fd, NULL, d->p->wr, NULL, relaydir_room(&d->s, d->p->cap),
 					   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (n > 0) {
-				d->inpipe += n;
-				d->bytes += n;
+				relaydir_read(&d->s, (size_t)n);
 				progress = 1;
-				if (d->bytes >= GROW_AFTER && d->p->cap < cfg.pipe_max && !d->p->nogrow)
+				if (d->s.bytes >= GROW_AFTER && d->p->cap < cfg.pipe_max && !d->p->nogrow)
 					pipe_grow(d->p);
 			} else if (n == 0) {
-				d->eof = 1;
+				relaydir_read(&d->s, 0);
 				progress = 1;
 			} else if (errno == EAGAIN) {
 				src->rd = 0;
-				d->rearm = d->inpipe > 0;
+				d->rearm = d->s.inpipe > 0;
 			} else if (errno != EINTR) {
 				side_name_err(c, src, "reading from", errno);
 				return -1;
 			}
 		}
-		if (d->inpipe && dst->wr) {
-			ssize_t n = splice(d->p->rd, NULL, dst->fd, NULL, d->inpipe,
+		if (d->s.inpipe && dst->wr) {
+			ssize_t n = splice(d->p->rd, NULL, dst->fd, NULL, d->s.inpipe,
 					   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (n > 0) {
-				d->inpipe -= n;
+				relaydir_wrote(&d->s, (size_t)n);
 				progress = 1;
 				if (d->rearm) {
 					src->rd = 1;
@@ -433,15 +471,15 @@ static int pump(struct conn *c, struct side *src, struct side *dst, struct dir *
 				return -1;
 			}
 		}
-		if (d->eof && !d->inpipe && !d->shut) {
+		if (relaydir_shut_now(&d->s)) {
 			shutdown(dst->fd, SHUT_WR);
-			d->shut = 1;
+			d->s.shut = 1;
 		}
 		if (!progress)
 			break;
 		moved = 1;
 	}
-	if (d->p && !d->inpipe && (d->eof || !src->rd)) {
+	if (d->p && !d->s.inpipe && (d->s.eof || !src->rd)) {
 		pipe_put(d->p, 0);
 		d->p = NULL;
 	}
@@ -477,7 +515,7 @@ down:
 	if ((r = pump(c, &c->tg, &c->cl, &c->down)) < 0)
 		return;
 	moved |= r;
-	if (c->up.shut && c->down.shut) {
+	if (relayconn_done(&c->up.s, &c->down.s)) {
 		conn_end(c, L_INFO, "done");
 		return;
 	}
@@ -533,39 +571,9 @@ static void conn_connect(struct conn *c)
 /* The header for the target: the real client and the address it asked for. */
 static int build_out(struct conn *c, const struct proxy_hdr *in)
 {
-	struct proxy_hdr h;
 	unsigned char buf[1024];
+	int n = relayconn_build_out(cfg.proxy_out, &c->client, &c->dest, in, buf, sizeof buf);
 
-	memset(&h, 0, sizeof h);
-	h.version = cfg.proxy_out;
-	h.command = PROXY_CMD_PROXY;
-	h.socktype = SOCK_STREAM;
-	if (in) {
-		memcpy(h.authority, in->authority, sizeof h.authority);
-		h.authority_len = in->authority_len;
-		memcpy(h.unique_id, in->unique_id, sizeof h.unique_id);
-		h.unique_id_len = in->unique_id_len;
-		memcpy(h.netns, in->netns, sizeof h.netns);
-		h.netns_len = in->netns_len;
-	}
-	int fs = c->client.u.sa.sa_family, fd = c->dest.u.sa.sa_family;
-	int inet = (fs == AF_INET || fs == AF_INET6) && (fd == AF_INET || fd == AF_INET6);
-	if (inet || (fs == AF_UNIX && fd == AF_UNIX && cfg.proxy_out == 2)) {
-		memcpy(&h.src, &c->client.u.ss, sizeof h.src);
-		h.srclen = c->client.len;
-		memcpy(&h.dst, &c->dest.u.ss, sizeof h.dst);
-		h.dstlen = c->dest.len;
-		if (inet && fs != fd) {
-			if (fs == AF_INET)
-				addr_to_family(&h.src, &h.srclen, AF_INET6);
-			else
-				addr_to_family(&h.dst, &h.dstlen, AF_INET6);
-		}
-	} else {
-		h.src.ss_family = h.dst.ss_family = AF_UNSPEC;
-	}
-	int n = cfg.proxy_out == 1 ? proxyv1_build((char *)buf, sizeof buf, &h)
-				   : proxyv2_build(buf, sizeof buf, &h, in && in->has_crc32c ? PROXYV2_CRC32C : 0);
 	if (n < 0)
 		return -1;
 	if (!(c->obuf = malloc(n)))
@@ -577,61 +585,52 @@ static int build_out(struct conn *c, const struct proxy_hdr *in)
 }
 
 /*
- * The allow rules (target original, and the broker): where may a
- * connection from client to dest go? 0 with target set, or -1 with the
- * reason in why.
+ * Name rules: the destination must be an address that this relay's own
+ * resolver returned for a name the pattern allows, still within that
+ * answer's lifetime; what the client says (an AUTHORITY TLV) only narrows
+ * it down, never widens it.
  */
-static int route_dest(const struct sg_addr *dest, const struct sg_addr *client, int proto,
-		      struct sg_addr *target, char *why, size_t size)
+struct hostq {
+	uint8_t a16[16];
+	const char *authority;		/* NULL when the header has none */
+	char name[DNS_NAME_MAX];
+};
+
+static int host_ok(void *ctx, const char *pattern)
 {
-	int f = dest->u.sa.sa_family;
-	if (f != AF_INET && f != AF_INET6) {
-		snprintf(why, size, "denied: no IP destination to check (%s)",
-			 f == AF_UNIX ? "a Unix address" : "none given");
+	struct hostq *h = ctx;
+	return resolver_known(h->a16, pattern, h->authority, h->name, sizeof h->name);
+}
+
+/*
+ * original mode: where may this connection go? 0 with c->target set, or -1
+ * with the reason in why.
+ */
+static int route_original(struct conn *c, const struct proxy_hdr *ph, int proto, char *why, size_t size)
+{
+	struct hostq hq = { .authority = ph && ph->authority_len ? ph->authority : NULL };
+	const struct rule *r;
+	if (c->dest.len)
+		addr_to16(&c->dest.u.sa, hq.a16);
+	if (relayconn_route(rules, &c->client, &c->dest, proto, host_ok, &hq, &r, &c->target, why, size) < 0) {
+		char seen[DNS_NAME_MAX];
+		if (r || !rules || (c->dest.u.sa.sa_family != AF_INET && c->dest.u.sa.sa_family != AF_INET6))
+			return -1;
+		/* no rule: say what the AUTHORITY TLV claimed, and what this relay knows */
+		if (hq.authority && resolver_seen(hq.a16, seen, sizeof seen) &&
+		    !resolver_known(hq.a16, "*", hq.authority, seen, sizeof seen))
+			snprintf(why, size, "denied: the AUTHORITY TLV names %.100s, which this relay did not resolve "
+				 "to that address (it did for %.100s)", hq.authority, seen);
+		else if (hq.authority && !resolver_seen(hq.a16, seen, sizeof seen))
+			snprintf(why, size, "denied: no rule allows it (AUTHORITY %.100s; this relay resolved no "
+				 "name to that address)", hq.authority);
 		return -1;
 	}
-	if (!rules) {
-		snprintf(why, size, "denied: no allow rules loaded");
+	if (r->host != RULE_NONE && !(c->host = strdup(hq.name))) {
+		snprintf(why, size, "denied: out of memory");
 		return -1;
 	}
-	int pf = client->u.sa.sa_family;
-	struct rules_query q = {
-		.dir = RULE_CONNECT, .proto = proto, .addr = &dest->u.sa,
-		.peer = pf == AF_INET || pf == AF_INET6 ? &client->u.sa : NULL,
-	};
-	const struct rule *r = rules_match(rules, &q);
-	if (!r) {
-		snprintf(why, size, "denied: no rule allows it");
-		return -1;
-	}
-	const char *arg = rules_str(rules, r->arg);
-	char path[sizeof target->u.un.sun_path];
-	switch (r->action) {
-	case ACT_PASS:
-		*target = *dest;
-		return 0;
-	case ACT_TCP:
-		if (arg && addr_parse_inet(arg, target) == 0)
-			return 0;
-		snprintf(why, size, "denied: rule at line %u has a bad address", (unsigned)r->line);
-		return -1;
-	case ACT_UNIX:
-	case ACT_ABSTRACT:
-		if (arg && rules_expand(arg, &dest->u.sa, path, sizeof path) >= 0 &&
-		    addr_unix(target, path, r->action == ACT_ABSTRACT) == 0)
-			return 0;
-		snprintf(why, size, "denied: rule at line %u: path does not fit", (unsigned)r->line);
-		return -1;
-	case ACT_REJECT:
-	case ACT_BLACKHOLE:
-		snprintf(why, size, "denied by rule at line %u (%s)", (unsigned)r->line,
-			 rules_action_name(r->action));
-		return -1;
-	default:
-		snprintf(why, size, "denied: rule at line %u: action %s is not one the relay performs",
-			 (unsigned)r->line, rules_action_name(r->action));
-		return -1;
-	}
+	return 0;
 }
 
 /* The addresses are known (header read, or none expected): pick and connect. */
@@ -644,8 +643,8 @@ static void conn_start(struct conn *c, const struct proxy_hdr *h)
 		addr_unmap(&c->dest.u.ss, &c->dest.len);
 	}
 	if (cfg.original) {
-		char why[200];
-		if (route_dest(&c->dest, &c->client, RULE_TCP, &c->target, why, sizeof why) < 0) {
+		char why[512];
+		if (route_original(c, h, RULE_TCP, why, sizeof why) < 0) {
 			conn_end(c, L_WARN, "%s", why);
 			return;
 		}
@@ -671,7 +670,6 @@ static void header_run(struct conn *c)
 	struct broker_req rq;
 	struct proxy_hdr h;
 	size_t n = 0;
-	int r, perr = 0;
 
 	for (;;) {
 		ssize_t k = recv(c->cl.fd, hdrbuf, sizeof hdrbuf, MSG_PEEK);
@@ -690,35 +688,24 @@ static void header_run(struct conn *c)
 			conn_end(c, L_INFO, "client closed without sending anything");
 			return;
 		}
-		memset(&h, 0, sizeof h);
-		if (c->broker) {
-			/* a broker request is a PROXY header with the broker TLV */
-			r = broker_req_parse(hdrbuf, (size_t)k, &rq, &n);
-			h = rq.h;
-			if (r < 0 && n) {
-				perr = errno;	/* complete, but refused: the client hears why */
-				r = PROXY_DONE;
-			}
-		} else {
-			r = proxyv2_parse(hdrbuf, (size_t)k, &h, &n);
-		}
-		if (r < 0) {
+		int r = relayconn_header(hdrbuf, (size_t)k, c->cl.hup, sizeof hdrbuf, &h, &n);
+		if (r == RC_HDR_BAD) {
 			char hex[3 * 8 + 1] = "";
 			for (int i = 0; i < 8 && i < k; i++)
 				snprintf(hex + 3 * i, 4, " %02x", hdrbuf[i]);
 			conn_end(c, L_WARN, "bad PROXY header: neither v1 nor v2, or malformed (starts with%s)", hex);
 			return;
 		}
-		if (r == PROXY_NEED) {
-			if ((size_t)k + n > sizeof hdrbuf) {
-				conn_end(c, L_WARN, "bad PROXY header: longer than %d bytes", HEADER_MAX);
-				return;
-			}
-			/* a peek never shows the end of file behind data: RDHUP does */
-			if (c->cl.hup) {
-				conn_end(c, L_WARN, "client closed before a complete PROXY header");
-				return;
-			}
+		if (r == RC_HDR_TOOLONG) {
+			conn_end(c, L_WARN, "bad PROXY header: longer than %d bytes", HEADER_MAX);
+			return;
+		}
+		/* a peek never shows the end of file behind data: RDHUP does */
+		if (r == RC_HDR_TRUNCATED) {
+			conn_end(c, L_WARN, "client closed before a complete PROXY header");
+			return;
+		}
+		if (r == RC_HDR_NEED) {
 			/* wait for more; the next edge wakes us */
 			c->cl.rd = 0;
 			return;
@@ -737,32 +724,42 @@ static void header_run(struct conn *c)
 		}
 		got += k;
 	}
-	if (c->broker && r == BROKER_NONE && !cfg.proxy_in) {
-		conn_end(c, L_WARN, "broker: not a broker request (a PROXY header without the broker TLV; "
-			 "relaying it needs --proxy-in)");
-		return;
-	}
-	if (c->broker && r == PROXY_DONE) {
-		broker_run(c, &rq, perr);
-		return;
-	}
-	if (h.command == PROXY_CMD_PROXY && h.src.ss_family != AF_UNSPEC) {
-		memcpy(&c->client.u.ss, &h.src, sizeof h.src);
-		c->client.len = h.srclen;
-		memcpy(&c->dest.u.ss, &h.dst, sizeof h.dst);
-		c->dest.len = h.dstlen;
-		if (cfg.original && h.socktype == SOCK_DGRAM) {
-			conn_end(c, L_WARN, "denied: the header names a UDP destination");
+	if (c->broker) {
+		/*
+		 * a broker request is a complete PROXY v2 header with the broker
+		 * TLV; any other header (v1 too) is relayed, where that is allowed
+		 */
+		size_t bn = 0;
+		int br = broker_req_parse(hdrbuf, n, &rq, &bn);
+		if (br == PROXY_DONE || (br < 0 && bn)) {
+			/* a refused request was complete: the client hears why */
+			broker_run(c, &rq, br < 0 ? errno : 0);
 			return;
 		}
-	} else if (cfg.original) {
-		c->dest.len = 0;
-		conn_end(c, L_WARN, "denied: the PROXY header carries no destination (%s)",
-			 h.command == PROXY_CMD_LOCAL ? "LOCAL" : "UNSPEC");
+		if (!cfg.proxy_in) {
+			conn_end(c, L_WARN, "broker: not a broker request (a PROXY header without the broker TLV; "
+				 "relaying it needs --proxy-in)");
+			return;
+		}
+	}
+	char why[200];
+	if (relayconn_addresses(&h, cfg.original, &c->client, &c->dest, why, sizeof why) < 0) {
+		conn_end(c, L_WARN, "%s", why);
 		return;
 	}
 	c->cl.rd = 1;
 	conn_start(c, &h);
+}
+
+/* The broker's allow rules are original's: the same route, name rules and all. */
+static int broker_route(void *ctx, const struct brq *b, int proto, struct sg_addr *target, char *why, size_t size)
+{
+	struct conn *c = ctx;
+
+	if (route_original(c, &b->rq.h, proto, why, size) < 0)
+		return -1;
+	*target = c->target;
+	return 0;
 }
 
 /* One broker request (applets/broker.c): answered at once, then the connection ends. */
@@ -784,7 +781,7 @@ static void broker_run(struct conn *c, const struct broker_req *rq, int perr)
 	b.dest = c->dest;
 	b.client = c->client;
 	c->state = ST_BROKER;
-	int r = broker_serve(&b, perr, route_dest);
+	int r = broker_serve(&b, perr, broker_route, c);
 	if (b.target.len)
 		c->target = b.target;
 	addr_unmap(&c->target.u.ss, &c->target.len);
@@ -869,15 +866,48 @@ static void conn_new(struct lsn *l, int fd, const struct sg_addr *peer, const st
 
 /* --- listeners ------------------------------------------------------------ */
 
-static int at_max(void)
+/*
+ * Whether need more connections would pass -c or the fd room; if so, stop
+ * accepting (the rest wait in the kernel's backlog). Pooled pipes give way
+ * to connections first.
+ */
+static int at_max(long need)
 {
-	if (cfg.max_conns && nconns >= cfg.max_conns) {
-		/* the rest wait in the kernel's backlog */
+	while (pool && FDS_PER_CONN * (nconns + need) + 2 * npool > fd_room) {
+		struct pipebuf *p = pool;
+		pool = p->next;
+		npool--;
+		if (p->cap > p->base)
+			npool_grown--;
+		pipe_free(p);
+	}
+	if ((cfg.max_conns && nconns + need > cfg.max_conns) || FDS_PER_CONN * (nconns + need) > fd_room) {
+		if (!max_paused)
+			info("holding %ld connections, as many as %s allows: the rest wait to be accepted", nconns,
+			     cfg.max_conns && nconns + need > cfg.max_conns ? "-c" : "the fd limit");
 		listeners_pause(1);
 		max_paused = 1;
 		return 1;
 	}
 	return 0;
+}
+
+/* The fds left for connections once the relay's own (listeners, epoll, signals) are open. */
+static void fd_room_set(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return;
+	long open_now = 0;
+	for (int fd = 0; fd < (int)rl.rlim_cur && fd < 65536; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			open_now++;
+	fd_room = (long)rl.rlim_cur - open_now - FD_MARGIN;
+	if (fd_room < FDS_PER_CONN * (long)FDPASS_MAXFDS)
+		warn("the fd limit (%llu) leaves room for %ld connections at once", (unsigned long long)rl.rlim_cur,
+		     fd_room > 0 ? fd_room / FDS_PER_CONN : 0);
+	if (fd_room < FDS_PER_CONN)
+		fd_room = FDS_PER_CONN;	/* one at a time, rather than none */
 }
 
 static void accept_pause(const char *name)
@@ -889,7 +919,7 @@ static void accept_pause(const char *name)
 
 static void accept_some(struct lsn *l)
 {
-	for (int i = 0; i < ACCEPT_BATCH && !at_max(); i++) {
+	for (int i = 0; i < ACCEPT_BATCH && !at_max(1); i++) {
 		struct sg_addr peer;
 		peer.len = sizeof peer.u;
 		int fd = accept4(l->fd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -947,7 +977,8 @@ static void take_passed(struct lsn *l, int fd, const struct fdpass_meta *m)
 
 static void recv_some(struct lsn *l)
 {
-	for (int i = 0; i < ACCEPT_BATCH && !at_max(); i++) {
+	/* one message may carry FDPASS_MAXFDS connections */
+	for (int i = 0; i < ACCEPT_BATCH && !at_max(FDPASS_MAXFDS); i++) {
 		int fds[FDPASS_MAXFDS];
 		size_t nfds = FDPASS_MAXFDS;
 		unsigned char buf[FDPASS_META_MAXLEN];
@@ -1042,7 +1073,7 @@ static void listen_tcp(const char *spec, const char *a, const struct lopts *o)
 static void listen_unix(const char *spec, const char *a, const struct lopts *o, int kind)
 {
 	struct sg_addr sa;
-	int type = kind == K_FDPASS ? SOCK_DGRAM : SOCK_STREAM;
+	int type = kind == K_FDPASS || kind == K_DNS ? SOCK_DGRAM : SOCK_STREAM;
 
 	if (addr_parse(a, &sa) < 0 || sa.u.sa.sa_family != AF_UNIX)
 		die(EX_BADINPUT, "bad listener %s: %s", spec, errno ? strerror(errno) : "not a Unix address");
@@ -1069,7 +1100,8 @@ static void listen_unix(const char *spec, const char *a, const struct lopts *o, 
 		die_sys("unable to listen on %s", spec);
 	char name[ADDR_STRLEN + 16], an[ADDR_STRLEN];
 	fmt_addr(&sa, an, sizeof an);
-	snprintf(name, sizeof name, "%s%s", kind == K_FDPASS ? "fdpass:" : "", kind == K_FDPASS ? an + 5 : an);
+	const char *pre = kind == K_FDPASS ? "fdpass:" : kind == K_RESOLVE ? "resolve:" : kind == K_DNS ? "dns:" : "";
+	snprintf(name, sizeof name, "%s%s", pre, kind == K_FDPASS ? an + 5 : an);
 	lsn_add(kind, fd, name, abstract ? NULL : sa.u.un.sun_path);
 }
 
@@ -1200,6 +1232,13 @@ static void listen_spec(const char *spec)
 		char a[ADDR_STRLEN + 8];
 		snprintf(a, sizeof a, "%s%s", strncmp(s + 7, "unix:", 5) ? "unix:" : "", s + 7);
 		listen_unix(spec, a, &o, K_FDPASS);
+	} else if (!strncmp(s, "resolve:", 8) || !strncmp(s, "dns:", 4)) {
+		int res = s[0] == 'r';
+		const char *u = s + (res ? 8 : 4);
+		char a[ADDR_STRLEN + 8];
+		snprintf(a, sizeof a, "%s%s", strncmp(u, "unix:", 5) ? "unix:" : "", u);
+		listen_unix(spec, a, &o, res ? K_RESOLVE : K_DNS);
+		cfg.resolver = 1;
 	} else if (!strncmp(s, "fd:", 3))
 		listen_fd((int)num_arg(s + 3, 0, INT_MAX, "listener fd"), s);
 	else if (!strcmp(s, "systemd"))
@@ -1208,7 +1247,7 @@ static void listen_spec(const char *spec)
 		listen_systemd(s + 8);
 	else
 		die(EX_BADINPUT, "unknown listener %s (tcp:ADDR:PORT, unix:PATH, unix:@NAME, fd:N, systemd[:NAME], "
-		    "fdpass:PATH)", spec);
+		    "fdpass:PATH, resolve:PATH, dns:PATH)", spec);
 	for (struct lsn *l = lsns; l != before; l = l->next)
 		l->broker = o.broker;
 	free(s);
@@ -1226,11 +1265,41 @@ static void listeners_close(void)
 		struct lsn *l = lsns;
 		lsns = l->next;
 		close(l->fd);
-		if (l->unlink_path && !chrooted)
-			unlink(l->unlink_path);
+		if (l->unlink_path && !chrooted && unlink(l->unlink_path) < 0 && errno != ENOENT)
+			warn_sys("unable to remove %s", l->unlink_path);
 		l->kind = 0;
 		l->next = closed_lsns;
 		closed_lsns = l;
+	}
+}
+
+/*
+ * After dropping privileges: a socket file in a directory the relay can no
+ * longer write to cannot be removed at stop. Say so now, not only then.
+ */
+static void socket_files_check(void)
+{
+	for (struct lsn *l = lsns; l && !chrooted; l = l->next) {
+		if (!l->unlink_path)
+			continue;
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof dir, "%s", l->unlink_path);
+		char *slash = strrchr(dir, '/');
+		if (slash == dir)
+			slash[1] = 0;
+		else if (slash)
+			*slash = 0;
+		else
+			snprintf(dir, sizeof dir, ".");
+		struct stat ds, fs;
+		uid_t me = geteuid();
+		if (access(dir, W_OK | X_OK) < 0)
+			warn("%s will be left at stop: its directory %s is not writable by the user the relay runs as",
+			     l->unlink_path, dir);
+		else if (stat(dir, &ds) == 0 && (ds.st_mode & S_ISVTX) && ds.st_uid != me &&
+			 lstat(l->unlink_path, &fs) == 0 && fs.st_uid != me)
+			warn("%s will be left at stop: its directory %s is sticky and the file is not the relay's user's",
+			     l->unlink_path, dir);
 	}
 }
 
@@ -1244,6 +1313,7 @@ static void free_all(void)
 		free(l);
 	}
 	pool_drain();
+	resolver_free();
 	rules_free(rules);
 	rules = NULL;
 	free(cfg.rules_inline);
@@ -1309,6 +1379,7 @@ static void on_signal(void)
 				if (rs) {
 					rules_free(rules);
 					rules = rs;
+					resolver_rules(rules);
 					info("reloaded the rules (%zu)", rs->n);
 				}
 			}
@@ -1369,6 +1440,8 @@ static int loop(void)
 			wake = accept_resume;
 		if (stopping && grace_deadline < wake)
 			wake = grace_deadline;
+		if (cfg.resolver && resolver_wake() < wake)
+			wake = resolver_wake();
 		int timeout = wake == INT64_MAX ? -1 : wake <= now ? 0 : wake - now > INT_MAX ? INT_MAX : (int)(wake - now);
 		int n = epoll_wait(ep, evs, sizeof evs / sizeof evs[0], timeout);
 		if (n < 0 && errno != EINTR)
@@ -1386,6 +1459,17 @@ static int loop(void)
 				break;
 			case K_SIGNAL:
 				on_signal();
+				break;
+			case K_RESOLVE:
+				resolver_accept(((struct lsn *)evs[i].data.ptr)->fd, ((struct lsn *)evs[i].data.ptr)->name);
+				break;
+			case K_DNS:
+				resolver_dgram(((struct lsn *)evs[i].data.ptr)->fd, ((struct lsn *)evs[i].data.ptr)->name);
+				break;
+			case K_RES_CLIENT:
+			case K_RES_UPSTREAM:
+			case K_RES_DONE:
+				resolver_event(evs[i].data.ptr, e);
 				break;
 			case 0:		/* a listener closed earlier in this batch */
 				break;
@@ -1405,10 +1489,11 @@ static int loop(void)
 		}
 		if (now >= next_wake)
 			sweep();
+		if (cfg.resolver && now >= resolver_wake())
+			resolver_sweep(now);
 		if (accept_resume && now >= accept_resume) {
 			accept_resume = 0;
-			if (!stopping && !(cfg.max_conns && nconns >= cfg.max_conns))
-				listeners_pause(0);
+			accept_again();
 		}
 		if (stopping && nconns && now >= grace_deadline)
 			end_all("relay stopped (grace time over)");
@@ -1448,6 +1533,8 @@ int relay_main(int argc, char **argv)
 		{ "keep-groups", no_argument, 0, 'k' },
 		{ "chroot", required_argument, 0, 'X' },
 		{ "verbose", no_argument, 0, 'v' },
+		{ "dns-server", required_argument, 0, 'N' },
+		{ "resolve-timeout", required_argument, 0, 'W' },
 		{ 0 }
 	};
 	const char **lspecs = calloc(argc + 1, sizeof *lspecs);
@@ -1495,6 +1582,8 @@ int relay_main(int argc, char **argv)
 		case 'k': cfg.privs.keepgroups = 1; break;
 		case 'X': cfg.privs.chroot = optarg; break;
 		case 'v': cfg.verbose = verbose = 1; break;
+		case 'N': cfg.res.server = optarg; break;
+		case 'W': cfg.res.timeout_ms = dur_arg(optarg, "--resolve-timeout"); break;
 		default: usage_die(usage);
 		}
 	}
@@ -1534,12 +1623,19 @@ int relay_main(int argc, char **argv)
 	free(lspecs);
 
 	chrooted = privs_drop(&cfg.privs);
+	socket_files_check();
 
 	signal(SIGPIPE, SIG_IGN);
 	sigobj.fd = signals_fd(0, NULL);
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		die_sys("unable to create an epoll instance");
 	ep_add(sigobj.fd, &sigobj, EPOLLIN);
+	if (cfg.resolver) {
+		resolver_setup(ep, &cfg.res);
+		resolver_rules(rules);
+	} else if (cfg.res.server) {
+		die(EX_USAGE, "--dns-server needs a resolve: or dns: listener");
+	}
 	for (struct lsn *l = lsns; l; l = l->next) {
 		ep_add(l->fd, l, EPOLLIN);
 		info("listening on %s", l->name);
@@ -1548,6 +1644,7 @@ int relay_main(int argc, char **argv)
 		char tn[ADDR_STRLEN];
 		info("forwarding to %s", fmt_addr(&cfg.target, tn, sizeof tn));
 	}
+	fd_room_set();
 	now = mono_ms();
 	notify_ready(cfg.ready_fd);
 	return loop();

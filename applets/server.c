@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,14 +35,18 @@
 #include "fdpass.h"
 #include "sockfile.h"
 #include "file.h"
+#include "rulebin.h"
 #include "rules.h"
 #include "util.h"
 
 static const char usage[] =
 	"sockgate-server [-vtFRrk] [-l ADDR] [-p PORT] [-s FD] [-b BACKLOG]\n"
 	"       [-f RULES | -S PATH | -i FD] [-O USER[:GROUP]] [-q MAXPENDING] [-T MS]\n"
-	"       [-u USER] [-g GROUP] [-G GROUPS] [-x DIR] [--rst] [--ready-fd FD]\n"
+	"       [-u USER] [-g GROUP] [-G GROUPS] [-x DIR] [-dz] [--rst] [--ready-fd FD]\n"
 	"       [-e PROGRAM [ARGS ...]]";
+
+/* socketbox read this when no -S or -i said where sockets go */
+#define SOCKETBOX_CONF "/etc/socketbox.conf"
 
 #define MAXLISTEN 64
 #define MAXRECV 64		/* receivers kept connected */
@@ -56,6 +61,7 @@ struct pending {
 	socklen_t local_len, remote_len;
 	size_t mlen;
 	unsigned char meta[FDPASS_META_MAXLEN];
+	unsigned rule_line;	/* the rule that chose the receiver, 0: none (a fixed one) */
 };
 
 struct receiver {
@@ -73,7 +79,7 @@ static struct {
 	const char *laddr, *rules_file, *fixed_path, *owner;
 	struct privs privs;
 	int port, backlog, fixed_fd, transparent, freebind, noreuseaddr, reuseport;
-	int rst, ready_fd, timeout_ms;
+	int rst, ready_fd, timeout_ms, daemonize, notransparent;
 	long maxpending;
 	char **exec_argv;
 	uid_t need_uid;
@@ -97,6 +103,8 @@ static struct receiver fixed_recv;	/* -S or -i */
 static long npending;
 static int64_t backoff_until;
 static int paused;			/* accept is backing off; said once */
+static long npauses;			/* back-offs since it began */
+static int64_t paused_since;
 static int proc_ok = 1;			/* /proc/self/fd usable for -O */
 
 static void fmt(const struct sockaddr *sa, socklen_t len, char *buf, size_t size)
@@ -111,6 +119,7 @@ static void fmt(const struct sockaddr *sa, socklen_t len, char *buf, size_t size
  */
 struct who {
 	const struct fdpass_meta *m;
+	unsigned rule_line;
 	char s[2 * ADDR_STRLEN + 8];
 };
 
@@ -125,9 +134,9 @@ static const char *who(struct who *w)
 	return w->s;
 }
 
-/* A waiting connection's "client -> local", as it was when it was queued. */
+/* A waiting connection's "client -> local (rule ...)", as it was when it was queued. */
 struct pwho {
-	char s[ADDR_STRLEN];
+	char s[2 * ADDR_STRLEN + 300];
 };
 
 static const char *pwho(const struct pending *p, struct pwho *pw)
@@ -138,7 +147,13 @@ static const char *pwho(const struct pending *p, struct pwho *pw)
 	memcpy(&m.remote, &p->remote, sizeof m.remote);
 	m.local_len = p->local_len;
 	m.remote_len = p->remote_len;
-	snprintf(pw->s, sizeof pw->s, "%s", who(&w));
+	struct fdpass_meta pm;
+	if (!p->rule_line)
+		snprintf(pw->s, sizeof pw->s, "%s", who(&w));
+	else if (fdpass_meta_decode(p->meta, p->mlen, &pm) == 0 && pm.rule[0])
+		snprintf(pw->s, sizeof pw->s, "%s (rule %s, line %u)", who(&w), pm.rule, p->rule_line);
+	else
+		snprintf(pw->s, sizeof pw->s, "%s (rule at line %u)", who(&w), p->rule_line);
 	return pw->s;
 }
 
@@ -306,6 +321,7 @@ static int q_push(struct receiver *r, int fd, int rst, struct who *w, const void
 	p->remote_len = w->m->remote_len;
 	memcpy(p->meta, meta, mlen);
 	p->mlen = mlen;
+	p->rule_line = w->rule_line;
 	r->qlen++;
 	npending++;
 	return 0;
@@ -432,6 +448,7 @@ static void serve(int fd, struct sockaddr_storage *peer, socklen_t plen, size_t 
 			snprintf(rulename, sizeof rulename, " (rule at line %u)", (unsigned)rule->line);
 		}
 		rst = !!(rule->flags & RULE_F_RST);
+		w.rule_line = (unsigned)rule->line;
 		if (rule->action == ACT_REJECT || rule->action == ACT_BLACKHOLE) {
 			if (verbose)
 				info("%s%s: rejected%s", who(&w), rulename, rst ? " (rst)" : "");
@@ -493,6 +510,13 @@ static void accept_some(size_t li)
 		if (fd < 0) {
 			switch (errno) {
 			case EAGAIN:
+				/* the backlog is drained: an episode of back-offs is over */
+				if (paused) {
+					warn("accepting again after %ld back-offs in %lld ms", npauses,
+					     (long long)(mono_ms() - paused_since));
+					paused = 0;
+				}
+				return;
 			case EINTR:
 				return;
 			case EMFILE:
@@ -500,9 +524,13 @@ static void accept_some(size_t li)
 			case ENOBUFS:
 			case ENOMEM:
 				/* out of fds or memory: back off, the backlog keeps them */
-				if (!paused)
+				if (!paused) {
 					warn_sys("accept paused for %d ms (and again while it lasts)", BACKOFF_MS);
-				paused = 1;
+					paused = 1;
+					npauses = 0;
+					paused_since = mono_ms();
+				}
+				npauses++;
 				backoff_until = mono_ms() + BACKOFF_MS;
 				return;
 			default:
@@ -510,15 +538,39 @@ static void accept_some(size_t li)
 				return;
 			}
 		}
-		if (paused) {
-			warn("accepting again");
-			paused = 0;
+		if (cfg.notransparent &&
+		    setsockopt(fd, peer.ss_family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP,
+			       peer.ss_family == AF_INET6 ? IPV6_TRANSPARENT : IP_TRANSPARENT, &(int){ 0 }, sizeof(int)) < 0) {
+			warn_sys("unable to clear the transparent flag of an accepted socket (-z); closed");
+			close(fd);
+			continue;
 		}
 		serve(fd, &peer, plen, li);
 	}
 }
 
 /* --- set-up ----------------------------------------------------------------- */
+
+/*
+ * /etc/socketbox.conf, read by default as socketbox did, must be in
+ * sockgate-rules(5): one written in socketbox's own language is refused
+ * with one line that says so.
+ */
+static void check_default_conf(void)
+{
+	struct rules_error e = { 0 };
+	size_t len;
+	char *buf = read_file(SOCKETBOX_CONF, &len);
+
+	if (!buf)
+		die_sys("unable to read %s", SOCKETBOX_CONF);
+	struct ruleset *rs = rules_load_any(buf, len, NULL, &e);
+	free(buf);
+	if (!rs && errno == EINVAL)
+		die(EX_BADINPUT, "%s:%u:%u: %s (the default rules file, read as sockgate-rules(5): socketbox's own "
+		    "rule language is not read; give -f, -S or -i)", SOCKETBOX_CONF, e.line, e.col, e.msg);
+	rules_free(rs);
+}
 
 static struct ruleset *load_rules(int fatal)
 {
@@ -539,14 +591,18 @@ static struct ruleset *load_rules(int fatal)
 		case ACT_BLACKHOLE:
 			break;
 		default: {
-			unsigned line = (unsigned)r->line;
+			char where[32];
+			if (r->acol)
+				snprintf(where, sizeof where, "%u:%u", (unsigned)r->line, (unsigned)r->acol);
+			else	/* a compiled file keeps no columns */
+				snprintf(where, sizeof where, "%u", (unsigned)r->line);
 			const char *act = rules_action_name(r->action);
-			rules_free(rs);
 			if (fatal)
-				die(EX_BADINPUT, "%s:%u: action %s is not one sockgate-server can take "
-				    "(unix, fdpass, abstract, reject)", cfg.rules_file, line, act);
-			warn("%s:%u: action %s is not one sockgate-server can take (keeping the old rules)",
-			     cfg.rules_file, line, act);
+				die(EX_BADINPUT, "%s:%s: action %s is not one sockgate-server can take "
+				    "(unix, abstract, fdpass, reject, blackhole)", cfg.rules_file, where, act);
+			warn("%s:%s: action %s is not one sockgate-server can take (keeping the old rules)",
+			     cfg.rules_file, where, act);
+			rules_free(rs);
 			return NULL;
 		}
 		}
@@ -669,6 +725,7 @@ static void run_program(void)
 	fcntl(lfd[0], F_SETFL, fl & ~O_NONBLOCK);
 	fcntl(lfd[0], F_SETFD, 0);
 	setenv("SOCKGATE_LISTEN_FD", n, 1);
+	setenv("SKBOX_LISTEN_FD", n, 1);	/* socketbox's name for it */
 	notify_ready(cfg.ready_fd);
 	/* the dispatcher ignores SIGPIPE for us; the program gets the default */
 	signal(SIGPIPE, SIG_DFL);
@@ -714,6 +771,10 @@ static void set_up(const char **sfds, size_t nsfd)
 		fixed_recv.fd = -1;
 		snprintf(fixed_recv.name, sizeof fixed_recv.name, "unix:%s", cfg.fixed_path);
 	}
+	if (cfg.daemonize && daemon(0, 1) < 0)
+		die_sys("unable to run in the background (-d)");
+	if (cfg.rules_file == (const char *)SOCKETBOX_CONF)
+		check_default_conf();
 	if (cfg.rules_file)
 		rules = load_rules(1);
 
@@ -871,7 +932,7 @@ int server_main(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "rst", no_argument, 0, 'Z' },
-		{ "ready-fd", required_argument, 0, 'd' },
+		{ "ready-fd", required_argument, 0, 'D' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;
@@ -880,7 +941,8 @@ int server_main(int argc, char **argv)
 
 	std_options(argc, argv, usage);
 	/* '+': options stop at the first operand (the -e program's arguments) */
-	while ((c = getopt_long(argc, argv, "+vtFRrkl:p:s:b:f:S:i:O:q:T:u:g:G:x:e:d:", lo, NULL)) != -1) {
+	int eflag = 0;
+	while ((c = getopt_long(argc, argv, "+vtFRrkdzl:p:s:b:f:S:i:O:q:T:u:g:G:x:e:", lo, NULL)) != -1) {
 		switch (c) {
 		case 'v': verbose = 1; break;
 		case 't': cfg.transparent = 1; break;
@@ -907,16 +969,42 @@ int server_main(int argc, char **argv)
 		case 'G': cfg.privs.groups = optarg; break;
 		case 'x': cfg.privs.chroot = optarg; break;
 		case 'Z': cfg.rst = 1; break;
-		case 'd': cfg.ready_fd = (int)num_arg(optarg, 0, INT_MAX, "--ready-fd"); break;
-		case 'e': cfg.exec_argv = argv + optind - 1; break;
+		case 'D': cfg.ready_fd = (int)num_arg(optarg, 0, INT_MAX, "--ready-fd"); break;
+		case 'd': cfg.daemonize = 1; break;
+		case 'z': cfg.notransparent = 1; break;
+		case 'e':
+			/* socketbox's -e was a flag, the program the first operand: -e -p 80 PROG */
+			if (optarg[0] == '-' && optarg[1]) {
+				eflag = 1;
+				optind--;
+			} else {
+				cfg.exec_argv = argv + optind - 1;
+			}
+			break;
 		default: usage_die(usage);
 		}
 		if (cfg.exec_argv)
 			break;
 	}
+	if (eflag && !cfg.exec_argv) {
+		if (optind >= argc)
+			usage_die(usage);
+		cfg.exec_argv = argv + optind;
+	}
 	if (!cfg.exec_argv && optind != argc)
 		usage_die(usage);
 	int targets = !!cfg.rules_file + !!cfg.fixed_path + (cfg.fixed_fd >= 0);
+	if (!cfg.exec_argv && targets == 0) {
+		/* as socketbox: the rules of /etc/socketbox.conf, if it is there */
+		if (access(SOCKETBOX_CONF, F_OK) == 0) {
+			cfg.rules_file = SOCKETBOX_CONF;
+			targets = 1;
+		} else {
+			fprintf(stderr, "%s: fatal: one of -f RULES, -S PATH, -i FD is needed (%s: %s)\n", progname,
+				SOCKETBOX_CONF, strerror(errno));
+			usage_die(usage);
+		}
+	}
 	if (!cfg.exec_argv && targets != 1) {
 		fprintf(stderr, "%s: fatal: one of -f RULES, -S PATH, -i FD is needed\n", progname);
 		usage_die(usage);

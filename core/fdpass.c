@@ -11,6 +11,7 @@
 #include <sys/uio.h>
 #include <netinet/in.h>
 
+#include "be.h"
 #include "fdpass.h"
 
 /* Fixed part of a version 1 record, up to and including the name length. */
@@ -123,17 +124,6 @@ ssize_t fdpass_recv(int sock, int *fds, size_t *nfds, void *data, size_t len, in
 		return -1;
 	}
 	return len ? n : 0;
-}
-
-static void put16(unsigned char *p, unsigned v)
-{
-	p[0] = (unsigned char)(v >> 8);
-	p[1] = (unsigned char)v;
-}
-
-static unsigned get16(const unsigned char *p)
-{
-	return (unsigned)p[0] << 8 | p[1];
 }
 
 /* One address into its family byte, port and 16 address bytes. */

@@ -17,9 +17,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include "be.h"
 #include "proxyv2.h"
 
 /* Address block sizes by family nibble (section 2.2). */
@@ -94,30 +96,6 @@ static int fail(int e)
 {
 	errno = e;
 	return -1;
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put16(uint8_t *p, unsigned v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
 }
 
 /*
@@ -617,4 +595,15 @@ int proxyv2_tlv_append(void *buf, size_t size, size_t len, int type, const void 
 		return -1;
 	put16(b + 14, (unsigned)(off - PROXY_V2_HDRLEN));
 	return (int)off;
+}
+
+int proxyv2_set_netns(struct proxy_hdr *h)
+{
+	ssize_t n = readlink("/proc/self/ns/net", h->netns, sizeof h->netns - 1);
+
+	if (n <= 0)
+		return -1;
+	h->netns[n] = 0;
+	h->netns_len = (size_t)n;
+	return 0;
 }

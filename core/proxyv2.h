@@ -91,6 +91,13 @@ int proxyv2_tlv_find(const void *buf, size_t n, int type, const uint8_t **val, s
  */
 int proxyv2_tlv_append(void *buf, size_t size, size_t len, int type, const void *v, size_t vlen);
 
+/*
+ * Fill h's NETNS TLV (section 2.2.8) with the network namespace of this
+ * process, as /proc/self/ns/net names it ("net:[4026531992]"). 0, or -1
+ * with errno (left empty).
+ */
+int proxyv2_set_netns(struct proxy_hdr *h);
+
 /* CRC32C (Castagnoli), as the CRC32C TLV uses. */
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
 

@@ -17,7 +17,7 @@
 #include "rulebin.h"
 
 #define HDR_SIZE 28
-#define REC_SIZE 72
+#define REC_SIZE 80
 
 static void put16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static void put32(uint8_t *p, uint32_t v) { put16(p, v); put16(p + 2, v >> 16); }
@@ -29,7 +29,7 @@ int rulebin_is(const void *buf, size_t len)
 	return len >= 4 && !memcmp(buf, RULEBIN_MAGIC, 4);
 }
 
-/* Strings are written in a fixed order (per rule: arg, name, source), so
+/* Strings are written in a fixed order (per rule: arg, name, source, aux, host), so
  * that text -> bin -> text -> bin gives the same bytes. */
 static uint32_t copy_str(const struct ruleset *rs, uint32_t off, uint8_t *pool, size_t *plen)
 {
@@ -48,8 +48,8 @@ int rulebin_write(const struct ruleset *rs, void **out, size_t *outlen)
 	size_t strmax = 0;
 
 	for (size_t i = 0; i < rs->n; i++) {
-		const uint32_t offs[3] = { rs->rule[i].arg, rs->rule[i].name, rs->rule[i].source };
-		for (int k = 0; k < 3; k++)
+		const uint32_t offs[5] = { rs->rule[i].arg, rs->rule[i].name, rs->rule[i].source, rs->rule[i].aux, rs->rule[i].host };
+		for (int k = 0; k < 5; k++)
 			if (rules_str(rs, offs[k]))
 				strmax += strlen(rules_str(rs, offs[k])) + 1;
 	}
@@ -85,6 +85,8 @@ int rulebin_write(const struct ruleset *rs, void **out, size_t *outlen)
 		put32(p + 60, copy_str(rs, r->arg, pool, &plen));
 		put32(p + 64, copy_str(rs, r->name, pool, &plen));
 		put32(p + 68, copy_str(rs, r->source, pool, &plen));
+		put32(p + 72, copy_str(rs, r->aux, pool, &plen));
+		put32(p + 76, copy_str(rs, r->host, pool, &plen));
 	}
 	memcpy(b, RULEBIN_MAGIC, 4);
 	put16(b + 4, RULEBIN_VERSION);
@@ -124,27 +126,9 @@ static int prefix_clean(const uint8_t a[16], unsigned plen)
 	return 1;
 }
 
-static int str_same(const struct ruleset *a, uint32_t x, const struct ruleset *b, uint32_t y)
-{
-	const char *s = rules_str(a, x), *t = rules_str(b, y);
-	return s && t ? !strcmp(s, t) : s == t;
-}
-
-/* Same meaning, field by field (struct padding is not compared). */
-static int rule_same(const struct ruleset *ra, const struct rule *a, const struct ruleset *rb, const struct rule *b)
-{
-	return a->dir == b->dir && a->proto == b->proto && a->action == b->action &&
-	       a->addr.plen == b->addr.plen && !memcmp(a->addr.addr, b->addr.addr, 16) &&
-	       a->peer.plen == b->peer.plen && !memcmp(a->peer.addr, b->peer.addr, 16) &&
-	       a->port_lo == b->port_lo && a->port_hi == b->port_hi &&
-	       a->pport_lo == b->pport_lo && a->pport_hi == b->pport_hi &&
-	       a->flags == b->flags && a->mode == b->mode && a->err == b->err &&
-	       str_same(ra, a->arg, rb, b->arg) && str_same(ra, a->name, rb, b->name) &&
-	       str_same(ra, a->source, rb, b->source);
-}
-
 #define KNOWN_FLAGS (RULE_F_PROXY_V2 | RULE_F_PROXY_V1 | RULE_F_NETNS | RULE_F_CRC32C | \
-		     RULE_F_FASTOPEN_EPIPE | RULE_F_RST | RULE_F_IP4 | RULE_F_IP6 | RULE_F_SHUT_RD_RDWR)
+		     RULE_F_FASTOPEN_EPIPE | RULE_F_RST | RULE_F_IP4 | RULE_F_IP6 | RULE_F_SHUT_RD_RDWR | \
+		     RULE_F_DNS64 | RULE_F_DISCOVER)
 
 struct ruleset *rulebin_load(const void *buf, size_t len, struct rules_error *err)
 {
@@ -200,6 +184,8 @@ struct ruleset *rulebin_load(const void *buf, size_t len, struct rules_error *er
 		r->arg = get32(p + 60);
 		r->name = get32(p + 64);
 		r->source = get32(p + 68);
+		r->aux = get32(p + 72);
+		r->host = get32(p + 76);
 		r->line = i + 1;
 
 		const char *why = NULL;
@@ -221,7 +207,8 @@ struct ruleset *rulebin_load(const void *buf, size_t len, struct rules_error *er
 		else if (r->mode > 07777)
 			why = "bad mode";
 		else if ((r->arg != RULE_NONE && r->arg >= slen) || (r->name != RULE_NONE && r->name >= slen) ||
-			 (r->source != RULE_NONE && r->source >= slen))
+			 (r->source != RULE_NONE && r->source >= slen) || (r->aux != RULE_NONE && r->aux >= slen) ||
+			 (r->host != RULE_NONE && r->host >= slen))
 			why = "string offset out of range";
 		if (why) {
 			rules_free(rs);
@@ -232,8 +219,8 @@ struct ruleset *rulebin_load(const void *buf, size_t len, struct rules_error *er
 		struct rules_error e2 = { .msg = "too long" };
 		struct ruleset *one = NULL;
 		int ok = rules_format(rs, r, text, sizeof text) >= 0 &&
-			 (one = rules_parse(text, strlen(text), &e2)) != NULL && one->n == 1 &&
-			 rule_same(one, &one->rule[0], rs, r);
+			 (one = rules_parse_unindexed(text, strlen(text), &e2)) != NULL && one->n == 1 &&
+			 rules_same(one, &one->rule[0], rs, r);
 		if (!ok) {
 			rules_free(rs);
 			reject(err, i + 1, "compiled rules: rule %u does not check: %s", i + 1,

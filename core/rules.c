@@ -7,12 +7,14 @@
  * probes one hash bucket per prefix length present in its direction and
  * keeps the lowest-numbered rule that matches fully.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dns.h"
 #include "rules.h"
 
 /* ---- small string pool --------------------------------------------------- */
@@ -25,7 +27,7 @@ struct pool {
 static uint32_t pool_add(struct pool *p, const char *s, size_t n)
 {
 	if (p->len + n + 1 > p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 256;
+		size_t cap = p->cap ? p->cap * 2 : 64;
 		while (cap < p->len + n + 1)
 			cap *= 2;
 		char *b = realloc(p->buf, cap);
@@ -43,11 +45,11 @@ static uint32_t pool_add(struct pool *p, const char *s, size_t n)
 
 /* ---- names ------------------------------------------------------------------ */
 
-static const char *const dir_names[RULE_NDIR] = { NULL, "connect", "bind", "accept" };
+static const char *const dir_names[RULE_NDIR] = { NULL, "connect", "bind", "accept", "resolve" };
 
 static const char *const action_names[ACT_NACTIONS] = {
 	NULL, "unix", "abstract", "tcp", "fdpass", "systemd", "reject", "blackhole", "pass", "nat64",
-	"broker",
+	"translate", "divert", "address", "broker",
 };
 
 const char *rules_action_name(int action)
@@ -70,6 +72,8 @@ static const struct { const char *name; unsigned flag; } flag_names[] = {
 	{ "ip4", RULE_F_IP4 },
 	{ "ip6", RULE_F_IP6 },
 	{ "shut-rd-rdwr", RULE_F_SHUT_RD_RDWR },
+	{ "dns64", RULE_F_DNS64 },
+	{ "discover", RULE_F_DISCOVER },
 };
 
 static const struct { const char *name; int err; } errno_names[] = {
@@ -134,15 +138,25 @@ static int tok_copy(const struct tok *t, char *buf, size_t size)
 }
 
 /* A printable excerpt of a token for messages. */
-static const char *tok_show(const struct tok *t, char *buf, size_t size)
+/*
+ * Bytes of the input as a message may quote them: cut with "...", and
+ * controls, DEL and every byte >= 0x80 (C1 controls, which a terminal
+ * obeys, among them) shown as '?'.
+ */
+static const char *text_show(const char *s, size_t len, char *buf, size_t size)
 {
-	size_t n = t->n < size - 4 ? t->n : size - 4;
-	memcpy(buf, t->s, n);
-	strcpy(buf + n, n < t->n ? "..." : "");
+	size_t n = len < size - 4 ? len : size - 4;
+	memcpy(buf, s, n);
+	strcpy(buf + n, n < len ? "..." : "");
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] >= 0x7f)
 			buf[i] = '?';
 	return buf;
+}
+
+static const char *tok_show(const struct tok *t, char *buf, size_t size)
+{
+	return text_show(t->s, t->n, buf, size);
 }
 
 /* ---- addresses and ports ------------------------------------------------- */
@@ -179,10 +193,19 @@ static int parse_ports(const char *s, const char *end, uint16_t *lo, uint16_t *h
  * ADDRESS: "*", "*:PORTS", "CIDR", "CIDR:PORTS", "[V6CIDR]", "[V6CIDR]:PORTS",
  * or a bare IPv6 prefix (more than one ':') with no port.
  */
-static int parse_addrspec(struct parser *p, const struct tok *t, struct sg_prefix *pre,
-			  uint16_t *lo, uint16_t *hi)
+static int name_pattern_ok(const char *s)
 {
-	char host[64], show[48];
+	if (!strcmp(s, "*"))
+		return 1;
+	if (s[0] == '*' && s[1] == '.')
+		s += 2;
+	return dns_name_ok(s) && !strchr(s, '*');
+}
+
+static int parse_addrspec(struct parser *p, const struct tok *t, struct sg_prefix *pre,
+			  uint16_t *lo, uint16_t *hi, uint32_t *hostp)
+{
+	char host[256], show[48];
 	const char *s = t->s, *end = t->s + t->n, *hend, *ports = NULL;
 
 	*lo = 0;
@@ -213,14 +236,22 @@ static int parse_addrspec(struct parser *p, const struct tok *t, struct sg_prefi
 		return perr(p, t->col, "bad address '%s'", tok_show(t, show, sizeof show));
 	memcpy(host, s, hend - s);
 	host[hend - s] = 0;
-	if (prefix_parse(host, pre))
-		return perr(p, t->col, "bad address or prefix '%s' (expected e.g. 10.0.0.0/8, [2001:db8::/32], *)",
-			    host);
+	if (prefix_parse(host, pre)) {
+		/* a host name or *.suffix: the address is checked against what was resolved */
+		if (!hostp || t->s[0] == '[' || strchr(host, '/') || strchr(host, ':') || !name_pattern_ok(host) ||
+		    !strpbrk(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"))
+			return perr(p, t->col, "bad address or prefix '%s' (expected e.g. 10.0.0.0/8, [2001:db8::/32], "
+				    "*, or a host name such as *.example.com)", text_show(host, strlen(host), show, sizeof show));
+		memset(pre, 0, sizeof *pre);
+		if ((*hostp = pool_add(&p->pool, host, strlen(host))) == RULE_NONE)
+			return errno = ENOMEM, -1;
+	}
 	if (t->s[0] == '[' && pre->plen && addr_is_v4mapped(pre->addr) && !strchr(host, ':'))
-		return perr(p, t->col, "IPv4 address '%s' inside [ ]", host);
+		return perr(p, t->col, "IPv4 address '%s' inside [ ]", text_show(host, strlen(host), show, sizeof show));
 	if (ports && parse_ports(ports, end, lo, hi))
 		return perr(p, (unsigned)(t->col + (ports - t->s)),
-			    "bad port or port range '%.*s' (expected N or N-M, 0-65535)", (int)(end - ports), ports);
+			    "bad port or port range '%s' (expected N or N-M, 0-65535)",
+			    text_show(ports, (size_t)(end - ports), show, sizeof show));
 	return 0;
 }
 
@@ -236,9 +267,11 @@ static int template_check(struct parser *p, const struct tok *t, size_t *minlen)
 			n++;
 			continue;
 		}
-		if (i + 1 >= t->n || !strchr("apf%", t->s[i + 1]))
-			return perr(p, (unsigned)(t->col + i), "bad template '%%%c' (known: %%a %%p %%f %%%%)",
-				    i + 1 < t->n ? t->s[i + 1] : ' ');
+		if (i + 1 >= t->n || !strchr("apf%01234567P", t->s[i + 1])) {
+			char show[8];
+			return perr(p, (unsigned)(t->col + i), "bad template '%%%s' (known: %%a %%p %%f %%0-%%7 %%P %%%%)",
+				    i + 1 < t->n ? text_show(t->s + i + 1, 1, show, sizeof show) : " ");
+		}
 		n++;	/* each expands to at least one byte */
 		i++;
 	}
@@ -281,6 +314,24 @@ int rules_expand(const char *tmpl, const struct sockaddr *sa, char *buf, size_t 
 					return -1;
 				}
 				strcpy(tmp, sa->sa_family == AF_INET ? "4" : "6");
+				break;
+			case '0': case '1': case '2': case '3':
+			case '4': case '5': case '6': case '7': {
+				uint8_t a16[16];
+				if (!sa || addr_to16(sa, a16) < 0) {
+					errno = EINVAL;
+					return -1;
+				}
+				unsigned g = (unsigned)(*s - '0');
+				snprintf(tmp, sizeof tmp, "%05u", (unsigned)a16[2 * g] << 8 | a16[2 * g + 1]);
+				break;
+			}
+			case 'P':
+				if (!sa || addr_port(sa) < 0) {
+					errno = EINVAL;
+					return -1;
+				}
+				snprintf(tmp, sizeof tmp, "%05d", addr_port(sa));
 				break;
 			default:
 				errno = EINVAL;
@@ -341,6 +392,96 @@ static const char *errno_name(int e, char *buf, size_t size)
 
 #define SUN_PATH_MAX (sizeof ((struct sockaddr_un *)0)->sun_path)
 
+static int add_rule(struct parser *p, const struct rule *rp);
+
+/* An action's name is no diversion target (write "tcp." for a host named tcp). */
+static int is_action_word(const struct tok *t)
+{
+	for (int a = 1; a < ACT_NACTIONS; a++)
+		if (tok_is(t, action_names[a]))
+			return 1;
+	return tok_is(t, "allow");
+}
+
+/* "ADDR[,ADDR...]": 1 to 16 numeric IPv4 or IPv6 addresses. */
+static int addr_list_ok(const char *s)
+{
+	char tmp[256], *save = NULL;
+	int n = 0;
+
+	if (!*s || s[0] == ',' || s[strlen(s) - 1] == ',' || strstr(s, ",,") || strlen(s) >= sizeof tmp)
+		return 0;
+	strcpy(tmp, s);
+	for (char *a = strtok_r(tmp, ",", &save); a; a = strtok_r(NULL, ",", &save), n++) {
+		uint8_t bin[16];
+		if (inet_pton(AF_INET, a, bin) != 1 && inet_pton(AF_INET6, a, bin) != 1)
+			return 0;
+	}
+	return n >= 1 && n <= 16;
+}
+
+/*
+ * resolve [PATTERN] -> unix PATH | abstract NAME | pass | reject | OTHER-NAME
+ *                     | ADDR[,ADDR...]
+ */
+static int parse_resolve(struct parser *p, const struct tok *tk, size_t nt, struct rule *r)
+{
+	char buf[256], show[48];
+	size_t i = 1;
+
+	r->proto = RULE_ANYPROTO;
+	if (i < nt && !tok_is(&tk[i], "->")) {
+		if (tok_copy(&tk[i], buf, sizeof buf) || !name_pattern_ok(buf))
+			return perr(p, tk[i].col, "bad name pattern '%s' (expected *, a host name, or *.suffix)",
+				    tok_show(&tk[i], show, sizeof show));
+		if ((r->host = pool_add(&p->pool, buf, strlen(buf))) == RULE_NONE)
+			return errno = ENOMEM, -1;
+		i++;
+	} else if ((r->host = pool_add(&p->pool, "*", 1)) == RULE_NONE) {
+		return errno = ENOMEM, -1;
+	}
+	if (i >= nt || !tok_is(&tk[i], "->"))
+		return perr(p, i < nt ? tk[i].col : tk[nt - 1].col + (unsigned)tk[nt - 1].n + 1,
+			    "expected '->' after the name pattern");
+	if (++i >= nt)
+		return perr(p, tk[i - 1].col + 3, "expected an action after '->' (unix, abstract, pass, reject, "
+			    "a host name, or addresses)");
+	const struct tok *act = &tk[i++];
+	if (tok_is(act, "unix") || tok_is(act, "abstract")) {
+		size_t minlen = 0;
+		r->action = tok_is(act, "unix") ? ACT_UNIX : ACT_ABSTRACT;
+		if (i >= nt)
+			return perr(p, act->col + (unsigned)act->n + 1, "'%.*s' needs a %s", (int)act->n, act->s,
+				    r->action == ACT_UNIX ? "path" : "name");
+		if (template_check(p, &tk[i], &minlen))
+			return -1;
+		if (minlen + 1 >= SUN_PATH_MAX)
+			return perr(p, tk[i].col, "path too long for a unix socket address");
+		r->arg = pool_add(&p->pool, tk[i].s, tk[i].n);
+		i++;
+	} else if (tok_is(act, "pass") || tok_is(act, "allow")) {
+		r->action = ACT_PASS;
+	} else if (tok_is(act, "reject")) {
+		r->action = ACT_REJECT;
+	} else if (tok_copy(act, buf, sizeof buf) == 0 && addr_list_ok(buf)) {
+		r->action = ACT_ADDRS;
+		r->arg = pool_add(&p->pool, act->s, act->n);
+	} else if (tok_copy(act, buf, sizeof buf) == 0 && dns_name_ok(buf) && !strchr(buf, '*') &&
+		   !is_action_word(act)) {
+		r->action = ACT_DIVERT;
+		r->arg = pool_add(&p->pool, act->s, act->n);
+	} else {
+		return perr(p, act->col, "unknown resolve action '%s' (expected unix, abstract, pass, reject, "
+			    "a host name, or addresses)", tok_show(act, show, sizeof show));
+	}
+	if (i < nt)
+		return perr(p, tk[i].col, "unexpected '%s' after a resolve rule's action",
+			    tok_show(&tk[i], show, sizeof show));
+	if ((r->action == ACT_DIVERT || r->action == ACT_ADDRS) && r->arg == RULE_NONE)
+		return errno = ENOMEM, -1;
+	return add_rule(p, r);
+}
+
 static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 {
 	struct rule r;
@@ -350,22 +491,25 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 	memset(&r, 0, sizeof r);
 	r.proto = RULE_ANYPROTO;
 	r.port_hi = r.pport_hi = 65535;
-	r.arg = r.name = r.source = RULE_NONE;
+	r.arg = r.name = r.source = r.aux = r.host = RULE_NONE;
 	r.line = p->line;
 
 	for (int d = 1; d < RULE_NDIR; d++)
 		if (tok_is(&tk[0], dir_names[d]))
 			r.dir = (uint8_t)d;
 	if (!r.dir)
-		return perr(p, tk[0].col, "expected a direction (connect, bind, accept), got '%s'",
+		return perr(p, tk[0].col, "expected a direction (connect, bind, accept, resolve), got '%s'",
 			    tok_show(&tk[0], show, sizeof show));
+	if (r.dir == RULE_RESOLVE)
+		return parse_resolve(p, tk, nt, &r);
 	i = 1;
 	if (i < nt && (tok_is(&tk[i], "tcp") || tok_is(&tk[i], "udp") || tok_is(&tk[i], "any"))) {
 		r.proto = tok_is(&tk[i], "tcp") ? RULE_TCP : tok_is(&tk[i], "udp") ? RULE_UDP : RULE_ANYPROTO;
 		i++;
 	}
 	if (i < nt && !tok_is(&tk[i], "->") && !tok_is(&tk[i], "from")) {
-		if (parse_addrspec(p, &tk[i], &r.addr, &r.port_lo, &r.port_hi))
+		if (parse_addrspec(p, &tk[i], &r.addr, &r.port_lo, &r.port_hi,
+				   r.dir == RULE_CONNECT || r.dir == RULE_ACCEPT ? &r.host : NULL))
 			return -1;
 		i++;
 	}
@@ -375,7 +519,7 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 		if (++i >= nt || tok_is(&tk[i], "->"))
 			return perr(p, i < nt ? tk[i].col : tk[i - 1].col + (unsigned)tk[i - 1].n + 1,
 				    "expected an address after 'from'");
-		if (parse_addrspec(p, &tk[i], &r.peer, &r.pport_lo, &r.pport_hi))
+		if (parse_addrspec(p, &tk[i], &r.peer, &r.pport_lo, &r.pport_hi, NULL))
 			return -1;
 		i++;
 	}
@@ -386,17 +530,20 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 			    tok_show(&tk[i], show, sizeof show));
 	if (++i >= nt)
 		return perr(p, tk[i - 1].col + 3, "expected an action after '->' (unix, abstract, tcp, fdpass, "
-			    "systemd, reject, blackhole, pass, nat64, broker)");
+			    "systemd, reject, blackhole, pass, nat64, translate, broker)");
 
 	const struct tok *act = &tk[i++];
+	r.acol = (uint8_t)(act->col > 255 ? 255 : act->col);
 	for (int a = 1; a < ACT_NACTIONS; a++)
 		if (tok_is(act, action_names[a]))
 			r.action = (uint8_t)a;
 	if (tok_is(act, "allow"))
 		r.action = ACT_PASS;
+	if (r.action == ACT_DIVERT || r.action == ACT_ADDRS)
+		return perr(p, act->col, "'%s' is for resolve rules", action_names[r.action]);
 	if (!r.action)
 		return perr(p, act->col, "unknown action '%s' (expected unix, abstract, tcp, fdpass, systemd, "
-			    "reject, blackhole, pass, nat64, broker)", tok_show(act, show, sizeof show));
+			    "reject, blackhole, pass, nat64, translate, broker)", tok_show(act, show, sizeof show));
 
 	const struct tok *arg = i < nt ? &tk[i] : NULL;
 	size_t minlen = 0;
@@ -434,11 +581,25 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 	}
 	case ACT_NAT64: {
 		struct sg_prefix pre;
-		if (!arg)
-			return perr(p, act->col + (unsigned)act->n + 1, "'nat64' needs an IPv6 PREFIX/96");
+		if (!arg || is_option_word(arg)) {
+			/* RFC 6052 section 2.1: the well-known prefix */
+			r.arg = pool_add(&p->pool, "64:ff9b::/96", 12);
+			break;
+		}
 		if (tok_copy(arg, buf, sizeof buf) || prefix_parse(buf, &pre) || pre.plen != 96 ||
 		    !strchr(buf, ':') || addr_is_v4mapped(pre.addr))
 			return perr(p, arg->col, "bad nat64 prefix '%s' (expected an IPv6 /96 such as 64:ff9b::/96)",
+				    tok_show(arg, show, sizeof show));
+		r.arg = pool_add(&p->pool, arg->s, arg->n);
+		i++;
+		break;
+	}
+	case ACT_TRANSLATE: {
+		struct sg_prefix pre;
+		if (!arg)
+			return perr(p, act->col + (unsigned)act->n + 1, "'translate' needs a PREFIX/LEN");
+		if (tok_copy(arg, buf, sizeof buf) || !strchr(buf, '/') || prefix_parse(buf, &pre))
+			return perr(p, arg->col, "bad translate prefix '%s' (expected e.g. 64:ff9b::/96 or 10.1.0.0/16)",
 				    tok_show(arg, show, sizeof show));
 		r.arg = pool_add(&p->pool, arg->s, arg->n);
 		i++;
@@ -497,6 +658,23 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 				return perr(p, v.col, "bad source address '%s' (expected 1.2.3.4:0 or [::1]:0)",
 					    tok_show(&v, show, sizeof show));
 			r.source = pool_add(&p->pool, v.s, v.n);
+		} else if (o->n > 4 && !memcmp(o->s, "dev=", 4)) {
+			if (r.action != ACT_TRANSLATE)
+				return perr(p, o->col, "dev= is only for translate");
+			if (o->n - 4 > 15)
+				return perr(p, o->col + 4, "device name longer than 15 bytes");
+			for (size_t k = 4; k < o->n; k++)
+				if ((unsigned char)o->s[k] < 0x21 || (unsigned char)o->s[k] > 0x7e || o->s[k] == '/')
+					return perr(p, (unsigned)(o->col + k), "bad character in device name");
+			r.aux = pool_add(&p->pool, o->s + 4, o->n - 4);
+		} else if (o->n > 14 && !memcmp(o->s, "authority-idx=", 14)) {
+			struct rules_idxsel sel;
+			if (r.action != ACT_UNIX && r.action != ACT_ABSTRACT)
+				return perr(p, o->col, "authority-idx= is only for unix and abstract");
+			if (rules_idxsel_parse(o->s + 14, o->n - 14, &sel))
+				return perr(p, o->col + 14, "bad authority-idx (expected IDX_SHIFT,ENT_SHIFT,"
+					    "IDX_MASK,ENT_MASK,IDX_OFFSET,ENT_OFFSET)");
+			r.aux = pool_add(&p->pool, o->s + 14, o->n - 14);
 		} else {
 			return perr(p, o->col, "unknown option '%s'", tok_show(o, show, sizeof show));
 		}
@@ -505,11 +683,23 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 		return perr(p, tk[0].col, "ip4 and ip6 together match nothing");
 	if ((r.flags & RULE_F_PROXY_V1) && (r.flags & RULE_F_PROXY_V2))
 		return perr(p, tk[0].col, "proxy-v1 and proxy-v2 together");
+	if ((r.action == ACT_UNIX || r.action == ACT_ABSTRACT) && r.aux != RULE_NONE &&
+	    !(r.flags & RULE_F_PROXY_V2))
+		return perr(p, tk[0].col, "authority-idx= needs proxy-v2 (the name goes in its AUTHORITY TLV)");
+	if ((r.flags & (RULE_F_DNS64 | RULE_F_DISCOVER)) && r.action != ACT_NAT64)
+		return perr(p, tk[0].col, "dns64 and discover are options of nat64");
+	return add_rule(p, &r);
+}
+
+static int add_rule(struct parser *p, const struct rule *rp)
+{
+	struct rule r = *rp;
 	if (r.arg == RULE_NONE && (r.action == ACT_UNIX || r.action == ACT_ABSTRACT || r.action == ACT_FDPASS ||
-				   r.action == ACT_TCP || r.action == ACT_NAT64 || r.action == ACT_BROKER))
+				   r.action == ACT_TCP || r.action == ACT_NAT64 || r.action == ACT_TRANSLATE ||
+				   r.action == ACT_BROKER))
 		goto nomem;
 	if (p->n == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 16;
+		size_t cap = p->cap ? p->cap * 2 : 2;
 		struct rule *nr = realloc(p->rule, cap * sizeof *nr);
 		if (!nr)
 			goto nomem;
@@ -528,7 +718,7 @@ nomem:
 	return -1;
 }
 
-struct ruleset *rules_parse(const char *buf, size_t len, struct rules_error *err)
+static struct ruleset *parse(const char *buf, size_t len, struct rules_error *err, int index)
 {
 	struct parser p = { .err = err, .line = 1 };
 	struct tok tk[MAXTOK];
@@ -582,7 +772,7 @@ struct ruleset *rules_parse(const char *buf, size_t len, struct rules_error *err
 	rs->n = p.n;
 	rs->str = p.pool.buf;
 	rs->strlen = p.pool.len;
-	if (rules_index(rs)) {
+	if (index && rules_index(rs)) {
 		rules_free(rs);
 		goto nomem_nofree;
 	}
@@ -601,6 +791,35 @@ fail:
 	free(p.rule);
 	free(p.pool.buf);
 	return NULL;
+}
+
+struct ruleset *rules_parse(const char *buf, size_t len, struct rules_error *err)
+{
+	return parse(buf, len, err, 1);
+}
+
+struct ruleset *rules_parse_unindexed(const char *buf, size_t len, struct rules_error *err)
+{
+	return parse(buf, len, err, 0);
+}
+
+static int str_same(const struct ruleset *a, uint32_t x, const struct ruleset *b, uint32_t y)
+{
+	const char *s = rules_str(a, x), *t = rules_str(b, y);
+	return s && t ? !strcmp(s, t) : s == t;
+}
+
+int rules_same(const struct ruleset *ra, const struct rule *a, const struct ruleset *rb, const struct rule *b)
+{
+	return a->dir == b->dir && a->proto == b->proto && a->action == b->action &&
+	       a->addr.plen == b->addr.plen && !memcmp(a->addr.addr, b->addr.addr, 16) &&
+	       a->peer.plen == b->peer.plen && !memcmp(a->peer.addr, b->peer.addr, 16) &&
+	       a->port_lo == b->port_lo && a->port_hi == b->port_hi &&
+	       a->pport_lo == b->pport_lo && a->pport_hi == b->pport_hi &&
+	       a->flags == b->flags && a->mode == b->mode && a->err == b->err &&
+	       str_same(ra, a->arg, rb, b->arg) && str_same(ra, a->name, rb, b->name) &&
+	       str_same(ra, a->source, rb, b->source) && str_same(ra, a->aux, rb, b->aux) &&
+	       str_same(ra, a->host, rb, b->host);
 }
 
 const char *rules_str(const struct ruleset *rs, uint32_t off)
@@ -835,7 +1054,7 @@ int rules_index(struct ruleset *rs)
 		const struct rule *r = &rs->rule[order[i]];
 		ix->cand[i] = (struct cand){
 			.rule = order[i], .plo = r->port_lo, .phi = r->port_hi, .proto = r->proto,
-			.full = (r->flags & (RULE_F_IP4 | RULE_F_IP6)) || r->peer.plen || r->pport_lo ||
+			.full = (r->flags & (RULE_F_IP4 | RULE_F_IP6)) || r->host != RULE_NONE || r->peer.plen || r->pport_lo ||
 				r->pport_hi != 65535,
 		};
 	}
@@ -895,6 +1114,9 @@ struct query {
 
 static int rule_rest(const struct rule *r, const struct query *qq)
 {
+	if (r->host != RULE_NONE &&
+	    (!qq->q->host_ok || !qq->q->host_ok(qq->q->ctx, qq->rs->str + r->host)))
+		return 0;
 	if ((r->flags & RULE_F_IP4) && !qq->v4)
 		return 0;
 	if ((r->flags & RULE_F_IP6) && qq->v4)
@@ -983,6 +1205,18 @@ const struct rule *rules_match(const struct ruleset *rs, const struct rules_quer
 	return qq.best == UINT32_MAX ? NULL : &rs->rule[qq.best];
 }
 
+const struct rule *rules_match_name(const struct ruleset *rs, const char *name)
+{
+	if (!rs)
+		return NULL;
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct rule *r = &rs->rule[i];
+		if (r->dir == RULE_RESOLVE && r->host != RULE_NONE && dns_name_match(rs->str + r->host, name))
+			return r;
+	}
+	return NULL;
+}
+
 /* ---- writing rules back ------------------------------------------------- */
 
 struct out {
@@ -1030,10 +1264,29 @@ int rules_format(const struct ruleset *rs, const struct rule *r, char *buf, size
 	if (size)
 		buf[0] = 0;
 	outf(&o, "%s", rules_dir_name(r->dir));
+	if (r->dir == RULE_RESOLVE) {
+		const char *h = rules_str(rs, r->host), *a = rules_str(rs, r->arg);
+		outf(&o, " %s ->", h ? h : "*");
+		if (r->action == ACT_DIVERT || r->action == ACT_ADDRS)
+			outf(&o, " %s", a ? a : "?");
+		else if (r->action == ACT_UNIX || r->action == ACT_ABSTRACT)
+			outf(&o, " %s %s", rules_action_name(r->action), a ? a : "?");
+		else
+			outf(&o, " %s", rules_action_name(r->action));
+		goto done;
+	}
 	if (r->proto != RULE_ANYPROTO)
 		outf(&o, " %s", r->proto == RULE_TCP ? "tcp" : "udp");
-	if (r->addr.plen || r->port_lo != 0 || r->port_hi != 65535)
+	if (r->host != RULE_NONE) {
+		const char *h = rules_str(rs, r->host);
+		outf(&o, " %s", h ? h : "?");
+		if (r->port_lo == r->port_hi)
+			outf(&o, ":%u", r->port_lo);
+		else if (r->port_lo != 0 || r->port_hi != 65535)
+			outf(&o, ":%u-%u", r->port_lo, r->port_hi);
+	} else if (r->addr.plen || r->port_lo != 0 || r->port_hi != 65535) {
 		out_addrspec(&o, &r->addr, r->port_lo, r->port_hi);
+	}
 	if (r->peer.plen || r->pport_lo != 0 || r->pport_hi != 65535) {
 		outf(&o, " from");
 		out_addrspec(&o, &r->peer, r->pport_lo, r->pport_hi);
@@ -1052,9 +1305,56 @@ int rules_format(const struct ruleset *rs, const struct rule *r, char *buf, size
 		outf(&o, " name=%s", rules_str(rs, r->name) ? rules_str(rs, r->name) : "?");
 	if (r->source != RULE_NONE)
 		outf(&o, " source=%s", rules_str(rs, r->source) ? rules_str(rs, r->source) : "?");
+	if (r->aux != RULE_NONE)
+		outf(&o, " %s=%s", r->action == ACT_TRANSLATE ? "dev" : "authority-idx",
+		     rules_str(rs, r->aux) ? rules_str(rs, r->aux) : "?");
+done:
 	if (o.fail) {
 		errno = ENOSPC;
 		return -1;
 	}
 	return (int)o.len;
+}
+
+/* Six unsigned numbers, decimal or 0x hex, the shifts below 128. */
+int rules_idxsel_parse(const char *s, size_t n, struct rules_idxsel *out)
+{
+	uint64_t v[6];
+	size_t i = 0;
+
+	for (int k = 0; k < 6; k++) {
+		uint64_t x = 0;
+		int hex = i + 1 < n && s[i] == '0' && (s[i + 1] == 'x' || s[i + 1] == 'X');
+		size_t start;
+		if (hex)
+			i += 2;
+		start = i;
+		for (; i < n && s[i] != ','; i++) {
+			int d;
+			if (s[i] >= '0' && s[i] <= '9')
+				d = s[i] - '0';
+			else if (hex && s[i] >= 'a' && s[i] <= 'f')
+				d = s[i] - 'a' + 10;
+			else if (hex && s[i] >= 'A' && s[i] <= 'F')
+				d = s[i] - 'A' + 10;
+			else
+				return errno = EINVAL, -1;
+			x = x * (hex ? 16 : 10) + (uint64_t)d;
+			if (x > UINT32_MAX)
+				return errno = EINVAL, -1;
+		}
+		if (i == start || (k < 5 && (i >= n || s[i] != ',')) || (k == 5 && i != n))
+			return errno = EINVAL, -1;
+		i++;
+		v[k] = x;
+	}
+	if (v[0] > 127 || v[1] > 127)
+		return errno = EINVAL, -1;
+	out->idx_shift = (uint8_t)v[0];
+	out->ent_shift = (uint8_t)v[1];
+	out->idx_mask = (uint32_t)v[2];
+	out->ent_mask = (uint32_t)v[3];
+	out->idx_offset = (uint32_t)v[4];
+	out->ent_offset = (uint32_t)v[5];
+	return 0;
 }

@@ -19,6 +19,7 @@ enum rule_dir {
 	RULE_CONNECT = 1,	/* outgoing: connect(), sendto() */
 	RULE_BIND = 2,		/* bind() / listen() in the preload */
 	RULE_ACCEPT = 3,	/* an accepted socket (server, relay allow rules) */
+	RULE_RESOLVE = 4,	/* a name lookup (preload: getaddrinfo; relay: its resolver) */
 	RULE_NDIR
 };
 
@@ -37,7 +38,10 @@ enum rule_action {
 	ACT_REJECT,		/* reject [ERRNO] */
 	ACT_BLACKHOLE,		/* blackhole */
 	ACT_PASS,		/* pass (also: allow) */
-	ACT_NAT64,		/* nat64 PREFIX/96 */
+	ACT_NAT64,		/* nat64 [PREFIX/96] (default 64:ff9b::/96) */
+	ACT_TRANSLATE,		/* translate PREFIX/LEN [dev=NAME] */
+	ACT_DIVERT,		/* resolve: look up another name (written as the bare name) */
+	ACT_ADDRS,		/* resolve: fixed addresses ADDR[,ADDR...] (written bare) */
 	ACT_BROKER,		/* broker PATH-TEMPLATE: a socket from sockgate-relay's broker (tcp only) */
 	ACT_NACTIONS
 };
@@ -52,6 +56,8 @@ enum rule_action {
 #define RULE_F_IP4		0x0040u	/* match IPv4 addresses only */
 #define RULE_F_IP6		0x0080u	/* match IPv6 addresses only */
 #define RULE_F_SHUT_RD_RDWR	0x0100u	/* shutdown(SHUT_RD) becomes SHUT_RDWR */
+#define RULE_F_DNS64		0x0200u	/* nat64: getaddrinfo() synthesises PREFIX+IPv4 */
+#define RULE_F_DISCOVER		0x0400u	/* nat64: the prefix from ipv4only.arpa (RFC 7050) */
 
 #define RULE_NONE 0xffffffffu	/* "no string" in the offsets below */
 
@@ -63,7 +69,7 @@ struct rule {
 	uint8_t dir;		/* enum rule_dir */
 	uint8_t proto;		/* enum rule_proto mask */
 	uint8_t action;		/* enum rule_action */
-	uint8_t pad;
+	uint8_t acol;		/* column of the action word (at most 255), for messages; 0: unknown */
 	struct sg_prefix addr;	/* main address: destination / bind / local */
 	struct sg_prefix peer;	/* accept only: the remote address */
 	uint16_t port_lo, port_hi;	/* 0-65535 = any */
@@ -74,7 +80,9 @@ struct rule {
 	uint32_t arg;		/* action argument (string offset) or RULE_NONE */
 	uint32_t name;		/* rule name (string offset) or RULE_NONE */
 	uint32_t source;	/* source=ADDR for PROXY headers, or RULE_NONE */
+	uint32_t aux;		/* translate: dev=NAME; unix, abstract: authority-idx=...; or RULE_NONE */
 	uint32_t line;		/* line in the source text, for messages */
+	uint32_t host;		/* host name pattern (string offset) or RULE_NONE */
 };
 
 struct ruleset {
@@ -97,6 +105,14 @@ struct rules_error {
  */
 struct ruleset *rules_parse(const char *buf, size_t len, struct rules_error *err);
 
+/*
+ * The same without the lookup index (rules_match() finds nothing in the
+ * result until rules_index() is called): for checks that only read the
+ * rules, such as reading one formatted rule back. Building the index costs
+ * more than parsing a short text.
+ */
+struct ruleset *rules_parse_unindexed(const char *buf, size_t len, struct rules_error *err);
+
 /* Build (or rebuild) the lookup index; 0 or -1 with ENOMEM. */
 int rules_index(struct ruleset *rs);
 
@@ -107,23 +123,52 @@ struct rules_query {
 	int proto;			/* RULE_TCP or RULE_UDP */
 	const struct sockaddr *addr;	/* main address (inet) */
 	const struct sockaddr *peer;	/* remote address, or NULL */
+	/*
+	 * A rule with a host name pattern matches only when this says yes for
+	 * its pattern; without it such rules never match an address.
+	 */
+	int (*host_ok)(void *ctx, const char *pattern);
+	void *ctx;
 };
 
 /* First matching rule, or NULL. Never allocates; safe from many threads. */
 const struct rule *rules_match(const struct ruleset *rs, const struct rules_query *q);
+
+/* First resolve rule whose pattern matches name (dns_name_match()), or NULL. */
+const struct rule *rules_match_name(const struct ruleset *rs, const char *name);
 
 /* A string of the pool, or NULL for RULE_NONE. */
 const char *rules_str(const struct ruleset *rs, uint32_t off);
 
 /*
  * Expand a path template for an address: %a the address (IPv4 dotted, IPv6
- * in full without brackets), %p the port, %f the family (4 or 6), %% a '%'.
+ * in full without brackets), %p the port, %f the family (4 or 6), %% a '%';
+ * %0 ... %7 one 16-bit group of the address as IPv6 (IPv4 as ::ffff:a.b.c.d)
+ * and %P the port, each as five decimal digits (u-relay-tproxy's #//0_ ...
+ * #//7_ and #//P_).
  * Returns the length, or -1 with ENAMETOOLONG (does not fit size) or EINVAL.
  */
 int rules_expand(const char *tmpl, const struct sockaddr *sa, char *buf, size_t size);
 
 /* Write one rule back as text that parses to the same rule; length or -1. */
 int rules_format(const struct ruleset *rs, const struct rule *r, char *buf, size_t size);
+
+/*
+ * Do two rules mean the same, field by field (strings by content, the
+ * source line and struct padding not compared)? 1 or 0.
+ */
+int rules_same(const struct ruleset *ra, const struct rule *a, const struct ruleset *rb, const struct rule *b);
+
+/*
+ * authority-idx=IDX_SHIFT,ENT_SHIFT,IDX_MASK,ENT_MASK,IDX_OFFSET,ENT_OFFSET
+ * (u-relay-tproxy's type 4 data): which index file and which entry of it
+ * name the destination. 0, or -1 with EINVAL.
+ */
+struct rules_idxsel {
+	uint8_t idx_shift, ent_shift;
+	uint32_t idx_mask, ent_mask, idx_offset, ent_offset;
+};
+int rules_idxsel_parse(const char *s, size_t n, struct rules_idxsel *out);
 
 /* Names used in text and messages. */
 const char *rules_action_name(int action);

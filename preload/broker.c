@@ -180,13 +180,8 @@ int out_broker_connect(int fd, const struct sockaddr *sa, socklen_t len, const s
 	rq.h.srclen = al;
 	if (gai_lookup(dst, rq.h.authority, sizeof rq.h.authority))
 		rq.h.authority_len = strlen(rq.h.authority);
-	if (r->flags & RULE_F_NETNS) {
-		ssize_t k = readlink("/proc/self/ns/net", rq.h.netns, sizeof rq.h.netns - 1);
-		if (k > 0) {
-			rq.h.netns[k] = 0;
-			rq.h.netns_len = (size_t)k;
-		}
-	}
+	if (r->flags & RULE_F_NETNS)
+		proxyv2_set_netns(&rq.h);
 	int s = ask(path, &rq);
 	if (s < 0)
 		return -1;

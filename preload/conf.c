@@ -19,6 +19,7 @@
 #include "real.h"
 #include "file.h"
 #include "rulebin.h"
+#include "urtfile.h"
 #include "sg.h"
 
 struct sgconf sg_conf;
@@ -51,6 +52,8 @@ static int add(struct ruleset *rs)
 			sg_conf.have_connect = 1;
 		if (rs->rule[i].dir == RULE_BIND)
 			sg_conf.have_bind = 1;
+		if (rs->rule[i].dir == RULE_RESOLVE)
+			sg_conf.have_resolve = 1;
 		if (rs->rule[i].flags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1))
 			sg_conf.have_proxy = 1;
 	}
@@ -108,21 +111,38 @@ static int load_file(const char *path)
 }
 
 /*
- * unsock: connections to UNSOCK_ADDR (default 127.175.0.0/32) go to
- * UNSOCK_DIR/PORT.sock, and binds there listen on it (mode UNSOCK_MODE).
+ * unsock: connections to UNSOCK_ADDR (default 127.175.0.0/32), on port
+ * UNSOCK_PORT only when it is set, go to UNSOCK_DIR/PORT.sock, and binds
+ * there listen on it (mode UNSOCK_MODE). The address itself (127.175.0.3 of
+ * 127.175.0.3/0) is what accepted connections report as their peer.
  */
 static int load_unsock(const char *dir)
 {
 	const char *addr = getenv("UNSOCK_ADDR");
-	char a[64], text[512];
+	char a[64], flag[40], text[640];
 
 	if (!addr || !*addr)
 		addr = "127.175.0.0/32";
 	snprintf(a, sizeof a, "%s", addr);
+	snprintf(flag, sizeof flag, "%.*s:0", (int)strcspn(a, "/"), a);
 	/* unsock: "/0" means every IPv4 address (only IPv4 is intercepted) */
 	char *slash = strchr(a, '/');
 	if (slash && !strcmp(slash, "/0"))
 		snprintf(a, sizeof a, "0.0.0.0/0");
+	const char *port = getenv("UNSOCK_PORT");
+	if (port && *port && strcmp(port, "-1")) {
+		const char *why = NULL;
+		long long p = strtonum(port, 0, 65535, &why);
+		if (why) {
+			struct rules_error e = { 0, 0, "" };
+			snprintf(e.msg, sizeof e.msg, "UNSOCK_PORT '%.20s' is %s (expected 0-65535, or -1 for any)", port,
+				 why);
+			broken("UNSOCK_PORT", &e);
+			return -1;
+		}
+		size_t l = strlen(a);
+		snprintf(a + l, sizeof a - l, ":%lld", p);
+	}
 	const char *sep = dir[0] && dir[strlen(dir) - 1] == '/' ? "" : "/";
 	if (strpbrk(dir, " \t;#%") || strpbrk(a, " \t;#")) {
 		struct rules_error e = { 0, 0, "UNSOCK_DIR or UNSOCK_ADDR has a character rules cannot carry" };
@@ -139,9 +159,87 @@ static int load_unsock(const char *dir)
 		}
 		snprintf(mopt, sizeof mopt, " mode=%s", mode);
 	}
-	snprintf(text, sizeof text, "connect %s -> unix %s%s%%p.sock\nbind tcp %s -> unix %s%s%%p.sock%s\n",
-		 a, dir, sep, a, dir, sep, mopt);
+	snprintf(text, sizeof text, "connect %s -> unix %s%s%%p.sock\nbind tcp %s -> unix %s%s%%p.sock%s source=%s\n",
+		 a, dir, sep, a, dir, sep, mopt, flag);
 	return load_text("UNSOCK_DIR", text, strlen(text));
+}
+
+/*
+ * u-relay-tproxy's compiled rules file, as the sockgate rules it means
+ * (core/urtfile.h). A file that fails a check is refused whole.
+ */
+static int load_urt(const char *path)
+{
+	size_t len;
+	char *buf = file_read(path, &len), *text;
+	struct rules_error e;
+
+	memset(&e, 0, sizeof e);
+	if (!buf) {
+		snprintf(e.msg, sizeof e.msg, "cannot read %s: %s", path, strerror(errno));
+		broken("URELAY_TPROXY_FILE", &e);
+		return -1;
+	}
+	int r = urt_to_rules(buf, len, &text, &e);
+	free(buf);
+	if (r < 0) {
+		char msg[sizeof e.msg];
+		snprintf(msg, sizeof msg, "%s", e.msg);
+		e.line = e.col = 0;
+		snprintf(e.msg, sizeof e.msg, "%.60s: %.96s", path, msg);
+		broken("URELAY_TPROXY_FILE", &e);
+		return -1;
+	}
+	r = load_text(path, text, strlen(text));
+	free(text);
+	return r;
+}
+
+/* URELAY_TPROXY_IDX_FILES: the names type 4 rules send (authority-idx=). */
+static int load_idx(const char *spec)
+{
+	struct urt_idxspec it[SG_IDX_MAX];
+	struct rules_error e;
+
+	memset(&e, 0, sizeof e);
+	int n = urt_idxspec_parse(spec, it, SG_IDX_MAX, &e);
+	if (n < 0) {
+		broken("URELAY_TPROXY_IDX_FILES", &e);
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		struct urt_idx *t = &sg_conf.idx[sg_conf.nidx];
+		char *v = strndup(it[i].val, it[i].vlen);
+		if (!v) {
+			snprintf(e.msg, sizeof e.msg, "out of memory");
+			broken("URELAY_TPROXY_IDX_FILES", &e);
+			return -1;
+		}
+		t->idx = it[i].idx;
+		t->is_file = it[i].is_file;
+		if (!t->is_file) {
+			t->data = (const uint8_t *)v;
+			t->len = it[i].vlen;
+			sg_conf.nidx++;
+			continue;
+		}
+		size_t len;
+		char *buf = file_read(v, &len);
+		if (!buf || urt_idxfile_check(buf, len, &e) < 0) {
+			char msg[sizeof e.msg];
+			snprintf(msg, sizeof msg, "%s", buf ? e.msg : strerror(errno));
+			snprintf(e.msg, sizeof e.msg, "%.60s: %.96s", v, msg);
+			free(buf);
+			free(v);
+			broken("URELAY_TPROXY_IDX_FILES", &e);
+			return -1;
+		}
+		free(v);
+		t->data = (const uint8_t *)buf;
+		t->len = len;
+		sg_conf.nidx++;
+	}
+	return 0;
 }
 
 void sg_conf_load(void)
@@ -156,11 +254,6 @@ void sg_conf_load(void)
 	s = getenv("URELAY_TPROXY_LOCAL_FLAGS");
 	if (s && *s)
 		sg_conf.hacks = (unsigned)strtoull(s, NULL, 0);
-	if (sg_conf.hacks & 0x80000u)
-		sg_msg("URELAY_TPROXY_LOCAL_FLAGS 0x80000 (gai-hack) is not supported; ignored");
-	if (getenv("URELAY_TPROXY_FILE"))
-		sg_msg("URELAY_TPROXY_FILE is not supported; write the rules as text "
-		       "(sockgate-rules(5)) and set SOCKGATE_RULES; ignored");
 
 	s = getenv("SOCKGATE_RULE");
 	if (s && *s && load_text("SOCKGATE_RULE", s, strlen(s)) < 0)
@@ -171,12 +264,18 @@ void sg_conf_load(void)
 	s = getenv("UNSOCK_DIR");
 	if (s && *s && load_unsock(s) < 0)
 		goto out;
+	s = getenv("URELAY_TPROXY_FILE");
+	if (s && *s && load_urt(s) < 0)
+		goto out;
+	s = getenv("URELAY_TPROXY_IDX_FILES");
+	if (s && *s && load_idx(s) < 0)
+		goto out;
 out:
 	if (sg_conf.broken) {
 		for (int i = 0; i < sg_conf.nrs; i++)
 			rules_free(sg_conf.rs[i]);
 		sg_conf.nrs = 0;
-		sg_conf.have_connect = sg_conf.have_proxy = sg_conf.have_bind = 0;
+		sg_conf.have_connect = sg_conf.have_proxy = sg_conf.have_bind = sg_conf.have_resolve = 0;
 	}
 	errno = saved;
 }

@@ -70,7 +70,7 @@ struct sgconn *conn_new(int family, int type)
 		errno = ENOMEM;
 		return NULL;
 	}
-	c->pw = c->s = -1;
+	c->pw = c->s = c->qfd = -1;
 	c->family = family;
 	c->type = type;
 	return c;
@@ -103,6 +103,8 @@ void conn_put(struct sgconn *c)
 		unlink(c->dgpath);
 	if (c->pw >= 0)
 		REAL(close)(c->pw);
+	if (c->qfd >= 0)
+		REAL(close)(c->qfd);
 	free(c);
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "addr.h"
+#include "dns.h"
 #include "real.h"
 #include "sg.h"
 
@@ -79,7 +80,18 @@ int gai_lookup(const struct sockaddr *sa, char *name, size_t size)
 EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
 		       struct addrinfo **res)
 {
-	int r = REAL(getaddrinfo)(node, service, hints, res);
+	char other[DNS_NAME_MAX] = "";
+	int r;
+
+	/* a name with a dot may be diverted by libdivert's variable even with no rules */
+	if (node && (conf()->have_resolve || strchr(node, '.')) &&
+	    names_getaddrinfo(node, service, hints, res, &r, other)) {
+		if (r == 0 && *res && conf()->have_proxy)
+			gai_remember(other[0] ? other : node, *res);
+		return r;
+	}
+	r = unlikely(conf()->hacks & HACK_GAI) ? gaihack_getaddrinfo(other[0] ? other : node, service, hints, res)
+					       : REAL(getaddrinfo)(other[0] ? other : node, service, hints, res);
 	if (r == 0 && node && *res && conf()->have_proxy)
 		gai_remember(node, *res);
 	return r;

@@ -13,9 +13,11 @@
  * the real TCP connection: the daemon then talks to the client directly.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <time.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -30,7 +32,88 @@
 #include "sg.h"
 #include "sockfile.h"
 
+/*
+ * Under sg_lock: a listener of this process that a bind rule put at path,
+ * for action, of the other family than fam and not yet paired - the first
+ * half of a dual-stack daemon's pair of binds (0.0.0.0:P and [::]:P), and
+ * its fd in *ofd. NULL when there is none.
+ */
+static struct sgconn *dual_owner(const char *path, int action, int fam, int *ofd)
+{
+	struct stat st;
+
+	for (unsigned k = 0; k < CHUNK_N; k++) {
+		struct slot *sl = sg_chunks[k];
+		if (!sl)
+			continue;
+		for (unsigned i = 0; i < SLOT_N; i++) {
+			struct sgconn *c = sl[i].conn;
+			if (!c || (c->state != ST_BOUND && c->state != ST_RECEIVER) || c->action != action ||
+			    c->family == fam || c->paired || strcmp(c->path, path))
+				continue;
+			int fd = (int)(k * SLOT_N + i);
+			if (fstat(fd, &st) < 0 || st.st_ino != c->ino)
+				continue;	/* closed behind our back */
+			*ofd = fd;
+			return c;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * The second bind of a dual-stack daemon to the socket file of its first
+ * (c->path set, c not yet in the table). A Unix listener is shared: fd
+ * becomes a copy of it, with c's family for addresses. A receiver gets a
+ * queue of its own (a datagram socket pair); the first one's accept() sends
+ * the sockets of this one's family there (in_accept). 1 when fd is not the
+ * second of a pair (c untouched); else 0 or -1 with errno, c taken.
+ */
+static int dual_bind(int fd, struct sgconn *c)
+{
+	int ofd = -1, nfd = -1, sp[2] = { -1, -1 };
+
+	pthread_mutex_lock(&sg_lock);
+	struct sgconn *o = dual_owner(c->path, c->action, c->family, &ofd);
+	if (o) {
+		if (c->action != ACT_FDPASS)
+			nfd = REAL(fcntl)(ofd, F_DUPFD_CLOEXEC, 0);
+		else if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sp) == 0) {
+			nfd = sp[0];
+			o->qfd = sp[1];
+			o->qfam = c->family;
+		}
+		if (nfd >= 0)
+			o->paired = c->paired = 1;
+	}
+	pthread_mutex_unlock(&sg_lock);
+	if (!o)
+		return 1;
+	if (nfd < 0 || sg_swap_in(fd, nfd, c, 0) < 0) {
+		int e = errno;
+		if (!c->refs)
+			free(c);
+		return errno = e, -1;
+	}
+	return 0;
+}
+
 /* bind(): 0/-1 when handled, else *handled = 0. */
+static socklen_t fit(const struct sockaddr_storage *a, int fam, struct sockaddr_storage *out);
+
+/*
+ * The peer that connections accepted without a PROXY header report: the
+ * rule's source= (unsock's flag address, UNSOCK_ADDR); left empty, the
+ * loopback address of the family, port 0 (unix_accept).
+ */
+static void listener_peer(struct sgconn *c, const struct ruleset *rs, const struct rule *r)
+{
+	const char *src = rules_str(rs, r->source);
+	struct sg_addr a;
+	if (src && addr_parse_inet(src, &a) == 0)
+		c->peerlen = fit(&a.u.ss, c->family, &c->peer);
+}
+
 int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 {
 	*handled = 0;
@@ -65,13 +148,17 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	struct sgconn *c = conn_listener(domain, r, r->action, ST_BOUND, sa, len);
 	if (!c)
 		return -1;
+	listener_peer(c, rs, r);
 	c->mode = r->mode;
 	const char *tmpl = rules_str(rs, r->arg);
 	struct sg_addr a;
 	int stype = r->action == ACT_FDPASS ? SOCK_DGRAM : SOCK_STREAM, s = -1;
+	int d = 1;
 	if (!tmpl || rules_expand(tmpl, sa, c->path, sizeof c->path) < 0 ||
-	    addr_unix(&a, c->path, r->action == ACT_ABSTRACT) < 0 ||
+	    (d = dual_bind(fd, c)) <= 0 || addr_unix(&a, c->path, r->action == ACT_ABSTRACT) < 0 ||
 	    (s = REAL(socket)(AF_UNIX, stype | SOCK_CLOEXEC, 0)) < 0) {
+		if (d <= 0)
+			return d;	/* the second of a dual-stack pair: done (or failed) */
 		int e = errno;
 		free(c);
 		return errno = e, -1;
@@ -85,10 +172,15 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	if (REAL(bind)(s, &a.u.sa, a.len) < 0) {
 		int e = errno;
 		REAL(close)(s);
-		free(c);
-		return errno = e, -1;
+		/* a regular file there may be a control file naming where to listen (ctl.c) */
+		s = e == EADDRINUSE ? ctl_bind(c, &a.u.sa, a.len) : (errno = e, -1);
+		if (s < 0) {
+			e = errno;
+			free(c);
+			return errno = e, -1;
+		}
 	}
-	if (c->mode && c->action != ACT_ABSTRACT)
+	if (c->mode && c->action != ACT_ABSTRACT && (!c->ctlfam || c->ctlfam == AF_UNIX))
 		chmod(c->path, (mode_t)c->mode);
 	if (sg_swap_in(fd, s, c, 0) < 0) {
 		int e = errno;
@@ -201,6 +293,7 @@ int in_adopt(int fd)
 				struct sgconn *c = conn_listener(fam, r, r->action, ST_RECEIVER, &ss, sl);
 				if (!c)
 					return 0;
+				listener_peer(c, rs, r);
 				memcpy(c->path, path, (size_t)n + 1);
 				struct stat st;
 				pthread_mutex_lock(&sg_lock);
@@ -266,7 +359,7 @@ out:;
 static void as_family(struct sockaddr_storage *ss, socklen_t *len, int fam)
 {
 	int e = errno;
-	if (fam == AF_INET6 && addr_to_family(ss, len, AF_INET6) < 0)
+	if (addr_to_family(ss, len, fam) < 0)
 		errno = e;	/* not inet: left as it is, and so is the caller's errno */
 }
 
@@ -310,6 +403,25 @@ static int read_header(int s, struct proxy_hdr *h)
 	}
 }
 
+/*
+ * The record of an accepted socket s that the program sees with other
+ * addresses than its own (c, filled in): put in the table (or dropped when
+ * that fails: the socket still works). The peer address and its length.
+ */
+static socklen_t record_accepted(int s, struct sgconn *c, struct sockaddr_storage *peer)
+{
+	struct stat st;
+	*peer = c->peer;
+	socklen_t pl = c->peerlen;
+	pthread_mutex_lock(&sg_lock);
+	if (fstat(s, &st) == 0)
+		c->ino = st.st_ino;
+	if (slot_set(s, c, 0) < 0)
+		free(c);
+	pthread_mutex_unlock(&sg_lock);
+	return pl;
+}
+
 /* An inet address of h in the program's family, or 0. */
 static socklen_t fit(const struct sockaddr_storage *a, int fam, struct sockaddr_storage *out)
 {
@@ -325,10 +437,59 @@ static socklen_t fit(const struct sockaddr_storage *a, int fam, struct sockaddr_
 }
 
 /*
+ * The record of a connection accepted on the listener lc for a TCP
+ * program: its own address the listener's, its peer the loopback address
+ * of the listener's family with port (the peer has no inet address of its
+ * own). NULL when out of memory.
+ */
+struct sgconn *accepted_new(const struct sgconn *lc, uint16_t port)
+{
+	struct sgconn *c = conn_new(lc->family, SOCK_STREAM);
+	if (!c)
+		return NULL;
+	c->state = ST_CONNECTED;
+	c->rflags = lc->rflags;
+	c->action = lc->action;
+	c->local = lc->local;
+	c->locallen = lc->locallen;
+	c->local_known = 1;
+	if (lc->peerlen) {
+		c->peer = lc->peer;	/* see listener_peer */
+		c->peerlen = lc->peerlen;
+	} else if (c->family == AF_INET6) {
+		struct sockaddr_in6 *p = (struct sockaddr_in6 *)&c->peer;
+		p->sin6_family = AF_INET6;
+		p->sin6_addr = in6addr_loopback;
+		p->sin6_port = htons(port);
+		c->peerlen = sizeof *p;
+	} else {
+		struct sockaddr_in *p = (struct sockaddr_in *)&c->peer;
+		p->sin_family = AF_INET;
+		p->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		p->sin_port = htons(port);
+		c->peerlen = sizeof *p;
+	}
+	return c;
+}
+
+/* Attach the record to the accepted fd (dropped when the table has no room). */
+void accepted_set(int nfd, struct sgconn *c)
+{
+	struct stat st;
+	pthread_mutex_lock(&sg_lock);
+	if (fstat(nfd, &st) == 0)
+		c->ino = st.st_ino;
+	if (slot_set(nfd, c, 0) < 0)
+		free(c);
+	pthread_mutex_unlock(&sg_lock);
+}
+
+/*
  * accept() on a Unix listener made for a TCP program: the connection is an
  * AF_UNIX socket that answers getsockname() with the bound address and
  * getpeername() with the loopback address of the family, port 0 (the Unix
- * peer has no inet address) - or, when the rule has proxy-v2 (or v1), with
+ * peer has no inet address; a rule's source= names another) - or, when the
+ * rule has proxy-v2 (or v1), with
  * the addresses of the PROXY header the client sent first. A connection
  * whose header is missing or malformed is closed, and accept() goes on to
  * the next one (or says EAGAIN).
@@ -356,27 +517,10 @@ static int unix_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, soc
 			return errno = ECONNABORTED, -1;
 		}
 	}
-	struct sgconn *c = conn_new(lc->family, SOCK_STREAM);
+	struct sgconn *c = accepted_new(lc, 0);
 	if (!c) {
 		REAL(close)(nfd);
 		return errno = ENOMEM, -1;
-	}
-	c->state = ST_CONNECTED;
-	c->rflags = lc->rflags;
-	c->action = lc->action;
-	c->local = lc->local;
-	c->locallen = lc->locallen;
-	c->local_known = 1;
-	if (c->family == AF_INET6) {
-		struct sockaddr_in6 *p = (struct sockaddr_in6 *)&c->peer;
-		p->sin6_family = AF_INET6;
-		p->sin6_addr = in6addr_loopback;
-		c->peerlen = sizeof *p;
-	} else {
-		struct sockaddr_in *p = (struct sockaddr_in *)&c->peer;
-		p->sin_family = AF_INET;
-		p->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		c->peerlen = sizeof *p;
 	}
 	if (got > 0) {
 		struct sockaddr_storage a;
@@ -390,18 +534,123 @@ static int unix_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, soc
 			c->locallen = l;
 		}
 	}
-	struct stat st;
-	pthread_mutex_lock(&sg_lock);
-	if (fstat(nfd, &st) == 0)
-		c->ino = st.st_ino;
-	if (slot_set(nfd, c, 0) < 0)
-		free(c);
-	pthread_mutex_unlock(&sg_lock);
+	struct sockaddr_storage peer;
+	socklen_t pl = record_accepted(nfd, c, &peer);
 	if (sa && len) {
-		memcpy(sa, &c->peer, c->peerlen < *len ? c->peerlen : *len);
-		*len = c->peerlen;
+		memcpy(sa, &peer, pl < *len ? pl : *len);
+		*len = pl;
 	}
 	return nfd;
+}
+
+/* The line SOCKGATE_STANDIN_LOG gets for an IPv6 client shown to an IPv4 program as 192.0.0.8. */
+static void standin_log(int s, const char *real, int port)
+{
+	const char *f = getenv("SOCKGATE_STANDIN_LOG");
+	if (!f || !*f)
+		return;
+	int lfd = open(f, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (lfd < 0)
+		return;
+	char line[ADDR_STRLEN + 64];
+	int n = snprintf(line, sizeof line, "pid %ld fd %d: %s as 192.0.0.8:%d\n", (long)getpid(), s, real, port);
+	ssize_t w = REAL(write)(lfd, line, (size_t)n);
+	(void)w;
+	REAL(close)(lfd);
+}
+
+/*
+ * The family of a passed connection by its client's address (from the
+ * metadata record, else the socket): AF_INET for IPv4 and IPv4-mapped
+ * clients (a dual-stack server passes those on AF_INET6 sockets).
+ */
+static int conn_family(const unsigned char *meta, size_t n, int s)
+{
+	struct fdpass_meta md;
+	struct sockaddr_storage peer;
+	socklen_t pl = sizeof peer;
+
+	if (fdpass_meta_decode(meta, n, &md) == 0 && md.remote.ss_family != AF_UNSPEC) {
+		peer = md.remote;
+		pl = md.remote_len;
+	} else if (REAL(getpeername)(s, (struct sockaddr *)&peer, &pl) < 0) {
+		return AF_UNSPEC;
+	}
+	addr_unmap(&peer, &pl);
+	return peer.ss_family;
+}
+
+/* Send a passed socket with its record on to the queue q of the other receiver of a pair; s is closed. */
+static void sort_on(int q, const unsigned char *meta, size_t n, int s)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cb;
+	struct iovec iov = { (void *)meta, n };
+	struct msghdr m;
+	int e = errno;
+
+	memset(&m, 0, sizeof m);
+	memset(&cb, 0, sizeof cb);
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	m.msg_control = cb.buf;
+	m.msg_controllen = sizeof cb.buf;
+	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+	h->cmsg_level = SOL_SOCKET;
+	h->cmsg_type = SCM_RIGHTS;
+	h->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(h), &s, sizeof s);
+	/* a socket pair's queue is bounded by its buffer only, not by max_dgram_qlen */
+	if (REAL(sendmsg)(q, &m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		sg_msg("a connection for the other family's listener is dropped: %s", strerror(errno));
+	REAL(close)(s);
+	errno = e;
+}
+
+#define STANDIN_V4 0xc0000008u	/* 192.0.0.8, the IPv4 dummy address (RFC 7600) */
+
+/*
+ * A passed IPv6 socket that an AF_INET program accepts gets a record, so
+ * that accept(), getpeername() and getsockname() answer IPv4 addresses: an
+ * IPv4-mapped one as the IPv4 address it stands for, any other as the
+ * stand-in 192.0.0.8 with the client's port (the real one goes to the file
+ * SOCKGATE_STANDIN_LOG names). md->remote becomes the peer; its length.
+ */
+static socklen_t as_v4(int s, const struct sgconn *lc, struct fdpass_meta *md)
+{
+	struct sgconn *c = conn_new(AF_INET, SOCK_STREAM);
+	if (!c)
+		return 0;
+	c->state = ST_CONNECTED;
+	c->action = lc->action;
+	c->local = lc->local;
+	c->locallen = lc->locallen;
+	c->local_known = 1;
+	c->peerlen = md->remote_len;
+	c->peer = md->remote;
+	int e = errno;
+	if (addr_to_family(&c->peer, &c->peerlen, AF_INET) < 0) {
+		struct sockaddr_in *p = (struct sockaddr_in *)&c->peer;
+		char real[ADDR_STRLEN];
+		if (addr_format((struct sockaddr *)&md->remote, md->remote_len, real, sizeof real) < 0)
+			snprintf(real, sizeof real, "?");
+		memset(&c->peer, 0, sizeof c->peer);
+		p->sin_family = AF_INET;
+		p->sin_port = ((struct sockaddr_in6 *)&md->remote)->sin6_port;
+		p->sin_addr.s_addr = htonl(STANDIN_V4);
+		c->peerlen = sizeof *p;
+		standin_log(s, real, addr_port((struct sockaddr *)&c->peer));
+	}
+	struct sockaddr_storage l = md->local;
+	socklen_t ll = md->local_len;
+	if (l.ss_family != AF_UNSPEC && addr_to_family(&l, &ll, AF_INET) == 0) {
+		c->local = l;
+		c->locallen = ll;
+	}
+	errno = e;
+	return record_accepted(s, c, &md->remote);
 }
 
 /* accept()/accept4() on a receiver. */
@@ -416,11 +665,14 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 	pthread_mutex_unlock(&sg_lock);
 	if (!c || st != ST_RECEIVER)
 		return REAL(accept4)(fd, sa, len, flags);
+	if (lc.ctlfam && lc.ctlfam != AF_UNIX)
+		return ctl_accept(fd, &lc, sa, len, flags);
 	if (lc.action != ACT_FDPASS)
 		return unix_accept(fd, &lc, sa, len, flags);
 	if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))
 		return errno = EINVAL, -1;
 
+	int sorted = 0;	/* sockets sent on to the other family's queue */
 	for (;;) {
 		unsigned char meta[FDPASS_META_MAXLEN];
 		union {
@@ -436,9 +688,18 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 		m.msg_controllen = sizeof cb.buf;
 		/* EINTR and EAGAIN go back to the program, as accept() would say them */
 		/* close-on-exec exactly when asked, as accept4() would set it */
-		ssize_t n = REAL(recvmsg)(fd, &m, (flags & SOCK_CLOEXEC) ? MSG_CMSG_CLOEXEC : 0);
-		if (n < 0)
+		ssize_t n = REAL(recvmsg)(fd, &m, ((flags & SOCK_CLOEXEC) ? MSG_CMSG_CLOEXEC : 0) |
+					  (sorted ? MSG_DONTWAIT : 0));
+		if (n < 0) {
+			/*
+			 * Only sockets of the other family were waiting. A blocking
+			 * caller was told by poll() that one waits here: it hears
+			 * ECONNABORTED, as for a connection gone before accept().
+			 */
+			if (sorted && errno == EAGAIN && !(REAL(fcntl)(fd, F_GETFL) & O_NONBLOCK))
+				errno = ECONNABORTED;
 			return -1;
+		}
 		int nfd = -1;
 		for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
 			if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
@@ -455,6 +716,11 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 		}
 		if (nfd < 0)
 			continue;	/* a datagram with no socket: not for us */
+		if (lc.qfd >= 0 && conn_family(meta, (size_t)n, nfd) == lc.qfam) {
+			sort_on(lc.qfd, meta, (size_t)n, nfd);
+			sorted = 1;
+			continue;
+		}
 
 		/* the fd number may have been ours before: forget any record of it */
 		if (fd_flags(nfd))
@@ -462,22 +728,24 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 		/* O_NONBLOCK as asked, whatever the sender left on the socket: one call */
 		int nb = (flags & SOCK_NONBLOCK) != 0;
 		ioctl(nfd, FIONBIO, &nb);
+		struct fdpass_meta md;
+		if (fdpass_meta_decode(meta, (size_t)n, &md) < 0)
+			md.local.ss_family = md.remote.ss_family = AF_UNSPEC;
+		if (md.remote.ss_family == AF_UNSPEC) {
+			md.remote_len = sizeof md.remote;
+			if (REAL(getpeername)(nfd, (struct sockaddr *)&md.remote, &md.remote_len) < 0)
+				md.remote_len = 0;
+		}
+		socklen_t pl = md.remote_len;
+		int dom = 0;
+		socklen_t dl = sizeof dom;
+		if (fam == AF_INET && REAL(getsockopt)(nfd, SOL_SOCKET, SO_DOMAIN, &dom, &dl) == 0 && dom == AF_INET6)
+			pl = as_v4(nfd, &lc, &md);	/* an IPv6 socket in an IPv4 program */
+		else if (pl)
+			as_family(&md.remote, &pl, fam);
 		if (sa && len) {
-			struct fdpass_meta md;
-			struct sockaddr_storage peer;
-			socklen_t pl = 0;
-			if (fdpass_meta_decode(meta, (size_t)n, &md) == 0 && md.remote.ss_family != AF_UNSPEC) {
-				peer = md.remote;
-				pl = md.remote_len;
-			} else {
-				pl = sizeof peer;
-				if (REAL(getpeername)(nfd, (struct sockaddr *)&peer, &pl) < 0)
-					pl = 0;
-			}
-			if (pl) {
-				as_family(&peer, &pl, fam);
-				memcpy(sa, &peer, pl < *len ? pl : *len);
-			}
+			if (pl)
+				memcpy(sa, &md.remote, pl < *len ? pl : *len);
 			*len = pl;
 		}
 		return nfd;

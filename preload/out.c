@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "ctlfile.h"
 #include "file.h"
 #include "proxyv2.h"
 #include "real.h"
@@ -82,12 +83,12 @@ static int target(const struct ruleset *rs, const struct rule *r, const struct s
 			return errno = EINVAL, -1;
 		return addr_parse_inet(arg, ta);
 	case ACT_NAT64: {
-		struct sg_prefix p;
-		if (!arg || prefix_parse(arg, &p) < 0)
+		uint8_t pre[12];
+		if (!arg || names_nat64_prefix(rs, r, 0, pre) < 0)
 			return errno = EINVAL, -1;
 		memset(ta, 0, sizeof *ta);
 		ta->u.in6.sin6_family = AF_INET6;
-		memcpy(ta->u.in6.sin6_addr.s6_addr, p.addr, 12);
+		memcpy(ta->u.in6.sin6_addr.s6_addr, pre, 12);
 		if (dst->sa_family == AF_INET) {
 			memcpy(ta->u.in6.sin6_addr.s6_addr + 12, &((const struct sockaddr_in *)dst)->sin_addr, 4);
 			ta->u.in6.sin6_port = ((const struct sockaddr_in *)dst)->sin_port;
@@ -98,9 +99,36 @@ static int target(const struct ruleset *rs, const struct rule *r, const struct s
 		ta->len = sizeof ta->u.in6;
 		return 0;
 	}
+	case ACT_TRANSLATE: {
+		/* the prefix's network bits over the destination's (as IPv6), host bits kept */
+		struct sg_prefix p;
+		uint8_t a[16];
+		if (!arg || prefix_parse(arg, &p) < 0 || addr_to16(dst, a) < 0)
+			return errno = EINVAL, -1;
+		for (unsigned i = 0; i < 16; i++) {
+			unsigned bits = p.plen >= 8 * (i + 1) ? 8 : p.plen > 8 * i ? p.plen - 8 * i : 0;
+			uint8_t m = (uint8_t)(0xff00u >> bits);
+			a[i] = (uint8_t)((p.addr[i] & m) | (a[i] & ~m));
+		}
+		memset(ta, 0, sizeof *ta);
+		ta->u.in6.sin6_family = AF_INET6;
+		memcpy(ta->u.in6.sin6_addr.s6_addr, a, 16);
+		ta->u.in6.sin6_port = htons((uint16_t)addr_port(dst));
+		ta->len = sizeof ta->u.in6;
+		return 0;
+	}
 	}
 	errno = EINVAL;
 	return -1;
+}
+
+/* translate dev=NAME: SO_BINDTODEVICE on the socket that connects. */
+static int bind_dev(int s, const struct ruleset *rs, const struct rule *r)
+{
+	const char *dev = r->action == ACT_TRANSLATE ? rules_str(rs, r->aux) : NULL;
+	if (!dev)
+		return 0;
+	return REAL(setsockopt)(s, SOL_SOCKET, SO_BINDTODEVICE, dev, (socklen_t)strlen(dev) + 1);
 }
 
 /* The source address routing would pick for dst (port 0), or -1. */
@@ -163,7 +191,8 @@ static void pick_local(struct sgconn *c, const struct ruleset *rs, const struct 
 }
 
 /* Build the PROXY header for a connection from c->local to dst; length or -1. */
-static int build_header(const struct sgconn *c, const struct rule *r, const struct sockaddr *dst,
+static int build_header(const struct sgconn *c, const struct ruleset *rs, const struct rule *r,
+			const struct sockaddr *dst,
 			int socktype, unsigned char *buf, size_t size)
 {
 	struct proxy_hdr h;
@@ -182,15 +211,32 @@ static int build_header(const struct sgconn *c, const struct rule *r, const stru
 	h.srclen = h.dstlen = inet_len(d.ss_family);
 	if (h.version == 1)
 		return proxyv1_build((char *)buf, size, &h);
-	if (gai_lookup(dst, h.authority, sizeof h.authority))
+	if (r->aux != RULE_NONE && rules_str(rs, r->aux)) {
+		/*
+		 * authority-idx= (u-relay-tproxy type 4): the name from the index
+		 * files, and the destination address left zero as it did
+		 */
+		const char *sel_s = rules_str(rs, r->aux);
+		struct rules_idxsel sel;
+		uint8_t a16[16];
+		char name[129];
+		const struct sgconf *cf = conf();
+		if (rules_idxsel_parse(sel_s, strlen(sel_s), &sel) < 0 || addr_to16(dst, a16) < 0 ||
+		    !urt_domain(cf->idx, cf->nidx, a16, &sel, name) || strlen(name) >= sizeof h.authority)
+			return errno = EHOSTUNREACH, -1;
+		snprintf(h.authority, sizeof h.authority, "%s", name);
 		h.authority_len = strlen(h.authority);
-	if (r->flags & RULE_F_NETNS) {
-		ssize_t n = readlink("/proc/self/ns/net", h.netns, sizeof h.netns - 1);
-		if (n > 0) {
-			h.netns[n] = 0;
-			h.netns_len = (size_t)n;
-		}
+		int port = addr_port((struct sockaddr *)&d);
+		zero_addr(d.ss_family, &h.dst, &(socklen_t){ 0 });
+		if (d.ss_family == AF_INET)
+			((struct sockaddr_in *)&h.dst)->sin_port = htons((uint16_t)port);
+		else
+			((struct sockaddr_in6 *)&h.dst)->sin6_port = htons((uint16_t)port);
+	} else if (gai_lookup(dst, h.authority, sizeof h.authority)) {
+		h.authority_len = strlen(h.authority);
 	}
+	if (r->flags & RULE_F_NETNS)
+		proxyv2_set_netns(&h);
 	return proxyv2_build(buf, size, &h, (r->flags & RULE_F_CRC32C) ? PROXYV2_CRC32C : 0);
 }
 
@@ -284,6 +330,23 @@ static int dgram_swap(int fd, struct sgconn *c, const struct sg_addr *near)
 	return sg_swap_in(fd, s, c, SF_IN);
 }
 
+/*
+ * NAT64 for an IPv4 datagram socket: an AF_INET6 socket takes its place,
+ * sending to PREFIX+IPv4 (RFC 6052 section 2.2); the program keeps seeing
+ * the IPv4 addresses (getpeername, recvfrom: out_dgram_peer).
+ */
+static int dgram_swap6(int fd, struct sgconn *c)
+{
+	int nb = REAL(fcntl)(fd, F_GETFL);
+	int s = REAL(socket)(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | ((nb >= 0 && (nb & O_NONBLOCK)) ? SOCK_NONBLOCK : 0), 0);
+
+	if (s < 0)
+		return -1;
+	sockopt_carry(fd, s, c->family, SOCK_DGRAM);
+	c->state = ST_DGRAM;
+	return sg_swap_in(fd, s, c, SF_IN);
+}
+
 static struct sgconn *new_conn(int fd, int domain, int type, const struct rule *r)
 {
 	struct sgconn *c = conn_new(domain, type);
@@ -310,7 +373,7 @@ static ssize_t send_after(int fd, const struct msghdr *msg, int flags, const uns
 
 	if (!hl)
 		return REAL(sendmsg)(fd, msg, flags);
-	if (msg->msg_iovlen + 1 > sizeof iov / sizeof iov[0])
+	if ((size_t)msg->msg_iovlen + 1 > sizeof iov / sizeof iov[0])	/* an int in musl */
 		return errno = EMSGSIZE, -1;
 	iov[0].iov_base = (void *)hdr;
 	iov[0].iov_len = hl;
@@ -323,7 +386,8 @@ static ssize_t send_after(int fd, const struct msghdr *msg, int flags, const uns
 
 /* Send one datagram to ta, with a PROXY header in front when the rule asks. */
 static ssize_t dgram_send(int fd, const struct msghdr *msg, int flags, const struct sg_addr *ta,
-			  const struct sgconn *c, const struct rule *r, const struct sockaddr *dst)
+			  const struct sgconn *c, const struct ruleset *rs, const struct rule *r,
+			  const struct sockaddr *dst)
 {
 	struct msghdr m = *msg;
 	unsigned char hdr[HDR_MAX];
@@ -332,7 +396,7 @@ static ssize_t dgram_send(int fd, const struct msghdr *msg, int flags, const str
 	m.msg_name = (void *)&ta->u.un;
 	m.msg_namelen = ta->len;
 	if (r->flags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1)) {
-		hl = build_header(c, r, dst, SOCK_DGRAM, hdr, sizeof hdr);
+		hl = build_header(c, rs, r, dst, SOCK_DGRAM, hdr, sizeof hdr);
 		if (hl < 0)
 			return -1;
 	}
@@ -442,17 +506,27 @@ static int stream_connect(int fd, const struct sockaddr *sa, socklen_t len, cons
 	}
 	if (r->action != ACT_BLACKHOLE && target(rs, r, dst, &ta) < 0)
 		return -1;
+	if (r->action == ACT_TRANSLATE) {
+		/* as u-relay-tproxy: the program's own socket connects when its family can */
+		struct sockaddr_storage t;
+		memcpy(&t, &ta.u.ss, sizeof t);
+		if (to_family(&t, domain) == 0) {
+			if (bind_dev(fd, rs, r) < 0)
+				return -1;
+			return REAL(connect)(fd, (struct sockaddr *)&t, inet_len(domain));
+		}
+	}
 	if (!(c = new_conn(fd, domain, SOCK_STREAM, r)))
 		return -1;
 	memcpy(&c->peer, sa, len);
 	c->peerlen = len;
 	if (r->action == ACT_BLACKHOLE) {
 		pick_local(c, rs, r, dst, 0);
-		return pending_start(fd, c, -1, NULL);
+		return pending_start(fd, c, -1, NULL, -1);
 	}
 	if (r->flags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1)) {
 		pick_local(c, rs, r, dst, 1);
-		hl = build_header(c, r, sa, SOCK_STREAM, hdr, sizeof hdr);
+		hl = build_header(c, rs, r, sa, SOCK_STREAM, hdr, sizeof hdr);
 		if (hl < 0) {
 			free(c);
 			return -1;
@@ -466,8 +540,36 @@ static int stream_connect(int fd, const struct sockaddr *sa, socklen_t len, cons
 		return -1;
 	}
 	sockopt_carry(fd, s, domain, SOCK_STREAM);
+	if (bind_dev(s, rs, r) < 0) {
+		int be = errno;
+		REAL(close)(s);
+		free(c);
+		errno = be;
+		return -1;
+	}
 	int cr = REAL(connect)(s, &ta.u.sa, ta.len);
 	int e = errno;
+	long fc_port = -1;
+	if (cr < 0 && e == ECONNREFUSED && ta.u.sa.sa_family == AF_UNIX) {
+		/* a regular file where the socket should be: a control file names the target (ctl.c) */
+		struct ctlfile ctl;
+		int k = ctl_lookup(&ta.u.sa, ta.len, &ctl);
+		if (k) {
+			REAL(close)(s);
+			s = k > 0 ? ctl_socket(&ctl, SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0)) : -1;
+			if (s < 0) {
+				e = k > 0 ? errno : ECONNREFUSED;
+				free(c);
+				return errno = e, -1;
+			}
+			ctlfile_sockaddr(&ctl, &ta.u.ss, &ta.len);
+			sockopt_carry(fd, s, domain, SOCK_STREAM);
+			cr = REAL(connect)(s, &ta.u.sa, ta.len);
+			e = errno;
+			if (ctl.kind == CTL_FIRECRACKER)
+				fc_port = ctl.port;
+		}
+	}
 	int is_unix = ta.u.sa.sa_family == AF_UNIX;
 
 	if (cr < 0 && !((is_unix && e == EAGAIN && nonblock) || (!is_unix && e == EINPROGRESS))) {
@@ -477,6 +579,13 @@ static int stream_connect(int fd, const struct sockaddr *sa, socklen_t len, cons
 			e = ETIMEDOUT;	/* blocking, and SO_SNDTIMEO ran out */
 		errno = is_unix ? unix_errno(e) : e;
 		return -1;
+	}
+	if (fc_port >= 0 && !nonblock &&
+	    ctl_fc_handshake(s, (uint32_t)fc_port, CONNECT_TIMEOUT_S, NULL, NULL) < 0) {
+		e = errno;
+		REAL(close)(s);
+		free(c);
+		return errno = e, -1;
 	}
 	if (hl > 0) {
 		c->hdr = malloc((size_t)hl);
@@ -488,9 +597,9 @@ static int stream_connect(int fd, const struct sockaddr *sa, socklen_t len, cons
 		memcpy(c->hdr, hdr, (size_t)hl);
 		c->hdrlen = (size_t)hl;
 	}
-	if (cr < 0 && (is_unix || hl > 0)) {
-		/* full backlog, or TCP still connecting and a header must go first */
-		return pending_start(fd, c, s, &ta);
+	if ((cr < 0 && (is_unix || hl > 0)) || (fc_port >= 0 && nonblock)) {
+		/* full backlog, TCP still connecting and a header must go first, or a multiplexer to answer */
+		return pending_start(fd, c, s, &ta, fc_port);
 	}
 	unsigned flags = 0;
 	if (hl > 0) {
@@ -534,19 +643,23 @@ static int dgram_connect(int fd, const struct sockaddr *sa, socklen_t len, const
 	} else if (target(rs, r, dst, &ta) < 0) {
 		return -1;
 	}
+	int six = 0;
 	if (ta.u.sa.sa_family != AF_UNIX && r->action != ACT_BLACKHOLE) {
 		/* tcp/nat64 target for a datagram socket: connect to that address directly */
 		struct sockaddr_storage t;
 		memcpy(&t, &ta.u.ss, sizeof t);
-		if (to_family(&t, domain) < 0)
-			return errno = EAFNOSUPPORT, -1;
-		return REAL(connect)(fd, (struct sockaddr *)&t, inet_len(domain));
+		if (!(r->action == ACT_NAT64 && domain == AF_INET && ta.u.sa.sa_family == AF_INET6)) {
+			if (to_family(&t, domain) < 0)
+				return errno = EAFNOSUPPORT, -1;
+			return REAL(connect)(fd, (struct sockaddr *)&t, inet_len(domain));
+		}
+		six = 1;	/* an IPv4 socket to a NAT64 address: an IPv6 socket in its place */
 	}
 	if (!c) {
 		if (!(c = new_conn(fd, domain, SOCK_DGRAM, r)))
 			return -1;
 		pick_local(c, rs, r, dst, 0);
-		if (dgram_swap(fd, c, &ta) < 0) {
+		if ((six ? dgram_swap6(fd, c) : dgram_swap(fd, c, &ta)) < 0) {
 			free(c);
 			return -1;
 		}
@@ -567,7 +680,7 @@ static int dgram_connect(int fd, const struct sockaddr *sa, socklen_t len, const
 	c->dghdrlen = 0;
 	if (r->flags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1)) {
 		unsigned char hdr[HDR_MAX];
-		int hl = build_header(c, r, sa, SOCK_DGRAM, hdr, sizeof hdr);
+		int hl = build_header(c, rs, r, sa, SOCK_DGRAM, hdr, sizeof hdr);
 		if (hl > 0 && (c->dghdr = malloc((size_t)hl))) {
 			memcpy(c->dghdr, hdr, (size_t)hl);
 			c->dghdrlen = (size_t)hl;
@@ -714,7 +827,7 @@ static ssize_t dgram_send_to(int fd, const struct msghdr *msg, int flags, const 
 	struct sg_addr ta;
 	if (target(rs, r, (const struct sockaddr *)dst, &ta) < 0)
 		return -1;
-	if (ta.u.sa.sa_family != AF_UNIX)
+	if (ta.u.sa.sa_family != AF_UNIX && !(r->action == ACT_NAT64 && ta.u.sa.sa_family == AF_INET6))
 		return errno = ENETUNREACH, -1;
 	pthread_mutex_lock(&sg_lock);
 	struct sgconn *c = slot_conn(fd);
@@ -731,7 +844,7 @@ static ssize_t dgram_send_to(int fd, const struct msghdr *msg, int flags, const 
 		copy.local_known = 0;
 		pick_local(&copy, rs, r, (const struct sockaddr *)dst, 0);
 	}
-	return dgram_send(fd, msg, flags, &ta, &copy, r, msg->msg_name);
+	return dgram_send(fd, msg, flags, &ta, &copy, rs, r, msg->msg_name);
 }
 
 /*
@@ -794,7 +907,16 @@ static ssize_t send_first(int fd, const struct msghdr *msg, int flags, int *hand
 	struct sg_addr near;
 	if (r->action == ACT_BLACKHOLE || target(rs, r, (struct sockaddr *)&dst, &near) < 0)
 		near.u.sa.sa_family = AF_UNSPEC;
-	if (dgram_swap(fd, c, &near) < 0) {
+	if (r->action == ACT_NAT64 && near.u.sa.sa_family == AF_INET6 && domain == AF_INET6) {
+		/* an IPv6 socket already: send to the translated address as it is */
+		free(c);
+		struct msghdr m = *msg;
+		m.msg_name = &near.u.in6;
+		m.msg_namelen = sizeof near.u.in6;
+		return REAL(sendmsg)(fd, &m, flags);
+	}
+	if ((r->action == ACT_NAT64 && near.u.sa.sa_family == AF_INET6 ? dgram_swap6(fd, c)
+								      : dgram_swap(fd, c, &near)) < 0) {
 		free(c);
 		return -1;
 	}
@@ -902,7 +1024,8 @@ void out_dgram_peer(int fd, struct sockaddr *sa, socklen_t *len)
 		return;
 	pthread_mutex_lock(&sg_lock);
 	struct sgconn *c = slot_conn(fd);
-	if (!c || c->state != ST_DGRAM || sa->sa_family != AF_UNIX) {
+	if (!c || c->state != ST_DGRAM || !(sa->sa_family == AF_UNIX ||
+					      (sa->sa_family == AF_INET6 && c->family == AF_INET))) {
 		pthread_mutex_unlock(&sg_lock);
 		return;
 	}
@@ -914,6 +1037,16 @@ void out_dgram_peer(int fd, struct sockaddr *sa, socklen_t *len)
 			rl = c->map[i].inlen;
 			break;
 		}
+	}
+	if (!rl && sa->sa_family == AF_INET6) {
+		/* NAT64: the IPv4 address is the last 32 bits (RFC 6052 section 2.2, /96) */
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&res;
+		memset(&res, 0, sizeof res);
+		s4->sin_family = AF_INET;
+		s4->sin_port = s6->sin6_port;
+		memcpy(&s4->sin_addr, s6->sin6_addr.s6_addr + 12, 4);
+		rl = sizeof *s4;
 	}
 	if (!rl && c->peerlen) {
 		memcpy(&res, &c->peer, sizeof res);

@@ -20,12 +20,11 @@
 #include "real.h"
 #include "sg.h"
 
-#define CONNECT_TIMEOUT_S 120	/* a pending connect gives up (ETIMEDOUT) like TCP's SYN retries */
-
 struct job {
 	struct sgconn *c;
 	int s;			/* our socket, connecting */
 	struct sg_addr ta;
+	long fc_port;		/* >= 0: a Firecracker multiplexer; CONNECT to this port first (ctl.c) */
 };
 
 static int cancelled(struct sgconn *c)
@@ -34,6 +33,11 @@ static int cancelled(struct sgconn *c)
 	int r = c->refs <= 1;	/* only the helper still holds it: every fd was closed */
 	pthread_mutex_unlock(&sg_lock);
 	return r;
+}
+
+static int cancel_cb(void *c)
+{
+	return cancelled(c);
 }
 
 /*
@@ -91,7 +95,7 @@ static void *helper(void *arg)
 		}
 		if (is_unix) {
 			/* blocking: the kernel wakes us when the listener's queue has room */
-			if (REAL(connect)(j->s, &j->ta.u.sa, j->ta.len) == 0)
+			if (REAL(connect)(j->s, &j->ta.u.sa, j->ta.len) == 0 || errno == EISCONN)
 				break;
 			if (errno == EAGAIN || errno == EINTR)
 				continue;
@@ -106,6 +110,9 @@ static void *helper(void *arg)
 			break;
 		}
 	}
+	if (!err && j->fc_port >= 0 &&
+	    ctl_fc_handshake(j->s, (uint32_t)j->fc_port, (double)(deadline - mono_ms()) / 1000, cancel_cb, c) < 0)
+		err = errno;
 	if (!err) {
 		pthread_mutex_lock(&sg_lock);
 		unsigned char *h = c->hdr;
@@ -135,7 +142,7 @@ static void *helper(void *arg)
 }
 
 /* Put a placeholder behind fd and (with s >= 0) start the helper. Returns -1/EINPROGRESS. */
-int pending_start(int fd, struct sgconn *c, int s, const struct sg_addr *ta)
+int pending_start(int fd, struct sgconn *c, int s, const struct sg_addr *ta, long fc_port)
 {
 	int p[2];
 
@@ -177,6 +184,7 @@ int pending_start(int fd, struct sgconn *c, int s, const struct sg_addr *ta)
 		j->c = c;
 		j->s = s;
 		j->ta = *ta;
+		j->fc_port = fc_port;
 		pthread_mutex_lock(&sg_lock);
 		c->refs++;
 		pthread_mutex_unlock(&sg_lock);

@@ -235,7 +235,7 @@ static void copy_out(const void *a, socklen_t alen, struct sockaddr *sa, socklen
  * message's destination matches a rule; then message by message through
  * sg_sendmsg() above (the count sent, or the error of the first one).
  */
-EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
+EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, MMSG_FLAGS flags)
 {
 	int ours = (fd_flags(fd) & (SF_OUT | SF_IN | SF_SWAPPED)) != 0;
 
@@ -351,7 +351,7 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 /* ---- addresses and options --------------------------------------------------- */
 
 /* recvmmsg() on a redirected datagram socket: the batch's senders rewritten like recvmsg()'s. */
-EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags, struct timespec *timeout)
+EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, MMSG_FLAGS flags, struct timespec *timeout)
 {
 	if (likely(!(fd_flags(fd) & SF_IN)))
 		return REAL(recvmmsg)(fd, vec, n, flags, timeout);
@@ -407,15 +407,42 @@ EXPORT int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
 	return 0;
 }
 
+/*
+ * u-relay-tproxy's "getsockname hack" (URELAY_TPROXY_LOCAL_FLAGS 0x40000):
+ * a socket that is AF_UNIX underneath answers AF_INET6 [::]:0, whatever
+ * the family the program made it with.
+ */
+static int unix_as_any6(struct sockaddr *sa, socklen_t *len)
+{
+	struct sockaddr_storage l;
+	memset(&l, 0, sizeof l);
+	l.ss_family = AF_INET6;
+	if (!sa || !len)
+		return errno = EFAULT, -1;
+	copy_out(&l, sizeof(struct sockaddr_in6), sa, len);
+	return 0;
+}
+
 EXPORT int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
 {
 	if (likely(!(fd_flags(fd) & SF_SWAPPED))) {
 		socklen_t room = len ? *len : 0;
 		int r = REAL(getsockname)(fd, sa, len);
-		/* a Unix socket may be a redirected listener from another process (in_adopt) */
-		if (likely(r < 0 || room < sizeof(sa_family_t) || sa->sa_family != AF_UNIX) || !in_adopt(fd))
+		if (likely(r < 0 || room < sizeof(sa_family_t) || sa->sa_family != AF_UNIX))
 			return r;
+		/* a Unix socket may be a redirected listener from another process (in_adopt) */
+		if (!in_adopt(fd)) {
+			if (unlikely(conf()->hacks & HACK_GETSOCKNAME))
+				return *len = room, unix_as_any6(sa, len);
+			return r;
+		}
 		*len = room;
+	}
+	if (unlikely(conf()->hacks & HACK_GETSOCKNAME)) {
+		struct sockaddr_storage u;
+		socklen_t ul = sizeof u;
+		if (REAL(getsockname)(fd, (struct sockaddr *)&u, &ul) == 0 && u.ss_family == AF_UNIX)
+			return unix_as_any6(sa, len);
 	}
 	pthread_mutex_lock(&sg_lock);
 	struct sgconn *c = slot_conn(fd);
@@ -426,7 +453,7 @@ EXPORT int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
 	struct sockaddr_storage l;
 	socklen_t ll;
 	memset(&l, 0, sizeof l);
-	if (c->local_known && !(conf()->hacks & HACK_GETSOCKNAME)) {
+	if (c->local_known) {
 		l = c->local;
 		ll = c->locallen;
 	} else {

@@ -12,6 +12,19 @@
 #include <time.h>
 #include <netdb.h>
 
+/*
+ * musl (libsockgate-musl.so): sendfile64 is a macro naming sendfile (the
+ * hook of that name is still exported, for programs linked against it),
+ * and the flags of sendmmsg/recvmmsg are unsigned.
+ */
+#ifdef __GLIBC__
+#define MMSG_FLAGS int
+#else
+#include <sys/sendfile.h>
+#undef sendfile64
+#define MMSG_FLAGS unsigned int
+#endif
+
 #define HOOK(name, ret, params, args) \
 	typedef ret (*name##_fn) params; \
 	name##_fn real_##name##_ptr(void);

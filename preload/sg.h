@@ -22,6 +22,16 @@
 #include <netdb.h>
 
 #include "rules.h"
+#include "urtfile.h"
+
+/* musl names only the socket timeouts of its time_t (64-bit: the old numbers) */
+#ifndef SO_RCVTIMEO_OLD
+#define SO_RCVTIMEO_OLD SO_RCVTIMEO
+#define SO_SNDTIMEO_OLD SO_SNDTIMEO
+#endif
+#ifndef SO_SNDTIMEO_NEW
+#define SO_SNDTIMEO_NEW 67	/* asm-generic/socket.h; x86_64 and aarch64 alike */
+#endif
 
 #define EXPORT __attribute__((visibility("default")))
 #define likely(x) __builtin_expect(!!(x), 1)
@@ -77,6 +87,15 @@ struct sgconn {
 	uint32_t mode;			/* receiver: socket file mode, 0 = as created */
 	char dgpath[sizeof ((struct sockaddr_un *)0)->sun_path];	/* datagrams: our bound file */
 	pid_t dgpid;			/* who bound it (a forked child must not remove it) */
+	int ctlfam;			/* listener: a control file made it this family's socket (0: none) */
+	/*
+	 * Dual-stack receivers (in.c): the first of two binds of one process
+	 * to one rule's socket file owns the file; qfd is the sending end of
+	 * the queue behind the second (of family qfam), -1 when there is none;
+	 * paired is set on both.
+	 */
+	int qfd, qfam;
+	int paired;
 };
 
 struct slot {
@@ -129,7 +148,7 @@ void sg_copied(int fd, int newfd);
 
 /* configuration (conf.c) */
 struct sgconf {
-	struct ruleset *rs[4];
+	struct ruleset *rs[8];
 	int nrs;
 	int broken;			/* the rules did not load: leave sockets alone */
 	int strict;			/* ...but with SOCKGATE_STRICT=1 refuse inet connects */
@@ -138,10 +157,19 @@ struct sgconf {
 	int have_connect;		/* some connect rule exists */
 	int have_bind;			/* some bind rule exists */
 	int have_proxy;			/* some rule asks for a PROXY header */
+#define SG_IDX_MAX 64
+	struct urt_idx idx[SG_IDX_MAX];	/* URELAY_TPROXY_IDX_FILES */
+	size_t nidx;
+	int have_resolve;		/* some resolve rule exists */
 };
 #define HACK_SHUT_RD	0x10000u
 #define HACK_FASTOPEN	0x20000u
 #define HACK_GETSOCKNAME 0x40000u
+#define HACK_GAI	0x80000u	/* gai-hack (gaihack.c) */
+
+/* gai-hack's getaddrinfo() (gaihack.c) */
+int gaihack_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+			struct addrinfo **res);
 
 extern struct sgconf sg_conf;
 void sg_conf_load(void);
@@ -159,6 +187,12 @@ void sg_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void gai_remember(const char *name, const struct addrinfo *res);
 int gai_lookup(const struct sockaddr *sa, char *name, size_t size);
 void gai_fork_lock(int lock);
+
+/* names through the relay, diversions, fixed answers (names.c) */
+int names_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+		      struct addrinfo **res, int *ret, char *other);
+/* A nat64 rule's /96 prefix (12 bytes), discovered (RFC 7050) where the rule says so; 0 or -1. */
+int names_nat64_prefix(const struct ruleset *rs, const struct rule *r, int may_block, uint8_t pre[12]);
 
 /* epoll registrations carried across a swap (epoll.c) */
 struct epreg {
@@ -179,13 +213,30 @@ int systemd_take(int fd, int afd, const struct sockaddr *sa, socklen_t len, cons
 
 /* connects that complete in a helper thread (pending.c) */
 struct sg_addr;
-int pending_start(int fd, struct sgconn *c, int s, const struct sg_addr *ta);
+#define CONNECT_TIMEOUT_S 120	/* a pending connect gives up (ETIMEDOUT) like TCP's SYN retries */
+/* fc_port >= 0: the socket goes to a Firecracker multiplexer, CONNECT fc_port first (ctl.c) */
+int pending_start(int fd, struct sgconn *c, int s, const struct sg_addr *ta, long fc_port);
 
 /* receiving (in.c) */
 int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
 int in_listen(int fd, int backlog, int *handled);
 int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags);
 int in_adopt(int fd);
+struct sgconn *accepted_new(const struct sgconn *lc, uint16_t port);
+void accepted_set(int nfd, struct sgconn *c);
+
+/* control files (ctl.c) */
+struct ctlfile;
+/* Is the Unix address a control file? 1 (c filled), 0 no, -1 malformed (said once on stderr). */
+int ctl_lookup(const struct sockaddr *sa, socklen_t len, struct ctlfile *c);
+/* A stream socket for the target, its socket options set (flags: SOCK_NONBLOCK, SOCK_CLOEXEC). */
+int ctl_socket(const struct ctlfile *c, int flags);
+/* The Firecracker CONNECT/OK exchange; -1 with ECONNREFUSED, ETIMEDOUT or ECANCELED. */
+int ctl_fc_handshake(int s, uint32_t port, double timeout, int (*cancel)(void *), void *arg);
+/* bind() met a regular file at un: the socket to listen with when it is a control file. */
+int ctl_bind(struct sgconn *c, const struct sockaddr *un, socklen_t len);
+/* accept() on a listener ctl_bind() made of another family. */
+int ctl_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, socklen_t *len, int flags);
 
 /* outgoing (out.c) */
 int out_connect(int fd, const struct sockaddr *sa, socklen_t len, int *handled);

@@ -68,13 +68,13 @@ bad_case() {
 }
 
 @test "malformed rules: each error names file:line:col and what was expected" {
-	bad_case 'conect tcp * -> pass\n' "1:1: expected a direction (connect, bind, accept), got 'conect'"
-	bad_case '# ok\nconnect tcp 10.0.0.0/33 -> pass\n' "2:13: bad address or prefix '10.0.0.0/33' (expected e.g. 10.0.0.0/8, [2001:db8::/32], *)"
+	bad_case 'conect tcp * -> pass\n' "1:1: expected a direction (connect, bind, accept, resolve), got 'conect'"
+	bad_case '# ok\nconnect tcp 10.0.0.0/33 -> pass\n' "2:13: bad address or prefix '10.0.0.0/33' (expected e.g. 10.0.0.0/8, [2001:db8::/32], *, or a host name such as *.example.com)"
 	bad_case 'connect tcp 10.0.0.1:99999 -> pass\n' "1:22: bad port or port range '99999' (expected N or N-M, 0-65535)"
 	bad_case 'connect tcp 10.0.0.1 pass\n' "1:22: expected '->' before the action, got 'pass'"
-	bad_case 'connect -> teleport /x\n' "1:12: unknown action 'teleport' (expected unix, abstract, tcp, fdpass, systemd, reject, blackhole, pass, nat64, broker)"
+	bad_case 'connect -> teleport /x\n' "1:12: unknown action 'teleport' (expected unix, abstract, tcp, fdpass, systemd, reject, blackhole, pass, nat64, translate, broker)"
 	bad_case 'connect -> unix\n' "1:17: 'unix' needs a path"
-	bad_case 'connect -> unix /run/%q.sock\n' "1:22: bad template '%q' (known: %a %p %f %%)"
+	bad_case 'connect -> unix /run/%q.sock\n' "1:22: bad template '%q' (known: %a %p %f %0-%7 %P %%)"
 	bad_case 'connect -> tcp localhost:80\n' "1:16: bad target address 'localhost:80' (expected 1.2.3.4:80 or [::1]:80)"
 	bad_case 'connect -> reject ENOTHING\n' "1:19: unknown errno 'ENOTHING' (expected a name such as ECONNREFUSED)"
 	bad_case 'connect -> pass loudly\n' "1:17: unknown option 'loudly'"
@@ -84,6 +84,10 @@ bad_case() {
 	bad_case "connect -> unix /$(printf 'x%.0s' $(seq 110))\n" "1:17: path too long for a unix socket address (111 bytes, at most 107)"
 	bad_case 'connect -> nat64 10.0.0.0/8\n' "1:18: bad nat64 prefix '10.0.0.0/8' (expected an IPv6 /96 such as 64:ff9b::/96)"
 	bad_case 'connect -> pass\x01\n' "1:16: control character 0x01"
+	# bytes >= 0x80 (a C1 CSI among them) are never echoed raw to a terminal
+	bad_case 'connect -> unix /run/%\x9b.sock\n' "1:22: bad template '%?' (known: %a %p %f %0-%7 %P %%)"
+	bad_case 'connect \xc2\x9b[31m -> pass\n' "1:9: bad address or prefix '??[31m' (expected e.g. 10.0.0.0/8, [2001:db8::/32], *, or a host name such as *.example.com)"
+	bad_case 'connect 10.0.0.1:8\x9b0 -> pass\n' "1:18: bad port or port range '8?0' (expected N or N-M, 0-65535)"
 }
 
 @test "usage errors exit 100; a missing file exits 111 with the reason" {

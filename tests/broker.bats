@@ -83,6 +83,33 @@ fdcount() { ls "/proc/$1/fd" | wc -l; }
 	assert_output 2
 }
 
+@test "broker: a name-based allow rule (issue 11) applies to broker requests: the resolved name passes, an address never resolved is denied" {
+	need_netns
+	dns_server
+	mkdir -p "$T/www"
+	printf 'hello from svc\n' >"$T/www/index.html"
+	WPORT=$(free_port)
+	spawn "$T/web.log" python3 -m http.server "$WPORT" --bind 127.0.0.5 --directory "$T/www"
+	local i
+	for ((i = 0; i < 200; i++)); do
+		curl -s -o /dev/null "http://127.0.0.5:$WPORT/" && break
+		sleep 0.05
+	done
+	: >"$T/ready"
+	"$SG" relay -v --ready-fd 3 -l "resolve:$T/res.sock" -l "unix:$T/b.sock,broker" --dns-server "127.0.0.1:$DNSPORT" \
+		-r "connect tcp svc.test:$WPORT -> pass" original 3>"$T/ready" 2>>"$T/relay.log" &
+	PIDS+=($!)
+	wait_for_line "$T/ready" ready
+	printf 'resolve * -> unix %s\nconnect tcp * -> broker %s\n' "$T/res.sock" "$T/b.sock" >"$T/rules"
+	run -0 unshare -n env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" curl -sS --max-time 10 "http://svc.test:$WPORT/index.html"
+	assert_output "hello from svc"
+	wait_for_line "$T/relay.log" "info: .* -> 127.0.0.5:$WPORT (svc.test): brokered: passed a tcp socket, connecting"
+	# other.test's address, never looked up through the relay: no name rule passes it
+	run -0 unshare -n env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" $BP errno 127.0.0.6 "$WPORT"
+	assert_output ECONNREFUSED
+	wait_for_line "$T/relay.log" "warning: .* -> 127.0.0.6:$WPORT: broker: denied: no rule allows it$"
+}
+
 @test "broker: a denied destination: ECONNREFUSED to blocking and non-blocking callers, a warning in the relay's log; no broker at all is ECONNREFUSED too" {
 	need_netns
 	echo_server

@@ -13,10 +13,10 @@ load helper
 }
 
 @test "libbsd is linked in but none of its symbols is exported" {
-	run nm -D --defined-only "$LIB"
+	run -0 nm -D --defined-only "$LIB"
 	refute_output --partial strtonum
 	refute_output --partial strlcpy
-	run ldd "$LIB"
+	run -0 ldd "$LIB"
 	refute_output --partial libbsd
 }
 
@@ -34,7 +34,7 @@ load helper
 	[ -f "$T/root/opt/sg/share/man/man8/sockgate-asmgen.8" ]
 	run -0 "$T/root/opt/sg/bin/sockgate-asmgen" --version
 	make -s -C "$TOP" BUILD="$BUILD" uninstall DESTDIR="$T/root" PREFIX=/opt/sg >/dev/null
-	run find "$T/root" -type f -o -type l
+	run -0 find "$T/root" -type f -o -type l
 	assert_output ""
 }
 

@@ -142,12 +142,13 @@ JAVA4_RUN=(timeout 20 java -Djava.net.preferIPv4Stack=true "${JAVA_CP[@]}")
 	assert_output "java saw GET /v1 peer 192.0.2.8:1 local 10.9.8.7:8000"
 }
 
-# sgserver NAME: sockgate-server on a free loopback port, passing every
-# connection to the receiver at $T/NAME.sock; SPORT is the port
+# sgserver NAME [ADDR]: sockgate-server on a free loopback port (on ADDR,
+# default 127.0.0.1), passing every connection to the receiver at
+# $T/NAME.sock; SPORT is the port
 sgserver() {
 	[ -x "$BUILD/sockgate-server" ] || skip "sockgate-server not built"
 	SPORT=$(free_port)
-	bg sockgate-server -l 127.0.0.1 -p "$SPORT" -S "$T/$1.sock" --ready-fd 3 3>"$T/$1.srv-ready" 2>"$T/$1.srv.log"
+	bg sockgate-server -l "${2:-127.0.0.1}" -p "$SPORT" -S "$T/$1.sock" --ready-fd 3 3>"$T/$1.srv-ready" 2>"$T/$1.srv.log"
 	wait_for_line "$T/$1.srv-ready" ready
 }
 
@@ -691,6 +692,74 @@ print(s.makefile("rb").readline()[:48].decode())'
 	assert_output --regexp '^id=[0-9]+ addr=127\.0\.0\.1:4322 laddr=10\.1\.2\.4:6379 fd=[0-9]+ '
 	run -0 cli -h 10.1.2.3 -p 6380 CLIENT INFO
 	assert_output --regexp '^id=[0-9]+ addr=192\.0\.2\.7:4323 laddr=10\.1\.2\.3:6380 fd=[0-9]+ '
+}
+
+# need_v6lo: skip unless ::1 can be bound here (the dual-stack tests' clients use it)
+need_v6lo() {
+	python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null ||
+		skip "no IPv6 loopback here"
+}
+
+@test "dual-stack redis-server (its default bind * -::*) behind one fdpass rule: redis-cli over 127.0.0.1 and ::1, each address as it is" {
+	command -v redis-server >/dev/null || skip "redis-server not installed"
+	need_netns
+	need_v6lo
+	# on [::] with IPV6_V6ONLY off: IPv4 clients come as ::ffff:127.0.0.1 sockets
+	sgserver rd ::
+	SOCKGATE_RULE="bind tcp *:6379 -> fdpass $T/rd.sock" bg unshare -n env LD_PRELOAD="$LIB" \
+		redis-server --port 6379 --bind '* -::*' --save '' --appendonly no --dir "$T" --logfile "$T/rd.log"
+	wait_for_line "$T/rd.log" "Ready to accept connections"
+	run -0 redis-cli -h 127.0.0.1 -p "$SPORT" CLIENT INFO
+	[[ "$output" =~ " addr=127.0.0.1:"[1-9][0-9]*" " ]] || fail "IPv4 client seen as: $output"
+	run -0 redis-cli -h ::1 -p "$SPORT" CLIENT INFO
+	[[ "$output" =~ " addr=[::1]:"[1-9][0-9]*" " ]] || fail "IPv6 client seen as: $output"
+	run -0 redis-cli -h ::1 -p "$SPORT" SET k 'both families'
+	run -0 redis-cli -h 127.0.0.1 -p "$SPORT" GET k
+	assert_output "both families"
+}
+
+@test "dual-stack nginx (listen 80; listen [::]:80;) behind one fdpass rule: IPv4 clients reach the AF_INET socket, IPv6 ones the AF_INET6 one" {
+	command -v nginx >/dev/null || skip "nginx not installed"
+	need_netns
+	need_v6lo
+	sgserver ngd ::
+	cat > "$T/nd.conf" <<-EOF
+	daemon off;
+	worker_processes 2;
+	pid $T/nd.pid;
+	error_log $T/nd-error.log;
+	events { worker_connections 64; }
+	http {
+		client_body_temp_path $T; proxy_temp_path $T; fastcgi_temp_path $T;
+		uwsgi_temp_path $T; scgi_temp_path $T;
+		log_format peer '\$remote_addr \$remote_port \$request';
+		server {
+			listen 80;
+			listen [::]:80;
+			access_log $T/nd-access.log peer;
+			location / { return 200 "dual-stack nginx\n"; }
+		}
+	}
+	EOF
+	bg unshare -n env LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp *:80 -> fdpass $T/ngd.sock" \
+		nginx -c "$T/nd.conf" -e "$T/nd-error.log"
+	wait_for_file "$T/nd.pid"
+	for i in 1 2 3; do
+		curl -sS --max-time 5 -w '%{local_port}\n' "http://127.0.0.1:$SPORT/v4-$i"
+		curl -sS --max-time 5 -w '%{local_port}\n' "http://[::1]:$SPORT/v6-$i"
+	done > "$T/curl.out"
+	run -0 grep -c "^dual-stack nginx$" "$T/curl.out"
+	assert_output 6
+	# $remote_addr of an IPv4 client on the [::] socket would be ::ffff:127.0.0.1
+	mapfile -t ports < <(grep -v nginx "$T/curl.out")
+	for i in 1 2 3; do
+		wait_for_line "$T/nd-access.log" "127.0.0.1 ${ports[2 * i - 2]} GET /v4-$i HTTP/1.1"
+		wait_for_line "$T/nd-access.log" "::1 ${ports[2 * i - 1]} GET /v6-$i HTTP/1.1"
+	done
+	run -0 grep -c . "$T/nd-access.log"
+	assert_output 6
+	run -0 cat "$T/nd-error.log"
+	refute_output --partial "emerg"
 }
 
 @test "redis replication with no network: a replica follows its master at 10.1.2.3:6379 (a Unix socket), writes arrive" {

@@ -287,7 +287,7 @@ for a in [("127.0.0.1", int(sys.argv[1])), ("10.1.2.3", 80)]:
 	printf 'connect tcp 10.1.2.3:80 -> unix %s\nconnect tcp 10.0.0.0/8 -> unixx /x\n' "$T/echo.sock" > "$T/rules"
 	SOCKGATE_RULES=$T/rules run -0 pre "$CLI" errno 127.0.0.1 "$port"
 	assert_output - <<-EOF
-	libsockgate: $T/rules:2:27: unknown action 'unixx' (expected unix, abstract, tcp, fdpass, systemd, reject, blackhole, pass, nat64, broker) (no socket is redirected)
+	libsockgate: $T/rules:2:27: unknown action 'unixx' (expected unix, abstract, tcp, fdpass, systemd, reject, blackhole, pass, nat64, translate, broker) (no socket is redirected)
 	ECONNREFUSED
 	EOF
 	SOCKGATE_RULES=$T/rules SOCKGATE_STRICT=1 run -0 pre "$CLI" errno 127.0.0.1 "$port"
@@ -433,6 +433,37 @@ s.serve_forever()' "$T/http.log" "$T/http.ready"
 	done
 	run -0 grep -c '^127.0.0.1:[0-9]* GET /n[1-4] HTTP/1.1$' "$T/rx-access.log"
 	assert_output 4
+}
+
+@test "receiver: an AF_INET daemon handed IPv6 sockets sees 127.0.0.1 for an IPv4-mapped client, 192.0.0.8 and the real port for ::1, logged in SOCKGATE_STANDIN_LOG" {
+	[ -x "$BUILD/sockgate-server" ] || skip "sockgate-server not built"
+	python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null || skip "no IPv6 loopback here"
+	SPORT=$(free_port)
+	bg sockgate-server -l :: -p "$SPORT" -S "$T/v4.sock" --ready-fd 3 3>"$T/v4.srv-ready" 2>"$T/v4.srv.log"
+	wait_for_line "$T/v4.srv-ready" ready
+	bg env LD_PRELOAD="$LIB" SOCKGATE_STANDIN_LOG="$T/standin.log" SOCKGATE_RULE="bind tcp *:8080 -> fdpass $T/v4.sock" python3 -c '
+import socket, sys
+out = open(sys.argv[1], "w", buffering=1)
+s = socket.socket(socket.AF_INET); s.bind(("0.0.0.0", 8080)); s.listen(4)
+out.write("ready\n")
+for i in range(2):
+    c, a = s.accept()
+    out.write("accept %s:%d peer %s:%d name %s\n" % (a + c.getpeername() + (c.getsockname()[0],)))
+    c.sendall(b"x"); c.close()' "$T/v4.log"
+	wait_for_line "$T/v4.log" ready
+	for h in 127.0.0.1 ::1; do
+		python3 -c '
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5); c.recv(1); print(c.getsockname()[1])' "$h" "$SPORT"
+	done > "$T/ports"
+	mapfile -t p < "$T/ports"
+	wait_for_line "$T/v4.log" "accept 192"
+	run -0 cat "$T/v4.log"
+	assert_output "ready
+accept 127.0.0.1:${p[0]} peer 127.0.0.1:${p[0]} name 127.0.0.1
+accept 192.0.0.8:${p[1]} peer 192.0.0.8:${p[1]} name 0.0.0.0"
+	run -0 cat "$T/standin.log"
+	assert_output --regexp "^pid [0-9]+ fd [0-9]+: \[::1\]:${p[1]} as 192.0.0.8:${p[1]}\$"
 }
 
 @test "receiver: EAGAIN with nothing waiting, readable exactly when a socket waits, accept4 flags, addresses" {

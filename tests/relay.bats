@@ -641,3 +641,96 @@ print("pipe ends", len(sizes), "grown ends", big)' "$RP"
 	[ "$grown" -le 32 ]	# ... but at most 16 of them grown
 	exec 5>&-
 }
+
+@test "relay faults: at the fd limit (ulimit -n 64) no accepted client is dropped: 200 clients all served" {
+	echo_server "unix:$T/e.sock"
+	# only the relay runs with the low limit (soft and hard: it cannot raise it)
+	: >"$T/ready"
+	(ulimit -n 64; exec "$SG" relay -v --ready-fd 3 -l tcp:127.0.0.1:0 "unix:$T/e.sock" 3>"$T/ready" 2>>"$T/relay.log") &
+	RP=$!
+	PIDS+=($RP)
+	wait_for_line "$T/ready" ready
+	PORT=$(sed -n 's/.*listening on tcp:.*:\([0-9]*\)$/\1/p' "$T/relay.log" | tail -1)
+	run -0 $PEER many "tcp:127.0.0.1:$PORT" 200 262144
+	assert_output "ok 200"
+	[ "$(grep -c ', done$' "$T/relay.log")" -eq 200 ]
+	run grep -c 'unable to create a pipe\|unable to connect\|unable to accept' "$T/relay.log"
+	assert_output 0
+}
+
+@test "relay: bytes to client counts what was delivered; what was read but not delivered is logged apart" {
+	# a target that sends 8 MiB at once to a client that reads nothing until the relay gives up
+	cat > "$T/flood.py" <<-'PY'
+	import socket, sys, os
+	s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)
+	print("ready", flush=True)
+	c, _ = s.accept()
+	try:
+	    c.sendall(b"x" * (8 << 20))
+	except OSError:
+	    pass
+	PY
+	cat > "$T/lazy.py" <<-'PY'
+	import socket, sys, os, time
+	c = socket.socket(); c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+	c.connect(("127.0.0.1", int(sys.argv[1])))
+	while not os.path.exists(sys.argv[2]):
+	    time.sleep(0.05)
+	n = 0
+	while True:
+	    b = c.recv(65536)
+	    if not b:
+	        break
+	    n += len(b)
+	print("got", n)
+	PY
+	spawn "$T/flood.out" python3 "$T/flood.py" "$T/t.sock"
+	wait_for_line "$T/flood.out" ready
+	start_relay --idle-timeout 1s -l tcp:127.0.0.1:0 "unix:$T/t.sock"
+	spawn "$T/lazy.out" python3 "$T/lazy.py" "$PORT" "$T/go"
+	wait_for_line "$T/relay.log" "idle timeout"
+	touch "$T/go"
+	wait_for_line "$T/lazy.out" "^got "
+	local got=$(awk '/^got/ {print $2}' "$T/lazy.out")
+	run grep "idle timeout" "$T/relay.log"
+	assert_output --regexp " 0 bytes to target, $got bytes to client, .*idle timeout \(discarded, read but not delivered: 0 bytes to target, [1-9][0-9]* to client\)$"
+}
+
+@test "relay -u: a socket file it cannot remove at stop is warned about at start, and at stop" {
+	chmod 755 "$T"
+	mkdir "$T/ro" "$T/rw" "$T/st"
+	chmod 755 "$T/ro"
+	chmod 777 "$T/rw"
+	chmod 1777 "$T/st"
+	echo_server "unix:$T/e.sock"
+	start_relay -u nobody -l "unix:$T/ro/r.sock" -l "unix:$T/rw/w.sock" -l "unix:$T/st/s.sock" "unix:$T/e.sock"
+	run grep -c "will be left at stop" "$T/relay.log"
+	assert_output 2
+	grep -q "warning: $T/st/s.sock will be left at stop: its directory $T/st is sticky" "$T/relay.log"
+	grep -q "warning: $T/ro/r.sock will be left at stop: its directory $T/ro is not writable by the user the relay runs as" "$T/relay.log"
+	kill -TERM "$RP"
+	wait "$RP" || true
+	grep -q "warning: unable to remove $T/ro/r.sock: Permission denied" "$T/relay.log"
+	[ -S "$T/ro/r.sock" ]
+	[ ! -e "$T/rw/w.sock" ]
+}
+
+@test "relay original: a header with no destination is denied, named as the spec names it (v1 UNKNOWN, v2 LOCAL, v2 family UNSPEC)" {
+	start_relay -l "unix:$T/r.sock" --proxy-in -r "connect tcp 127.0.0.1 -> pass" original
+	python3 - "$T/r.sock" <<-'PY'
+	import socket, sys
+	sig = b"\r\n\r\n\x00\r\nQUIT\n"
+	for hdr in (b"PROXY UNKNOWN\r\n", sig + b"\x20\x00\x00\x00", sig + b"\x21\x00\x00\x00"):
+	    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(hdr + b"hello")
+	    try:
+	        s.recv(10)
+	    except ConnectionResetError:
+	        pass
+	    s.close()
+	PY
+	wait_for_line "$T/relay.log" "denied: the PROXY header carries no destination (family UNSPEC)"
+	grep -q "denied: the PROXY header carries no destination (PROXY UNKNOWN)$" "$T/relay.log"
+	grep -q "denied: the PROXY header carries no destination (LOCAL)$" "$T/relay.log"
+	run grep -c "UNSPEC)$" "$T/relay.log"
+	assert_output 1
+}

@@ -19,13 +19,13 @@ userver() {
 
 @test "sockgate-run --help prints the usage of the man page and exits 0" {
 	run -0 sockgate-run --help
-	assert_output "usage: sockgate-run [-r RULE] ... [-f FILE] [--check] -- PROGRAM [ARGS ...]"
+	assert_output "usage: sockgate-run [--seccomp] [-r RULE] ... [-f FILE] [--check] -- PROGRAM [ARGS ...]"
 	run -0 grep -c 'Op Fl r Ar RULE' "$TOP/man/sockgate-run.1"
 }
 
 @test "sockgate-run: a bad option or no program is a usage error (100)" {
 	run -100 sockgate-run -x -- true
-	assert_line "usage: sockgate-run [-r RULE] ... [-f FILE] [--check] -- PROGRAM [ARGS ...]"
+	assert_line "usage: sockgate-run [--seccomp] [-r RULE] ... [-f FILE] [--check] -- PROGRAM [ARGS ...]"
 	run -100 sockgate-run -r 'connect * -> pass'
 	assert_output --partial "usage: sockgate-run"
 }
@@ -38,7 +38,7 @@ userver() {
 	run -1 sockgate-run -f "$T/bad" --check
 	assert_output --regexp "^sockgate-run: fatal: $T/bad:2:13: "
 	run -1 sockgate-run -r 'connect tcp 1.2.3.4:80 -> pass' -r 'connect tcp 1.2.3.4:80 -> unx /x' -- true
-	assert_output "sockgate-run: fatal: -r #2:1:27: unknown action 'unx' (expected unix, abstract, tcp, fdpass, systemd, reject, blackhole, pass, nat64, broker)"
+	assert_output "sockgate-run: fatal: -r #2:1:27: unknown action 'unx' (expected unix, abstract, tcp, fdpass, systemd, reject, blackhole, pass, nat64, translate, broker)"
 	SOCKGATE_RULE='connect -> nowhere' run -1 sockgate-run -- true
 	assert_output --regexp '^sockgate-run: fatal: SOCKGATE_RULE:1:'
 	# an unreadable rules file is a failed system call (111), as the man page says

@@ -114,7 +114,11 @@ except ConnectionResetError: print('reset')"
 @test "server -f: an action the server cannot take is a line-numbered error" {
 	printf 'accept tcp * -> unix /x\naccept tcp *:80 -> tcp 127.0.0.1:80\n' >"$T/rules"
 	run -1 "$SG" server -p 0 -f "$T/rules"
-	assert_output "sockgate-server: fatal: $T/rules:2: action tcp is not one sockgate-server can take (unix, fdpass, abstract, reject)"
+	assert_output "sockgate-server: fatal: $T/rules:2:20: action tcp is not one sockgate-server can take (unix, abstract, fdpass, reject, blackhole)"
+	# a compiled file keeps lines but no columns
+	"$SG" asmgen "$T/rules" -o "$T/rules.bin"
+	run -1 "$SG" server -p 0 -f "$T/rules.bin"
+	assert_output "sockgate-server: fatal: $T/rules.bin:2: action tcp is not one sockgate-server can take (unix, abstract, fdpass, reject, blackhole)"
 	printf 'accept tcp 1.2.3.4/40 -> unix /x\n' >"$T/rules"
 	run -1 "$SG" server -p 0 -f "$T/rules"
 	assert_output --regexp "^sockgate-server: fatal: $T/rules:1:[0-9]+: "
@@ -175,7 +179,8 @@ peer 127.0.0.1:$cport"
 	wait_for_line "$T/hold.out" "held 30"
 	# the kernel queue holds max_dgram_qlen sockets; 5 more wait in the server
 	wait_for_line "$T/server.log" "queue full and 5 connections already waiting"
-	wait_for_line "$T/server.log" "receiver unix:$T/stuck.sock not reading (waited 400 ms)"
+	# the warning names the rule that chose the receiver
+	wait_for_line "$T/server.log" "127.0.0.2:$PORT (rule at line 1): refused: receiver unix:$T/stuck.sock not reading (waited 400 ms)"
 	run -0 curl -sS "http://127.0.0.3:$PORT/"
 	assert_output --partial "daemon TCP"
 	# every connection accounted for: in the kernel queue, timed out, or refused
@@ -258,7 +263,9 @@ peer 127.0.0.1:$cport"
 	wait_for_line "$T/server.log" "not reading (waited 600 ms)"
 	run -0 curl -sS --max-time 10 "http://127.0.0.3:$PORT/"
 	assert_output --partial "daemon TCP"
-	grep -q "warning: accepting again" "$T/server.log"
+	wait_for_line "$T/server.log" "warning: accepting again after [0-9]* back-offs in [0-9]* ms"
+	# one line when an episode of back-offs begins, one when it ends: not one per back-off
+	[ "$(grep -c "accept paused" "$T/server.log")" -eq "$(grep -c "accepting again after" "$T/server.log")" ]
 	# the receiver goes; the sockets in its queue close; the rest time out
 	kill "${PIDS[0]}"
 	touch "$T/go"

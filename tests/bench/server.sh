@@ -46,36 +46,16 @@ fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_for() { for _ in $(seq 200); do [ -e "$1" ] && return 0; sleep 0.05; done; echo "timed out waiting for $1" >&2; exit 1; }
 
-# nginx NAME LISTEN-PORT: one nginx, one worker, the same config for both sides
-nginx_conf() {
-	cat > "$T/$1.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $T/$1.pid;
-error_log $T/$1.error.log;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path $T; proxy_temp_path $T; fastcgi_temp_path $T;
-	uwsgi_temp_path $T; scgi_temp_path $T;
-	server {
-		listen 127.0.0.1:$2 backlog=4096;
-		location / { return 200 "benchmark\n"; }
-	}
-}
-EOF
-}
-
+# nginx_conf (lib.bash): one nginx, one worker, the same config for both sides
 direct=$(free_port)
-nginx_conf direct "$direct"
+nginx_conf direct benchmark "127.0.0.1:$direct backlog=4096"
 nginx -c "$T/direct.conf" -e "$T/direct.error.log" &
 pids+=($!)
 NGX_D=$!
 
 # the receiver: nginx's bind() of port $inner becomes a receiver at ngx.sock
 inner=$(free_port)
-nginx_conf boxed "$inner"
+nginx_conf boxed benchmark "127.0.0.1:$inner backlog=4096"
 SOCKGATE_RULE="bind tcp *:$inner -> fdpass $T/ngx.sock" LD_PRELOAD=$LIB \
 	box nginx -c "$T/boxed.conf" -e "$T/boxed.error.log" &
 pids+=($!)
@@ -120,34 +100,23 @@ for p in "$direct" "$via" "$cdirect" "$cvia"; do
 	curl -sS --max-time 5 "http://127.0.0.1:$p/" | grep -q benchmark || { echo "nginx on port $p does not answer" >&2; exit 1; }
 done
 
-# wrk ARGS: prints "REQ/S P99-MICROSECONDS ERRORS P50-MICROSECONDS"
+# wrk ARGS: prints "REQ/S P99-MICROSECONDS ERRORS P50-MICROSECONDS REQUESTS"
+# ("failed" for a figure wrk did not print)
 run_wrk() {
 	wrk -H 'Connection: close' --latency "$@" 2>&1 | awk '
 		function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1000000; return v }
 		/^Requests\/sec:/ { rps = $2 }
+		/ requests in / { n = $1 }
 		/^ +99%/ { p99 = us($2) }
 		/^ +50%/ { p50 = us($2) }
 		/Socket errors:|Non-2xx/ { err = err $0 }
-		END { printf "%s %s %s %s\n", rps, p99, (err == "" ? "none" : "yes"), p50 }'
+		function f(v) { return v == "" ? "failed" : v }
+		END { printf "%s %s %s %s %s\n", f(rps), f(p99), (err == "" ? "none" : "yes"), f(p50), f(n) }'
 }
-best() { awk -v a="$1" -v b="$2" -v m="$3" 'BEGIN { if (m == "max") print (b > a ? b : a); else print (a == 0 || b < a ? b : a) }'; }
+# best A B: the larger; "failed" once either is
+best() { is_num "$1" && is_num "$2" && awk -v a="$1" -v b="$2" 'BEGIN { print (b > a ? b : a) }' || echo failed; }
 
-# lat_pair A B: "p50-A p99-A p50-B p99-B" of one interleaved run
-lat() { $PIN "$BUILD/tools/lat_pair" "$1" "$2" "$LATN" | awk '{ p50[NR] = $2; p99[NR] = $4 } END { print p50[1], p99[1], p50[2], p99[2] }'; }
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
-# latency DIRECT VIA: ROUNDS rounds of DIRECT vs VIA, each with a control
-# run of DIRECT vs DIRECT (what the method reads when nothing is added);
-# prints "p99-added p50-added control-p99-spread" as medians of the rounds
-latency() {
-	local a50 a99 b50 b99 add99="" add50="" ctl=""
-	for _ in $(seq "$ROUNDS"); do
-		read -r a50 a99 b50 b99 < <(lat "$1" "$2")
-		add99="$add99 $((b99 - a99))" add50="$add50 $((b50 - a50))"
-		read -r a50 a99 b50 b99 < <(lat "$1" "$1")
-		ctl="$ctl $((b99 > a99 ? b99 - a99 : a99 - b99))"
-	done
-	echo "$(echo "$add99" | median) $(echo "$add50" | median) $(echo "$ctl" | median)"
-}
+# lat, latency, judge, fmt, ratio3: tests/bench/lib.bash
 # the whole chain on one CPU (taskset): no cross-CPU wake-up, so what is
 # left is the hand-off's own cost (on this kind of VM a wake-up of an idle
 # virtual CPU alone costs about 30 us, and its tail is the host's)
@@ -155,50 +124,50 @@ pin_all() { for p in "$NGX_D" "$NGX_B" "$SRV"; do taskset -apc "$1" "$p" >/dev/n
 LASTCPU=$(($(nproc) - 1))
 
 # throughput DIRECT VIA: ROUNDS alternating wrk -c32 runs to each;
-# prints "best-direct best-via errors" (errors: none or yes)
+# prints "best-direct best-via errors requests-via" (errors: none or yes)
 throughput() {
-	local d=0 v=0 errs=none r e
+	local d=0 v=0 errs=none r e n nv=0
 	for _ in $(seq "$ROUNDS"); do
-		read -r r _ e < <(run_wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$1/")
-		d=$(best "$d" "$r" max)
+		read -r r _ e _ _ < <(run_wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$1/")
+		d=$(best "$d" "$r")
 		[ "$e" != yes ] || errs=yes
-		read -r r _ e < <(run_wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$2/")
-		v=$(best "$v" "$r" max)
+		read -r r _ e _ n < <(run_wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$2/")
+		v=$(best "$v" "$r")
 		[ "$e" != yes ] || errs=yes
+		is_num "$n" && is_num "$nv" && nv=$((nv + n)) || nv=failed
 	done
-	echo "$d $v $errs"
+	echo "$d $v $errs $nv"
 }
+cpu_ns() { awk '{ print $1 }' "/proc/$1/schedstat" 2>/dev/null || echo failed; }	# CPU time of pid $1 so far
 
 steal_mark
 fd_before=$(ls /proc/$SRV/fd | wc -l)
-read -r d_rps v_rps e1 < <(throughput "$direct" "$via")
+cpu0=$(cpu_ns "$SRV")
+read -r d_rps v_rps e1 n_via < <(throughput "$direct" "$via")
+cpu1=$(cpu_ns "$SRV")
+# sockgate-server's CPU time per connection it accepted and passed
+us_per_conn=$(is_num "$cpu0" && is_num "$cpu1" && is_num "$n_via" && [ "$n_via" -gt 0 ] &&
+	awk -v a="$cpu0" -v b="$cpu1" -v n="$n_via" 'BEGIN { printf "%.1f", (b - a) / 1000 / n }' || echo failed)
 PIN=""
 read -r f99 f50 fctl < <(latency "$direct" "$via")
 pin_all "$LASTCPU"
 PIN="taskset -c $LASTCPU"
 read -r o99 o50 octl < <(latency "$direct" "$via")
 pin_all "0-$LASTCPU"
-read -r c_d c_v e2 < <(throughput "$cdirect" "$cvia")
+read -r c_d c_v e2 _ < <(throughput "$cdirect" "$cvia")
 errs="$e1$e2"
 PIN=""
 read -r c99 c50 cctl < <(latency "$cdirect" "$cvia")
-read -r i_rps _ _ < <(run_wrk -t1 -c16 -d"${DUR}s" "http://127.0.0.1:$viainetd/")
+read -r i_rps _ < <(run_wrk -t1 -c16 -d"${DUR}s" "http://127.0.0.1:$viainetd/")
 fd_after=$(ls /proc/$SRV/fd | wc -l)
 
-awk -v a="$d_rps" -v b="$v_rps" 'BEGIN {
-	r = b / a
-	printf "wrk -c32 Connection: close to nginx: %.0f conn/s accepted by nginx, %.0f conn/s accepted by sockgate-server and passed: ratio %.3fx (target >= 0.8): %s\n",
-		a, b, r, (r >= 0.8 ? "met" : "NOT met") }'
-awk -v a="$o99" -v b="$o50" -v c="$octl" -v n="$LATN" -v r="$ROUNDS" 'BEGIN {
-	printf "latency added by the hand-off to nginx, one connection at a time, the chain on one CPU (%d to each, interleaved, median of %d rounds): p99 +%.0f us (target < 100): %s; p50 +%.0f us; the method reads p99 +-%.0f us with nothing added\n",
-		n, r, a, (a != "" && a < 100 ? "met" : "NOT met"), b, c }'
-awk -v a="$f99" -v b="$f50" -v c="$fctl" 'BEGIN {
-	printf "the same, scheduled freely over the CPUs (adds this VM'"'"'s cross-CPU wake-ups): p99 +%.0f us, p50 +%.0f us; the method reads p99 +-%.0f us with nothing added\n", a, b, c }'
-awk -v a="$c_d" -v b="$c_v" 'BEGIN {
-	printf "wrk -c32 to a one-thread C answerer: %.0f conn/s accepting itself, %.0f conn/s receiving from sockgate-server: ratio %.3fx (the hand-off alone)\n",
-		a, b, b / a }'
-awk -v a="$c99" -v b="$c50" -v c="$cctl" 'BEGIN {
-	printf "latency added for the C answerer, scheduled freely: p99 +%.0f us, p50 +%.0f us (p99 +-%.0f us with nothing added)\n", a, b, c }'
-awk -v a="$i_rps" 'BEGIN { printf "wrk -c16 to sockgate-inetd running a shell script per connection: %.0f conn/s (for the record)\n", a }'
+r=$(ratio3 "$v_rps" "$d_rps")
+echo "wrk -c32 Connection: close to nginx: $(fmt %.0f "$d_rps") conn/s accepted by nginx, $(fmt %.0f "$v_rps") conn/s accepted by sockgate-server and passed: ratio ${r}x (target >= 0.8): $(judge "$r" ">=" 0.8)"
+echo "latency added by the hand-off to nginx, one connection at a time, the chain on one CPU ($LATN to each, interleaved, median of $ROUNDS rounds): p99 +$(fmt %.0f "$o99") us (target < 100): $(judge "$o99" "<" 100); p50 +$(fmt %.0f "$o50") us; the method reads p99 +-$(fmt %.0f "$octl") us with nothing added"
+echo "the same, scheduled freely over the CPUs (adds this VM's cross-CPU wake-ups): p99 +$(fmt %.0f "$f99") us, p50 +$(fmt %.0f "$f50") us; the method reads p99 +-$(fmt %.0f "$fctl") us with nothing added"
+echo "wrk -c32 to a one-thread C answerer: $(fmt %.0f "$c_d") conn/s accepting itself, $(fmt %.0f "$c_v") conn/s receiving from sockgate-server: ratio $(ratio3 "$c_v" "$c_d")x (the hand-off alone)"
+echo "latency added for the C answerer, scheduled freely: p99 +$(fmt %.0f "$c99") us, p50 +$(fmt %.0f "$c50") us (p99 +-$(fmt %.0f "$cctl") us with nothing added)"
+echo "sockgate-server CPU time per connection accepted and passed to nginx (/proc/PID/schedstat over the wrk runs): $(fmt %.1f "$us_per_conn") us"
+echo "wrk -c16 to sockgate-inetd running a shell script per connection: $(fmt %.0f "$i_rps") conn/s (for the record)"
 echo "receivers $boxed; hypervisor steal during the runs: $(steal_pct)%"
 echo "sockgate-server fds before/after: $fd_before/$fd_after; passed: $(grep -c . "$T/srv.log" || true) log lines (0 = no refusals); wrk errors: $(case $errs in *yes*) echo some;; *) echo none;; esac)"

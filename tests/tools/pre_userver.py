@@ -77,6 +77,8 @@ def serve_stream(args, c):
                 buf += d
             n, desc = r
             log(args, fmt(desc))
+            if args.raw:
+                log(args, "raw " + buf[:n].hex())
             buf = buf[n:]
         if args.greet:
             c.sendall(args.greet.encode() + b"\n")
@@ -117,6 +119,7 @@ def main():
     p.add_argument("--accept-after")
     p.add_argument("--greet")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--raw", action="store_true", help="with --proxy: log the header's bytes in hex")
     args = p.parse_args()
     path = args.path
     if path.startswith("@"):

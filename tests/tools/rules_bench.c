@@ -91,7 +91,7 @@ int main(int argc, char **argv)
 		long iters = 2000000, hits = 0;
 		t0 = now();
 		for (long i = 0; i < iters; i++) {
-			struct rules_query qq = { RULE_CONNECT, RULE_TCP, q[i & (NQ - 1)], NULL };
+			struct rules_query qq = { RULE_CONNECT, RULE_TCP, q[i & (NQ - 1)], NULL, NULL, NULL };
 			hits += rules_match(rs, &qq) != NULL;
 		}
 		double t = now() - t0;

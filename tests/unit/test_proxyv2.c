@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/un.h>
 #include <arpa/inet.h>
 
@@ -578,8 +579,27 @@ static void test_unix_forms(void)
 	CHECK(proxyv2_build(buf, sizeof buf, &h, 0) == -1 && errno == EINVAL, "address length past sun_path EINVAL");
 }
 
+static void test_netns(void)
+{
+	struct proxy_hdr h, g;
+	unsigned char buf[512];
+	char want[256];
+	size_t n;
+	ssize_t l = readlink("/proc/self/ns/net", want, sizeof want - 1);
+
+	memset(&h, 0, sizeof h);
+	h.command = PROXY_CMD_LOCAL;
+	CHECK(l > 0 && proxyv2_set_netns(&h) == 0 && h.netns_len == (size_t)l &&
+	      !memcmp(h.netns, want, (size_t)l) && h.netns[l] == 0, "NETNS TLV names this process's namespace");
+	int len = proxyv2_build(buf, sizeof buf, &h, 0);
+	memset(&g, 0, sizeof g);
+	CHECK(len > 0 && proxyv2_parse(buf, (size_t)len, &g, &n) == PROXY_DONE && g.netns_len == h.netns_len &&
+	      !strcmp(g.netns, h.netns), "and comes back from a built header");
+}
+
 int main(void)
 {
+	test_netns();
 	test_crc32c();
 	test_v1();
 	test_v2();

@@ -37,7 +37,7 @@ static int M(const struct ruleset *rs, int dir, int proto, const char *addr, con
 	struct sg_addr a = A(addr), p;
 	if (peer)
 		p = A(peer);
-	struct rules_query q = { dir, proto, &a.u.sa, peer ? &p.u.sa : NULL };
+	struct rules_query q = { dir, proto, &a.u.sa, peer ? &p.u.sa : NULL, NULL, NULL };
 	const struct rule *r = rules_match(rs, &q);
 	return r ? (int)(r - rs->rule) + 1 : 0;
 }
@@ -53,9 +53,7 @@ static void test_parse_good(void)
 			       "connect 2001:db8::/32 -> nat64 64:ff9b::/96\n"
 			       "connect [::1]:443 -> tcp 127.0.0.1:8443 source=192.0.2.1:0 ip6\n"
 			       "bind -> systemd web\nbind -> systemd\nconnect -> blackhole\nconnect -> allow\n");
-	CHECK(rs && rs->n == 12, "12 rules parsed from a mixed file");
-	if (!rs)
-		return;
+	REQUIRE(rs && rs->n == 12, "12 rules parsed from a mixed file");
 	const struct rule *r = &rs->rule[0];
 	CHECK(r->dir == RULE_CONNECT && r->proto == RULE_TCP && r->addr.plen == 104 && r->port_lo == 80 &&
 	      r->port_hi == 80 && r->action == ACT_UNIX && (r->flags & RULE_F_PROXY_V2), "rule 1 fields");
@@ -142,8 +140,7 @@ static void test_match(void)
 			       "accept tcp 127.0.0.2:80 -> reject\n"			/* 7 */
 			       "connect * -> pass ip6\n"				/* 8 */
 			       "bind tcp *:8080 -> fdpass /g\n");			/* 9 */
-	if (!rs)
-		return;
+	REQUIRE(rs != NULL, "the match rules parse");
 	CHECK(M(rs, RULE_CONNECT, RULE_TCP, "10.1.2.3:80", NULL) == 1, "exact address and port: rule 1");
 	CHECK(M(rs, RULE_CONNECT, RULE_TCP, "10.1.2.4:80", NULL) == 2, "prefix and port range: rule 2");
 	CHECK(M(rs, RULE_CONNECT, RULE_TCP, "10.1.2.3:91", NULL) == 0, "port outside every range: none");
@@ -161,7 +158,7 @@ static void test_match(void)
 	CHECK(M(rs, RULE_BIND, RULE_TCP, "[::]:8080", NULL) == 9, "bind [::]:8080");
 	CHECK(M(rs, RULE_BIND, RULE_TCP, "0.0.0.0:8081", NULL) == 0, "bind other port: none");
 	struct sg_addr u = A("unix:/tmp/x");
-	struct rules_query q = { RULE_CONNECT, RULE_TCP, &u.u.sa, NULL };
+	struct rules_query q = { RULE_CONNECT, RULE_TCP, &u.u.sa, NULL, NULL, NULL };
 	CHECK(rules_match(rs, &q) == NULL, "a unix address matches nothing");
 	rules_free(rs);
 
@@ -251,7 +248,7 @@ static void compare_on(const char *what, const char *text, size_t len, int n, in
 		random_addr(pa, sizeof pa, 1, (int)(rnd() % (unsigned)maxport));
 		struct sg_addr a = A(qa), p = A(pa);
 		struct rules_query q = { 1 + (int)(rnd() % (unsigned)ndirs), 1 + (int)(rnd() % 2), &a.u.sa,
-					 rnd() % 2 ? &p.u.sa : NULL };
+					 rnd() % 2 ? &p.u.sa : NULL, NULL, NULL };
 		const struct rule *r = rules_match(rs, &q);
 		int got = r ? (int)(r - rs->rule) + 1 : 0, want = naive(rs, &q);
 		(*total)++;
@@ -355,44 +352,182 @@ static void test_expand(void)
 	CHECK(rules_expand("/run/x", &a.u.sa, small, 7) == 6, "exact fit with the NUL");
 	errno = 0;
 	CHECK(rules_expand("/run/x", &a.u.sa, small, 6) == -1 && errno == ENAMETOOLONG, "one byte short");
+	CHECK(rules_expand("/r/%5.%6.%7_%P", &a.u.sa, buf, sizeof buf) > 0 && !strcmp(buf, "/r/65535.02561.00515_00080"),
+	      "%%5 %%6 %%7 %%P: IPv4 as ::ffff:a.b.c.d, five digits each (u-relay-tproxy's #//N_)");
+	CHECK(rules_expand("/r/%0-%1-%7", &b.u.sa, buf, sizeof buf) > 0 && !strcmp(buf, "/r/08193-03512-00001"),
+	      "%%0 %%1 %%7 of an IPv6 address");
+	struct rules_error e;
+	const char *two = "connect tcp 10.9.0.0/16 -> translate 127.0.0.0/16 dev=lo\n"
+					 "connect tcp [fe8f:1::/32] -> unix /r/%P proxy-v2 authority-idx=8,0,0xff,0xff,0,0\n";
+	struct ruleset *rs = rules_parse(two, strlen(two), &e);
+	CHECK(rs && rs->n == 2 && rs->rule[0].action == ACT_TRANSLATE && !strcmp(rules_str(rs, rs->rule[0].aux), "lo") &&
+	      !strcmp(rules_str(rs, rs->rule[1].aux), "8,0,0xff,0xff,0,0"), "translate dev=, authority-idx= (%s)",
+	      rs ? "ok" : e.msg);
+	if (rs) {
+		CHECK(rules_format(rs, &rs->rule[0], buf, sizeof buf) > 0 &&
+		      !strcmp(buf, "connect tcp 10.9.0.0/16 -> translate 127.0.0.0/16 dev=lo"),
+		      "translate formats back: %s", buf);
+	}
+	rules_free(rs);
+	static const struct { const char *t, *why; } badr[] = {
+		{ "connect -> translate 127.0.0.1", "bad translate prefix" },
+		{ "connect -> unix /x dev=lo", "dev= is only for translate" },
+		{ "connect -> translate ::/0 dev=abcdefghijklmnop", "longer than 15" },
+		{ "connect -> unix /x authority-idx=1,2,3,4,5,6", "needs proxy-v2" },
+		{ "connect -> unix /x proxy-v2 authority-idx=1,2", "bad authority-idx" },
+		{ "connect -> tcp 1.2.3.4:5 authority-idx=1,2,3,4,5,6", "only for unix" },
+	};
+	for (size_t i = 0; i < sizeof badr / sizeof badr[0]; i++) {
+		rs = rules_parse(badr[i].t, strlen(badr[i].t), &e);
+		CHECK(!rs && strstr(e.msg, badr[i].why), "refused: %s (%s)", badr[i].why, e.msg);
+		rules_free(rs);
+	}
 }
+
+/* Every field a rule can carry, every flag among them. */
+static const char format_text[] =
+	"connect tcp 10.0.0.0/8:80 -> unix /run/%a.sock proxy-v2 netns crc32c mode=0600 name=x\n"
+	"accept udp [2001:db8::/32]:1-2 from 1.2.3.4:5 -> reject ETIMEDOUT rst\n"
+	"bind * -> systemd web\n"
+	"connect any 0.0.0.0/0 -> tcp [::1]:80 source=[::2]:0 fastopen=epipe shut-rd-rdwr ip6\n"
+	"connect udp *:53 -> abstract dns proxy-v1 ip4\n"
+	"connect 2001:db8::/32 -> nat64 64:ff9b::/96\n"
+	"bind tcp 127.0.0.1:8080 -> fdpass /run/sg/web.sock mode=0660\n"
+	"connect -> blackhole\nconnect [::1]:443 -> pass\n";
 
 static void test_format(void)
 {
-	const char *text = "connect tcp 10.0.0.0/8:80 -> unix /run/%a.sock proxy-v2 netns mode=0600 name=x\n"
-			   "accept udp [2001:db8::/32]:1-2 from 1.2.3.4:5 -> reject ETIMEDOUT rst\n"
-			   "bind * -> systemd web\n"
-			   "connect any 0.0.0.0/0 -> tcp [::1]:80 source=[::2]:0 fastopen=epipe shut-rd-rdwr\n";
-	struct ruleset *rs = P(text);
-	if (!rs)
-		return;
+	struct ruleset *rs = P(format_text);
+	REQUIRE(rs && rs->n == 9, "the format rules parse");
+	uint32_t flags = 0;
+	for (size_t i = 0; i < rs->n; i++)
+		flags |= rs->rule[i].flags;
+	CHECK(flags == (RULE_F_PROXY_V2 | RULE_F_PROXY_V1 | RULE_F_NETNS | RULE_F_CRC32C | RULE_F_FASTOPEN_EPIPE |
+			RULE_F_RST | RULE_F_IP4 | RULE_F_IP6 | RULE_F_SHUT_RD_RDWR),
+	      "the format rules carry every flag");
 	char out[4096] = "", line[512];
 	for (size_t i = 0; i < rs->n; i++) {
 		CHECK(rules_format(rs, &rs->rule[i], line, sizeof line) > 0, "format rule %zu", i + 1);
 		strcat(out, line);
 		strcat(out, "\n");
 	}
+	/* compared with the parsed structure: the same text again would not
+	 * show a field that formatting drops (it stays dropped) */
 	struct ruleset *rs2 = P(out);
-	int same = rs2 && rs2->n == rs->n;
-	for (size_t i = 0; same && i < rs->n; i++) {
-		char l2[512];
+	REQUIRE(rs2 && rs2->n == rs->n, "formatted rules parse back");
+	for (size_t i = 0; i < rs->n; i++) {
 		rules_format(rs, &rs->rule[i], line, sizeof line);
-		rules_format(rs2, &rs2->rule[i], l2, sizeof l2);
-		same = !strcmp(line, l2);
+		CHECK(rules_same(rs, &rs->rule[i], rs2, &rs2->rule[i]), "rule %zu reads back as the same rule: %s",
+		      i + 1, line);
 	}
-	CHECK(same, "formatted rules parse back to the same rules");
 	CHECK(rules_format(rs, &rs->rule[0], line, 10) == -1 && errno == ENOSPC, "format into a small buffer: ENOSPC");
 	rules_free(rs);
 	rules_free(rs2);
 }
 
+/* rules_same itself: a rule differs from itself with any field changed. */
+static void test_same(void)
+{
+	struct ruleset *rs = P(format_text);
+	REQUIRE(rs != NULL, "the format rules parse");
+	struct rule a = rs->rule[0], b;
+	CHECK(rules_same(rs, &a, rs, &a), "a rule is the same as itself");
+	b = a, b.flags &= ~RULE_F_NETNS;
+	CHECK(!rules_same(rs, &a, rs, &b), "a dropped flag makes a different rule");
+	b = a, b.mode = 0;
+	CHECK(!rules_same(rs, &a, rs, &b), "a dropped mode makes a different rule");
+	b = a, b.name = RULE_NONE;
+	CHECK(!rules_same(rs, &a, rs, &b), "a dropped name makes a different rule");
+	b = a, b.arg = rs->rule[1].arg;
+	CHECK(!rules_same(rs, &a, rs, &b), "another argument makes a different rule");
+	b = a, b.port_hi = 81;
+	CHECK(!rules_same(rs, &a, rs, &b), "another port range makes a different rule");
+	b = a, b.line = 99;
+	CHECK(rules_same(rs, &a, rs, &b), "the source line does not count");
+	rules_free(rs);
+}
+
+static int host_is(void *ctx, const char *pattern)
+{
+	return !strcmp(pattern, (const char *)ctx);
+}
+
+static const char *F(const struct ruleset *rs, size_t i)
+{
+	static char buf[512];
+	if (!rs || i >= rs->n || rules_format(rs, &rs->rule[i], buf, sizeof buf) < 0)
+		return "(none)";
+	return buf;
+}
+
+static void test_names(void)
+{
+	struct ruleset *rs = P("resolve *.test -> unix /run/r.sock\n"
+			       "resolve example.net -> sip.example.net\n"
+			       "resolve fixed.example -> 127.0.0.7,::1\n"
+			       "resolve bad.example -> reject\n"
+			       "resolve -> pass\n"
+			       "connect tcp *.debian.org:80 -> pass\n"
+			       "connect tcp api.example.com:443 -> pass\n"
+			       "connect tcp 10.0.0.0/8 -> pass\n"
+			       "connect tcp 1.2.3.4 -> nat64\n"
+			       "connect udp 1.2.3.5 -> nat64 64:ff9b::/96 dns64\n");
+	CHECK(rs && rs->n == 10, "name rules parse");
+	if (!rs)
+		return;
+	CHECK_STR(F(rs, 0), "resolve *.test -> unix /run/r.sock", "resolve unix written back");
+	CHECK_STR(F(rs, 1), "resolve example.net -> sip.example.net", "diversion written back");
+	CHECK_STR(F(rs, 2), "resolve fixed.example -> 127.0.0.7,::1", "fixed addresses written back");
+	CHECK_STR(F(rs, 3), "resolve bad.example -> reject", "reject written back");
+	CHECK_STR(F(rs, 4), "resolve * -> pass", "no pattern is *");
+	CHECK_STR(F(rs, 5), "connect tcp *.debian.org:80 -> pass", "host pattern written back");
+	CHECK_STR(F(rs, 8), "connect tcp 1.2.3.4 -> nat64 64:ff9b::/96", "nat64 gets the well-known prefix");
+	CHECK(rs->rule[9].flags & RULE_F_DNS64, "dns64 flag");
+	CHECK(rules_match_name(rs, "svc.test") == &rs->rule[0], "*.test matches svc.test");
+	CHECK(rules_match_name(rs, "EXAMPLE.net") == &rs->rule[1], "exact name, any case");
+	CHECK(rules_match_name(rs, "other.org") == &rs->rule[4], "the catch-all");
+	struct sg_addr a = A("192.0.2.1:80");
+	struct rules_query q = { RULE_CONNECT, RULE_TCP, &a.u.sa, NULL, NULL, NULL };
+	CHECK(rules_match(rs, &q) == NULL, "a host rule never matches without host_ok");
+	q.host_ok = host_is;
+	q.ctx = (void *)"*.debian.org";
+	CHECK(rules_match(rs, &q) == &rs->rule[5], "host_ok says yes: the host rule");
+	q.ctx = (void *)"api.example.com";
+	CHECK(rules_match(rs, &q) == NULL, "port 80 is not api.example.com:443");
+	a = A("10.1.1.1:80");
+	q.ctx = (void *)"nothing";
+	CHECK(rules_match(rs, &q) == &rs->rule[7], "an address rule after host rules still matches");
+	rules_free(rs);
+
+	static const struct { const char *text; unsigned col; const char *msg; } badr[] = {
+		{ "resolve a..b -> pass", 9, "bad name pattern" },
+		{ "resolve *.x -> tcp 1.2.3.4:5", 16, "unknown resolve action" },
+		{ "resolve x -> 1.2.3.4,", 14, "unknown resolve action" },
+		{ "resolve x -> unix", 19, "needs a path" },
+		{ "resolve x -> pass extra", 19, "unexpected" },
+		{ "connect tcp a*b.com:80 -> pass", 13, "bad address" },
+		{ "bind tcp svc.test:80 -> systemd", 10, "bad address" },
+		{ "connect tcp 1.2.3.4 -> pass dns64", 1, "options of nat64" },
+		{ "connect tcp 1.2.3.4 -> divert x.y", 24, "for resolve rules" },
+	};
+	for (size_t i = 0; i < sizeof badr / sizeof badr[0]; i++) {
+		struct rules_error e;
+		struct ruleset *b = rules_parse(badr[i].text, strlen(badr[i].text), &e);
+		CHECK(!b && e.col == badr[i].col && strstr(e.msg, badr[i].msg), "'%s' -> 1:%u %s (got %u: %s)",
+		      badr[i].text, badr[i].col, badr[i].msg, e.col, e.msg);
+		rules_free(b);
+	}
+}
+
 int main(void)
 {
+	test_names();
 	test_parse_good();
 	test_parse_bad();
 	test_match();
 	test_differential();
 	test_expand();
 	test_format();
+	test_same();
 	return unit_done();
 }

@@ -1,0 +1,1047 @@
+/*
+ * The resolver listener of sockgate-relay: names for programs that have no
+ * network. Lookups arrive in the resolver protocol (core/lookup.h, from
+ * libsockgate.so's getaddrinfo() and friends) on stream sockets, or as DNS
+ * messages (RFC 1035) on datagram sockets (programs that build their own
+ * queries, redirected by a `connect udp *:53` rule). Both are answered the
+ * same way: by the host's getaddrinfo()/getnameinfo() on a few worker
+ * threads, or, with --dns-server, by queries this relay sends itself to
+ * that server (never the container's packets passed on).
+ *
+ * Every job follows one path: job_start -> (query upstream | worker) ->
+ * job_done (reply, remember the addresses) -> job_free. The relay's own
+ * `resolve` rules decide which names may be looked up. Each client may
+ * have RES_PER_CLIENT lookups in flight; past that its socket is not read
+ * (stream) or its datagrams are dropped, so one busy container cannot
+ * starve the others.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "addr.h"
+#include "dns.h"
+#include "file.h"
+#include "lookup.h"
+#include "proxyv2.h"
+#include "resolver.h"
+#include "util.h"
+
+#define RES_PER_CLIENT 16	/* lookups in flight per client */
+#define RES_PENDING_MAX 4096	/* in flight in all */
+#define RES_OUT_MAX (256 * 1024)	/* replies a client leaves unread before it is dropped */
+#define RES_WORKERS 4
+#define RES_RETRY_MS 1000	/* a query to the server is sent again after this */
+#define MEM_SLOTS 8192		/* remembered (address, name) pairs */
+#define MEM_PROBE 16
+#define DGRAM_BATCH 64
+
+enum { JT_LOOKUP = 1, JT_DNS };
+
+struct rcl {				/* a lookup client on a stream socket */
+	int kind;			/* K_RES_CLIENT */
+	int fd;
+	int pending, paused, dead, want_out;
+	int busy;			/* in a call that uses the record: not freed under it */
+	int kicked;			/* on the kick list: may take requests again */
+	struct rcl *knext;
+	uint8_t in[2 * LOOKUP_MAX];
+	size_t inlen;
+	uint8_t *out;
+	size_t olen, ocap;
+	char name[64];			/* "unix:pid=N,uid=N" for messages */
+	struct rcl *next, *prev;
+};
+
+struct job {
+	int type;
+	struct rcl *cl;			/* JT_LOOKUP */
+	struct lookup_req req;
+	int dfd;			/* JT_DNS: the listener, and where the query came from */
+	struct sockaddr_un from;
+	socklen_t fromlen;
+	struct dns_msg *q;
+	char name[DNS_NAME_MAX];	/* the name looked up (after a diversion) */
+	uint16_t qtype[2];
+	uint16_t id[2];
+	int nq, ndone;
+	int rcode[2];
+	struct dns_rr *rr;
+	size_t nrr;
+	int64_t deadline, resend;
+	int in_worker;
+	struct job *next, *prev;	/* the pending list */
+	struct job *wnext;		/* the workers' queue */
+};
+
+static struct resolver_opts opt;
+static const struct ruleset *rrules;
+static int ep = -1;
+static struct rcl *clients;
+static struct job *pending;
+static long npending;
+static struct rcl *kicks;	/* clients to read again once the current event is handled */
+static int64_t wake = INT64_MAX;	/* the earliest resend or deadline of a job (never later) */
+
+/* --server: one connected UDP socket; jobs by query id */
+static struct { int kind; int fd; } up = { K_RES_UPSTREAM, -1 };
+static struct job **byid;	/* 65536 entries; the low bit of the index is the subquery */
+
+/* host mode: workers take jobs from a queue and hand them back through a pipe */
+static struct { int kind; int fd; } done = { K_RES_DONE, -1 };
+static int done_wr = -1;
+static pthread_mutex_t wq_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wq_cond = PTHREAD_COND_INITIALIZER;
+static struct job *wq_head, *wq_tail;
+
+static struct mem {
+	uint8_t a16[16];
+	int64_t until;
+	char name[DNS_NAME_MAX];
+} *mem;
+
+/* --- the memory of resolved addresses --------------------------------------- */
+
+static size_t mem_hash(const uint8_t a16[16])
+{
+	uint64_t h = 1469598103934665603ull;
+	for (int i = 0; i < 16; i++)
+		h = (h ^ a16[i]) * 1099511628211ull;
+	return (size_t)(h % MEM_SLOTS);
+}
+
+static void mem_add(const uint8_t a16[16], const char *name, uint32_t ttl, int64_t now)
+{
+	if (!mem && !(mem = calloc(MEM_SLOTS, sizeof *mem)))
+		return;
+	uint32_t keep = ttl > opt.min_keep ? ttl : opt.min_keep;
+	int64_t until = now + (int64_t)keep * 1000;
+	size_t h = mem_hash(a16), victim = h;
+	for (size_t k = 0; k < MEM_PROBE; k++) {
+		struct mem *m = &mem[(h + k) % MEM_SLOTS];
+		if (m->until > now && !memcmp(m->a16, a16, 16) && !strcasecmp(m->name, name)) {
+			if (until > m->until)
+				m->until = until;
+			return;
+		}
+		if (m->until < mem[victim].until)
+			victim = (h + k) % MEM_SLOTS;
+	}
+	struct mem *m = &mem[victim];
+	memcpy(m->a16, a16, 16);
+	m->until = until;
+	snprintf(m->name, sizeof m->name, "%s", name);
+}
+
+int resolver_known(const uint8_t a16[16], const char *pattern, const char *only, char *name, size_t size)
+{
+	int64_t now = mono_ms();
+	if (!mem)
+		return 0;
+	size_t h = mem_hash(a16);
+	for (size_t k = 0; k < MEM_PROBE; k++) {
+		const struct mem *m = &mem[(h + k) % MEM_SLOTS];
+		if (m->until <= now || memcmp(m->a16, a16, 16) || !dns_name_match(pattern, m->name))
+			continue;
+		if (only && !dns_name_match(only, m->name))
+			continue;
+		snprintf(name, size, "%s", m->name);
+		return 1;
+	}
+	return 0;
+}
+
+int resolver_seen(const uint8_t a16[16], char *name, size_t size)
+{
+	return resolver_known(a16, "*", NULL, name, size);
+}
+
+/* --- jobs ----------------------------------------------------------------------- */
+
+static void client_close(struct rcl *c);
+static void kicks_run(void);
+static void client_flush(struct rcl *c);
+static void client_read(struct rcl *c);
+
+/* A closed client's record goes once no job and no call uses it. */
+static void client_release(struct rcl *c)
+{
+	if (c->dead && c->pending == 0 && c->busy == 0)
+		free(c);
+}
+
+static void job_free(struct job *j)
+{
+	if (j->prev)
+		j->prev->next = j->next;
+	else if (pending == j)
+		pending = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	npending--;
+	if (byid)
+		for (int i = 0; i < j->nq; i++)
+			if (byid[j->id[i]] == j)
+				byid[j->id[i]] = NULL;
+	if (j->cl) {
+		struct rcl *c = j->cl;
+		c->pending--;
+		/* not read here: that would let one client's answers feed its next requests forever */
+		if (!c->dead && c->paused && c->pending < RES_PER_CLIENT && !c->kicked) {
+			c->kicked = 1;
+			c->busy++;
+			c->knext = kicks;
+			kicks = c;
+		}
+		client_release(c);
+	}
+	free(j->q);
+	free(j->rr);
+	free(j);
+}
+
+static int rr_add(struct job *j, const struct dns_rr *rr)
+{
+	if (j->nrr >= DNS_RR_MAX)
+		return -1;
+	if (!j->rr && !(j->rr = calloc(DNS_RR_MAX, sizeof *j->rr)))
+		return -1;
+	j->rr[j->nrr++] = *rr;
+	return 0;
+}
+
+static const char *client_name(const struct job *j, char *buf, size_t size)
+{
+	if (j->cl)
+		return j->cl->name;
+	if (j->fromlen > sizeof(sa_family_t) && j->from.sun_path[0])
+		snprintf(buf, size, "unix:%.*s", (int)(sizeof j->from.sun_path), j->from.sun_path);
+	else
+		snprintf(buf, size, "an unnamed datagram socket");
+	return buf;
+}
+
+/* The lookup protocol's status from what the subqueries found. */
+static int lookup_status(const struct job *j, size_t naddr)
+{
+	int noerr = 1;
+	if (naddr)
+		return LOOKUP_OK;
+	for (int i = 0; i < j->nq; i++) {
+		if (j->rcode[i] == DNS_NXDOMAIN)
+			return LOOKUP_NONAME;
+		if (j->rcode[i] != DNS_NOERROR)
+			noerr = 0;
+	}
+	if (noerr)
+		return LOOKUP_NODATA;
+	for (int i = 0; i < j->nq; i++)
+		if (j->rcode[i] == DNS_REFUSED)
+			return LOOKUP_REFUSED;
+		else if (j->rcode[i] == DNS_FORMERR || j->rcode[i] == DNS_NOTIMP)
+			return LOOKUP_FAIL;
+	return LOOKUP_AGAIN;
+}
+
+static void reply_lookup(struct job *j, int status_override)
+{
+	struct lookup_rep r;
+	static uint8_t buf[LOOKUP_MAX];
+	uint32_t ttl = UINT32_MAX;
+
+	memset(&r, 0, sizeof r);
+	r.op = j->req.op;
+	r.id = j->req.id;
+	if (j->req.op == LOOKUP_NAME)
+		snprintf(r.name, sizeof r.name, "%s", j->req.name);
+	for (size_t i = 0; i < j->nrr; i++) {
+		const struct dns_rr *rr = &j->rr[i];
+		if (rr->ttl < ttl)
+			ttl = rr->ttl;
+		if (rr->type == DNS_CNAME && j->req.op == LOOKUP_NAME)
+			snprintf(r.name, sizeof r.name, "%s", rr->d.name);
+		else if (rr->type == DNS_PTR && j->req.op == LOOKUP_ADDR && !r.name[0])
+			snprintf(r.name, sizeof r.name, "%s", rr->d.name);
+		else if ((rr->type == DNS_A || rr->type == DNS_AAAA) && r.naddr < LOOKUP_ADDR_MAX) {
+			int six = rr->type == DNS_AAAA;
+			r.addr[r.naddr].family = six ? 6 : 4;
+			memcpy(r.addr[r.naddr].a, six ? rr->d.aaaa : rr->d.a, six ? 16 : 4);
+			r.naddr++;
+		}
+	}
+	r.ttl = ttl == UINT32_MAX ? 0 : ttl;
+	if (status_override >= 0)
+		r.status = (uint8_t)status_override;
+	else if (j->req.op == LOOKUP_ADDR && r.name[0])
+		r.status = LOOKUP_OK;
+	else if (j->req.op == LOOKUP_ADDR)
+		r.status = lookup_status(j, 0) == LOOKUP_NODATA ? LOOKUP_NONAME : (uint8_t)lookup_status(j, 0);
+	else
+		r.status = (uint8_t)lookup_status(j, r.naddr);
+	if (r.status != LOOKUP_OK)
+		r.naddr = 0;
+	if (r.status != LOOKUP_OK && j->req.op == LOOKUP_ADDR)
+		r.name[0] = 0;
+	int n = lookup_rep_build(buf, sizeof buf, &r);
+	struct rcl *c = j->cl;
+	if (n < 0 || c->dead)
+		return;
+	if (c->olen + (size_t)n > RES_OUT_MAX) {
+		warn("resolver: %s leaves its answers unread: closing it", c->name);
+		client_close(c);
+		return;
+	}
+	if (c->olen + (size_t)n > c->ocap) {
+		size_t cap = c->ocap ? c->ocap * 2 : 4096;
+		while (cap < c->olen + (size_t)n)
+			cap *= 2;
+		uint8_t *nb = realloc(c->out, cap);
+		if (!nb) {
+			client_close(c);
+			return;
+		}
+		c->out = nb;
+		c->ocap = cap;
+	}
+	memcpy(c->out + c->olen, buf, (size_t)n);
+	c->olen += (size_t)n;
+	client_flush(c);
+}
+
+static void reply_dns(struct job *j, int rcode)
+{
+	uint8_t buf[DNS_UDP_MAX];
+	int n = dns_reply_build(buf, sizeof buf, j->q, rcode, j->rr, rcode == DNS_NOERROR ? j->nrr : 0);
+	if (n < 0)
+		n = dns_reply_build(buf, sizeof buf, j->q, DNS_SERVFAIL, NULL, 0);
+	if (n > 0 && sendto(j->dfd, buf, (size_t)n, MSG_DONTWAIT, (struct sockaddr *)&j->from, j->fromlen) < 0)
+		info("resolver: unable to answer %s: %s", j->from.sun_path[0] ? j->from.sun_path : "a client",
+		     strerror(errno));
+}
+
+/* A job's subqueries are all in (or it gave up): answer, remember, free. */
+static void job_done(struct job *j, int timed_out)
+{
+	int64_t now = mono_ms();
+	char cn[sizeof j->from.sun_path + 8];
+
+	if (j->type == JT_LOOKUP && j->req.op == LOOKUP_ADDR) {
+		/* a PTR answer is no address: nothing to remember */
+	} else {
+		for (size_t i = 0; i < j->nrr; i++) {
+			const struct dns_rr *rr = &j->rr[i];
+			if (rr->type != DNS_A && rr->type != DNS_AAAA)
+				continue;
+			uint8_t a16[16] = { [10] = 0xff, [11] = 0xff };
+			if (rr->type == DNS_A)
+				memcpy(a16 + 12, rr->d.a, 4);
+			else
+				memcpy(a16, rr->d.aaaa, 16);
+			/* the name the client asked for, and the one the record is for */
+			const char *asked = j->type == JT_LOOKUP ? j->req.name : j->q->qname;
+			mem_add(a16, asked, rr->ttl, now);
+			if (strcasecmp(rr->name, asked))
+				mem_add(a16, rr->name, rr->ttl, now);
+		}
+	}
+	if (verbose) {
+		char what[512] = "";
+		size_t o = 0;
+		for (size_t i = 0; i < j->nrr && o < sizeof what - 64; i++) {
+			const struct dns_rr *rr = &j->rr[i];
+			char a[INET6_ADDRSTRLEN] = "";
+			if (rr->type == DNS_A)
+				inet_ntop(AF_INET, rr->d.a, a, sizeof a);
+			else if (rr->type == DNS_AAAA)
+				inet_ntop(AF_INET6, rr->d.aaaa, a, sizeof a);
+			else if (rr->type == DNS_CNAME || rr->type == DNS_PTR)
+				snprintf(a, sizeof a, "%.40s", rr->d.name);
+			if (a[0])
+				o += (size_t)snprintf(what + o, sizeof what - o, " %s", a);
+		}
+		info("resolver: %s for %s:%s%s", j->name, client_name(j, cn, sizeof cn),
+		     timed_out ? " timed out" : j->nrr ? "" : " no answer", what);
+	}
+	if (j->type == JT_LOOKUP)
+		reply_lookup(j, -1);
+	else
+		reply_dns(j, timed_out ? DNS_SERVFAIL : j->rcode[0]);
+	job_free(j);
+}
+
+/* --- answers from a DNS server -------------------------------------------- */
+
+static void up_send(struct job *j, int i)
+{
+	uint8_t q[DNS_NAME_MAX + 32];
+	int n = dns_query_build(q, sizeof q, j->id[i], j->name, j->qtype[i]);
+	if (n > 0 && send(up.fd, q, (size_t)n, MSG_DONTWAIT) < 0)
+		info("resolver: unable to send a query to %s: %s", opt.server, strerror(errno));
+}
+
+static int new_id(struct job *j, int i)
+{
+	for (int tries = 0; tries < 64; tries++) {
+		uint16_t id;
+		if (getrandom(&id, sizeof id, GRND_NONBLOCK) != sizeof id)
+			id = (uint16_t)(mono_ms() * 2654435761u >> 7);
+		if (!byid[id]) {
+			byid[id] = j;
+			j->id[i] = id;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void up_read(void)
+{
+	uint8_t buf[65536];
+	static struct dns_msg m;
+
+	/* a bounded batch: the socket is level-triggered, the rest comes next round */
+	for (int batch = 0; batch < DGRAM_BATCH; batch++) {
+		ssize_t n = recv(up.fd, buf, sizeof buf, MSG_DONTWAIT);
+		if (n < 0)
+			return;
+		if (dns_parse(buf, (size_t)n, &m) < 0 && errno != EMSGSIZE)
+			continue;
+		struct job *j = byid[m.id];
+		if (!j || !m.qr)
+			continue;
+		int i = j->id[0] == m.id && !(j->ndone & 1) ? 0 : j->nq > 1 && j->id[1] == m.id && !(j->ndone & 2) ? 1 : -1;
+		/* an answer must be to the question we asked (RFC 5452 section 9.1) */
+		if (i < 0 || strcasecmp(m.qname, j->name) || m.qtype != j->qtype[i])
+			continue;
+		byid[m.id] = NULL;
+		j->rcode[i] = m.rcode;
+		j->ndone |= 1 << i;
+		for (size_t k = 0; k < m.nan; k++)
+			rr_add(j, &m.an[k]);
+		if (j->ndone == (1 << j->nq) - 1)
+			job_done(j, 0);
+	}
+}
+
+/* --- answers from the host's resolver ------------------------------------- */
+
+static void host_run(struct job *j)
+{
+	struct dns_rr rr;
+
+	memset(&rr, 0, sizeof rr);
+	rr.class = DNS_IN;
+	rr.ttl = opt.host_ttl;
+	j->rcode[0] = j->rcode[1] = DNS_NOERROR;
+	if (j->qtype[0] == DNS_PTR) {
+		uint8_t a[16];
+		int al = dns_ptr_addr(j->name, a);
+		struct sockaddr_storage ss;
+		memset(&ss, 0, sizeof ss);
+		socklen_t sl;
+		if (al == 4) {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+			s4->sin_family = AF_INET;
+			memcpy(&s4->sin_addr, a, 4);
+			sl = sizeof *s4;
+		} else if (al == 16) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+			s6->sin6_family = AF_INET6;
+			memcpy(&s6->sin6_addr, a, 16);
+			sl = sizeof *s6;
+		} else {
+			j->rcode[0] = DNS_NXDOMAIN;
+			return;
+		}
+		char host[NI_MAXHOST];
+		int r = getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, NULL, 0, NI_NAMEREQD);
+		if (r == 0 && dns_name_ok(host)) {
+			snprintf(rr.name, sizeof rr.name, "%s", j->name);
+			rr.type = DNS_PTR;
+			snprintf(rr.d.name, sizeof rr.d.name, "%.253s", host);
+			rr_add(j, &rr);
+		} else {
+			j->rcode[0] = r == EAI_AGAIN ? DNS_SERVFAIL : DNS_NXDOMAIN;
+		}
+		return;
+	}
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_CANONNAME }, *res = NULL;
+	hints.ai_family = j->nq == 2 ? AF_UNSPEC : j->qtype[0] == DNS_AAAA ? AF_INET6 : AF_INET;
+	int r = getaddrinfo(j->name, NULL, &hints, &res);
+	if (r) {
+		int rc = r == EAI_NONAME ? DNS_NXDOMAIN : r == EAI_AGAIN ? DNS_SERVFAIL :
+#ifdef EAI_NODATA
+			 r == EAI_NODATA ? DNS_NOERROR :
+#endif
+			 DNS_SERVFAIL;
+		j->rcode[0] = j->rcode[1] = rc;
+		return;
+	}
+	const char *owner = j->name;
+	if (res->ai_canonname && strcasecmp(res->ai_canonname, j->name) && dns_name_ok(res->ai_canonname)) {
+		snprintf(rr.name, sizeof rr.name, "%s", j->name);
+		rr.type = DNS_CNAME;
+		snprintf(rr.d.name, sizeof rr.d.name, "%s", res->ai_canonname);
+		rr_add(j, &rr);
+		owner = res->ai_canonname;
+	}
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		snprintf(rr.name, sizeof rr.name, "%s", owner);
+		if (ai->ai_family == AF_INET) {
+			rr.type = DNS_A;
+			memcpy(rr.d.a, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
+		} else if (ai->ai_family == AF_INET6) {
+			rr.type = DNS_AAAA;
+			memcpy(rr.d.aaaa, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
+		} else {
+			continue;
+		}
+		int dup = 0;
+		for (size_t k = 0; k < j->nrr; k++)
+			dup |= j->rr[k].type == rr.type && !memcmp(&j->rr[k].d, &rr.d, rr.type == DNS_A ? 4 : 16);
+		if (!dup)
+			rr_add(j, &rr);
+	}
+	freeaddrinfo(res);
+}
+
+static void *worker(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		pthread_mutex_lock(&wq_lock);
+		while (!wq_head)
+			pthread_cond_wait(&wq_cond, &wq_lock);
+		struct job *j = wq_head;
+		wq_head = j->wnext;
+		if (!wq_head)
+			wq_tail = NULL;
+		pthread_mutex_unlock(&wq_lock);
+		host_run(j);
+		ssize_t w;
+		do
+			w = write(done_wr, &j, sizeof j);
+		while (w < 0 && errno == EINTR);
+	}
+	return NULL;
+}
+
+static void done_read(void)
+{
+	struct job *js[64];
+	for (;;) {
+		ssize_t n = read(done.fd, js, sizeof js);
+		if (n <= 0)
+			return;
+		for (size_t i = 0; i < (size_t)n / sizeof js[0]; i++) {
+			js[i]->in_worker = 0;
+			js[i]->ndone = (1 << js[i]->nq) - 1;
+			job_done(js[i], 0);
+		}
+	}
+}
+
+/* --- starting a job ---------------------------------------------------------- */
+
+/* Fixed answers of a `resolve NAME -> ADDR,...` rule, as A/AAAA records. */
+static void fixed_answers(struct job *j, const char *list, const char *owner)
+{
+	char tmp[256], *save = NULL;
+	struct dns_rr rr;
+
+	memset(&rr, 0, sizeof rr);
+	rr.class = DNS_IN;
+	rr.ttl = opt.host_ttl;
+	snprintf(rr.name, sizeof rr.name, "%s", owner);
+	snprintf(tmp, sizeof tmp, "%s", list);
+	for (char *a = strtok_r(tmp, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+		if (inet_pton(AF_INET, a, rr.d.a) == 1)
+			rr.type = DNS_A;
+		else if (inet_pton(AF_INET6, a, rr.d.aaaa) == 1)
+			rr.type = DNS_AAAA;
+		else
+			continue;
+		for (int i = 0; i < j->nq; i++)
+			if (j->qtype[i] == rr.type)
+				rr_add(j, &rr);
+	}
+}
+
+/*
+ * Look j->name up for the types in j->qtype. Returns 0 when under way (or
+ * answered), -1 with the job already answered and freed.
+ */
+static void job_start(struct job *j)
+{
+	char cn[sizeof j->from.sun_path + 8];
+	int64_t now = mono_ms();
+
+	j->next = pending;
+	if (pending)
+		pending->prev = j;
+	pending = j;
+	npending++;
+	if (j->cl)
+		j->cl->pending++;
+
+	/* the relay's resolve rules: what may be looked up, diversions, fixed answers */
+	const struct rule *r = NULL;
+	int has_resolve = 0;
+	for (size_t i = 0; rrules && i < rrules->n && !has_resolve; i++)
+		has_resolve = rrules->rule[i].dir == RULE_RESOLVE;
+	if (has_resolve && j->qtype[0] != DNS_PTR) {
+		r = rules_match_name(rrules, j->name);
+		if (!r || r->action == ACT_REJECT || r->action == ACT_UNIX || r->action == ACT_ABSTRACT) {
+			warn("resolver: refused to resolve %s for %s: %s", j->name, client_name(j, cn, sizeof cn),
+			     r ? "a resolve rule rejects it" : "no resolve rule allows it");
+			for (int i = 0; i < j->nq; i++)
+				j->rcode[i] = DNS_REFUSED;
+			if (j->type == JT_LOOKUP)
+				reply_lookup(j, LOOKUP_REFUSED);
+			else
+				reply_dns(j, DNS_REFUSED);
+			job_free(j);
+			return;
+		}
+		if (r->action == ACT_ADDRS) {
+			fixed_answers(j, rrules->str + r->arg, j->name);
+			j->ndone = (1 << j->nq) - 1;
+			job_done(j, 0);
+			return;
+		}
+		if (r->action == ACT_DIVERT) {
+			/* the answer says so: the asked name is a CNAME of the other */
+			struct dns_rr rr;
+			memset(&rr, 0, sizeof rr);
+			snprintf(rr.name, sizeof rr.name, "%s", j->name);
+			rr.type = DNS_CNAME;
+			rr.class = DNS_IN;
+			rr.ttl = opt.host_ttl;
+			snprintf(rr.d.name, sizeof rr.d.name, "%s", rrules->str + r->arg);
+			rr_add(j, &rr);
+			snprintf(j->name, sizeof j->name, "%s", rrules->str + r->arg);
+		}
+	}
+	j->deadline = now + opt.timeout_ms;
+	if (up.fd >= 0) {
+		for (int i = 0; i < j->nq; i++) {
+			if (new_id(j, i) < 0) {
+				j->nq = i;
+				break;
+			}
+		}
+		if (j->nq == 0) {
+			j->rcode[0] = DNS_SERVFAIL;
+			job_done(j, 1);
+			return;
+		}
+		for (int i = 0; i < j->nq; i++)
+			up_send(j, i);
+		j->resend = now + RES_RETRY_MS;
+		if (j->resend < wake)
+			wake = j->resend;
+		return;
+	}
+	j->in_worker = 1;
+	j->wnext = NULL;
+	pthread_mutex_lock(&wq_lock);
+	if (wq_tail)
+		wq_tail->wnext = j;
+	else
+		wq_head = j;
+	wq_tail = j;
+	pthread_cond_signal(&wq_cond);
+	pthread_mutex_unlock(&wq_lock);
+}
+
+int64_t resolver_wake(void)
+{
+	return wake;
+}
+
+void resolver_sweep(int64_t now)
+{
+	int64_t next = INT64_MAX;
+	for (struct job *j = pending, *nx; j; j = nx) {
+		nx = j->next;
+		if (j->in_worker)
+			continue;	/* getaddrinfo() cannot be stopped; the client has its own timeout */
+		if (now >= j->deadline) {
+			for (int i = 0; i < j->nq; i++)
+				if (!(j->ndone & (1 << i)))
+					j->rcode[i] = DNS_SERVFAIL;
+			job_done(j, 1);
+			continue;
+		}
+		if (now >= j->resend) {
+			for (int i = 0; i < j->nq; i++)
+				if (!(j->ndone & (1 << i)))
+					up_send(j, i);
+			j->resend = now + RES_RETRY_MS;
+		}
+		int64_t t = j->resend < j->deadline ? j->resend : j->deadline;
+		if (t < next)
+			next = t;
+	}
+	wake = next;
+	kicks_run();
+}
+
+/* --- stream clients (the resolver protocol) --------------------------------- */
+
+static void client_ep(struct rcl *c)
+{
+	struct epoll_event ev = { .events = (c->paused ? 0 : EPOLLIN) | (c->want_out ? EPOLLOUT : 0) | EPOLLRDHUP,
+				  .data.ptr = c };
+	epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void client_close(struct rcl *c)
+{
+	if (c->dead)
+		return;
+	c->dead = 1;
+	epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	c->fd = -1;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	free(c->out);
+	c->out = NULL;
+	c->olen = 0;
+	/* jobs in flight keep the record until they end: client_release() */
+}
+
+static void client_flush(struct rcl *c)
+{
+	size_t off = 0;
+	while (off < c->olen) {
+		ssize_t n = send(c->fd, c->out + off, c->olen - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			client_close(c);
+			return;
+		}
+		off += (size_t)n;
+	}
+	memmove(c->out, c->out + off, c->olen - off);
+	c->olen -= off;
+	int want = c->olen > 0;
+	if (want != c->want_out) {
+		c->want_out = want;
+		client_ep(c);
+	}
+}
+
+static struct job *job_new(void)
+{
+	if (npending >= RES_PENDING_MAX)
+		return NULL;
+	return calloc(1, sizeof(struct job));
+}
+
+/* Take the complete requests that have arrived, as many as the client may have in flight. */
+static void client_take(struct rcl *c)
+{
+	size_t off = 0;
+	while (!c->dead && c->pending < RES_PER_CLIENT) {
+		struct lookup_req q;
+		size_t used;
+		int k = lookup_req_parse(c->in + off, c->inlen - off, &q, &used);
+		if (k == LOOKUP_NEED)
+			break;
+		if (k < 0) {
+			warn("resolver: %s sent a malformed request: closing it", c->name);
+			client_close(c);
+			return;
+		}
+		struct job *j = job_new();
+		if (!j)
+			break;
+		off += used;
+		j->type = JT_LOOKUP;
+		j->cl = c;
+		j->req = q;
+		if (q.op == LOOKUP_NAME) {
+			snprintf(j->name, sizeof j->name, "%s", q.name);
+			if (q.family == 4 || q.family == 6) {
+				j->qtype[0] = q.family == 4 ? DNS_A : DNS_AAAA;
+				j->nq = 1;
+			} else {
+				j->qtype[0] = DNS_A;
+				j->qtype[1] = DNS_AAAA;
+				j->nq = 2;
+			}
+		} else {
+			dns_ptr_name(q.addr, q.alen, j->name, sizeof j->name);
+			j->qtype[0] = DNS_PTR;
+			j->nq = 1;
+		}
+		job_start(j);
+	}
+	if (c->dead)
+		return;
+	memmove(c->in, c->in + off, c->inlen - off);
+	c->inlen -= off;
+	int pause = c->pending >= RES_PER_CLIENT || npending >= RES_PENDING_MAX;
+	if (pause != c->paused) {
+		c->paused = pause;
+		client_ep(c);
+	}
+}
+
+static void client_read(struct rcl *c)
+{
+	c->busy++;
+	client_take(c);
+	while (!c->dead && !c->paused) {
+		if (c->inlen == sizeof c->in)
+			break;
+		ssize_t n = recv(c->fd, c->in + c->inlen, sizeof c->in - c->inlen, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			client_close(c);
+			break;
+		}
+		c->inlen += (size_t)n;
+		client_take(c);
+		/* one read per wake-up at most: others get their turn */
+		break;
+	}
+	c->busy--;
+}
+
+void resolver_accept(int lfd, const char *lname)
+{
+	for (int i = 0; i < 64; i++) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+				warn_sys("resolver: unable to accept on %s", lname);
+			return;
+		}
+		struct rcl *c = calloc(1, sizeof *c);
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		c->kind = K_RES_CLIENT;
+		c->fd = fd;
+		struct ucred uc;
+		socklen_t ul = sizeof uc;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) == 0 && uc.pid > 0)
+			snprintf(c->name, sizeof c->name, "unix:pid=%ld,uid=%ld", (long)uc.pid, (long)uc.uid);
+		else
+			snprintf(c->name, sizeof c->name, "a client of %.40s", lname);
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = c };
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		c->next = clients;
+		if (clients)
+			clients->prev = c;
+		clients = c;
+	}
+}
+
+/* --- DNS messages on datagram sockets ----------------------------------------- */
+
+static int sender_pending(const struct sockaddr_un *from, socklen_t len)
+{
+	int n = 0;
+	for (struct job *j = pending; j; j = j->next)
+		if (j->type == JT_DNS && j->fromlen == len && !memcmp(&j->from, from, len))
+			n++;
+	return n;
+}
+
+void resolver_dgram(int fd, const char *lname)
+{
+	uint8_t buf[4096];
+
+	for (int i = 0; i < DGRAM_BATCH; i++) {
+		struct job *j = NULL;
+		struct sockaddr_un from;
+		socklen_t fl = sizeof from;
+		memset(&from, 0, sizeof from);
+		ssize_t n = recvfrom(fd, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+		if (n < 0)
+			return;
+		size_t off = 0;
+		/* a PROXY v2 header in front (a rule with proxy-v2): skip it */
+		if (n >= 16 && !memcmp(buf, "\r\n\r\n\0\r\nQUIT\n", 12)) {
+			struct proxy_hdr h;
+			if (proxyv2_parse(buf, (size_t)n, &h, &off) != PROXY_DONE)
+				continue;
+		}
+		if (sender_pending(&from, fl) >= RES_PER_CLIENT || !(j = job_new()))
+			continue;	/* as a loaded server would: the client asks again */
+		if (!(j->q = malloc(sizeof *j->q)) || dns_parse(buf + off, (size_t)n - off, j->q) < 0 || j->q->qr ||
+		    j->q->qdcount != 1) {
+			if (j->q && (size_t)n - off >= 12) {
+				/* answer FORMERR with the header alone (RFC 1035 4.1.1) */
+				uint8_t r[12];
+				memcpy(r, buf + off, 12);
+				r[2] = (uint8_t)((r[2] & 0x79) | 0x80);
+				r[3] = 0x80 | DNS_FORMERR;
+				memset(r + 4, 0, 8);
+				sendto(fd, r, sizeof r, MSG_DONTWAIT, (struct sockaddr *)&from, fl);
+			}
+			free(j->q);
+			free(j);
+			continue;
+		}
+		j->type = JT_DNS;
+		j->dfd = fd;
+		j->from = from;
+		j->fromlen = fl;
+		snprintf(j->name, sizeof j->name, "%s", j->q->qname);
+		j->qtype[0] = j->q->qtype;
+		j->nq = 1;
+		int t = j->q->qtype;
+		if (j->q->opcode != 0 || j->q->qclass != DNS_IN ||
+		    !(t == DNS_A || t == DNS_AAAA || t == DNS_PTR || t == DNS_CNAME || t == DNS_SRV) ||
+		    (up.fd < 0 && (t == DNS_CNAME || t == DNS_SRV))) {
+			reply_dns(j, DNS_NOTIMP);
+			free(j->q);
+			free(j);
+			continue;
+		}
+		(void)lname;
+		job_start(j);
+	}
+}
+
+/* --- setup ---------------------------------------------------------------------- */
+
+void resolver_rules(const struct ruleset *rs)
+{
+	rrules = rs;
+}
+
+/* Clients whose answers went out read their next requests, once each. */
+static void kicks_run(void)
+{
+	struct rcl *list = kicks;
+	kicks = NULL;
+	while (list) {
+		struct rcl *c = list;
+		list = c->knext;
+		c->kicked = 0;
+		c->busy--;
+		if (!c->dead) {
+			c->busy++;
+			client_read(c);
+			c->busy--;
+		}
+		client_release(c);
+	}
+}
+
+void resolver_event(void *obj, uint32_t events)
+{
+	int kind = *(int *)obj;
+	if (kind == K_RES_UPSTREAM) {
+		up_read();
+	} else if (kind == K_RES_DONE) {
+		done_read();
+	} else if (kind == K_RES_CLIENT) {
+		struct rcl *c = obj;
+		if (c->dead)
+			return;
+		c->busy++;
+		if (events & EPOLLOUT)
+			client_flush(c);
+		if (!c->dead && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+			client_read(c);
+		c->busy--;
+		client_release(c);
+	}
+	kicks_run();
+}
+
+void resolver_setup(int epfd, const struct resolver_opts *o)
+{
+	opt = *o;
+	ep = epfd;
+	if (opt.server) {
+		struct sg_addr a;
+		if (addr_parse_inet(opt.server, &a) < 0)
+			die(EX_BADINPUT, "--dns-server %s: expected ADDR:PORT, e.g. 127.0.0.1:53 or [::1]:53", opt.server);
+		if ((up.fd = socket(a.u.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+			die_sys("unable to create a socket for the DNS server");
+		if (connect(up.fd, &a.u.sa, a.len) < 0)
+			die_sys("unable to connect to DNS server %s", opt.server);
+		if (!(byid = calloc(65536, sizeof *byid)))
+			die_sys("unable to allocate");
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &up };
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, up.fd, &ev) < 0)
+			die_sys("unable to add the DNS socket to epoll");
+		return;
+	}
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		die_sys("unable to create a pipe");
+	done.fd = p[0];
+	done_wr = p[1];
+	fcntl(done.fd, F_SETFL, O_NONBLOCK);
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &done };
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, done.fd, &ev) < 0)
+		die_sys("unable to add the resolver's pipe to epoll");
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (int i = 0; i < RES_WORKERS; i++) {
+		pthread_t t;
+		pthread_attr_t at;
+		pthread_attr_init(&at);
+		pthread_attr_setstacksize(&at, 256 * 1024);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		int e = pthread_create(&t, &at, worker, NULL);
+		pthread_attr_destroy(&at);
+		if (e) {
+			errno = e;
+			die_sys("unable to start a resolver thread");
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+void resolver_free(void)
+{
+	while (clients) {
+		struct rcl *c = clients;
+		client_close(c);
+		client_release(c);
+	}
+	for (struct job *j = pending, *nx; j; j = nx) {
+		nx = j->next;
+		if (!j->in_worker)
+			job_free(j);
+	}
+	free(byid);
+	byid = NULL;
+	free(mem);
+	mem = NULL;
+}

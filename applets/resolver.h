@@ -1,0 +1,54 @@
+/*
+ * The resolver listener of sockgate-relay (sockgate-relay(8), "RESOLVER"):
+ * lookups in the resolver protocol (core/lookup) on stream sockets and DNS
+ * messages (core/dns) on datagram sockets, answered with the host's
+ * getaddrinfo() or by a DNS server the operator names; and the memory of
+ * what it resolved, which name-based allow rules are checked against.
+ */
+#ifndef SOCKGATE_RESOLVER_H
+#define SOCKGATE_RESOLVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "rules.h"
+
+/* epoll object kinds (the first int of every registered object) */
+enum { K_RES_CLIENT = 40, K_RES_UPSTREAM, K_RES_DONE };
+
+struct resolver_opts {
+	const char *server;	/* "ADDR:PORT" of a DNS server, or NULL: the host's getaddrinfo() */
+	int64_t timeout_ms;	/* a lookup gives up (SERVFAIL / temporary failure) */
+	uint32_t host_ttl;	/* TTL of answers from getaddrinfo(), which has none */
+	uint32_t min_keep;	/* an address is remembered at least this many seconds */
+};
+
+/* Before the loop; dies on bad options. */
+void resolver_setup(int ep, const struct resolver_opts *o);
+
+/* The relay's rules (resolve rules decide what may be resolved); may change on reload. */
+void resolver_rules(const struct ruleset *rs);
+
+/* A listener became readable: accept lookup clients / read DNS datagrams. */
+void resolver_accept(int lfd, const char *lname);
+void resolver_dgram(int fd, const char *lname);
+
+/* An event on one of the resolver's own objects (kinds above). */
+void resolver_event(void *obj, uint32_t events);
+
+/* Timeouts and resends; resolver_wake() says when they are next due (INT64_MAX: none). */
+void resolver_sweep(int64_t now);
+int64_t resolver_wake(void);
+
+/*
+ * Name-based allow rules: did the relay resolve a name matching pattern to
+ * this address, within that answer's lifetime? With only set, the name must
+ * also be that one (an AUTHORITY TLV). The name found goes to name.
+ */
+int resolver_known(const uint8_t a16[16], const char *pattern, const char *only, char *name, size_t size);
+
+/* Is anything remembered for this address at all (for a denial's words)? */
+int resolver_seen(const uint8_t a16[16], char *name, size_t size);
+
+void resolver_free(void);
+
+#endif

@@ -1,0 +1,98 @@
+/*
+ * dns: DNS messages as RFC 1035 section 4 lays them out (header, question,
+ * resource records, name compression of section 4.1.4), with the record
+ * types of RFC 3596 (AAAA) and RFC 2782 (SRV). Only what the relay's
+ * resolver listener needs: one question, answer records decoded into
+ * structs, and messages built back from those structs.
+ *
+ * dns_parse() is a pure function from a buffer; names come out as text
+ * ("www.example.com", no trailing dot, lower case kept as sent) and are
+ * refused when a label holds a byte that a host name never has (a dot, a
+ * space, a control character): such a message is FORMERR to us.
+ */
+#ifndef SOCKGATE_DNS_H
+#define SOCKGATE_DNS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DNS_NAME_MAX 254	/* text form with its NUL: 253 characters */
+#define DNS_RR_MAX 32		/* answer records kept from one message */
+#define DNS_UDP_MAX 512		/* a reply over UDP without EDNS0 (RFC 1035 4.2.1) */
+
+enum { DNS_A = 1, DNS_NS = 2, DNS_CNAME = 5, DNS_SOA = 6, DNS_PTR = 12, DNS_AAAA = 28, DNS_SRV = 33,
+       DNS_OPT = 41, DNS_ANY = 255 };
+enum { DNS_NOERROR = 0, DNS_FORMERR = 1, DNS_SERVFAIL = 2, DNS_NXDOMAIN = 3, DNS_NOTIMP = 4,
+       DNS_REFUSED = 5 };
+#define DNS_IN 1
+
+struct dns_rr {
+	char name[DNS_NAME_MAX];
+	uint16_t type, class;
+	uint32_t ttl;
+	union {
+		uint8_t a[4];
+		uint8_t aaaa[16];
+		char name[DNS_NAME_MAX];	/* CNAME, PTR, NS */
+		struct {
+			uint16_t prio, weight, port;
+			char target[DNS_NAME_MAX];
+		} srv;
+	} d;
+};
+
+struct dns_msg {
+	uint16_t id;
+	unsigned qr:1, aa:1, tc:1, rd:1, ra:1;
+	uint8_t opcode, rcode;
+	uint16_t qdcount;		/* as sent; only the first question is kept */
+	char qname[DNS_NAME_MAX];
+	uint16_t qtype, qclass;
+	size_t nan;			/* answers kept (types we know; others skipped) */
+	size_t nan_all;			/* answer records in the message */
+	uint32_t min_ttl;		/* smallest TTL among kept answers; 0 when none */
+	struct dns_rr an[DNS_RR_MAX];
+};
+
+/*
+ * Parse a message. Returns 0, or -1 with errno EBADMSG (malformed: short,
+ * a name loops or runs past the end, a label with a byte no host name has,
+ * a record's length disagrees with its type) or EMSGSIZE (more than
+ * DNS_RR_MAX answers of known types: the first ones are kept, the rest
+ * dropped, and the message is still returned, with 0).
+ */
+int dns_parse(const uint8_t *buf, size_t len, struct dns_msg *m);
+
+/* Text name to wire form; length written, or -1 with EINVAL / ENOSPC. */
+int dns_name_wire(const char *name, uint8_t *out, size_t size);
+
+/* A query with RD set for one name and type; length, or -1 (EINVAL, ENOSPC). */
+int dns_query_build(uint8_t *buf, size_t size, uint16_t id, const char *name, uint16_t type);
+
+/*
+ * A reply to m's question: header from m (id, opcode, rd), QR and RA set,
+ * rcode, and the answers given. Records that do not fit in size are left
+ * out and TC is set (RFC 2181 section 9). Returns the length, or -1 with
+ * EINVAL (a name that cannot be written) or ENOSPC (not even the question
+ * fits).
+ */
+int dns_reply_build(uint8_t *buf, size_t size, const struct dns_msg *m, int rcode,
+		    const struct dns_rr *an, size_t nan);
+
+/* "in-addr.arpa"/"ip6.arpa" name of an address (4 or 16 bytes). */
+int dns_ptr_name(const uint8_t *a, size_t alen, char *out, size_t size);
+
+/* The address of a reverse name; 4 or 16 (bytes written), or -1 (not one). */
+int dns_ptr_addr(const char *name, uint8_t out[16]);
+
+/*
+ * Does a host name match a pattern? "*" matches any name; "*.example.com"
+ * any name ending in ".example.com" (not example.com itself); otherwise the
+ * names must be equal. ASCII case is ignored, as are trailing dots.
+ */
+int dns_name_match(const char *pattern, const char *name);
+
+/* Is this text a host name we pass on (LDH labels, '_' allowed, 1-253)? */
+int dns_name_ok(const char *name);
+
+#endif

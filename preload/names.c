@@ -1,0 +1,730 @@
+/*
+ * Names for a program with no network (libsockgate(7), "NAMES"): lookups
+ * that a `resolve` rule sends to sockgate-relay's resolver listener in the
+ * resolver protocol (core/lookup.h), diversions (`resolve NAME -> OTHER`,
+ * and libdivert's environment form NAME=OTHER), fixed answers
+ * (`resolve NAME -> ADDR,...`), and NAT64 synthesis for `nat64 dns64`.
+ *
+ * glibc's resolver makes its sockets inside libc where no wrapper sees
+ * them, so the lookup functions themselves are wrapped. A name that no
+ * rule (and no variable) names goes to libc untouched. Results are built
+ * the way glibc lays them out (each struct addrinfo one allocation with its
+ * address behind it, the canonical name a separate one), so glibc's
+ * freeaddrinfo() frees ours and its own alike.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef NETDB_INTERNAL
+#define NETDB_INTERNAL (-1)	/* glibc's h_errno for "see errno"; musl has none */
+#endif
+
+#include "addr.h"
+#include "dns.h"
+#include "file.h"
+#include "lookup.h"
+#include "real.h"
+#include "sg.h"
+
+#define DIVERT_DEPTH 4
+
+struct answer {
+	int status;			/* LOOKUP_* */
+	char canon[DNS_NAME_MAX];
+	size_t naddr;
+	struct lookup_addr addr[LOOKUP_ADDR_MAX];
+};
+
+static int numeric_host(const char *s)
+{
+	unsigned char b[16];
+	return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
+}
+
+/* SOCKGATE_RESOLVE_TIMEOUT, in ms; default 5000. */
+static int timeout_ms(void)
+{
+	const char *s = getenv("SOCKGATE_RESOLVE_TIMEOUT");
+	const char *e;
+	if (!s || !*s)
+		return 5000;
+	long long v = strtonum(s, 1, 600000, &e);
+	return e ? 5000 : (int)v;
+}
+
+/* The first resolve rule over the loaded rulesets that names this name. */
+static const struct rule *resolve_rule(const char *name, const struct ruleset **rsp)
+{
+	const struct sgconf *c = conf();
+	for (int i = 0; i < c->nrs; i++) {
+		const struct rule *r = rules_match_name(c->rs[i], name);
+		if (r) {
+			*rsp = c->rs[i];
+			return r;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * libdivert's form: the environment variable named by the host name holds
+ * the name to look up instead (or addresses). Only names with a dot, so
+ * that a lookup of "PATH" or "HOME" never reads a variable.
+ */
+static const char *divert_env(const char *name)
+{
+	if (!strchr(name, '.'))
+		return NULL;
+	const char *v = getenv(name);
+	return v && *v ? v : NULL;
+}
+
+/* One request, one reply, on a new connection: a relay restart costs nothing. */
+static int ask_relay(const struct rule *r, const struct ruleset *rs, const struct lookup_req *q, struct answer *a)
+{
+	uint8_t buf[LOOKUP_MAX];
+	struct sg_addr ta;
+	const char *arg = rules_str(rs, r->arg);
+	int tmo = timeout_ms(), saved = errno;
+	int64_t deadline = mono_ms() + tmo;
+	struct lookup_rep rep;
+	int fd = -1, ret = EAI_AGAIN;
+
+	a->status = LOOKUP_AGAIN;
+	if (!arg || addr_unix(&ta, arg, r->action == ACT_ABSTRACT) < 0)
+		goto out;
+	int n = lookup_req_build(buf, sizeof buf, q);
+	if (n < 0) {
+		ret = EAI_NONAME;
+		goto out;
+	}
+	fd = REAL(socket)(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		ret = EAI_SYSTEM;
+		goto out;
+	}
+	struct timeval tv = { tmo / 1000, (tmo % 1000) * 1000 };
+	REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	if (REAL(connect)(fd, &ta.u.sa, ta.len) < 0)
+		goto out;		/* absent or full: temporary, as a resolver that is down */
+	if (REAL(send)(fd, buf, (size_t)n, MSG_NOSIGNAL) != n)
+		goto out;
+	size_t got = 0;
+	for (;;) {
+		int left = (int)(deadline - mono_ms());
+		if (left <= 0)
+			goto out;
+		struct pollfd p = { fd, POLLIN, 0 };
+		int k = poll(&p, 1, left);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			goto out;
+		ssize_t m = REAL(recv)(fd, buf + got, sizeof buf - got, 0);
+		if (m < 0 && errno == EINTR)
+			continue;
+		if (m <= 0) {
+			ret = got ? EAI_FAIL : EAI_AGAIN;
+			goto out;
+		}
+		got += (size_t)m;
+		size_t used;
+		int pr = lookup_rep_parse(buf, got, &rep, &used);
+		if (pr < 0 || (pr == LOOKUP_NEED && got == sizeof buf)) {
+			ret = EAI_FAIL;	/* not our protocol: nothing to wait for */
+			goto out;
+		}
+		if (pr == LOOKUP_DONE)
+			break;
+	}
+	if (rep.id != q->id || rep.op != q->op) {
+		ret = EAI_FAIL;
+		goto out;
+	}
+	a->status = rep.status;
+	memcpy(a->canon, rep.name, sizeof a->canon);
+	a->naddr = rep.naddr;
+	memcpy(a->addr, rep.addr, rep.naddr * sizeof rep.addr[0]);
+	ret = 0;
+out:
+	if (fd >= 0)
+		REAL(close)(fd);
+	errno = saved;
+	return ret;
+}
+
+static int status_eai(int st)
+{
+	switch (st) {
+	case LOOKUP_OK: return 0;
+	case LOOKUP_NONAME: return EAI_NONAME;
+	case LOOKUP_NODATA: return EAI_NODATA;
+	case LOOKUP_AGAIN: return EAI_AGAIN;
+	default: return EAI_FAIL;	/* failure, or refused by the relay's rules */
+	}
+}
+
+/* Fixed addresses of a rule or variable: "127.0.0.7,::1". */
+static int fixed(const char *list, const char *name, struct answer *a)
+{
+	char tmp[256], *save = NULL;
+
+	snprintf(tmp, sizeof tmp, "%s", list);
+	memset(a, 0, sizeof *a);
+	snprintf(a->canon, sizeof a->canon, "%s", name);
+	for (char *s = strtok_r(tmp, ",", &save); s && a->naddr < LOOKUP_ADDR_MAX; s = strtok_r(NULL, ",", &save)) {
+		struct lookup_addr *x = &a->addr[a->naddr];
+		if (inet_pton(AF_INET, s, x->a) == 1)
+			x->family = 4, a->naddr++;
+		else if (inet_pton(AF_INET6, s, x->a) == 1)
+			x->family = 6, a->naddr++;
+	}
+	a->status = a->naddr ? LOOKUP_OK : LOOKUP_NONAME;
+	return 0;
+}
+
+static int is_addr_list(const char *s)
+{
+	return s[0] && strspn(s, "0123456789abcdefABCDEF.:,") == strlen(s) && (strchr(s, ':') ||
+	       strspn(s, "0123456789.,") == strlen(s));
+}
+
+/*
+ * What the rules (and libdivert's variables) make of a name. Returns 1 with
+ * *eai and a filled (the lookup is ours), or 0 with *name_out set to the
+ * name libc should look up (itself or a diversion).
+ */
+static int resolve_name(const char *node, int family, struct answer *a, int *eai, char *name_out)
+{
+	char name[DNS_NAME_MAX];
+	const struct ruleset *rs = NULL;
+
+	if (strlen(node) >= sizeof name)
+		return snprintf(name_out, DNS_NAME_MAX, "%.253s", node), 0;
+	strcpy(name, node);
+	name_out[0] = 0;
+	for (int depth = 0; depth < DIVERT_DEPTH; depth++) {
+		const char *env = divert_env(name);
+		if (env) {
+			if (is_addr_list(env)) {
+				*eai = 0;
+				fixed(env, name, a);
+				return 1;
+			}
+			if (!dns_name_ok(env))
+				break;
+			snprintf(name, sizeof name, "%s", env);
+			continue;
+		}
+		const struct rule *r = conf()->have_resolve ? resolve_rule(name, &rs) : NULL;
+		if (!r)
+			break;
+		const char *arg = rules_str(rs, r->arg);
+		switch (r->action) {
+		case ACT_DIVERT:
+			snprintf(name, sizeof name, "%s", arg ? arg : name);
+			continue;
+		case ACT_ADDRS:
+			*eai = 0;
+			fixed(arg ? arg : "", name, a);
+			return 1;
+		case ACT_REJECT:
+			*eai = EAI_NONAME;
+			a->status = LOOKUP_NONAME;
+			return 1;
+		case ACT_UNIX:
+		case ACT_ABSTRACT: {
+			/* the name the relay resolves is the one a PROXY header may name */
+			snprintf(name_out, DNS_NAME_MAX, "%s", name);
+			if (!dns_name_ok(name)) {
+				*eai = EAI_NONAME;	/* no host has such a name (e.g. 300 bytes) */
+				a->status = LOOKUP_NONAME;
+				return 1;
+			}
+			struct lookup_req q = { .op = LOOKUP_NAME, .flags = LOOKUP_F_CANON };
+			q.family = family == AF_INET ? 4 : family == AF_INET6 ? 6 : 0;
+			q.id = (uint32_t)mono_ms() ^ (uint32_t)getpid();
+			snprintf(q.name, sizeof q.name, "%s", name);
+			*eai = ask_relay(r, rs, &q, a);
+			if (!*eai)
+				*eai = status_eai(a->status);
+			return 1;
+		}
+		default:	/* pass: libc, with the name as it now stands */
+			depth = DIVERT_DEPTH;
+			break;
+		}
+	}
+	snprintf(name_out, DNS_NAME_MAX, "%s", name);
+	return 0;
+}
+
+/* --- NAT64 synthesis (RFC 6147 section 5.1.7, done in the client) --------------- */
+
+/*
+ * RFC 7050: the AAAA records of ipv4only.arpa are the well-known IPv4
+ * addresses 192.0.0.170 and 192.0.0.171 behind the network's NAT64 prefix
+ * (only /96 prefixes are taken here). Looked up once, by the first lookup
+ * that needs it, through the rules like any name; never from connect(),
+ * which must not block: until it is known, the rule's prefix is used.
+ */
+static pthread_once_t discover_once = PTHREAD_ONCE_INIT;
+static uint8_t discovered[12];
+static int discovered_ok;
+static __thread int discovering;	/* the lookup of ipv4only.arpa itself: no synthesis */
+
+static void discover(void)
+{
+	struct addrinfo h = { .ai_family = AF_INET6, .ai_socktype = SOCK_STREAM }, *res = NULL;
+	discovering = 1;
+	int e = getaddrinfo("ipv4only.arpa", NULL, &h, &res);
+	discovering = 0;
+	if (e != 0)
+		return;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		const uint8_t *a = ((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr.s6_addr;
+		if (!memcmp(a + 12, "\xc0\x00\x00\xaa", 4) || !memcmp(a + 12, "\xc0\x00\x00\xab", 4)) {
+			memcpy(discovered, a, 12);
+			__atomic_store_n(&discovered_ok, 1, __ATOMIC_RELEASE);
+			break;
+		}
+	}
+	freeaddrinfo(res);
+}
+
+int names_nat64_prefix(const struct ruleset *rs, const struct rule *r, int may_block, uint8_t pre[12])
+{
+	struct sg_prefix p;
+	if (r->flags & RULE_F_DISCOVER) {
+		if (may_block && !discovering)
+			pthread_once(&discover_once, discover);
+		if (__atomic_load_n(&discovered_ok, __ATOMIC_ACQUIRE)) {
+			memcpy(pre, discovered, 12);
+			return 0;
+		}
+	}
+	if (prefix_parse(rules_str(rs, r->arg), &p) < 0)
+		return -1;
+	memcpy(pre, p.addr, 12);
+	return 0;
+}
+
+/* The prefix of the first nat64 rule with dns64, or 0. */
+static int dns64_prefix(uint8_t pre[12])
+{
+	const struct sgconf *c = conf();
+	if (discovering)
+		return 0;
+	for (int i = 0; i < c->nrs; i++) {
+		const struct ruleset *rs = c->rs[i];
+		for (size_t k = 0; k < rs->n; k++) {
+			const struct rule *r = &rs->rule[k];
+			if (r->action == ACT_NAT64 && (r->flags & RULE_F_DNS64) &&
+			    names_nat64_prefix(rs, r, 1, pre) == 0)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* --- getaddrinfo ----------------------------------------------------------------- */
+
+static struct addrinfo *ai_new(int family, const uint8_t *a, int port, int socktype, int protocol)
+{
+	struct addrinfo *ai = calloc(1, sizeof *ai + sizeof(struct sockaddr_in6));
+	if (!ai)
+		return NULL;
+	ai->ai_family = family;
+	ai->ai_socktype = socktype;
+	ai->ai_protocol = protocol;
+	ai->ai_addr = (struct sockaddr *)(ai + 1);
+	if (family == AF_INET) {
+		struct sockaddr_in *s = (struct sockaddr_in *)ai->ai_addr;
+		s->sin_family = AF_INET;
+		s->sin_port = htons((uint16_t)port);
+		memcpy(&s->sin_addr, a, 4);
+		ai->ai_addrlen = sizeof *s;
+	} else {
+		struct sockaddr_in6 *s = (struct sockaddr_in6 *)ai->ai_addr;
+		s->sin6_family = AF_INET6;
+		s->sin6_port = htons((uint16_t)port);
+		memcpy(&s->sin6_addr, a, 16);
+		ai->ai_addrlen = sizeof *s;
+	}
+	return ai;
+}
+
+static int numeric_port(const char *s)
+{
+	const char *e;
+	strtonum(s, 0, 65535, &e);
+	return !e;
+}
+
+/* The port of a service for a socket type: -1 when it has none (EAI_SERVICE). */
+static int service_port(const char *service, int socktype, int flags, int *eai)
+{
+	const char *e;
+	if (!service)
+		return 0;
+	long long v = strtonum(service, 0, 65535, &e);
+	if (!e)
+		return (int)v;
+	if (flags & AI_NUMERICSERV) {
+		*eai = EAI_NONAME;
+		return -1;
+	}
+	struct servent se, *sp = NULL;
+	char buf[1024];
+	if (getservbyname_r(service, socktype == SOCK_DGRAM ? "udp" : "tcp", &se, buf, sizeof buf, &sp) || !sp) {
+		*eai = EAI_SERVICE;
+		return -1;
+	}
+	return ntohs((uint16_t)sp->s_port);
+}
+
+static int build_ai(const struct answer *a, const char *node, const char *service,
+		    const struct addrinfo *hints, struct addrinfo **res)
+{
+	static const struct { int type, proto; } types[] = {
+		{ SOCK_STREAM, IPPROTO_TCP }, { SOCK_DGRAM, IPPROTO_UDP }, { SOCK_RAW, 0 },
+	};
+	int family = hints ? hints->ai_family : AF_UNSPEC;
+	int flags = hints ? hints->ai_flags : AI_V4MAPPED | AI_ADDRCONFIG;
+	int want_type = hints ? hints->ai_socktype : 0, want_proto = hints ? hints->ai_protocol : 0;
+	struct addrinfo *head = NULL, **tail = &head;
+	int eai = 0, have6 = 0;
+	uint8_t pre[12];
+	int dns64 = (family == AF_INET6 || family == AF_UNSPEC) && dns64_prefix(pre);
+
+	if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6)
+		return EAI_FAMILY;
+	for (size_t i = 0; i < a->naddr; i++)
+		have6 |= a->addr[i].family == 6;
+	/* IPv6 first, as RFC 6724's default policy puts ::1 and global IPv6 before IPv4 */
+	for (int pass6 = 1; pass6 >= 0; pass6--) {
+		for (size_t i = 0; i < a->naddr; i++) {
+			const struct lookup_addr *x = &a->addr[i];
+			int fam;
+			uint8_t a16[16];
+			if (pass6 && x->family == 6) {
+				if (family == AF_INET)
+					continue;
+				fam = AF_INET6;
+				memcpy(a16, x->a, 16);
+			} else if (!pass6 && x->family == 4) {
+				if (family == AF_INET || (family == AF_UNSPEC && !(dns64 && !have6))) {
+					fam = AF_INET;
+					memcpy(a16, x->a, 4);
+				} else if (dns64 && !have6) {
+					fam = AF_INET6;
+					memcpy(a16, pre, 12);
+					memcpy(a16 + 12, x->a, 4);
+				} else if (family == AF_INET6 && (flags & AI_V4MAPPED) && (!have6 || (flags & AI_ALL))) {
+					fam = AF_INET6;
+					memset(a16, 0, 10);
+					a16[10] = a16[11] = 0xff;
+					memcpy(a16 + 12, x->a, 4);
+				} else {
+					continue;
+				}
+			} else {
+				continue;
+			}
+			for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+				if (want_type && want_type != types[t].type)
+					continue;
+				if (!want_type && types[t].type == SOCK_RAW && service && !numeric_port(service))
+					continue;	/* a named service means a transport (glibc's way) */
+				if (want_proto && types[t].proto && want_proto != types[t].proto)
+					continue;
+				int port = service_port(service, types[t].type, flags, &eai);
+				if (port < 0) {
+					if (want_type)
+						goto fail;
+					eai = 0;
+					continue;
+				}
+				struct addrinfo *ai = ai_new(fam, a16, port, types[t].type,
+							     want_proto && types[t].proto ? want_proto : types[t].proto);
+				if (!ai) {
+					eai = EAI_MEMORY;
+					goto fail;
+				}
+				*tail = ai;
+				tail = &ai->ai_next;
+			}
+		}
+	}
+	if (!head) {
+		eai = service && !eai ? EAI_SERVICE : eai ? eai : family == AF_UNSPEC ? EAI_NONAME : EAI_ADDRFAMILY;
+		if (eai == EAI_SERVICE && service_port(service, want_type ? want_type : SOCK_STREAM, flags, &eai) >= 0)
+			eai = family == AF_UNSPEC ? EAI_NONAME : EAI_ADDRFAMILY;
+		return eai;
+	}
+	if (flags & AI_CANONNAME) {
+		head->ai_canonname = strdup(a->canon[0] ? a->canon : node);
+		if (!head->ai_canonname) {
+			eai = EAI_MEMORY;
+			goto fail;
+		}
+	}
+	*res = head;
+	return 0;
+fail:
+	freeaddrinfo(head);
+	return eai;
+}
+
+/*
+ * 1 with *ret when the lookup was ours (other: the name the relay looked
+ * up, when it was asked), else 0 with the name for libc in other (when it
+ * differs from node).
+ */
+int names_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+		      struct addrinfo **res, int *ret, char *other)
+{
+	struct answer a;
+	int flags = hints ? hints->ai_flags : 0, family = hints ? hints->ai_family : AF_UNSPEC, eai = 0;
+
+	other[0] = 0;
+	if (!node || !*node || (flags & AI_NUMERICHOST) || numeric_host(node))
+		return 0;
+	memset(&a, 0, sizeof a);
+	/* AI_V4MAPPED asks for IPv4 answers too */
+	int ask = family == AF_INET6 && (flags & AI_V4MAPPED) ? AF_UNSPEC : family;
+	uint8_t pre[12];
+	if (family == AF_INET6 && dns64_prefix(pre))
+		ask = AF_UNSPEC;
+	int ours = resolve_name(node, ask, &a, &eai, other);
+	if (!ours) {
+		if (!strcmp(other, node))
+			other[0] = 0;
+		return 0;
+	}
+	/* as glibc: the service is checked before the name */
+	if (service && !numeric_port(service)) {
+		int st = hints ? hints->ai_socktype : 0, e = 0;
+		if (flags & AI_NUMERICSERV) {
+			*ret = EAI_NONAME;
+			return 1;
+		}
+		if ((st == SOCK_STREAM || st == SOCK_DGRAM) ? service_port(service, st, flags, &e) < 0 :
+		    service_port(service, SOCK_STREAM, flags, &e) < 0 && service_port(service, SOCK_DGRAM, flags, &e) < 0) {
+			*ret = EAI_SERVICE;
+			return 1;
+		}
+	}
+	*ret = eai ? eai : build_ai(&a, node, service, hints, res);
+	if (*ret == 0 && a.naddr == 0)
+		*ret = EAI_NONAME;
+	return 1;
+}
+
+/* --- gethostbyname family ------------------------------------------------------ */
+
+/*
+ * Fill a hostent in buf (glibc's layout: aliases and addresses as pointer
+ * arrays in the caller's buffer). 0, or ERANGE.
+ */
+static int fill_hostent(const struct answer *a, const char *name, int af, struct hostent *he, char *buf,
+			size_t len)
+{
+	size_t alen = af == AF_INET ? 4 : 16, n = 0;
+	for (size_t i = 0; i < a->naddr; i++)
+		n += (a->addr[i].family == 4) == (af == AF_INET);
+	const char *canon = a->canon[0] ? a->canon : name;
+	size_t need = (n + 1) * sizeof(char *) + sizeof(char *) + n * alen + strlen(canon) + 1 + sizeof(void *);
+	if (len < need)
+		return ERANGE;
+	char *p = buf + ((uintptr_t)buf % sizeof(void *) ? sizeof(void *) - (uintptr_t)buf % sizeof(void *) : 0);
+	char **addrs = (char **)p;
+	char **aliases = addrs + n + 1;
+	char *data = (char *)(aliases + 1);
+	size_t k = 0;
+	for (size_t i = 0; i < a->naddr; i++) {
+		if ((a->addr[i].family == 4) != (af == AF_INET))
+			continue;
+		memcpy(data, a->addr[i].a, alen);
+		addrs[k++] = data;
+		data += alen;
+	}
+	addrs[k] = NULL;
+	aliases[0] = NULL;
+	strcpy(data, canon);
+	he->h_name = data;
+	he->h_aliases = aliases;
+	he->h_addrtype = af;
+	he->h_length = (int)alen;
+	he->h_addr_list = addrs;
+	return 0;
+}
+
+/* 1 when ours (with *ret, *result and *herr set), else 0. */
+static int names_hostent(const char *name, int af, struct hostent *ret, char *buf, size_t buflen,
+			 struct hostent **result, int *herr, int *rv)
+{
+	struct answer a;
+	char other[DNS_NAME_MAX];
+	int eai = 0;
+
+	if (!name || numeric_host(name) || (af != AF_INET && af != AF_INET6))
+		return 0;
+	memset(&a, 0, sizeof a);
+	if (!resolve_name(name, af, &a, &eai, other)) {
+		if (!strcmp(other, name))
+			return 0;
+		/* diverted to a name libc looks up */
+		*rv = REAL(gethostbyname2_r)(other, af, ret, buf, buflen, result, herr);
+		return 1;
+	}
+	*result = NULL;
+	if (eai == 0) {
+		size_t n = 0;
+		for (size_t i = 0; i < a.naddr; i++)
+			n += (a.addr[i].family == 4) == (af == AF_INET);
+		if (n == 0)
+			eai = EAI_NODATA;
+	}
+	switch (eai) {
+	case 0:
+		*rv = fill_hostent(&a, name, af, ret, buf, buflen);
+		if (*rv == ERANGE) {
+			*herr = NETDB_INTERNAL;
+			return 1;
+		}
+		*result = ret;
+		*herr = 0;
+		return 1;
+	case EAI_NODATA:
+		*herr = NO_DATA;
+		break;
+	case EAI_AGAIN:
+		*herr = TRY_AGAIN;
+		break;
+	case EAI_NONAME:
+		*herr = HOST_NOT_FOUND;
+		break;
+	default:
+		*herr = NO_RECOVERY;
+	}
+	*rv = *herr == TRY_AGAIN ? EAGAIN : 0;
+	return 1;
+}
+
+EXPORT int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf, size_t buflen,
+			    struct hostent **result, int *h_errnop)
+{
+	int rv;
+	if (names_hostent(name, af, ret, buf, buflen, result, h_errnop, &rv))
+		return rv;
+	return REAL(gethostbyname2_r)(name, af, ret, buf, buflen, result, h_errnop);
+}
+
+EXPORT int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen,
+			   struct hostent **result, int *h_errnop)
+{
+	int rv;
+	if (names_hostent(name, AF_INET, ret, buf, buflen, result, h_errnop, &rv))
+		return rv;
+	return REAL(gethostbyname_r)(name, ret, buf, buflen, result, h_errnop);
+}
+
+static __thread struct hostent tls_he;
+static __thread char tls_buf[LOOKUP_ADDR_MAX * 24 + DNS_NAME_MAX + 64];
+
+EXPORT struct hostent *gethostbyname2(const char *name, int af)
+{
+	struct hostent *res = NULL;
+	int herr = 0, rv;
+	if (!names_hostent(name, af, &tls_he, tls_buf, sizeof tls_buf, &res, &herr, &rv))
+		return REAL(gethostbyname2)(name, af);
+	h_errno = herr;
+	return res;
+}
+
+EXPORT struct hostent *gethostbyname(const char *name)
+{
+	struct hostent *res = NULL;
+	int herr = 0, rv;
+	if (!names_hostent(name, AF_INET, &tls_he, tls_buf, sizeof tls_buf, &res, &herr, &rv))
+		return REAL(gethostbyname)(name);
+	h_errno = herr;
+	return res;
+}
+
+/* --- getnameinfo: reverse lookups through the relay of the `resolve *` rule ---- */
+
+static const struct rule *reverse_rule(const struct ruleset **rsp)
+{
+	const struct sgconf *c = conf();
+	for (int i = 0; i < c->nrs; i++) {
+		const struct ruleset *rs = c->rs[i];
+		for (size_t k = 0; k < rs->n; k++) {
+			const struct rule *r = &rs->rule[k];
+			if (r->dir == RULE_RESOLVE && !strcmp(rules_str(rs, r->host), "*")) {
+				if (r->action != ACT_UNIX && r->action != ACT_ABSTRACT)
+					return NULL;
+				*rsp = rs;
+				return r;
+			}
+		}
+	}
+	return NULL;
+}
+
+EXPORT int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, socklen_t hostlen, char *serv,
+		       socklen_t servlen, int flags)
+{
+	const struct ruleset *rs = NULL;
+	const struct rule *r;
+
+	if (!host || !hostlen || (flags & NI_NUMERICHOST) || !sa ||
+	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) || !conf()->have_resolve ||
+	    !(r = reverse_rule(&rs)))
+		return REAL(getnameinfo)(sa, salen, host, hostlen, serv, servlen, flags);
+	if (salen < (sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)))
+		return EAI_FAMILY;
+	if (serv && servlen) {
+		int e = REAL(getnameinfo)(sa, salen, NULL, 0, serv, servlen, flags);
+		if (e)
+			return e;
+	}
+	struct lookup_req q = { .op = LOOKUP_ADDR };
+	struct answer a;
+	uint8_t a16[16];
+	addr_to16(sa, a16);
+	if (addr_is_v4mapped(a16)) {
+		q.alen = 4;
+		memcpy(q.addr, a16 + 12, 4);
+	} else {
+		q.alen = 16;
+		memcpy(q.addr, a16, 16);
+	}
+	q.id = (uint32_t)mono_ms();
+	memset(&a, 0, sizeof a);
+	int e = ask_relay(r, rs, &q, &a);
+	if (!e)
+		e = a.status == LOOKUP_OK && a.canon[0] ? 0 : a.status == LOOKUP_OK ? EAI_NONAME : status_eai(a.status);
+	if (e == EAI_NONAME || e == EAI_NODATA) {
+		if (flags & NI_NAMEREQD)
+			return EAI_NONAME;
+		return REAL(getnameinfo)(sa, salen, host, hostlen, NULL, 0, flags | NI_NUMERICHOST);
+	}
+	if (e)
+		return e;
+	if (flags & NI_NOFQDN) {
+		char *dot = strchr(a.canon, '.');
+		if (dot)
+			*dot = 0;
+	}
+	if (strlen(a.canon) >= hostlen)
+		return EAI_OVERFLOW;
+	strcpy(host, a.canon);
+	return 0;
+}

@@ -1,0 +1,341 @@
+#!/usr/bin/env bats
+# Names for programs with no network: lookups through sockgate-relay's
+# resolver listener (resolve rules in libsockgate.so), DNS messages on the
+# wire (dig, node), name-based allow rules, diversions, bad input.
+# Host-side names come from dnsmasq started here on loopback with its own
+# hosts file and no upstream; the machine's resolver configuration is never
+# read or changed. Runtime: about 20 s.
+
+load helper
+
+# the distribution's python3 directly: a version manager's shim on PATH can
+# cost seconds per start on a loaded machine
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+NT="$PY $BATS_TEST_DIRNAME/tools/names_peer.py"
+
+free_port() {
+	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_relay ARGS...: sockgate-relay -v with the resolver and egress listeners in $T.
+start_relay() {
+	: >"$T/ready"
+	"$SG" relay -v --ready-fd 3 -l "resolve:$T/res.sock" -l "dns:$T/dns.sock" -l "unix:$T/egress.sock" \
+		--proxy-in "$@" original 3>"$T/ready" 2>>"$T/relay.log" &
+	PIDS+=($!)
+	RP=$!
+	wait_for_line "$T/ready" ready
+}
+
+# web: a python web server on 127.0.0.5:$WPORT serving $T/www.
+web() {
+	mkdir -p "$T/www"
+	printf 'hello from svc\n' >"$T/www/index.html"
+	WPORT=$(free_port)
+	spawn "$T/web.log" $PY -m http.server "$WPORT" --bind 127.0.0.5 --directory "$T/www"
+	local i
+	for ((i = 0; i < 200; i++)); do
+		curl -s "http://127.0.0.5:$WPORT/index.html" >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+rules() {
+	cat >"$T/rules" <<EOT
+resolve * -> unix $T/res.sock
+connect udp *:53 -> unix $T/dns.sock
+connect tcp * -> unix $T/egress.sock proxy-v2
+EOT
+	if [ $# -gt 0 ]; then
+		printf '%s\n' "$@" | cat - "$T/rules" >"$T/rules.new"
+		mv "$T/rules.new" "$T/rules"
+	fi
+}
+
+# inns CMD...: CMD in a new network namespace (no network) with the library.
+inns() {
+	unshare -n env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" "$@"
+}
+
+@test "names: curl in unshare -n resolves through the relay and reaches the server by name" {
+	need_netns
+	dns_server
+	web
+	start_relay --dns-server "127.0.0.1:$DNSPORT" -r "connect tcp *.test:$WPORT -> pass"
+	rules
+	run -0 inns curl -sS "http://svc.test:$WPORT/index.html"
+	assert_output "hello from svc"
+	wait_for_line "$T/relay.log" "resolver: svc.test for unix:pid=[0-9]*,uid=[0-9]*: 127.0.0.5"
+	wait_for_line "$T/relay.log" "-> 127.0.0.5:$WPORT (svc.test): .* done"
+	# a CNAME chain: the canonical name is followed
+	run -0 inns curl -sS "http://www.svc.test:$WPORT/index.html"
+	assert_output "hello from svc"
+	# a name that does not exist: EAI_NONAME, not EAI_AGAIN
+	run -6 inns curl -sS "http://nope.test:$WPORT/"
+	assert_output "curl: (6) Could not resolve host: nope.test"
+	run -0 inns $NT gai nope.test
+	assert_output "error EAI_NONAME"
+}
+
+@test "names: without the library the same curl cannot resolve (the test means something)" {
+	need_netns
+	run -6 unshare -n curl -sS "http://svc.test:1/"
+	assert_output --partial "Could not resolve host: svc.test"
+}
+
+@test "names: the relay's resolve rules refuse a name; curl says it cannot resolve it" {
+	need_netns
+	dns_server
+	start_relay --dns-server "127.0.0.1:$DNSPORT" -r 'resolve svc.test -> pass' -r 'resolve * -> reject'
+	rules
+	run -6 inns curl -sS "http://other.test:1/"
+	assert_output "curl: (6) Could not resolve host: other.test"
+	wait_for_line "$T/relay.log" "warning: resolver: refused to resolve other.test for unix:pid=.*: a resolve rule rejects it"
+	run -0 inns $NT gai svc.test
+	assert_output "ok AF_INET 127.0.0.5"
+}
+
+@test "names: python getaddrinfo() through the relay equals glibc's for every hint combination" {
+	need_netns
+	command -v mount >/dev/null || skip "no mount(8)"
+	for f in /etc/resolv.conf /etc/hosts /etc/nsswitch.conf; do
+		[ -e "$f" ] || skip "no $f to cover in a private mount namespace"
+	done
+	# glibc answers inside a private mount and network namespace whose resolv.conf
+	# names dnsmasq there; the same dnsmasq feeds the relay; both outputs must agree
+	printf '127.0.0.5 svc.test\n::5 svc.test\n127.0.0.6 v4only.test\n::6 v6only.test\n' >"$T/hosts"
+	: >"$T/empty-hosts"
+	printf 'nameserver 127.0.0.1\noptions attempts:1 timeout:2\n' >"$T/resolv.conf"
+	printf 'hosts: dns\n' >"$T/nsswitch.conf"
+	rules
+	cat >"$T/inner.sh" <<EOT
+set -e
+ip link set lo up
+ip -6 addr add ::5/128 dev lo 2>/dev/null || true
+mount --bind "$T/resolv.conf" /etc/resolv.conf
+mount --bind "$T/empty-hosts" /etc/hosts
+mount --bind "$T/nsswitch.conf" /etc/nsswitch.conf
+dnsmasq --conf-file=/dev/null --no-resolv --no-hosts --addn-hosts="$T/hosts" --listen-address=127.0.0.1 \
+	--bind-interfaces --port=53 --user=root --pid-file="$T/dnsmasq.pid" --local=/test/
+"$SG" relay --ready-fd 3 -l "resolve:$T/res.sock" --dns-server 127.0.0.1:53 original 3>"$T/ready" 2>"$T/relay.log" &
+for i in \$(seq 100); do grep -q ready "$T/ready" && break; sleep 0.05; done
+$NT gaimatrix svc.test v4only.test v6only.test nope.test >"$T/glibc.out"
+LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" $NT gaimatrix svc.test v4only.test v6only.test nope.test >"$T/ours.out"
+kill \$! \$(cat "$T/dnsmasq.pid")
+EOT
+	run -0 unshare -n -m --propagation private bash "$T/inner.sh"
+	run -0 diff "$T/glibc.out" "$T/ours.out"
+	run -0 grep -c . "$T/glibc.out"
+	[ "$output" -ge 40 ]
+	# AI_V4MAPPED answers were produced, not just errors that agree
+	run -0 grep -c "v4only.test INET6 stream V4MAPPED None: AF_INET6 SOCK_STREAM 6 .. ::ffff:127.0.0.6 0" "$T/ours.out"
+}
+
+@test "names: dig and node's own resolver inside unshare -n get answers over the UDP redirect" {
+	need_netns
+	dns_server
+	start_relay --dns-server "127.0.0.1:$DNSPORT"
+	rules
+	run -0 inns dig +short +time=2 +tries=1 @127.0.0.53 svc.test
+	assert_output "127.0.0.5"
+	run -0 inns dig +short +time=2 +tries=1 @127.0.0.53 www.svc.test
+	assert_output $'svc.test.\n127.0.0.5'
+	run -0 inns dig +short +time=2 +tries=1 @127.0.0.53 -x 127.0.0.5
+	assert_output "svc.test."
+	run -0 inns dig +short +time=2 +tries=1 @127.0.0.53 _http._tcp.svc.test SRV
+	assert_output "0 0 8080 svc.test."
+	run -0 inns dig +time=2 +tries=1 @127.0.0.53 nope.test
+	assert_output --partial "status: NXDOMAIN"
+	run -0 inns node -e 'const dns = require("dns"); const r = new dns.Resolver(); r.setServers(["127.0.0.53"]);
+		r.resolve4("svc.test", (e, a) => console.log(e ? e.code : a.join(",")))'
+	assert_output "127.0.0.5"
+}
+
+@test "names: name-based allow: the allowed name passes; an address never resolved and a lying AUTHORITY are denied and logged" {
+	need_netns
+	dns_server
+	web
+	start_relay --dns-server "127.0.0.1:$DNSPORT" -r "connect tcp svc.test:$WPORT -> pass"
+	rules
+	run -0 inns curl -sS "http://svc.test:$WPORT/index.html"
+	assert_output "hello from svc"
+	wait_for_line "$T/relay.log" "-> 127.0.0.5:$WPORT (svc.test): .*done"
+	# other.test's address, never looked up through the relay
+	run inns curl -sS "http://127.0.0.6:$WPORT/"
+	[ "$status" -ne 0 ]
+	refute_output --partial "hello"
+	wait_for_line "$T/relay.log" "warning: .* -> 127.0.0.6:$WPORT: .* denied: no rule allows it$"
+	# svc.test resolved, but the header names it for another address
+	run -0 inns $NT gai other.test
+	run -0 $NT lie "$T/egress.sock" svc.test 127.0.0.6 "$WPORT"
+	assert_output "closed"
+	wait_for_line "$T/relay.log" "denied: the AUTHORITY TLV names svc.test, which this relay did not resolve to that address (it did for other.test)"
+}
+
+@test "names: diversions: a rule to another name, fixed addresses, libdivert's variable" {
+	need_netns
+	dns_server
+	web
+	start_relay --dns-server "127.0.0.1:$DNSPORT" -r "connect tcp *.test:$WPORT -> pass"
+	rules "resolve alias.example -> svc.test" "resolve fixed.example -> 127.0.0.9,::9"
+	run -0 inns curl -sS "http://alias.example:$WPORT/index.html"
+	assert_output "hello from svc"
+	run -0 inns $NT gai fixed.example
+	assert_output $'ok AF_INET6 ::9\nok AF_INET 127.0.0.9'
+	# libdivert: the variable named by the host holds the name to look up
+	run -0 inns env sip.example.net=svc.test $NT gai sip.example.net
+	assert_output "ok AF_INET 127.0.0.5"
+	# and without any rule at all, from libc's side
+	run -0 env LD_PRELOAD="$LIB" loop.example.net=127.0.0.1 $NT gai loop.example.net
+	assert_output "ok AF_INET 127.0.0.1"
+}
+
+@test "names: gethostbyname, gethostbyname2, their _r forms and getnameinfo go through the relay" {
+	need_netns
+	dns_server
+	start_relay --dns-server "127.0.0.1:$DNSPORT"
+	rules
+	run -0 inns $NT legacy www.svc.test 127.0.0.5
+	assert_output $'gethostbyname svc.test 127.0.0.5\ngethostbyname_ex svc.test 127.0.0.5\ngetnameinfo svc.test\ngetnameinfo-numeric-fallback 127.0.0.77'
+}
+
+@test "names: resolver socket absent, silent, answering garbage or 64 KiB; a 300-byte name" {
+	rm -f "$T/res.sock"
+	rules
+	run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" $NT gai svc.test
+	assert_output "error EAI_AGAIN"
+	for mode in silent garbage big; do
+		rm -f "$T/res.sock"
+		spawn "$T/bad-$mode.log" $NT badserver "$T/res.sock" $mode
+		wait_for_file "$T/res.sock"
+		run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" SOCKGATE_RESOLVE_TIMEOUT=700 $NT gait svc.test
+		case $mode in
+		silent) assert_output "error EAI_AGAIN within 2s" ;;
+		*) assert_output "error EAI_FAIL within 2s" ;;
+		esac
+	done
+	run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" $NT gai "$(printf 'a%.0s' {1..300}).test"
+	assert_output "error EAI_NONAME"
+}
+
+@test "names: a client flooding the resolver does not starve another one" {
+	dns_server
+	start_relay --dns-server "127.0.0.1:$DNSPORT"
+	spawn "$T/flood.log" $NT flood "$T/res.sock" 1000000
+	wait_for_line "$T/flood.log" "flooding"
+	rules
+	run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" SOCKGATE_RESOLVE_TIMEOUT=3000 $NT gaimany svc.test 20
+	assert_output "ok 127.0.0.5 slowest under 2s"
+	# the flood is still being served, not cut off
+	run grep -c "resolver: .*leaves its answers unread" "$T/relay.log"
+	assert_output 0
+	kill -0 "$RP"
+}
+
+@test "names: a lookup no rule names goes to libc untouched" {
+	cat >"$T/rules" <<EOT
+resolve *.test -> unix $T/absent.sock
+EOT
+	run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" $NT gai localhost
+	assert_line "ok AF_INET 127.0.0.1"
+	run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" $NT gai svc.test
+	assert_output "error EAI_AGAIN"
+}
+
+@test "names: NAT64 with the default prefix: TCP and UDP from IPv4 sockets arrive over IPv6, the program still sees IPv4" {
+	need_netns
+	P=$(free_port)
+	cat >"$T/inner.sh" <<EOT
+set -e
+ip link set lo up
+ip -6 addr add 64:ff9b::7f00:1/128 dev lo
+$NT nat64srv $P >"$T/srv.out" 2>&1 &
+for i in \$(seq 200); do grep -q ready "$T/srv.out" && break; sleep 0.05; done
+LD_PRELOAD="$LIB" SOCKGATE_RULE="connect 127.0.0.1:$P -> nat64" $NT nat64cli $P
+kill \$!
+EOT
+	run -0 unshare -n bash "$T/inner.sh"
+	assert_output "tcp getpeername 127.0.0.1 family AF_INET
+tcp peer 64:ff9b::7f00:1
+udp sendto peer 64:ff9b::7f00:1 got hi from 127.0.0.1 True
+udp connect peer 64:ff9b::7f00:1 got yo getpeername 127.0.0.1"
+	# without the rule the IPv4 address has nobody listening: the rule made the difference
+	run -0 unshare -n bash -c "ip link set lo up; $PY -c 'import socket; s=socket.socket(); print(s.connect_ex((\"127.0.0.1\", $P)))'"
+	assert_output 111
+}
+
+@test "names: nat64 dns64 synthesises PREFIX+IPv4 in getaddrinfo(); nat64 discover takes the prefix from ipv4only.arpa" {
+	run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULE='resolve v4only.example -> 127.0.0.1; connect 127.0.0.0/8 -> nat64 dns64' \
+		$NT gai v4only.example
+	assert_output "ok AF_INET6 64:ff9b::7f00:1"
+	# a name with IPv6 addresses of its own is left as it is
+	run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULE='resolve both.example -> 127.0.0.1,2001:db8::1; connect 127.0.0.0/8 -> nat64 dns64' \
+		$NT gai both.example
+	assert_output $'ok AF_INET6 2001:db8::1\nok AF_INET 127.0.0.1'
+	run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULE='resolve ipv4only.arpa -> 2001:db8:64::c000:aa; resolve v4only.example -> 127.0.0.1; connect 127.0.0.0/8 -> nat64 dns64 discover' \
+		$NT gai v4only.example
+	assert_output "ok AF_INET6 2001:db8:64::7f00:1"
+}
+
+@test "names: a name resolved through the relay (or diverted) goes into the PROXY header's AUTHORITY TLV" {
+	need_netns
+	dns_server
+	start_relay --dns-server "127.0.0.1:$DNSPORT"
+	spawn "$T/hdr.out" $NT hdrsrv "$T/hdr.sock"
+	wait_for_line "$T/hdr.out" ready
+	cat >"$T/rules" <<EOT
+resolve alias.example -> www.svc.test
+resolve * -> unix $T/res.sock
+connect tcp * -> unix $T/hdr.sock proxy-v2
+EOT
+	run -0 inns curl -sS "http://www.svc.test:8080/"
+	assert_output "ok"
+	wait_for_line "$T/hdr.out" "authority www.svc.test"
+	run -0 inns curl -sS "http://alias.example:8080/"
+	assert_output "ok"
+	wait_for_line "$T/hdr.out" "authority www.svc.test"
+	run -0 grep -c "authority www.svc.test" "$T/hdr.out"
+	assert_output 2
+}
+
+@test "names: the relay survives a malformed request and junk DNS messages, and answers the next client" {
+	dns_server
+	start_relay --dns-server "127.0.0.1:$DNSPORT"
+	run -0 $NT garbage "$T/res.sock" "$T/dns.sock"
+	assert_output "resolver socket closed
+dns id 0x1234 rcode 1 qr 1
+dns id 0xabcd rcode 4 qr 1"
+	wait_for_line "$T/relay.log" "warning: resolver: unix:pid=[0-9]*,uid=[0-9]* sent a malformed request: closing it"
+	rules
+	run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" $NT gai svc.test
+	assert_output "ok AF_INET 127.0.0.5"
+}
+
+@test "names: without --dns-server the relay answers with the host's getaddrinfo (its hosts file)" {
+	grep -qw localhost /etc/hosts || skip "no localhost line in /etc/hosts"
+	start_relay
+	rules
+	# musl's getaddrinfo in the static relay knows localhost whatever /etc/hosts says
+	run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" $NT gai localhost
+	assert_line "ok AF_INET 127.0.0.1"
+	wait_for_line "$T/relay.log" "resolver: localhost for unix:pid=.*127.0.0.1"
+	# (no test of a missing name here: it would ask the machine's own DNS server)
+}
+
+@test "names: a DNS server that never answers: the relay asks again, then answers a temporary failure within --resolve-timeout" {
+	SILENT=$(free_port)
+	spawn "$T/silent.log" $PY -c "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', $SILENT)); print('ready', flush=True)
+n = 0
+while True:
+    s.recv(600); n += 1; print('query', n, flush=True)"
+	wait_for_line "$T/silent.log" ready
+	start_relay --dns-server "127.0.0.1:$SILENT" --resolve-timeout 1500ms
+	rules
+	run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" $NT gait svc.test
+	assert_output "error EAI_AGAIN within 2s"
+	# A and AAAA, each sent twice (again after a second)
+	wait_for_line "$T/silent.log" "query 4"
+	wait_for_line "$T/relay.log" "resolver: svc.test for unix:pid=[0-9]*,uid=[0-9]*: timed out"
+}

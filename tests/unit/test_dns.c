@@ -1,0 +1,150 @@
+/* Unit tests for core/dns and core/lookup (the resolver protocol). */
+#include <errno.h>
+#include <string.h>
+
+#include "dns.h"
+#include "lookup.h"
+#include "unit.h"
+
+static void t_query_roundtrip(void)
+{
+	uint8_t b[512];
+	struct dns_msg m;
+	int n = dns_query_build(b, sizeof b, 0x1234, "svc.test", DNS_AAAA);
+	CHECK(n == 12 + 10 + 4, "query length %d", n);
+	CHECK(dns_parse(b, (size_t)n, &m) == 0, "query parses");
+	CHECK(m.id == 0x1234 && m.rd && !m.qr && m.qdcount == 1, "header fields");
+	CHECK_STR(m.qname, "svc.test", "question name");
+	CHECK(m.qtype == DNS_AAAA && m.qclass == DNS_IN, "question type and class");
+	for (int i = 0; i < n; i++)
+		CHECK(dns_parse(b, (size_t)i, &m) < 0 && errno == EBADMSG, "cut at %d: EBADMSG", i);
+}
+
+static void t_reply(void)
+{
+	uint8_t b[512];
+	struct dns_msg q, r;
+	struct dns_rr an[3];
+	int n = dns_query_build(b, sizeof b, 7, "www.svc.test", DNS_A);
+	dns_parse(b, (size_t)n, &q);
+	memset(an, 0, sizeof an);
+	strcpy(an[0].name, "www.svc.test");
+	an[0].type = DNS_CNAME;
+	an[0].ttl = 300;
+	strcpy(an[0].d.name, "svc.test");
+	strcpy(an[1].name, "svc.test");
+	an[1].type = DNS_A;
+	an[1].ttl = 60;
+	memcpy(an[1].d.a, "\x7f\x00\x00\x05", 4);
+	strcpy(an[2].name, "_http._tcp.svc.test");
+	an[2].type = DNS_SRV;
+	an[2].ttl = 90;
+	an[2].d.srv.port = 8080;
+	an[2].d.srv.prio = 1;
+	strcpy(an[2].d.srv.target, "svc.test");
+	n = dns_reply_build(b, sizeof b, &q, DNS_NOERROR, an, 3);
+	CHECK(n > 0, "reply builds (%d)", n);
+	CHECK(dns_parse(b, (size_t)n, &r) == 0, "reply parses");
+	CHECK(r.qr && r.ra && r.rd && !r.tc && r.id == 7 && r.rcode == 0, "reply header");
+	CHECK(r.nan == 3 && r.min_ttl == 60, "three answers, min ttl 60 (%zu, %u)", r.nan, r.min_ttl);
+	CHECK_STR(r.an[0].d.name, "svc.test", "CNAME target");
+	CHECK(!memcmp(r.an[1].d.a, "\x7f\x00\x00\x05", 4), "A rdata");
+	CHECK(r.an[2].d.srv.port == 8080 && r.an[2].d.srv.prio == 1, "SRV fields");
+	CHECK_STR(r.an[2].d.srv.target, "svc.test", "SRV target");
+	/* too small a buffer: TC and fewer answers */
+	int m = dns_reply_build(b, 60, &q, DNS_NOERROR, an, 3);
+	CHECK(m > 0 && m <= 60, "truncated reply fits (%d)", m);
+	CHECK(dns_parse(b, (size_t)m, &r) == 0 && r.tc && r.nan < 3, "TC set, %zu answers", r.nan);
+	n = dns_reply_build(b, sizeof b, &q, DNS_NXDOMAIN, NULL, 0);
+	CHECK(dns_parse(b, (size_t)n, &r) == 0 && r.rcode == DNS_NXDOMAIN && r.nan == 0, "NXDOMAIN");
+}
+
+static void t_bad(void)
+{
+	struct dns_msg m;
+	/* a compression pointer to itself */
+	uint8_t loop[] = { 0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1 };
+	CHECK(dns_parse(loop, sizeof loop, &m) < 0 && errno == EBADMSG, "pointer loop refused");
+	/* a forward pointer */
+	uint8_t fwd[] = { 0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 14, 0, 0, 1, 0, 1 };
+	CHECK(dns_parse(fwd, sizeof fwd, &m) < 0, "forward pointer refused");
+	/* a label with a space */
+	uint8_t sp[] = { 0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 'a', ' ', 'b', 0, 0, 1, 0, 1 };
+	CHECK(dns_parse(sp, sizeof sp, &m) < 0, "space in a label refused");
+	/* an A record of 5 bytes */
+	uint8_t a5[] = { 0, 1, 0x81, 0x80, 0, 0, 0, 1, 0, 0, 0, 0, 1, 'x', 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 5,
+			 1, 2, 3, 4, 5 };
+	CHECK(dns_parse(a5, sizeof a5, &m) < 0, "A of 5 bytes refused");
+	uint8_t w[300];
+	char longname[300];
+	memset(longname, 'a', sizeof longname);
+	longname[299] = 0;
+	CHECK(dns_name_wire(longname, w, sizeof w) < 0 && errno == EINVAL, "300-byte name refused");
+	CHECK(!dns_name_ok("a..b") && !dns_name_ok("") && !dns_name_ok("a b") && dns_name_ok("a.b.") &&
+	      dns_name_ok("_sip._udp.example.net"), "dns_name_ok");
+}
+
+static void t_ptr_match(void)
+{
+	char n[128];
+	uint8_t a[16];
+	CHECK(dns_ptr_name((const uint8_t *)"\x7f\x00\x00\x01", 4, n, sizeof n) > 0, "ptr name v4");
+	CHECK_STR(n, "1.0.0.127.in-addr.arpa", "v4 reverse name");
+	CHECK(dns_ptr_addr(n, a) == 4 && !memcmp(a, "\x7f\x00\x00\x01", 4), "back to the address");
+	uint8_t v6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 };
+	CHECK(dns_ptr_name(v6, 16, n, sizeof n) > 0 && dns_ptr_addr(n, a) == 16 && !memcmp(a, v6, 16),
+	      "v6 reverse name round trip (%s)", n);
+	CHECK(dns_ptr_addr("300.0.0.1.in-addr.arpa", a) < 0, "octet over 255 refused");
+	CHECK(dns_name_match("*", "x.y"), "* matches");
+	CHECK(dns_name_match("*.Debian.org", "deb.debian.ORG."), "suffix, case and dot ignored");
+	CHECK(!dns_name_match("*.debian.org", "debian.org"), "suffix does not match the bare name");
+	CHECK(!dns_name_match("*.debian.org", "xdebian.org"), "suffix needs the dot");
+	CHECK(dns_name_match("api.example.com", "API.example.com") && !dns_name_match("api.example.com", "pi.example.com"),
+	      "exact names");
+}
+
+static void t_lookup(void)
+{
+	uint8_t b[LOOKUP_MAX];
+	struct lookup_req q = { .op = LOOKUP_NAME, .family = 6, .flags = LOOKUP_F_CANON, .id = 42 }, q2;
+	strcpy(q.name, "svc.test");
+	int n = lookup_req_build(b, sizeof b, &q);
+	size_t used;
+	CHECK(n == LOOKUP_HDR + 8, "request length");
+	CHECK(lookup_req_parse(b, (size_t)n, &q2, &used) == LOOKUP_DONE && used == (size_t)n, "request parses");
+	CHECK(q2.id == 42 && q2.family == 6 && q2.flags == LOOKUP_F_CANON, "request fields");
+	CHECK_STR(q2.name, "svc.test", "request name");
+	CHECK(lookup_req_parse(b, 5, &q2, &used) == LOOKUP_NEED && used == LOOKUP_HDR, "5 bytes: need a header");
+	CHECK(lookup_req_parse(b, (size_t)n - 1, &q2, &used) == LOOKUP_NEED && used == (size_t)n, "need the rest");
+	b[3] = 2;
+	CHECK(lookup_req_parse(b, (size_t)n, &q2, &used) < 0, "version 2 refused");
+	b[3] = 1;
+	b[LOOKUP_HDR + 3] = ' ';
+	CHECK(lookup_req_parse(b, (size_t)n, &q2, &used) < 0, "a name with a space refused");
+
+	struct lookup_rep r = { .op = LOOKUP_NAME, .status = LOOKUP_OK, .id = 42, .ttl = 30, .naddr = 2 }, r2;
+	strcpy(r.name, "svc.test");
+	r.addr[0].family = 4;
+	memcpy(r.addr[0].a, "\x7f\0\0\1", 4);
+	r.addr[1].family = 6;
+	r.addr[1].a[15] = 1;
+	n = lookup_rep_build(b, sizeof b, &r);
+	CHECK(n == LOOKUP_HDR + 2 + 8 + 5 + 17, "reply length %d", n);
+	CHECK(lookup_rep_parse(b, (size_t)n, &r2, &used) == LOOKUP_DONE, "reply parses");
+	CHECK(r2.naddr == 2 && r2.ttl == 30 && r2.addr[1].family == 6 && r2.addr[1].a[15] == 1, "reply fields");
+	b[16] = 3;
+	CHECK(lookup_rep_parse(b, (size_t)n, &r2, &used) < 0, "more addresses than bytes refused");
+	b[16] = 2;
+	b[4] = 0xff;
+	CHECK(lookup_rep_parse(b, (size_t)n, &r2, &used) < 0, "a length over LOOKUP_MAX refused");
+}
+
+int main(void)
+{
+	t_query_roundtrip();
+	t_reply();
+	t_bad();
+	t_ptr_match();
+	t_lookup();
+	return unit_done();
+}

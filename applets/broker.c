@@ -6,9 +6,13 @@
  * relay keeps nothing: its copy of the socket is closed once sent.
  *
  * The steps follow the relay's connection: decide -> make -> reply, one
- * exit that closes what is left. TCP only (UDP is never brokered: a
- * datagram socket can be aimed anywhere with each sendto()); ICMP ops are
- * refused here until rules can name them.
+ * exit that closes what is left. TCP sockets connect to the destination;
+ * ICMP sockets (ping sockets and raw ones, for ping(8) in a namespace with
+ * no network) are made when a `connect icmp` rule passes the client, and
+ * the kernel here allows it (net.ipv4.ping_group_range for ping sockets,
+ * CAP_NET_RAW for raw ones): its refusal is the client's errno. UDP is
+ * never brokered: a datagram socket can be aimed anywhere with each
+ * sendto().
  */
 #include <errno.h>
 #include <stdio.h>
@@ -41,14 +45,11 @@ static int decide(struct brq *b, int perr, broker_route_fn route, void *ctx)
 		snprintf(b->why, sizeof b->why, "broker: refused a request: %s", strerror(perr));
 		return -1;
 	}
-	if (b->rq.op != BROKER_OP_TCP) {
-		b->err = EOPNOTSUPP;
-		snprintf(b->why, sizeof b->why, "broker: refused: %s sockets are not brokered", op_name(b->rq.op));
-		return -1;
-	}
 	char why[400];
-	if (route(ctx, b, RULE_TCP, &b->target, why, sizeof why) < 0) {
-		b->err = ECONNREFUSED;
+	int tcp = b->rq.op == BROKER_OP_TCP;
+	if (route(ctx, b, tcp ? RULE_TCP : RULE_ICMP, &b->target, why, sizeof why) < 0) {
+		/* as the kernel refuses an ICMP socket, and a TCP connect nobody takes */
+		b->err = tcp ? ECONNREFUSED : EACCES;
 		snprintf(b->why, sizeof b->why, "broker: %s", why);
 		return -1;
 	}
@@ -66,9 +67,27 @@ static int decide(struct brq *b, int perr, broker_route_fn route, void *ctx)
 	return 0;
 }
 
+/* An ICMP socket as the op asks; fd, or -1 with b->err and b->why. */
+static int make_icmp(struct brq *b)
+{
+	int f = b->rq.h.dst.ss_family, raw = b->rq.op == BROKER_OP_RAW;
+	int s = socket(f, (raw ? SOCK_RAW : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		       f == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6);
+	if (s < 0) {
+		b->err = errno;
+		snprintf(b->why, sizeof b->why, "broker: unable to create a %s socket: %s%s", op_name(b->rq.op),
+			 strerror(errno), errno != EACCES && errno != EPERM ? "" : raw ?
+			 " (the relay lacks CAP_NET_RAW)" : " (the relay's group is outside net.ipv4.ping_group_range)");
+		return -1;
+	}
+	return s;
+}
+
 /* make: a socket of the program's family, its connect started. fd, or -1 with b->err. */
 static int make(struct brq *b)
 {
+	if (b->rq.op != BROKER_OP_TCP)
+		return make_icmp(b);
 	int s = socket(b->target.u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s < 0) {
 		b->err = errno;
@@ -109,7 +128,8 @@ int broker_serve(struct brq *b, int perr, broker_route_fn route, void *ctx)
 	b->err = 0;
 	b->why[0] = 0;
 	if (decide(b, perr, route, ctx) == 0 && (s = make(b)) >= 0) {
-		snprintf(b->why, sizeof b->why, "brokered: passed a %s socket, connecting", op_name(b->rq.op));
+		snprintf(b->why, sizeof b->why, "brokered: passed a %s socket%s", op_name(b->rq.op),
+			 b->rq.op == BROKER_OP_TCP ? ", connecting" : "");
 		r = 0;
 	}
 	if (reply(b, s) < 0)

@@ -503,8 +503,12 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 	if (r.dir == RULE_RESOLVE)
 		return parse_resolve(p, tk, nt, &r);
 	i = 1;
-	if (i < nt && (tok_is(&tk[i], "tcp") || tok_is(&tk[i], "udp") || tok_is(&tk[i], "any"))) {
-		r.proto = tok_is(&tk[i], "tcp") ? RULE_TCP : tok_is(&tk[i], "udp") ? RULE_UDP : RULE_ANYPROTO;
+	if (i < nt && (tok_is(&tk[i], "tcp") || tok_is(&tk[i], "udp") || tok_is(&tk[i], "any") ||
+		       tok_is(&tk[i], "icmp"))) {
+		r.proto = tok_is(&tk[i], "tcp") ? RULE_TCP : tok_is(&tk[i], "udp") ? RULE_UDP :
+			  tok_is(&tk[i], "icmp") ? RULE_ICMP : RULE_ANYPROTO;
+		if (r.proto == RULE_ICMP && r.dir != RULE_CONNECT)
+			return perr(p, tk[i].col, "'icmp' is for connect rules only");
 		i++;
 	}
 	if (i < nt && !tok_is(&tk[i], "->") && !tok_is(&tk[i], "from")) {
@@ -541,6 +545,12 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 		r.action = ACT_PASS;
 	if (r.action == ACT_DIVERT || r.action == ACT_ADDRS)
 		return perr(p, act->col, "'%s' is for resolve rules", action_names[r.action]);
+	/* an ICMP socket has no port, and no destination when it is made */
+	if (r.proto == RULE_ICMP && r.action && r.action != ACT_BROKER && r.action != ACT_PASS &&
+	    r.action != ACT_REJECT)
+		return perr(p, act->col, "'%s' is not for icmp rules (broker, pass or reject)", action_names[r.action]);
+	if (r.proto == RULE_ICMP && (r.port_lo != 0 || r.port_hi != 65535 || r.host != RULE_NONE))
+		return perr(p, tk[2].col, "an icmp rule takes no port and no host name");
 	if (!r.action)
 		return perr(p, act->col, "unknown action '%s' (expected unix, abstract, tcp, fdpass, systemd, "
 			    "reject, blackhole, pass, nat64, translate, broker)", tok_show(act, show, sizeof show));
@@ -550,8 +560,9 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 	switch (r.action) {
 	case ACT_BROKER:
 		/* a connected UDP socket could be aimed anywhere: UDP is never brokered */
-		if (r.dir != RULE_CONNECT || r.proto != RULE_TCP)
-			return perr(p, act->col, "'broker' is for 'connect tcp' rules only (UDP is never brokered)");
+		if (r.dir != RULE_CONNECT || (r.proto != RULE_TCP && r.proto != RULE_ICMP))
+			return perr(p, act->col, "'broker' is for 'connect tcp' and 'connect icmp' rules only "
+				    "(UDP is never brokered)");
 		/* fall through */
 	case ACT_UNIX:
 	case ACT_ABSTRACT:
@@ -1276,7 +1287,7 @@ int rules_format(const struct ruleset *rs, const struct rule *r, char *buf, size
 		goto done;
 	}
 	if (r->proto != RULE_ANYPROTO)
-		outf(&o, " %s", r->proto == RULE_TCP ? "tcp" : "udp");
+		outf(&o, " %s", r->proto == RULE_TCP ? "tcp" : r->proto == RULE_UDP ? "udp" : "icmp");
 	if (r->host != RULE_NONE) {
 		const char *h = rules_str(rs, r->host);
 		outf(&o, " %s", h ? h : "?");

@@ -26,7 +26,9 @@ enum rule_dir {
 enum rule_proto {		/* a bit mask; 0 in a query is not allowed */
 	RULE_TCP = 1,
 	RULE_UDP = 2,
-	RULE_ANYPROTO = 3
+	RULE_ANYPROTO = 3,	/* tcp and udp: what "any" and no protocol mean */
+	RULE_ICMP = 4,		/* ICMP sockets (socket() in the preload, the broker's ping ops); named only */
+	RULE_PROTOS = 7		/* every bit a compiled rule may have */
 };
 
 enum rule_action {
@@ -120,7 +122,7 @@ void rules_free(struct ruleset *rs);
 
 struct rules_query {
 	int dir;			/* enum rule_dir */
-	int proto;			/* RULE_TCP or RULE_UDP */
+	int proto;			/* RULE_TCP, RULE_UDP or RULE_ICMP */
 	const struct sockaddr *addr;	/* main address (inet) */
 	const struct sockaddr *peer;	/* remote address, or NULL */
 	/*

@@ -12,6 +12,12 @@
  * local round trip (bounded by BROKER_WAIT_MS); a non-blocking caller then
  * gets EINPROGRESS and polls the real socket, a blocking caller waits here
  * for the connect as the kernel would (SO_SNDTIMEO honoured).
+ *
+ * socket() of an ICMP socket (SOCK_DGRAM or SOCK_RAW, IPPROTO_ICMP or
+ * IPPROTO_ICMPV6) that a `connect icmp * -> broker PATH` rule names is
+ * answered with the broker's socket of that kind, made in its network
+ * namespace, so ping(8) works where the program has no network. A refusal
+ * is socket()'s EACCES (or the broker's kernel's errno).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -149,6 +155,51 @@ static int wait_connected(int fd)
 	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
 		return -1;
 	return err ? (errno = err, -1) : 0;
+}
+
+int out_broker_socket(int domain, int type, int *handled)
+{
+	struct broker_req rq;
+	struct sg_addr any;
+	const struct ruleset *rs;
+	char path[sizeof ((struct sockaddr_un *)0)->sun_path + 1];
+
+	/* the socket has no destination yet: the rule is asked about the family's any address */
+	memset(&any, 0, sizeof any);
+	any.u.sa.sa_family = (sa_family_t)domain;
+	any.len = domain == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	const struct rule *r = sg_match(RULE_CONNECT, RULE_ICMP, &any.u.sa, &rs);
+	*handled = r && r->action != ACT_PASS;
+	if (!*handled)
+		return -1;
+	if (r->action != ACT_BROKER) {
+		errno = r->action == ACT_REJECT && r->err ? r->err : EACCES;
+		return -1;
+	}
+	const char *arg = rules_str(rs, r->arg);
+	if (!arg || rules_expand(arg, &any.u.sa, path, sizeof path) < 0)
+		return errno = EACCES, -1;
+	memset(&rq, 0, sizeof rq);
+	rq.op = (type & 0xf) == SOCK_RAW ? BROKER_OP_RAW : BROKER_OP_PING;
+	rq.h.command = PROXY_CMD_PROXY;
+	memcpy(&rq.h.dst, &any.u.ss, any.len);
+	memcpy(&rq.h.src, &any.u.ss, any.len);
+	rq.h.dstlen = rq.h.srclen = any.len;
+	if (r->flags & RULE_F_NETNS)
+		proxyv2_set_netns(&rq.h);
+	int s = ask(path, &rq);
+	if (s < 0) {
+		/* no broker, or it said no: to socket() that is not being allowed */
+		if (errno == ECONNREFUSED || errno == EPROTO || errno == ETIMEDOUT)
+			errno = EACCES;
+		return -1;
+	}
+	/* ask() received it close-on-exec and the broker made it non-blocking: as the caller asked */
+	if (!(type & SOCK_CLOEXEC))
+		REAL(fcntl)(s, F_SETFD, 0);
+	if (!(type & SOCK_NONBLOCK))
+		REAL(fcntl)(s, F_SETFL, REAL(fcntl)(s, F_GETFL) & ~O_NONBLOCK);
+	return s;
 }
 
 int out_broker_connect(int fd, const struct sockaddr *sa, socklen_t len, const struct sockaddr *dst,

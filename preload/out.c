@@ -416,6 +416,12 @@ static int sock_info(int fd, int *domain, int *type)
 	l = sizeof *domain;
 	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, domain, &l) < 0)
 		return -1;
+	/* a ping socket is a datagram socket, but no UDP rule is about it */
+	int proto = 0;
+	l = sizeof proto;
+	if (*type == SOCK_DGRAM && REAL(getsockopt)(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l) == 0 &&
+	    (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6))
+		*type = SOCK_RAW;
 	return 0;
 }
 

@@ -161,6 +161,7 @@ struct sgconf {
 	struct urt_idx idx[SG_IDX_MAX];	/* URELAY_TPROXY_IDX_FILES */
 	size_t nidx;
 	int have_resolve;		/* some resolve rule exists */
+	int have_icmp;			/* some connect icmp rule exists */
 };
 #define HACK_SHUT_RD	0x10000u
 #define HACK_FASTOPEN	0x20000u
@@ -247,6 +248,8 @@ int out_would_handle(int fd, const struct sockaddr *sa, socklen_t len);
 int out_broker_connect(int fd, const struct sockaddr *sa, socklen_t len, const struct sockaddr *dst,
 		       const struct ruleset *rs, const struct rule *r, int domain, int *handled);
 void out_dgram_peer(int fd, struct sockaddr *sa, socklen_t *len);
+/* socket() of an ICMP socket: a broker's by a connect icmp rule; *handled = 0: libc answers */
+int out_broker_socket(int domain, int type, int *handled);
 
 /* small helpers of out.c and pending.c (defined here) */
 static inline int unix_errno(int e)

@@ -64,9 +64,17 @@ fdcount() { ls "/proc/$1/fd" | wc -l; }
 	assert_output --partial "unknown listener option bogus"
 	assert_output --partial "reuseport, broker)"
 	run -1 "$SG" relay -l "unix:$T/b.sock" -r "connect udp * -> broker /x.sock" original
-	assert_output --partial "'broker' is for 'connect tcp' rules only (UDP is never brokered)"
+	assert_output --partial "'broker' is for 'connect tcp' and 'connect icmp' rules only (UDP is never brokered)"
 	run -1 "$SG" relay -l "unix:$T/b.sock" -r "connect * -> broker /x.sock" original
-	assert_output --partial "'broker' is for 'connect tcp' rules only"
+	assert_output --partial "'broker' is for 'connect tcp' and 'connect icmp' rules only"
+	run -1 "$SG" relay -l "unix:$T/b.sock" -r "connect icmp 10.0.0.1:80 -> pass" original
+	assert_output --partial "an icmp rule takes no port and no host name"
+	run -1 "$SG" relay -l "unix:$T/b.sock" -r "bind icmp * -> pass" original
+	assert_output --partial "'icmp' is for connect rules only"
+	run -1 "$SG" relay -l "unix:$T/b.sock" -r "connect icmp * -> unix /x.sock" original
+	assert_output --partial "'unix' is not for icmp rules (broker, pass or reject)"
+	run -0 "$SG" asmgen --dump - <<<"connect icmp * -> broker /run/egress.sock"
+	assert_output --partial "connect icmp -> broker /run/egress.sock"
 	run -0 "$SG" asmgen --check - <<<"connect tcp 10.0.0.0/8 -> broker /run/egress/%a.sock name=egress"
 	run -0 "$SG" asmgen --dump - <<<"connect tcp 10.0.0.0/8 -> broker /run/egress.sock"
 	assert_output --partial "connect tcp 10.0.0.0/8 -> broker /run/egress.sock"
@@ -265,7 +273,7 @@ raw syscall: connected to 127.0.0.1:$e2"
 	assert_output 1
 }
 
-@test "broker: bad input: garbage, plain PROXY headers, UDP, a Unix destination, unknown op and version, early closes, 3000 requests; each refused or logged, no fd leaked" {
+@test "broker: bad input: garbage, plain PROXY headers, UDP, a Unix destination, unknown op and version, early closes, 3000 requests, a million on one connection; each refused or logged, no fd leaked" {
 	echo_server
 	start_broker "connect tcp 127.0.0.1:$EPORT -> pass"
 	# one good request first: what the relay holds when idle after serving
@@ -286,8 +294,9 @@ raw syscall: connected to 127.0.0.1:$e2"
 	assert_output "refused EOPNOTSUPP"
 	run -0 $BP ask "$T/b.sock" 127.0.0.1 "$EPORT" 1 1 2
 	assert_output "refused EPROTONOSUPPORT"
+	# a ping socket, with no icmp allow rule
 	run -0 $BP ask "$T/b.sock" 127.0.0.1 "$EPORT" 2 0
-	assert_output "refused EOPNOTSUPP"
+	assert_output "refused EACCES"
 	run -0 $BP ask "$T/b.sock" ::1 "$EPORT"
 	assert_output "refused ECONNREFUSED"
 	# a Unix destination (family 0x31): hand-made, the builder makes only inet
@@ -303,13 +312,16 @@ print((b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x31]) + struct.pack("!H", len(b
 	assert_output closed
 	run -0 $BP flood "$T/b.sock" 127.0.0.1 "$EPORT" 3000
 	assert_output "ok 1500 refused 0 closed 0"
+	# a million requests from one client on one connection: one answer, the rest never read
+	run -0 $BP pile "$T/b.sock" 127.0.0.1 "$EPORT" 1000000
+	assert_output $'cut-off\nok peer 127.0.0.1:'"$EPORT"
 	run -0 grep -c "bad PROXY header" "$T/relay.log"
 	assert_output 1
 	run -0 grep -c "broker: not a broker request" "$T/relay.log"
 	assert_output 2
 	run -0 grep -c "broker: refused a request: Not supported" "$T/relay.log"
 	assert_output 2
-	run -0 grep -c "broker: refused: ping sockets are not brokered" "$T/relay.log"
+	run -0 grep -c -- "-> 127.0.0.1:$EPORT: broker: denied: no rule allows it" "$T/relay.log"
 	assert_output 1
 	run -0 grep -c "client closed before a complete PROXY header" "$T/relay.log"
 	assert_output 1
@@ -323,4 +335,75 @@ print((b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x31]) + struct.pack("!H", len(b
 	# and the echo server saw no connection left open by the relay
 	run -0 ss -tnpH state established "( sport = :$EPORT )"
 	refute_output --partial "pid=$RP,"
+}
+
+# ping_rules: the library's rules for ping through the broker at $T/b.sock;
+# iputils' ping first connects a UDP socket to port 1025 of the destination
+# to learn its source address, which a namespace with no network refuses
+ping_rules() {
+	printf 'connect icmp * -> broker %s\nconnect udp *:1025 -> blackhole\n' "$T/b.sock" >"$T/ping.rules"
+}
+
+@test "broker: ping -c 3 127.0.0.1 and ping -6 ::1 via setpriv --no-new-privs in unshare -n get three replies through brokered ICMP sockets; an unprivileged copy of ping too; without the rule ping fails as before" {
+	need_netns
+	command -v ping >/dev/null || skip "no ping (iputils-ping)"
+	start_broker "connect icmp * -> pass"
+	chmod 755 "$T"
+	chmod 666 "$T/b.sock"
+	ping_rules
+	run -0 unshare -n env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/ping.rules" setpriv --no-new-privs ping -c 3 -i 0.2 -W 5 127.0.0.1
+	assert_output --partial "3 packets transmitted, 3 received, 0% packet loss"
+	run -0 unshare -n env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/ping.rules" setpriv --no-new-privs ping -6 -c 3 -i 0.2 -W 5 ::1
+	assert_output --partial "3 packets transmitted, 3 received, 0% packet loss"
+	# the host's ping_group_range admits nobody here: ping sockets are refused, raw ones passed
+	run -0 grep -c "brokered: passed a raw icmp socket$" "$T/relay.log"
+	[ "$output" -ge 2 ]
+	# a user without privileges, with a copy of ping that has no file capability
+	# (with one the loader would ignore LD_PRELOAD, see libsockgate(7))
+	cp "$(command -v ping)" "$T/ping"
+	run -0 unshare -n env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/ping.rules" \
+		setpriv --no-new-privs --reuid=65534 --regid=65534 --clear-groups "$T/ping" -c 3 -i 0.2 -W 5 127.0.0.1
+	assert_output --partial "3 packets transmitted, 3 received, 0% packet loss"
+	# without the icmp rule: the namespace's own (down) loopback, as before
+	run unshare -n env LD_PRELOAD="$LIB" SOCKGATE_RULE="connect udp *:1025 -> blackhole" setpriv --no-new-privs ping -c 1 -W 1 127.0.0.1
+	[ "$status" -ne 0 ]
+	refute_output --partial " received, 0% packet loss"
+	run unshare -n setpriv --no-new-privs ping -c 1 -W 1 127.0.0.1
+	[ "$status" -ne 0 ]
+	assert_output --partial "Network is unreachable"
+}
+
+@test "broker: a ping socket (SOCK_DGRAM, IPPROTO_ICMP) from a broker whose namespace's ping_group_range allows it; no icmp allow rule: socket() fails with EACCES and the relay logs it" {
+	need_netns
+	command -v ping >/dev/null || skip "no ping (iputils-ping)"
+	# the broker in a namespace of its own, loopback up, ping sockets for every group
+	: >"$T/ready"
+	unshare -n sh -c 'ip link set lo up && sysctl -qw net.ipv4.ping_group_range="0 2147483647" && exec "$@"' sh \
+		"$SG" relay -v --ready-fd 3 -l "unix:$T/b.sock,broker" -r "connect icmp * -> pass" original \
+		3>"$T/ready" 2>>"$T/relay.log" &
+	RP=$!
+	PIDS+=($RP)
+	wait_for_line "$T/ready" ready
+	ping_rules
+	run -0 unshare -n env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/ping.rules" setpriv --no-new-privs ping -c 3 -i 0.2 -W 5 127.0.0.1
+	assert_output --partial "3 packets transmitted, 3 received, 0% packet loss"
+	run -0 grep -c "brokered: passed a ping socket$" "$T/relay.log"
+	[ "$output" -ge 1 ]
+	run -1 grep -c "raw icmp" "$T/relay.log"
+	assert_output 0
+	# a broker without an icmp allow rule
+	kill "$RP"
+	wait "$RP" || true
+	start_broker "connect tcp 127.0.0.1 -> pass"
+	run -0 unshare -n env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/ping.rules" python3 -c '
+import socket
+for t in (socket.SOCK_DGRAM, socket.SOCK_RAW):
+    try:
+        socket.socket(socket.AF_INET, t, socket.IPPROTO_ICMP)
+        print("made")
+    except OSError as e:
+        print(e.strerror)'
+	assert_output $'Permission denied\nPermission denied'
+	run -0 grep -c "warning: 0.0.0.0:0 (unix:pid=[0-9]*,uid=0) -> 0.0.0.0:0: broker: denied: no rule allows it$" "$T/relay.log"
+	assert_output 2
 }

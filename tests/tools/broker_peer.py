@@ -12,6 +12,9 @@ Talking to the broker at PATH (a Unix stream socket):
   flood PATH HOST PORT N
         N requests one after another on N connections; every second one
         closes before reading the reply; prints "ok K refused R closed C"
+  pile PATH HOST PORT N
+        N requests back to back on one connection, written until the broker
+        closes it; prints "sent-all" or "cut-off", then the reply as above
 
 Programs run under the preload (their connect() goes through the broker):
   hold HOST PORT       connect, print "pid PID peer HOST:PORT", send "hi\\n",
@@ -139,6 +142,15 @@ def main():
             else:
                 counts["refused"] += 1
         print("ok %(ok)d refused %(refused)d closed %(closed)d" % counts, flush=True)
+    elif mode == "pile":
+        s = dial(a[1])
+        data = request(a[2], int(a[3])) * int(a[4])
+        try:
+            s.sendall(data)
+            print("sent-all", flush=True)
+        except (BrokenPipeError, ConnectionResetError):
+            print("cut-off", flush=True)
+        print(show(reply(s)), flush=True)
     elif mode == "hold":
         s = socket.create_connection((a[1], int(a[2])))
         print("pid %d peer %s:%d" % ((os.getpid(),) + s.getpeername()[:2]), flush=True)

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "addr.h"
+#include "fdpass.h"
 #include "rulebin.h"
 #include "urtfile.h"
 #include "sockfile.h"
@@ -198,9 +199,53 @@ int unix_receiver(const char *path, long mode, int flags)
 	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | flags, 0);
 	if (s < 0)
 		die_sys("unable to create a unix socket");
-	if (bind_unix_path(s, &a.u.un, a.len) < 0)
+	if (fdpass_receiver_setup(s) < 0)
+		die_sys("unable to set SO_PASSCRED");
+	if (bind_unix_path_mode(s, &a.u.un, a.len, mode) < 0)
 		die_sys("unable to bind unix:%s", path);
-	if (mode >= 0 && chmod(path, (mode_t)mode) < 0)
-		die_sys("unable to chmod %s", path);
 	return s;
+}
+
+void sender_arg(const char *s, struct recv_policy *p)
+{
+	char buf[256];
+	snprintf(buf, sizeof buf, "%s", s);
+	char *g = strchr(buf, ':');
+	if (g)
+		*g++ = 0;
+	if (buf[0])
+		p->uid = user_lookup(buf, NULL, NULL);
+	if (g && *g)
+		p->gid = group_lookup(g);
+}
+
+ssize_t recv_passed(int s, int *fd, void *buf, size_t size, int flags, const struct recv_policy *p,
+		    const char *where)
+{
+	for (;;) {
+		struct ucred cr;
+		size_t nfds = 1;
+		ssize_t n = fdpass_recv_from(s, fd, &nfds, buf, size, flags | MSG_CMSG_CLOEXEC, &cr);
+		if (n < 0 && errno != EMSGSIZE)
+			return -1;
+		if (n < 0)
+			warn("%s: a message too long for a metadata record (record ignored)", where);
+		if (!nfds) {
+			warn("%s: a message without an fd (ignored)", where);
+			continue;
+		}
+		const char *why = NULL;
+		if (!fdpass_sender_ok(&cr, p->uid, p->gid))
+			why = "a sender not allowed (--sender allows more)";
+		else if (p->sockets_only && fdpass_fd_check(*fd, p->type, p->families) < 0)
+			why = errno == ENOTSOCK ? "not a socket" : errno == EPROTOTYPE ? "not a socket of the type expected"
+			      : "not a socket of the family expected";
+		if (why) {
+			warn("%s: refused an fd from pid %ld uid %ld gid %ld: %s", where, (long)cr.pid,
+			     cr.uid == (uid_t)-1 ? -1L : (long)cr.uid, cr.gid == (gid_t)-1 ? -1L : (long)cr.gid, why);
+			close(*fd);
+			continue;
+		}
+		return n < 0 ? 0 : n;
+	}
 }

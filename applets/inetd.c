@@ -26,7 +26,8 @@
 #include "util.h"
 
 static const char usage[] =
-	"sockgate-inetd [-v] [-c MAXCHILDREN] [-m MODE] [-o USER[:GROUP]] [--ready-fd FD]\n"
+	"sockgate-inetd [-v] [-c MAXCHILDREN] [-m MODE] [-o USER[:GROUP]] [--sender USER[:GROUP]]\n"
+	"       [--ready-fd FD]\n"
 	"       PATH PROGRAM [ARGS ...]";
 
 static long children, maxchildren = 40;
@@ -146,11 +147,15 @@ int inetd_main(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "ready-fd", required_argument, 0, 'd' },
+		{ "sender", required_argument, 0, 'S' },
 		{ 0, 0, 0, 0 },
 	};
 	long mode = -1;
 	const char *owner = NULL;
 	int ready_fd = -1, c;
+	/* what a program on fd 0 and 1 can use: an inet or unix socket */
+	struct recv_policy pol = { 0, FDPASS_FAM_INET | FDPASS_FAM_INET6 | FDPASS_FAM_UNIX, 1, (uid_t)-1,
+				   (gid_t)-1 };
 
 	std_options(argc, argv, usage);
 	while ((c = getopt_long(argc, argv, "+vc:m:o:d:", lo, NULL)) != -1) {
@@ -159,6 +164,7 @@ int inetd_main(int argc, char **argv)
 		case 'c': maxchildren = (long)num_arg(optarg, 1, 1000000, "-c"); break;
 		case 'm': mode = mode_arg(optarg, "-m "); break;
 		case 'o': owner = optarg; break;
+		case 'S': sender_arg(optarg, &pol); break;
 		case 'd': ready_fd = (int)num_arg(optarg, 0, INT_MAX, "--ready-fd"); break;
 		default: usage_die(usage);
 		}
@@ -219,23 +225,12 @@ int inetd_main(int argc, char **argv)
 			continue;
 		while (children < maxchildren) {
 			int fd;
-			size_t nfds = 1;
 			unsigned char buf[FDPASS_META_MAXLEN];
-			ssize_t r = fdpass_recv(s, &fd, &nfds, buf, sizeof buf, MSG_DONTWAIT);
-			if (r < 0 && errno == EMSGSIZE) {
-				warn("a message too long for a metadata record (dropped)");
-				if (nfds)
-					close(fd);
-				continue;
-			}
+			ssize_t r = recv_passed(s, &fd, buf, sizeof buf, MSG_DONTWAIT, &pol, path);
 			if (r < 0) {
 				if (errno != EAGAIN)
 					warn_sys("unable to receive");
 				break;
-			}
-			if (!nfds) {
-				warn("a message without a socket (ignored)");
-				continue;
 			}
 			struct fdpass_meta m;
 			if (fdpass_meta_decode(buf, (size_t)r, &m) < 0) {

@@ -24,7 +24,8 @@
 static const char usage[] =
 	"sockgate-send-fd [-v] PATH [FD]\n"
 	"       sockgate-send-fd [-v] --open FILE PATH\n"
-	"       sockgate-send-fd [-v] --recv PATH [--as N] [-m MODE] -- PROGRAM [ARGS ...]";
+	"       sockgate-send-fd [-v] --recv PATH [--as N] [-m MODE] [--sender USER[:GROUP]]\n"
+	"                        [--any-fd] -- PROGRAM [ARGS ...]";
 
 /* Connect to the receiver; datagram first, then the connection types. */
 static int connect_receiver(const char *path)
@@ -95,23 +96,16 @@ static void setenv_addr(const char *ipvar, const char *portvar, const struct soc
 	setenv(portvar, port, 1);
 }
 
-static int do_recv(const char *path, int as, long mode, char **prog)
+static int do_recv(const char *path, int as, long mode, const struct recv_policy *pol, char **prog)
 {
 	int s = unix_receiver(path, mode, 0);
 	info("waiting on unix:%s", path);
 
 	int fd;
-	size_t nfds;
 	unsigned char buf[FDPASS_META_MAXLEN];
-	ssize_t n;
-	do {
-		nfds = 1;
-		n = fdpass_recv(s, &fd, &nfds, buf, sizeof buf, 0);
-		if (n < 0 && errno != EMSGSIZE)
-			die_sys("unable to receive on unix:%s", path);
-		if (nfds == 0)
-			warn("a message without an fd (ignored)");
-	} while (nfds == 0);
+	ssize_t n = recv_passed(s, &fd, buf, sizeof buf, 0, pol, path);
+	if (n < 0)
+		die_sys("unable to receive on unix:%s", path);
 	unlink(path);
 	close(s);
 
@@ -146,11 +140,14 @@ int sendfd_main(int argc, char **argv)
 		{ "open", required_argument, 0, 'o' },
 		{ "recv", required_argument, 0, 'R' },
 		{ "as", required_argument, 0, 'a' },
+		{ "sender", required_argument, 0, 'S' },
+		{ "any-fd", no_argument, 0, 'A' },
 		{ 0, 0, 0, 0 },
 	};
 	const char *open_file = NULL, *recv_path = NULL;
-	int as = -1, c;
+	int as = -1, c, policy_set = 0;
 	long mode = -1;
+	struct recv_policy pol = { 0, 0, 1, (uid_t)-1, (gid_t)-1 };
 
 	std_options(argc, argv, usage);
 	while ((c = getopt_long(argc, argv, "+vm:", lo, NULL)) != -1) {
@@ -160,6 +157,8 @@ int sendfd_main(int argc, char **argv)
 		case 'R': recv_path = optarg; break;
 		case 'a': as = (int)num_arg(optarg, 0, INT_MAX, "--as"); break;
 		case 'm': mode = mode_arg(optarg, "-m "); break;
+		case 'S': sender_arg(optarg, &pol); policy_set = 1; break;
+		case 'A': pol.sockets_only = 0; policy_set = 1; break;
 		default: usage_die(usage);
 		}
 	}
@@ -168,9 +167,9 @@ int sendfd_main(int argc, char **argv)
 	if (recv_path) {
 		if (open_file || argc < 1)
 			usage_die(usage);
-		return do_recv(recv_path, as < 0 ? 0 : as, mode, argv);
+		return do_recv(recv_path, as < 0 ? 0 : as, mode, &pol, argv);
 	}
-	if (as >= 0 || mode >= 0)
+	if (as >= 0 || mode >= 0 || policy_set)
 		usage_die(usage);
 	if (open_file) {
 		if (argc != 1)

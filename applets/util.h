@@ -64,15 +64,42 @@ char *read_file(const char *path, size_t *len);
 int signals_fd(int extra, sigset_t *old);
 
 /*
- * A Unix datagram socket bound at path, receiving passed fds: a socket
- * file left there by an earlier run is replaced, a live one is not (dies
- * with "Address already in use"), and the file gets mode unless mode < 0.
+ * A Unix datagram socket bound at path, receiving passed fds and their
+ * senders' credentials (SO_PASSCRED): a socket file left there by an
+ * earlier run is replaced, a live one is not (dies with "Address already
+ * in use"), and the file gets mode unless mode < 0.
  * flags: SOCK_NONBLOCK. Dies when it cannot.
  */
 int unix_receiver(const char *path, long mode, int flags);
 
 /* --- daemon plumbing (daemon.c) --- */
 #include <sys/types.h>
+
+/*
+ * What a receiver of passed fds takes (fdpass_fd_check, fdpass_sender_ok):
+ * type 0 any, families 0 any, sockets_only 0 any fd at all; uid/gid the
+ * senders allowed besides root and ourselves ((uid_t)-1: none).
+ */
+struct recv_policy {
+	int type;
+	unsigned families;
+	int sockets_only;
+	uid_t uid;
+	gid_t gid;
+};
+
+/* --sender USER[:GROUP] (or :GROUP) into p->uid / p->gid; dies when unknown. */
+void sender_arg(const char *s, struct recv_policy *p);
+
+/*
+ * One passed fd from receiver socket s (made by unix_receiver), checked by
+ * policy: what fails is closed with a warning naming where, the sender and
+ * why, and the next message is read (so is one without an fd). Returns the
+ * data length with the fd in *fd (0: no record, or one too long for buf,
+ * warned), or -1 with errno (EAGAIN with MSG_DONTWAIT).
+ */
+ssize_t recv_passed(int s, int *fd, void *buf, size_t size, int flags, const struct recv_policy *p,
+		    const char *where);
 
 /*
  * A user by name or number (a number is looked up too). *primary gets its

@@ -79,34 +79,24 @@ int fdpass_send(int sock, const int *fds, size_t nfds, const void *data, size_t 
 	return 0;
 }
 
-ssize_t fdpass_recv(int sock, int *fds, size_t *nfds, void *data, size_t len, int flags)
+void fdpass_parse(struct msghdr *mh, int *fds, size_t *nfds, struct ucred *cr)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(RECV_MAXFDS * sizeof(int))];
-	} c;
-	char dummy;
 	size_t room = *nfds;
 
 	*nfds = 0;
-	/*
-	 * A caller that wants only fds gives len 0; the byte the fds ride on
-	 * goes to a scratch buffer and its truncation is not an error.
-	 */
-	struct iovec iov = { .iov_base = len ? data : &dummy, .iov_len = len ? len : 1 };
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = c.buf, .msg_controllen = sizeof c.buf,
-	};
-	ssize_t n;
-	do
-		n = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -1;
-
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+	if (cr) {
+		cr->pid = 0;
+		cr->uid = (uid_t)-1;
+		cr->gid = (gid_t)-1;
+	}
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET)
+			continue;
+		if (cm->cmsg_type == SCM_CREDENTIALS && cr && cm->cmsg_len >= CMSG_LEN(sizeof *cr)) {
+			memcpy(cr, CMSG_DATA(cm), sizeof *cr);
+			continue;
+		}
+		if (cm->cmsg_type != SCM_RIGHTS)
 			continue;
 		size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		const unsigned char *d = CMSG_DATA(cm);
@@ -119,11 +109,87 @@ ssize_t fdpass_recv(int sock, int *fds, size_t *nfds, void *data, size_t len, in
 				close(fd);
 		}
 	}
+}
+
+ssize_t fdpass_recv_from(int sock, int *fds, size_t *nfds, void *data, size_t len, int flags,
+			 struct ucred *cr)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(RECV_MAXFDS * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
+	} c;
+	char dummy;
+
+	/*
+	 * A caller that wants only fds gives len 0; the byte the fds ride on
+	 * goes to a scratch buffer and its truncation is not an error.
+	 */
+	struct iovec iov = { .iov_base = len ? data : &dummy, .iov_len = len ? len : 1 };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = c.buf, .msg_controllen = sizeof c.buf,
+	};
+	ssize_t n;
+	do
+		n = recvmsg(sock, &mh, flags);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		*nfds = 0;
+		return -1;
+	}
+	fdpass_parse(&mh, fds, nfds, cr);
+	if (cr && cr->pid == 0) {
+		/* no SCM_CREDENTIALS: a connected socket still knows its peer */
+		struct ucred pc;
+		socklen_t sl = sizeof pc;
+		int e = errno;
+		if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &pc, &sl) == 0 && pc.pid)
+			*cr = pc;
+		errno = e;
+	}
 	if ((mh.msg_flags & MSG_CTRUNC) || (len && (mh.msg_flags & MSG_TRUNC))) {
 		errno = EMSGSIZE;
 		return -1;
 	}
 	return len ? n : 0;
+}
+
+ssize_t fdpass_recv(int sock, int *fds, size_t *nfds, void *data, size_t len, int flags)
+{
+	return fdpass_recv_from(sock, fds, nfds, data, len, flags | MSG_CMSG_CLOEXEC, NULL);
+}
+
+int fdpass_receiver_setup(int sock)
+{
+	int on = 1;
+	return setsockopt(sock, SOL_SOCKET, SO_PASSCRED, &on, sizeof on);
+}
+
+int fdpass_sender_ok(const struct ucred *cr, uid_t uid, gid_t gid)
+{
+	if (!cr->pid && cr->uid == (uid_t)-1)
+		return 0;	/* nobody said who sent it */
+	return cr->uid == 0 || cr->uid == geteuid() || (uid != (uid_t)-1 && cr->uid == uid) ||
+	       (gid != (gid_t)-1 && cr->gid == gid);
+}
+
+int fdpass_fd_check(int fd, int type, unsigned families)
+{
+	int t = 0, d = 0;
+	socklen_t l = sizeof t;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &t, &l) < 0)
+		return errno = ENOTSOCK, -1;
+	if (type && t != type)
+		return errno = EPROTOTYPE, -1;
+	l = sizeof d;
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &d, &l) < 0)
+		return errno = ENOTSOCK, -1;
+	unsigned bit = d == AF_INET ? FDPASS_FAM_INET : d == AF_INET6 ? FDPASS_FAM_INET6 :
+		       d == AF_UNIX ? FDPASS_FAM_UNIX : 0;
+	if (families && !(families & bit))
+		return errno = EAFNOSUPPORT, -1;
+	return 0;
 }
 
 /* One address into its family byte, port and 16 address bytes. */

@@ -44,6 +44,44 @@ int fdpass_send(int sock, const int *fds, size_t nfds, const void *data, size_t 
  */
 ssize_t fdpass_recv(int sock, int *fds, size_t *nfds, void *data, size_t len, int flags);
 
+/*
+ * The same, also telling who sent the message: *cr gets the sender's
+ * credentials from SCM_CREDENTIALS (the receiver set SO_PASSCRED, see
+ * fdpass_receiver_setup) or, on a connected socket, from SO_PEERCRED;
+ * cr->pid 0 and uid/gid (uid_t)-1 / (gid_t)-1 when neither says. flags are
+ * recvmsg()'s: MSG_CMSG_CLOEXEC is not added here.
+ */
+struct ucred;
+ssize_t fdpass_recv_from(int sock, int *fds, size_t *nfds, void *data, size_t len, int flags,
+			 struct ucred *cr);
+
+/*
+ * Fds and credentials out of a message recvmsg() returned: up to *nfds fds
+ * kept (the rest closed; *nfds set to the count kept), *cr as above (NULL:
+ * not wanted). For receivers that call recvmsg() themselves (the preload).
+ */
+void fdpass_parse(struct msghdr *mh, int *fds, size_t *nfds, struct ucred *cr);
+
+/* Ask the kernel to attach every sender's credentials (SO_PASSCRED). 0/-1. */
+int fdpass_receiver_setup(int sock);
+
+/*
+ * Who may hand us sockets: root, the receiver's own effective uid, and
+ * the uid and the gid given ((uid_t)-1 / (gid_t)-1: none). 1 allowed, 0 not
+ * (also when the credentials are unknown).
+ */
+int fdpass_sender_ok(const struct ucred *cr, uid_t uid, gid_t gid);
+
+/*
+ * Is fd what a receiver expects: a socket, of type (SOCK_STREAM, ...; 0:
+ * any) and of one of the families in the mask of FDPASS_FAM_* (0: any)?
+ * 0, or -1 with ENOTSOCK, EPROTOTYPE (type) or EAFNOSUPPORT (family).
+ */
+#define FDPASS_FAM_INET 1u
+#define FDPASS_FAM_INET6 2u
+#define FDPASS_FAM_UNIX 4u
+int fdpass_fd_check(int fd, int type, unsigned families);
+
 /* Encode a metadata record; length, or -1 with ENOSPC / EAFNOSUPPORT. */
 ssize_t fdpass_meta_encode(const struct fdpass_meta *m, void *buf, size_t size);
 

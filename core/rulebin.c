@@ -17,7 +17,7 @@
 #include "rulebin.h"
 
 #define HDR_SIZE 28
-#define REC_SIZE 80
+#define REC_SIZE 88
 
 static void put16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static void put32(uint8_t *p, uint32_t v) { put16(p, v); put16(p + 2, v >> 16); }
@@ -87,6 +87,8 @@ int rulebin_write(const struct ruleset *rs, void **out, size_t *outlen)
 		put32(p + 68, copy_str(rs, r->source, pool, &plen));
 		put32(p + 72, copy_str(rs, r->aux, pool, &plen));
 		put32(p + 76, copy_str(rs, r->host, pool, &plen));
+		put32(p + 80, r->sender_uid);
+		put32(p + 84, r->sender_gid);
 	}
 	memcpy(b, RULEBIN_MAGIC, 4);
 	put16(b + 4, RULEBIN_VERSION);
@@ -186,6 +188,8 @@ struct ruleset *rulebin_load(const void *buf, size_t len, struct rules_error *er
 		r->source = get32(p + 68);
 		r->aux = get32(p + 72);
 		r->host = get32(p + 76);
+		r->sender_uid = get32(p + 80);
+		r->sender_gid = get32(p + 84);
 		r->line = i + 1;
 
 		const char *why = NULL;

@@ -17,7 +17,7 @@
 #include "rules.h"
 
 #define RULEBIN_MAGIC "SGRB"
-#define RULEBIN_VERSION 3	/* 2: the aux string (translate dev=, authority-idx=); 3: the host pattern */
+#define RULEBIN_VERSION 4	/* 2: the aux string (translate dev=, authority-idx=); 3: the host pattern; 4: sender= uid and gid */
 
 /* Does the buffer start like a compiled rules file? */
 int rulebin_is(const void *buf, size_t len);

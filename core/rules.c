@@ -366,6 +366,35 @@ static int is_option_word(const struct tok *t)
 	return 0;
 }
 
+/* A decimal id below RULE_NONE from s[0..n); -1 when it is not one. */
+static int parse_id(const char *s, size_t n, uint32_t *out)
+{
+	uint64_t v = 0;
+	if (!n || n > 10)
+		return -1;
+	for (size_t k = 0; k < n; k++) {
+		if (s[k] < '0' || s[k] > '9')
+			return -1;
+		v = v * 10 + (uint64_t)(s[k] - '0');
+	}
+	if (v >= RULE_NONE)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* sender=UID, sender=UID:GID or sender=:GID (numbers: core looks nothing up). */
+static int parse_sender(const struct tok *o, uint32_t *uid, uint32_t *gid)
+{
+	const char *v = o->s + 7, *end = o->s + o->n;
+	const char *colon = memchr(v, ':', (size_t)(end - v));
+	if (!colon)
+		return parse_id(v, (size_t)(end - v), uid);
+	if (colon > v && parse_id(v, (size_t)(colon - v), uid))
+		return -1;
+	return parse_id(colon + 1, (size_t)(end - colon - 1), gid);
+}
+
 static int parse_errno(const struct tok *t, int32_t *out)
 {
 	for (size_t i = 0; i < sizeof errno_names / sizeof errno_names[0]; i++)
@@ -491,7 +520,7 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 	memset(&r, 0, sizeof r);
 	r.proto = RULE_ANYPROTO;
 	r.port_hi = r.pport_hi = 65535;
-	r.arg = r.name = r.source = r.aux = r.host = RULE_NONE;
+	r.arg = r.name = r.source = r.aux = r.host = r.sender_uid = r.sender_gid = RULE_NONE;
 	r.line = p->line;
 
 	for (int d = 1; d < RULE_NDIR; d++)
@@ -662,6 +691,9 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 			if (o->n - 5 > 255)
 				return perr(p, o->col + 5, "name longer than 255 bytes");
 			r.name = pool_add(&p->pool, o->s + 5, o->n - 5);
+		} else if (o->n > 7 && !memcmp(o->s, "sender=", 7)) {
+			if (parse_sender(o, &r.sender_uid, &r.sender_gid))
+				return perr(p, o->col + 7, "bad sender (expected UID, UID:GID or :GID, numbers)");
 		} else if (o->n > 7 && !memcmp(o->s, "source=", 7)) {
 			struct sg_addr a;
 			struct tok v = { o->s + 7, o->n - 7, o->col + 7 };
@@ -828,6 +860,7 @@ int rules_same(const struct ruleset *ra, const struct rule *a, const struct rule
 	       a->port_lo == b->port_lo && a->port_hi == b->port_hi &&
 	       a->pport_lo == b->pport_lo && a->pport_hi == b->pport_hi &&
 	       a->flags == b->flags && a->mode == b->mode && a->err == b->err &&
+	       a->sender_uid == b->sender_uid && a->sender_gid == b->sender_gid &&
 	       str_same(ra, a->arg, rb, b->arg) && str_same(ra, a->name, rb, b->name) &&
 	       str_same(ra, a->source, rb, b->source) && str_same(ra, a->aux, rb, b->aux) &&
 	       str_same(ra, a->host, rb, b->host);
@@ -1314,6 +1347,12 @@ int rules_format(const struct ruleset *rs, const struct rule *r, char *buf, size
 		outf(&o, " mode=%04o", (unsigned)r->mode);
 	if (r->name != RULE_NONE)
 		outf(&o, " name=%s", rules_str(rs, r->name) ? rules_str(rs, r->name) : "?");
+	if (r->sender_uid != RULE_NONE && r->sender_gid != RULE_NONE)
+		outf(&o, " sender=%u:%u", (unsigned)r->sender_uid, (unsigned)r->sender_gid);
+	else if (r->sender_uid != RULE_NONE)
+		outf(&o, " sender=%u", (unsigned)r->sender_uid);
+	else if (r->sender_gid != RULE_NONE)
+		outf(&o, " sender=:%u", (unsigned)r->sender_gid);
 	if (r->source != RULE_NONE)
 		outf(&o, " source=%s", rules_str(rs, r->source) ? rules_str(rs, r->source) : "?");
 	if (r->aux != RULE_NONE)

@@ -83,6 +83,8 @@ struct rule {
 	uint32_t name;		/* rule name (string offset) or RULE_NONE */
 	uint32_t source;	/* source=ADDR for PROXY headers, or RULE_NONE */
 	uint32_t aux;		/* translate: dev=NAME; unix, abstract: authority-idx=...; or RULE_NONE */
+	uint32_t sender_uid;	/* sender=UID[:GID]: who may pass sockets to an fdpass */
+	uint32_t sender_gid;	/*   receiver besides root and itself; RULE_NONE = none */
 	uint32_t line;		/* line in the source text, for messages */
 	uint32_t host;		/* host name pattern (string offset) or RULE_NONE */
 };

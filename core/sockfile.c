@@ -45,6 +45,18 @@ int bind_unix_path(int fd, const struct sockaddr_un *un, socklen_t len)
 	return r;
 }
 
+int bind_unix_path_mode(int fd, const struct sockaddr_un *un, socklen_t len, long mode)
+{
+	int abstract = len > sizeof(sa_family_t) && !un->sun_path[0];
+	if (mode >= 0 && !abstract && fchmod(fd, (mode_t)mode) < 0)
+		return -1;
+	if (bind_unix_path(fd, un, len) < 0)
+		return -1;
+	if (mode >= 0 && !abstract && chmod(un->sun_path, (mode_t)mode) < 0)
+		return -1;
+	return 0;
+}
+
 /* A decimal number with nothing else around it, in [0, max]; -1 otherwise. */
 static long long whole_number(const char *s, long long max)
 {

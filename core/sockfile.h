@@ -23,6 +23,15 @@ int sockfile_clear(const struct sockaddr_un *un, socklen_t len);
 int bind_unix_path(int fd, const struct sockaddr_un *un, socklen_t len);
 
 /*
+ * The same, with the socket file never looser than mode (negative: as created),
+ * not even for a moment: Linux creates the file with the mode of the
+ * socket's own inode less the umask, so fchmod() before bind() makes it
+ * no looser than mode from the start; a chmod() afterwards only brings
+ * back bits the umask took. 0 or -1 with errno.
+ */
+int bind_unix_path_mode(int fd, const struct sockaddr_un *un, socklen_t len, long mode);
+
+/*
  * The numbers of systemd socket activation (sd_listen_fds(3)), parsed one
  * way for all: pid (LISTEN_PID) must be self, fds (LISTEN_FDS) a decimal
  * count from 0 to max, sockets from fd 3. Returns the count, or -1 with

@@ -192,9 +192,10 @@ int ctl_bind(struct sgconn *c, const struct sockaddr *un, socklen_t len)
 	int s = ctl_socket(&ctl, SOCK_CLOEXEC);
 	if (s < 0)
 		return -1;
-	if (ss.ss_family == AF_UNIX)
-		sockfile_clear((const struct sockaddr_un *)&ss, sl);	/* a stale file goes, a live one stays */
-	if (REAL(bind)(s, (const struct sockaddr *)&ss, sl) < 0) {
+	/* a stale file goes, a live one stays; never looser than mode=, even for a moment */
+	if (ss.ss_family == AF_UNIX ?
+	    bind_unix_path_mode(s, (const struct sockaddr_un *)&ss, sl, c->mode ? (long)c->mode : -1) < 0 :
+	    REAL(bind)(s, (const struct sockaddr *)&ss, sl) < 0) {
 		int e = errno;
 		REAL(close)(s);
 		return errno = e, -1;

@@ -86,6 +86,8 @@ struct sgconn *conn_listener(int family, const struct rule *r, int action, int s
 	c->rflags = r->flags;
 	c->action = action;
 	c->state = state;
+	c->sender_uid = (uid_t)r->sender_uid;
+	c->sender_gid = (gid_t)r->sender_gid;
 	memcpy(&c->local, sa, len);
 	c->locallen = len;
 	c->local_known = 1;

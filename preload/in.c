@@ -79,6 +79,8 @@ static int dual_bind(int fd, struct sgconn *c)
 		if (c->action != ACT_FDPASS)
 			nfd = REAL(fcntl)(ofd, F_DUPFD_CLOEXEC, 0);
 		else if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sp) == 0) {
+			/* what comes through it was checked; it says it came from us */
+			fdpass_receiver_setup(sp[0]);
 			nfd = sp[0];
 			o->qfd = sp[1];
 			o->qfam = c->family;
@@ -156,9 +158,12 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	int d = 1;
 	if (!tmpl || rules_expand(tmpl, sa, c->path, sizeof c->path) < 0 ||
 	    (d = dual_bind(fd, c)) <= 0 || addr_unix(&a, c->path, r->action == ACT_ABSTRACT) < 0 ||
-	    (s = REAL(socket)(AF_UNIX, stype | SOCK_CLOEXEC, 0)) < 0) {
+	    (s = REAL(socket)(AF_UNIX, stype | SOCK_CLOEXEC, 0)) < 0 ||
+	    (r->action == ACT_FDPASS && fdpass_receiver_setup(s) < 0)) {
 		if (d <= 0)
 			return d;	/* the second of a dual-stack pair: done (or failed) */
+		if (s >= 0)
+			REAL(close)(s);
 		int e = errno;
 		free(c);
 		return errno = e, -1;
@@ -168,8 +173,8 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 	 * by itself what it is (its path), to a program it is passed to before
 	 * listen() (node's cluster workers) or across execve() (in_adopt).
 	 */
-	sockfile_clear(&a.u.un, a.len);	/* a stale file goes, a live one stays */
-	if (REAL(bind)(s, &a.u.sa, a.len) < 0) {
+	/* a stale file goes, a live one stays; never looser than mode=, even for a moment */
+	if (bind_unix_path_mode(s, &a.u.un, a.len, c->mode ? (long)c->mode : -1) < 0) {
 		int e = errno;
 		REAL(close)(s);
 		/* a regular file there may be a control file naming where to listen (ctl.c) */
@@ -180,8 +185,6 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 			return errno = e, -1;
 		}
 	}
-	if (c->mode && c->action != ACT_ABSTRACT && (!c->ctlfam || c->ctlfam == AF_UNIX))
-		chmod(c->path, (mode_t)c->mode);
 	if (sg_swap_in(fd, s, c, 0) < 0) {
 		int e = errno;
 		if (!c->refs)
@@ -300,6 +303,8 @@ int in_adopt(int fd)
 				int ok = 0;
 				if (!(fd_flags(fd) & SF_SWAPPED) && fstat(fd, &st) == 0) {
 					c->ino = st.st_ino;
+					if (r->action == ACT_FDPASS)
+						fdpass_receiver_setup(fd);	/* senders named from now on */
 					ok = slot_set(fd, c, SF_ACCEPT) == 0;
 				}
 				if (!ok)
@@ -543,6 +548,29 @@ static int unix_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, soc
 	return nfd;
 }
 
+/*
+ * A passed fd the program must not see: not a TCP socket, or from a
+ * sender who is not root, us, or the rule's sender=. Closed and logged.
+ */
+static int refused(int nfd, const struct ucred *cr, const struct sgconn *lc)
+{
+	int e = errno;
+	const char *why = NULL;
+	if (fdpass_fd_check(nfd, SOCK_STREAM, FDPASS_FAM_INET | FDPASS_FAM_INET6) < 0)
+		why = errno == ENOTSOCK ? "not a socket" : errno == EPROTOTYPE ? "not a stream socket" :
+		      "not an inet socket";
+	else if (!fdpass_sender_ok(cr, lc->sender_uid, lc->sender_gid))
+		why = "a sender not allowed (sender= on the rule allows more)";
+	if (why) {
+		sg_msg("%s: refused a passed fd from pid %ld uid %ld gid %ld: %s", lc->path, (long)cr->pid,
+		       cr->uid == (uid_t)-1 ? -1L : (long)cr->uid, cr->gid == (gid_t)-1 ? -1L : (long)cr->gid,
+		       why);
+		REAL(close)(nfd);
+	}
+	errno = e;
+	return why != NULL;
+}
+
 /* The line SOCKGATE_STANDIN_LOG gets for an IPv6 client shown to an IPv4 program as 192.0.0.8. */
 static void standin_log(int s, const char *real, int port)
 {
@@ -677,7 +705,7 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 		unsigned char meta[FDPASS_META_MAXLEN];
 		union {
 			struct cmsghdr h;
-			char buf[CMSG_SPACE(FDPASS_MAXFDS * sizeof(int))];
+			char buf[CMSG_SPACE(FDPASS_MAXFDS * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
 		} cb;
 		struct iovec iov = { meta, sizeof meta };
 		struct msghdr m;
@@ -701,21 +729,13 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 			return -1;
 		}
 		int nfd = -1;
-		for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
-			if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
-				continue;
-			size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			for (size_t i = 0; i < k; i++) {
-				int x;
-				memcpy(&x, CMSG_DATA(h) + i * sizeof(int), sizeof x);
-				if (nfd < 0)
-					nfd = x;
-				else
-					REAL(close)(x);	/* one socket per record */
-			}
-		}
-		if (nfd < 0)
+		size_t nfds = 1;
+		struct ucred cr;
+		fdpass_parse(&m, &nfd, &nfds, &cr);	/* one socket per record: the rest closed */
+		if (!nfds)
 			continue;	/* a datagram with no socket: not for us */
+		if (refused(nfd, &cr, &lc))
+			continue;	/* the program never sees it */
 		if (lc.qfd >= 0 && conn_family(meta, (size_t)n, nfd) == lc.qfam) {
 			sort_on(lc.qfd, meta, (size_t)n, nfd);
 			sorted = 1;

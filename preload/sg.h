@@ -85,6 +85,8 @@ struct sgconn {
 	size_t dghdrlen;
 	char path[sizeof ((struct sockaddr_un *)0)->sun_path + 1];	/* receiver: where passed sockets come */
 	uint32_t mode;			/* receiver: socket file mode, 0 = as created */
+	uid_t sender_uid;		/* fdpass receiver: who else may pass sockets (sender=) */
+	gid_t sender_gid;
 	char dgpath[sizeof ((struct sockaddr_un *)0)->sun_path];	/* datagrams: our bound file */
 	pid_t dgpid;			/* who bound it (a forked child must not remove it) */
 	int ctlfam;			/* listener: a control file made it this family's socket (0: none) */

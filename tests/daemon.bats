@@ -103,19 +103,18 @@ passfd() {
 }
 
 @test "socket files: a second inetd on a live receiver's path fails with EADDRINUSE ("Address in use"); the first keeps working" {
-	spawn "$T/first.log" "$SG" inetd "$T/r.sock" sh -c 'cat >"$0"' "$T/got"
+	spawn "$T/first.log" "$SG" inetd "$T/r.sock" sh -c 'echo hello >"$0"' "$T/got"
 	wait_for_file "$T/r.sock"
 	run -111 "$SG" inetd "$T/r.sock" true
 	assert_output "sockgate-inetd: fatal: unable to bind unix:$T/r.sock: Address in use"
-	echo hello >"$T/data"
-	run -0 passfd "$T/r.sock" "$T/data"
+	run -0 python3 "$TOP/tests/tools/pass_sock.py" "$T/r.sock"
 	wait_for_line "$T/got" hello
 }
 
 @test "socket files: a second send-fd --recv on a live path fails with EADDRINUSE; the first still receives" {
-	spawn "$T/out" "$SG" send-fd --recv "$T/r.sock" -- cat
+	spawn "$T/out" "$SG" send-fd --recv "$T/r.sock" --any-fd -- cat
 	wait_for_file "$T/r.sock"
-	run -111 "$SG" send-fd --recv "$T/r.sock" -- cat
+	run -111 "$SG" send-fd --recv "$T/r.sock" --any-fd -- cat
 	assert_output "sockgate-send-fd: fatal: unable to bind unix:$T/r.sock: Address in use"
 	echo first >"$T/data"
 	run -0 passfd "$T/r.sock" "$T/data"
@@ -126,7 +125,7 @@ passfd() {
 @test "socket files: a stale receiver file (nobody bound) is replaced by inetd and send-fd --recv" {
 	python3 -c "import socket; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).bind('$T/r.sock')"
 	[ -S "$T/r.sock" ]
-	spawn "$T/out" "$SG" send-fd --recv "$T/r.sock" -- cat
+	spawn "$T/out" "$SG" send-fd --recv "$T/r.sock" --any-fd -- cat
 	echo again >"$T/data"
 	for i in $(seq 100); do passfd "$T/r.sock" "$T/data" 2>/dev/null && break; sleep 0.05; done
 	wait "${PIDS[0]}"

@@ -140,3 +140,28 @@ import socket; s=socket.socket(); s.bind(('127.0.0.9',0)); s.connect(('127.0.0.1
 	[ ! -e "$T/in.sock" ]
 	grep -q "info: stopping on signal 15" "$T/inetd.log"
 }
+
+@test "inetd: a file and a socket from a uid not allowed are refused and logged, no program runs; --sender allows that uid" {
+	chmod 755 "$T"
+	cp "$TOP/tests/tools/pass_sock.py" "$T/"
+	spawn "$T/inetd.log" "$SG" inetd -v -m 0666 "$T/in.sock" sh -c 'echo ran >>"$0"' "$T/ran"
+	wait_for_file "$T/in.sock"
+	echo secret >"$T/data"
+	run -0 "$SG" send-fd --open "$T/data" "$T/in.sock"
+	wait_for_line "$T/inetd.log" "warning: $T/in.sock: refused an fd from pid [0-9]* uid 0 gid 0: not a socket$"
+	run -0 setpriv --reuid 65534 --regid 65534 --clear-groups /usr/bin/python3 "$T/pass_sock.py" "$T/in.sock"
+	wait_for_line "$T/inetd.log" "refused an fd from pid [0-9]* uid 65534 gid 65534: a sender not allowed"
+	python3 "$TOP/tests/tools/pass_sock.py" "$T/in.sock"
+	wait_for_line "$T/inetd.log" "pid [0-9]* exited 0"
+	assert_equal "$(cat "$T/ran")" "ran"
+	run -0 grep -c started "$T/inetd.log"
+	assert_output 1
+
+	spawn "$T/inetd2.log" "$SG" inetd -v -m 0666 --sender 65534 "$T/in2.sock" sh -c 'echo ran2 >>"$0"' "$T/ran"
+	wait_for_file "$T/in2.sock"
+	run -0 setpriv --reuid 65534 --regid 65534 --clear-groups /usr/bin/python3 "$T/pass_sock.py" "$T/in2.sock"
+	wait_for_line "$T/inetd2.log" "pid [0-9]* exited 0"
+	assert_equal "$(cat "$T/ran")" "$(printf 'ran\nran2')"
+	run -1 "$SG" inetd --sender nosuchuser-x "$T/in3.sock" true
+	assert_output --partial "nosuchuser-x"
+}

@@ -769,3 +769,48 @@ print("listening:", a.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))' "$T/
 second bind: EADDRINUSE
 listening: 1"
 }
+
+@test "receiver: a passed file and a socket from a uid not allowed never come out of accept(), and are logged; sender= allows that uid" {
+	chmod 755 "$T"
+	cp "$TOP/tests/tools/pass_sock.py" "$T/"
+	echo secret >"$T/data"
+	bg env LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp 127.0.0.1:8091 -> fdpass $T/a.sock mode=0666; bind tcp 127.0.0.1:8092 -> fdpass $T/b.sock mode=0666 sender=65534" python3 -c '
+import socket, stat, os, sys
+out = open(sys.argv[1], "w", buffering=1)
+ls = []
+for p in (8091, 8092):
+    s = socket.socket(); s.bind(("127.0.0.1", p)); s.listen(); ls.append(s)
+out.write("listening\n")
+for s in ls:
+    c, a = s.accept()
+    out.write("accepted on %d: socket %s family %d\n" % (s.getsockname()[1], stat.S_ISSOCK(os.fstat(c.fileno()).st_mode), c.family))
+' "$T/rx.log" 2>"$T/rx.err"
+	wait_for_line "$T/rx.log" listening
+	"$SG" send-fd --open "$T/data" "$T/a.sock"
+	wait_for_line "$T/rx.err" "^libsockgate: $T/a.sock: refused a passed fd from pid [0-9]* uid 0 gid 0: not a socket$"
+	setpriv --reuid 65534 --regid 65534 --clear-groups /usr/bin/python3 "$T/pass_sock.py" "$T/a.sock"
+	wait_for_line "$T/rx.err" "^libsockgate: $T/a.sock: refused a passed fd from pid [0-9]* uid 65534 gid 65534: a sender not allowed"
+	python3 "$T/pass_sock.py" "$T/a.sock"
+	setpriv --reuid 65534 --regid 65534 --clear-groups /usr/bin/python3 "$T/pass_sock.py" "$T/b.sock"
+	wait "${PIDS[0]}"
+	run -0 cat "$T/rx.log"
+	assert_output "listening
+accepted on 8091: socket True family 2
+accepted on 8092: socket True family 2"
+	run -0 grep -c refused "$T/rx.err"
+	assert_output 2
+}
+
+@test "receiver: mode= is the socket file's mode from the moment bind() makes it (fchmod before bind), under umask 0" {
+	command -v strace >/dev/null || skip "strace not installed"
+	(umask 0; export T; exec strace -f -o "$T/trace" -e trace=bind,chmod,fchmod,fchmodat env LD_PRELOAD="$LIB" \
+		SOCKGATE_RULE="bind tcp 127.0.0.1:8093 -> fdpass $T/m.sock mode=0600" python3 -c '
+import os, socket
+s = socket.socket(); s.bind(("127.0.0.1", 8093)); print("%o" % (os.stat(os.environ["T"] + "/m.sock").st_mode & 0o7777))') >"$T/out" 2>&1
+	run -0 cat "$T/out"
+	assert_output 600
+	run -0 grep -E -o '(fchmod|bind|chmod|fchmodat)\([^)]*(m\.sock|, 0[0-7]+)[^)]*\)' "$T/trace"
+	assert_output --regexp "^fchmod\([0-9]+, 0600\)
+bind\([0-9]+, \{sa_family=AF_UNIX, sun_path=\"$T/m.sock\"\}, [0-9]+\)
+(chmod\(\"$T/m.sock\", 0600\)|fchmodat\(AT_FDCWD, \"$T/m.sock\", 0600\))$"
+}

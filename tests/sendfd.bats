@@ -29,7 +29,7 @@ spawn() {
 
 @test "send-fd --open: a file passed and read by the program --recv runs" {
 	printf 'line one\nline two\n' >"$T/data"
-	spawn "$T/out" "$SG" send-fd --recv "$T/r.sock" -- cat
+	spawn "$T/out" "$SG" send-fd --recv "$T/r.sock" --any-fd -- cat
 	wait_for_file "$T/r.sock"
 	run -0 "$SG" send-fd -v --open "$T/data" "$T/r.sock"
 	assert_output "sockgate-send-fd: info: sent $T/data to unix:$T/r.sock"
@@ -40,7 +40,7 @@ spawn() {
 }
 
 @test "send-fd: stdin (a pipe) by default; --as puts the fd where the program wants it" {
-	spawn "$T/out" "$SG" send-fd --recv "$T/r.sock" --as 5 -- sh -c 'echo "fd0:$(cat)"; echo "fd5:$(cat <&5)"'
+	spawn "$T/out" "$SG" send-fd --recv "$T/r.sock" --as 5 --any-fd -- sh -c 'echo "fd0:$(cat)"; echo "fd5:$(cat <&5)"'
 	wait_for_file "$T/r.sock"
 	echo "through a pipe" | "$SG" send-fd "$T/r.sock"
 	wait "${PIDS[0]}"
@@ -109,7 +109,7 @@ print('record', len(msg), msg[0], 'fds', len(fds), open(fds[0]).read().strip(), 
 }
 
 @test "send-fd --recv: the program gets SIGPIPE's default action back" {
-	spawn "$T/out" "$SG" send-fd --recv "$T/r.sock" -- sh -c 'grep SigIgn /proc/self/status'
+	spawn "$T/out" "$SG" send-fd --recv "$T/r.sock" --any-fd -- sh -c 'grep SigIgn /proc/self/status'
 	wait_for_file "$T/r.sock"
 	"$SG" send-fd "$T/r.sock" </dev/null
 	wait "${PIDS[0]}"
@@ -118,4 +118,44 @@ print('record', len(msg), msg[0], 'fds', len(fds), open(fds[0]).read().strip(), 
 	assert_output --regexp "^SigIgn:[[:space:]]+[0-9a-f]+$"
 	mask=$(awk '{print $2}' "$T/out")
 	assert_equal "$(( 0x$mask & 0x1000 ))" 0
+}
+
+@test "send-fd --recv: a file and a socket from a uid not allowed are refused and logged; the program gets the next, a socket" {
+	chmod 755 "$T"
+	cp "$TOP/tests/tools/pass_sock.py" "$T/"
+	echo secret >"$T/data"
+	spawn "$T/out" "$SG" send-fd --recv "$T/r.sock" -m 0666 -- python3 -c '
+import os, stat; print("fd 0 is a socket:", stat.S_ISSOCK(os.fstat(0).st_mode))'
+	wait_for_file "$T/r.sock"
+	run -0 "$SG" send-fd --open "$T/data" "$T/r.sock"
+	wait_for_line "$T/out" "warning: $T/r.sock: refused an fd from pid [0-9]* uid 0 gid 0: not a socket$"
+	run -0 setpriv --reuid 65534 --regid 65534 --clear-groups /usr/bin/python3 "$T/pass_sock.py" "$T/r.sock"
+	wait_for_line "$T/out" "refused an fd from pid [0-9]* uid 65534 gid 65534: a sender not allowed"
+	python3 "$TOP/tests/tools/pass_sock.py" "$T/r.sock"
+	wait "${PIDS[0]}"
+	run -0 grep -v warning "$T/out"
+	assert_output "fd 0 is a socket: True"
+
+	spawn "$T/out2" "$SG" send-fd --recv "$T/r2.sock" -m 0666 --sender nobody -- python3 -c '
+import os, stat; print("fd 0 is a socket:", stat.S_ISSOCK(os.fstat(0).st_mode))'
+	wait_for_file "$T/r2.sock"
+	run -0 setpriv --reuid 65534 --regid 65534 --clear-groups /usr/bin/python3 "$T/pass_sock.py" "$T/r2.sock"
+	wait "${PIDS[1]}"
+	assert_equal "$(cat "$T/out2")" "fd 0 is a socket: True"
+	run -100 "$SG" send-fd --any-fd "$T/r2.sock"
+}
+
+@test "send-fd --recv -m: the socket file is never looser than MODE: the socket's own mode is set before bind() makes the file" {
+	command -v strace >/dev/null || skip "strace not installed"
+	(umask 0; exec strace -f -o "$T/trace" -e trace=bind,chmod,fchmod,fchmodat "$SG" send-fd --recv "$T/r.sock" -m 0640 --any-fd -- true) &
+	PIDS+=($!)
+	wait_for_file "$T/r.sock"
+	run -0 stat -c %a "$T/r.sock"
+	assert_output 640
+	"$SG" send-fd "$T/r.sock" </dev/null
+	wait "${PIDS[0]}"
+	run -0 grep -E -o '(fchmod|bind|chmod|fchmodat)\([^)]*\)' "$T/trace"
+	assert_output --regexp "^fchmod\([0-9]+, 0640\)
+bind\([0-9]+, \{sa_family=AF_UNIX, sun_path=\"$T/r.sock\"\}, [0-9]+\)
+(chmod\(\"$T/r.sock\", 0640\)|fchmodat\(AT_FDCWD, \"$T/r.sock\", 0640\))$"
 }

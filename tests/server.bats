@@ -314,7 +314,7 @@ for p in range(600, 1000):
 	mkdir -p "$T/root"
 	chmod 755 "$T" "$T/root"
 	# nobody must be able to write to the receiver's socket
-	spawn "$T/inetd.log" "$SG" inetd -m 0666 "$T/root/in.sock" "$T/who"
+	spawn "$T/inetd.log" "$SG" inetd -m 0666 --sender nobody "$T/root/in.sock" "$T/who"
 	wait_for_file "$T/root/in.sock"
 	start_server -l 127.0.0.1 -p "$low" -u nobody -x "$T/root" -S /in.sock
 	assert_equal "$PORT" "$low"

@@ -308,6 +308,42 @@ static void test_peer(void)
 	close(p[1]);
 }
 
+/* Who sent it, and what it is: the receivers' checks. */
+static void test_checks(void)
+{
+	int sp[2], fd = -1, pf[2];
+	CHECK(socketpair(AF_UNIX, SOCK_DGRAM, 0, sp) == 0 && pipe(pf) == 0, "socketpair, pipe");
+	CHECK(fdpass_receiver_setup(sp[1]) == 0, "SO_PASSCRED on the receiver");
+	CHECK(fdpass_send(sp[0], &pf[0], 1, "x", 1, 0) == 0, "send a pipe");
+	struct ucred cr;
+	size_t n = 1;
+	char b[8];
+	CHECK(fdpass_recv_from(sp[1], &fd, &n, b, sizeof b, MSG_CMSG_CLOEXEC, &cr) == 1 && n == 1,
+	      "received the fd with credentials");
+	CHECK(cr.pid == getpid() && cr.uid == geteuid() && cr.gid == getegid(), "the sender's pid, uid, gid");
+	CHECK(fdpass_sender_ok(&cr, (uid_t)-1, (gid_t)-1), "our own uid is allowed");
+	struct ucred other = { .pid = 1, .uid = 4242, .gid = 4343 };
+	CHECK(!fdpass_sender_ok(&other, (uid_t)-1, (gid_t)-1) || geteuid() == 4242, "another uid is not, by default");
+	CHECK(fdpass_sender_ok(&other, 4242, (gid_t)-1), "unless named by uid");
+	CHECK(fdpass_sender_ok(&other, (uid_t)-1, 4343), "or by gid");
+	struct ucred rootc = { .pid = 1, .uid = 0, .gid = 5 };
+	CHECK(fdpass_sender_ok(&rootc, (uid_t)-1, (gid_t)-1), "root is allowed");
+	struct ucred none = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	CHECK(!fdpass_sender_ok(&none, (uid_t)-1, (gid_t)-1), "unknown credentials are not");
+	errno = 0;
+	CHECK(fdpass_fd_check(fd, 0, 0) == -1 && errno == ENOTSOCK, "a pipe: ENOTSOCK");
+	CHECK(fdpass_fd_check(sp[0], 0, 0) == 0, "a socket of any type and family");
+	CHECK(fdpass_fd_check(sp[0], SOCK_STREAM, 0) == -1 && errno == EPROTOTYPE, "wrong type: EPROTOTYPE");
+	CHECK(fdpass_fd_check(sp[0], SOCK_DGRAM, FDPASS_FAM_INET) == -1 && errno == EAFNOSUPPORT,
+	      "wrong family: EAFNOSUPPORT");
+	CHECK(fdpass_fd_check(sp[0], SOCK_DGRAM, FDPASS_FAM_INET | FDPASS_FAM_UNIX) == 0, "type and family as asked");
+	close(fd);
+	close(pf[0]);
+	close(pf[1]);
+	close(sp[0]);
+	close(sp[1]);
+}
+
 int main(void)
 {
 	test_pass(SOCK_STREAM, "stream");
@@ -315,5 +351,6 @@ int main(void)
 	test_pass(SOCK_SEQPACKET, "seqpacket");
 	test_meta();
 	test_peer();
+	test_checks();
 	return unit_done();
 }

@@ -113,7 +113,7 @@ int main(void)
 		{ 28 + 3, 1, "reserved" },
 		{ 28 + 51, 0x80, "unknown option flags" },
 		{ 28 + 63, 0x10, "string offset" },
-		{ 28 + 5 * 80 + 60, 0, "does not check" },	/* tcp target now names a path */
+		{ 28 + 5 * 88 + 60, 0, "does not check" },	/* tcp target now names a path */
 	};
 	for (size_t i = 0; i < sizeof field / sizeof field[0]; i++) {
 		memcpy(b, bin, len);

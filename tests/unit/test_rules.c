@@ -111,6 +111,9 @@ static const struct {
 	  "0123456789012345678901234567890123456789", 1, 17, "too long" },
 	{ "connect -> pass name=a\x01", 1, 23, "control character" },
 	{ "connect -> pass source=nowhere", 1, 24, "bad source address" },
+	{ "bind * -> fdpass /x sender=root", 1, 28, "bad sender" },
+	{ "bind * -> fdpass /x sender=1:", 1, 28, "bad sender" },
+	{ "bind * -> fdpass /x sender=4294967295", 1, 28, "bad sender" },
 	{ "ok\n", 1, 1, "expected a direction" },
 };
 
@@ -442,8 +445,30 @@ static void test_same(void)
 	CHECK(!rules_same(rs, &a, rs, &b), "another argument makes a different rule");
 	b = a, b.port_hi = 81;
 	CHECK(!rules_same(rs, &a, rs, &b), "another port range makes a different rule");
+	b = a, b.sender_uid = 5;
+	CHECK(!rules_same(rs, &a, rs, &b), "another sender uid makes a different rule");
+	b = a, b.sender_gid = 5;
+	CHECK(!rules_same(rs, &a, rs, &b), "another sender gid makes a different rule");
 	b = a, b.line = 99;
 	CHECK(rules_same(rs, &a, rs, &b), "the source line does not count");
+	rules_free(rs);
+}
+
+/* sender=: parsed, formatted back, none by default. */
+static void test_sender(void)
+{
+	struct ruleset *rs = P("bind * -> fdpass /a sender=1000:50\nbind * -> fdpass /b sender=:7\n"
+			       "bind * -> fdpass /c sender=0\nbind * -> fdpass /d\n");
+	REQUIRE(rs && rs->n == 4, "the sender rules parse");
+	CHECK(rs->rule[0].sender_uid == 1000 && rs->rule[0].sender_gid == 50 && rs->rule[1].sender_uid == RULE_NONE &&
+	      rs->rule[1].sender_gid == 7 && rs->rule[2].sender_uid == 0 && rs->rule[2].sender_gid == RULE_NONE &&
+	      rs->rule[3].sender_uid == RULE_NONE && rs->rule[3].sender_gid == RULE_NONE,
+	      "sender=UID:GID, :GID, UID; none by default");
+	char line[256];
+	const char *want[] = { "sender=1000:50", "sender=:7", "sender=0" };
+	for (int i = 0; i < 3; i++)
+		CHECK(rules_format(rs, &rs->rule[i], line, sizeof line) > 0 && strstr(line, want[i]),
+		      "formatted with %s", want[i]);
 	rules_free(rs);
 }
 
@@ -553,5 +578,6 @@ int main(void)
 	test_expand();
 	test_format();
 	test_same();
+	test_sender();
 	return unit_done();
 }

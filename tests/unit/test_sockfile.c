@@ -38,6 +38,21 @@ int main(void)
 	close(s);
 	CHECK(s >= 0 && sockfile_clear(&a.u.un, a.len) == 1 && lstat(path, &st) < 0, "a stale file is removed");
 
+	/* the mode from the start: with umask 077 the file is 0600 first, then exactly 0640 */
+	mode_t um = umask(077);
+	s = socket(AF_UNIX, SOCK_DGRAM, 0);
+	CHECK(bind_unix_path_mode(s, &a.u.un, a.len, 0640) == 0 && stat(path, &st) == 0 &&
+	      (st.st_mode & 07777) == 0640, "bind_unix_path_mode: the file gets exactly the mode");
+	close(s);
+	unlink(path);
+	umask(0);
+	s = socket(AF_UNIX, SOCK_DGRAM, 0);
+	CHECK(fchmod(s, 0600) == 0 && bind(s, &a.u.sa, a.len) == 0 && stat(path, &st) == 0 &&
+	      (st.st_mode & 07777) == 0600, "the kernel creates the file with the socket's own mode (umask 0)");
+	close(s);
+	unlink(path);
+	umask(um);
+
 	s = bound(&a, SOCK_STREAM);
 	errno = 0;
 	CHECK(sockfile_clear(&a.u.un, a.len) == -1 && errno == EADDRINUSE && lstat(path, &st) == 0,

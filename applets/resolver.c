@@ -219,6 +219,23 @@ static int rr_add(struct job *j, const struct dns_rr *rr)
 	return 0;
 }
 
+/* An A or AAAA record's address: 1, or 0 for another type. */
+static int rr_addr(const struct dns_rr *rr, struct lookup_addr *x)
+{
+	if (rr->type != DNS_A && rr->type != DNS_AAAA)
+		return 0;
+	x->family = rr->type == DNS_A ? 4 : 6;
+	memcpy(x->a, x->family == 4 ? rr->d.a : rr->d.aaaa, x->family == 4 ? 4 : 16);
+	return 1;
+}
+
+/* The record (type and data) of an address; name, class and ttl are the caller's. */
+static void rr_of_addr(struct dns_rr *rr, const struct lookup_addr *x)
+{
+	rr->type = x->family == 4 ? DNS_A : DNS_AAAA;
+	memcpy(x->family == 4 ? rr->d.a : rr->d.aaaa, x->a, x->family == 4 ? 4 : 16);
+}
+
 static const char *client_name(const struct job *j, char *buf, size_t size)
 {
 	if (j->cl)
@@ -271,12 +288,8 @@ static void reply_lookup(struct job *j, int status_override)
 			snprintf(r.name, sizeof r.name, "%s", rr->d.name);
 		else if (rr->type == DNS_PTR && j->req.op == LOOKUP_ADDR && !r.name[0])
 			snprintf(r.name, sizeof r.name, "%s", rr->d.name);
-		else if ((rr->type == DNS_A || rr->type == DNS_AAAA) && r.naddr < LOOKUP_ADDR_MAX) {
-			int six = rr->type == DNS_AAAA;
-			r.addr[r.naddr].family = six ? 6 : 4;
-			memcpy(r.addr[r.naddr].a, six ? rr->d.aaaa : rr->d.a, six ? 16 : 4);
+		else if (r.naddr < LOOKUP_ADDR_MAX && rr_addr(rr, &r.addr[r.naddr]))
 			r.naddr++;
-		}
 	}
 	r.ttl = ttl == UINT32_MAX ? 0 : ttl;
 	if (status_override >= 0)
@@ -339,13 +352,11 @@ static void job_done(struct job *j, int timed_out)
 	} else {
 		for (size_t i = 0; i < j->nrr; i++) {
 			const struct dns_rr *rr = &j->rr[i];
-			if (rr->type != DNS_A && rr->type != DNS_AAAA)
+			struct lookup_addr x;
+			if (!rr_addr(rr, &x))
 				continue;
 			uint8_t a16[16] = { [10] = 0xff, [11] = 0xff };
-			if (rr->type == DNS_A)
-				memcpy(a16 + 12, rr->d.a, 4);
-			else
-				memcpy(a16, rr->d.aaaa, 16);
+			memcpy(x.family == 4 ? a16 + 12 : a16, x.a, x.family == 4 ? 4 : 16);
 			/* the name the client asked for, and the one the record is for */
 			const char *asked = j->type == JT_LOOKUP ? j->req.name : j->q->qname;
 			mem_add(a16, asked, rr->ttl, now);
@@ -555,21 +566,16 @@ static void done_read(void)
 /* Fixed answers of a `resolve NAME -> ADDR,...` rule, as A/AAAA records. */
 static void fixed_answers(struct job *j, const char *list, const char *owner)
 {
-	char tmp[256], *save = NULL;
+	struct lookup_addr a[LOOKUP_LIST_MAX];
 	struct dns_rr rr;
+	int n = lookup_addr_list(list, a);
 
 	memset(&rr, 0, sizeof rr);
 	rr.class = DNS_IN;
 	rr.ttl = opt.host_ttl;
 	snprintf(rr.name, sizeof rr.name, "%s", owner);
-	snprintf(tmp, sizeof tmp, "%s", list);
-	for (char *a = strtok_r(tmp, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
-		if (inet_pton(AF_INET, a, rr.d.a) == 1)
-			rr.type = DNS_A;
-		else if (inet_pton(AF_INET6, a, rr.d.aaaa) == 1)
-			rr.type = DNS_AAAA;
-		else
-			continue;
+	for (int k = 0; k < n; k++) {
+		rr_of_addr(&rr, &a[k]);
 		for (int i = 0; i < j->nq; i++)
 			if (j->qtype[i] == rr.type)
 				rr_add(j, &rr);
@@ -725,19 +731,35 @@ static void client_close(struct rcl *c)
 	/* jobs in flight keep the record until they end: client_release() */
 }
 
+/*
+ * One send (out) or recv on a client's socket: the bytes moved, 0 when the
+ * socket is not ready, or -1 once the client is closed (an error, or its
+ * end of the stream).
+ */
+static ssize_t client_io(struct rcl *c, int out, void *buf, size_t len)
+{
+	for (;;) {
+		ssize_t n = out ? send(c->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) : recv(c->fd, buf, len, MSG_DONTWAIT);
+		if (n > 0)
+			return n;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		client_close(c);
+		return -1;
+	}
+}
+
 static void client_flush(struct rcl *c)
 {
 	size_t off = 0;
 	while (off < c->olen) {
-		ssize_t n = send(c->fd, c->out + off, c->olen - off, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		if (n <= 0) {
-			client_close(c);
+		ssize_t n = client_io(c, 1, c->out + off, c->olen - off);
+		if (n < 0)
 			return;
-		}
+		if (n == 0)
+			break;
 		off += (size_t)n;
 	}
 	memmove(c->out, c->out + off, c->olen - off);
@@ -810,22 +832,13 @@ static void client_read(struct rcl *c)
 {
 	c->busy++;
 	client_take(c);
-	while (!c->dead && !c->paused) {
-		if (c->inlen == sizeof c->in)
-			break;
-		ssize_t n = recv(c->fd, c->in + c->inlen, sizeof c->in - c->inlen, MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		if (n <= 0) {
-			client_close(c);
-			break;
+	/* one read per wake-up at most: others get their turn */
+	if (!c->dead && !c->paused && c->inlen < sizeof c->in) {
+		ssize_t n = client_io(c, 0, c->in + c->inlen, sizeof c->in - c->inlen);
+		if (n > 0) {
+			c->inlen += (size_t)n;
+			client_take(c);
 		}
-		c->inlen += (size_t)n;
-		client_take(c);
-		/* one read per wake-up at most: others get their turn */
-		break;
 	}
 	c->busy--;
 }

@@ -3,6 +3,7 @@
  * and sockgate-relay(8)). Pure functions; a message is checked whole
  * (magic, version, length, every field's range) before anything is kept.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
 
@@ -174,4 +175,32 @@ const char *lookup_status_name(int status)
 		"ok", "no such name", "no address of that family", "temporary failure", "failure", "refused",
 	};
 	return status >= 0 && status < LOOKUP_NSTATUS ? names[status] : "?";
+}
+
+int lookup_addr_list(const char *s, struct lookup_addr *out)
+{
+	int n = 0;
+
+	for (;;) {
+		const char *comma = strchr(s, ',');
+		size_t len = comma ? (size_t)(comma - s) : strlen(s);
+		char one[INET6_ADDRSTRLEN];
+		struct lookup_addr x;
+		if (len == 0 || len >= sizeof one || n == LOOKUP_LIST_MAX)
+			return -1;
+		memcpy(one, s, len);
+		one[len] = 0;
+		if (inet_pton(AF_INET, one, x.a) == 1)
+			x.family = 4;
+		else if (inet_pton(AF_INET6, one, x.a) == 1)
+			x.family = 6;
+		else
+			return -1;
+		if (out)
+			out[n] = x;
+		n++;
+		if (!comma)
+			return n;
+		s = comma + 1;
+	}
 }

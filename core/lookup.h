@@ -69,4 +69,13 @@ int lookup_rep_parse(const uint8_t *buf, size_t len, struct lookup_rep *r, size_
 
 const char *lookup_status_name(int status);
 
+/*
+ * "ADDR[,ADDR...]": 1 to LOOKUP_LIST_MAX numeric IPv4 or IPv6 addresses,
+ * the fixed answers of a `resolve NAME -> ADDR,...` rule (and of
+ * libdivert's variables). The count, with the addresses in out when it is
+ * not NULL (room for LOOKUP_LIST_MAX), or -1 when s is no such list.
+ */
+#define LOOKUP_LIST_MAX 16
+int lookup_addr_list(const char *s, struct lookup_addr *out);
+
 #endif

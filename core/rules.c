@@ -7,7 +7,6 @@
  * probes one hash bucket per prefix length present in its direction and
  * keeps the lowest-numbered rule that matches fully.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 #include <string.h>
 
 #include "dns.h"
+#include "lookup.h"
 #include "rules.h"
 
 /* ---- small string pool --------------------------------------------------- */
@@ -432,23 +432,6 @@ static int is_action_word(const struct tok *t)
 	return tok_is(t, "allow");
 }
 
-/* "ADDR[,ADDR...]": 1 to 16 numeric IPv4 or IPv6 addresses. */
-static int addr_list_ok(const char *s)
-{
-	char tmp[256], *save = NULL;
-	int n = 0;
-
-	if (!*s || s[0] == ',' || s[strlen(s) - 1] == ',' || strstr(s, ",,") || strlen(s) >= sizeof tmp)
-		return 0;
-	strcpy(tmp, s);
-	for (char *a = strtok_r(tmp, ",", &save); a; a = strtok_r(NULL, ",", &save), n++) {
-		uint8_t bin[16];
-		if (inet_pton(AF_INET, a, bin) != 1 && inet_pton(AF_INET6, a, bin) != 1)
-			return 0;
-	}
-	return n >= 1 && n <= 16;
-}
-
 /*
  * resolve [PATTERN] -> unix PATH | abstract NAME | pass | reject | OTHER-NAME
  *                     | ADDR[,ADDR...]
@@ -492,7 +475,7 @@ static int parse_resolve(struct parser *p, const struct tok *tk, size_t nt, stru
 		r->action = ACT_PASS;
 	} else if (tok_is(act, "reject")) {
 		r->action = ACT_REJECT;
-	} else if (tok_copy(act, buf, sizeof buf) == 0 && addr_list_ok(buf)) {
+	} else if (tok_copy(act, buf, sizeof buf) == 0 && lookup_addr_list(buf, NULL) > 0) {
 		r->action = ACT_ADDRS;
 		r->arg = pool_add(&p->pool, act->s, act->n);
 	} else if (tok_copy(act, buf, sizeof buf) == 0 && dns_name_ok(buf) && !strchr(buf, '*') &&

@@ -101,8 +101,9 @@ void conn_put(struct sgconn *c)
 	free(c->hdr);
 	free(c->dghdr);
 	free(c->map);
+	free(c->srv);
 	if (c->dgpath[0] && c->dgpid == getpid())
-		unlink(c->dgpath);
+		REAL(unlink)(c->dgpath);
 	if (c->pw >= 0)
 		REAL(close)(c->pw);
 	if (c->qfd >= 0)

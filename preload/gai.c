@@ -3,13 +3,10 @@
  * they gave, so a PROXY v2 header can carry the name in its AUTHORITY TLV
  * (proxy-protocol.txt section 2.2.2). A fixed ring; the newest pair wins.
  */
-#include <arpa/inet.h>
 #include <netdb.h>
 #include <string.h>
 
 #include "addr.h"
-#include "dns.h"
-#include "real.h"
 #include "sg.h"
 
 #define GAI_N 256
@@ -32,14 +29,13 @@ void gai_fork_lock(int lock)
 
 void gai_remember(const char *name, const struct addrinfo *res)
 {
-	unsigned char tmp[sizeof(struct in6_addr)];
 	size_t n = strlen(name);
 	int k = 0;
 
 	if (n == 0 || n >= sizeof ring[0].name)
 		return;
 	/* a numeric host is no name */
-	if (inet_pton(AF_INET, name, tmp) == 1 || inet_pton(AF_INET6, name, tmp) == 1)
+	if (names_numeric(name))
 		return;
 	pthread_mutex_lock(&gai_lock);
 	for (const struct addrinfo *ai = res; ai && k < 16; ai = ai->ai_next) {
@@ -75,24 +71,4 @@ int gai_lookup(const struct sockaddr *sa, char *name, size_t size)
 	}
 	pthread_mutex_unlock(&gai_lock);
 	return found;
-}
-
-EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
-		       struct addrinfo **res)
-{
-	char other[DNS_NAME_MAX] = "";
-	int r;
-
-	/* a name with a dot may be diverted by libdivert's variable even with no rules */
-	if (node && (conf()->have_resolve || strchr(node, '.')) &&
-	    names_getaddrinfo(node, service, hints, res, &r, other)) {
-		if (r == 0 && *res && conf()->have_proxy)
-			gai_remember(other[0] ? other : node, *res);
-		return r;
-	}
-	r = unlikely(conf()->hacks & HACK_GAI) ? gaihack_getaddrinfo(other[0] ? other : node, service, hints, res)
-					       : REAL(getaddrinfo)(other[0] ? other : node, service, hints, res);
-	if (r == 0 && node && *res && conf()->have_proxy)
-		gai_remember(node, *res);
-	return r;
 }

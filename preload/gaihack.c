@@ -1,28 +1,21 @@
 /*
- * u-relay-tproxy's gai-hack inside getaddrinfo(), on when
- * URELAY_TPROXY_LOCAL_FLAGS has 0x80000: PJTL_GAIHACK_STATICDIR entries
- * before the real resolver (h, H, H,R) and after it failed (l, L, L,R),
- * then PJTL_GAIHACK_SNI_PROXY, then no data; a name nothing answered is
- * logged to PJTL_GAIHACK_LOGFILE. AI_ADDRCONFIG is cleared from the hints
- * (a program with no network would otherwise be told no address can do).
- * Names and entries are read by core/gaihack.
+ * u-relay-tproxy's gai-hack as a source of answers for getaddrinfo()
+ * (names.c, which decides when it is asked): the entries of
+ * PJTL_GAIHACK_STATICDIR, read at every lookup so that they can be changed
+ * while the program runs, and PJTL_GAIHACK_LOGFILE, where the names nothing
+ * answered are written. Names and entries are parsed by core/gaihack.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "gaihack.h"
 #include "real.h"
 #include "sg.h"
 
-enum { FOUND, NOTFOUND, FAILED };
-
-/* One entry file: FOUND (value in out), NOTFOUND, or FAILED (unreadable, malformed). */
+/* One entry file: GAIHACK_FOUND (value in out), GAIHACK_NOTFOUND, or GAIHACK_FAILED. */
 static int entry(int dir, const char *file, char *out, size_t size)
 {
 	char buf[GAIHACK_FILEMAX + 2];
@@ -34,37 +27,43 @@ static int entry(int dir, const char *file, char *out, size_t size)
 		while (n < 0 && errno == EINTR);
 		REAL(close)(fd);
 		if (n <= 0)
-			return FAILED;
-		return gaihack_entry(buf, (size_t)n, 0, out, size) == 0 ? FOUND : FAILED;
+			return GAIHACK_FAILED;
+		return gaihack_entry(buf, (size_t)n, 0, out, size) == 0 ? GAIHACK_FOUND : GAIHACK_FAILED;
 	}
 	if (errno != ENOENT)
-		return FAILED;
+		return GAIHACK_FAILED;
 	/* a link to "X,VALUE" names no file: it is read, not followed */
 	ssize_t n = readlinkat(dir, file, buf, sizeof buf);
 	if (n < 0)
-		return errno == ENOENT || errno == EINVAL ? NOTFOUND : FAILED;
-	return gaihack_entry(buf, (size_t)n, 1, out, size) == 0 ? FOUND : NOTFOUND;
+		return errno == ENOENT || errno == EINVAL ? GAIHACK_NOTFOUND : GAIHACK_FAILED;
+	return gaihack_entry(buf, (size_t)n, 1, out, size) == 0 ? GAIHACK_FOUND : GAIHACK_NOTFOUND;
 }
 
-static int search(const char *dirname, const char *name, const char ident[2], int *localhost, char *out,
-		  size_t size)
+int gaihack_find(const char *name, const char ident[2], int *localhost, char *out, size_t size)
 {
 	char cand[GAIHACK_MAXCAND][GAIHACK_FILEMAX + 1];
+	const char *dirname = getenv("PJTL_GAIHACK_STATICDIR");
 	int n = gaihack_candidates(name, ident, cand, localhost);
-	int dir = open(dirname, O_RDONLY | O_PATH | O_DIRECTORY | O_CLOEXEC);
-	int r = NOTFOUND;
+	int r = GAIHACK_NOTFOUND;
 
+	if (!dirname || !*dirname)
+		return GAIHACK_NOTFOUND;
+	int dir = open(dirname, O_RDONLY | O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0)
-		return FAILED;
-	for (int i = 0; i < n && r == NOTFOUND; i++)
+		return GAIHACK_FAILED;
+	for (int i = 0; i < n && r == GAIHACK_NOTFOUND; i++)
 		r = entry(dir, cand[i], out, size);
 	REAL(close)(dir);
 	return r;
 }
 
-static void log_name(const char *file, const char *name)
+void gaihack_log(const char *name)
 {
+	const char *file = getenv("PJTL_GAIHACK_LOGFILE");
 	char line[GAIHACK_NAMEMAX + 40];
+
+	if (!file || !*file)
+		return;
 	int n = snprintf(line, sizeof line, "sni_proxy_needed_for \"%s\"\n", name);
 	int fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -72,40 +71,4 @@ static void log_name(const char *file, const char *name)
 	ssize_t w = write(fd, line, (size_t)n);
 	(void)w;
 	REAL(close)(fd);
-}
-
-int gaihack_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res)
-{
-	struct addrinfo h = { .ai_flags = AI_V4MAPPED };
-	char name[GAIHACK_NAMEMAX + 1], value[GAIHACK_FILEMAX];
-	struct in_addr v4;
-	int localhost = 0;
-
-	if (hints)
-		h = *hints;
-	h.ai_flags &= ~AI_ADDRCONFIG;
-	/* no name, an IPv4 literal, or no name it handles (IPv6 literals among them) */
-	if (!node || inet_aton(node, &v4) || gaihack_name(node, name) < 0)
-		return REAL(getaddrinfo)(node, service, &h, res);
-	const char *dir = getenv("PJTL_GAIHACK_STATICDIR");
-	int r = dir && *dir ? search(dir, name, "hH", &localhost, value, sizeof value) : NOTFOUND;
-	if (r == FOUND)
-		return REAL(getaddrinfo)(value, service, &h, res);
-	if (r == FAILED)
-		return EAI_AGAIN;
-	int e = REAL(getaddrinfo)(node, service, &h, res);
-	if (e != EAI_ADDRFAMILY && e != EAI_FAIL && e != EAI_AGAIN && e != EAI_NODATA && e != EAI_NONAME)
-		return e;
-	r = dir && *dir ? search(dir, name, "lL", &localhost, value, sizeof value) : NOTFOUND;
-	if (r == FOUND)
-		return REAL(getaddrinfo)(value, service, &h, res);
-	if (r == FAILED || localhost)
-		return EAI_AGAIN;
-	const char *log = getenv("PJTL_GAIHACK_LOGFILE");
-	if (log && *log)
-		log_name(log, name);
-	const char *sni = getenv("PJTL_GAIHACK_SNI_PROXY");
-	if (sni && *sni)
-		return REAL(getaddrinfo)(sni, service, &h, res);
-	return EAI_NODATA;
 }

@@ -128,25 +128,19 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 		return 0;
 	const struct ruleset *rs;
 	const struct rule *r = sg_match(RULE_BIND, RULE_TCP, sa, &rs);
-	if (!r || (r->action != ACT_FDPASS && r->action != ACT_UNIX && r->action != ACT_ABSTRACT &&
-		   r->action != ACT_SYSTEMD))
+	if (!r || (r->action != ACT_FDPASS && r->action != ACT_UNIX && r->action != ACT_ABSTRACT))
 		return 0;
-	int type = 0, domain = 0;
-	socklen_t l = sizeof type;
-	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_TYPE, &type, &l) < 0 || type != SOCK_STREAM)
+	int domain = sa->sa_family;
+	if (!sock_is(fd, SOCK_STREAM, domain))
 		return 0;
-	l = sizeof domain;
-	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l) < 0 || domain != sa->sa_family)
-		return 0;
-	if (r->action == ACT_SYSTEMD) {
-		int afd = systemd_fd(rules_str(rs, r->arg));
-		if (afd < 0)
-			return 0;	/* not socket-activated: bind as usual */
-		*handled = 1;
-		return systemd_take(fd, afd, sa, len, r, domain);
-	}
 	*handled = 1;
 
+	struct sockaddr_storage p0;	/* port 0: a free one (in_udp.c) */
+	if (addr_port(sa) == 0) {
+		if (in_port0(sa, len, SOCK_STREAM, rules_str(rs, r->arg), r->action == ACT_ABSTRACT, &p0) < 0)
+			return -1;
+		sa = (const struct sockaddr *)&p0;
+	}
 	struct sgconn *c = conn_listener(domain, r, r->action, ST_BOUND, sa, len);
 	if (!c)
 		return -1;
@@ -368,46 +362,6 @@ static void as_family(struct sockaddr_storage *ss, socklen_t *len, int fam)
 		errno = e;	/* not inet: left as it is, and so is the caller's errno */
 }
 
-#define HDR_WAIT_MS 1000	/* how long accept() waits for the rest of a PROXY header */
-
-/*
- * Read the PROXY header (v2 or v1) that starts a connection, consuming
- * exactly its bytes. 1 with h filled, 0 for a LOCAL/UNKNOWN header, -1 when
- * there is none, it is malformed, or it does not arrive in time.
- */
-static int read_header(int s, struct proxy_hdr *h)
-{
-	unsigned char buf[PROXY_V2_HDRLEN + 1024];
-	int64_t t0 = mono_ms();
-	size_t n;
-
-	for (;;) {
-		ssize_t got = REAL(recvfrom)(s, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT, NULL, NULL);
-		if (got == 0)
-			return -1;
-		if (got > 0) {
-			int r = proxyv2_parse(buf, (size_t)got, h, &n);
-			if (r < 0)
-				return -1;
-			if (r == PROXY_DONE) {
-				if (REAL(recvfrom)(s, buf, n, MSG_DONTWAIT, NULL, NULL) != (ssize_t)n)
-					return -1;
-				return h->command == PROXY_CMD_PROXY && h->src.ss_family != AF_UNSPEC;
-			}
-			if ((size_t)got >= sizeof buf)
-				return -1;
-		} else if (errno != EAGAIN && errno != EINTR) {
-			return -1;
-		}
-		/* our clients write the header inside connect(): it is nearly always here already */
-		long left = HDR_WAIT_MS - (long)(mono_ms() - t0);
-		if (left <= 0)
-			return -1;
-		struct pollfd p = { .fd = s, .events = POLLIN };
-		poll(&p, 1, (int)(left < 50 ? left : 50));
-	}
-}
-
 /*
  * The record of an accepted socket s that the program sees with other
  * addresses than its own (c, filled in): put in the table (or dropped when
@@ -495,9 +449,7 @@ void accepted_set(int nfd, struct sgconn *c)
  * getpeername() with the loopback address of the family, port 0 (the Unix
  * peer has no inet address; a rule's source= names another) - or, when the
  * rule has proxy-v2 (or v1), with
- * the addresses of the PROXY header the client sent first. A connection
- * whose header is missing or malformed is closed, and accept() goes on to
- * the next one (or says EAGAIN).
+ * the addresses of the PROXY header the client sent first (in_proxy.c).
  */
 static int unix_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, socklen_t *len, int flags)
 {
@@ -505,23 +457,12 @@ static int unix_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, soc
 	int got = 0;
 	int nfd;
 
-	nfd = REAL(accept4)(fd, NULL, NULL, flags);
+	if (lc->rflags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1))
+		nfd = in_proxy_accept(fd, lc->ino, &h, &got, flags);	/* only once its header is complete */
+	else
+		nfd = REAL(accept4)(fd, NULL, NULL, flags);
 	if (nfd < 0)
 		return -1;
-	if (lc->rflags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1)) {
-		memset(&h, 0, sizeof h);
-		got = read_header(nfd, &h);
-		if (got < 0) {
-			/*
-			 * No valid header: drop that connection and say so as TCP
-			 * would for a connection gone before accept. Looping into
-			 * another accept4() instead would block a caller that was
-			 * told by select() that exactly one connection waits.
-			 */
-			REAL(close)(nfd);
-			return errno = ECONNABORTED, -1;
-		}
-	}
 	struct sgconn *c = accepted_new(lc, 0);
 	if (!c) {
 		REAL(close)(nfd);

@@ -3,7 +3,9 @@
  * that a `resolve` rule sends to sockgate-relay's resolver listener in the
  * resolver protocol (core/lookup.h), diversions (`resolve NAME -> OTHER`,
  * and libdivert's environment form NAME=OTHER), fixed answers
- * (`resolve NAME -> ADDR,...`), and NAT64 synthesis for `nat64 dns64`.
+ * (`resolve NAME -> ADDR,...`), NAT64 synthesis for `nat64 dns64`, and
+ * u-relay-tproxy's gai-hack around the lookup (its static directory is
+ * read by gaihack.c).
  *
  * glibc's resolver makes its sockets inside libc where no wrapper sees
  * them, so the lookup functions themselves are wrapped. A name that no
@@ -27,6 +29,7 @@
 #include "addr.h"
 #include "dns.h"
 #include "file.h"
+#include "gaihack.h"
 #include "lookup.h"
 #include "real.h"
 #include "sg.h"
@@ -35,15 +38,28 @@
 
 struct answer {
 	int status;			/* LOOKUP_* */
+	int rejected;			/* by a reject rule: final, whatever else could answer */
 	char canon[DNS_NAME_MAX];
 	size_t naddr;
 	struct lookup_addr addr[LOOKUP_ADDR_MAX];
 };
 
-static int numeric_host(const char *s)
+int names_numeric(const char *s)
 {
-	unsigned char b[16];
-	return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
+	struct in_addr v4;
+	unsigned char v6[16];
+	char tmp[INET6_ADDRSTRLEN];
+	const char *pct = strchr(s, '%');
+
+	if (inet_aton(s, &v4))
+		return 1;
+	/* a scoped address, fe80::1%eth0 */
+	if (pct && (size_t)(pct - s) < sizeof tmp) {
+		memcpy(tmp, s, (size_t)(pct - s));
+		tmp[pct - s] = 0;
+		s = tmp;
+	}
+	return inet_pton(AF_INET6, s, v6) == 1;
 }
 
 /* SOCKGATE_RESOLVE_TIMEOUT, in ms; default 5000. */
@@ -169,51 +185,37 @@ static int status_eai(int st)
 	}
 }
 
-/* Fixed addresses of a rule or variable: "127.0.0.7,::1". */
+/* Fixed addresses of a rule or variable (lookup_addr_list()): 0, or -1 when list is none. */
 static int fixed(const char *list, const char *name, struct answer *a)
 {
-	char tmp[256], *save = NULL;
-
-	snprintf(tmp, sizeof tmp, "%s", list);
-	memset(a, 0, sizeof *a);
+	int n = lookup_addr_list(list, a->addr);
+	if (n < 0)
+		return -1;
+	a->naddr = (size_t)n;
+	a->status = LOOKUP_OK;
 	snprintf(a->canon, sizeof a->canon, "%s", name);
-	for (char *s = strtok_r(tmp, ",", &save); s && a->naddr < LOOKUP_ADDR_MAX; s = strtok_r(NULL, ",", &save)) {
-		struct lookup_addr *x = &a->addr[a->naddr];
-		if (inet_pton(AF_INET, s, x->a) == 1)
-			x->family = 4, a->naddr++;
-		else if (inet_pton(AF_INET6, s, x->a) == 1)
-			x->family = 6, a->naddr++;
-	}
-	a->status = a->naddr ? LOOKUP_OK : LOOKUP_NONAME;
 	return 0;
-}
-
-static int is_addr_list(const char *s)
-{
-	return s[0] && strspn(s, "0123456789abcdefABCDEF.:,") == strlen(s) && (strchr(s, ':') ||
-	       strspn(s, "0123456789.,") == strlen(s));
 }
 
 /*
  * What the rules (and libdivert's variables) make of a name. Returns 1 with
  * *eai and a filled (the lookup is ours), or 0 with *name_out set to the
- * name libc should look up (itself or a diversion).
+ * name libc should look up (itself or a diversion; empty: node itself).
  */
 static int resolve_name(const char *node, int family, struct answer *a, int *eai, char *name_out)
 {
 	char name[DNS_NAME_MAX];
 	const struct ruleset *rs = NULL;
 
-	if (strlen(node) >= sizeof name)
-		return snprintf(name_out, DNS_NAME_MAX, "%.253s", node), 0;
-	strcpy(name, node);
 	name_out[0] = 0;
+	if (strlen(node) >= sizeof name)
+		return 0;	/* no rule names it: libc, untouched */
+	strcpy(name, node);
 	for (int depth = 0; depth < DIVERT_DEPTH; depth++) {
 		const char *env = divert_env(name);
 		if (env) {
-			if (is_addr_list(env)) {
+			if (fixed(env, name, a) == 0) {
 				*eai = 0;
-				fixed(env, name, a);
 				return 1;
 			}
 			if (!dns_name_ok(env))
@@ -230,12 +232,13 @@ static int resolve_name(const char *node, int family, struct answer *a, int *eai
 			snprintf(name, sizeof name, "%s", arg ? arg : name);
 			continue;
 		case ACT_ADDRS:
-			*eai = 0;
-			fixed(arg ? arg : "", name, a);
+			/* checked by the parser; a damaged list is no name */
+			*eai = fixed(arg ? arg : "", name, a) == 0 ? 0 : EAI_NONAME;
 			return 1;
 		case ACT_REJECT:
 			*eai = EAI_NONAME;
 			a->status = LOOKUP_NONAME;
+			a->rejected = 1;
 			return 1;
 		case ACT_UNIX:
 		case ACT_ABSTRACT: {
@@ -388,15 +391,17 @@ static int service_port(const char *service, int socktype, int flags, int *eai)
 	return ntohs((uint16_t)sp->s_port);
 }
 
+/* glibc's defaults for no hints */
+static const struct addrinfo no_hints = { .ai_flags = AI_V4MAPPED | AI_ADDRCONFIG };
+
 static int build_ai(const struct answer *a, const char *node, const char *service,
 		    const struct addrinfo *hints, struct addrinfo **res)
 {
 	static const struct { int type, proto; } types[] = {
 		{ SOCK_STREAM, IPPROTO_TCP }, { SOCK_DGRAM, IPPROTO_UDP }, { SOCK_RAW, 0 },
 	};
-	int family = hints ? hints->ai_family : AF_UNSPEC;
-	int flags = hints ? hints->ai_flags : AI_V4MAPPED | AI_ADDRCONFIG;
-	int want_type = hints ? hints->ai_socktype : 0, want_proto = hints ? hints->ai_protocol : 0;
+	const struct addrinfo *h = hints ? hints : &no_hints;
+	int family = h->ai_family, flags = h->ai_flags, want_type = h->ai_socktype, want_proto = h->ai_protocol;
 	struct addrinfo *head = NULL, **tail = &head;
 	int eai = 0, have6 = 0;
 	uint8_t pre[12];
@@ -482,48 +487,112 @@ fail:
 }
 
 /*
- * 1 with *ret when the lookup was ours (other: the name the relay looked
- * up, when it was asked), else 0 with the name for libc in other (when it
- * differs from node).
+ * A lookup as the rules (and libdivert's variables) say, else by libc:
+ * getaddrinfo() itself when gai-hack is off, gai-hack's "real resolver"
+ * when it is on. authority gets the name the relay looked up, when it was
+ * asked; *final is set when a reject rule answered.
  */
-int names_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
-		      struct addrinfo **res, int *ret, char *other)
+static int lookup(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res,
+		  char *authority, int *final)
 {
 	struct answer a;
-	int flags = hints ? hints->ai_flags : 0, family = hints ? hints->ai_family : AF_UNSPEC, eai = 0;
+	char other[DNS_NAME_MAX];
+	const struct addrinfo *h = hints ? hints : &no_hints;
+	int flags = h->ai_flags, family = h->ai_family, eai = 0;
 
-	other[0] = 0;
-	if (!node || !*node || (flags & AI_NUMERICHOST) || numeric_host(node))
-		return 0;
+	/* a name with a dot may be diverted by libdivert's variable even with no rules */
+	if (!node || !*node || (flags & AI_NUMERICHOST) || (!conf()->have_resolve && !strchr(node, '.')) ||
+	    names_numeric(node))
+		return REAL(getaddrinfo)(node, service, hints, res);
 	memset(&a, 0, sizeof a);
 	/* AI_V4MAPPED asks for IPv4 answers too */
 	int ask = family == AF_INET6 && (flags & AI_V4MAPPED) ? AF_UNSPEC : family;
 	uint8_t pre[12];
 	if (family == AF_INET6 && dns64_prefix(pre))
 		ask = AF_UNSPEC;
-	int ours = resolve_name(node, ask, &a, &eai, other);
-	if (!ours) {
-		if (!strcmp(other, node))
-			other[0] = 0;
-		return 0;
-	}
+	if (!resolve_name(node, ask, &a, &eai, other))
+		return REAL(getaddrinfo)(other[0] ? other : node, service, hints, res);
+	if (final)
+		*final = a.rejected;
+	snprintf(authority, DNS_NAME_MAX, "%s", other);
 	/* as glibc: the service is checked before the name */
 	if (service && !numeric_port(service)) {
-		int st = hints ? hints->ai_socktype : 0, e = 0;
-		if (flags & AI_NUMERICSERV) {
-			*ret = EAI_NONAME;
-			return 1;
-		}
+		int st = h->ai_socktype, e = 0;
+		if (flags & AI_NUMERICSERV)
+			return EAI_NONAME;
 		if ((st == SOCK_STREAM || st == SOCK_DGRAM) ? service_port(service, st, flags, &e) < 0 :
-		    service_port(service, SOCK_STREAM, flags, &e) < 0 && service_port(service, SOCK_DGRAM, flags, &e) < 0) {
-			*ret = EAI_SERVICE;
-			return 1;
-		}
+		    service_port(service, SOCK_STREAM, flags, &e) < 0 && service_port(service, SOCK_DGRAM, flags, &e) < 0)
+			return EAI_SERVICE;
 	}
-	*ret = eai ? eai : build_ai(&a, node, service, hints, res);
-	if (*ret == 0 && a.naddr == 0)
-		*ret = EAI_NONAME;
-	return 1;
+	if (eai)
+		return eai;
+	eai = build_ai(&a, node, service, hints, res);
+	return eai == 0 && a.naddr == 0 ? EAI_NONAME : eai;
+}
+
+/* What gai-hack takes for a failure of the real resolver. */
+static int gaihack_failed(int e)
+{
+	return e == EAI_ADDRFAMILY || e == EAI_FAIL || e == EAI_AGAIN || e == EAI_NODATA || e == EAI_NONAME;
+}
+
+/*
+ * gai-hack (URELAY_TPROXY_LOCAL_FLAGS 0x80000; libsockgate(7), "Names"):
+ * its static directory answers before the lookup (h, H, H,R) and after it
+ * failed (l, L, L,R), then PJTL_GAIHACK_SNI_PROXY, then no data. An
+ * entry's value is a diversion (`resolve NAME -> VALUE`) looked up like
+ * any name, rules included, without the directory; a name a reject rule
+ * refuses stays refused.
+ */
+static int gaihack_lookup(const char *node, const char *service, const struct addrinfo *hints,
+			  struct addrinfo **res, char *authority)
+{
+	char name[GAIHACK_NAMEMAX + 1], value[GAIHACK_FILEMAX];
+	int localhost = 0, final = 0;
+
+	if (!node || (hints->ai_flags & AI_NUMERICHOST) || names_numeric(node) || gaihack_name(node, name) < 0)
+		return lookup(node, service, hints, res, authority, NULL);
+	switch (gaihack_find(name, "hH", &localhost, value, sizeof value)) {
+	case GAIHACK_FOUND:
+		return lookup(value, service, hints, res, authority, NULL);
+	case GAIHACK_FAILED:
+		return EAI_AGAIN;
+	}
+	int e = lookup(node, service, hints, res, authority, &final);
+	if (final || !gaihack_failed(e))
+		return e;
+	authority[0] = 0;
+	switch (gaihack_find(name, "lL", &localhost, value, sizeof value)) {
+	case GAIHACK_FOUND:
+		return lookup(value, service, hints, res, authority, NULL);
+	case GAIHACK_FAILED:
+		return EAI_AGAIN;
+	}
+	if (localhost)
+		return EAI_AGAIN;	/* never sent to the SNI proxy */
+	gaihack_log(name);
+	const char *sni = getenv("PJTL_GAIHACK_SNI_PROXY");
+	return sni && *sni ? lookup(sni, service, hints, res, authority, NULL) : EAI_NODATA;
+}
+
+EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+		       struct addrinfo **res)
+{
+	char authority[DNS_NAME_MAX] = "";
+	int r;
+
+	if (unlikely(conf()->hacks & HACK_GAI)) {
+		/* a program with no network would be told that no address can do */
+		struct addrinfo h = hints ? *hints : no_hints;
+		h.ai_flags &= ~AI_ADDRCONFIG;
+		r = gaihack_lookup(node, service, &h, res, authority);
+	} else {
+		r = lookup(node, service, hints, res, authority, NULL);
+	}
+	/* the name a PROXY header's AUTHORITY gives: the one the relay looked up, else the program's */
+	if (r == 0 && node && *res && conf()->have_proxy)
+		gai_remember(authority[0] ? authority : node, *res);
+	return r;
 }
 
 /* --- gethostbyname family ------------------------------------------------------ */
@@ -573,11 +642,11 @@ static int names_hostent(const char *name, int af, struct hostent *ret, char *bu
 	char other[DNS_NAME_MAX];
 	int eai = 0;
 
-	if (!name || numeric_host(name) || (af != AF_INET && af != AF_INET6))
+	if (!name || names_numeric(name) || (af != AF_INET && af != AF_INET6))
 		return 0;
 	memset(&a, 0, sizeof a);
 	if (!resolve_name(name, af, &a, &eai, other)) {
-		if (!strcmp(other, name))
+		if (!other[0] || !strcmp(other, name))
 			return 0;
 		/* diverted to a name libc looks up */
 		*rv = REAL(gethostbyname2_r)(other, af, ret, buf, buflen, result, herr);

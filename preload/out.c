@@ -276,41 +276,6 @@ static void map_add(struct sgconn *c, const struct sg_addr *ta, const struct soc
 	c->map[i].inlen = dlen;
 }
 
-/*
- * Bind a datagram client where its server can answer it. An autobound
- * (abstract) address belongs to the network namespace, so a server outside
- * the program's namespace could not reply to it; a socket file beside the
- * server's own (or in $SOCKGATE_DGRAM_DIR) is reachable wherever that file
- * is. Where no such file can be made, autobind.
- */
-static int dgram_bind(int s, struct sgconn *c, const struct sg_addr *near)
-{
-	static unsigned seq;
-	const char *dir = getenv("SOCKGATE_DGRAM_DIR");
-	char d[sizeof near->u.un.sun_path], p[sizeof d + 64];
-	struct sg_addr a;
-
-	if (!dir && near && near->u.sa.sa_family == AF_UNIX && near->u.un.sun_path[0]) {
-		memcpy(d, near->u.un.sun_path, sizeof d);
-		d[sizeof d - 1] = 0;
-		char *slash = strrchr(d, '/');
-		if (slash)
-			*(slash == d ? slash + 1 : slash) = 0;
-		else
-			strcpy(d, ".");
-		dir = d;
-	}
-	if (dir && snprintf(p, sizeof p, "%s/.sockgate-dgram-%ld-%u", dir, (long)getpid(),
-			    __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED)) < (int)sizeof p &&
-	    addr_unix(&a, p, 0) == 0 && REAL(bind)(s, &a.u.sa, a.len) == 0) {
-		memcpy(c->dgpath, a.u.un.sun_path, sizeof c->dgpath);
-		c->dgpid = getpid();
-		return 0;
-	}
-	sa_family_t af = AF_UNIX;
-	return REAL(bind)(s, (struct sockaddr *)&af, sizeof af);
-}
-
 /* Make fd an AF_UNIX datagram socket, bound so that replies can come back. */
 static int dgram_swap(int fd, struct sgconn *c, const struct sg_addr *near)
 {
@@ -948,6 +913,10 @@ ssize_t out_sendmsg(int fd, const struct msghdr *msg, int flags, int *handled)
 	pthread_mutex_unlock(&sg_lock);
 	if (!c)
 		return send_first(fd, msg, flags, handled);
+	if (st == ST_UDPSRV) {
+		*handled = 1;
+		return in_udp_send(fd, msg, flags);
+	}
 	if (st != ST_DGRAM)
 		return 0;	/* a stream: the address is ignored, as TCP does */
 	*handled = 1;
@@ -1030,6 +999,13 @@ void out_dgram_peer(int fd, struct sockaddr *sa, socklen_t *len)
 		return;
 	pthread_mutex_lock(&sg_lock);
 	struct sgconn *c = slot_conn(fd);
+	if (c && c->state == ST_UDPSRV) {
+		rl = in_udp_peer(c, sa, *len, &res);	/* a UDP daemon's sender */
+		pthread_mutex_unlock(&sg_lock);
+		memcpy(sa, &res, rl);
+		*len = rl;
+		return;
+	}
 	if (!c || c->state != ST_DGRAM || !(sa->sa_family == AF_UNIX ||
 					      (sa->sa_family == AF_INET6 && c->family == AF_INET))) {
 		pthread_mutex_unlock(&sg_lock);

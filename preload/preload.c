@@ -677,8 +677,25 @@ EXPORT int fcntl64(int fd, int cmd, ...)
 EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 {
 	int handled;
-	int r = in_bind(fd, sa, len, &handled);
+	int r = systemd_bind(fd, sa, len, &handled);
+	if (handled)
+		return r;
+	r = in_udp_bind(fd, sa, len, &handled);
+	if (handled)
+		return r;
+	r = in_bind(fd, sa, len, &handled);
 	return handled ? r : REAL(bind)(fd, sa, len);
+}
+
+/* A daemon that took a passed Unix socket removes its file before bind() or at exit: the file stays. */
+EXPORT int unlink(const char *path)
+{
+	return systemd_keeps(path) ? 0 : REAL(unlink)(path);
+}
+
+EXPORT int unlinkat(int dirfd, const char *path, int flags)
+{
+	return dirfd == AT_FDCWD && !flags && systemd_keeps(path) ? 0 : REAL(unlinkat)(dirfd, path, flags);
 }
 
 EXPORT int listen(int fd, int backlog)

@@ -50,7 +50,7 @@
 #define SF_STATE	(SF_SWAPPED | SF_OUT | SF_IN | SF_EPOLL | SF_ACCEPT)
 
 /* connection states */
-enum { ST_CONNECTED = 1, ST_PENDING, ST_FAILED, ST_BLACKHOLE, ST_DGRAM, ST_BOUND, ST_RECEIVER };
+enum { ST_CONNECTED = 1, ST_PENDING, ST_FAILED, ST_BLACKHOLE, ST_DGRAM, ST_BOUND, ST_RECEIVER, ST_UDPSRV };
 
 #define UMAP_N 8
 
@@ -98,6 +98,7 @@ struct sgconn {
 	 */
 	int qfd, qfam;
 	int paired;
+	struct usrv *srv;		/* ST_UDPSRV: the senders a UDP daemon answers (in_udp.c) */
 };
 
 struct slot {
@@ -170,9 +171,17 @@ struct sgconf {
 #define HACK_GETSOCKNAME 0x40000u
 #define HACK_GAI	0x80000u	/* gai-hack (gaihack.c) */
 
-/* gai-hack's getaddrinfo() (gaihack.c) */
-int gaihack_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
-			struct addrinfo **res);
+/*
+ * gai-hack's static directory (gaihack.c): the first entry for name among
+ * ident[0] (exact) and ident[1] (suffixes, R), "hH" or "lL"; GAIHACK_FOUND
+ * with its value in out, GAIHACK_NOTFOUND, or GAIHACK_FAILED (an entry that
+ * cannot be read or is half written: the lookup fails with EAI_AGAIN).
+ * *localhost is set when the name is localhost or under it.
+ */
+enum { GAIHACK_FOUND, GAIHACK_NOTFOUND, GAIHACK_FAILED };
+int gaihack_find(const char *name, const char ident[2], int *localhost, char *out, size_t size);
+/* A name nothing answered, appended to PJTL_GAIHACK_LOGFILE. */
+void gaihack_log(const char *name);
 
 extern struct sgconf sg_conf;
 void sg_conf_load(void);
@@ -191,9 +200,9 @@ void gai_remember(const char *name, const struct addrinfo *res);
 int gai_lookup(const struct sockaddr *sa, char *name, size_t size);
 void gai_fork_lock(int lock);
 
-/* names through the relay, diversions, fixed answers (names.c) */
-int names_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
-		      struct addrinfo **res, int *ret, char *other);
+/* names (names.c) */
+/* A numeric host as getaddrinfo() takes one (inet_aton's forms, IPv6): no name. */
+int names_numeric(const char *s);
 /* A nat64 rule's /96 prefix (12 bytes), discovered (RFC 7050) where the rule says so; 0 or -1. */
 int names_nat64_prefix(const struct ruleset *rs, const struct rule *r, int may_block, uint8_t pre[12]);
 
@@ -211,8 +220,10 @@ void ep_note(int epfd, int add);
 void sockopt_carry(int from, int to, int fam, int type);
 
 /* systemd socket activation (systemd.c) */
-int systemd_fd(const char *name);
-int systemd_take(int fd, int afd, const struct sockaddr *sa, socklen_t len, const struct rule *r, int domain);
+/* bind() of a socket systemd passed (by a systemd rule, or a Unix path): 0/-1 when handled, else *handled = 0. */
+int systemd_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
+/* Is path the file of a passed Unix socket the program took? (its unlink() leaves it) */
+int systemd_keeps(const char *path);
 
 /* connects that complete in a helper thread (pending.c) */
 struct sg_addr;
@@ -227,6 +238,30 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags);
 int in_adopt(int fd);
 struct sgconn *accepted_new(const struct sgconn *lc, uint16_t port);
 void accepted_set(int nfd, struct sgconn *c);
+
+/*
+ * accept() on a proxy-v2/v1 Unix listener (in_proxy.c): a connection whose
+ * header is complete (h filled, *got 1 for PROXY addresses), with flags;
+ * -1 with EAGAIN (non-blocking, none complete) or ECONNABORTED (bad header).
+ */
+struct proxy_hdr;
+int in_proxy_accept(int fd, ino_t lino, struct proxy_hdr *h, int *got, int flags);
+
+/* UDP daemons under bind rules, and port 0 (in_udp.c) */
+/* Is fd a socket of that type and domain? */
+int sock_is(int fd, int type, int domain);
+/* bind() of a UDP socket to a bind rule's Unix socket: 0/-1 when handled, else *handled = 0. */
+int in_udp_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
+/*
+ * sa (port 0) with a free port the kernel picked, into out, such that the
+ * path tmpl gives for it (when not abstract) has no live socket: 0 or -1.
+ */
+int in_port0(const struct sockaddr *sa, socklen_t len, int type, const char *tmpl, int abstract,
+	     struct sockaddr_storage *out);
+/* Under sg_lock: the inet address a UDP daemon sees for the Unix sender sa; its length. */
+socklen_t in_udp_peer(struct sgconn *c, const struct sockaddr *sa, socklen_t len, struct sockaddr_storage *out);
+/* sendto()/sendmsg() of a UDP daemon: a reply to a sender in_udp_peer() showed. */
+ssize_t in_udp_send(int fd, const struct msghdr *msg, int flags);
 
 /* control files (ctl.c) */
 struct ctlfile;
@@ -252,6 +287,9 @@ int out_broker_connect(int fd, const struct sockaddr *sa, socklen_t len, const s
 void out_dgram_peer(int fd, struct sockaddr *sa, socklen_t *len);
 /* socket() of an ICMP socket: a broker's by a connect icmp rule; *handled = 0: libc answers */
 int out_broker_socket(int domain, int type, int *handled);
+
+/* A redirected datagram socket's reply address near its server (dgram.c): 0, or -1 said on stderr. */
+int dgram_bind(int s, struct sgconn *c, const struct sg_addr *near);
 
 /* small helpers of out.c and pending.c (defined here) */
 static inline int unix_errno(int e)

@@ -2,38 +2,79 @@
  * systemd socket activation for `bind ... -> systemd [NAME]` rules: the
  * sockets systemd passed (the sd_listen_fds(3) protocol, read without
  * libsystemd) and how the program's fd becomes one of them.
+ *
+ * When the rules have such a rule and LISTEN_PID is this process, the
+ * library takes the activation over with the first socket the program
+ * takes (sd_consume).
+ *
+ * Which passed socket a bind() takes: the one named NAME when the rule
+ * names one; else the first not yet taken whose own address is the one
+ * the program binds (libdivert's idea: the same port and the same host or
+ * either a wildcard, or the same path for a Unix socket), else the next
+ * not yet taken of the program's socket type. A Unix bind() is matched
+ * by its path only (rules have no Unix addresses), and only when some
+ * systemd rule exists.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "real.h"
 #include "sg.h"
 #include "sockfile.h"
 
-/*
- * systemd socket activation (sd_listen_fds(3) protocol, without libsystemd):
- * LISTEN_PID is us, LISTEN_FDS sockets from fd 3, LISTEN_FDNAMES their
- * names. A `bind ... -> systemd [NAME]` rule hands the program the socket
- * of that name, or the next one not yet handed out.
- */
 #define SD_FIRST 3
 #define SD_MAX 64
-static int sd_loaded, sd_n, sd_taken[SD_MAX];
+static int sd_loaded, sd_n, sd_all, sd_consumed, sd_taken[SD_MAX];
 static char *sd_names[SD_MAX];
+/* its own lock: unlink() (systemd_keeps) is also called where sg_lock is held */
+static pthread_mutex_t sd_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static void sd_fork_prepare(void)
+{
+	pthread_mutex_lock(&sd_lock);
+}
+
+static void sd_fork_done(void)
+{
+	pthread_mutex_unlock(&sd_lock);
+}
+
+__attribute__((constructor)) static void sd_init(void)
+{
+	pthread_atfork(sd_fork_prepare, sd_fork_done, sd_fork_done);
+}
+
+static int have_systemd_rule(const struct sgconf *cf)
+{
+	for (int i = 0; i < cf->nrs; i++)
+		for (size_t j = 0; j < cf->rs[i]->n; j++)
+			if (cf->rs[i]->rule[j].dir == RULE_BIND && cf->rs[i]->rule[j].action == ACT_SYSTEMD)
+				return 1;
+	return 0;
+}
+
+/*
+ * Under sd_lock, once: the passed sockets, when some rule asks for them.
+ * Read at the first bind(), not as the library loads: a wrapper that execs
+ * the daemon (a shell, a version manager's shim) keeps its pid, and with
+ * it the activation, for the program it runs.
+ */
 static void sd_load(void)
 {
 	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
 	int e = errno;
 
 	sd_loaded = 1;
-	int n = sd_listen_count(pid, fds, getpid(), 0x7ffffff0);
+	int n = fds ? sd_listen_count(pid, fds, getpid(), 0x7ffffff0) : -1;
 	errno = e;
-	if (n <= 0)
+	if (n <= 0 || !have_systemd_rule(conf()))
 		return;
+	sd_all = n;
 	sd_n = n > SD_MAX ? SD_MAX : (int)n;
 	const char *names = getenv("LISTEN_FDNAMES");
 	char *copy = names ? strdup(names) : NULL, *save = NULL;
@@ -42,30 +83,125 @@ static void sd_load(void)
 		sd_names[i] = tok;	/* copy is kept for the life of the process */
 }
 
-/* The activated fd for NAME (NULL: the next free one), or -1. */
-int systemd_fd(const char *name)
+/*
+ * Under sd_lock, at the first socket the program takes: the activation is
+ * the library's now. Every passed fd gets FD_CLOEXEC and LISTEN_PID,
+ * LISTEN_FDS, LISTEN_FDNAMES leave the environment, so that no child the
+ * program runs inherits sockets or variables not its own (as
+ * sd_listen_fds(3) with unset_environment does).
+ */
+static void sd_consume(void)
+{
+	if (sd_consumed)
+		return;
+	sd_consumed = 1;
+	int e = errno;
+	for (int i = 0; i < sd_all; i++) {
+		int fl = REAL(fcntl)(SD_FIRST + i, F_GETFD);
+		if (fl >= 0)
+			REAL(fcntl)(SD_FIRST + i, F_SETFD, fl | FD_CLOEXEC);
+	}
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	errno = e;
+}
+
+/* Do two paths name one file (a relative and an absolute path to one socket)? */
+static int same_file(const char *a, const char *b)
+{
+	struct stat x, y;
+	int e = errno;
+	int same = stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+	errno = e;
+	return same;
+}
+
+/* Is the passed socket afd bound at the address the program binds (sa)? */
+static int same_place(int afd, const struct sockaddr *sa, socklen_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = sizeof ss;
+
+	memset(&ss, 0, sizeof ss);
+	if (REAL(getsockname)(afd, (struct sockaddr *)&ss, &l) < 0)
+		return 0;
+	if (sa->sa_family == AF_UNIX || ss.ss_family == AF_UNIX) {
+		const struct sockaddr_un *a = (const struct sockaddr_un *)sa, *b = (const struct sockaddr_un *)&ss;
+		size_t off = offsetof(struct sockaddr_un, sun_path);
+		if (sa->sa_family != ss.ss_family || len <= off || l <= off)
+			return 0;
+		size_t la = len - off, lb = l - off;
+		if (a->sun_path[0]) {	/* a path: up to its NUL; abstract: every byte */
+			la = strnlen(a->sun_path, la);
+			lb = strnlen(b->sun_path, lb);
+		}
+		if (la == lb && !memcmp(a->sun_path, b->sun_path, la))
+			return 1;
+		return a->sun_path[0] && b->sun_path[0] && la < sizeof a->sun_path && lb < sizeof b->sun_path &&
+		       same_file(a->sun_path, b->sun_path);
+	}
+	static const uint8_t any4[16] = { [10] = 0xff, [11] = 0xff };
+	static const uint8_t any6[16];
+	uint8_t x[16], y[16];
+	if (addr_port(sa) <= 0 || addr_port(sa) != addr_port((struct sockaddr *)&ss) || addr_to16(sa, x) < 0 ||
+	    addr_to16((struct sockaddr *)&ss, y) < 0)
+		return 0;
+	return !memcmp(x, y, 16) || !memcmp(x, any4, 16) || !memcmp(x, any6, 16) || !memcmp(y, any4, 16) ||
+	       !memcmp(y, any6, 16);
+}
+
+/* Can the program's socket of family fam and type become the passed socket afd? */
+static int fits(int afd, int fam, int type)
+{
+	int t = 0, d = 0;
+	socklen_t l = sizeof t;
+	if (REAL(getsockopt)(afd, SOL_SOCKET, SO_TYPE, &t, &l) < 0 || t != type)
+		return 0;
+	l = sizeof d;
+	if (REAL(getsockopt)(afd, SOL_SOCKET, SO_DOMAIN, &d, &l) < 0)
+		return 0;
+	if (fam == AF_UNIX)
+		return d == AF_UNIX;
+	/* an inet program takes an inet socket, or a Unix stream listener (systemd_take) */
+	return d == AF_INET || d == AF_INET6 || (d == AF_UNIX && type == SOCK_STREAM);
+}
+
+/*
+ * The passed fd for the program's bind of sa on a socket of family fam and
+ * type: by NAME, by address, by order (see above); marked taken. -1: none.
+ */
+static int systemd_fd(const char *name, int fam, int type, const struct sockaddr *sa, socklen_t len)
 {
 	int fd = -1;
 
-	pthread_mutex_lock(&sg_lock);
+	pthread_mutex_lock(&sd_lock);
 	if (!sd_loaded)
 		sd_load();
-	for (int i = 0; i < sd_n && fd < 0; i++) {
-		if (name ? (sd_names[i] && !strcmp(sd_names[i], name)) : !sd_taken[i]) {
-			sd_taken[i] = 1;
-			fd = SD_FIRST + i;
-		}
+	for (int i = 0; i < sd_n && fd < 0 && name; i++)
+		if (sd_names[i] && !strcmp(sd_names[i], name))
+			fd = i;
+	for (int i = 0; i < sd_n && fd < 0 && !name; i++)
+		if (!sd_taken[i] && fits(SD_FIRST + i, fam, type) && same_place(SD_FIRST + i, sa, len))
+			fd = i;
+	for (int i = 0; i < sd_n && fd < 0 && !name && fam != AF_UNIX; i++)
+		if (!sd_taken[i] && fits(SD_FIRST + i, fam, type))
+			fd = i;
+	if (fd >= 0) {
+		sd_taken[fd] = 1;
+		sd_consume();
 	}
-	pthread_mutex_unlock(&sg_lock);
-	return fd;
+	pthread_mutex_unlock(&sd_lock);
+	return fd < 0 ? -1 : SD_FIRST + fd;
 }
 
 /*
  * The program's fd becomes (a copy of) the activated socket, already bound
- * and listening. An inet socket needs nothing more; a Unix one is treated
- * as a `bind -> unix` listener (addresses as described there).
+ * (and listening, for a stream socket). An inet socket, or a Unix one for a
+ * Unix program, needs nothing more; a Unix one for an inet program is
+ * treated as a `bind -> unix` listener (addresses as described there).
  */
-int systemd_take(int fd, int afd, const struct sockaddr *sa, socklen_t len, const struct rule *r, int domain)
+static int systemd_take(int fd, int afd, const struct sockaddr *sa, socklen_t len, const struct rule *r, int domain)
 {
 	int dom = 0;
 	socklen_t l = sizeof dom;
@@ -74,7 +210,7 @@ int systemd_take(int fd, int afd, const struct sockaddr *sa, socklen_t len, cons
 	int dup = REAL(fcntl)(afd, F_DUPFD_CLOEXEC, 0);
 	if (dup < 0)
 		return -1;
-	if (dom != AF_UNIX) {
+	if (dom != AF_UNIX || domain == AF_UNIX) {
 		int fl = REAL(fcntl)(fd, F_GETFL), fdfl = REAL(fcntl)(fd, F_GETFD);
 		int ret = REAL(dup3)(dup, fd, fdfl >= 0 && (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0);
 		if (ret >= 0 && fl >= 0)
@@ -92,4 +228,58 @@ int systemd_take(int fd, int afd, const struct sockaddr *sa, socklen_t len, cons
 		return errno = ENOMEM, -1;
 	}
 	return sg_swap_in(fd, dup, c, SF_ACCEPT);
+}
+
+int systemd_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
+{
+	*handled = 0;
+	if (likely(!conf()->have_bind) || (__atomic_load_n(&sd_loaded, __ATOMIC_RELAXED) && !sd_n) || !sa || len < sizeof(sa_family_t))
+		return 0;
+	int fam = sa->sa_family, domain = fam, type;
+	if (fam != AF_UNIX && fam != AF_INET && fam != AF_INET6)
+		return 0;
+	if (fam != AF_UNIX && len < (fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)))
+		return 0;
+	if (sock_is(fd, SOCK_STREAM, fam))
+		type = SOCK_STREAM;
+	else if (sock_is(fd, SOCK_DGRAM, fam))
+		type = SOCK_DGRAM;
+	else
+		return 0;
+	const struct ruleset *rs = NULL;
+	const struct rule *r = NULL;
+	if (fam != AF_UNIX) {
+		r = sg_match(RULE_BIND, type == SOCK_DGRAM ? RULE_UDP : RULE_TCP, sa, &rs);
+		if (!r || r->action != ACT_SYSTEMD)
+			return 0;
+	}
+	int afd = systemd_fd(r ? rules_str(rs, r->arg) : NULL, fam, type, sa, len);
+	if (afd < 0)
+		return 0;	/* no such socket passed: bind as usual */
+	*handled = 1;
+	return systemd_take(fd, afd, sa, len, r, domain);
+}
+
+int systemd_keeps(const char *path)
+{
+	if (likely(!conf()->have_bind) || (__atomic_load_n(&sd_loaded, __ATOMIC_RELAXED) && !sd_n) || !path ||
+	    !*path)
+		return 0;
+	size_t n = strlen(path);
+	int keep = 0;
+	pthread_mutex_lock(&sd_lock);
+	if (!sd_loaded)
+		sd_load();
+	for (int i = 0; i < sd_n && !keep; i++) {
+		struct sockaddr_un un;
+		socklen_t l = sizeof un;
+		size_t off = offsetof(struct sockaddr_un, sun_path);
+		memset(&un, 0, sizeof un);
+		if (REAL(getsockname)(SD_FIRST + i, (struct sockaddr *)&un, &l) == 0 &&
+		    un.sun_family == AF_UNIX && l > off && l < sizeof un && un.sun_path[0])
+			keep = (strnlen(un.sun_path, l - off) == n && !memcmp(un.sun_path, path, n)) ||
+			       same_file(un.sun_path, path);
+	}
+	pthread_mutex_unlock(&sd_lock);
+	return keep;
 }

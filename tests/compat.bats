@@ -52,6 +52,24 @@ setup_file() {
 	fi
 }
 
+# nginx_conf DIRECTIVE: $T/nginx.conf, one worker serving 127.0.0.1:8080 with
+# DIRECTIVE at /, files under $T, the library's variables kept for the workers
+nginx_conf() {
+	cat > "$T/nginx.conf" <<-EOF
+	env LD_PRELOAD;
+	env SOCKGATE_RULE;
+	worker_processes 1;
+	error_log $T/error.log info;
+	pid $T/nginx.pid;
+	events { worker_connections 64; }
+	http {
+		access_log off;
+		client_body_temp_path $T; proxy_temp_path $T; fastcgi_temp_path $T; uwsgi_temp_path $T; scgi_temp_path $T;
+		server { listen 127.0.0.1:8080; location / { $1 } }
+	}
+	EOF
+}
+
 need_java() {
 	[ -e "$BATS_FILE_TMPDIR/java/CompatJava.class" ] || skip "the JDK (javac) is not installed"
 }
@@ -492,6 +510,45 @@ print(a, socket.inet_ntoa(r[-4:]))'
 	assert_output $'udp web.example 1 from bound\nudp py.example 1 from bound'
 }
 
+@test "datagrams in a PID namespace: dig and a python client that _exit()s each run twice with the same pid, every run answered" {
+	command -v dig >/dev/null || skip "dig not installed (dnsutils)"
+	need_netns
+	unshare -n -p -f true 2>/dev/null || skip "unshare -p refused here"
+	dns_start
+	local i
+	for i in 1 2; do
+		# dig exits without closing its socket: the file goes at exit()
+		run -0 unshare -n -p -f env LD_PRELOAD="$LIB" timeout 10 dig @10.1.2.3 web.example A +short +tries=1 +time=3
+		assert_output "192.0.2.53"
+		run -0 find "$T" -name '.sockgate-dgram-*'
+		assert_output ""
+	done
+	for i in 1 2; do
+		# _exit() leaves it (pid 2 under timeout, both times): the next run replaces the stale file
+		run -0 unshare -n -p -f env LD_PRELOAD="$LIB" timeout 10 python3 -c '
+import os, socket, struct
+q = struct.pack("!6H", 0x1234, 0x0100, 1, 0, 0, 0) + b"\x02py\x07example\x00" + struct.pack("!HH", 1, 1)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(5)
+u.sendto(q, ("10.1.2.3", 53)); r, a = u.recvfrom(512)
+print(os.getpid(), a, socket.inet_ntoa(r[-4:]), flush=True); os._exit(0)'
+		assert_output "2 ('10.1.2.3', 53) 192.0.2.53"
+		run -0 find "$T" -name '.sockgate-dgram-*' -printf '%f\n'
+		assert_output ".sockgate-dgram-2-1"
+	done
+	run -0 cat "$T/dns.log"
+	assert_output $'udp web.example 1 from bound\nudp web.example 1 from bound\nudp py.example 1 from bound\nudp py.example 1 from bound'
+	# no reply file can be made: the call fails, said once, never a silent abstract address
+	SOCKGATE_DGRAM_DIR=$T/missing run -1 pre timeout 10 python3 -c '
+import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    u.sendto(b"q", ("10.1.2.3", 53))
+except OSError as e:
+    print(e.strerror); raise SystemExit(1)'
+	assert_line --index 0 --regexp "^libsockgate: no reply address for a datagram socket at $T/missing/\.sockgate-dgram-[0-9]+-1: No such file or directory\$"
+	assert_line --index 1 "No such file or directory"
+}
+
 @test "java DatagramSocket and a connected DatagramChannel with a Selector ask 10.1.2.3:53 and get the exact answer (IPv4 stack)" {
 	need_java
 	dns_start
@@ -782,23 +839,65 @@ need_v6lo() {
 	assert_line --regexp $'^master_link_status:up\r$'
 }
 
+@test "nginx and a python asyncio server under a proxy-v2 bind rule: a client dribbling its header holds up nobody; each sees the header's address" {
+	local ngx
+	ngx=$(command -v nginx) || skip "nginx not installed"
+	nginx_conf 'return 200 "nginx $remote_addr:$remote_port\n";'
+	SOCKGATE_RULE="bind tcp 127.0.0.1:8080 -> unix $T/ngx.sock proxy-v2" env LD_PRELOAD="$LIB" \
+		"$ngx" -p "$T" -c "$T/nginx.conf" -g 'user root;'
+	SOCKGATE_RULE="bind tcp 127.0.0.1:8081 -> unix $T/aio.sock proxy-v2" bg env LD_PRELOAD="$LIB" python3 -c '
+import asyncio
+async def serve(r, w):
+    await r.readline()
+    a = w.get_extra_info("peername")
+    w.write(b"HTTP/1.0 200 OK\r\n\r\nasyncio %s:%d\n" % (a[0].encode(), a[1])); await w.drain(); w.close()
+async def main():
+    srv = await asyncio.start_server(serve, "127.0.0.1", 8081)
+    async with srv: await srv.serve_forever()
+asyncio.run(main())'
+	wait_for_file "$T/ngx.sock"
+	wait_for_file "$T/aio.sock"
+	run timeout 20 python3 -c '
+import socket, struct, sys, time
+def hdr(src, sport):
+    body = socket.inet_aton(src) + socket.inet_aton("10.1.2.3") + struct.pack("!HH", sport, 80)
+    return b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack("!H", len(body)) + body
+def get(path, src, port):
+    c = socket.socket(socket.AF_UNIX); c.settimeout(5); c.connect(path)
+    c.sendall(hdr(src, port) + b"GET / HTTP/1.0\r\n\r\n")
+    return b"".join(iter(lambda: c.recv(4096), b"")).split(b"\r\n\r\n", 1)[1].decode().strip()
+for path in sys.argv[1:]:
+    slow = socket.socket(socket.AF_UNIX); slow.connect(path); slow.send(hdr("192.0.2.7", 7777)[:3])
+    t0 = time.monotonic()
+    for i in range(3):
+        print(get(path, "192.0.2.%d" % (i + 1), 1000 + i))
+    print("fast" if time.monotonic() - t0 < 0.9 else "held up %.2fs" % (time.monotonic() - t0))
+    slow.send(hdr("192.0.2.7", 7777)[3:] + b"GET / HTTP/1.0\r\n\r\n")
+    print(b"".join(iter(lambda: slow.recv(4096), b"")).split(b"\r\n\r\n", 1)[1].decode().strip())
+' "$T/ngx.sock" "$T/aio.sock"
+	kill -QUIT "$(cat "$T/nginx.pid")"
+	# the master ends its worker and removes its pid file (the teardown's kill -9 would orphan the worker)
+	for _ in $(seq 200); do [ -e "$T/nginx.pid" ] || break; sleep 0.05; done
+	[ "$status" -eq 0 ]
+	assert_output - <<-EOF
+	nginx 192.0.2.1:1000
+	nginx 192.0.2.2:1001
+	nginx 192.0.2.3:1002
+	fast
+	nginx 192.0.2.7:7777
+	asyncio 192.0.2.1:1000
+	asyncio 192.0.2.2:1001
+	asyncio 192.0.2.3:1002
+	fast
+	asyncio 192.0.2.7:7777
+	EOF
+}
+
 @test "nginx binary upgrade (USR2, WINCH, QUIT) with no network: the new master takes the inherited Unix listener as 127.0.0.1:8080 and serves" {
 	local ngx
 	ngx=$(command -v nginx) || skip "nginx not installed"
 	need_netns
-	cat > "$T/nginx.conf" <<-EOF
-	env LD_PRELOAD;
-	env SOCKGATE_RULE;
-	worker_processes 1;
-	error_log $T/error.log info;
-	pid $T/nginx.pid;
-	events { worker_connections 64; }
-	http {
-		access_log off;
-		client_body_temp_path $T; proxy_temp_path $T; fastcgi_temp_path $T; uwsgi_temp_path $T; scgi_temp_path $T;
-		server { listen 127.0.0.1:8080; location / { return 200 "served by \$pid\n"; } }
-	}
-	EOF
+	nginx_conf 'return 200 "served by $pid\n";'
 	# nginx passes the listening fds to the new binary (NGINX=fd;...) and
 	# keeps only the environment that "env" names
 	SOCKGATE_RULE="bind tcp 127.0.0.1:8080 -> unix $T/web.sock" unshare -n env LD_PRELOAD="$LIB" \

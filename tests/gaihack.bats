@@ -91,3 +91,30 @@ print(socket.getaddrinfo("127.0.0.3", 80, socket.AF_INET, socket.SOCK_STREAM)[0]
 	run -0 unshare -n env PJTL_GAIHACK_STATICDIR="$T/static" LD_PRELOAD="$LIB" python3 -c "$GAI" www.example.test
 	refute_output --partial "127.0.0.7"
 }
+
+@test "gai-hack and resolve rules: entries before the lookup win over rules; rules are the real resolver, for entries' values and the SNI proxy too; after a failed lookup l applies, not after a reject rule" {
+	printf 'X,127.0.0.53\n' >"$T/static/l,down.test"
+	printf 'X,127.0.0.55\n' >"$T/static/l,gone.test"
+	ln -s 'X,target.test' "$T/static/h,via.test"
+	cat >"$T/rules" <<EOT
+resolve www.example.test -> 127.0.0.50
+resolve *.ruled.test -> 127.0.0.51
+resolve target.test -> 127.0.0.52
+resolve down.test -> unix $T/absent.sock
+resolve gone.test -> reject
+resolve sni.test -> 127.0.0.54
+EOT
+	export SOCKGATE_RULES="$T/rules" PJTL_GAIHACK_SNI_PROXY=sni.test
+	run -0 gai www.example.test a.ruled.test via.test down.test gone.test nothing.test
+	assert_output "www.example.test ['127.0.0.7']
+a.ruled.test ['127.0.0.51']
+via.test ['127.0.0.52']
+down.test ['127.0.0.53']
+gone.test [Errno -2] Name or service not known
+nothing.test ['127.0.0.54']"
+	# without gai-hack the same rules answer alone
+	need_netns
+	run -0 unshare -n env PJTL_GAIHACK_STATICDIR="$T/static" LD_PRELOAD="$LIB" python3 -c "$GAI" www.example.test down.test
+	assert_output "www.example.test ['127.0.0.50']
+down.test AGAIN"
+}

@@ -680,6 +680,54 @@ print(socket.create_connection(("10.1.2.3", 80), timeout=5).recv(200).decode().s
 	assert_output "peer ::ffff:192.0.2.44:5555 local ::ffff:10.1.2.3:80"
 }
 
+@test "bind -> unix proxy-v2, non-blocking: EAGAIN at once while a header dribbles in, a complete one accepted meanwhile, epoll wakes when the slow one completes" {
+	run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp *:8000 -> unix $T/nb.sock proxy-v2" timeout 20 python3 -c '
+import select, socket, struct, sys, threading, time
+def hdr(src, sport):
+    body = socket.inet_aton(src) + socket.inet_aton("10.1.2.3") + struct.pack("!HH", sport, 80)
+    return b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack("!H", len(body)) + body
+s = socket.socket(); s.bind(("127.0.0.1", 8000)); s.listen(16); s.setblocking(False)
+ep = select.epoll(); ep.register(s.fileno(), select.EPOLLIN)
+slow = socket.socket(socket.AF_UNIX); slow.connect(sys.argv[1])
+h1 = hdr("192.0.2.1", 1111)
+slow.send(h1[:1])            # one byte now, the next a second later
+t0 = time.monotonic()
+try:
+    s.accept(); print("accepted a partial header")
+except BlockingIOError:
+    print("EAGAIN", "at once" if time.monotonic() - t0 < 0.3 else "after %.2fs" % (time.monotonic() - t0))
+except ConnectionAbortedError:
+    print("ECONNABORTED after %.2fs" % (time.monotonic() - t0))
+fast = socket.socket(socket.AF_UNIX); fast.connect(sys.argv[1]); fast.send(hdr("192.0.2.2", 2222) + b"hello")
+print("ready", bool(ep.poll(5)))
+c, a = s.accept(); print("accepted", a, c.recv(10))
+time.sleep(1); slow.send(h1[1:2])
+try:
+    s.accept(); print("accepted a partial header")
+except BlockingIOError:
+    print("EAGAIN", "at once" if time.monotonic() - t0 < 1.4 else "late")
+def dribble():
+    for i in range(2, len(h1)):
+        slow.send(h1[i:i + 1]); time.sleep(0.05)
+    slow.send(b"slow")
+threading.Thread(target=dribble).start()
+while True:
+    if not ep.poll(5):
+        print("no wake-up"); break
+    try:
+        c, a = s.accept(); print("accepted", a, c.recv(10)); break
+    except BlockingIOError:
+        pass
+' "$T/nb.sock"
+	assert_output - <<-EOF
+	EAGAIN at once
+	ready True
+	accepted ('192.0.2.2', 2222) b'hello'
+	EAGAIN at once
+	accepted ('192.0.2.1', 1111) b'slow'
+	EOF
+}
+
 @test "bind -> systemd: the program takes the socket-activated listener (by name; a Unix one too)" {
 	command -v systemd-socket-activate >/dev/null || skip "systemd-socket-activate not installed"
 	port=$(free_port)
@@ -701,6 +749,100 @@ c, a = s.accept(); c.sendall(("got %s:%d local %s:%d\n" % (a[:2] + c.getsockname
 	assert_output --regexp '^127.0.0.1 got 127.0.0.1:[0-9]+ local 127.0.0.1$'
 	run -0 timeout 5 nc -U "$T/act.sock" </dev/null
 	assert_output "got ::1:0 local :::8000"
+}
+
+@test "bind -> systemd: sockets picked by the address or path bound (TCP, Unix, UDP); children get no LISTEN_* and no passed fd" {
+	command -v systemd-socket-activate >/dev/null || skip "systemd-socket-activate not installed"
+	local p1 p2 p3 pu
+	p1=$(free_port); p2=$(free_port); p3=$(free_port); pu=$(free_port)
+	# four sockets in this order; the daemon binds the second, the first,
+	# the Unix one (unlinking its path first, as daemons do) and never the fourth
+	spawn "$T/act.log" systemd-socket-activate -l "127.0.0.1:$p1" -l "127.0.0.1:$p2" -l "$T/u.sock" \
+		-l "127.0.0.1:$p3" env LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp * -> systemd" python3 -c '
+import os, socket, subprocess, sys
+p1, p2, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+b = socket.socket(); b.bind(("127.0.0.1", p2)); b.listen()
+a = socket.socket(); a.bind(("0.0.0.0", p1)); a.listen()
+u = socket.socket(socket.AF_UNIX)
+if os.path.exists(path): os.unlink(path)
+u.bind(path); u.listen()
+print(subprocess.run([sys.executable, "-c", """
+import os
+print("child env", " ".join(sorted(k for k in os.environ if k.startswith("LISTEN_"))) or "-")
+def sock(f):
+    try: return os.readlink("/proc/self/fd/" + f).startswith("socket:")
+    except OSError: return False
+socks = [f for f in os.listdir("/proc/self/fd") if sock(f)]
+print("child sockets", " ".join(sorted(socks)) or "-")"""], capture_output=True, text=True).stdout, end="", flush=True)
+for s in (b, a, u):
+    c, _ = s.accept(); c.sendall(("%r\n" % (s.getsockname(),)).encode()); c.close()
+' "$p1" "$p2" "$T/u.sock"
+	wait_for_line "$T/act.log" "Listening on 127.0.0.1:$p3"
+	run -0 timeout 5 nc 127.0.0.1 "$p2" </dev/null
+	assert_output "('127.0.0.1', $p2)"
+	run -0 timeout 5 nc 127.0.0.1 "$p1" </dev/null
+	assert_output "('127.0.0.1', $p1)"
+	run -0 timeout 5 nc -U "$T/u.sock" </dev/null
+	assert_output "'$T/u.sock'"
+	run -0 grep -e '^child' "$T/act.log"
+	assert_output $'child env -\nchild sockets -'
+
+	# a UDP daemon: the datagram socket passed, answered from it
+	spawn "$T/udp.log" systemd-socket-activate --datagram -l "127.0.0.1:$pu" env LD_PRELOAD="$LIB" \
+		SOCKGATE_RULE="bind udp *:$pu -> systemd" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", int(sys.argv[1])))
+d, a = s.recvfrom(100); s.sendto(b"udp " + d + b" " + str(s.getsockname()).encode(), a)' "$pu"
+	wait_for_line "$T/udp.log" "Listening on 127.0.0.1:$pu"
+	run -0 timeout 10 python3 -c '
+import socket, sys
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.settimeout(8)
+c.sendto(b"ping", ("127.0.0.1", int(sys.argv[1]))); print(c.recv(100).decode())' "$pu"
+	assert_output "udp ping ('127.0.0.1', $pu)"
+}
+
+@test "bind udp -> unix: a UDP daemon (socketserver) on port 0 answers each sender; the port it got is in the path and getsockname()" {
+	export SOCKGATE_RULE="bind udp * -> unix $T/udp-%p.sock"
+	spawn "$T/udp.log" env LD_PRELOAD="$LIB" python3 -c '
+import socketserver
+class H(socketserver.BaseRequestHandler):
+    def handle(self):
+        data, sock = self.request
+        sock.sendto(b"re:" + data + (" from %s:%d" % self.client_address).encode(), self.client_address)
+with socketserver.UDPServer(("0.0.0.0", 0), H) as s:
+    print("bound", s.socket.getsockname()[1], flush=True)
+    s.serve_forever()'
+	wait_for_line "$T/udp.log" "^bound"
+	port=$(sed -n 's/^bound //p' "$T/udp.log")
+	[ "$port" -gt 0 ]
+	[ -S "$T/udp-$port.sock" ]
+	# a preloaded UDP client redirected there, twice (two sockets, two senders), and socat
+	SOCKGATE_RULE="connect udp 10.1.2.3:53 -> unix $T/udp-$port.sock" run -0 pre timeout 10 python3 -c '
+import socket
+for i in range(2):
+    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.settimeout(5)
+    c.sendto(b"q%d" % i, ("10.1.2.3", 53)); print(*c.recvfrom(100))'
+	assert_output $'b\'re:q0 from 127.0.0.1:1\' (\'10.1.2.3\', 53)\nb\'re:q1 from 127.0.0.1:2\' (\'10.1.2.3\', 53)'
+	run -0 timeout 5 socat -t 2 - "UNIX-SENDTO:$T/udp-$port.sock,bind=$T/cl.sock" <<<"socat"
+	assert_output $'re:socat\n from 127.0.0.1:3'
+}
+
+@test "bind tcp -> unix on port 0: a free port, in the path and in getsockname(); curl gets the answer" {
+	export SOCKGATE_RULE="bind tcp * -> unix $T/web-%p.sock"
+	spawn "$T/web.log" env LD_PRELOAD="$LIB" python3 -c '
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        b = ("port %d\n" % self.server.socket.getsockname()[1]).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(b))); self.end_headers(); self.wfile.write(b)
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print("bound", s.socket.getsockname()[1], flush=True)
+s.serve_forever()'
+	wait_for_line "$T/web.log" "^bound"
+	port=$(sed -n 's/^bound //p' "$T/web.log")
+	[ "$port" -gt 0 ]
+	run -0 curl -sS --max-time 5 --unix-socket "$T/web-$port.sock" http://x/
+	assert_output "port $port"
 }
 
 @test "inherited across exec: a receiver, a %p-template Unix listener and an abstract IPv6 one are recognised by their paths in the new program" {

@@ -1,7 +1,8 @@
 /*
  * Fuzz target for core/lookup (the resolver protocol): requests and
  * replies parse without reading past the buffer, "need" never asks for
- * fewer bytes than given, and what parses builds back byte for byte.
+ * fewer bytes than given, and what parses builds back byte for byte; an
+ * address list (lookup_addr_list) never gives more than LOOKUP_LIST_MAX.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,6 +30,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		int n = lookup_rep_build(out, sizeof out, &r);
 		if (n < 0 || (size_t)n != used || memcmp(out + 16, data + 16, used - 16) ||
 		    memcmp(out, data, 4) || memcmp(out + 6, data + 6, 10))
+			abort();
+	}
+	if (size < 512) {
+		char s[512];
+		struct lookup_addr xs[LOOKUP_LIST_MAX];
+		memcpy(s, data, size);
+		s[size] = 0;
+		int n = lookup_addr_list(s, xs);
+		if (n == 0 || n > LOOKUP_LIST_MAX || lookup_addr_list(s, NULL) != n)
 			abort();
 	}
 	return 0;

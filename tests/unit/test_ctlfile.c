@@ -13,8 +13,7 @@
 #include <wordexp.h>
 
 #include "ctlfile.h"
-#include "proxyv2.h"
-#include "unit.h"
+#include "damage.h"
 
 static const char *const samples[][3] = {
 	{ "--vsock", "any:5678", NULL },
@@ -28,34 +27,14 @@ static const char *const samples[][3] = {
 };
 #define NSAMPLES (sizeof samples / sizeof samples[0])
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
+static const struct unit_seal seal = { 12, CTLFILE_HDR };
 
-static void reseal(uint8_t *b, size_t len)
-{
-	put32(b + 12, crc32c(0, b + CTLFILE_HDR, len - CTLFILE_HDR));
-}
-
-static int rejected(const uint8_t *b, size_t len, const char *want)
+static int rejected(const void *b, size_t len, const char *want)
 {
 	struct ctlfile c;
 	struct ctl_error e = { "" };
 	errno = 0;
-	if (ctlfile_decode(b, len, &c, &e) == 0)
-		return 0;
-	if (want && !strstr(e.msg, want)) {
-		printf("#   message was: %s\n", e.msg);
-		return 0;
-	}
-	return errno == EINVAL;
-}
-
-static int rejects(const void *b, size_t len)
-{
-	return rejected(b, len, NULL);
+	return unit_refused(ctlfile_decode(b, len, &c, &e) != 0, e.msg, want);
 }
 
 /* Parse a --show line back (through the shell's word rules) into a struct. */
@@ -105,32 +84,26 @@ int main(void)
 	/* damage of every kind, on the Firecracker sample (path and option) */
 	uint8_t b[CTLFILE_MAXLEN];
 	size_t len = firstlen;
-	unit_damage(first, len, rejects);
-	CHECK(rejected((const uint8_t *)"SGRB\1\0", 6, "bad magic"), "another magic");
+	unit_damage(first, len, rejected);
+	CHECK(rejected("SGRB\1\0", 6, "bad magic"), "another magic");
 	memcpy(b, first, len);
 	b[4] = 7;
 	CHECK(rejected(b, len, "version 7"), "an unknown version is named");
-	struct { size_t off; uint8_t val; const char *why; } count[] = {
+	static const struct unit_field count[] = {
 		{ 18, 200, "do not add up" },	/* a target length past the end */
 		{ 17, 2, "do not add up" },	/* an option count past the end */
 		{ 17, 9, "at most 4" },		/* more than four options */
 	};
-	for (size_t i = 0; i < sizeof count / sizeof count[0]; i++) {
-		memcpy(b, first, len);
-		b[count[i].off] = count[i].val;
-		reseal(b, len);
-		CHECK(rejected(b, len, count[i].why), "byte %zu = %u behind a valid checksum: %s", count[i].off,
-		      count[i].val, count[i].why);
-	}
+	unit_damage_fields(first, len, seal, count, sizeof count / sizeof count[0], rejected);
 	memcpy(b, first, len);
-	put32(b + 8, 0xffffffffu);
+	unit_put32le(b + 8, 0xffffffffu);
 	CHECK(rejected(b, len, "length"), "a total length that is not the file's");
 	uint8_t big[CTLFILE_MAXLEN + 40];
 	memset(big, 0, sizeof big);
 	memcpy(big, first, len);
 	CHECK(rejected(big, sizeof big, "length"), "a file longer than any control file");
 
-	struct { size_t off; uint8_t val; const char *why; } field[] = {
+	static const struct unit_field field[] = {
 		{ 16, 0, "unknown target kind" },
 		{ 16, 9, "unknown target kind" },
 		{ 24, 'x', "not absolute" },		/* first byte of the path */
@@ -142,12 +115,7 @@ int main(void)
 		{ CTLFILE_HDR + 18 + 12, 1, "out of range" },			/* value > INT_MAX */
 		{ 16, CTL_VSOCK, "length is not 8" },
 	};
-	for (size_t i = 0; i < sizeof field / sizeof field[0]; i++) {
-		memcpy(b, first, len);
-		b[field[i].off] = field[i].val;
-		reseal(b, len);
-		CHECK(rejected(b, len, field[i].why), "behind a valid checksum: %s", field[i].why);
-	}
+	unit_damage_fields(first, len, seal, field, sizeof field / sizeof field[0], rejected);
 
 	/* option values */
 	static const char *const bad[][2] = {

@@ -137,6 +137,24 @@ static void t_lookup(void)
 	b[16] = 2;
 	b[4] = 0xff;
 	CHECK(lookup_rep_parse(b, (size_t)n, &r2, &used) < 0, "a length over LOOKUP_MAX refused");
+
+	struct lookup_addr xs[LOOKUP_LIST_MAX];
+	CHECK(lookup_addr_list("127.0.0.7,::1", xs) == 2 && xs[0].family == 4 && !memcmp(xs[0].a, "\x7f\0\0\7", 4) &&
+	      xs[1].family == 6 && xs[1].a[15] == 1, "an address list: IPv4 and IPv6, in order");
+	CHECK(lookup_addr_list("10.0.0.1", NULL) == 1, "one address, counted without out");
+	static const char *const badlists[] = { "", ",1.2.3.4", "1.2.3.4,", "1.2.3.4,,::1", "1.2.3", "svc.test",
+						"1.2.3.4 ", "dead:beef", "::1%lo" };
+	int allbad = 1;
+	for (size_t i = 0; i < sizeof badlists / sizeof badlists[0]; i++)
+		if (lookup_addr_list(badlists[i], xs) != -1) {
+			printf("#   '%s' taken as an address list\n", badlists[i]);
+			allbad = 0;
+		}
+	CHECK(allbad, "empty items, short forms, names and scoped addresses are no list");
+	char many[17 * 4 + 1] = "";
+	for (int i = 0; i < 17; i++)
+		strcat(many, i ? ",::1" : "::1");
+	CHECK(lookup_addr_list(many, xs) == -1 && lookup_addr_list(many + 4, xs) == 16, "16 addresses at most");
 }
 
 int main(void)

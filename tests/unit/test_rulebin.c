@@ -7,9 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxyv2.h"
+#include "damage.h"
 #include "rulebin.h"
-#include "unit.h"
 
 static const char text[] =
 	"connect tcp 10.0.0.0/8:80 -> unix /run/web/%a-%p.sock proxy-v2 name=web\n"
@@ -20,39 +19,15 @@ static const char text[] =
 	"connect [::1]:443 -> tcp 127.0.0.1:8443 source=192.0.2.1:0\n"
 	"bind -> systemd\n";
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-/* Recompute the body checksum after a deliberate change. */
-static void reseal(uint8_t *b, size_t len)
-{
-	put32(b + 24, crc32c(0, b + 28, len - 28));
-}
+static const struct unit_seal seal = { 24, 28 };
 
 static int rejected(const void *b, size_t len, const char *want)
 {
-	struct rules_error e;
+	struct rules_error e = { .msg = "" };
 	errno = 0;
 	struct ruleset *rs = rulebin_load(b, len, &e);
-	if (rs) {
-		rules_free(rs);
-		return 0;
-	}
-	if (want && !strstr(e.msg, want)) {
-		printf("#   message was: %s\n", e.msg);
-		return 0;
-	}
-	return errno == EINVAL;
-}
-
-static int rejects(const void *b, size_t len)
-{
-	return rejected(b, len, NULL);
+	rules_free(rs);
+	return unit_refused(rs == NULL, e.msg, want);
 }
 
 int main(void)
@@ -91,20 +66,20 @@ int main(void)
 		free(bin2);
 	rules_free(back);
 
-	unit_damage(bin, len, rejects);
+	unit_damage(bin, len, rejected);
 	uint8_t *b = malloc(len);
 
 	memcpy(b, bin, len);
 	b[4] = 9;
 	CHECK(rejected(b, len, "version 9"), "an unknown version is named");
 	memcpy(b, bin, len);
-	put32(b + 12, 1000000);
+	unit_put32le(b + 12, 1000000);
 	CHECK(rejected(b, len, "do not add up"), "a rule count past the end");
 	memcpy(b, bin, len);
-	put32(b + 12, 0xffffffffu);
+	unit_put32le(b + 12, 0xffffffffu);
 	CHECK(rejected(b, len, "do not add up"), "a rule count that would overflow");
 
-	struct { size_t off; uint8_t val; const char *why; } field[] = {
+	static const struct unit_field field[] = {
 		{ 28 + 0, 9, "bad direction" },
 		{ 28 + 1, 0, "bad protocol" },
 		{ 28 + 2, 77, "bad action" },
@@ -115,21 +90,16 @@ int main(void)
 		{ 28 + 63, 0x10, "string offset" },
 		{ 28 + 5 * 88 + 60, 0, "does not check" },	/* tcp target now names a path */
 	};
-	for (size_t i = 0; i < sizeof field / sizeof field[0]; i++) {
-		memcpy(b, bin, len);
-		b[field[i].off] = field[i].val;
-		reseal(b, len);
-		CHECK(rejected(b, len, field[i].why), "behind a valid checksum: %s", field[i].why);
-	}
+	unit_damage_fields(bin, len, seal, field, sizeof field / sizeof field[0], rejected);
 	memcpy(b, bin, len);
 	b[len - 1] = 'x';
-	reseal(b, len);
+	unit_reseal(b, len, seal);
 	CHECK(rejected(b, len, "not terminated"), "an unterminated string pool");
 
 	/* rules_load_any: the one loader for text and compiled files */
 	memcpy(b, bin, len);
 	b[28 + 2] = 77;
-	reseal(b, len);
+	unit_reseal(b, len, seal);
 	memset(&e, 0xff, sizeof e);
 	CHECK(!rules_load_any((char *)b, len, NULL, &e) && errno == EINVAL && e.line == 0 && e.col == 0 &&
 	      !strncmp(e.msg, "compiled rules: rule 1: ", 24),

@@ -57,34 +57,6 @@ __attribute__((constructor)) static void unit_init(void)
 	} \
 } while (0)
 
-/*
- * Damage of a checked binary form: a flipped bit (0x40) in any byte of buf,
- * and a cut at any length, must each be rejected by rejects(). Two test
- * points; the bytes and lengths that were accepted are printed.
- */
-static inline void unit_damage(const void *buf, size_t len, int (*rejects)(const void *, size_t))
-{
-	unsigned char *b = malloc(len ? len : 1);
-	int all = b != NULL;
-	for (size_t i = 0; b && i < len; i++) {
-		memcpy(b, buf, len);
-		b[i] ^= 0x40;
-		if (!rejects(b, len)) {
-			printf("#   flipping byte %zu was accepted\n", i);
-			all = 0;
-		}
-	}
-	free(b);
-	CHECK(all, "a flipped bit in any of %zu bytes rejects the file", len);
-	all = 1;
-	for (size_t n = 0; n < len; n++)
-		if (!rejects(buf, n)) {
-			printf("#   truncation to %zu accepted\n", n);
-			all = 0;
-		}
-	CHECK(all, "truncation at every length rejects the file");
-}
-
 static inline int unit_done(void)
 {
 	printf("1..%d\n", unit_n);

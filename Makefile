@@ -93,7 +93,8 @@ all: $(BUILD)/sockgate $(APPLET_LINKS) $(BUILD)/libsockgate.so $(BUILD)/libsockg
 BUILD_PKGS = musl-tools libbsd-dev
 TEST_PKGS  = bats bats-support bats-assert curl netcat-openbsd socat nginx haproxy \
              python3 iproute2 util-linux mandoc clang libclang-rt-14-dev \
-             postgresql redis-server dnsutils dnsmasq-base default-jdk-headless nodejs systemd golang-go
+             postgresql redis-server dnsutils dnsmasq-base default-jdk-headless nodejs systemd golang-go \
+             iperf3
 BENCH_PKGS = iperf3 wrk
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): tests/deps.sh

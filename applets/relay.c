@@ -31,6 +31,8 @@
 #include <sys/un.h>
 
 #include "addr.h"
+#include "broker.h"
+#include "brokerd.h"
 #include "dns.h"
 #include "fdpass.h"
 #include "file.h"
@@ -50,7 +52,7 @@ static const char usage[] =
 	"       [--resolve-timeout TIME] TARGET";
 
 enum { K_LISTEN = 1, K_FDPASS, K_CLIENT, K_TARGET, K_SIGNAL, K_RESOLVE, K_DNS };
-enum { ST_HEADER = 1, ST_CONNECTING, ST_RETRY, ST_RELAY };
+enum { ST_HEADER = 1, ST_CONNECTING, ST_RETRY, ST_RELAY, ST_BROKER };
 enum { L_INFO, L_WARN };
 
 #define HEADER_MAX 16384	/* longest PROXY header we accept */
@@ -95,6 +97,7 @@ struct lsn {
 	int kind;			/* K_LISTEN or K_FDPASS */
 	int fd;
 	int paused;
+	int broker;			/* listener option broker: serves broker requests */
 	char *unlink_path;		/* a socket file we made, removed at exit */
 	char name[ADDR_STRLEN + 32];
 	struct lsn *next;
@@ -132,6 +135,7 @@ struct conn {
 	char *host;			/* the name a name rule allowed the destination by */
 	pid_t cpid;			/* Unix clients: SO_PEERCRED at -v */
 	uid_t cuid;
+	int broker;			/* came on a listener with the broker option */
 	struct conn *prev, *next;
 };
 
@@ -369,9 +373,12 @@ static void conn_end(struct conn *c, int level, const char *fmt, ...)
 			size_t l = strlen(ds);
 			snprintf(ds + l, sizeof ds - l, " (%s)", c->host);
 		}
-		(level == L_WARN ? warn : info)("%s -> %s: %llu bytes to target, %llu bytes to client, "
-			"%lld.%03llds, %s%s", cl, dst, (unsigned long long)c->up.s.sent,
-			(unsigned long long)c->down.s.sent, (long long)(d / 1000), (long long)(d % 1000), why, lost);
+		if (c->state == ST_BROKER)	/* no byte of it passes here */
+			(level == L_WARN ? warn : info)("%s -> %s: %s", cl, dst, why);
+		else
+			(level == L_WARN ? warn : info)("%s -> %s: %llu bytes to target, %llu bytes to client, "
+				"%lld.%03llds, %s%s", cl, dst, (unsigned long long)c->up.s.sent,
+				(unsigned long long)c->down.s.sent, (long long)(d / 1000), (long long)(d % 1000), why, lost);
 	}
 	c->dead = 1;
 	close(c->cl.fd);
@@ -599,13 +606,13 @@ static int host_ok(void *ctx, const char *pattern)
  * original mode: where may this connection go? 0 with c->target set, or -1
  * with the reason in why.
  */
-static int route_original(struct conn *c, const struct proxy_hdr *ph, char *why, size_t size)
+static int route_original(struct conn *c, const struct proxy_hdr *ph, int proto, char *why, size_t size)
 {
 	struct hostq hq = { .authority = ph && ph->authority_len ? ph->authority : NULL };
 	const struct rule *r;
 	if (c->dest.len)
 		addr_to16(&c->dest.u.sa, hq.a16);
-	if (relayconn_route(rules, &c->client, &c->dest, host_ok, &hq, &r, &c->target, why, size) < 0) {
+	if (relayconn_route(rules, &c->client, &c->dest, proto, host_ok, &hq, &r, &c->target, why, size) < 0) {
 		char seen[DNS_NAME_MAX];
 		if (r || !rules || (c->dest.u.sa.sa_family != AF_INET && c->dest.u.sa.sa_family != AF_INET6))
 			return -1;
@@ -637,7 +644,7 @@ static void conn_start(struct conn *c, const struct proxy_hdr *h)
 	}
 	if (cfg.original) {
 		char why[512];
-		if (route_original(c, h, why, sizeof why) < 0) {
+		if (route_original(c, h, RULE_TCP, why, sizeof why) < 0) {
 			conn_end(c, L_WARN, "%s", why);
 			return;
 		}
@@ -651,12 +658,16 @@ static void conn_start(struct conn *c, const struct proxy_hdr *h)
 	conn_connect(c);
 }
 
+static void broker_run(struct conn *c, const struct broker_req *rq, int perr);
+
 /*
  * Read the PROXY header without reading past it: peek at what has arrived,
- * and take exactly the header's bytes once it is complete.
+ * and take exactly the header's bytes once it is complete. On a broker
+ * listener the header may be a broker request (core/broker.h).
  */
 static void header_run(struct conn *c)
 {
+	struct broker_req rq;
 	struct proxy_hdr h;
 	size_t n = 0;
 
@@ -713,6 +724,24 @@ static void header_run(struct conn *c)
 		}
 		got += k;
 	}
+	if (c->broker) {
+		/*
+		 * a broker request is a complete PROXY v2 header with the broker
+		 * TLV; any other header (v1 too) is relayed, where that is allowed
+		 */
+		size_t bn = 0;
+		int br = broker_req_parse(hdrbuf, n, &rq, &bn);
+		if (br == PROXY_DONE || (br < 0 && bn)) {
+			/* a refused request was complete: the client hears why */
+			broker_run(c, &rq, br < 0 ? errno : 0);
+			return;
+		}
+		if (!cfg.proxy_in) {
+			conn_end(c, L_WARN, "broker: not a broker request (a PROXY header without the broker TLV; "
+				 "relaying it needs --proxy-in)");
+			return;
+		}
+	}
 	char why[200];
 	if (relayconn_addresses(&h, cfg.original, &c->client, &c->dest, why, sizeof why) < 0) {
 		conn_end(c, L_WARN, "%s", why);
@@ -720,6 +749,43 @@ static void header_run(struct conn *c)
 	}
 	c->cl.rd = 1;
 	conn_start(c, &h);
+}
+
+/* The broker's allow rules are original's: the same route, name rules and all. */
+static int broker_route(void *ctx, const struct brq *b, int proto, struct sg_addr *target, char *why, size_t size)
+{
+	struct conn *c = ctx;
+
+	if (route_original(c, &b->rq.h, proto, why, size) < 0)
+		return -1;
+	*target = c->target;
+	return 0;
+}
+
+/* One broker request (applets/broker.c): answered at once, then the connection ends. */
+static void broker_run(struct conn *c, const struct broker_req *rq, int perr)
+{
+	struct brq b;
+
+	memset(&b, 0, sizeof b);
+	b.cl = c->cl.fd;
+	b.rq = *rq;
+	if (rq->h.src.ss_family != AF_UNSPEC) {
+		memcpy(&c->client.u.ss, &rq->h.src, sizeof rq->h.src);
+		c->client.len = rq->h.srclen;
+	}
+	memcpy(&c->dest.u.ss, &rq->h.dst, sizeof rq->h.dst);
+	c->dest.len = rq->h.dstlen;
+	addr_unmap(&c->client.u.ss, &c->client.len);
+	addr_unmap(&c->dest.u.ss, &c->dest.len);
+	b.dest = c->dest;
+	b.client = c->client;
+	c->state = ST_BROKER;
+	int r = broker_serve(&b, perr, broker_route, c);
+	if (b.target.len)
+		c->target = b.target;
+	addr_unmap(&c->target.u.ss, &c->target.len);
+	conn_end(c, r == 0 ? L_INFO : L_WARN, "%s", b.why);
 }
 
 static void conn_run(struct conn *c)
@@ -759,6 +825,7 @@ static void conn_new(struct lsn *l, int fd, const struct sg_addr *peer, const st
 	c->cl = (struct side){ .kind = K_CLIENT, .fd = fd, .c = c };
 	c->tg = (struct side){ .kind = K_TARGET, .fd = -1, .c = c };
 	c->start = now;
+	c->broker = l->broker;
 	if (m && m->remote_len) {
 		memcpy(&c->client.u.ss, &m->remote, sizeof m->remote);
 		c->client.len = m->remote_len;
@@ -789,7 +856,7 @@ static void conn_new(struct lsn *l, int fd, const struct sg_addr *peer, const st
 	conns = c;
 	nconns++;
 	side_add(&c->cl);
-	if (cfg.proxy_in) {
+	if (cfg.proxy_in || c->broker) {
 		c->state = ST_HEADER;
 		set_deadline(c, now + cfg.header_ms);
 		return;		/* the epoll edge tells when bytes are there */
@@ -961,7 +1028,7 @@ struct lopts {
 	long mode;			/* -1: leave alone */
 	uid_t uid;
 	gid_t gid;
-	int backlog, reuseport;
+	int backlog, reuseport, broker;
 };
 
 static void listen_tcp(const char *spec, const char *a, const struct lopts *o)
@@ -1113,7 +1180,8 @@ static char *opts_start(char *s)
 	for (char *c = strchr(s, ','); c; c = strchr(c + 1, ',')) {
 		size_t w = strspn(c + 1, "abcdefghijklmnopqrstuvwxyz");
 		if ((w && c[1 + w] == '=') ||
-		    (w == 9 && !strncmp(c + 1, "reuseport", 9) && (c[10] == ',' || !c[10])))
+		    (w == 9 && !strncmp(c + 1, "reuseport", 9) && (c[10] == ',' || !c[10])) ||
+		    (w == 6 && !strncmp(c + 1, "broker", 6) && (c[7] == ',' || !c[7])))
 			return c;
 	}
 	return NULL;
@@ -1147,12 +1215,15 @@ static void listen_spec(const char *spec)
 			o.backlog = (int)num_arg(opt + 8, 1, INT_MAX, "backlog");
 		} else if (!strcmp(opt, "reuseport")) {
 			o.reuseport = 1;
+		} else if (!strcmp(opt, "broker")) {
+			o.broker = 1;
 		} else {
-			die(EX_BADINPUT, "unknown listener option %s in %s (mode=, owner=, group=, backlog=, reuseport)",
-			    opt, spec);
+			die(EX_BADINPUT, "unknown listener option %s in %s (mode=, owner=, group=, backlog=, reuseport, "
+			    "broker)", opt, spec);
 		}
 		opt = next;
 	}
+	struct lsn *before = lsns;
 	if (!strncmp(s, "tcp:", 4))
 		listen_tcp(spec, s + 4, &o);
 	else if (!strncmp(s, "unix:", 5))
@@ -1177,6 +1248,8 @@ static void listen_spec(const char *spec)
 	else
 		die(EX_BADINPUT, "unknown listener %s (tcp:ADDR:PORT, unix:PATH, unix:@NAME, fd:N, systemd[:NAME], "
 		    "fdpass:PATH, resolve:PATH, dns:PATH)", spec);
+	for (struct lsn *l = lsns; l != before; l = l->next)
+		l->broker = o.broker;
 	free(s);
 }
 

@@ -547,6 +547,56 @@ int proxyv1_build(char *buf, size_t size, const struct proxy_hdr *h)
 	return r;
 }
 
+/*
+ * The first TLV of a type in a complete v2 header that proxyv2_parse()
+ * accepted (n its length). Custom types (0xE0-0xEF, section 2.2.8) are
+ * what callers look for here: the parser skips them as the spec asks.
+ */
+int proxyv2_tlv_find(const void *buf, size_t n, int type, const uint8_t **val, size_t *vlen)
+{
+	const uint8_t *p = buf;
+	int alen;
+
+	if (n < PROXY_V2_HDRLEN || memcmp(p, PROXY_V2_SIG, PROXY_V2_SIGLEN) ||
+	    PROXY_V2_HDRLEN + (size_t)get16(p + 14) != n)
+		return fail(EINVAL);
+	/* a LOCAL header's family may be anything; its block still has that size */
+	if ((alen = v2_addrlen(p[13] >> 4)) < 0 || n < PROXY_V2_HDRLEN + (size_t)alen)
+		return fail(EINVAL);
+	for (size_t off = PROXY_V2_HDRLEN + (size_t)alen; off < n;) {
+		if (n - off < 3)
+			return fail(EINVAL);
+		size_t l = get16(p + off + 1);
+		if (l > n - off - 3)
+			return fail(EINVAL);
+		if (p[off] == type) {
+			*val = p + off + 3;
+			*vlen = l;
+			return 0;
+		}
+		off += 3 + l;
+	}
+	return fail(ENOENT);
+}
+
+/*
+ * Append a TLV to a v2 header of len bytes that proxyv2_build() made
+ * (without the CRC32C option: the checksum would no longer match).
+ */
+int proxyv2_tlv_append(void *buf, size_t size, size_t len, int type, const void *v, size_t vlen)
+{
+	uint8_t *b = buf;
+	size_t off = len;
+
+	if (len < PROXY_V2_HDRLEN || len > size || vlen > 65535 ||
+	    off + 3 + vlen - PROXY_V2_HDRLEN > 65535)
+		return fail(EINVAL);
+	if (put_tlv(b, size, &off, type, v, vlen) < 0)
+		return -1;
+	put16(b + 14, (unsigned)(off - PROXY_V2_HDRLEN));
+	return (int)off;
+}
+
 int proxyv2_set_netns(struct proxy_hdr *h)
 {
 	ssize_t n = readlink("/proc/self/ns/net", h->netns, sizeof h->netns - 1);

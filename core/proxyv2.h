@@ -29,6 +29,8 @@
 #define PP2_TYPE_UNIQUE_ID	0x05
 #define PP2_TYPE_SSL		0x20
 #define PP2_TYPE_NETNS		0x30
+#define PP2_TYPE_MIN_CUSTOM	0xE0	/* 2.2.8: 0xE0-0xEF for applications */
+#define PP2_TYPE_SOCKGATE_BROKER 0xE0	/* a broker request (core/broker.h) */
 
 enum proxy_cmd { PROXY_CMD_LOCAL = 0, PROXY_CMD_PROXY = 1 };
 
@@ -75,6 +77,19 @@ int proxyv2_build(void *buf, size_t size, const struct proxy_hdr *h, unsigned op
 
 /* Build a v1 line ("PROXY TCP4 ..." or "PROXY UNKNOWN\r\n"); as above. */
 int proxyv1_build(char *buf, size_t size, const struct proxy_hdr *h);
+
+/*
+ * The first TLV of type in a complete v2 header of n bytes (one that
+ * proxyv2_parse() accepted): 0 with *val and *vlen pointing into buf, or -1
+ * with ENOENT (none) or EINVAL (not a v2 header of n bytes).
+ */
+int proxyv2_tlv_find(const void *buf, size_t n, int type, const uint8_t **val, size_t *vlen);
+
+/*
+ * Append a TLV to a v2 header of len bytes built without PROXYV2_CRC32C,
+ * fixing its length field. New length, or -1 with ENOSPC / EINVAL.
+ */
+int proxyv2_tlv_append(void *buf, size_t size, size_t len, int type, const void *v, size_t vlen);
 
 /*
  * Fill h's NETNS TLV (section 2.2.8) with the network namespace of this

@@ -55,7 +55,7 @@ int relayconn_addresses(const struct proxy_hdr *h, int original, struct sg_addr 
 }
 
 int relayconn_route(const struct ruleset *rules, const struct sg_addr *client, const struct sg_addr *dest,
-		    int (*host_ok)(void *ctx, const char *pattern), void *ctx, const struct rule **matched,
+		    int proto, int (*host_ok)(void *ctx, const char *pattern), void *ctx, const struct rule **matched,
 		    struct sg_addr *target, char *why, size_t size)
 {
 	*matched = NULL;
@@ -71,7 +71,7 @@ int relayconn_route(const struct ruleset *rules, const struct sg_addr *client, c
 	}
 	int pf = client->len ? client->u.sa.sa_family : AF_UNSPEC;
 	struct rules_query q = {
-		.dir = RULE_CONNECT, .proto = RULE_TCP, .addr = &dest->u.sa,
+		.dir = RULE_CONNECT, .proto = proto, .addr = &dest->u.sa,
 		.peer = pf == AF_INET || pf == AF_INET6 ? &client->u.sa : NULL,
 		.host_ok = host_ok, .ctx = ctx,
 	};

@@ -46,11 +46,12 @@ int relayconn_addresses(const struct proxy_hdr *h, int original, struct sg_addr 
 			char *why, size_t size);
 
 /*
- * original: where may a connection from client to dest go under rules
+ * original (and the broker): where may a connection of proto (RULE_TCP;
+ * the broker's ICMP sockets RULE_ICMP) from client to dest go under rules
  * (NULL: none loaded)? 0 with *target set, or -1 with the reason in why.
  */
 int relayconn_route(const struct ruleset *rules, const struct sg_addr *client, const struct sg_addr *dest,
-		    int (*host_ok)(void *ctx, const char *pattern), void *ctx, const struct rule **matched,
+		    int proto, int (*host_ok)(void *ctx, const char *pattern), void *ctx, const struct rule **matched,
 		    struct sg_addr *target, char *why, size_t size);
 
 /*

@@ -202,7 +202,7 @@ struct ruleset *rulebin_load(const void *buf, size_t len, struct rules_error *er
 			why = "reserved bytes not zero";
 		else if (r->dir < 1 || r->dir >= RULE_NDIR)
 			why = "bad direction";
-		else if (r->proto < 1 || r->proto > RULE_ANYPROTO)
+		else if (r->proto < 1 || (r->proto & ~RULE_PROTOS))
 			why = "bad protocol";
 		else if (r->action < 1 || r->action >= ACT_NACTIONS)
 			why = "bad action";

@@ -49,7 +49,7 @@ static const char *const dir_names[RULE_NDIR] = { NULL, "connect", "bind", "acce
 
 static const char *const action_names[ACT_NACTIONS] = {
 	NULL, "unix", "abstract", "tcp", "fdpass", "systemd", "reject", "blackhole", "pass", "nat64",
-	"translate", "divert", "address",
+	"translate", "divert", "address", "broker",
 };
 
 const char *rules_action_name(int action)
@@ -547,8 +547,12 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 	if (r.dir == RULE_RESOLVE)
 		return parse_resolve(p, tk, nt, &r);
 	i = 1;
-	if (i < nt && (tok_is(&tk[i], "tcp") || tok_is(&tk[i], "udp") || tok_is(&tk[i], "any"))) {
-		r.proto = tok_is(&tk[i], "tcp") ? RULE_TCP : tok_is(&tk[i], "udp") ? RULE_UDP : RULE_ANYPROTO;
+	if (i < nt && (tok_is(&tk[i], "tcp") || tok_is(&tk[i], "udp") || tok_is(&tk[i], "any") ||
+		       tok_is(&tk[i], "icmp"))) {
+		r.proto = tok_is(&tk[i], "tcp") ? RULE_TCP : tok_is(&tk[i], "udp") ? RULE_UDP :
+			  tok_is(&tk[i], "icmp") ? RULE_ICMP : RULE_ANYPROTO;
+		if (r.proto == RULE_ICMP && r.dir != RULE_CONNECT)
+			return perr(p, tk[i].col, "'icmp' is for connect rules only");
 		i++;
 	}
 	if (i < nt && !tok_is(&tk[i], "->") && !tok_is(&tk[i], "from")) {
@@ -574,7 +578,7 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 			    tok_show(&tk[i], show, sizeof show));
 	if (++i >= nt)
 		return perr(p, tk[i - 1].col + 3, "expected an action after '->' (unix, abstract, tcp, fdpass, "
-			    "systemd, reject, blackhole, pass, nat64, translate)");
+			    "systemd, reject, blackhole, pass, nat64, translate, broker)");
 
 	const struct tok *act = &tk[i++];
 	r.acol = (uint8_t)(act->col > 255 ? 255 : act->col);
@@ -585,13 +589,25 @@ static int parse_rule(struct parser *p, const struct tok *tk, size_t nt)
 		r.action = ACT_PASS;
 	if (r.action == ACT_DIVERT || r.action == ACT_ADDRS)
 		return perr(p, act->col, "'%s' is for resolve rules", action_names[r.action]);
+	/* an ICMP socket has no port, and no destination when it is made */
+	if (r.proto == RULE_ICMP && r.action && r.action != ACT_BROKER && r.action != ACT_PASS &&
+	    r.action != ACT_REJECT)
+		return perr(p, act->col, "'%s' is not for icmp rules (broker, pass or reject)", action_names[r.action]);
+	if (r.proto == RULE_ICMP && (r.port_lo != 0 || r.port_hi != 65535 || r.host != RULE_NONE))
+		return perr(p, tk[2].col, "an icmp rule takes no port and no host name");
 	if (!r.action)
 		return perr(p, act->col, "unknown action '%s' (expected unix, abstract, tcp, fdpass, systemd, "
-			    "reject, blackhole, pass, nat64, translate)", tok_show(act, show, sizeof show));
+			    "reject, blackhole, pass, nat64, translate, broker)", tok_show(act, show, sizeof show));
 
 	const struct tok *arg = i < nt ? &tk[i] : NULL;
 	size_t minlen = 0;
 	switch (r.action) {
+	case ACT_BROKER:
+		/* a connected UDP socket could be aimed anywhere: UDP is never brokered */
+		if (r.dir != RULE_CONNECT || (r.proto != RULE_TCP && r.proto != RULE_ICMP))
+			return perr(p, act->col, "'broker' is for 'connect tcp' and 'connect icmp' rules only "
+				    "(UDP is never brokered)");
+		/* fall through */
 	case ACT_UNIX:
 	case ACT_ABSTRACT:
 	case ACT_FDPASS:
@@ -748,7 +764,8 @@ static int add_rule(struct parser *p, const struct rule *rp)
 {
 	struct rule r = *rp;
 	if (r.arg == RULE_NONE && (r.action == ACT_UNIX || r.action == ACT_ABSTRACT || r.action == ACT_FDPASS ||
-				   r.action == ACT_TCP || r.action == ACT_NAT64 || r.action == ACT_TRANSLATE))
+				   r.action == ACT_TCP || r.action == ACT_NAT64 || r.action == ACT_TRANSLATE ||
+				   r.action == ACT_BROKER))
 		goto nomem;
 	if (p->n == p->cap) {
 		size_t cap = p->cap ? p->cap * 2 : 2;
@@ -1330,7 +1347,7 @@ int rules_format(const struct ruleset *rs, const struct rule *r, char *buf, size
 		goto done;
 	}
 	if (r->proto != RULE_ANYPROTO)
-		outf(&o, " %s", r->proto == RULE_TCP ? "tcp" : "udp");
+		outf(&o, " %s", r->proto == RULE_TCP ? "tcp" : r->proto == RULE_UDP ? "udp" : "icmp");
 	if (r->host != RULE_NONE) {
 		const char *h = rules_str(rs, r->host);
 		outf(&o, " %s", h ? h : "?");

@@ -26,7 +26,9 @@ enum rule_dir {
 enum rule_proto {		/* a bit mask; 0 in a query is not allowed */
 	RULE_TCP = 1,
 	RULE_UDP = 2,
-	RULE_ANYPROTO = 3
+	RULE_ANYPROTO = 3,	/* tcp and udp: what "any" and no protocol mean */
+	RULE_ICMP = 4,		/* ICMP sockets (socket() in the preload, the broker's ping ops); named only */
+	RULE_PROTOS = 7		/* every bit a compiled rule may have */
 };
 
 enum rule_action {
@@ -42,6 +44,7 @@ enum rule_action {
 	ACT_TRANSLATE,		/* translate PREFIX/LEN [dev=NAME] */
 	ACT_DIVERT,		/* resolve: look up another name (written as the bare name) */
 	ACT_ADDRS,		/* resolve: fixed addresses ADDR[,ADDR...] (written bare) */
+	ACT_BROKER,		/* broker PATH-TEMPLATE: a socket from sockgate-relay's broker (tcp only) */
 	ACT_NACTIONS
 };
 
@@ -124,7 +127,7 @@ void rules_free(struct ruleset *rs);
 
 struct rules_query {
 	int dir;			/* enum rule_dir */
-	int proto;			/* RULE_TCP or RULE_UDP */
+	int proto;			/* RULE_TCP, RULE_UDP or RULE_ICMP */
 	const struct sockaddr *addr;	/* main address (inet) */
 	const struct sockaddr *peer;	/* remote address, or NULL */
 	/*

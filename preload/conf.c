@@ -58,6 +58,8 @@ static int add(struct ruleset *rs)
 	for (size_t i = 0; i < rs->n; i++) {
 		if (rs->rule[i].dir == RULE_CONNECT)
 			sg_conf.have_connect = 1;
+		if (rs->rule[i].dir == RULE_CONNECT && (rs->rule[i].proto & RULE_ICMP))
+			sg_conf.have_icmp = 1;
 		if (rs->rule[i].dir == RULE_BIND)
 			sg_conf.have_bind = 1;
 		if (rs->rule[i].dir == RULE_RESOLVE)
@@ -286,6 +288,7 @@ out:
 			rules_free(sg_conf.rs[i]);
 		sg_conf.nrs = 0;
 		sg_conf.have_connect = sg_conf.have_proxy = sg_conf.have_bind = sg_conf.have_resolve = 0;
+		sg_conf.have_icmp = 0;
 	}
 	errno = saved;
 }

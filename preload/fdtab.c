@@ -235,7 +235,11 @@ static int put_behind(int fd, int newfd, int fl, int cloexec)
 	return 0;
 }
 
-/* Swap newfd in for fd and record c with flags. Closes newfd. */
+/*
+ * Swap newfd in for fd and record c with flags; with c NULL, record
+ * nothing (a brokered socket: from then on a plain socket of the
+ * program's). Closes newfd.
+ */
 int sg_swap_in(int fd, int newfd, struct sgconn *c, unsigned flags)
 {
 	int fl = REAL(fcntl)(fd, F_GETFL);
@@ -243,7 +247,7 @@ int sg_swap_in(int fd, int newfd, struct sgconn *c, unsigned flags)
 
 	pthread_mutex_lock(&sg_lock);
 	int r = put_behind(fd, newfd, fl, fdfl >= 0 && (fdfl & FD_CLOEXEC));
-	if (r == 0) {
+	if (r == 0 && c) {
 		set_inode(c, fd);
 		if (slot_set(fd, c, flags) < 0)
 			r = -1;

@@ -360,6 +360,12 @@ static int sock_info(int fd, int *domain, int *type)
 	l = sizeof *domain;
 	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, domain, &l) < 0)
 		return -1;
+	/* a ping socket is a datagram socket, but no UDP rule is about it */
+	int proto = 0;
+	l = sizeof proto;
+	if (*type == SOCK_DGRAM && REAL(getsockopt)(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l) == 0 &&
+	    (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6))
+		*type = SOCK_RAW;
 	return 0;
 }
 
@@ -730,6 +736,8 @@ int out_connect(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 		}
 		return 0;
 	}
+	if (r->action == ACT_BROKER)
+		return out_broker_connect(fd, sa, len, (struct sockaddr *)&dst, rs, r, domain, handled);
 	*handled = 1;
 	if (type == SOCK_DGRAM)
 		return dgram_connect(fd, sa, len, (struct sockaddr *)&dst, rs, r, domain, NULL);
@@ -798,8 +806,16 @@ static ssize_t fastopen(int fd, const struct msghdr *msg, int flags, const struc
 {
 	if ((r->flags & RULE_F_FASTOPEN_EPIPE) || (conf()->hacks & HACK_FASTOPEN))
 		return errno = EPIPE, -1;
-	if (stream_connect(fd, msg->msg_name, msg->msg_namelen, (const struct sockaddr *)dst, rs, r, domain) < 0)
+	if (r->action == ACT_BROKER) {
+		/* no data in the SYN: the broker's socket connects, then this goes as a send */
+		int h;
+		if (out_broker_connect(fd, msg->msg_name, msg->msg_namelen, (const struct sockaddr *)dst, rs, r,
+				       domain, &h) < 0 && errno != EINPROGRESS)
+			return -1;
+	} else if (stream_connect(fd, msg->msg_name, msg->msg_namelen, (const struct sockaddr *)dst, rs, r,
+				  domain) < 0) {
 		return -1;
+	}
 	if ((fd_flags(fd) & SF_OUT) && out_before_write(fd) < 0)
 		return -1;
 	struct msghdr m = *msg;

@@ -29,10 +29,17 @@ EXPORT int socket(int domain, int type, int protocol)
 		errno = EAFNOSUPPORT;	/* unsock's UNSOCK_BLOCK_INET6 */
 		return -1;
 	}
+	int t = type & 0xf;
+	int icmp = (t == SOCK_DGRAM || t == SOCK_RAW) && protocol == (domain == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6);
+	if (unlikely(icmp && cf->have_icmp)) {
+		int handled;
+		int fd = out_broker_socket(domain, type, &handled);
+		if (handled)
+			return fd;
+	}
 	int fd = REAL(socket)(domain, type, protocol);
 	/* remember stream/datagram, so an unmatched connect() needs no getsockopt() */
-	if (fd >= 0 && cf->have_connect) {
-		int t = type & 0xf;
+	if (fd >= 0 && cf->have_connect && !icmp) {
 		if (t == SOCK_STREAM || t == SOCK_DGRAM)
 			slot_hint(fd, t == SOCK_STREAM ? SF_HSTREAM : SF_HDGRAM);
 	}

@@ -167,6 +167,7 @@ struct sgconf {
 	struct urt_idx idx[SG_IDX_MAX];	/* URELAY_TPROXY_IDX_FILES */
 	size_t nidx;
 	int have_resolve;		/* some resolve rule exists */
+	int have_icmp;			/* some connect icmp rule exists */
 };
 #define HACK_SHUT_RD	0x10000u
 #define HACK_FASTOPEN	0x20000u
@@ -283,7 +284,12 @@ int out_connect(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
 ssize_t out_sendmsg(int fd, const struct msghdr *msg, int flags, int *handled);
 int out_before_write(int fd);
 int out_would_handle(int fd, const struct sockaddr *sa, socklen_t len);
+/* the broker action (broker.c); *handled = 0: the socket is not fresh, libc answers */
+int out_broker_connect(int fd, const struct sockaddr *sa, socklen_t len, const struct sockaddr *dst,
+		       const struct ruleset *rs, const struct rule *r, int domain, int *handled);
 void out_dgram_peer(int fd, struct sockaddr *sa, socklen_t *len);
+/* socket() of an ICMP socket: a broker's by a connect icmp rule; *handled = 0: libc answers */
+int out_broker_socket(int domain, int type, int *handled);
 
 /* A redirected datagram socket's reply address near its server (dgram.c): 0, or -1 said on stderr. */
 int dgram_bind(int s, struct sgconn *c, const struct sg_addr *near);

@@ -72,7 +72,7 @@ bad_case() {
 	bad_case '# ok\nconnect tcp 10.0.0.0/33 -> pass\n' "2:13: bad address or prefix '10.0.0.0/33' (expected e.g. 10.0.0.0/8, [2001:db8::/32], *, or a host name such as *.example.com)"
 	bad_case 'connect tcp 10.0.0.1:99999 -> pass\n' "1:22: bad port or port range '99999' (expected N or N-M, 0-65535)"
 	bad_case 'connect tcp 10.0.0.1 pass\n' "1:22: expected '->' before the action, got 'pass'"
-	bad_case 'connect -> teleport /x\n' "1:12: unknown action 'teleport' (expected unix, abstract, tcp, fdpass, systemd, reject, blackhole, pass, nat64, translate)"
+	bad_case 'connect -> teleport /x\n' "1:12: unknown action 'teleport' (expected unix, abstract, tcp, fdpass, systemd, reject, blackhole, pass, nat64, translate, broker)"
 	bad_case 'connect -> unix\n' "1:17: 'unix' needs a path"
 	bad_case 'connect -> unix /run/%q.sock\n' "1:22: bad template '%q' (known: %a %p %f %0-%7 %P %%)"
 	bad_case 'connect -> tcp localhost:80\n' "1:16: bad target address 'localhost:80' (expected 1.2.3.4:80 or [::1]:80)"

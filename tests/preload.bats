@@ -290,7 +290,7 @@ for a in [("127.0.0.1", int(sys.argv[1])), ("10.1.2.3", 80)]:
 	printf 'connect tcp 10.1.2.3:80 -> unix %s\nconnect tcp 10.0.0.0/8 -> unixx /x\n' "$T/echo.sock" > "$T/rules"
 	SOCKGATE_RULES=$T/rules run -0 pre "$CLI" errno 127.0.0.1 "$port"
 	assert_output - <<-EOF
-	libsockgate: $T/rules:2:27: unknown action 'unixx' (expected unix, abstract, tcp, fdpass, systemd, reject, blackhole, pass, nat64, translate) (no socket is redirected)
+	libsockgate: $T/rules:2:27: unknown action 'unixx' (expected unix, abstract, tcp, fdpass, systemd, reject, blackhole, pass, nat64, translate, broker) (no socket is redirected)
 	ECONNREFUSED
 	EOF
 	SOCKGATE_RULES=$T/rules SOCKGATE_STRICT=1 run -0 pre "$CLI" errno 127.0.0.1 "$port"

@@ -38,7 +38,7 @@ userver() {
 	run -1 sockgate-run -f "$T/bad" --check
 	assert_output --regexp "^sockgate-run: fatal: $T/bad:2:13: "
 	run -1 sockgate-run -r 'connect tcp 1.2.3.4:80 -> pass' -r 'connect tcp 1.2.3.4:80 -> unx /x' -- true
-	assert_output "sockgate-run: fatal: -r #2:1:27: unknown action 'unx' (expected unix, abstract, tcp, fdpass, systemd, reject, blackhole, pass, nat64, translate)"
+	assert_output "sockgate-run: fatal: -r #2:1:27: unknown action 'unx' (expected unix, abstract, tcp, fdpass, systemd, reject, blackhole, pass, nat64, translate, broker)"
 	SOCKGATE_RULE='connect -> nowhere' run -1 sockgate-run -- true
 	assert_output --regexp '^sockgate-run: fatal: SOCKGATE_RULE:1:'
 	# an unreadable rules file is a failed system call (111), as the man page says

@@ -25,6 +25,44 @@ steal_pct() {
 		printf "%.1f", (t > 0 ? 100 * ($9 - s[1]) / t : 0) }' /proc/stat
 }
 
+# port: a free TCP port on 127.0.0.1; wait_port PORT: until something
+# accepts there (the caller's die() when nothing does); start CMD...: in
+# the background, output to $T/log, killed at exit, pid in LAST.
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+	local i
+	for i in $(seq 200); do
+		python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2)' "$1" \
+			2>/dev/null && return 0
+		sleep 0.05
+	done
+	die "nothing listens on port $1"
+}
+start() { "$@" >>"$T/log" 2>&1 & pids+=($!); LAST=$!; }
+
+# start_nginx LISTEN...: nginx, one worker, serving $T/www at each listen
+# address ("127.0.0.1:PORT", "unix:PATH"), keep-alive without limits.
+start_nginx() {
+	local l listens=
+	for l in "$@"; do listens="$listens listen $l;"; done
+	mkdir -p "$T/ngx"
+	cat >"$T/nginx.conf" <<EOF
+worker_processes 1;
+error_log $T/ngx/error.log;
+pid $T/ngx/nginx.pid;
+events { worker_connections 8192; }
+http {
+	access_log off;
+	keepalive_requests 1000000;
+	keepalive_timeout 300s;
+	client_body_temp_path $T/ngx; proxy_temp_path $T/ngx; fastcgi_temp_path $T/ngx;
+	uwsgi_temp_path $T/ngx; scgi_temp_path $T/ngx;
+	server {$listens root $T/www; }
+}
+EOF
+	start nginx -p "$T/ngx" -c "$T/nginx.conf" -g 'daemon off; user root;'
+}
+
 # nginx_conf NAME ANSWER LISTEN...: $T/NAME.conf, one nginx with one worker
 # answering ANSWER to every request on each LISTEN (nginx's listen syntax);
 # its pid and error log in $T/NAME.pid and $T/NAME.error.log

@@ -24,38 +24,12 @@ done
 [ -x "$SG" ] || die "$SG is missing (make BUILD=$BUILD)"
 ulimit -n 20000
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {	# until something accepts on 127.0.0.1:$1
-	local i
-	for i in $(seq 200); do
-		python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2)' "$1" \
-			2>/dev/null && return 0
-		sleep 0.05
-	done
-	die "nothing listens on port $1"
-}
-start() { "$@" >>"$T/log" 2>&1 & pids+=($!); LAST=$!; }
-
 # the two servers
 NPORT=$(port)
 IPORT=$(port)
-mkdir -p "$T/www" "$T/ngx"
+mkdir -p "$T/www"
 head -c 612 /dev/zero | tr '\0' x >"$T/www/index.html"
-cat >"$T/nginx.conf" <<EOF
-worker_processes 1;
-error_log $T/ngx/error.log;
-pid $T/ngx/nginx.pid;
-events { worker_connections 8192; }
-http {
-	access_log off;
-	keepalive_requests 1000000;
-	keepalive_timeout 300s;
-	client_body_temp_path $T/ngx; proxy_temp_path $T/ngx; fastcgi_temp_path $T/ngx;
-	uwsgi_temp_path $T/ngx; scgi_temp_path $T/ngx;
-	server { listen 127.0.0.1:$NPORT; listen unix:$T/ngx.sock; root $T/www; }
-}
-EOF
-start nginx -p "$T/ngx" -c "$T/nginx.conf" -g 'daemon off; user root;'
+start_nginx "127.0.0.1:$NPORT" "unix:$T/ngx.sock"
 start iperf3 -s -B 127.0.0.1 -p "$IPORT"
 wait_port "$NPORT"
 wait_port "$IPORT"

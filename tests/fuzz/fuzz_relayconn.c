@@ -163,7 +163,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (original) {
 		why[0] = 0;
-		if (relayconn_route(rs, &client, &dest, NULL, NULL, &(const struct rule *){ NULL }, &target, why, sizeof why) < 0) {
+		if (relayconn_route(rs, &client, &dest, RULE_TCP, NULL, NULL, &(const struct rule *){ NULL }, &target, why, sizeof why) < 0) {
 			if (!why[0] || !memchr(why, 0, sizeof why))
 				abort();
 			return 0;

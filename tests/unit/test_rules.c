@@ -497,6 +497,29 @@ static const char *F(const struct ruleset *rs, size_t i)
 	return buf;
 }
 
+/* icmp: named only, never part of "any"; the any address stands for a socket with no destination */
+static void test_icmp(void)
+{
+	struct ruleset *rs = P("connect * -> unix /a\n"			/* 1 */
+			       "connect icmp * -> broker /b ip6\n"		/* 2 */
+			       "connect icmp -> pass\n");			/* 3 */
+	REQUIRE(rs != NULL, "icmp rules parse");
+	CHECK(rs->rule[1].proto == RULE_ICMP && rs->rule[1].action == ACT_BROKER, "icmp broker rule");
+	CHECK(M(rs, RULE_CONNECT, RULE_ICMP, "[::]:0", NULL) == 2, "an ICMPv6 socket: rule 2");
+	CHECK(M(rs, RULE_CONNECT, RULE_ICMP, "0.0.0.0:0", NULL) == 3, "an ICMP socket: rule 3 (ip6 skips 2)");
+	CHECK(M(rs, RULE_CONNECT, RULE_TCP, "0.0.0.0:0", NULL) == 1, "tcp skips icmp rules");
+	CHECK(M(rs, RULE_CONNECT, RULE_ANYPROTO, "10.0.0.1:7", NULL) == 1, "any is tcp and udp, not icmp");
+	rules_free(rs);
+	struct rules_error e;
+	const char *wrong[] = { "connect icmp *:7 -> pass", "connect icmp * -> unix /x", "bind icmp * -> pass",
+			      "connect icmp *.example.com -> pass", "connect udp * -> broker /x" };
+	for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+		struct ruleset *b = rules_parse(wrong[i], strlen(wrong[i]), &e);
+		CHECK(b == NULL, "refused: %s (%s)", wrong[i], b ? "parsed" : e.msg);
+		rules_free(b);
+	}
+}
+
 static void test_names(void)
 {
 	struct ruleset *rs = P("resolve *.test -> unix /run/r.sock\n"
@@ -577,6 +600,7 @@ static void test_owner(void)
 int main(void)
 {
 	test_names();
+	test_icmp();
 	test_parse_good();
 	test_parse_bad();
 	test_match();

@@ -24,7 +24,7 @@ FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 TOOL_SRC    := $(sort $(wildcard tests/tools/*.c))
 GO_SRC      := $(sort $(wildcard tests/tools/go/*.go))
 STATIC_SRC  := $(sort $(wildcard tests/tools/static/*.c))
-HEADERS     := $(wildcard core/*.h applets/*.h preload/*.h preload/*.def tests/unit/*.h)
+HEADERS     := $(wildcard core/*.h applets/*.h preload/*.h preload/*.def preload/compat/*.h tests/unit/*.h)
 
 # libbsd in "overlay" mode, linked statically into both builds. The archive
 # paths are asked of the compiler when a recipe runs, not when make reads

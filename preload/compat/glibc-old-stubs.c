@@ -12,4 +12,5 @@ STUB(pthread_create)
 STUB(pthread_once)
 STUB(pthread_attr_setstacksize)
 STUB(pthread_sigmask)
+STUB(pthread_mutex_trylock)
 #endif

@@ -319,7 +319,7 @@ print((b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x31]) + struct.pack("!H", len(b
 	assert_output 1
 	run -0 grep -c "broker: not a broker request" "$T/relay.log"
 	assert_output 2
-	run -0 grep -c "broker: refused a request: Not supported" "$T/relay.log"
+	run -0 grep -c "broker: refused a request: $E_NOTSUP" "$T/relay.log"
 	assert_output 2
 	run -0 grep -c -- "-> 127.0.0.1:$EPORT: broker: denied: no rule allows it" "$T/relay.log"
 	assert_output 1

@@ -25,8 +25,9 @@ SG=$BUILD/sockgate
 # dynamic one SANITIZE=1 builds; the ones that differ and tests compare:
 if [ "${SANITIZE:-}" = 1 ]; then
 	E_ADDRINUSE="Address already in use" E_BUSY="Device or resource busy"
+	E_NOTSUP="Operation not supported"
 else
-	E_ADDRINUSE="Address in use" E_BUSY="Resource busy"
+	E_ADDRINUSE="Address in use" E_BUSY="Resource busy" E_NOTSUP="Not supported"
 fi
 LIB=$BUILD/libsockgate.so
 export PATH=$BUILD:$PATH

@@ -48,13 +48,7 @@ web() {
 	head -c 100000 /dev/zero | tr '\0' x >"$T/www/big.txt"
 	WPORT=$(free_port)
 	spawn "$T/web.log" python3 -m http.server "$WPORT" --bind 127.0.0.1 --directory "$T/www"
-	local i
-	for ((i = 0; i < 200; i++)); do
-		curl -s -o /dev/null "http://127.0.0.1:$WPORT/" && return 0
-		sleep 0.05
-	done
-	echo "http.server did not start" >&2
-	return 1
+	wait_for_http "http://127.0.0.1:$WPORT/"
 }
 
 fdcount() { ls "/proc/$1/fd" | wc -l; }

@@ -61,6 +61,17 @@ wait_for_file() {
 	return 1
 }
 
+# wait_for_http URL: until an HTTP GET of URL succeeds (10 s at most).
+wait_for_http() {
+	local i
+	for ((i = 0; i < 200; i++)); do
+		curl -s -o /dev/null "$1" && return 0
+		sleep 0.05
+	done
+	echo "nothing answered at $1" >&2
+	return 1
+}
+
 # wait_for_line FILE PATTERN [SECONDS]: until a line of FILE matches.
 wait_for_line() {
 	local i n=$(( ${3:-10} * 20 ))

@@ -17,14 +17,9 @@ httpd() {
 	mkdir -p "$T/www"
 	echo "tcp page" >"$T/www/index.html"
 	bg python3 -m http.server --bind "$1" --directory "$T/www" "$PORT"
-	local i url="http://$1:$PORT/"
+	local url="http://$1:$PORT/"
 	case $1 in *:*) url="http://[$1]:$PORT/" ;; esac
-	for ((i = 0; i < 200; i++)); do
-		curl -s -o /dev/null "$url" && return 0
-		sleep 0.05
-	done
-	echo "http.server on $1:$PORT did not answer" >&2
-	return 1
+	wait_for_http "$url"
 }
 
 # urt CMD...: CMD under the library with the rules file $T/r.bin

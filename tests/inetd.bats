@@ -141,7 +141,7 @@ import socket; s=socket.socket(); s.bind(('127.0.0.9',0)); s.connect(('127.0.0.1
 	grep -q "info: stopping on signal 15" "$T/inetd.log"
 }
 
-@test "inetd: a file and a socket from a uid not allowed are refused and logged, no program runs; --sender allows that uid" {
+@test "inetd: a file, a netlink socket and a socket from a uid not allowed are refused and logged, no program runs; --sender allows that uid" {
 	chmod 755 "$T"
 	cp "$TOP/tests/tools/pass_sock.py" "$T/"
 	spawn "$T/inetd.log" "$SG" inetd -v -m 0666 "$T/in.sock" sh -c 'echo ran >>"$0"' "$T/ran"
@@ -154,6 +154,11 @@ import socket; s=socket.socket(); s.bind(('127.0.0.9',0)); s.connect(('127.0.0.1
 	python3 "$TOP/tests/tools/pass_sock.py" "$T/in.sock"
 	wait_for_line "$T/inetd.log" "pid [0-9]* exited 0"
 	assert_equal "$(cat "$T/ran")" "ran"
+	run -0 grep -c started "$T/inetd.log"
+	assert_output 1
+
+	run -0 python3 "$T/pass_sock.py" "$T/in.sock" netlink
+	wait_for_line "$T/inetd.log" "warning: $T/in.sock: refused an fd from pid [0-9]* uid 0 gid 0: not a socket of the family expected$"
 	run -0 grep -c started "$T/inetd.log"
 	assert_output 1
 

@@ -984,6 +984,30 @@ accepted on 8092: socket True family 2"
 	assert_output 2
 }
 
+@test "receiver: a passed UDP socket and a Unix socket never come out of accept() and are logged by what they are; a TCP one does" {
+	cp "$TOP/tests/tools/pass_sock.py" "$T/"
+	bg env LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp 127.0.0.1:8094 -> fdpass $T/k.sock" python3 -c '
+import socket, sys
+out = open(sys.argv[1], "w", buffering=1)
+s = socket.socket(); s.bind(("127.0.0.1", 8094)); s.listen()
+out.write("listening\n")
+c, a = s.accept()
+out.write("accepted: type %d family %d peer %s\n" % (c.type, c.family, a[0]))
+' "$T/rx.log" 2>"$T/rx.err"
+	wait_for_line "$T/rx.log" listening
+	run -0 python3 "$T/pass_sock.py" "$T/k.sock" udp
+	wait_for_line "$T/rx.err" "^libsockgate: $T/k.sock: refused a passed fd from pid [0-9]* uid 0 gid 0: not a stream socket$"
+	run -0 python3 "$T/pass_sock.py" "$T/k.sock" unix
+	wait_for_line "$T/rx.err" "^libsockgate: $T/k.sock: refused a passed fd from pid [0-9]* uid 0 gid 0: not an inet socket$"
+	run -0 python3 "$T/pass_sock.py" "$T/k.sock" tcp
+	wait "${PIDS[0]}"
+	run -0 cat "$T/rx.log"
+	assert_output "listening
+accepted: type 1 family 2 peer 127.0.0.1"
+	run -0 grep -c refused "$T/rx.err"
+	assert_output 2
+}
+
 @test "receiver: mode= is the socket file's mode from the moment bind() makes it (fchmod before bind), under umask 0" {
 	command -v strace >/dev/null || skip "strace not installed"
 	(umask 0; export T; exec strace -f -o "$T/trace" -e trace=bind,chmod,fchmod,fchmodat env LD_PRELOAD="$LIB" \

@@ -189,7 +189,7 @@ int fdpass_fd_check(int fd, int type, unsigned families)
 		       d == AF_UNIX ? FDPASS_FAM_UNIX : 0;
 	if (families && !(families & bit))
 		return errno = EAFNOSUPPORT, -1;
-	return 0;
+	return d;
 }
 
 /* One address into its family byte, port and 16 address bytes. */

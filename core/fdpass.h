@@ -83,7 +83,8 @@ int fdpass_sender_ok(const struct ucred *cr, uid_t uid, gid_t gid);
 /*
  * Is fd what a receiver expects: a socket, of type (SOCK_STREAM, ...; 0:
  * any) and of one of the families in the mask of FDPASS_FAM_* (0: any)?
- * 0, or -1 with ENOTSOCK, EPROTOTYPE (type) or EAFNOSUPPORT (family).
+ * Its family (AF_INET, ...: a receiver need not ask again), or -1 with
+ * ENOTSOCK, EPROTOTYPE (type) or EAFNOSUPPORT (family).
  */
 #define FDPASS_FAM_INET 1u
 #define FDPASS_FAM_INET6 2u

@@ -265,6 +265,8 @@ int in_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled)
 		}
 	}
 	file_made(c, r);
+	if (r->action == ACT_FDPASS)
+		fdpass_receiver_setup(s);	/* senders named in each message (take_conn) */
 	if (sg_swap_in(fd, s, c, 0) < 0) {
 		int e = errno;
 		if (!c->refs)
@@ -385,10 +387,10 @@ int in_adopt(int fd)
 				int ok = 0;
 				if (!(fd_flags(fd) & SF_SWAPPED) && fstat(fd, &st) == 0) {
 					c->ino = st.st_ino;
-					if (r->action == ACT_FDPASS && type == SOCK_DGRAM) {
+					if (r->action == ACT_FDPASS && type == SOCK_DGRAM)
 						c->dgq = 1;	/* an older library's datagram receiver */
+					if (r->action == ACT_FDPASS)
 						fdpass_receiver_setup(fd);	/* senders named from now on */
-					}
 					ok = slot_set(fd, c, SF_ACCEPT) == 0;
 				}
 				if (!ok)
@@ -582,12 +584,13 @@ static int unix_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, soc
 /*
  * A passed fd the program must not see: not a TCP socket, or from a
  * sender who is not root, us, or the rule's sender=. Closed and logged.
+ * *dom: the socket's family, when it is one the program may see.
  */
-static int refused(int nfd, const struct ucred *cr, const struct sgconn *lc)
+static int refused(int nfd, const struct ucred *cr, const struct sgconn *lc, int *dom)
 {
 	int e = errno;
 	const char *why = NULL;
-	if (fdpass_fd_check(nfd, SOCK_STREAM, FDPASS_FAM_INET | FDPASS_FAM_INET6) < 0)
+	if ((*dom = fdpass_fd_check(nfd, SOCK_STREAM, FDPASS_FAM_INET | FDPASS_FAM_INET6)) < 0)
 		why = errno == ENOTSOCK ? "not a socket" : errno == EPROTOTYPE ? "not a stream socket" :
 		      "not an inet socket";
 	else if (!fdpass_sender_ok(cr, lc->sender_uid, lc->sender_gid))
@@ -740,8 +743,17 @@ static ssize_t take_conn(int fd, const struct sgconn *lc, struct msghdr *m, int 
 		else
 			sg_msg("%s: a connection sent nothing in %d ms (closed)", lc->path, FDPASS_RECORD_WAIT_MS);
 	}
+	/*
+	 * The sender: the message's SCM_CREDENTIALS when it has them (the
+	 * listener has SO_PASSCRED, which unix_accept() hands on to the
+	 * connections it accepts), else SO_PEERCRED; pid 0 in *cr says "the
+	 * message's own".
+	 */
+	int own = 0;
+	for (struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(m) : NULL; cm; cm = CMSG_NXTHDR(m, cm))
+		own |= cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_CREDENTIALS;
 	socklen_t l = sizeof *cr;
-	if (REAL(getsockopt)(c, SOL_SOCKET, SO_PEERCRED, cr, &l) < 0) {
+	if (own || REAL(getsockopt)(c, SOL_SOCKET, SO_PEERCRED, cr, &l) < 0) {
 		cr->pid = 0;
 		cr->uid = (uid_t)-1;
 		cr->gid = (gid_t)-1;
@@ -815,11 +827,12 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 		size_t nfds = 1;
 		struct ucred cr;
 		fdpass_parse(&m, &nfd, &nfds, &cr);	/* one socket per record: the rest closed */
-		if (!lc.dgq)
-			cr = pcr;	/* the connection's sender */
+		if (!lc.dgq && pcr.pid)
+			cr = pcr;	/* the connection's sender, when its message did not say */
 		if (!nfds)
 			continue;	/* a datagram with no socket: not for us */
-		if (refused(nfd, &cr, &lc))
+		int dom;
+		if (refused(nfd, &cr, &lc, &dom))
 			continue;	/* the program never sees it */
 		if (lc.qfd >= 0 && conn_family(meta, (size_t)n, nfd) == lc.qfam) {
 			sort_on(lc.qfd, meta, (size_t)n, nfd);
@@ -842,9 +855,7 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 				md.remote_len = 0;
 		}
 		socklen_t pl = md.remote_len;
-		int dom = 0;
-		socklen_t dl = sizeof dom;
-		if (fam == AF_INET && REAL(getsockopt)(nfd, SOL_SOCKET, SO_DOMAIN, &dom, &dl) == 0 && dom == AF_INET6)
+		if (fam == AF_INET && dom == AF_INET6)
 			pl = as_v4(nfd, &lc, &md);	/* an IPv6 socket in an IPv4 program */
 		else if (pl)
 			as_family(&md.remote, &pl, fam);

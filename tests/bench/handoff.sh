@@ -11,6 +11,11 @@
 #  2. a one-thread C answerer (tests/tools/srv_httpd) accepting itself vs
 #     the same program preloaded behind sockgate-server: wrk -c16, target
 #     >= 0.9x (0.58x with the datagram hand-off at the default qlen);
+#  3. for the record, the same answerer receiving passed sockets itself
+#     (srv_httpd fdpass, a datagram receiver) at the default queue and at
+#     a queue of 1000, and behind tests/tools/handoff_floor, a forwarder
+#     that only accepts, passes and closes: the floor of any per-connection
+#     hand-off on this machine, measured in the same run;
 # rounds interleave the sides, so each pair sees the same moments of the
 # machine; the ratio is each round's via/direct, reported as the median
 # and the spread (lowest-highest) of the rounds, with the CPU time per
@@ -20,7 +25,7 @@ set -eu
 . "$(dirname "$0")/lib.bash"
 SG=$BUILD/sockgate
 LIB=$BUILD/libsockgate.so
-make -s BUILD="$BUILD" "$BUILD/tools/srv_httpd" >/dev/null
+make -s BUILD="$BUILD" "$BUILD/tools/srv_httpd" "$BUILD/tools/handoff_floor" >/dev/null
 DUR=${HANDOFF_BENCH_SECONDS:-3}
 ROUNDS=${HANDOFF_BENCH_ROUNDS:-5}
 
@@ -31,10 +36,14 @@ if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
 fi
 if unshare -n true 2>/dev/null; then
 	box() { exec unshare -n "$@"; }
+	# a namespace whose datagram queue is raised, where that is permitted
+	bigbox() { exec unshare -n sh -c 'echo 1000 >/proc/sys/net/unix/max_dgram_qlen 2>/dev/null
+		cat /proc/sys/net/unix/max_dgram_qlen >"$0"; exec "$@"' "$T/bigq" "$@"; }
 	qlen=$(unshare -n cat /proc/sys/net/unix/max_dgram_qlen)
 	boxed="in a network namespace of their own (unshare -n), net.unix.max_dgram_qlen=$qlen there (untouched)"
 else
 	box() { exec "$@"; }
+	bigbox() { cat /proc/sys/net/unix/max_dgram_qlen >"$T/bigq"; exec "$@"; }
 	boxed="in this network namespace (unshare -n not permitted), net.unix.max_dgram_qlen=$(cat /proc/sys/net/unix/max_dgram_qlen)"
 fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -81,7 +90,21 @@ wait_for "$T/dg.sock"
 server srv-dg "$T/dg.sock"
 dvia=$VIA
 
-for p in "$ndirect" "$nvia" "$cdirect" "$cvia" "$dvia"; do
+# the same answerer where the datagram queue is 1000, behind sockgate-server
+# and behind handoff_floor (the floor: accept, pass, close, nothing else)
+bigbox "$BUILD/tools/srv_httpd" fdpass "$T/big.sock" >"$T/c4.out" &
+pids+=($!)
+wait_for "$T/big.sock"
+bigq=$(cat "$T/bigq")
+server srv-big "$T/big.sock"
+bvia=$VIA
+fport=$(free_port)
+"$BUILD/tools/handoff_floor" "$fport" "$T/big.sock" >"$T/floor.out" &
+pids+=($!)
+wait_for_line() { for _ in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done; echo "timed out waiting for $2 in $1" >&2; exit 1; }
+wait_for_line "$T/floor.out" ready
+
+for p in "$ndirect" "$nvia" "$cdirect" "$cvia" "$dvia" "$bvia" "$fport"; do
 	curl -sS --max-time 5 "http://127.0.0.1:$p/" | grep -q benchmark || { echo "port $p does not answer" >&2; exit 1; }
 done
 
@@ -138,6 +161,8 @@ c0=$(cpu_ns "$C_D") cb0=$(cpu_ns "$C_B") sc0=$(cpu_ns "$SRV_C")
 read -r cr csp cd cv cnd cnv ce < <(pair 16 "$cdirect" "$cvia")
 c_cpu=$(cpu_per "$C_D" "$c0" "$cnd") cb_cpu=$(cpu_per "$C_B" "$cb0" "$cnv") sc_cpu=$(cpu_per "$SRV_C" "$sc0" "$cnv")
 read -r dr dsp _ dv _ _ de < <(pair 16 "$cdirect" "$dvia")
+read -r br bsp _ bv _ _ be < <(pair 16 "$cdirect" "$bvia")
+read -r fr fsp _ fv _ _ fe < <(pair 16 "$cdirect" "$fport")
 load1=$(cut -d' ' -f1 /proc/loadavg)
 
 echo "nginx, wrk -c32 Connection: close, $ROUNDS interleaved rounds of ${DUR}s: $(fmt %.0f "$nd") conn/s accepting itself, $(fmt %.0f "$nv") conn/s behind sockgate-server (medians): ratio ${nr}x, rounds ${nsp} (target >= 0.9): $(judge "$nr" ">=" 0.9)"
@@ -145,5 +170,6 @@ echo "  CPU per connection: nginx direct $(fmt %.1f "$n_cpu") us; behind the ser
 echo "one-thread C answerer, wrk -c16, $ROUNDS interleaved rounds: $(fmt %.0f "$cd") conn/s accepting itself, $(fmt %.0f "$cv") conn/s preloaded behind sockgate-server: ratio ${cr}x, rounds ${csp} (target >= 0.9): $(judge "$cr" ">=" 0.9)"
 echo "  CPU per connection: direct $(fmt %.1f "$c_cpu") us; behind the server: the answerer $(fmt %.1f "$cb_cpu") us + sockgate-server $(fmt %.1f "$sc_cpu") us"
 echo "for the record, the datagram hand-off to the same answerer (srv_httpd fdpass) at this qlen: $(fmt %.0f "$dv") conn/s, ratio ${dr}x to direct, rounds ${dsp}"
+echo "the same answerer with its datagram queue at $bigq: behind sockgate-server $(fmt %.0f "$bv") conn/s, ${br}x (rounds ${bsp}); behind handoff_floor, a forwarder that only accepts, passes and closes: $(fmt %.0f "$fv") conn/s, ${fr}x (rounds ${fsp}) - the most any per-connection hand-off reaches on this machine"
 echo "receivers $boxed; load average $load0 before, $load1 after; hypervisor steal during the runs: $(steal_pct)%"
-echo "wrk errors: nginx $ne, C answerer $ce, datagram $de; refusals logged by the servers: $(cat "$T"/srv-*.log | grep -c refused || true)"
+echo "wrk errors: nginx $ne, C answerer $ce, datagram $de, queue 1000 $be, floor $fe; refusals logged by the servers: $(cat "$T"/srv-*.log | grep -c refused || true)"

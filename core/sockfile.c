@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -100,22 +101,53 @@ int bind_unix_path_owned(int fd, const struct sockaddr_un *un, socklen_t len, lo
 	long first = (mode >= 0 ? mode : 0777) & ~(chgrp ? 070 : 0);
 	if (fchmod(fd, (mode_t)first) < 0 || bind_unix_path(fd, un, len) < 0)
 		return -1;
-	if (chown && fchownat(AT_FDCWD, un->sun_path, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
-		int e = errno;
-		unlink(un->sun_path);
-		return errno = e, -1;
-	}
 	long last = mode;
 	if (last < 0) {
 		long m = umask_now();
 		last = m < 0 ? -1 : 0777 & ~m;	/* unknown: the group bits stay off */
 	}
-	if (last >= 0 && chmod(un->sun_path, (mode_t)last) < 0) {
-		int e = errno;
-		unlink(un->sun_path);
+	/*
+	 * The owner and the last mode go to the file bind() made, never to
+	 * what the path holds by then: whoever can write to the directory can
+	 * put a symlink (to /etc/shadow, say) or a file of theirs there after
+	 * bind(). The file is opened without following a symlink (O_PATH) and
+	 * must be a socket that we own; chown through that descriptor, chmod
+	 * through /proc/self/fd (O_PATH has no fchmod). Where /proc is not
+	 * mounted the chmod goes by path, after the check: only a swap in the
+	 * moment between the two is not caught there.
+	 */
+	int e, pfd = (int)syscall(SYS_openat, AT_FDCWD, un->sun_path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (pfd < 0 || fstat(pfd, &st) < 0) {
+		e = errno;
+		goto fail;
+	}
+	if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) {
+		e = EEXIST;	/* not the file bind() made: leave it alone */
+		syscall(SYS_close, pfd);
 		return errno = e, -1;
 	}
+	if (chown && fchownat(pfd, "", uid, gid, AT_EMPTY_PATH) < 0) {
+		e = errno;
+		goto fail;
+	}
+	if (last >= 0) {
+		char p[32];
+		snprintf(p, sizeof p, "/proc/self/fd/%d", pfd);
+		if (chmod(p, (mode_t)last) < 0 && (errno != ENOENT || chmod(un->sun_path, (mode_t)last) < 0)) {
+			e = errno;
+			goto fail;
+		}
+	}
+	syscall(SYS_close, pfd);
 	return 0;
+fail:
+	if (pfd >= 0) {
+		if (fstat(pfd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_uid == geteuid())
+			unlink(un->sun_path);
+		syscall(SYS_close, pfd);
+	}
+	return errno = e, -1;
 }
 
 int bind_unix_path_mode(int fd, const struct sockaddr_un *un, socklen_t len, long mode)

@@ -38,8 +38,10 @@ int bind_unix_path(int fd, const struct sockaddr_un *un, socklen_t len);
  * more than that, not even for a moment: Linux makes the file with the
  * socket's own mode less the umask, so the mode is set on the socket
  * before bind(2) (with no group bits while the file still has our group),
- * then the owner, then the bits the umask took. A chown or chmod that
- * fails removes the file again. 0, or -1 with errno.
+ * then the owner, then the bits the umask took, both on the file bind()
+ * made even when the path was swapped (for a symlink, say) in between:
+ * EEXIST when the path holds no socket of ours by then. A chown or chmod
+ * that fails removes the file again. 0, or -1 with errno.
  */
 int bind_unix_path_owned(int fd, const struct sockaddr_un *un, socklen_t len, long mode, uid_t uid, gid_t gid);
 

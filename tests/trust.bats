@@ -157,12 +157,12 @@ PY
 f.sock yes yes yes yes yes"
 }
 
-@test "bind rules owner= group=: no group bits until the file has its group, then the owner, then the mode (strace); never looser" {
+@test "bind rules owner= group=: no group bits until the file has its group, then the owner, then the mode (strace), both on the file bind() made (opened without following a symlink); never looser" {
 	command -v strace >/dev/null || skip "strace not installed"
 	[ "$(id -u)" = 0 ] || skip "needs root (chown)"
 	local p1=$(free_port) p2 nobody=$(id -u nobody)
 	p2=$((p1 == 65535 ? p1 - 1 : p1 + 1))
-	(umask 002; export T; exec strace -f -o "$T/trace" -e trace=bind,chmod,fchmod,fchmodat,chown,fchown,fchownat,lchown \
+	(umask 002; export T; exec strace -f -o "$T/trace" -e trace=bind,openat,chmod,fchmod,fchmodat,chown,fchown,fchownat,lchown \
 		env LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp 127.0.0.1:$p1 -> fdpass $T/a.sock mode=0660 owner=nobody group=4242
 bind tcp 127.0.0.1:$p2 -> unix $T/b.sock group=4243" python3 -c '
 import os, socket, sys
@@ -173,16 +173,19 @@ for port, name in ((int(sys.argv[1]), "a.sock"), (int(sys.argv[2]), "b.sock")):
 	run -0 cat "$T/out"
 	assert_output "a.sock 660 $nobody 4242
 b.sock 775 0 4243"
-	# each file: made with no group bits (mode less the umask), then owner and group, then the mode asked
-	run -0 grep -E -o '(fchmod|bind|chmod|fchmodat|chown|fchown|fchownat|lchown)\([^)]*(\.sock|, 0[0-7]+)[^)]*\)' "$T/trace"
+	# each file: made with no group bits (mode less the umask), opened as it is (O_PATH, no symlink
+	# followed), then owner and group, then the mode asked, both through that descriptor
+	run -0 grep -E -o '(fchmod|bind|chmod|fchmodat|chown|fchown|fchownat|lchown)\([^)]*(\.sock|, 0[0-7]+|AT_EMPTY_PATH)[^)]*\)|openat\([^)]*\.sock[^)]*\) = [0-9]+' "$T/trace"
 	assert_output --regexp "^fchmod\([0-9]+, 0600\)
 bind\([0-9]+, \{sa_family=AF_UNIX, sun_path=\"$T/a.sock\"\}, [0-9]+\)
-fchownat\(AT_FDCWD, \"$T/a.sock\", $nobody, 4242, AT_SYMLINK_NOFOLLOW\)
-(chmod\(\"$T/a.sock\", 0660\)|fchmodat\(AT_FDCWD, \"$T/a.sock\", 0660\))
+openat\(AT_FDCWD, \"$T/a.sock\", [A-Z_|]*O_NOFOLLOW[A-Z_|]*O_PATH\) = [0-9]+
+fchownat\([0-9]+, \"\", $nobody, 4242, AT_EMPTY_PATH\)
+(chmod\(\"/proc/self/fd/[0-9]+\", 0660\)|fchmodat\(AT_FDCWD, \"/proc/self/fd/[0-9]+\", 0660\))
 fchmod\([0-9]+, 0707\)
 bind\([0-9]+, \{sa_family=AF_UNIX, sun_path=\"$T/b.sock\"\}, [0-9]+\)
-fchownat\(AT_FDCWD, \"$T/b.sock\", -1, 4243, AT_SYMLINK_NOFOLLOW\)
-(chmod\(\"$T/b.sock\", 0775\)|fchmodat\(AT_FDCWD, \"$T/b.sock\", 0775\))$"
+openat\(AT_FDCWD, \"$T/b.sock\", [A-Z_|]*O_NOFOLLOW[A-Z_|]*O_PATH\) = [0-9]+
+fchownat\([0-9]+, \"\", -1, 4243, AT_EMPTY_PATH\)
+(chmod\(\"/proc/self/fd/[0-9]+\", 0775\)|fchmodat\(AT_FDCWD, \"/proc/self/fd/[0-9]+\", 0775\))$"
 }
 
 @test "bind rules owner= group=: an unknown name or a chown not permitted fails bind() with one line, and leaves no file" {

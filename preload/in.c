@@ -581,6 +581,16 @@ static int unix_accept(int fd, const struct sgconn *lc, struct sockaddr *sa, soc
 	return nfd;
 }
 
+/* Close a passed fd the program must not see, and say why. */
+static void refuse(int nfd, const struct ucred *cr, const struct sgconn *lc, const char *why)
+{
+	int e = errno;
+	sg_msg("%s: refused a passed fd from pid %ld uid %ld gid %ld: %s", lc->path, (long)cr->pid,
+	       cr->uid == (uid_t)-1 ? -1L : (long)cr->uid, cr->gid == (gid_t)-1 ? -1L : (long)cr->gid, why);
+	REAL(close)(nfd);
+	errno = e;
+}
+
 /*
  * A passed fd the program must not see: not a TCP socket, or from a
  * sender who is not root, us, or the rule's sender=. Closed and logged.
@@ -595,12 +605,8 @@ static int refused(int nfd, const struct ucred *cr, const struct sgconn *lc, int
 		      "not an inet socket";
 	else if (!fdpass_sender_ok(cr, lc->sender_uid, lc->sender_gid))
 		why = "a sender not allowed (sender= on the rule allows more)";
-	if (why) {
-		sg_msg("%s: refused a passed fd from pid %ld uid %ld gid %ld: %s", lc->path, (long)cr->pid,
-		       cr->uid == (uid_t)-1 ? -1L : (long)cr->uid, cr->gid == (gid_t)-1 ? -1L : (long)cr->gid,
-		       why);
-		REAL(close)(nfd);
-	}
+	if (why)
+		refuse(nfd, cr, lc, why);
 	errno = e;
 	return why != NULL;
 }
@@ -850,9 +856,19 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 		if (fdpass_meta_decode(meta, (size_t)n, &md) < 0)
 			md.local.ss_family = md.remote.ss_family = AF_UNSPEC;
 		if (md.remote.ss_family == AF_UNSPEC) {
+			/*
+			 * A record without the client (send-fd, a script): the
+			 * socket's own peer, and a socket with none (a listening
+			 * or an unconnected one) is no connection to hand over.
+			 */
 			md.remote_len = sizeof md.remote;
-			if (REAL(getpeername)(nfd, (struct sockaddr *)&md.remote, &md.remote_len) < 0)
+			if (REAL(getpeername)(nfd, (struct sockaddr *)&md.remote, &md.remote_len) < 0) {
+				if (errno == ENOTCONN) {
+					refuse(nfd, &cr, &lc, "not a connection (a listening or unconnected socket)");
+					continue;
+				}
 				md.remote_len = 0;
+			}
 		}
 		socklen_t pl = md.remote_len;
 		if (fam == AF_INET && dom == AF_INET6)

@@ -984,7 +984,7 @@ accepted on 8092: socket True family 2"
 	assert_output 2
 }
 
-@test "receiver: a passed UDP socket and a Unix socket never come out of accept() and are logged by what they are; a TCP one does" {
+@test "receiver: a passed UDP socket, a Unix socket and a TCP listener never come out of accept() and are logged by what they are; a TCP connection does" {
 	cp "$TOP/tests/tools/pass_sock.py" "$T/"
 	bg env LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp 127.0.0.1:8094 -> fdpass $T/k.sock" python3 -c '
 import socket, sys
@@ -999,13 +999,15 @@ out.write("accepted: type %d family %d peer %s\n" % (c.type, c.family, a[0]))
 	wait_for_line "$T/rx.err" "^libsockgate: $T/k.sock: refused a passed fd from pid [0-9]* uid 0 gid 0: not a stream socket$"
 	run -0 python3 "$T/pass_sock.py" "$T/k.sock" unix
 	wait_for_line "$T/rx.err" "^libsockgate: $T/k.sock: refused a passed fd from pid [0-9]* uid 0 gid 0: not an inet socket$"
+	run -0 python3 "$T/pass_sock.py" "$T/k.sock" listener
+	wait_for_line "$T/rx.err" "^libsockgate: $T/k.sock: refused a passed fd from pid [0-9]* uid 0 gid 0: not a connection (a listening or unconnected socket)$"
 	run -0 python3 "$T/pass_sock.py" "$T/k.sock" tcp
 	wait "${PIDS[0]}"
 	run -0 cat "$T/rx.log"
 	assert_output "listening
 accepted: type 1 family 2 peer 127.0.0.1"
 	run -0 grep -c refused "$T/rx.err"
-	assert_output 2
+	assert_output 3
 }
 
 @test "receiver: mode= is the socket file's mode from the moment bind() makes it (fchmod before bind), under umask 0" {

@@ -3,6 +3,7 @@ metadata record: a datagram to a datagram receiver, else over a connection
 of its own (a stream receiver). The socket is, by KIND:
   tcp      the accepted end of a loopback TCP connection (the default);
            prints the client end's port
+  listener a TCP socket listening on a loopback port; prints that port
   udp      a UDP socket bound to a loopback port; prints that port
   unix     one end of a Unix stream socket pair; prints "unix"
   netlink  a NETLINK_ROUTE socket; prints "netlink"
@@ -20,6 +21,11 @@ if kind == "tcp":
     c = socket.create_connection(l.getsockname())
     a, _ = l.accept()
     shown = c.getsockname()[1]
+elif kind == "listener":
+    a = socket.socket()
+    a.bind(("127.0.0.1", 0))
+    a.listen()
+    shown = a.getsockname()[1]
 elif kind == "udp":
     a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     a.bind(("127.0.0.1", 0))

@@ -44,7 +44,7 @@
 
 static const char usage[] =
 	"sockgate-server [-vtFRrk] [-l ADDR] [-p PORT] [-s FD] [-b BACKLOG]\n"
-	"       [-f RULES | -S PATH | -i FD] [-O USER[:GROUP]] [-q MAXPENDING] [-T MS]\n"
+	"       [-f RULES | -S PATH [-L] | -i FD] [-O USER[:GROUP]] [-q MAXPENDING] [-T MS]\n"
 	"       [-u USER] [-g GROUP] [-G GROUPS] [-x DIR] [-dz] [--rst] [--ready-fd FD]\n"
 	"       [-e PROGRAM [ARGS ...]]";
 
@@ -56,6 +56,7 @@ static const char usage[] =
 #define ACCEPT_BATCH 64
 #define BACKOFF_MS 10		/* after EMFILE and friends */
 #define RETRY_MS 2		/* a stream receiver's full backlog has no EPOLLOUT: try again */
+#define HANDOVER_RETRY_MS 200	/* -L: no receiver (or one that cannot take a listener) yet */
 
 struct pending {
 	int fd;
@@ -84,7 +85,7 @@ static struct {
 	const char *laddr, *rules_file, *fixed_path, *owner;
 	struct privs privs;
 	int port, backlog, fixed_fd, transparent, freebind, noreuseaddr, reuseport;
-	int rst, ready_fd, timeout_ms, daemonize, notransparent;
+	int rst, ready_fd, timeout_ms, daemonize, notransparent, pass_listener;
 	long maxpending;
 	char **exec_argv;
 	uid_t need_uid;
@@ -837,7 +838,7 @@ static void set_up(const char **sfds, size_t nsfd)
  * EMFILE back-off; a receiver is watched for EPOLLOUT only while
  * hand-offs wait for it. data.u64: kind << 32 | index.
  */
-enum { EV_SIG, EV_LISTEN, EV_RECV };
+enum { EV_SIG, EV_LISTEN, EV_RECV, EV_HANDOVER };
 static int ep, listening = 1;
 
 static struct receiver *recv_at(size_t i)
@@ -855,6 +856,8 @@ static void ep_ctl(int op, int fd, uint32_t events, uint32_t kind, size_t i)
 /* Listeners on or off as the EMFILE back-off begins or ends. */
 static void listeners_toggle(int64_t now)
 {
+	if (cfg.pass_listener)
+		return;	/* nothing is accepted here */
 	if (backoff_until && now >= backoff_until)
 		backoff_until = 0;
 	if ((backoff_until == 0) == listening)
@@ -934,6 +937,67 @@ static int on_signal(int sfd)
 	return 0;
 }
 
+/*
+ * -L: the listening socket itself goes to the receiver, which accepts from
+ * it from then on (libsockgate(7) takes a passed listener over), so no
+ * connection passes through here. One hand-over at a time, each on a
+ * connection of its own: when the receiver has read it and closed that
+ * connection, the next goes, so that every process of a receiver that
+ * forked after listen() gets one (a process that has taken one over no
+ * longer listens at PATH), and a receiver that starts again gets one at
+ * once. The connection of a hand-over nobody takes just waits.
+ */
+static int hconn = -1;		/* the connection of the hand-over in flight */
+static int64_t hnext;		/* when to try to connect again */
+static int hsaid;		/* the reason for waiting, said once */
+
+static int handover(int64_t now)
+{
+	if (hconn >= 0)
+		return -1;
+	if (now < hnext)
+		return (int)(hnext - now);
+	hnext = now + HANDOVER_RETRY_MS;
+	fixed_recv.type = 0;	/* a receiver that started again may be of another type */
+	int s = recv_open(&fixed_recv);
+	if (s < 0 || (fixed_recv.type != SOCK_STREAM && fixed_recv.type != SOCK_SEQPACKET)) {
+		int e = s < 0 ? errno : EPROTOTYPE;
+		if (hsaid != e + 1)
+			info("-L: waiting for a receiver at %s to take the listening socket (%s)", fixed_recv.name,
+			     s < 0 ? strerror(e) : "a datagram receiver cannot take a listener over");
+		hsaid = e + 1;
+		if (s >= 0)
+			close(s);
+		return HANDOVER_RETRY_MS;
+	}
+	struct fdpass_meta m = { .version = FDPASS_META_VERSION };
+	m.local_len = sizeof m.local;
+	if (getsockname(lfd[0], (struct sockaddr *)&m.local, &m.local_len) < 0)
+		m.local_len = 0;
+	unsigned char meta[FDPASS_META_MAXLEN];
+	ssize_t mlen = fdpass_meta_encode(&m, meta, sizeof meta);
+	if (mlen < 0 || fdpass_send(s, &lfd[0], 1, meta, (size_t)mlen, MSG_DONTWAIT) < 0) {
+		warn_sys("-L: unable to pass the listening socket to %s", fixed_recv.name);
+		close(s);
+		return HANDOVER_RETRY_MS;
+	}
+	char as[ADDR_STRLEN];
+	fmt((struct sockaddr *)&m.local, m.local_len, as, sizeof as);
+	info("passed the listening socket %s to %s", as, fixed_recv.name);
+	hsaid = 0;
+	hconn = s;
+	ep_ctl(EPOLL_CTL_ADD, hconn, EPOLLIN | EPOLLRDHUP, EV_HANDOVER, 0);
+	return -1;
+}
+
+/* The receiver read the hand-over and closed its connection (or went away): the next may go. */
+static void handover_done(void)
+{
+	close(hconn);	/* which also takes it out of the epoll set */
+	hconn = -1;
+	hnext = 0;
+}
+
 static int loop(int sfd)
 {
 	struct epoll_event evs[64];
@@ -941,12 +1005,13 @@ static int loop(int sfd)
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		die_sys("epoll_create1");
 	ep_ctl(EPOLL_CTL_ADD, sfd, EPOLLIN, EV_SIG, 0);
-	for (size_t i = 0; i < nlisten; i++)
+	for (size_t i = 0; i < nlisten && !cfg.pass_listener; i++)
 		ep_ctl(EPOLL_CTL_ADD, lfd[i], EPOLLIN, EV_LISTEN, i);
 	for (;;) {
 		int64_t now = mono_ms();
 		listeners_toggle(now);
-		int k = epoll_wait(ep, evs, (int)(sizeof evs / sizeof evs[0]), receivers_watch(now));
+		int k = epoll_wait(ep, evs, (int)(sizeof evs / sizeof evs[0]),
+				   cfg.pass_listener ? handover(now) : receivers_watch(now));
 		if (k < 0 && errno != EINTR)
 			die_sys("epoll_wait");
 		int sig = 0;
@@ -956,6 +1021,8 @@ static int loop(int sfd)
 				sig = 1;
 			else if (kind == EV_RECV)
 				q_flush(recv_at(i));
+			else if (kind == EV_HANDOVER)
+				handover_done();
 		}
 		for (size_t i = 0; i <= MAXRECV; i++)
 			if (recv_at(i)->qlen && recv_at(i)->type == SOCK_STREAM)
@@ -982,7 +1049,7 @@ int server_main(int argc, char **argv)
 	std_options(argc, argv, usage);
 	/* '+': options stop at the first operand (the -e program's arguments) */
 	int eflag = 0;
-	while ((c = getopt_long(argc, argv, "+vtFRrkdzl:p:s:b:f:S:i:O:q:T:u:g:G:x:e:", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+vtFRrkdzLl:p:s:b:f:S:i:O:q:T:u:g:G:x:e:", lo, NULL)) != -1) {
 		switch (c) {
 		case 'v': verbose = 1; break;
 		case 't': cfg.transparent = 1; break;
@@ -1012,6 +1079,7 @@ int server_main(int argc, char **argv)
 		case 'D': cfg.ready_fd = (int)num_arg(optarg, 0, INT_MAX, "--ready-fd"); break;
 		case 'd': cfg.daemonize = 1; break;
 		case 'z': cfg.notransparent = 1; break;
+		case 'L': cfg.pass_listener = 1; break;
 		case 'e':
 			/* socketbox's -e was a flag, the program the first operand: -e -p 80 PROG */
 			if (optarg[0] == '-' && optarg[1]) {
@@ -1051,6 +1119,8 @@ int server_main(int argc, char **argv)
 	}
 	if (cfg.exec_argv && targets)
 		die(EX_USAGE, "-e runs a program with the listening socket; -f, -S and -i do not apply");
+	if (cfg.pass_listener && !cfg.fixed_path)
+		die(EX_USAGE, "-L passes the listening socket to the receiver at -S PATH, and needs it");
 	if (cfg.ready_fd >= 0 && fcntl(cfg.ready_fd, F_GETFD) < 0)
 		die(EX_BADINPUT, "--ready-fd %d: not an open fd", cfg.ready_fd);
 	if (cfg.owner)
@@ -1059,6 +1129,8 @@ int server_main(int argc, char **argv)
 	set_up(sfds, nsfd);
 	if (cfg.exec_argv)
 		run_program();
+	if (cfg.pass_listener && nlisten != 1)
+		die(EX_USAGE, "-L passes one listening socket (have %zu)", nlisten);
 	int sfd = signals_fd(0, NULL);
 	notify_ready(cfg.ready_fd);
 	return loop(sfd);

@@ -351,6 +351,30 @@ int sg_close(int fd)
 	return r;
 }
 
+int sg_take_over(int fd, int newfd)
+{
+	struct sockfile_ref f;
+	int fl = REAL(fcntl)(fd, F_GETFL);
+	int fdfl = REAL(fcntl)(fd, F_GETFD);
+
+	pthread_mutex_lock(&sg_lock);
+	struct sgconn *c = (fd_flags(fd) & SF_SWAPPED) ? slot_conn(fd) : NULL;
+	int check = c && sockfile_ref(c, &f);
+	int r = put_behind(fd, newfd, fl, fdfl >= 0 && (fdfl & FD_CLOEXEC));
+	if (r == 0) {
+		if (fd_flags(fd) & SF_EPOLL)
+			ep_note(fd, 0);
+		slot_clear(fd);
+	}
+	pthread_mutex_unlock(&sg_lock);
+	int e = errno;
+	REAL(close)(newfd);
+	if (r == 0 && check)
+		sockfile_remove(&f.un, f.len, f.dev, f.ino);
+	errno = e;
+	return r;
+}
+
 /* After newfd became a copy of fd (dup, dup2, dup3, F_DUPFD): give it fd's record (or none). */
 void sg_copied(int fd, int newfd)
 {

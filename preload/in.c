@@ -773,6 +773,23 @@ static ssize_t take_conn(int fd, const struct sgconn *lc, struct msghdr *m, int 
 	return n;
 }
 
+/*
+ * A TCP listening socket passed to a receiver (sockgate-server -L, or
+ * send-fd of one): it takes the receiver's place behind fd for good, so
+ * the program accepts from it itself from now on, at the kernel's own
+ * speed, with the clients' real addresses; this accept() is its first.
+ */
+static int take_listener(int fd, int nfd, const struct sgconn *lc, struct sockaddr *sa, socklen_t *len,
+			 int flags)
+{
+	if (sg_take_over(fd, nfd) < 0) {
+		int e = errno;
+		sg_msg("%s: unable to take over a passed listening socket: %s", lc->path, strerror(e));
+		return errno = e, -1;
+	}
+	return REAL(accept4)(fd, sa, len, flags);
+}
+
 /* accept()/accept4() on a receiver. */
 int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
@@ -863,8 +880,13 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 			 */
 			md.remote_len = sizeof md.remote;
 			if (REAL(getpeername)(nfd, (struct sockaddr *)&md.remote, &md.remote_len) < 0) {
+				int acc = 0;
+				socklen_t al = sizeof acc;
+				if (errno == ENOTCONN && REAL(getsockopt)(nfd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) == 0 &&
+				    acc)
+					return take_listener(fd, nfd, &lc, sa, len, flags);
 				if (errno == ENOTCONN) {
-					refuse(nfd, &cr, &lc, "not a connection (a listening or unconnected socket)");
+					refuse(nfd, &cr, &lc, "not a connection (an unconnected socket)");
 					continue;
 				}
 				md.remote_len = 0;

@@ -150,6 +150,13 @@ void sg_swap_all(struct sgconn *c, int newfd, unsigned out);
 void sg_forget(int fd);
 /* close() of an fd with a record: the record dropped, then the fd; its socket file removed if that was the last holder */
 int sg_close(int fd);
+/*
+ * newfd (a passed listening socket) takes fd's place for good, with fd's
+ * file status flags, close-on-exec and epoll registrations; fd's record
+ * dropped, its socket file removed if that was its last holder. Closes
+ * newfd.
+ */
+int sg_take_over(int fd, int newfd);
 void sg_copied(int fd, int newfd);
 
 /* configuration (conf.c) */

@@ -984,7 +984,7 @@ accepted on 8092: socket True family 2"
 	assert_output 2
 }
 
-@test "receiver: a passed UDP socket, a Unix socket and a TCP listener never come out of accept() and are logged by what they are; a TCP connection does" {
+@test "receiver: a passed UDP socket, a Unix socket and an unconnected TCP socket never come out of accept() and are logged by what they are; a TCP connection does" {
 	cp "$TOP/tests/tools/pass_sock.py" "$T/"
 	bg env LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp 127.0.0.1:8094 -> fdpass $T/k.sock" python3 -c '
 import socket, sys
@@ -999,8 +999,8 @@ out.write("accepted: type %d family %d peer %s\n" % (c.type, c.family, a[0]))
 	wait_for_line "$T/rx.err" "^libsockgate: $T/k.sock: refused a passed fd from pid [0-9]* uid 0 gid 0: not a stream socket$"
 	run -0 python3 "$T/pass_sock.py" "$T/k.sock" unix
 	wait_for_line "$T/rx.err" "^libsockgate: $T/k.sock: refused a passed fd from pid [0-9]* uid 0 gid 0: not an inet socket$"
-	run -0 python3 "$T/pass_sock.py" "$T/k.sock" listener
-	wait_for_line "$T/rx.err" "^libsockgate: $T/k.sock: refused a passed fd from pid [0-9]* uid 0 gid 0: not a connection (a listening or unconnected socket)$"
+	run -0 python3 "$T/pass_sock.py" "$T/k.sock" unconnected
+	wait_for_line "$T/rx.err" "^libsockgate: $T/k.sock: refused a passed fd from pid [0-9]* uid 0 gid 0: not a connection (an unconnected socket)$"
 	run -0 python3 "$T/pass_sock.py" "$T/k.sock" tcp
 	wait "${PIDS[0]}"
 	run -0 cat "$T/rx.log"
@@ -1008,6 +1008,45 @@ out.write("accepted: type %d family %d peer %s\n" % (c.type, c.family, a[0]))
 accepted: type 1 family 2 peer 127.0.0.1"
 	run -0 grep -c refused "$T/rx.err"
 	assert_output 3
+}
+
+@test "receiver: a passed TCP listening socket takes the receiver's place: accept() takes its connections with their real addresses, epoll registrations kept, the socket file removed" {
+	cp "$TOP/tests/tools/pass_sock.py" "$T/"
+	bg env LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp 127.0.0.1:8095 -> fdpass $T/l.sock" python3 -c '
+import select, socket, sys
+out = open(sys.argv[1], "w", buffering=1)
+s = socket.socket(); s.bind(("127.0.0.1", 8095)); s.listen(); s.setblocking(False)
+ep = select.epoll(); ep.register(s.fileno(), select.EPOLLIN)
+out.write("listening\n")
+n = 0
+while n < 3:
+    ep.poll(10)
+    try:
+        c, a = s.accept()
+    except BlockingIOError:
+        continue
+    n += 1
+    out.write("accepted from %s:%d\n" % a)
+    c.sendall(b"hello %d\n" % n); c.close()
+' "$T/rx.log" 2>"$T/rx.err"
+	wait_for_line "$T/rx.log" listening
+	run -0 python3 "$T/pass_sock.py" "$T/l.sock" listener
+	port=$output
+	local k ports=""
+	for k in 1 2 3; do
+		run -0 python3 -c '
+import socket, sys
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+print(c.getsockname()[1], c.recv(100).decode().strip())' "$port"
+		assert_output --regexp "^[0-9]+ hello $k$"
+		ports+=" ${output%% *}"
+	done
+	wait "${PIDS[0]}"
+	run -0 sed 1d "$T/rx.log"
+	assert_output "$(for p in $ports; do echo "accepted from 127.0.0.1:$p"; done)"
+	[ ! -e "$T/l.sock" ]
+	run -0 cat "$T/rx.err"
+	assert_output ""
 }
 
 @test "receiver: mode= is the socket file's mode from the moment bind() makes it (fchmod before bind), under umask 0" {

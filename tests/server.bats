@@ -465,3 +465,93 @@ print('up', flush=True); print(s.recv(100).decode(), flush=True)"
 	run -0 curl -sS "http://127.0.0.1:$PORT/"
 	assert_output --partial "daemon TCP 127.0.0.1"
 }
+
+# a preloaded receiver in a network namespace of its own: accepts N connections on its
+# "127.0.0.1:8096" (fdpass RSOCK by rule), in KIDS processes forked after listen()
+# (0: itself), each line "PID HOST:PORT" of a client it saw; "listening" when it listens
+listener_taker() {
+	local rsock=$1 n=$2 kids=$3 out=$4
+	bg env LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp 127.0.0.1:8096 -> fdpass $rsock" unshare -n python3 -c '
+import os, select, socket, sys
+out = open(sys.argv[1], "a", buffering=1)
+n, kids = int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(); s.bind(("127.0.0.1", 8096)); s.listen(); s.setblocking(False)
+parent = os.getpid()
+def serve():
+    ep = select.epoll(); ep.register(s.fileno(), select.EPOLLIN)
+    while True:
+        ep.poll(0.2)
+        if os.getppid() != parent and os.getpid() != parent:
+            os._exit(0)	# a child whose parent was stopped
+        try:
+            c, a = s.accept()
+        except BlockingIOError:
+            continue
+        out.write("%d %s:%d\n" % (os.getpid(), a[0], a[1]))
+        c.sendall(b"ok\n"); c.close()
+        if not kids:
+            global n
+            n -= 1
+            if not n:
+                return
+if not kids:
+    out.write("listening\n"); serve(); sys.exit(0)
+for _ in range(kids):
+    if os.fork() == 0:
+        serve()
+out.write("listening\n")
+os.wait()' "$out" "$n" "$kids"
+	wait_for_line "$out" listening
+}
+
+# clients N PORT: N connections, one after the other; prints each one's local port
+clients() {
+	python3 -c '
+import socket, sys
+for _ in range(int(sys.argv[1])):
+    c = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=10)
+    assert c.recv(10) == b"ok\n"
+    print(c.getsockname()[1])' "$@"
+}
+
+@test "server -L: the listening socket goes to a preloaded receiver in a network namespace, which accepts itself with the clients' real addresses; one that starts again gets it again" {
+	unshare -n true 2>/dev/null || skip "unshare -n not permitted here"
+	start_server -l 127.0.0.1 -p 0 -S "$T/r.sock" -L
+	listener_taker "$T/r.sock" 3 0 "$T/rx.log"
+	run -0 clients 3 "$PORT"
+	want=$(for p in $output; do echo "127.0.0.1:$p"; done)
+	wait "${PIDS[1]}"
+	run -0 sh -c "grep -v listening '$T/rx.log' | cut -d' ' -f2"
+	assert_output "$want"
+	wait_for_line "$T/server.log" "info: passed the listening socket 127.0.0.1:$PORT to unix:$T/r.sock$"
+	run grep -c "passed to" "$T/server.log"
+	assert_output 0	# no connection went through the server
+	# the receiver has gone: a new one gets the listener again
+	: >"$T/rx.log"
+	listener_taker "$T/r.sock" 2 0 "$T/rx.log"
+	run -0 clients 2 "$PORT"
+	wait "${PIDS[2]}"
+	[ "$(grep -c "info: passed the listening socket" "$T/server.log")" -ge 2 ]
+	run -100 "$SG" server -L -l 127.0.0.1 -p 0 -f /dev/null
+	assert_output --partial "-L passes the listening socket to the receiver at -S PATH"
+}
+
+@test "server -L: every process of a receiver that forks after listen() takes the listening socket over; connections wait in the backlog while none has it" {
+	unshare -n true 2>/dev/null || skip "unshare -n not permitted here"
+	start_server -l 127.0.0.1 -p 0 -S "$T/r.sock" -L
+	# a client before any receiver: it waits in the listen backlog and is served later
+	clients 1 "$PORT" >"$T/early" &
+	PIDS+=($!)
+	listener_taker "$T/r.sock" 0 2 "$T/rx.log"
+	wait "${PIDS[1]}"	# the early client
+	run -0 clients 20 "$PORT"
+	want=$(for p in $(cat "$T/early") $output; do echo "127.0.0.1:$p"; done | sort)
+	wait_for_line "$T/rx.log" ":${output##*$'\n'}$"
+	run -0 sh -c "grep -v listening '$T/rx.log' | cut -d' ' -f2 | sort"
+	assert_equal "$output" "$want"
+	# served by the two children, never by the parent, which still holds the Unix socket
+	run -0 sh -c "grep -v listening '$T/rx.log' | cut -d' ' -f1 | sort -u | wc -l"
+	[ "$output" -ge 1 ] && [ "$output" -le 2 ]
+	[ "$(grep -c "info: passed the listening socket" "$T/server.log")" -ge 2 ]
+	[ -S "$T/r.sock" ]
+}

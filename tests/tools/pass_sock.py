@@ -4,6 +4,7 @@ of its own (a stream receiver). The socket is, by KIND:
   tcp      the accepted end of a loopback TCP connection (the default);
            prints the client end's port
   listener a TCP socket listening on a loopback port; prints that port
+  unconnected  a TCP socket neither listening nor connected; prints "unconnected"
   udp      a UDP socket bound to a loopback port; prints that port
   unix     one end of a Unix stream socket pair; prints "unix"
   netlink  a NETLINK_ROUTE socket; prints "netlink"
@@ -26,6 +27,9 @@ elif kind == "listener":
     a.bind(("127.0.0.1", 0))
     a.listen()
     shown = a.getsockname()[1]
+elif kind == "unconnected":
+    a = socket.socket()
+    shown = "unconnected"
 elif kind == "udp":
     a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     a.bind(("127.0.0.1", 0))

@@ -16,6 +16,9 @@
 #     a queue of 1000, and behind tests/tools/handoff_floor, a forwarder
 #     that only accepts, passes and closes: the floor of any per-connection
 #     hand-off on this machine, measured in the same run;
+#  4. nginx and the answerer preloaded behind sockgate-server -L, which
+#     passes its listening socket once: the library takes it over and the
+#     program accepts itself, no connection passing through the server;
 # rounds interleave the sides, so each pair sees the same moments of the
 # machine; the ratio is each round's via/direct, reported as the median
 # and the spread (lowest-highest) of the rounds, with the CPU time per
@@ -48,10 +51,10 @@ else
 fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_for() { for _ in $(seq 200); do [ -e "$1" ] && return 0; sleep 0.05; done; echo "timed out waiting for $1" >&2; exit 1; }
-# server NAME PATH: sockgate-server passing to PATH; sets VIA (its port) and SRVPID
+# server NAME PATH [-L]: sockgate-server passing to PATH; sets VIA (its port) and SRVPID
 server() {
 	VIA=$(free_port)
-	"$SG" server -l 127.0.0.1 -p "$VIA" -b 4096 -S "$2" --ready-fd 3 3>"$T/$1.ready" 2>"$T/$1.log" &
+	"$SG" server -l 127.0.0.1 -p "$VIA" -b 4096 -S "$2" ${3-} --ready-fd 3 3>"$T/$1.ready" 2>"$T/$1.log" &
 	SRVPID=$!
 	pids+=($SRVPID)
 	wait_for "$T/$1.ready"
@@ -71,6 +74,14 @@ pids+=($!)
 wait_for "$T/ngx.sock"
 server srv-ngx "$T/ngx.sock"
 nvia=$VIA SRV_N=$SRVPID
+# the same behind sockgate-server -L: the listening socket passed once, taken over
+linner=$(free_port)
+nginx_conf lboxed benchmark "127.0.0.1:$linner backlog=4096"
+SOCKGATE_RULE="bind tcp *:$linner -> fdpass $T/ngxl.sock" LD_PRELOAD=$LIB box nginx -c "$T/lboxed.conf" -e "$T/lboxed.error.log" &
+pids+=($!)
+wait_for "$T/ngxl.sock"
+server srv-ngxl "$T/ngxl.sock" -L
+nlvia=$VIA
 
 # the one-thread C answerer: direct, preloaded (stream hand-off), datagram receiver
 cdirect=$(free_port)
@@ -84,6 +95,12 @@ pids+=($!)
 wait_for "$T/c.sock"
 server srv-c "$T/c.sock"
 cvia=$VIA SRV_C=$SRVPID
+clinner=$(free_port)
+SOCKGATE_RULE="bind tcp 127.0.0.1:$clinner -> fdpass $T/cl.sock" LD_PRELOAD=$LIB box "$BUILD/tools/srv_httpd" tcp "$clinner" >"$T/c5.out" &
+pids+=($!)
+wait_for "$T/cl.sock"
+server srv-cl "$T/cl.sock" -L
+clvia=$VIA
 box "$BUILD/tools/srv_httpd" fdpass "$T/dg.sock" >"$T/c3.out" &
 pids+=($!)
 wait_for "$T/dg.sock"
@@ -104,7 +121,7 @@ pids+=($!)
 wait_for_line() { for _ in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done; echo "timed out waiting for $2 in $1" >&2; exit 1; }
 wait_for_line "$T/floor.out" ready
 
-for p in "$ndirect" "$nvia" "$cdirect" "$cvia" "$dvia" "$bvia" "$fport"; do
+for p in "$ndirect" "$nvia" "$nlvia" "$cdirect" "$cvia" "$clvia" "$dvia" "$bvia" "$fport"; do
 	curl -sS --max-time 5 "http://127.0.0.1:$p/" | grep -q benchmark || { echo "port $p does not answer" >&2; exit 1; }
 done
 
@@ -163,6 +180,8 @@ c_cpu=$(cpu_per "$C_D" "$c0" "$cnd") cb_cpu=$(cpu_per "$C_B" "$cb0" "$cnv") sc_c
 read -r dr dsp _ dv _ _ de < <(pair 16 "$cdirect" "$dvia")
 read -r br bsp _ bv _ _ be < <(pair 16 "$cdirect" "$bvia")
 read -r fr fsp _ fv _ _ fe < <(pair 16 "$cdirect" "$fport")
+read -r lnr lnsp _ lnv _ _ lne < <(pair 32 "$ndirect" "$nlvia")
+read -r lcr lcsp _ lcv _ _ lce < <(pair 16 "$cdirect" "$clvia")
 load1=$(cut -d' ' -f1 /proc/loadavg)
 
 echo "nginx, wrk -c32 Connection: close, $ROUNDS interleaved rounds of ${DUR}s: $(fmt %.0f "$nd") conn/s accepting itself, $(fmt %.0f "$nv") conn/s behind sockgate-server (medians): ratio ${nr}x, rounds ${nsp} (target >= 0.9): $(judge "$nr" ">=" 0.9)"
@@ -171,5 +190,6 @@ echo "one-thread C answerer, wrk -c16, $ROUNDS interleaved rounds: $(fmt %.0f "$
 echo "  CPU per connection: direct $(fmt %.1f "$c_cpu") us; behind the server: the answerer $(fmt %.1f "$cb_cpu") us + sockgate-server $(fmt %.1f "$sc_cpu") us"
 echo "for the record, the datagram hand-off to the same answerer (srv_httpd fdpass) at this qlen: $(fmt %.0f "$dv") conn/s, ratio ${dr}x to direct, rounds ${dsp}"
 echo "the same answerer with its datagram queue at $bigq: behind sockgate-server $(fmt %.0f "$bv") conn/s, ${br}x (rounds ${bsp}); behind handoff_floor, a forwarder that only accepts, passes and closes: $(fmt %.0f "$fv") conn/s, ${fr}x (rounds ${fsp}) - the most any per-connection hand-off reaches on this machine"
+echo "with -L (sockgate-server passes its listening socket once; the library takes it over and the program accepts itself): nginx $(fmt %.0f "$lnv") conn/s, ${lnr}x (rounds ${lnsp}); the C answerer $(fmt %.0f "$lcv") conn/s, ${lcr}x (rounds ${lcsp}) (target >= 0.9: nginx $(judge "$lnr" ">=" 0.9), C answerer $(judge "$lcr" ">=" 0.9))"
 echo "receivers $boxed; load average $load0 before, $load1 after; hypervisor steal during the runs: $(steal_pct)%"
-echo "wrk errors: nginx $ne, C answerer $ce, datagram $de, queue 1000 $be, floor $fe; refusals logged by the servers: $(cat "$T"/srv-*.log | grep -c refused || true)"
+echo "wrk errors: nginx $ne, C answerer $ce, datagram $de, queue 1000 $be, floor $fe, -L $lne $lce; refusals logged by the servers: $(cat "$T"/srv-*.log | grep -c refused || true)"

@@ -977,7 +977,14 @@ static int handover(int64_t now)
 	unsigned char meta[FDPASS_META_MAXLEN];
 	ssize_t mlen = fdpass_meta_encode(&m, meta, sizeof meta);
 	if (mlen < 0 || fdpass_send(s, &lfd[0], 1, meta, (size_t)mlen, MSG_DONTWAIT) < 0) {
-		warn_sys("-L: unable to pass the listening socket to %s", fixed_recv.name);
+		/*
+		 * A receiver that took the last one closes the socket we had just
+		 * connected to (EPIPE): no receiver now, said as waiting for one.
+		 */
+		if (mlen >= 0 && gone(errno))
+			hsaid = 0;
+		else
+			warn_sys("-L: unable to pass the listening socket to %s", fixed_recv.name);
 		close(s);
 		return HANDOVER_RETRY_MS;
 	}

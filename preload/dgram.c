@@ -88,16 +88,12 @@ __attribute__((destructor)) static void dgram_atexit(void)
 	if (!locked)
 		return;
 	pid_t self = getpid();
-	for (unsigned k = 0; k < CHUNK_N; k++) {
-		struct slot *sl = sg_chunks[k];
-		if (!sl)
-			continue;
-		for (unsigned i = 0; i < SLOT_N; i++) {
-			struct sgconn *c = sl[i].conn;
-			if (c && c->dgpath[0] && c->dgpid == self) {
-				REAL(unlink)(c->dgpath);
-				c->dgpath[0] = 0;
-			}
+	struct slot *sl;
+	for (int fd = slot_next(0, &sl); fd >= 0; fd = slot_next(fd + 1, &sl)) {
+		struct sgconn *c = sl->conn;
+		if (c->dgpath[0] && c->dgpid == self) {
+			REAL(unlink)(c->dgpath);
+			c->dgpath[0] = 0;
 		}
 	}
 	pthread_mutex_unlock(&sg_lock);

@@ -259,6 +259,22 @@ int sg_swap_in(int fd, int newfd, struct sgconn *c, unsigned flags)
 	return r;
 }
 
+int slot_next(int from, struct slot **s)
+{
+	for (unsigned fd = from < 0 ? 0 : (unsigned)from; fd >> SLOT_BITS < CHUNK_N; fd++) {
+		struct slot *sl = sg_chunks[fd >> SLOT_BITS];
+		if (!sl) {
+			fd |= SLOT_N - 1;	/* on to the next chunk */
+			continue;
+		}
+		if (sl[fd & (SLOT_N - 1)].conn) {
+			*s = &sl[fd & (SLOT_N - 1)];
+			return (int)fd;
+		}
+	}
+	return -1;
+}
+
 /*
  * Under sg_lock: put newfd behind every fd that holds c and still is c's
  * placeholder (the program may have dup()ed it, or closed it behind our
@@ -272,24 +288,17 @@ void sg_swap_all(struct sgconn *c, int newfd, unsigned out)
 
 	if (fstat(newfd, &st) == 0)
 		nino = st.st_ino;
-	for (unsigned k = 0; k < CHUNK_N; k++) {
-		struct slot *sl = sg_chunks[k];
-		if (!sl)
-			continue;
-		for (unsigned i = 0; i < SLOT_N; i++) {
-			if (sl[i].conn != c)
-				continue;
-			int fd = (int)(k * SLOT_N + i);
-			if (fstat(fd, &st) < 0 || st.st_ino != ph)
-				continue;	/* closed behind our back */
-			int fl = REAL(fcntl)(fd, F_GETFL), fdfl = REAL(fcntl)(fd, F_GETFD);
-			if (fl >= 0)
-				fl &= ~O_ACCMODE;
-			put_behind(fd, newfd, fl, fdfl >= 0 && (fdfl & FD_CLOEXEC));
-			unsigned f = __atomic_load_n(&sl[i].flags, __ATOMIC_RELAXED);
-			f = (f & ~(SF_OUT | SF_IN)) | out;
-			__atomic_store_n(&sl[i].flags, f, __ATOMIC_RELEASE);
-		}
+	struct slot *sl;
+	for (int fd = slot_next(0, &sl); fd >= 0; fd = slot_next(fd + 1, &sl)) {
+		if (sl->conn != c || fstat(fd, &st) < 0 || st.st_ino != ph)
+			continue;	/* another's, or closed behind our back */
+		int fl = REAL(fcntl)(fd, F_GETFL), fdfl = REAL(fcntl)(fd, F_GETFD);
+		if (fl >= 0)
+			fl &= ~O_ACCMODE;
+		put_behind(fd, newfd, fl, fdfl >= 0 && (fdfl & FD_CLOEXEC));
+		unsigned f = __atomic_load_n(&sl->flags, __ATOMIC_RELAXED);
+		f = (f & ~(SF_OUT | SF_IN)) | out;
+		__atomic_store_n(&sl->flags, f, __ATOMIC_RELEASE);
 	}
 	c->ino = nino;
 }
@@ -354,25 +363,17 @@ int sg_close(int fd)
 int sg_take_over(int fd, int newfd)
 {
 	struct sockfile_ref f;
-	int fl = REAL(fcntl)(fd, F_GETFL);
-	int fdfl = REAL(fcntl)(fd, F_GETFD);
 
 	pthread_mutex_lock(&sg_lock);
 	struct sgconn *c = (fd_flags(fd) & SF_SWAPPED) ? slot_conn(fd) : NULL;
 	int check = c && sockfile_ref(c, &f);
-	int r = put_behind(fd, newfd, fl, fdfl >= 0 && (fdfl & FD_CLOEXEC));
-	if (r == 0) {
-		if (fd_flags(fd) & SF_EPOLL)
-			ep_note(fd, 0);
-		slot_clear(fd);
-	}
 	pthread_mutex_unlock(&sg_lock);
-	int e = errno;
-	REAL(close)(newfd);
-	if (r == 0 && check)
+	if (sg_swap_in(fd, newfd, NULL, 0) < 0)
+		return -1;
+	sg_forget(fd);	/* a plain socket of the program's from now on */
+	if (check)
 		sockfile_remove(&f.un, f.len, f.dev, f.ino);
-	errno = e;
-	return r;
+	return 0;
 }
 
 /* After newfd became a copy of fd (dup, dup2, dup3, F_DUPFD): give it fd's record (or none). */

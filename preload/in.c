@@ -43,22 +43,17 @@
 static struct sgconn *dual_owner(const char *path, int action, int fam, int *ofd)
 {
 	struct stat st;
+	struct slot *sl;
 
-	for (unsigned k = 0; k < CHUNK_N; k++) {
-		struct slot *sl = sg_chunks[k];
-		if (!sl)
+	for (int fd = slot_next(0, &sl); fd >= 0; fd = slot_next(fd + 1, &sl)) {
+		struct sgconn *c = sl->conn;
+		if ((c->state != ST_BOUND && c->state != ST_RECEIVER) || c->action != action ||
+		    c->family == fam || c->paired || strcmp(c->path, path))
 			continue;
-		for (unsigned i = 0; i < SLOT_N; i++) {
-			struct sgconn *c = sl[i].conn;
-			if (!c || (c->state != ST_BOUND && c->state != ST_RECEIVER) || c->action != action ||
-			    c->family == fam || c->paired || strcmp(c->path, path))
-				continue;
-			int fd = (int)(k * SLOT_N + i);
-			if (fstat(fd, &st) < 0 || st.st_ino != c->ino)
-				continue;	/* closed behind our back */
-			*ofd = fd;
-			return c;
-		}
+		if (fstat(fd, &st) < 0 || st.st_ino != c->ino)
+			continue;	/* closed behind our back */
+		*ofd = fd;
+		return c;
 	}
 	return NULL;
 }
@@ -724,13 +719,14 @@ static socklen_t as_v4(int s, const struct sgconn *lc, struct fdpass_meta *md)
 /*
  * One hand-off from a listening fdpass receiver: accept the sender's
  * connection, read its one message into m (waiting a little for it: the
- * sender writes it right after connect()), take its SO_PEERCRED, close it.
- * nowait: the caller has had one already and must not block now. -1 with
- * errno as accept() says it (EAGAIN, EINTR, ...); otherwise 0, with
- * m->msg_controllen 0 when the connection brought no message.
+ * sender writes it right after connect()) and its fds into fds (*nfds of
+ * room, fdpass_parse), the sender into cr, close it. nowait: the caller
+ * has had one already and must not block now. -1 with errno as accept()
+ * says it (EAGAIN, EINTR, ...); otherwise the message's length, 0 with
+ * no fd when the connection brought none.
  */
-static ssize_t take_conn(int fd, const struct sgconn *lc, struct msghdr *m, int rflags, int nowait,
-			 struct ucred *cr)
+static ssize_t take_conn(int fd, const struct sgconn *lc, struct msghdr *m, int rflags, int nowait, int *fds,
+			 size_t *nfds, struct ucred *cr)
 {
 	if (nowait) {
 		struct pollfd pf = { .fd = fd, .events = POLLIN };
@@ -749,26 +745,23 @@ static ssize_t take_conn(int fd, const struct sgconn *lc, struct msghdr *m, int 
 		else
 			sg_msg("%s: a connection sent nothing in %d ms (closed)", lc->path, FDPASS_RECORD_WAIT_MS);
 	}
+	if (n < 0) {
+		m->msg_controllen = 0;	/* nothing passed: the caller goes on to the next */
+		n = 0;
+	}
 	/*
-	 * The sender: the message's SCM_CREDENTIALS when it has them (the
-	 * listener has SO_PASSCRED, which unix_accept() hands on to the
-	 * connections it accepts), else SO_PEERCRED; pid 0 in *cr says "the
-	 * message's own".
+	 * The sender: the message's SCM_CREDENTIALS (the listener has
+	 * SO_PASSCRED, which unix_accept() hands on to the connections it
+	 * accepts), else SO_PEERCRED, as fdpass_recv_from() does.
 	 */
-	int own = 0;
-	for (struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(m) : NULL; cm; cm = CMSG_NXTHDR(m, cm))
-		own |= cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_CREDENTIALS;
+	fdpass_parse(m, fds, nfds, cr);
 	socklen_t l = sizeof *cr;
-	if (own || REAL(getsockopt)(c, SOL_SOCKET, SO_PEERCRED, cr, &l) < 0) {
+	if (!cr->pid && REAL(getsockopt)(c, SOL_SOCKET, SO_PEERCRED, cr, &l) < 0) {
 		cr->pid = 0;
 		cr->uid = (uid_t)-1;
 		cr->gid = (gid_t)-1;
 	}
 	REAL(close)(c);
-	if (n < 0) {
-		m->msg_controllen = 0;	/* nothing passed: the caller goes on to the next */
-		n = 0;
-	}
 	errno = e;
 	return n;
 }
@@ -833,9 +826,17 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 		/* EINTR and EAGAIN go back to the program, as accept() would say them */
 		/* close-on-exec exactly when asked, as accept4() would set it */
 		int rflags = (flags & SOCK_CLOEXEC) ? MSG_CMSG_CLOEXEC : 0;
-		struct ucred pcr;
-		ssize_t n = lc.dgq ? REAL(recvmsg)(fd, &m, rflags | (sorted ? MSG_DONTWAIT : 0))
-				   : take_conn(fd, &lc, &m, rflags, sorted, &pcr);
+		int nfd = -1;
+		size_t nfds = 1;	/* one socket per record: the rest closed */
+		struct ucred cr;
+		ssize_t n;
+		if (lc.dgq) {
+			n = REAL(recvmsg)(fd, &m, rflags | (sorted ? MSG_DONTWAIT : 0));
+			if (n >= 0)
+				fdpass_parse(&m, &nfd, &nfds, &cr);
+		} else {
+			n = take_conn(fd, &lc, &m, rflags, sorted, &nfd, &nfds, &cr);
+		}
 		if (n < 0) {
 			/*
 			 * Only sockets of the other family were waiting. A blocking
@@ -846,12 +847,6 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 				errno = ECONNABORTED;
 			return -1;
 		}
-		int nfd = -1;
-		size_t nfds = 1;
-		struct ucred cr;
-		fdpass_parse(&m, &nfd, &nfds, &cr);	/* one socket per record: the rest closed */
-		if (!lc.dgq && pcr.pid)
-			cr = pcr;	/* the connection's sender, when its message did not say */
 		if (!nfds)
 			continue;	/* a datagram with no socket: not for us */
 		int dom;
@@ -880,12 +875,11 @@ int in_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 			 */
 			md.remote_len = sizeof md.remote;
 			if (REAL(getpeername)(nfd, (struct sockaddr *)&md.remote, &md.remote_len) < 0) {
-				int acc = 0;
-				socklen_t al = sizeof acc;
-				if (errno == ENOTCONN && REAL(getsockopt)(nfd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) == 0 &&
-				    acc)
-					return take_listener(fd, nfd, &lc, sa, len, flags);
 				if (errno == ENOTCONN) {
+					int acc = 0;
+					socklen_t al = sizeof acc;
+					if (REAL(getsockopt)(nfd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) == 0 && acc)
+						return take_listener(fd, nfd, &lc, sa, len, flags);
 					refuse(nfd, &cr, &lc, "not a connection (an unconnected socket)");
 					continue;
 				}

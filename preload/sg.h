@@ -128,6 +128,12 @@ static inline unsigned fd_flags(int fd)
 /* the fd table and the records (fdtab.c) */
 /* Under sg_lock: the slot of fd, allocated when alloc is set (NULL: ENOMEM / out of range). */
 struct slot *slot_get(int fd, int alloc);
+/*
+ * Under sg_lock: the first fd from from on that has a record, its slot in
+ * *s; -1 when there is none. A walk over every record:
+ * for (fd = slot_next(0, &s); fd >= 0; fd = slot_next(fd + 1, &s)).
+ */
+int slot_next(int from, struct slot **s);
 /* Under sg_lock: attach conn to fd (takes a reference) with flags. */
 int slot_set(int fd, struct sgconn *c, unsigned flags);
 /* Under sg_lock: forget fd; drops the reference. */

@@ -78,10 +78,11 @@ nvia=$VIA SRV_N=$SRVPID
 linner=$(free_port)
 nginx_conf lboxed benchmark "127.0.0.1:$linner backlog=4096"
 SOCKGATE_RULE="bind tcp *:$linner -> fdpass $T/ngxl.sock" LD_PRELOAD=$LIB box nginx -c "$T/lboxed.conf" -e "$T/lboxed.error.log" &
+NGX_L=$!
 pids+=($!)
 wait_for "$T/ngxl.sock"
 server srv-ngxl "$T/ngxl.sock" -L
-nlvia=$VIA
+nlvia=$VIA SRV_NL=$SRVPID
 
 # the one-thread C answerer: direct, preloaded (stream hand-off), datagram receiver
 cdirect=$(free_port)
@@ -97,10 +98,11 @@ server srv-c "$T/c.sock"
 cvia=$VIA SRV_C=$SRVPID
 clinner=$(free_port)
 SOCKGATE_RULE="bind tcp 127.0.0.1:$clinner -> fdpass $T/cl.sock" LD_PRELOAD=$LIB box "$BUILD/tools/srv_httpd" tcp "$clinner" >"$T/c5.out" &
+C_L=$!
 pids+=($!)
 wait_for "$T/cl.sock"
 server srv-cl "$T/cl.sock" -L
-clvia=$VIA
+clvia=$VIA SRV_CL=$SRVPID
 box "$BUILD/tools/srv_httpd" fdpass "$T/dg.sock" >"$T/c3.out" &
 pids+=($!)
 wait_for "$T/dg.sock"
@@ -180,8 +182,12 @@ c_cpu=$(cpu_per "$C_D" "$c0" "$cnd") cb_cpu=$(cpu_per "$C_B" "$cb0" "$cnv") sc_c
 read -r dr dsp _ dv _ _ de < <(pair 16 "$cdirect" "$dvia")
 read -r br bsp _ bv _ _ be < <(pair 16 "$cdirect" "$bvia")
 read -r fr fsp _ fv _ _ fe < <(pair 16 "$cdirect" "$fport")
-read -r lnr lnsp _ lnv _ _ lne < <(pair 32 "$ndirect" "$nlvia")
-read -r lcr lcsp _ lcv _ _ lce < <(pair 16 "$cdirect" "$clvia")
+l0=$(cpu_ns "$NGX_L") ls0=$(cpu_ns "$SRV_NL")
+read -r lnr lnsp _ lnv _ lnn lne < <(pair 32 "$ndirect" "$nlvia")
+l_cpu=$(cpu_per "$NGX_L" "$l0" "$lnn") ls_cpu=$(cpu_per "$SRV_NL" "$ls0" "$lnn")
+lc0=$(cpu_ns "$C_L") lcs0=$(cpu_ns "$SRV_CL")
+read -r lcr lcsp _ lcv _ lcn lce < <(pair 16 "$cdirect" "$clvia")
+lc_cpu=$(cpu_per "$C_L" "$lc0" "$lcn") lcs_cpu=$(cpu_per "$SRV_CL" "$lcs0" "$lcn")
 load1=$(cut -d' ' -f1 /proc/loadavg)
 
 echo "nginx, wrk -c32 Connection: close, $ROUNDS interleaved rounds of ${DUR}s: $(fmt %.0f "$nd") conn/s accepting itself, $(fmt %.0f "$nv") conn/s behind sockgate-server (medians): ratio ${nr}x, rounds ${nsp} (target >= 0.9): $(judge "$nr" ">=" 0.9)"
@@ -191,5 +197,6 @@ echo "  CPU per connection: direct $(fmt %.1f "$c_cpu") us; behind the server: t
 echo "for the record, the datagram hand-off to the same answerer (srv_httpd fdpass) at this qlen: $(fmt %.0f "$dv") conn/s, ratio ${dr}x to direct, rounds ${dsp}"
 echo "the same answerer with its datagram queue at $bigq: behind sockgate-server $(fmt %.0f "$bv") conn/s, ${br}x (rounds ${bsp}); behind handoff_floor, a forwarder that only accepts, passes and closes: $(fmt %.0f "$fv") conn/s, ${fr}x (rounds ${fsp}) - the most any per-connection hand-off reaches on this machine"
 echo "with -L (sockgate-server passes its listening socket once; the library takes it over and the program accepts itself): nginx $(fmt %.0f "$lnv") conn/s, ${lnr}x (rounds ${lnsp}); the C answerer $(fmt %.0f "$lcv") conn/s, ${lcr}x (rounds ${lcsp}) (target >= 0.9: nginx $(judge "$lnr" ">=" 0.9), C answerer $(judge "$lcr" ">=" 0.9))"
+echo "  CPU per connection with -L: nginx $(fmt %.1f "$l_cpu") us + sockgate-server $(fmt %.2f "$ls_cpu") us; the C answerer $(fmt %.1f "$lc_cpu") us + sockgate-server $(fmt %.2f "$lcs_cpu") us"
 echo "receivers $boxed; load average $load0 before, $load1 after; hypervisor steal during the runs: $(steal_pct)%"
 echo "wrk errors: nginx $ne, C answerer $ce, datagram $de, queue 1000 $be, floor $fe, -L $lne $lce; refusals logged by the servers: $(cat "$T"/srv-*.log | grep -c refused || true)"

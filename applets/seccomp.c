@@ -338,6 +338,7 @@ void set_nonblock(int s, int on)
 		fcntl(s, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
 }
 
+/* poll() one fd, EINTR retried: >0 ready, 0 timed out, -1 */
 int wait_fd(int s, short ev, int ms)
 {
 	struct pollfd p = { .fd = s, .events = ev };

@@ -27,7 +27,7 @@
 #else
 #error "sockgate-run --seccomp: add this architecture's AUDIT_ARCH value"
 #endif
-/* Linux 6.6: the supervisor runs on the CPU of the task that waits for it (include/uapi/linux/seccomp.h) */
+
 struct bpf {
 	struct sock_filter f[96];
 	int label[96];		/* a jump's target to fix: a label, or -1 (jt) */
@@ -94,13 +94,13 @@ static void null_check(struct bpf *b, int arg, int then)
 
 /*
  * The filter: other architectures' and x32 calls are allowed (not covered,
- * see the man page); connect()/bind() are sent here only with an address
- * length an inet address has (16, 28, or more than any Unix address, as
- * with sizeof(struct sockaddr_storage)), or any length from 16 on when a
- * reject rule must see every inet address. With datagram rules: sendto()
- * with an address (checked the same way), recvfrom() with room for one,
- * and sendmsg()/recvmsg() always (the address is behind a pointer BPF
- * cannot follow).
+ * see the man page); connect()/bind() go to the supervisor only with an
+ * address length an inet address has (16, 28, or more than any Unix
+ * address, as with sizeof(struct sockaddr_storage)), or any length from 16
+ * on when a reject rule must see every inet address. With datagram
+ * rules: sendto() with an address (checked the same way), recvfrom() with
+ * room for one, and sendmsg()/recvmsg() always (the address is behind a
+ * pointer BPF cannot follow).
  */
 void build_filter(struct sock_fprog *prog, int strict, int binds, int fdpass, int dgrams)
 {

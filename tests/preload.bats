@@ -32,7 +32,7 @@ isolated() {
 	assert_line "http GET /hello HTTP/1.1"
 }
 
-@test "python socket and asyncio (non-blocking connect): exact bytes both ways, getpeername is 10.1.2.3:80, TCP_MAXSEG sane" {
+@test "python socket and asyncio (non-blocking connect): exact bytes both ways, getpeername is 10.1.2.3:80, TCP_MAXSEG sane, TCP options read back as set" {
 	userver echo
 	export SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/echo.sock"
 	run -0 pre python3 -c '
@@ -42,6 +42,9 @@ s.sendall(b"py\x00sock\xff\n")
 print(repr(s.recv(100)), s.getpeername(), s.family.name)
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 print("mss", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 42)
+print("opts", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+      s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT), s.getsockopt(socket.SOL_SOCKET, socket.SO_PROTOCOL))
 async def main():
     r, w = await asyncio.open_connection("10.1.2.3", 80)
     w.write(b"py-asyncio\n")
@@ -51,6 +54,7 @@ async def main():
 asyncio.run(main())'
 	assert_line "b'py\\x00sock\\xff\\n' ('10.1.2.3', 80) AF_INET"
 	assert_line "mss 65483"	# a sane segment size, as loopback would give (iperf3 checks it)
+	assert_line "opts 1 42 9 6"	# as set; TCP_KEEPCNT unset: Linux's default; IPPROTO_TCP
 	assert_line "b'py-asyncio\\n' ('10.1.2.3', 80)"
 	run -0 cat "$T/echo.log"
 	assert_line "data b'py\\x00sock\\xff\\n'"

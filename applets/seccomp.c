@@ -78,7 +78,7 @@ static int notify_fd = -1;
 
 /* --- rules ------------------------------------------------------------------ */
 
-const struct rule *match(int dir, int proto, const struct sockaddr *sa, const struct ruleset **rsp)
+const struct rule *sc_match(int dir, int proto, const struct sockaddr *sa, const struct ruleset **rsp)
 {
 	struct rules_query q = { .dir = dir, .proto = proto, .addr = sa, .peer = NULL };
 
@@ -272,7 +272,7 @@ struct rec *rec_add(int fd)
 
 /* --- answers ----------------------------------------------------------------- */
 
-void answer(uint64_t id, int64_t val, int err)
+void sc_answer(uint64_t id, int64_t val, int err)
 {
 	struct seccomp_notif_resp resp;
 
@@ -289,7 +289,7 @@ void answer(uint64_t id, int64_t val, int err)
  * alone is one we do not change, so a program that changes its memory in
  * between only gets what the kernel gives it anyway.
  */
-void pass(uint64_t id)
+void sc_pass(uint64_t id)
 {
 	struct seccomp_notif_resp resp;
 
@@ -300,7 +300,7 @@ void pass(uint64_t id)
 }
 
 /* Put s at the program's fd number (SETFD), or as a new fd answering the call (SEND). */
-int install(uint64_t id, int s, int fd, int cloexec, int send)
+int sc_install(uint64_t id, int s, int fd, int cloexec, int send)
 {
 	struct seccomp_notif_addfd a;
 
@@ -321,10 +321,10 @@ int swap_in(const struct seccomp_notif *n, int s, int cloexec, struct rec **rcp)
 {
 	struct rec *rc = rec_add(s);
 
-	if (install(n->id, s, (int)n->data.args[0], cloexec, 0) < 0) {
+	if (sc_install(n->id, s, (int)n->data.args[0], cloexec, 0) < 0) {
 		if (rc)
 			rc->ino = 0;
-		answer(n->id, -1, errno == ENOENT ? EINTR : errno);
+		sc_answer(n->id, -1, errno == ENOENT ? EINTR : errno);
 		return -1;
 	}
 	*rcp = rc;
@@ -380,7 +380,7 @@ static void parks_interrupt(void)
 {
 	for (int i = 0; i < NPARK; i++)
 		if (parks[i].used) {
-			answer(parks[i].id, -1, EINTR);
+			sc_answer(parks[i].id, -1, EINTR);
 			park_done(&parks[i]);
 		}
 }
@@ -417,7 +417,7 @@ static void on_notify(void)
 	case __NR_recvmsg:
 		return on_recv(&n);
 	}
-	pass(n.id);
+	sc_pass(n.id);
 }
 
 /* Exit as the program did: the same code, or the same signal. */
@@ -546,7 +546,7 @@ void seccomp_run(struct ruleset **rs, int nrs, char **argv)
 		now = mono_ms();
 		for (int i = 0; i < NPARK; i++)
 			if (parks[i].used && parks[i].deadline && parks[i].deadline <= now) {
-				answer(parks[i].id, -1, EAGAIN);	/* SO_RCVTIMEO passed */
+				sc_answer(parks[i].id, -1, EAGAIN);	/* SO_RCVTIMEO passed */
 				park_done(&parks[i]);
 			}
 		if (n == 0)

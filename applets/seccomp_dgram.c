@@ -204,7 +204,7 @@ static int dgram_open(const struct seccomp_notif *n, const struct call *cl, cons
 	}
 	return s;
 fail:
-	answer(n->id, -1, errno);
+	sc_answer(n->id, -1, errno);
 	if (s >= 0)
 		close(s);
 	if (bound > 0)
@@ -259,7 +259,7 @@ static int dcall_iov(const struct seccomp_notif *n, struct dcall *c)
 	if (!c->msg)
 		return 0;
 	if ((c->total = read_iov(n->pid, c->mh.iov, c->mh.iovlen, c->iov)) < 0)
-		return answer(n->id, -1, errno), -1;
+		return sc_answer(n->id, -1, errno), -1;
 	c->niov = (int)c->mh.iovlen;
 	return 0;
 }
@@ -277,9 +277,9 @@ static void dgram_send(const struct seccomp_notif *n, const struct dcall *c, int
 	int hl = 0;
 
 	if (c->total > (ssize_t)sizeof data)
-		return answer(n->id, -1, EMSGSIZE);
+		return sc_answer(n->id, -1, EMSGSIZE);
 	if (c->total && mem_iov(n->pid, data, (size_t)c->total, c->iov, c->niov, 0) < 0)
-		return answer(n->id, -1, EFAULT);
+		return sc_answer(n->id, -1, EFAULT);
 	if (r->flags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1)) {
 		struct sockaddr_storage src;
 		socklen_t sl;
@@ -287,8 +287,8 @@ static void dgram_send(const struct seccomp_notif *n, const struct dcall *c, int
 			src = rc->local;
 		else
 			any_addr(dst->ss_family, 0, &src, &sl);
-		if ((hl = header(r, &src, dst, SOCK_DGRAM, hdr, sizeof hdr)) < 0)
-			return answer(n->id, -1, errno);
+		if ((hl = sc_header(r, &src, dst, SOCK_DGRAM, hdr, sizeof hdr)) < 0)
+			return sc_answer(n->id, -1, errno);
 	}
 	if (!still_valid(n->id))
 		return;
@@ -304,9 +304,9 @@ static void dgram_send(const struct seccomp_notif *n, const struct dcall *c, int
 		w = hl + c->total;	/* dropped, as UDP drops */
 	if (w < 0) {
 		int e = errno;
-		return answer(n->id, -1, e == ENOENT || e == ENOTDIR || e == EPROTOTYPE || e == ENOTSOCK ? ECONNREFUSED : e);
+		return sc_answer(n->id, -1, e == ENOENT || e == ENOTDIR || e == EPROTOTYPE || e == ENOTSOCK ? ECONNREFUSED : e);
 	}
-	answer(n->id, w >= hl ? w - hl : 0, 0);
+	sc_answer(n->id, w >= hl ? w - hl : 0, 0);
 }
 
 /* connect() of a datagram socket by a rule: made AF_UNIX and connected to the target. */
@@ -319,9 +319,9 @@ void dgram_connect(const struct seccomp_notif *n, const struct call *cl, const s
 	int s;
 
 	if (r->action != ACT_UNIX && r->action != ACT_ABSTRACT)
-		return pass(n->id);	/* blackhole, nat64, tcp targets: as without rules (see the man page) */
-	if (target(rs, r, &cl->dst, &ta) < 0)
-		return answer(n->id, -1, errno);
+		return sc_pass(n->id);	/* blackhole, nat64, tcp targets: as without rules (see the man page) */
+	if (sc_target(rs, r, &cl->dst, &ta) < 0)
+		return sc_answer(n->id, -1, errno);
 	if (fstat(cl->fd, &st) == 0 && (d = dgram_find(st.st_ino)))
 		s = dup(cl->fd);	/* ours already: connected again */
 	else if ((s = dgram_open(n, cl, rs, r, &ta, &d)) < 0)
@@ -329,7 +329,7 @@ void dgram_connect(const struct seccomp_notif *n, const struct call *cl, const s
 	if (connect(s, &ta.u.sa, ta.len) < 0) {
 		int e = errno;
 		close(s);
-		return answer(n->id, -1, e == ENOENT || e == ENOTDIR || e == EPROTOTYPE ? ECONNREFUSED : e);
+		return sc_answer(n->id, -1, e == ENOENT || e == ENOTDIR || e == EPROTOTYPE ? ECONNREFUSED : e);
 	}
 	struct rec *rc = rec_find(d->ino);
 	if (rc) {
@@ -338,7 +338,7 @@ void dgram_connect(const struct seccomp_notif *n, const struct call *cl, const s
 	}
 	dgmap_add(&d->map, &ta.u.un, ta.len, (struct sockaddr *)&cl->sa, inet_len(cl->domain));
 	close(s);
-	answer(n->id, 0, 0);
+	sc_answer(n->id, 0, 0);
 }
 
 void on_send(const struct seccomp_notif *n)
@@ -353,7 +353,7 @@ void on_send(const struct seccomp_notif *n)
 	int s = -1;
 
 	if (dcall_head(n, &c) < 0 || !c.name)
-		return pass(n->id);	/* no address: the kernel knows the way (or says EFAULT) */
+		return sc_pass(n->id);	/* no address: the kernel knows the way (or says EFAULT) */
 	if (!(d = dgram_find(fd_ino(n->pid, n->data.args[0])))) {
 		/* not ours yet: a datagram socket sending to a matched address becomes ours */
 		if (call_open(n, c.name, c.namelen, RULE_CONNECT, RULE_UDP, &cl) < 0)
@@ -366,42 +366,42 @@ void on_send(const struct seccomp_notif *n)
 		r = cl.r;
 	} else {
 		if (read_sockaddr(n, c.name, c.namelen, &sa) < 0)
-			return pass(n->id);	/* a Unix address on our Unix socket: the kernel's */
-		canon(&sa, &dst);
-		if (!(r = match(RULE_CONNECT, RULE_UDP, (struct sockaddr *)&dst, &rs)) || r->action == ACT_PASS)
-			return answer(n->id, -1, ENETUNREACH);	/* an AF_UNIX socket now: it cannot reach IP */
+			return sc_pass(n->id);	/* a Unix address on our Unix socket: the kernel's */
+		sc_canon(&sa, &dst);
+		if (!(r = sc_match(RULE_CONNECT, RULE_UDP, (struct sockaddr *)&dst, &rs)) || r->action == ACT_PASS)
+			return sc_answer(n->id, -1, ENETUNREACH);	/* an AF_UNIX socket now: it cannot reach IP */
 	}
 	if (r->action == ACT_REJECT) {
-		answer(n->id, -1, r->err ? r->err : ECONNREFUSED);
+		sc_answer(n->id, -1, r->err ? r->err : ECONNREFUSED);
 		goto out;
 	}
 	if (r->action != ACT_UNIX && r->action != ACT_ABSTRACT && r->action != ACT_BLACKHOLE) {
 		if (d)
-			answer(n->id, -1, ENETUNREACH);
+			sc_answer(n->id, -1, ENETUNREACH);
 		else
-			pass(n->id);
+			sc_pass(n->id);
 		goto out;
 	}
 	if (dcall_iov(n, &c) < 0)
 		goto out;
 	if (r->action == ACT_BLACKHOLE) {
-		answer(n->id, c.total, 0);	/* sent, never to arrive */
+		sc_answer(n->id, c.total, 0);	/* sent, never to arrive */
 		goto out;
 	}
-	if (target(rs, r, &dst, &ta) < 0) {
-		answer(n->id, -1, errno);
+	if (sc_target(rs, r, &dst, &ta) < 0) {
+		sc_answer(n->id, -1, errno);
 		goto out;
 	}
 	if (d ? (s = take_fd(n->pid, (int)n->data.args[0], NULL)) < 0 : (s = dgram_open(n, &cl, rs, r, &ta, &d)) < 0) {
 		if (d && s < 0)
-			pass(n->id);
+			sc_pass(n->id);
 		goto out;
 	}
 	dgmap_add(&d->map, &ta.u.un, ta.len, (struct sockaddr *)&sa, inet_len(sa.ss_family));
 	dgram_send(n, &c, s, &ta, r, rec_find(d->ino), &dst);
 	goto out;
 pass:
-	pass(n->id);
+	sc_pass(n->id);
 out:
 	if (cl.fd >= 0)
 		close(cl.fd);
@@ -427,7 +427,7 @@ int try_recv(uint64_t id, pid_t pid, const struct dcall *c, int s, ino_t ino)
 	    !(fcntl(s, F_GETFL) & O_NONBLOCK))
 		return 0;
 	if (got < 0)
-		return answer(id, -1, errno), 1;
+		return sc_answer(id, -1, errno), 1;
 	size_t copied = (size_t)got < room ? (size_t)got : room;
 	struct sockaddr_storage src;
 	socklen_t sl = 0;
@@ -453,8 +453,8 @@ int try_recv(uint64_t id, pid_t pid, const struct dcall *c, int s, ino_t ino)
 		bad = mem_io(pid, c->namelen, &sl, sizeof sl, 1) < 0;
 	}
 	if (bad)
-		return answer(id, -1, EFAULT), 1;
-	answer(id, (c->flags & MSG_TRUNC) ? got : (ssize_t)copied, 0);
+		return sc_answer(id, -1, EFAULT), 1;
+	sc_answer(id, (c->flags & MSG_TRUNC) ? got : (ssize_t)copied, 0);
 	return 1;
 }
 
@@ -465,13 +465,13 @@ void on_recv(const struct seccomp_notif *n)
 	int s;
 
 	if (!dgram_find(ino))
-		return pass(n->id);
+		return sc_pass(n->id);
 	if (dcall_head(n, &c) < 0)
-		return answer(n->id, -1, EFAULT);
+		return sc_answer(n->id, -1, EFAULT);
 	if (dcall_iov(n, &c) < 0)
 		return;
 	if ((s = take_fd(n->pid, (int)n->data.args[0], NULL)) < 0)
-		return pass(n->id);
+		return sc_pass(n->id);
 	if (try_recv(n->id, n->pid, &c, s, ino)) {
 		close(s);
 		return;
@@ -487,6 +487,6 @@ void on_recv(const struct seccomp_notif *n)
 		return;
 	}
 	close(s);
-	answer(n->id, -1, EAGAIN);
+	sc_answer(n->id, -1, EAGAIN);
 }
 

@@ -76,7 +76,7 @@ struct call {
 };
 
 /* seccomp.c: the rules, the program's memory and descriptors, the answers */
-const struct rule *match(int dir, int proto, const struct sockaddr *sa, const struct ruleset **rsp);
+const struct rule *sc_match(int dir, int proto, const struct sockaddr *sa, const struct ruleset **rsp);
 int mem_iov(pid_t pid, void *buf, size_t len, const struct iovec *riov, int n, int write);
 int mem_io(pid_t pid, uint64_t addr, void *buf, size_t len, int write);
 int still_valid(uint64_t id);
@@ -85,9 +85,9 @@ int take_fd(pid_t tid, int fd, int *cloexec);
 ino_t fd_ino(pid_t tid, uint64_t fd);
 struct rec *rec_find(ino_t ino);
 struct rec *rec_add(int fd);
-void answer(uint64_t id, int64_t val, int err);
-void pass(uint64_t id);
-int install(uint64_t id, int s, int fd, int cloexec, int send);
+void sc_answer(uint64_t id, int64_t val, int err);
+void sc_pass(uint64_t id);
+int sc_install(uint64_t id, int s, int fd, int cloexec, int send);
 int swap_in(const struct seccomp_notif *n, int s, int cloexec, struct rec **rcp);
 void set_nonblock(int s, int on);
 int wait_fd(int s, short ev, int ms);
@@ -98,15 +98,15 @@ void build_filter(struct sock_fprog *prog, int strict, int binds, int fdpass, in
 
 /* seccomp_stream.c: addresses, the rule's target and header, the stream calls */
 socklen_t inet_len(int fam);
-void canon(const struct sockaddr_storage *in, struct sockaddr_storage *out);
+void sc_canon(const struct sockaddr_storage *in, struct sockaddr_storage *out);
 socklen_t in_family(const struct sockaddr_storage *a, int fam, struct sockaddr_storage *out);
 void any_addr(int fam, int loopback, struct sockaddr_storage *ss, socklen_t *len);
 void pick_source(const struct ruleset *rs, const struct rule *r, const struct sockaddr_storage *dst,
 		 int fam, struct sockaddr_storage *out, socklen_t *len);
-int target(const struct ruleset *rs, const struct rule *r, const struct sockaddr_storage *dst,
-	   struct sg_addr *ta);
-int header(const struct rule *r, const struct sockaddr_storage *src, const struct sockaddr_storage *dst,
-	   int socktype, unsigned char *buf, size_t size);
+int sc_target(const struct ruleset *rs, const struct rule *r, const struct sockaddr_storage *dst,
+	      struct sg_addr *ta);
+int sc_header(const struct rule *r, const struct sockaddr_storage *src, const struct sockaddr_storage *dst,
+	      int socktype, unsigned char *buf, size_t size);
 int call_open(const struct seccomp_notif *n, uint64_t ptr, uint64_t len, int dir, int proto, struct call *c);
 void on_connect(const struct seccomp_notif *n);
 void on_name(const struct seccomp_notif *n, int peer);

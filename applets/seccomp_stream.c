@@ -42,7 +42,7 @@ socklen_t inet_len(int fam)
 }
 
 /* IPv4-mapped IPv6 as plain IPv4 (for matching, templates and headers). */
-void canon(const struct sockaddr_storage *in, struct sockaddr_storage *out)
+void sc_canon(const struct sockaddr_storage *in, struct sockaddr_storage *out)
 {
 	socklen_t l = sizeof *out;
 
@@ -105,8 +105,8 @@ void pick_source(const struct ruleset *rs, const struct rule *r, const struct so
 }
 
 /* Where a connect rule sends dst; -1 with errno. */
-int target(const struct ruleset *rs, const struct rule *r, const struct sockaddr_storage *dst,
-		  struct sg_addr *ta)
+int sc_target(const struct ruleset *rs, const struct rule *r, const struct sockaddr_storage *dst,
+	      struct sg_addr *ta)
 {
 	char path[sizeof ta->u.un.sun_path + 1];
 	const char *arg = rules_str(rs, r->arg);
@@ -125,8 +125,8 @@ int target(const struct ruleset *rs, const struct rule *r, const struct sockaddr
 	return errno = EOPNOTSUPP, -1;
 }
 
-int header(const struct rule *r, const struct sockaddr_storage *src, const struct sockaddr_storage *dst,
-		  int socktype, unsigned char *buf, size_t size)
+int sc_header(const struct rule *r, const struct sockaddr_storage *src, const struct sockaddr_storage *dst,
+	      int socktype, unsigned char *buf, size_t size)
 {
 	struct proxy_hdr h;
 
@@ -216,21 +216,21 @@ int call_open(const struct seccomp_notif *n, uint64_t ptr, uint64_t len, int dir
 	c->fd = -1;
 	c->domain = c->type = c->cloexec = 0;
 	if (read_sockaddr(n, ptr, len, &c->sa) < 0)
-		return pass(n->id), -1;
-	canon(&c->sa, &c->dst);
-	if (!(c->r = match(dir, proto, (struct sockaddr *)&c->dst, &c->rs)))
-		return pass(n->id), -1;
+		return sc_pass(n->id), -1;
+	sc_canon(&c->sa, &c->dst);
+	if (!(c->r = sc_match(dir, proto, (struct sockaddr *)&c->dst, &c->rs)))
+		return sc_pass(n->id), -1;
 	if (!still_valid(n->id))
 		return -1;
 	if ((c->fd = take_fd(n->pid, (int)n->data.args[0], &c->cloexec)) < 0)
-		return pass(n->id), -1;
+		return sc_pass(n->id), -1;
 	l = sizeof c->domain;
 	getsockopt(c->fd, SOL_SOCKET, SO_DOMAIN, &c->domain, &l);
 	l = sizeof c->type;
 	getsockopt(c->fd, SOL_SOCKET, SO_TYPE, &c->type, &l);
 	if (c->domain != c->sa.ss_family || (c->type != SOCK_STREAM && c->type != SOCK_DGRAM)) {
 		close(c->fd);
-		return pass(n->id), -1;
+		return sc_pass(n->id), -1;
 	}
 	return 0;
 }
@@ -247,11 +247,11 @@ void on_connect(const struct seccomp_notif *n)
 	int fd = cl.fd, domain = cl.domain, type = cl.type;
 
 	if (r->proto != RULE_ANYPROTO &&
-	    !(r = match(RULE_CONNECT, type == SOCK_STREAM ? RULE_TCP : RULE_UDP, (struct sockaddr *)&cl.dst, &rs)))
+	    !(r = sc_match(RULE_CONNECT, type == SOCK_STREAM ? RULE_TCP : RULE_UDP, (struct sockaddr *)&cl.dst, &rs)))
 		goto pass;
 	if (r->action == ACT_REJECT) {
 		/* answered here, never continued: the kernel must not see the address again */
-		answer(n->id, -1, r->err ? r->err : ECONNREFUSED);
+		sc_answer(n->id, -1, r->err ? r->err : ECONNREFUSED);
 		goto out;
 	}
 	if (type == SOCK_DGRAM) {
@@ -263,7 +263,7 @@ void on_connect(const struct seccomp_notif *n)
 
 	struct stat st;
 	if (fstat(fd, &st) == 0 && rec_find(st.st_ino)) {
-		answer(n->id, -1, EISCONN);	/* connected by us already, as TCP says */
+		sc_answer(n->id, -1, EISCONN);	/* connected by us already, as TCP says */
 		goto out;
 	}
 	struct sg_addr ta;
@@ -274,15 +274,15 @@ void on_connect(const struct seccomp_notif *n)
 	int nonblock = (fcntl(fd, F_GETFL) & O_NONBLOCK) != 0;
 
 	pick_source(rs, r, &cl.dst, domain, &local, &locallen);
-	if (target(rs, r, &cl.dst, &ta) < 0 ||
+	if (sc_target(rs, r, &cl.dst, &ta) < 0 ||
 	    ((r->flags & (RULE_F_PROXY_V2 | RULE_F_PROXY_V1)) &&
-	     (hl = header(r, &local, &cl.dst, SOCK_STREAM, hdr, sizeof hdr)) < 0)) {
-		answer(n->id, -1, errno);
+	     (hl = sc_header(r, &local, &cl.dst, SOCK_STREAM, hdr, sizeof hdr)) < 0)) {
+		sc_answer(n->id, -1, errno);
 		goto out;
 	}
 	int how = open_target(&ta, hdr, (size_t)hl, nonblock, &s);
 	if (how < 0) {
-		answer(n->id, -1, errno);
+		sc_answer(n->id, -1, errno);
 		goto out;
 	}
 	struct rec *rc;
@@ -295,10 +295,10 @@ void on_connect(const struct seccomp_notif *n)
 		rc->peer = cl.sa;
 		rc->peerlen = inet_len(domain);
 	}
-	answer(n->id, how ? -1 : 0, how ? EINPROGRESS : 0);
+	sc_answer(n->id, how ? -1 : 0, how ? EINPROGRESS : 0);
 	goto out;
 pass:
-	pass(n->id);
+	sc_pass(n->id);
 out:
 	if (fd >= 0)
 		close(fd);
@@ -314,17 +314,17 @@ void on_name(const struct seccomp_notif *n, int peer)
 	uint32_t len;
 
 	if (!r || (peer && (r->listener || !r->peerlen)))
-		return pass(n->id);	/* a datagram socket not connected: the kernel's ENOTCONN */
+		return sc_pass(n->id);	/* a datagram socket not connected: the kernel's ENOTCONN */
 	const struct sockaddr_storage *a = peer ? &r->peer : &r->local;
 	socklen_t al = peer ? r->peerlen : r->locallen;
 	if (mem_io(n->pid, n->data.args[2], &len, sizeof len, 0) < 0 || (int32_t)len < 0)
-		return answer(n->id, -1, EFAULT);
+		return sc_answer(n->id, -1, EFAULT);
 	if (!still_valid(n->id))
 		return;
 	if ((len && mem_io(n->pid, n->data.args[1], (void *)a, len < al ? len : al, 1) < 0) ||
 	    mem_io(n->pid, n->data.args[2], &al, sizeof al, 1) < 0)
-		return answer(n->id, -1, EFAULT);
-	answer(n->id, 0, 0);
+		return sc_answer(n->id, -1, EFAULT);
+	sc_answer(n->id, 0, 0);
 }
 
 /* --- bind(), listen(), accept() ------------------------------------------------ */
@@ -341,7 +341,7 @@ void on_bind(const struct seccomp_notif *n)
 
 	if ((r->action != ACT_UNIX && r->action != ACT_ABSTRACT && r->action != ACT_FDPASS) ||
 	    cl.type != SOCK_STREAM) {
-		pass(n->id);
+		sc_pass(n->id);
 		goto out;
 	}
 	char path[sizeof ((struct sockaddr_un *)0)->sun_path + 1];
@@ -351,11 +351,11 @@ void on_bind(const struct seccomp_notif *n)
 	if (!tmpl || rules_expand(tmpl, (struct sockaddr *)&cl.dst, path, sizeof path) < 0 ||
 	    addr_unix(&a, path, r->action == ACT_ABSTRACT) < 0 ||
 	    (s = socket(AF_UNIX, (r->action == ACT_FDPASS ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0)) < 0) {
-		answer(n->id, -1, errno);
+		sc_answer(n->id, -1, errno);
 		goto out;
 	}
 	if (bind_unix_path(s, &a.u.un, a.len) < 0) {
-		answer(n->id, -1, errno);
+		sc_answer(n->id, -1, errno);
 		goto out;
 	}
 	if (r->mode && r->action != ACT_ABSTRACT)
@@ -372,7 +372,7 @@ void on_bind(const struct seccomp_notif *n)
 		rc->local = cl.sa;
 		rc->locallen = inet_len(cl.domain);
 	}
-	answer(n->id, 0, 0);
+	sc_answer(n->id, 0, 0);
 out:
 	if (fd >= 0)
 		close(fd);
@@ -386,8 +386,8 @@ void on_listen(const struct seccomp_notif *n)
 
 	/* a receiver of passed sockets is a datagram socket: it has nothing to listen for */
 	if (r && r->listener && r->action == ACT_FDPASS)
-		return answer(n->id, 0, 0);
-	pass(n->id);
+		return sc_answer(n->id, 0, 0);
+	sc_pass(n->id);
 }
 
 /* Read and consume the PROXY header at the start of s: 1 with h, 0 LOCAL, -1 none or bad. */
@@ -436,7 +436,7 @@ int try_accept(uint64_t id, pid_t pid, const uint64_t *args, int lfd, const stru
 		if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return 0;
 		if (m < 0 && errno != EMSGSIZE) {
-			answer(id, -1, errno);
+			sc_answer(id, -1, errno);
 			return -1;
 		}
 		if (!nf)
@@ -457,7 +457,7 @@ int try_accept(uint64_t id, pid_t pid, const uint64_t *args, int lfd, const stru
 		if (c < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return 0;
 		if (c < 0) {
-			answer(id, -1, errno);
+			sc_answer(id, -1, errno);
 			return -1;
 		}
 		struct proxy_hdr h;
@@ -469,7 +469,7 @@ int try_accept(uint64_t id, pid_t pid, const uint64_t *args, int lfd, const stru
 			memset(&h, 0, sizeof h);
 			if ((got = read_header(c, &h)) < 0) {
 				close(c);
-				answer(id, -1, ECONNABORTED);	/* as a connection gone before accept */
+				sc_answer(id, -1, ECONNABORTED);	/* as a connection gone before accept */
 				return -1;
 			}
 		}
@@ -498,14 +498,14 @@ int try_accept(uint64_t id, pid_t pid, const uint64_t *args, int lfd, const stru
 		    (len && peerlen && mem_io(pid, args[1], &peer, len < peerlen ? len : peerlen, 1) < 0) ||
 		    mem_io(pid, args[2], &peerlen, sizeof peerlen, 1) < 0) {
 			close(c);
-			answer(id, -1, EFAULT);
+			sc_answer(id, -1, EFAULT);
 			return -1;
 		}
 	}
-	int r = install(id, c, 0, (flags & SOCK_CLOEXEC) != 0, 1);
+	int r = sc_install(id, c, 0, (flags & SOCK_CLOEXEC) != 0, 1);
 	close(c);
 	if (r < 0)
-		answer(id, -1, errno == ENOENT ? EINTR : errno);
+		sc_answer(id, -1, errno == ENOENT ? EINTR : errno);
 	return 1;
 }
 
@@ -515,22 +515,22 @@ void on_accept(const struct seccomp_notif *n)
 	uint64_t args[6];
 
 	if (!r || !r->listener)
-		return pass(n->id);
+		return sc_pass(n->id);
 	memcpy(args, n->data.args, sizeof args);
 	if (n->data.nr != __NR_accept4)
 		args[3] = 0;
 	if (args[3] & ~(uint64_t)(SOCK_NONBLOCK | SOCK_CLOEXEC))
-		return answer(n->id, -1, EINVAL);
+		return sc_answer(n->id, -1, EINVAL);
 	int lfd = take_fd(n->pid, (int)args[0], NULL);
 	if (lfd < 0)
-		return pass(n->id);
+		return sc_pass(n->id);
 	if (try_accept(n->id, n->pid, args, lfd, r) != 0) {
 		close(lfd);
 		return;
 	}
 	if (fcntl(lfd, F_GETFL) & O_NONBLOCK) {
 		close(lfd);
-		return answer(n->id, -1, EAGAIN);
+		return sc_answer(n->id, -1, EAGAIN);
 	}
 	struct park *p = park_new();
 	if (p) {
@@ -539,6 +539,6 @@ void on_accept(const struct seccomp_notif *n)
 		return;
 	}
 	close(lfd);
-	answer(n->id, -1, EAGAIN);
+	sc_answer(n->id, -1, EAGAIN);
 }
 

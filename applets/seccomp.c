@@ -16,12 +16,14 @@
  * address length an inet address has, getsockname()/getpeername() (answered
  * for sockets made here, found by inode), accept()/listen() when a bind
  * rule exists, and, when a connect rule can apply to UDP, sendto() with an
- * address, recvfrom() with room for one, sendmsg() and recvmsg(). A UDP
- * socket sent or connected to a matched address becomes an AF_UNIX
- * datagram socket, as in the library's datagram path (preload/out.c): the
- * supervisor sends its datagrams and receives them, giving replies the
- * source address the program sent to. See sockgate-run(1), SECCOMP MODE,
- * for what is not covered.
+ * address, recvfrom() with room for one, sendmsg() and recvmsg(), and,
+ * when a rule can swap a socket, setsockopt()/getsockopt() of the TCP/IP
+ * options a Unix socket lacks (seccomp_filter.c). A UDP socket sent or
+ * connected to a matched address becomes an AF_UNIX datagram socket, as
+ * in the library's datagram path (preload/out.c): the supervisor sends its
+ * datagrams and receives them, giving replies the source address the
+ * program sent to. See sockgate-run(1), SECCOMP MODE, for what is not
+ * covered.
  *
  * This file is the supervisor itself: the child that installs the filter
  * (built in seccomp_filter.c) and execs the program, the loop that takes
@@ -416,6 +418,10 @@ static void on_notify(void)
 	case __NR_recvfrom:
 	case __NR_recvmsg:
 		return on_recv(&n);
+	case __NR_setsockopt:
+		return on_sockopt(&n, 1);
+	case __NR_getsockopt:
+		return on_sockopt(&n, 0);
 	}
 	sc_pass(n.id);
 }
@@ -447,7 +453,10 @@ static void __attribute__((noreturn)) child(int up, const sigset_t *old, char **
 	int strict = have_rule(RULE_CONNECT, ACT_REJECT);
 	int binds = have_rule(RULE_BIND, 0);
 
-	build_filter(&prog, strict, binds, have_rule(RULE_BIND, ACT_FDPASS), have_udp_rule());
+	int swaps = binds || have_rule(RULE_CONNECT, ACT_UNIX) || have_rule(RULE_CONNECT, ACT_ABSTRACT) ||
+		    have_rule(RULE_CONNECT, ACT_TCP);
+
+	build_filter(&prog, strict, binds, have_rule(RULE_BIND, ACT_FDPASS), have_udp_rule(), swaps);
 	int e = 0, lfd = -1;
 
 	sigprocmask(SIG_SETMASK, old, NULL);

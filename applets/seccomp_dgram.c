@@ -193,6 +193,7 @@ static int dgram_open(const struct seccomp_notif *n, const struct call *cl, cons
 		memcpy((*dp)->path, a.sun_path, sizeof (*dp)->path);
 	if (rc) {
 		rc->family = cl->domain;
+		rc->type = SOCK_DGRAM;
 		/* a socket the program bound keeps that address as its own */
 		if (getsockname(cl->fd, (struct sockaddr *)&mine, &ml) == 0 && (addr_port((struct sockaddr *)&mine) > 0 ||
 		    !addr_is_any(&mine))) {

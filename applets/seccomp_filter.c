@@ -32,10 +32,10 @@ struct bpf {
 	struct sock_filter f[96];
 	int label[96];		/* a jump's target to fix: a label, or -1 (jt) */
 	int flabel[96];		/* the same for jf */
-	int at[8];		/* where each label is */
+	int at[16];		/* where each label is (L_NLABELS of them) */
 	int n;
 };
-enum { L_ALLOW, L_NOTIFY, L_LEN2, L_LEN5, L_SENDTO, L_RECVFROM, L_NLABELS };
+enum { L_ALLOW, L_NOTIFY, L_LEN2, L_LEN5, L_SENDTO, L_RECVFROM, L_GETOPT, L_LEVEL, L_NLABELS };
 
 static void op(struct bpf *b, uint16_t code, uint32_t k)
 {
@@ -100,9 +100,14 @@ static void null_check(struct bpf *b, int arg, int then)
  * on when a reject rule must see every inet address. With datagram
  * rules: sendto() with an address (checked the same way), recvfrom() with
  * room for one, and sendmsg()/recvmsg() always (the address is behind a
- * pointer BPF cannot follow).
+ * pointer BPF cannot follow). When a rule can put a socket of ours in the
+ * program's place: setsockopt() and getsockopt() at the TCP, IP and IPv6
+ * levels (and UDP's, with datagram rules), and getsockopt() of
+ * SO_DOMAIN, SO_PROTOCOL (and, with fdpass rules, whose receiver is a
+ * datagram socket, SO_TYPE); the supervisor lets those of other sockets
+ * go on.
  */
-void build_filter(struct sock_fprog *prog, int strict, int binds, int fdpass, int dgrams)
+void build_filter(struct sock_fprog *prog, int strict, int binds, int fdpass, int dgrams, int swaps)
 {
 	static struct bpf filter;
 	struct bpf *b = &filter;
@@ -133,6 +138,10 @@ void build_filter(struct sock_fprog *prog, int strict, int binds, int fdpass, in
 		jmp(b, BPF_JEQ, __NR_sendmsg, L_NOTIFY);
 		jmp(b, BPF_JEQ, __NR_recvmsg, L_NOTIFY);
 	}
+	if (swaps) {
+		jmp(b, BPF_JEQ, __NR_setsockopt, L_LEVEL);
+		jmp(b, BPF_JEQ, __NR_getsockopt, L_GETOPT);
+	}
 	op(b, BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 	/* BPF jumps only forward: the blocks, then the two answers */
 	here(b, L_LEN2);
@@ -144,6 +153,26 @@ void build_filter(struct sock_fprog *prog, int strict, int binds, int fdpass, in
 		addrlen_check(b, 5, strict);
 		here(b, L_RECVFROM);
 		null_check(b, 4, L_NOTIFY);
+	}
+	if (swaps) {
+		/* level and name are ints: the low 32 bits (little-endian) are what the kernel reads */
+		here(b, L_GETOPT);
+		ld_arg(b, 1, 0);
+		jmp2(b, BPF_JEQ, SOL_SOCKET, -1, L_LEVEL);
+		ld_arg(b, 2, 0);
+		jmp(b, BPF_JEQ, SO_DOMAIN, L_NOTIFY);
+		jmp(b, BPF_JEQ, SO_PROTOCOL, L_NOTIFY);
+		if (fdpass)
+			jmp(b, BPF_JEQ, SO_TYPE, L_NOTIFY);
+		op(b, BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+		here(b, L_LEVEL);
+		ld_arg(b, 1, 0);
+		jmp(b, BPF_JEQ, IPPROTO_TCP, L_NOTIFY);
+		jmp(b, BPF_JEQ, IPPROTO_IP, L_NOTIFY);
+		jmp(b, BPF_JEQ, IPPROTO_IPV6, L_NOTIFY);
+		if (dgrams)
+			jmp(b, BPF_JEQ, IPPROTO_UDP, L_NOTIFY);
+		op(b, BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 	}
 	here(b, L_ALLOW);
 	op(b, BPF_RET | BPF_K, SECCOMP_RET_ALLOW);

@@ -17,6 +17,7 @@
 #include <linux/seccomp.h>
 
 #include "addr.h"
+#include "fakeopt.h"
 #include "rules.h"
 
 #define HDR_MAX 1024
@@ -26,11 +27,13 @@
 struct rec {
 	ino_t ino;		/* 0: free */
 	int listener;		/* a bind rule's socket (else a connection) */
-	int family;		/* the program's socket family */
+	int family, type;	/* the program's socket family and type */
+	int inet;		/* ours is a TCP socket (a tcp target): its options are real */
 	int action;		/* for listeners: ACT_UNIX, ACT_ABSTRACT, ACT_FDPASS */
 	uint32_t rflags;
 	struct sockaddr_storage local, peer;
 	socklen_t locallen, peerlen;
+	struct fakeopt opts;	/* TCP/IP options set on it (core/fakeopt) */
 };
 
 /* struct msghdr as the kernel reads it on 64-bit Linux (include/linux/socket.h's user_msghdr) */
@@ -94,7 +97,7 @@ int wait_fd(int s, short ev, int ms);
 struct park *park_new(void);
 
 /* seccomp_filter.c */
-void build_filter(struct sock_fprog *prog, int strict, int binds, int fdpass, int dgrams);
+void build_filter(struct sock_fprog *prog, int strict, int binds, int fdpass, int dgrams, int swaps);
 
 /* seccomp_stream.c: addresses, the rule's target and header, the stream calls */
 socklen_t inet_len(int fam);
@@ -110,6 +113,7 @@ int sc_header(const struct rule *r, const struct sockaddr_storage *src, const st
 int call_open(const struct seccomp_notif *n, uint64_t ptr, uint64_t len, int dir, int proto, struct call *c);
 void on_connect(const struct seccomp_notif *n);
 void on_name(const struct seccomp_notif *n, int peer);
+void on_sockopt(const struct seccomp_notif *n, int set);
 void on_bind(const struct seccomp_notif *n);
 void on_listen(const struct seccomp_notif *n);
 void on_accept(const struct seccomp_notif *n);

@@ -6,9 +6,11 @@
  * rule matches becomes a Unix listener (or a receiver of passed sockets)
  * in its place, whose accept()s are answered here with the real client's
  * address; getsockname()/getpeername() show the inet addresses the program
- * expects for every socket made here. Also the pieces the datagram side
- * (seccomp_dgram.c) uses too: the rule's target, source and header, and
- * call_open(), which reads a call's address and takes its socket.
+ * expects for every socket made here, and getsockopt()/setsockopt() its
+ * TCP/IP options as the library answers them (core/fakeopt). Also the
+ * pieces the datagram side (seccomp_dgram.c) uses too: the rule's target,
+ * source and header, and call_open(), which reads a call's address and
+ * takes its socket.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -290,6 +292,8 @@ void on_connect(const struct seccomp_notif *n)
 		goto out;
 	if (rc) {
 		rc->family = domain;
+		rc->type = SOCK_STREAM;
+		rc->inet = ta.u.sa.sa_family != AF_UNIX;
 		rc->local = local;
 		rc->locallen = locallen;
 		rc->peer = cl.sa;
@@ -323,6 +327,61 @@ void on_name(const struct seccomp_notif *n, int peer)
 		return;
 	if ((len && mem_io(n->pid, n->data.args[1], (void *)a, len < al ? len : al, 1) < 0) ||
 	    mem_io(n->pid, n->data.args[2], &al, sizeof al, 1) < 0)
+		return sc_answer(n->id, -1, EFAULT);
+	sc_answer(n->id, 0, 0);
+}
+
+/* --- getsockopt(), setsockopt() ---------------------------------------------- */
+
+/*
+ * The options the filter sends (TCP, IP, IPv6 levels; SO_DOMAIN,
+ * SO_PROTOCOL and, with fdpass rules, SO_TYPE) of a socket made here are
+ * answered as the library answers them (core/fakeopt); every other
+ * socket's, and what fakeopt leaves to the Unix socket, go on to the
+ * kernel. A socket connected to a tcp target is TCP: its options are real
+ * but for the family and protocol the program gave it.
+ */
+void on_sockopt(const struct seccomp_notif *n, int set)
+{
+	struct rec *r = rec_find(fd_ino(n->pid, n->data.args[0]));
+	int level = (int)n->data.args[1], name = (int)n->data.args[2], v = 0;
+	unsigned char buf[256];
+	uint32_t len;
+
+	if (!r)
+		return sc_pass(n->id);
+	if (set) {
+		len = (uint32_t)n->data.args[4];
+		if (level == SOL_SOCKET || r->inet)
+			return sc_pass(n->id);
+		/* an int or a byte is kept; a longer value is accepted unread, as the library does */
+		int keep = len == sizeof(int) || len == 1;
+		if (keep && mem_io(n->pid, n->data.args[3], buf, len, 0) < 0)
+			return sc_answer(n->id, -1, EFAULT);
+		if (!still_valid(n->id))
+			return;
+		fakeopt_set(&r->opts, level, name, keep ? buf : NULL, len);
+		return sc_answer(n->id, 0, 0);
+	}
+	int kind = fakeopt_get(&r->opts, level, name, r->family, r->type, &v);
+	if (kind == FAKEOPT_KERNEL || (r->inet && level != SOL_SOCKET))
+		return sc_pass(n->id);
+	if (mem_io(n->pid, n->data.args[4], &len, sizeof len, 0) < 0)
+		return sc_answer(n->id, -1, EFAULT);
+	if ((int32_t)len < 0)
+		return sc_answer(n->id, -1, EINVAL);
+	memset(buf, 0, sizeof buf);
+	if (kind == FAKEOPT_INT) {
+		memcpy(buf, &v, sizeof v);
+		if (len > sizeof v)
+			len = sizeof v;
+	} else if (len > sizeof buf) {
+		len = sizeof buf;	/* zeros: more than TCP_INFO's size, the largest a program reads */
+	}
+	if (!still_valid(n->id))
+		return;
+	if ((len && mem_io(n->pid, n->data.args[3], buf, len, 1) < 0) ||
+	    mem_io(n->pid, n->data.args[4], &len, sizeof len, 1) < 0)
 		return sc_answer(n->id, -1, EFAULT);
 	sc_answer(n->id, 0, 0);
 }
@@ -367,6 +426,7 @@ void on_bind(const struct seccomp_notif *n)
 	if (rc) {
 		rc->listener = 1;
 		rc->family = cl.domain;
+		rc->type = SOCK_STREAM;
 		rc->action = r->action;
 		rc->rflags = r->flags;
 		rc->local = cl.sa;
@@ -485,6 +545,7 @@ int try_accept(uint64_t id, pid_t pid, const uint64_t *args, int lfd, const stru
 		struct rec *rc = rec_add(c);
 		if (rc) {
 			rc->family = lr->family;
+			rc->type = SOCK_STREAM;
 			rc->local = local;
 			rc->locallen = locallen;
 			rc->peer = peer;

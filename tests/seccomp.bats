@@ -10,11 +10,13 @@ SERVE=$BUILD/go/httpserve
 STCLI=$BUILD/static/stcli
 UDPASK=$BUILD/go/udpask
 STUDP=$BUILD/static/studp
+STOPT=$BUILD/static/stopt
+TCPOPTS=$BUILD/go/tcpopts
 
 # need_unotify: skip, saying why, where seccomp user notification is refused
 # (an old kernel, a container runtime's own filter).
 need_unotify() {
-	[ -x "$GET" ] && [ -x "$STCLI" ] || skip "the Go and static test programs are not built (make tools)"
+	[ -x "$GET" ] && [ -x "$STCLI" ] && [ -x "$STOPT" ] && [ -x "$TCPOPTS" ] || skip "the Go and static test programs are not built (make tools)"
 	local why
 	why=$(sockgate-run --seccomp -- true 2>&1) || skip "seccomp user notification refused here: $why"
 }
@@ -109,6 +111,34 @@ s.serve_forever()' "$port" "$T/ready"
 	run -0 sockgate-run --seccomp -r "connect tcp 10.1.2.3:80 -> reject" -- \
 		python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"hi\n"); print(s.recv(9).decode().strip(), s.getpeername())' "$T/echo.sock"
 	assert_output "hi $T/echo.sock"
+}
+
+@test "seccomp: TCP options of a redirected socket read back as set, SO_DOMAIN and SO_PROTOCOL as the inet socket's (static C); Go's SetNoDelay, SetKeepAlive, SetKeepAlivePeriod succeed" {
+	need_netns
+	need_unotify
+	userver echo
+	# TCP_INFO's state 0: the library's zeros; SO_KEEPALIVE is the Unix socket's own
+	run -0 unshare -n sockgate-run --seccomp -r "connect tcp 10.1.2.3:80 -> unix $T/echo.sock" -- "$STOPT" 10.1.2.3 80
+	assert_output "nodelay 1 keepidle 30 keepintvl 5 keepcnt 4 keepalive 1 domain 2 protocol 6 state 0"
+	run -0 unshare -n sockgate-run --seccomp -r "connect tcp 10.1.2.3:80 -> unix $T/echo.sock" -- "$TCPOPTS" 10.1.2.3:80
+	assert_output "nodelay <nil> keepalive <nil> period <nil>"
+}
+
+@test "seccomp: TCP options of a loopback socket no rule matches are the kernel's, under a rule that makes the filter send them" {
+	need_unotify
+	bg python3 -c '
+import socket, sys
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+open(sys.argv[1] + ".tmp", "w").write("%d" % s.getsockname()[1]); __import__("os").rename(sys.argv[1] + ".tmp", sys.argv[1])
+held = []
+while True: held.append(s.accept()[0])' "$T/port"
+	wait_for_file "$T/port"
+	port=$(cat "$T/port")
+	# TCP_INFO's state 1 (ESTABLISHED) comes from the kernel's own TCP socket only
+	run -0 sockgate-run --seccomp -r "connect tcp 10.1.2.3:80 -> unix $T/none.sock" -- "$STOPT" 127.0.0.1 "$port"
+	assert_output "nodelay 1 keepidle 30 keepintvl 5 keepcnt 4 keepalive 1 domain 2 protocol 6 state 1"
+	run -0 sockgate-run --seccomp -r "connect tcp 10.1.2.3:80 -> unix $T/none.sock" -- "$TCPOPTS" "127.0.0.1:$port"
+	assert_output "nodelay <nil> keepalive <nil> period <nil>"
 }
 
 @test "seccomp: a static program that forks and execs a second one: both are redirected" {

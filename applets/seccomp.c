@@ -452,7 +452,7 @@ static void __attribute__((noreturn)) child(int up, const sigset_t *old, char **
 	struct sock_fprog prog;
 	int strict = have_rule(RULE_CONNECT, ACT_REJECT);
 	int binds = have_rule(RULE_BIND, 0);
-
+	/* can a socket of ours take the program's place (and its options be asked of us)? */
 	int swaps = binds || have_rule(RULE_CONNECT, ACT_UNIX) || have_rule(RULE_CONNECT, ACT_ABSTRACT) ||
 		    have_rule(RULE_CONNECT, ACT_TCP);
 

@@ -28,14 +28,14 @@
 #error "sockgate-run --seccomp: add this architecture's AUDIT_ARCH value"
 #endif
 
+enum { L_ALLOW, L_NOTIFY, L_LEN2, L_LEN5, L_SENDTO, L_RECVFROM, L_GETOPT, L_LEVEL, L_NLABELS };
 struct bpf {
 	struct sock_filter f[96];
 	int label[96];		/* a jump's target to fix: a label, or -1 (jt) */
 	int flabel[96];		/* the same for jf */
-	int at[16];		/* where each label is (L_NLABELS of them) */
+	int at[L_NLABELS];	/* where each label is */
 	int n;
 };
-enum { L_ALLOW, L_NOTIFY, L_LEN2, L_LEN5, L_SENDTO, L_RECVFROM, L_GETOPT, L_LEVEL, L_NLABELS };
 
 static void op(struct bpf *b, uint16_t code, uint32_t k)
 {

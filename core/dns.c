@@ -1,6 +1,7 @@
 /*
  * dns: parse and build DNS messages (RFC 1035 sections 4.1.1-4.1.4; AAAA
- * from RFC 3596 section 2.2; SRV from RFC 2782). Pure functions: no I/O,
+ * from RFC 3596 section 2.2; SRV from RFC 2782; the length prefix of DNS
+ * over TCP, RFC 1035 section 4.2.2). Pure functions: no I/O,
  * no globals, every read bounds-checked against the buffer.
  */
 #include <errno.h>
@@ -114,20 +115,40 @@ int dns_name_wire(const char *name, uint8_t *out, size_t size)
 	return (int)o;
 }
 
-int dns_query_build(uint8_t *buf, size_t size, uint16_t id, const char *name, uint16_t type)
+/* An OPT pseudo-record (RFC 6891 section 6.1.2): root name, payload size in CLASS, version 0, no options. */
+static int put_opt(uint8_t *p, size_t room, uint16_t payload)
 {
-	if (size < 12 + 4)
+	if (room < 11)
+		return errno = ENOSPC, -1;
+	p[0] = 0;
+	put16(p + 1, DNS_OPT);
+	put16(p + 3, payload);
+	put32(p + 5, 0);
+	put16(p + 9, 0);
+	return 11;
+}
+
+int dns_query_build(uint8_t *buf, size_t size, uint16_t id, const char *name, uint16_t type, uint16_t edns)
+{
+	size_t opt = edns ? 11 : 0;
+	if (size < 12 + 4 + opt)
 		return errno = ENOSPC, -1;
 	memset(buf, 0, 12);
 	put16(buf, id);
 	buf[2] = 0x01;		/* RD */
 	put16(buf + 4, 1);
-	int n = dns_name_wire(name, buf + 12, size - 12 - 4);
+	int n = dns_name_wire(name, buf + 12, size - 12 - 4 - opt);
 	if (n < 0)
 		return -1;
 	put16(buf + 12 + n, type);
 	put16(buf + 14 + n, DNS_IN);
-	return 12 + n + 4;
+	n += 12 + 4;
+	if (edns) {
+		put_opt(buf + n, size - (size_t)n, edns);
+		put16(buf + 10, 1);	/* ARCOUNT */
+		n += 11;
+	}
+	return n;
 }
 
 int dns_parse(const uint8_t *buf, size_t len, struct dns_msg *m)
@@ -340,6 +361,21 @@ int dns_reply_build(uint8_t *buf, size_t size, const struct dns_msg *m, int rcod
 	}
 	put16(buf + 6, (unsigned)n);
 	return (int)w.len;
+}
+
+int dns_tcp_frame(const uint8_t *buf, size_t len, size_t max, size_t *mlen)
+{
+	if (len < 2)
+		return 0;
+	size_t n = get16(buf);
+	if (n < 12)
+		return errno = EBADMSG, -1;
+	if (n > max)
+		return errno = EMSGSIZE, -1;
+	if (len - 2 < n)
+		return 0;
+	*mlen = n;
+	return 1;
 }
 
 int dns_ptr_name(const uint8_t *a, size_t alen, char *out, size_t size)

@@ -17,8 +17,9 @@
 #include <stdint.h>
 
 #define DNS_NAME_MAX 254	/* text form with its NUL: 253 characters */
-#define DNS_RR_MAX 32		/* answer records kept from one message */
+#define DNS_RR_MAX 64		/* answer records kept from one message (musl's getaddrinfo gives 48 at most) */
 #define DNS_UDP_MAX 512		/* a reply over UDP without EDNS0 (RFC 1035 4.2.1) */
+#define DNS_TCP_MAX 65535	/* a message over TCP: its length prefix is 16 bits */
 
 enum { DNS_A = 1, DNS_NS = 2, DNS_CNAME = 5, DNS_SOA = 6, DNS_PTR = 12, DNS_AAAA = 28, DNS_SRV = 33,
        DNS_OPT = 41, DNS_ANY = 255 };
@@ -66,8 +67,12 @@ int dns_parse(const uint8_t *buf, size_t len, struct dns_msg *m);
 /* Text name to wire form; length written, or -1 with EINVAL / ENOSPC. */
 int dns_name_wire(const char *name, uint8_t *out, size_t size);
 
-/* A query with RD set for one name and type; length, or -1 (EINVAL, ENOSPC). */
-int dns_query_build(uint8_t *buf, size_t size, uint16_t id, const char *name, uint16_t type);
+/*
+ * A query with RD set for one name and type; with edns (not 0), an OPT
+ * record (RFC 6891 section 6.1.2) saying answers up to that many bytes fit
+ * in a datagram. Returns the length, or -1 (EINVAL, ENOSPC).
+ */
+int dns_query_build(uint8_t *buf, size_t size, uint16_t id, const char *name, uint16_t type, uint16_t edns);
 
 /*
  * A reply to m's question: header from m (id, opcode, rd), QR and RA set,
@@ -78,6 +83,16 @@ int dns_query_build(uint8_t *buf, size_t size, uint16_t id, const char *name, ui
  */
 int dns_reply_build(uint8_t *buf, size_t size, const struct dns_msg *m, int rcode,
 		    const struct dns_rr *an, size_t nan);
+
+/*
+ * DNS over TCP (RFC 1035 section 4.2.2, RFC 7766 section 8): every message
+ * comes after its length, two bytes big-endian. Looks at what a stream has
+ * delivered so far: 1 when a whole message is there (at buf + 2, *mlen
+ * bytes long; it takes 2 + *mlen bytes of the stream), 0 when more must
+ * arrive, or -1 with errno EBADMSG (a length shorter than a DNS header) or
+ * EMSGSIZE (longer than max). Both errors show at once, from the prefix.
+ */
+int dns_tcp_frame(const uint8_t *buf, size_t len, size_t max, size_t *mlen);
 
 /* "in-addr.arpa"/"ip6.arpa" name of an address (4 or 16 bytes). */
 int dns_ptr_name(const uint8_t *a, size_t alen, char *out, size_t size);

@@ -1,7 +1,9 @@
 /*
  * Fuzz target for core/dns: dns_parse() on any bytes must not crash or read
  * past the buffer; a message that parses builds back into a reply that
- * parses, with the same question and the answers kept (or TC set).
+ * parses, with the same question and the answers kept (or TC set). The
+ * same bytes as a DNS-over-TCP stream: dns_tcp_frame() finds a message
+ * only where its length prefix says, within the bytes given.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,7 +15,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct dns_msg m, r;
 	static uint8_t out[4096];
+	size_t ml = 0;
 
+	int k = dns_tcp_frame(data, size, DNS_TCP_MAX, &ml);
+	if (k == 1 && (ml < 12 || ml + 2 > size || ml != (size_t)(data[0] << 8 | data[1])))
+		abort();
+	if (k == 1)
+		(void)dns_parse(data + 2, ml, &r);
+	if (k < 0 && size >= 2 && (data[0] << 8 | data[1]) >= 12)
+		abort();
 	if (dns_parse(data, size, &m) < 0)
 		return 0;
 	if (m.nan > DNS_RR_MAX || m.nan > m.nan_all)

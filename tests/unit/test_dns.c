@@ -10,7 +10,7 @@ static void t_query_roundtrip(void)
 {
 	uint8_t b[512];
 	struct dns_msg m;
-	int n = dns_query_build(b, sizeof b, 0x1234, "svc.test", DNS_AAAA);
+	int n = dns_query_build(b, sizeof b, 0x1234, "svc.test", DNS_AAAA, 0);
 	CHECK(n == 12 + 10 + 4, "query length %d", n);
 	CHECK(dns_parse(b, (size_t)n, &m) == 0, "query parses");
 	CHECK(m.id == 0x1234 && m.rd && !m.qr && m.qdcount == 1, "header fields");
@@ -18,6 +18,12 @@ static void t_query_roundtrip(void)
 	CHECK(m.qtype == DNS_AAAA && m.qclass == DNS_IN, "question type and class");
 	for (int i = 0; i < n; i++)
 		CHECK(dns_parse(b, (size_t)i, &m) < 0 && errno == EBADMSG, "cut at %d: EBADMSG", i);
+	/* with EDNS0: an OPT record after the question, ARCOUNT 1, payload size in its class */
+	n = dns_query_build(b, sizeof b, 1, "svc.test", DNS_A, 1232);
+	CHECK(n == 12 + 10 + 4 + 11, "query with OPT length %d", n);
+	CHECK(b[11] == 1 && !memcmp(b + n - 11, "\0\0\x29\x04\xd0\0\0\0\0\0\0", 11), "OPT record bytes");
+	CHECK(dns_query_build(b, 12 + 10 + 4 + 10, 1, "svc.test", DNS_A, 1232) < 0 && errno == ENOSPC,
+	      "no room for the OPT: ENOSPC");
 }
 
 static void t_reply(void)
@@ -25,7 +31,7 @@ static void t_reply(void)
 	uint8_t b[512];
 	struct dns_msg q, r;
 	struct dns_rr an[3];
-	int n = dns_query_build(b, sizeof b, 7, "www.svc.test", DNS_A);
+	int n = dns_query_build(b, sizeof b, 7, "www.svc.test", DNS_A, 0);
 	dns_parse(b, (size_t)n, &q);
 	memset(an, 0, sizeof an);
 	strcpy(an[0].name, "www.svc.test");
@@ -103,6 +109,31 @@ static void t_ptr_match(void)
 	      "exact names");
 }
 
+static void t_tcp_frame(void)
+{
+	uint8_t b[2 + 512 + 2];
+	size_t ml = 0;
+	int n = dns_query_build(b + 2, 512, 9, "svc.test", DNS_A, 0);
+	b[0] = 0;
+	b[1] = (uint8_t)n;
+	for (int i = 0; i < 2 + n; i++)
+		CHECK(dns_tcp_frame(b, (size_t)i, 512, &ml) == 0, "%d bytes of %d: need more", i, 2 + n);
+	CHECK(dns_tcp_frame(b, (size_t)(2 + n), 512, &ml) == 1 && ml == (size_t)n, "whole message (%zu)", ml);
+	/* a second message pipelined behind it does not change the first */
+	b[2 + n] = 0;
+	b[3 + n] = 12;
+	CHECK(dns_tcp_frame(b, (size_t)(4 + n), 512, &ml) == 1 && ml == (size_t)n, "the first of two");
+	CHECK(dns_tcp_frame(b, (size_t)(2 + n), (size_t)n - 1, &ml) < 0 && errno == EMSGSIZE,
+	      "longer than max: EMSGSIZE from the prefix");
+	b[1] = 11;
+	CHECK(dns_tcp_frame(b, 2, 512, &ml) < 0 && errno == EBADMSG, "shorter than a header: EBADMSG at once");
+	CHECK(dns_tcp_frame((const uint8_t *)"GET / HTTP/1.0\r\n", 16, 4094, &ml) < 0 && errno == EMSGSIZE,
+	      "text is a length far too big");
+	b[0] = 0xff;
+	b[1] = 0xff;
+	CHECK(dns_tcp_frame(b, 2, DNS_TCP_MAX, &ml) == 0, "65535 allowed, waits for the rest");
+}
+
 static void t_lookup(void)
 {
 	uint8_t b[LOOKUP_MAX];
@@ -163,6 +194,7 @@ int main(void)
 	t_reply();
 	t_bad();
 	t_ptr_match();
+	t_tcp_frame();
 	t_lookup();
 	return unit_done();
 }

@@ -48,7 +48,13 @@
 #define MEM_SLOTS 8192		/* remembered (address, name) pairs */
 #define MEM_PROBE 16
 #define DGRAM_BATCH 64
-#define DNS_EDNS_OUR 1232	/* the payload size our queries to --dns-server advertise */
+/*
+ * EDNS0 payload sizes taken from a client's OPT record: under 512 counts as
+ * 512, and 4096 at most, the starting point RFC 6891 section 6.2.5 gives
+ * (both there); past that TC sends it to TCP, which carries any size.
+ */
+#define EDNS_SIZE_MIN DNS_UDP_MAX
+#define EDNS_SIZE_MAX 4096
 #define RES_IN_MAX 4096		/* a stream client's unread bytes: whole requests must fit */
 _Static_assert(RES_IN_MAX >= 2 * LOOKUP_MAX, "a stream client's buffer holds a whole request and more");
 
@@ -349,8 +355,16 @@ static void dns_send(struct job *j, uint8_t *msg, size_t n)
 static void reply_dns(struct job *j, int rcode)
 {
 	static uint8_t buf[2 + DNS_TCP_MAX];
-	/* over TCP an answer is whole; a datagram is cut at 512 bytes with TC set (RFC 1035 4.2.1) */
-	size_t size = j->cl ? DNS_TCP_MAX : DNS_UDP_MAX;
+	/*
+	 * over TCP an answer is whole; a datagram is cut with TC set at 512 bytes
+	 * (RFC 1035 4.2.1), or at the size the query's OPT record gives (RFC 6891 6.2.3)
+	 */
+	size_t size = DNS_TCP_MAX;
+	if (!j->cl && !j->q->opt)
+		size = DNS_UDP_MAX;
+	else if (!j->cl)
+		size = j->q->edns_size < EDNS_SIZE_MIN ? EDNS_SIZE_MIN :
+		       j->q->edns_size > EDNS_SIZE_MAX ? EDNS_SIZE_MAX : j->q->edns_size;
 	int n = dns_reply_build(buf + 2, size, j->q, rcode, j->rr, rcode == DNS_NOERROR ? j->nrr : 0);
 	if (n < 0)
 		n = dns_reply_build(buf + 2, size, j->q, DNS_SERVFAIL, NULL, 0);
@@ -411,8 +425,8 @@ static void job_done(struct job *j, int timed_out)
 static void up_send(struct job *j, int i)
 {
 	uint8_t q[DNS_NAME_MAX + 32];
-	/* EDNS0, so that an answer past 512 bytes comes whole; 1232 is what DNS Flag Day 2020 settled on */
-	int n = dns_query_build(q, sizeof q, j->id[i], j->name, j->qtype[i], DNS_EDNS_OUR);
+	/* EDNS0, so that an answer past 512 bytes comes whole */
+	int n = dns_query_build(q, sizeof q, j->id[i], j->name, j->qtype[i], DNS_EDNS_PAYLOAD);
 	if (n > 0 && send(up.fd, q, (size_t)n, MSG_DONTWAIT) < 0)
 		info("resolver: unable to send a query to %s: %s", opt.server, strerror(errno));
 }
@@ -1059,6 +1073,12 @@ static int dns_job(struct job *j, const uint8_t *msg, size_t len)
 	snprintf(j->name, sizeof j->name, "%s", j->q->qname);
 	j->qtype[0] = j->q->qtype;
 	j->nq = 1;
+	if (j->q->opt && j->q->edns_version != 0) {
+		reply_dns(j, DNS_BADVERS);	/* only version 0 exists (RFC 6891 section 6.1.3) */
+		free(j->q);
+		free(j);
+		return -1;
+	}
 	int t = j->q->qtype;
 	if (j->q->opcode != 0 || j->q->qclass != DNS_IN ||
 	    !(t == DNS_A || t == DNS_AAAA || t == DNS_PTR || t == DNS_CNAME || t == DNS_SRV) ||

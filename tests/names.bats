@@ -173,12 +173,17 @@ EOT
 	assert_output --partial "status: NXDOMAIN"
 }
 
-@test "names: 40 addresses for one name: dig +noedns gets TC over UDP, then all 40 over TCP" {
-	need_netns
+# many_hosts: dnsmasq's hosts file with 40 addresses for many.test (16 bytes each in an answer).
+many_hosts() {
 	{
 		printf '127.0.0.5 svc.test\n'
 		for i in $(seq 1 40); do printf '10.9.0.%d many.test\n' "$i"; done
 	} >"$T/hosts"
+}
+
+@test "names: 40 addresses for one name: dig +noedns gets TC over UDP, then all 40 over TCP" {
+	need_netns
+	many_hosts
 	dns_server
 	start_relay --dns-server "127.0.0.1:$DNSPORT"
 	rules
@@ -191,6 +196,35 @@ EOT
 	assert_line --partial "SERVER: 10.1.2.3#53(10.1.2.3) (TCP)"
 	run -0 grep -Ec $'^many\\.test\\.\t+[0-9]+\tIN\tA\t10\\.9\\.0\\.([1-9]|[1-3][0-9]|40)$' <<<"$output"
 	assert_output 40
+}
+
+@test "names: EDNS0: dig's OPT for 1232 gets all 40 over UDP, +bufsize=600 is cut there, version 1 is BADVERS, bad OPT FORMERR" {
+	need_netns
+	many_hosts
+	dns_server
+	start_relay --dns-server "127.0.0.1:$DNSPORT"
+	rules
+	run -0 inns dig +ignore +time=2 +tries=1 @10.1.2.3 many.test
+	assert_line ";; flags: qr rd ra; QUERY: 1, ANSWER: 40, AUTHORITY: 0, ADDITIONAL: 1"
+	assert_line "; EDNS: version: 0, flags:; udp: 1232"
+	assert_line --partial "SERVER: 10.1.2.3#53(10.1.2.3) (UDP)"
+	run -0 grep -Ec $'^many\\.test\\.\t+[0-9]+\tIN\tA\t10\\.9\\.0\\.([1-9]|[1-3][0-9]|40)$' <<<"$output"
+	assert_output 40
+	# 600 bytes hold 35 and the OPT record
+	run -0 inns dig +bufsize=600 +ignore +time=2 +tries=1 @10.1.2.3 many.test
+	assert_line ";; flags: qr tc rd ra; QUERY: 1, ANSWER: 35, AUTHORITY: 0, ADDITIONAL: 1"
+	run -0 inns dig +edns=1 +noednsnegotiation +ignore +time=2 +tries=1 @10.1.2.3 many.test
+	assert_line --partial "status: BADVERS,"
+	assert_line "; EDNS: version: 0, flags:; udp: 1232"
+	# over TCP the reply has its OPT record too
+	run -0 inns dig +tcp +time=2 +tries=1 @10.1.2.3 many.test
+	assert_line ";; flags: qr rd ra; QUERY: 1, ANSWER: 40, AUTHORITY: 0, ADDITIONAL: 1"
+	assert_line "; EDNS: version: 0, flags:; udp: 1232"
+	run -0 $NT dnsbadopt "$T/dns.sock"
+	assert_output "two OPT records: id 0x1111 rcode 1 qr 1
+an OPT option past its data: id 0x1111 rcode 1 qr 1
+an OPT owned by a name: id 0x1111 rcode 1 qr 1"
+	kill -0 "$RP"
 }
 
 @test "names: DNS over TCP: pipelined queries on one connection, answered as they are ready, then closed after the client's end" {

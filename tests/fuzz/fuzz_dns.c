@@ -1,7 +1,8 @@
 /*
  * Fuzz target for core/dns: dns_parse() on any bytes must not crash or read
  * past the buffer; a message that parses builds back into a reply that
- * parses, with the same question and the answers kept (or TC set). The
+ * parses, with the same question and the answers kept (or TC set) and an
+ * OPT record where the message had one. The
  * same bytes as a DNS-over-TCP stream: dns_tcp_frame() finds a message
  * only where its length prefix says, within the bytes given.
  */
@@ -37,6 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (r.nan != m.nan && !r.tc)
 		abort();
+	if (r.opt != m.opt || (r.opt && r.edns_size != DNS_EDNS_PAYLOAD))
+		abort();	/* an OPT record in the query, one in the reply (RFC 6891 section 7) */
 	for (size_t i = 0; i < r.nan; i++)
 		if (r.an[i].type != m.an[i].type || strcasecmp(r.an[i].name, m.an[i].name))
 			abort();

@@ -10,6 +10,7 @@ flood PATH N             N lookups on one connection, never reading the answers
 dnstcp PATH NAME...      DNS over TCP: every query at once on one connection, then SHUT_WR; answers as they come
 dnsbad PATH              garbage and a cut length prefix on DNS over TCP; another client still answered
 dnsidle PATH             DNS over TCP: one answer, then how long until the relay closes the idle connection
+dnsbadopt PATH           malformed OPT records on the DNS datagram socket: the rcodes that come back
 """
 import ctypes
 import ctypes.util
@@ -338,13 +339,30 @@ def dnsidle(path):
     print("closed" if r == b"" else "data", "within 0.5-3s" if 0.5 <= took < 3 else f"after {took:.3f}s")
 
 
+def dnsbadopt(path):
+    d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    d.bind(path + ".client")
+    d.settimeout(5)
+    q = dnsq(0x1111, "svc.test", edns=1232)
+    bad = {
+        "two OPT records": q[:11] + b"\2" + q[12:] + q[-11:],
+        "an OPT option past its data": q[:-2] + b"\0\4" + struct.pack(">HH", 10, 1),
+        "an OPT owned by a name": q[:-11] + b"\1x\0" + q[-10:],
+    }
+    for what, m in bad.items():
+        d.sendto(m, path)
+        r = d.recv(4096)
+        print(what + ":", "id", hex(r[0] << 8 | r[1]), "rcode", r[3] & 15, "qr", r[2] >> 7)
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     {"gai": lambda: gai(*args), "gait": lambda: gai(args[0], True), "gaimatrix": lambda: gaimatrix(args), "legacy": lambda: legacy(*args),
      "lie": lambda: lie(*args), "badserver": lambda: badserver(*args),
      "flood": lambda: flood(*args), "gaimany": lambda: gaimany(*args),
      "nat64srv": lambda: nat64srv(*args), "hdrsrv": lambda: hdrsrv(*args), "garbage": lambda: garbage(*args), "nat64cli": lambda: nat64cli(*args),
-     "dnstcp": lambda: dnstcp(args[0], args[1:]), "dnsbad": lambda: dnsbad(*args), "dnsidle": lambda: dnsidle(*args)}[cmd]()
+     "dnstcp": lambda: dnstcp(args[0], args[1:]), "dnsbad": lambda: dnsbad(*args), "dnsidle": lambda: dnsidle(*args),
+     "dnsbadopt": lambda: dnsbadopt(*args)}[cmd]()
 
 
 if __name__ == "__main__":

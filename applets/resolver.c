@@ -165,6 +165,24 @@ int resolver_seen(const uint8_t a16[16], char *name, size_t size)
 	return resolver_known(a16, "*", NULL, name, size);
 }
 
+int resolver_addrs(const char *name, uint8_t (*a16)[16], int max)
+{
+	int64_t now = mono_ms();
+	int n = 0;
+	/* by name, not by address: a walk over the whole memory, paid only when a connect failed */
+	for (size_t i = 0; mem && i < MEM_SLOTS && n < max; i++) {
+		const struct mem *m = &mem[i];
+		if (m->until <= now || strcasecmp(m->name, name))
+			continue;
+		int dup = 0;
+		for (int k = 0; k < n && !dup; k++)
+			dup = !memcmp(a16[k], m->a16, 16);
+		if (!dup)
+			memcpy(a16[n++], m->a16, 16);
+	}
+	return n;
+}
+
 /* --- jobs ----------------------------------------------------------------------- */
 
 static void client_close(struct rcl *c);

@@ -49,6 +49,13 @@ int resolver_known(const uint8_t a16[16], const char *pattern, const char *only,
 /* Is anything remembered for this address at all (for a denial's words)? */
 int resolver_seen(const uint8_t a16[16], char *name, size_t size);
 
+/*
+ * The addresses (IPv4 as ::ffff:a.b.c.d) this relay resolved for name and
+ * still remembers, at most max of them: the others a failed connect to one
+ * of them may try. Returns how many.
+ */
+int resolver_addrs(const char *name, uint8_t (*a16)[16], int max);
+
 void resolver_free(void);
 
 #endif

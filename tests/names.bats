@@ -174,6 +174,38 @@ EOT
 	wait_for_line "$T/relay.log" "denied: the AUTHORITY TLV names svc.test, which this relay did not resolve to that address (it did for other.test)"
 }
 
+@test "names: a name whose IPv6 address refuses: the relay connects to its IPv4 one (curl, python); a denied one is not tried" {
+	need_netns
+	# ::1 first in every answer (the library puts IPv6 first); nothing listens on [::1]:$WPORT
+	printf '%s\n' '127.0.0.5 svc.test' '::1 dual.test' '127.0.0.5 dual.test' '::1 dead.test' '127.0.0.8 dead.test' \
+		'::1 deny.test' '127.0.0.5 deny.test' >"$T/hosts"
+	dns_server
+	web
+	start_relay --dns-server "127.0.0.1:$DNSPORT" -r "connect tcp dual.test:$WPORT -> pass" \
+		-r "connect tcp dead.test:$WPORT -> pass" -r "connect tcp [::1]:$WPORT -> pass"
+	rules
+	run -0 inns $NT gai dual.test
+	assert_output $'ok AF_INET6 ::1\nok AF_INET 127.0.0.5'
+	run -0 inns curl -sS "http://dual.test:$WPORT/index.html"
+	assert_output "hello from svc"
+	wait_for_line "$T/relay.log" "info: .*(unix:pid=[0-9]*,uid=[0-9]*) -> \[::1\]:$WPORT via 127.0.0.5:$WPORT (dual.test): \[::1\]:$WPORT refused, connected to 127.0.0.5:$WPORT instead$"
+	run -0 inns $PY -c "import urllib.request as u; print(u.urlopen('http://dual.test:$WPORT/index.html', timeout=10).read().decode(), end='')"
+	assert_output "hello from svc"
+	run -0 grep -c "refused, connected to 127.0.0.5:$WPORT instead" "$T/relay.log"
+	assert_output 2
+	# every address refuses: the program sees its connection closed, as before
+	run -56 inns curl -sS "http://dead.test:$WPORT/"
+	assert_output --partial "Recv failure"
+	wait_for_line "$T/relay.log" "warning: .* -> \[::1\]:$WPORT via 127.0.0.8:$WPORT (dead.test): .*unable to connect to target: Connection refused (after \[::1\]:$WPORT refused)$"
+	# 127.0.0.5 is allowed as dual.test's, not as deny.test's: not used, though it would answer
+	run inns curl -sS "http://deny.test:$WPORT/"
+	[ "$status" -ne 0 ]
+	refute_output --partial "hello"
+	wait_for_line "$T/relay.log" "warning: .* -> \[::1\]:$WPORT: no fallback to 127.0.0.5:$WPORT: denied: no rule allows it$"
+	wait_for_line "$T/relay.log" "warning: .* -> \[::1\]:$WPORT: .*unable to connect to target: Connection refused$"
+	run -1 grep "connected to 127.0.0.5:$WPORT instead" <(grep -v dual.test "$T/relay.log")
+}
+
 @test "names: diversions: a rule to another name, fixed addresses, libdivert's variable" {
 	need_netns
 	dns_server

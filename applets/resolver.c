@@ -463,6 +463,66 @@ static void up_read(void)
 
 /* --- answers from the host's resolver ------------------------------------- */
 
+/*
+ * Has the host a route to this A or AAAA record's address? connect() of a
+ * UDP socket asks the kernel and sends nothing. An error that says nothing
+ * about routes (no fds left) counts as yes: the address is kept.
+ */
+static int routable(const struct dns_rr *rr)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	memset(&ss, 0, sizeof ss);
+	if (rr->type == DNS_A) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(9);
+		memcpy(&s4->sin_addr, rr->d.a, 4);
+		len = sizeof *s4;
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(9);
+		memcpy(&s6->sin6_addr, rr->d.aaaa, 16);
+		len = sizeof *s6;
+	}
+	int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0), r = -1, e = errno;
+	if (fd >= 0) {
+		r = connect(fd, (struct sockaddr *)&ss, len);
+		e = errno;
+		close(fd);
+	}
+	return r == 0 || !(e == EAFNOSUPPORT || e == ENETUNREACH || e == EHOSTUNREACH || e == EADDRNOTAVAIL ||
+			   e == ENETDOWN);
+}
+
+/*
+ * AI_ADDRCONFIG's intent, address by address: of the addresses found, those
+ * the host has no route to are left out, unless that is all of them (then
+ * the connect's own error is the better answer). musl's AI_ADDRCONFIG only
+ * asks whether each family's loopback address is routable, which an
+ * IPv4-only host with ::1 on lo passes, so its AAAA answers would stay.
+ */
+static void drop_unroutable(struct job *j)
+{
+	int ok[DNS_RR_MAX], any = 0, all = 1;
+	for (size_t i = 0; i < j->nrr; i++) {
+		ok[i] = (j->rr[i].type != DNS_A && j->rr[i].type != DNS_AAAA) || routable(&j->rr[i]);
+		if (j->rr[i].type == DNS_A || j->rr[i].type == DNS_AAAA) {
+			any |= ok[i];
+			all &= ok[i];
+		}
+	}
+	if (!any || all)
+		return;
+	size_t n = 0;
+	for (size_t i = 0; i < j->nrr; i++)
+		if (ok[i])
+			j->rr[n++] = j->rr[i];
+	j->nrr = n;
+}
+
 static void host_run(struct job *j)
 {
 	struct dns_rr rr;
@@ -541,6 +601,7 @@ static void host_run(struct job *j)
 			rr_add(j, &rr);
 	}
 	freeaddrinfo(res);
+	drop_unroutable(j);
 }
 
 static void *worker(void *arg)

@@ -356,6 +356,36 @@ dns id 0xabcd rcode 4 qr 1"
 	# (no test of a missing name here: it would ask the machine's own DNS server)
 }
 
+@test "names: host lookups leave out the addresses the host has no route to, unless that is all of them" {
+	need_netns
+	command -v mount >/dev/null || skip "no mount(8)"
+	[ -e /etc/hosts ] || skip "no /etc/hosts to cover in a private mount namespace"
+	# the relay's musl getaddrinfo reads a private /etc/hosts; only lo is up: routes to
+	# 127.0.0.0/8 and ::1, none to the documentation prefixes until the test adds them
+	printf '%s\n' '127.0.0.5 mixed.test' '2001:db8::5 mixed.test' '::1 mixed6.test' '192.0.2.9 mixed6.test' \
+		'2001:db8::6 v6only.test' >"$T/hosts"
+	rules
+	cat >"$T/inner.sh" <<EOT
+set -e
+ip link set lo up
+mount --bind "$T/hosts" /etc/hosts
+"$SG" relay --ready-fd 3 -l "resolve:$T/res.sock" original 3>"$T/ready" 2>"$T/relay.log" &
+for i in \$(seq 100); do grep -q ready "$T/ready" && break; sleep 0.05; done
+g() { LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" $NT gai "\$1" | tr '\n' ' '; echo; }
+g mixed.test; g mixed6.test; g v6only.test
+ip -6 route add 2001:db8::/64 dev lo
+ip route add 192.0.2.0/24 dev lo
+g mixed.test; g mixed6.test
+kill \$!
+EOT
+	run -0 unshare -n -m --propagation private bash "$T/inner.sh"
+	assert_output "ok AF_INET 127.0.0.5 
+ok AF_INET6 ::1 
+ok AF_INET6 2001:db8::6 
+ok AF_INET6 2001:db8::5 ok AF_INET 127.0.0.5 
+ok AF_INET6 ::1 ok AF_INET 192.0.2.9 "
+}
+
 @test "names: a DNS server that never answers: the relay asks again, then answers a temporary failure within --resolve-timeout" {
 	SILENT=$(free_port)
 	spawn "$T/silent.log" $PY -c "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', $SILENT)); print('ready', flush=True)

@@ -49,7 +49,7 @@ static const char usage[] =
 	"       [--header-timeout TIME] [--grace TIME] [--reuseport] [--backlog N]\n"
 	"       [--pipe-size BYTES] [--ready-fd FD] [-u USER] [-g GROUP]\n"
 	"       [-G GROUP,... | -k] [--chroot DIR] [--dns-server ADDR:PORT]\n"
-	"       [--resolve-timeout TIME] TARGET";
+	"       [--resolve-timeout TIME] [--resolve-keep TIME] TARGET";
 
 enum { K_LISTEN = 1, K_FDPASS, K_CLIENT, K_TARGET, K_SIGNAL, K_RESOLVE, K_DNS };
 enum { ST_HEADER = 1, ST_CONNECTING, ST_RETRY, ST_RELAY, ST_BROKER };
@@ -90,7 +90,7 @@ static struct {
 } cfg = {
 	.connect_ms = 10000, .header_ms = 5000, .grace_ms = 30000,
 	.backlog = 4096, .ready_fd = -1,
-	.res = { .timeout_ms = 3000, .host_ttl = 30, .min_keep = 10 },
+	.res = { .timeout_ms = 3000, .host_ttl = 30, .keep_ms = 3600000 },
 	/* the kernel's default pipe-max-size: 512 KiB pipes cost ~20% more CPU per byte */
 	.pipe_max = 1024 * 1024,
 };
@@ -667,6 +667,8 @@ static int route_dest(struct conn *c, const struct sg_addr *dest, const char *au
 		snprintf(why, size, "denied: out of memory");
 		return -1;
 	}
+	if (r->host != RULE_NONE)
+		resolver_renew(hq.a16, hq.name);	/* in use: a pool or a cached address may come back later */
 	return 0;
 }
 
@@ -1696,6 +1698,7 @@ int relay_main(int argc, char **argv)
 		{ "verbose", no_argument, 0, 'v' },
 		{ "dns-server", required_argument, 0, 'N' },
 		{ "resolve-timeout", required_argument, 0, 'W' },
+		{ "resolve-keep", required_argument, 0, 'K' },
 		{ 0 }
 	};
 	const char **lspecs = calloc(argc + 1, sizeof *lspecs);
@@ -1745,6 +1748,7 @@ int relay_main(int argc, char **argv)
 		case 'v': cfg.verbose = verbose = 1; break;
 		case 'N': cfg.res.server = optarg; break;
 		case 'W': cfg.res.timeout_ms = dur_arg(optarg, "--resolve-timeout"); break;
+		case 'K': cfg.res.keep_ms = dur_arg(optarg, "--resolve-keep"); break;
 		default: usage_die(usage);
 		}
 	}

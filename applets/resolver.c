@@ -105,7 +105,8 @@ static struct job *wq_head, *wq_tail;
 
 static struct mem {
 	uint8_t a16[16];
-	int64_t until;
+	int64_t until;			/* forgotten then: the TTL or --resolve-keep after the last lookup or use */
+	int64_t used;			/* the last lookup or use: when the slots are full, the oldest goes */
 	char name[DNS_NAME_MAX];
 } *mem;
 
@@ -123,23 +124,31 @@ static void mem_add(const uint8_t a16[16], const char *name, uint32_t ttl, int64
 {
 	if (!mem && !(mem = calloc(MEM_SLOTS, sizeof *mem)))
 		return;
-	uint32_t keep = ttl > opt.min_keep ? ttl : opt.min_keep;
-	int64_t until = now + (int64_t)keep * 1000;
+	int64_t until = now + ((int64_t)ttl * 1000 > opt.keep_ms ? (int64_t)ttl * 1000 : opt.keep_ms);
 	size_t h = mem_hash(a16), victim = h;
 	for (size_t k = 0; k < MEM_PROBE; k++) {
-		struct mem *m = &mem[(h + k) % MEM_SLOTS];
+		struct mem *m = &mem[(h + k) % MEM_SLOTS], *v = &mem[victim];
 		if (m->until > now && !memcmp(m->a16, a16, 16) && !strcasecmp(m->name, name)) {
 			if (until > m->until)
 				m->until = until;
+			m->used = now;
 			return;
 		}
-		if (m->until < mem[victim].until)
+		/* an expired slot if there is one, else the least recently used */
+		int free_m = m->until <= now, free_v = v->until <= now;
+		if (free_m > free_v || (free_m == free_v && m->used < v->used))
 			victim = (h + k) % MEM_SLOTS;
 	}
 	struct mem *m = &mem[victim];
 	memcpy(m->a16, a16, 16);
 	m->until = until;
+	m->used = now;
 	snprintf(m->name, sizeof m->name, "%s", name);
+}
+
+void resolver_renew(const uint8_t a16[16], const char *name)
+{
+	mem_add(a16, name, 0, mono_ms());
 }
 
 int resolver_known(const uint8_t a16[16], const char *pattern, const char *only, char *name, size_t size)

@@ -206,6 +206,51 @@ EOT
 	run -1 grep "connected to 127.0.0.5:$WPORT instead" <(grep -v dual.test "$T/relay.log")
 }
 
+# until_ms T: wait until the clock (in ms) reaches T: the time that passes is what is tested
+until_ms() {
+	while [ "$(date +%s%3N)" -lt "$1" ]; do sleep 0.05; done
+}
+
+@test "names: an address allowed by name outlives a 1 s TTL, each allowed connection renews it, --resolve-keep after the last use it is denied" {
+	need_netns
+	dns_server --local-ttl=1
+	web
+	# two relays fed by the same names: the default --resolve-keep (in $T) and 3 s (in $T/k);
+	# a program that keeps an address (a pool, nginx's upstream, the JVM's cache) connects
+	# again later by address, its header naming the host: lie does that
+	start_relay --dns-server "127.0.0.1:$DNSPORT" -r "connect tcp svc.test:$WPORT -> pass"
+	rules
+	local top=$T
+	mkdir "$T/k"
+	T=$top/k
+	start_relay --dns-server "127.0.0.1:$DNSPORT" -r "connect tcp svc.test:$WPORT -> pass" --resolve-keep 3
+	rules
+	T=$top
+	K=$T/k
+	run -0 inns $NT gai svc.test
+	T=$K run -0 inns $NT gai svc.test
+	assert_output "ok AF_INET 127.0.0.5"
+	t=$(date +%s%3N)
+	run -0 $NT lie "$T/egress.sock" svc.test 127.0.0.5 "$WPORT"
+	assert_output --regexp "^got [0-9]+ bytes$"
+	until_ms $((t + 1500))	# the 1 s TTL is over
+	run -0 $NT lie "$K/egress.sock" svc.test 127.0.0.5 "$WPORT"
+	assert_output --regexp "^got [0-9]+ bytes$"
+	run -0 $NT lie "$T/egress.sock" svc.test 127.0.0.5 "$WPORT"	# the default keeps it an hour
+	assert_output --regexp "^got [0-9]+ bytes$"
+	until_ms $((t + 3200))	# past 3 s from the lookup: only the use above keeps it
+	run -0 $NT lie "$K/egress.sock" svc.test 127.0.0.5 "$WPORT"
+	assert_output --regexp "^got [0-9]+ bytes$"
+	until_ms $(($(date +%s%3N) + 3200))	# past 3 s from that use
+	run -0 $NT lie "$K/egress.sock" svc.test 127.0.0.5 "$WPORT"
+	assert_output "closed"
+	wait_for_line "$K/relay.log" "warning: 127.0.0.1:40000 -> 127.0.0.5:$WPORT: .*denied: no rule allows it (AUTHORITY svc.test; this relay resolved no name to that address)$"
+	run -0 grep -c "127.0.0.5:$WPORT (svc.test): .* done" "$K/relay.log"
+	assert_output 2
+	run -0 grep -c "127.0.0.5:$WPORT (svc.test): .* done" "$T/relay.log"
+	assert_output 2
+}
+
 @test "names: diversions: a rule to another name, fixed addresses, libdivert's variable" {
 	need_netns
 	dns_server

@@ -122,7 +122,8 @@ static struct job *wq_head, *wq_tail;
 
 static struct mem {
 	uint8_t a16[16];
-	int64_t until;
+	int64_t until;			/* forgotten then: the TTL or --resolve-keep after the last lookup or use */
+	int64_t used;			/* the last lookup or use: when the slots are full, the oldest goes */
 	char name[DNS_NAME_MAX];
 } *mem;
 
@@ -140,23 +141,31 @@ static void mem_add(const uint8_t a16[16], const char *name, uint32_t ttl, int64
 {
 	if (!mem && !(mem = calloc(MEM_SLOTS, sizeof *mem)))
 		return;
-	uint32_t keep = ttl > opt.min_keep ? ttl : opt.min_keep;
-	int64_t until = now + (int64_t)keep * 1000;
+	int64_t until = now + ((int64_t)ttl * 1000 > opt.keep_ms ? (int64_t)ttl * 1000 : opt.keep_ms);
 	size_t h = mem_hash(a16), victim = h;
 	for (size_t k = 0; k < MEM_PROBE; k++) {
-		struct mem *m = &mem[(h + k) % MEM_SLOTS];
+		struct mem *m = &mem[(h + k) % MEM_SLOTS], *v = &mem[victim];
 		if (m->until > now && !memcmp(m->a16, a16, 16) && !strcasecmp(m->name, name)) {
 			if (until > m->until)
 				m->until = until;
+			m->used = now;
 			return;
 		}
-		if (m->until < mem[victim].until)
+		/* an expired slot if there is one, else the least recently used */
+		int free_m = m->until <= now, free_v = v->until <= now;
+		if (free_m > free_v || (free_m == free_v && m->used < v->used))
 			victim = (h + k) % MEM_SLOTS;
 	}
 	struct mem *m = &mem[victim];
 	memcpy(m->a16, a16, 16);
 	m->until = until;
+	m->used = now;
 	snprintf(m->name, sizeof m->name, "%s", name);
+}
+
+void resolver_renew(const uint8_t a16[16], const char *name)
+{
+	mem_add(a16, name, 0, mono_ms());
 }
 
 int resolver_known(const uint8_t a16[16], const char *pattern, const char *only, char *name, size_t size)
@@ -180,6 +189,24 @@ int resolver_known(const uint8_t a16[16], const char *pattern, const char *only,
 int resolver_seen(const uint8_t a16[16], char *name, size_t size)
 {
 	return resolver_known(a16, "*", NULL, name, size);
+}
+
+int resolver_addrs(const char *name, uint8_t (*a16)[16], int max)
+{
+	int64_t now = mono_ms();
+	int n = 0;
+	/* by name, not by address: a walk over the whole memory, paid only when a connect failed */
+	for (size_t i = 0; mem && i < MEM_SLOTS && n < max; i++) {
+		const struct mem *m = &mem[i];
+		if (m->until <= now || strcasecmp(m->name, name))
+			continue;
+		int dup = 0;
+		for (int k = 0; k < n && !dup; k++)
+			dup = !memcmp(a16[k], m->a16, 16);
+		if (!dup)
+			memcpy(a16[n++], m->a16, 16);
+	}
+	return n;
 }
 
 /* --- jobs ----------------------------------------------------------------------- */
@@ -477,6 +504,66 @@ static void up_read(void)
 
 /* --- answers from the host's resolver ------------------------------------- */
 
+/*
+ * Has the host a route to this A or AAAA record's address? connect() of a
+ * UDP socket asks the kernel and sends nothing. An error that says nothing
+ * about routes (no fds left) counts as yes: the address is kept.
+ */
+static int routable(const struct dns_rr *rr)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	memset(&ss, 0, sizeof ss);
+	if (rr->type == DNS_A) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(9);
+		memcpy(&s4->sin_addr, rr->d.a, 4);
+		len = sizeof *s4;
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(9);
+		memcpy(&s6->sin6_addr, rr->d.aaaa, 16);
+		len = sizeof *s6;
+	}
+	int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0), r = -1, e = errno;
+	if (fd >= 0) {
+		r = connect(fd, (struct sockaddr *)&ss, len);
+		e = errno;
+		close(fd);
+	}
+	return r == 0 || !(e == EAFNOSUPPORT || e == ENETUNREACH || e == EHOSTUNREACH || e == EADDRNOTAVAIL ||
+			   e == ENETDOWN);
+}
+
+/*
+ * AI_ADDRCONFIG's intent, address by address: of the addresses found, those
+ * the host has no route to are left out, unless that is all of them (then
+ * the connect's own error is the better answer). musl's AI_ADDRCONFIG only
+ * asks whether each family's loopback address is routable, which an
+ * IPv4-only host with ::1 on lo passes, so its AAAA answers would stay.
+ */
+static void drop_unroutable(struct job *j)
+{
+	int ok[DNS_RR_MAX], any = 0, all = 1;
+	for (size_t i = 0; i < j->nrr; i++) {
+		ok[i] = (j->rr[i].type != DNS_A && j->rr[i].type != DNS_AAAA) || routable(&j->rr[i]);
+		if (j->rr[i].type == DNS_A || j->rr[i].type == DNS_AAAA) {
+			any |= ok[i];
+			all &= ok[i];
+		}
+	}
+	if (!any || all)
+		return;
+	size_t n = 0;
+	for (size_t i = 0; i < j->nrr; i++)
+		if (ok[i])
+			j->rr[n++] = j->rr[i];
+	j->nrr = n;
+}
+
 static void host_run(struct job *j)
 {
 	struct dns_rr rr;
@@ -555,6 +642,7 @@ static void host_run(struct job *j)
 			rr_add(j, &rr);
 	}
 	freeaddrinfo(res);
+	drop_unroutable(j);
 }
 
 static void *worker(void *arg)

@@ -5,7 +5,8 @@
 # allow rules, diversions, bad input.
 # Host-side names come from dnsmasq started here on loopback with its own
 # hosts file and no upstream; the machine's resolver configuration is never
-# read or changed. Runtime: about 30 s.
+# read or changed. Runtime: about 50 s (the --resolve-keep test waits ~7 s
+# of it by design).
 
 load helper
 
@@ -272,6 +273,83 @@ closed within 0.5-3s"
 	wait_for_line "$T/relay.log" "denied: the AUTHORITY TLV names svc.test, which this relay did not resolve to that address (it did for other.test)"
 }
 
+@test "names: a name whose IPv6 address refuses: the relay connects to its IPv4 one (curl, python); a denied one is not tried" {
+	need_netns
+	# ::1 first in every answer (the library puts IPv6 first); nothing listens on [::1]:$WPORT
+	printf '%s\n' '127.0.0.5 svc.test' '::1 dual.test' '127.0.0.5 dual.test' '::1 dead.test' '127.0.0.8 dead.test' \
+		'::1 deny.test' '127.0.0.5 deny.test' >"$T/hosts"
+	dns_server
+	web
+	start_relay --dns-server "127.0.0.1:$DNSPORT" -r "connect tcp dual.test:$WPORT -> pass" \
+		-r "connect tcp dead.test:$WPORT -> pass" -r "connect tcp [::1]:$WPORT -> pass"
+	rules
+	run -0 inns $NT gai dual.test
+	assert_output $'ok AF_INET6 ::1\nok AF_INET 127.0.0.5'
+	run -0 inns curl -sS "http://dual.test:$WPORT/index.html"
+	assert_output "hello from svc"
+	wait_for_line "$T/relay.log" "info: .*(unix:pid=[0-9]*,uid=[0-9]*) -> \[::1\]:$WPORT via 127.0.0.5:$WPORT (dual.test): \[::1\]:$WPORT refused, connected to 127.0.0.5:$WPORT instead$"
+	run -0 inns $PY -c "import urllib.request as u; print(u.urlopen('http://dual.test:$WPORT/index.html', timeout=10).read().decode(), end='')"
+	assert_output "hello from svc"
+	run -0 grep -c "refused, connected to 127.0.0.5:$WPORT instead" "$T/relay.log"
+	assert_output 2
+	# every address refuses: the program sees its connection closed, as before
+	run -56 inns curl -sS "http://dead.test:$WPORT/"
+	assert_output --partial "Recv failure"
+	wait_for_line "$T/relay.log" "warning: .* -> \[::1\]:$WPORT via 127.0.0.8:$WPORT (dead.test): .*unable to connect to target: Connection refused (after \[::1\]:$WPORT refused)$"
+	# 127.0.0.5 is allowed as dual.test's, not as deny.test's: not used, though it would answer
+	run inns curl -sS "http://deny.test:$WPORT/"
+	[ "$status" -ne 0 ]
+	refute_output --partial "hello"
+	wait_for_line "$T/relay.log" "warning: .* -> \[::1\]:$WPORT: no fallback to 127.0.0.5:$WPORT: denied: no rule allows it$"
+	wait_for_line "$T/relay.log" "warning: .* -> \[::1\]:$WPORT: .*unable to connect to target: Connection refused$"
+	run -1 grep "connected to 127.0.0.5:$WPORT instead" <(grep -v dual.test "$T/relay.log")
+}
+
+# until_ms T: wait until the clock (in ms) reaches T: the time that passes is what is tested
+until_ms() {
+	while [ "$(date +%s%3N)" -lt "$1" ]; do sleep 0.05; done
+}
+
+@test "names: an address allowed by name outlives a 1 s TTL, each allowed connection renews it, --resolve-keep after the last use it is denied" {
+	need_netns
+	dns_server --local-ttl=1
+	web
+	# two relays fed by the same names: the default --resolve-keep (in $T) and 3 s (in $T/k);
+	# a program that keeps an address (a pool, nginx's upstream, the JVM's cache) connects
+	# again later by address, its header naming the host: lie does that
+	start_relay --dns-server "127.0.0.1:$DNSPORT" -r "connect tcp svc.test:$WPORT -> pass"
+	rules
+	local top=$T
+	mkdir "$T/k"
+	T=$top/k
+	start_relay --dns-server "127.0.0.1:$DNSPORT" -r "connect tcp svc.test:$WPORT -> pass" --resolve-keep 3
+	rules
+	T=$top
+	K=$T/k
+	run -0 inns $NT gai svc.test
+	T=$K run -0 inns $NT gai svc.test
+	assert_output "ok AF_INET 127.0.0.5"
+	t=$(date +%s%3N)
+	run -0 $NT lie "$T/egress.sock" svc.test 127.0.0.5 "$WPORT"
+	assert_output --regexp "^got [0-9]+ bytes$"
+	until_ms $((t + 1500))	# the 1 s TTL is over
+	run -0 $NT lie "$K/egress.sock" svc.test 127.0.0.5 "$WPORT"
+	assert_output --regexp "^got [0-9]+ bytes$"
+	run -0 $NT lie "$T/egress.sock" svc.test 127.0.0.5 "$WPORT"	# the default keeps it an hour
+	assert_output --regexp "^got [0-9]+ bytes$"
+	until_ms $((t + 3200))	# past 3 s from the lookup: only the use above keeps it
+	run -0 $NT lie "$K/egress.sock" svc.test 127.0.0.5 "$WPORT"
+	assert_output --regexp "^got [0-9]+ bytes$"
+	until_ms $(($(date +%s%3N) + 3200))	# past 3 s from that use
+	run -0 $NT lie "$K/egress.sock" svc.test 127.0.0.5 "$WPORT"
+	assert_output "closed"
+	wait_for_line "$K/relay.log" "warning: 127.0.0.1:40000 -> 127.0.0.5:$WPORT: .*denied: no rule allows it (AUTHORITY svc.test; this relay resolved no name to that address)$"
+	run -0 grep -c "127.0.0.5:$WPORT (svc.test): .* done" "$K/relay.log"
+	assert_output 2
+	run -0 grep -c "127.0.0.5:$WPORT (svc.test): .* done" "$T/relay.log"
+	assert_output 2
+}
+
 @test "names: diversions: a rule to another name, fixed addresses, libdivert's variable" {
 	need_netns
 	dns_server
@@ -420,6 +498,36 @@ dns id 0xabcd rcode 4 qr 1"
 	assert_line "ok AF_INET 127.0.0.1"
 	wait_for_line "$T/relay.log" "resolver: localhost for unix:pid=.*127.0.0.1"
 	# (no test of a missing name here: it would ask the machine's own DNS server)
+}
+
+@test "names: host lookups leave out the addresses the host has no route to, unless that is all of them" {
+	need_netns
+	command -v mount >/dev/null || skip "no mount(8)"
+	[ -e /etc/hosts ] || skip "no /etc/hosts to cover in a private mount namespace"
+	# the relay's musl getaddrinfo reads a private /etc/hosts; only lo is up: routes to
+	# 127.0.0.0/8 and ::1, none to the documentation prefixes until the test adds them
+	printf '%s\n' '127.0.0.5 mixed.test' '2001:db8::5 mixed.test' '::1 mixed6.test' '192.0.2.9 mixed6.test' \
+		'2001:db8::6 v6only.test' >"$T/hosts"
+	rules
+	cat >"$T/inner.sh" <<EOT
+set -e
+ip link set lo up
+mount --bind "$T/hosts" /etc/hosts
+"$SG" relay --ready-fd 3 -l "resolve:$T/res.sock" original 3>"$T/ready" 2>"$T/relay.log" &
+for i in \$(seq 100); do grep -q ready "$T/ready" && break; sleep 0.05; done
+g() { LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" $NT gai "\$1" | tr '\n' ' '; echo; }
+g mixed.test; g mixed6.test; g v6only.test
+ip -6 route add 2001:db8::/64 dev lo
+ip route add 192.0.2.0/24 dev lo
+g mixed.test; g mixed6.test
+kill \$!
+EOT
+	run -0 unshare -n -m --propagation private bash "$T/inner.sh"
+	assert_output "ok AF_INET 127.0.0.5 
+ok AF_INET6 ::1 
+ok AF_INET6 2001:db8::6 
+ok AF_INET6 2001:db8::5 ok AF_INET 127.0.0.5 
+ok AF_INET6 ::1 ok AF_INET 192.0.2.9 "
 }
 
 @test "names: a DNS server that never answers: the relay asks again, then answers a temporary failure within --resolve-timeout" {

@@ -273,3 +273,34 @@ connect udp 10.9.0.0/16 -> reject EACCES"
 	run -0 sockgate-run -- sh -c 'echo quiet'
 	assert_output "quiet"
 }
+
+@test "seccomp: Go's own resolver (CGO_ENABLED=0) with no network: svc.test asked over the dns: listener of sockgate-relay, then the GET through its egress, the relay naming the host" {
+	need_netns
+	need_unotify
+	dns_server
+	mkdir -p "$T/www"
+	printf 'hello from svc\n' >"$T/www/index.html"
+	WPORT=$(free_port)
+	spawn "$T/web.log" python3 -m http.server "$WPORT" --bind 127.0.0.5 --directory "$T/www"
+	local i
+	for ((i = 0; i < 200; i++)); do
+		curl -s "http://127.0.0.5:$WPORT/index.html" >/dev/null 2>&1 && break
+		sleep 0.05
+	done
+	"$SG" relay -v --ready-fd 3 -l "dns:$T/dns.sock" -l "unix:$T/egress.sock" --dns-server "127.0.0.1:$DNSPORT" \
+		-r "connect tcp svc.test:$WPORT -> pass" --proxy-in original 3>"$T/ready" 2>>"$T/relay.log" &
+	PIDS+=($!)
+	wait_for_line "$T/ready" ready
+	# Go reads /etc/resolv.conf itself: give it one of our own (in a mount
+	# namespace) whose server only the udp rule below can reach
+	printf 'nameserver 192.0.2.53\n' >"$T/resolv.conf"
+	cat >"$T/rules" <<-EOT
+	connect udp *:53 -> unix $T/dns.sock
+	connect tcp * -> unix $T/egress.sock proxy-v2
+	EOT
+	run -0 unshare -n -m sh -c 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"' sh "$T/resolv.conf" \
+		sockgate-run --seccomp -f "$T/rules" -- "$GET" "http://svc.test:$WPORT/index.html"
+	assert_line "hello from svc"
+	assert_line --regexp "^peer 127.0.0.5:$WPORT local "
+	wait_for_line "$T/relay.log" "(svc.test)"
+}

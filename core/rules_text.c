@@ -5,7 +5,9 @@
  * state it keeps is the ruleset it builds, and an error carries line and
  * column. rules_format() is its inverse: one rule back to text that parses
  * to the same rule. Both read the same word tables (directions, actions,
- * flags, errno names), so the grammar lives in this one file. The index and
+ * flags, errno names), so the grammar lives in this one file, with the
+ * names for messages (rules_dir_name(), rules_action_name()) and the
+ * authority-idx= value's parser, which the preload calls too. The index and
  * rules_match() are in rules.c, the compiled form in rulebin.c.
  */
 #include <errno.h>

@@ -51,7 +51,7 @@ static const char usage[] =
 	"       [-G GROUP,... | -k] [--chroot DIR] [--dns-server ADDR:PORT]\n"
 	"       [--resolve-timeout TIME] TARGET";
 
-enum { K_LISTEN = 1, K_FDPASS, K_CLIENT, K_TARGET, K_SIGNAL, K_RESOLVE, K_DNS };
+enum { K_LISTEN = 1, K_FDPASS, K_CLIENT, K_TARGET, K_SIGNAL, K_RESOLVE, K_DNS, K_DNSTCP };
 enum { ST_HEADER = 1, ST_CONNECTING, ST_RETRY, ST_RELAY, ST_BROKER };
 enum { L_INFO, L_WARN };
 
@@ -81,7 +81,7 @@ static struct {
 	int ready_fd;
 	struct privs privs;
 	struct resolver_opts res;
-	int resolver;			/* a resolve: or dns: listener */
+	int resolver;			/* a resolve:, dns: or dnstcp: listener */
 	int original;			/* target "original" */
 	struct sg_addr target;
 	char target_name[ADDR_STRLEN + 8];
@@ -1100,7 +1100,8 @@ static void listen_unix(const char *spec, const char *a, const struct lopts *o, 
 		die_sys("unable to listen on %s", spec);
 	char name[ADDR_STRLEN + 16], an[ADDR_STRLEN];
 	fmt_addr(&sa, an, sizeof an);
-	const char *pre = kind == K_FDPASS ? "fdpass:" : kind == K_RESOLVE ? "resolve:" : kind == K_DNS ? "dns:" : "";
+	const char *pre = kind == K_FDPASS ? "fdpass:" : kind == K_RESOLVE ? "resolve:" : kind == K_DNS ? "dns:" :
+			  kind == K_DNSTCP ? "dnstcp:" : "";
 	snprintf(name, sizeof name, "%s%s", pre, kind == K_FDPASS ? an + 5 : an);
 	lsn_add(kind, fd, name, abstract ? NULL : sa.u.un.sun_path);
 }
@@ -1232,12 +1233,12 @@ static void listen_spec(const char *spec)
 		char a[ADDR_STRLEN + 8];
 		snprintf(a, sizeof a, "%s%s", strncmp(s + 7, "unix:", 5) ? "unix:" : "", s + 7);
 		listen_unix(spec, a, &o, K_FDPASS);
-	} else if (!strncmp(s, "resolve:", 8) || !strncmp(s, "dns:", 4)) {
-		int res = s[0] == 'r';
-		const char *u = s + (res ? 8 : 4);
+	} else if (!strncmp(s, "resolve:", 8) || !strncmp(s, "dns:", 4) || !strncmp(s, "dnstcp:", 7)) {
+		int kind = s[0] == 'r' ? K_RESOLVE : s[3] == ':' ? K_DNS : K_DNSTCP;
+		const char *u = strchr(s, ':') + 1;
 		char a[ADDR_STRLEN + 8];
 		snprintf(a, sizeof a, "%s%s", strncmp(u, "unix:", 5) ? "unix:" : "", u);
-		listen_unix(spec, a, &o, res ? K_RESOLVE : K_DNS);
+		listen_unix(spec, a, &o, kind);
 		cfg.resolver = 1;
 	} else if (!strncmp(s, "fd:", 3))
 		listen_fd((int)num_arg(s + 3, 0, INT_MAX, "listener fd"), s);
@@ -1247,7 +1248,7 @@ static void listen_spec(const char *spec)
 		listen_systemd(s + 8);
 	else
 		die(EX_BADINPUT, "unknown listener %s (tcp:ADDR:PORT, unix:PATH, unix:@NAME, fd:N, systemd[:NAME], "
-		    "fdpass:PATH, resolve:PATH, dns:PATH)", spec);
+		    "fdpass:PATH, resolve:PATH, dns:PATH, dnstcp:PATH)", spec);
 	for (struct lsn *l = lsns; l != before; l = l->next)
 		l->broker = o.broker;
 	free(s);
@@ -1461,7 +1462,9 @@ static int loop(void)
 				on_signal();
 				break;
 			case K_RESOLVE:
-				resolver_accept(((struct lsn *)evs[i].data.ptr)->fd, ((struct lsn *)evs[i].data.ptr)->name);
+			case K_DNSTCP:
+				resolver_accept(((struct lsn *)evs[i].data.ptr)->fd, ((struct lsn *)evs[i].data.ptr)->name,
+						kind == K_DNSTCP);
 				break;
 			case K_DNS:
 				resolver_dgram(((struct lsn *)evs[i].data.ptr)->fd, ((struct lsn *)evs[i].data.ptr)->name);
@@ -1631,10 +1634,11 @@ int relay_main(int argc, char **argv)
 		die_sys("unable to create an epoll instance");
 	ep_add(sigobj.fd, &sigobj, EPOLLIN);
 	if (cfg.resolver) {
+		cfg.res.tcp_idle_ms = cfg.idle_ms ? cfg.idle_ms : 10000;
 		resolver_setup(ep, &cfg.res);
 		resolver_rules(rules);
 	} else if (cfg.res.server) {
-		die(EX_USAGE, "--dns-server needs a resolve: or dns: listener");
+		die(EX_USAGE, "--dns-server needs a resolve:, dns: or dnstcp: listener");
 	}
 	for (struct lsn *l = lsns; l; l = l->next) {
 		ep_add(l->fd, l, EPOLLIN);

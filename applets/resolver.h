@@ -1,7 +1,7 @@
 /*
  * The resolver listener of sockgate-relay (sockgate-relay(8), "RESOLVER"):
  * lookups in the resolver protocol (core/lookup) on stream sockets and DNS
- * messages (core/dns) on datagram sockets, answered with the host's
+ * messages (core/dns) on datagram and stream sockets, answered with the host's
  * getaddrinfo() or by a DNS server the operator names; and the memory of
  * what it resolved, which name-based allow rules are checked against.
  */
@@ -20,6 +20,7 @@ struct resolver_opts {
 	int64_t timeout_ms;	/* a lookup gives up (SERVFAIL / temporary failure) */
 	uint32_t host_ttl;	/* TTL of answers from getaddrinfo(), which has none */
 	uint32_t min_keep;	/* an address is remembered at least this many seconds */
+	int64_t tcp_idle_ms;	/* a DNS-over-TCP client with nothing in flight is closed after this */
 };
 
 /* Before the loop; dies on bad options. */
@@ -28,8 +29,8 @@ void resolver_setup(int ep, const struct resolver_opts *o);
 /* The relay's rules (resolve rules decide what may be resolved); may change on reload. */
 void resolver_rules(const struct ruleset *rs);
 
-/* A listener became readable: accept lookup clients / read DNS datagrams. */
-void resolver_accept(int lfd, const char *lname);
+/* A listener became readable: accept lookup (dns: DNS over TCP) clients / read DNS datagrams. */
+void resolver_accept(int lfd, const char *lname, int dns);
 void resolver_dgram(int fd, const char *lname);
 
 /* An event on one of the resolver's own objects (kinds above). */

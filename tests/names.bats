@@ -1,10 +1,11 @@
 #!/usr/bin/env bats
 # Names for programs with no network: lookups through sockgate-relay's
 # resolver listener (resolve rules in libsockgate.so), DNS messages on the
-# wire (dig, node), name-based allow rules, diversions, bad input.
+# wire (dig, node; UDP with and without EDNS0, DNS over TCP), name-based
+# allow rules, diversions, bad input.
 # Host-side names come from dnsmasq started here on loopback with its own
 # hosts file and no upstream; the machine's resolver configuration is never
-# read or changed. Runtime: about 20 s.
+# read or changed. Runtime: about 30 s.
 
 load helper
 
@@ -21,7 +22,8 @@ free_port() {
 # start_relay ARGS...: sockgate-relay -v with the resolver and egress listeners in $T.
 start_relay() {
 	: >"$T/ready"
-	"$SG" relay -v --ready-fd 3 -l "resolve:$T/res.sock" -l "dns:$T/dns.sock" -l "unix:$T/egress.sock" \
+	"$SG" relay -v --ready-fd 3 -l "resolve:$T/res.sock" -l "dns:$T/dns.sock" -l "dnstcp:$T/dnstcp.sock" \
+		-l "unix:$T/egress.sock" \
 		--proxy-in "$@" original 3>"$T/ready" 2>>"$T/relay.log" &
 	PIDS+=($!)
 	RP=$!
@@ -46,6 +48,7 @@ rules() {
 	cat >"$T/rules" <<EOT
 resolve * -> unix $T/res.sock
 connect udp *:53 -> unix $T/dns.sock
+connect tcp *:53 -> unix $T/dnstcp.sock
 connect tcp * -> unix $T/egress.sock proxy-v2
 EOT
 	if [ $# -gt 0 ]; then
@@ -151,6 +154,101 @@ EOT
 	run -0 inns node -e 'const dns = require("dns"); const r = new dns.Resolver(); r.setServers(["127.0.0.53"]);
 		r.resolve4("svc.test", (e, a) => console.log(e ? e.code : a.join(",")))'
 	assert_output "127.0.0.5"
+}
+
+@test "names: DNS over TCP: dig +tcp in unshare -n is answered over the tcp:53 redirect, with and without a PROXY header" {
+	need_netns
+	dns_server
+	start_relay --dns-server "127.0.0.1:$DNSPORT"
+	rules
+	run -0 inns dig +tcp +time=2 +tries=1 @10.1.2.3 www.svc.test
+	assert_line --regexp $'^www\\.svc\\.test\\.\t+[0-9]+\tIN\tCNAME\tsvc\\.test\\.$'
+	assert_line --regexp $'^svc\\.test\\.\t+[0-9]+\tIN\tA\t127\\.0\\.0\\.5$'
+	assert_line --partial "SERVER: 10.1.2.3#53(10.1.2.3) (TCP)"
+	wait_for_line "$T/relay.log" "resolver: www.svc.test for unix:pid=[0-9]*,uid=[0-9]*: svc.test 127.0.0.5"
+	sed -i "s|^connect tcp \*:53 .*|& proxy-v2|" "$T/rules"
+	grep -q "dnstcp.sock proxy-v2" "$T/rules"
+	run -0 inns dig +tcp +short +time=2 +tries=1 @10.1.2.3 svc.test
+	assert_output "127.0.0.5"
+	run -0 inns dig +tcp +time=2 +tries=1 @10.1.2.3 nope.test
+	assert_output --partial "status: NXDOMAIN"
+}
+
+# many_hosts: dnsmasq's hosts file with 40 addresses for many.test (16 bytes each in an answer).
+many_hosts() {
+	{
+		printf '127.0.0.5 svc.test\n'
+		for i in $(seq 1 40); do printf '10.9.0.%d many.test\n' "$i"; done
+	} >"$T/hosts"
+}
+
+@test "names: 40 addresses for one name: dig +noedns gets TC over UDP, then all 40 over TCP" {
+	need_netns
+	many_hosts
+	dns_server
+	start_relay --dns-server "127.0.0.1:$DNSPORT"
+	rules
+	# 512 bytes hold 30 of them: cut, TC set
+	run -0 inns dig +noedns +ignore +time=2 +tries=1 @10.1.2.3 many.test
+	assert_line --regexp "^;; flags: qr tc rd ra; QUERY: 1, ANSWER: (2[0-9]|30), "
+	# dig asks again over TCP and gets every one
+	run -0 inns dig +noedns +time=2 +tries=1 @10.1.2.3 many.test
+	assert_line ";; Truncated, retrying in TCP mode."
+	assert_line --partial "SERVER: 10.1.2.3#53(10.1.2.3) (TCP)"
+	run -0 grep -Ec $'^many\\.test\\.\t+[0-9]+\tIN\tA\t10\\.9\\.0\\.([1-9]|[1-3][0-9]|40)$' <<<"$output"
+	assert_output 40
+}
+
+@test "names: EDNS0: dig's OPT for 1232 gets all 40 over UDP, +bufsize=600 is cut there, version 1 is BADVERS, bad OPT FORMERR" {
+	need_netns
+	many_hosts
+	dns_server
+	start_relay --dns-server "127.0.0.1:$DNSPORT"
+	rules
+	run -0 inns dig +ignore +time=2 +tries=1 @10.1.2.3 many.test
+	assert_line ";; flags: qr rd ra; QUERY: 1, ANSWER: 40, AUTHORITY: 0, ADDITIONAL: 1"
+	assert_line "; EDNS: version: 0, flags:; udp: 1232"
+	assert_line --partial "SERVER: 10.1.2.3#53(10.1.2.3) (UDP)"
+	run -0 grep -Ec $'^many\\.test\\.\t+[0-9]+\tIN\tA\t10\\.9\\.0\\.([1-9]|[1-3][0-9]|40)$' <<<"$output"
+	assert_output 40
+	# 600 bytes hold 35 and the OPT record
+	run -0 inns dig +bufsize=600 +ignore +time=2 +tries=1 @10.1.2.3 many.test
+	assert_line ";; flags: qr tc rd ra; QUERY: 1, ANSWER: 35, AUTHORITY: 0, ADDITIONAL: 1"
+	run -0 inns dig +edns=1 +noednsnegotiation +ignore +time=2 +tries=1 @10.1.2.3 many.test
+	assert_line --partial "status: BADVERS,"
+	assert_line "; EDNS: version: 0, flags:; udp: 1232"
+	# over TCP the reply has its OPT record too
+	run -0 inns dig +tcp +time=2 +tries=1 @10.1.2.3 many.test
+	assert_line ";; flags: qr rd ra; QUERY: 1, ANSWER: 40, AUTHORITY: 0, ADDITIONAL: 1"
+	assert_line "; EDNS: version: 0, flags:; udp: 1232"
+	run -0 $NT dnsbadopt "$T/dns.sock"
+	assert_output "two OPT records: id 0x1111 rcode 1 qr 1
+an OPT option past its data: id 0x1111 rcode 1 qr 1
+an OPT owned by a name: id 0x1111 rcode 1 qr 1"
+	kill -0 "$RP"
+}
+
+@test "names: DNS over TCP on the socket: pipelined queries answered as ready; garbage and a cut prefix closed (logged), others served; idle closed" {
+	dns_server
+	# fixed.test has a fixed answer, ready before the others come back from dnsmasq
+	start_relay --dns-server "127.0.0.1:$DNSPORT" --idle-timeout 1s -r 'resolve fixed.test -> 127.0.0.9' \
+		-r 'resolve * -> pass'
+	run -0 $NT dnstcp "$T/dnstcp.sock" svc.test fixed.test other.test
+	assert_line --index 0 "id 2 rcode 0 tc 0 an 1 127.0.0.9"
+	assert_line "id 1 rcode 0 tc 0 an 1 127.0.0.5"
+	assert_line "id 3 rcode 0 tc 0 an 1 127.0.0.6"
+	assert_line --index 3 "then closed"
+	run -0 $NT dnsbad "$T/dnstcp.sock"
+	assert_output "garbage: closed
+cut length prefix: closed
+other client: id 7 rcode 0 tc 0 an 1 127.0.0.5"
+	wait_for_line "$T/relay.log" "warning: resolver: unix:pid=[0-9]*,uid=[0-9]* sent a DNS message length of 18245 (12 to 4094 taken): closing it"
+	wait_for_line "$T/relay.log" "warning: resolver: unix:pid=[0-9]*,uid=[0-9]* ended its connection inside a DNS message: closing it"
+	run -0 $NT dnsidle "$T/dnstcp.sock"
+	assert_output "id 1 rcode 0 tc 0 an 1 127.0.0.5
+closed within 0.5-3s"
+	wait_for_line "$T/relay.log" "resolver: unix:pid=[0-9]*,uid=[0-9]* idle for [0-9]* ms: closing it"
+	kill -0 "$RP"
 }
 
 @test "names: name-based allow: the allowed name passes; an address never resolved and a lying AUTHORITY are denied and logged" {

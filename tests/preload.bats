@@ -1126,3 +1126,27 @@ print(socket.create_connection(("10.1.2.3", 80), timeout=5).recv(200).decode().s
 	run -0 sed -n 2p "$T/z.out"
 	assert_output "accepted fd 0 ('192.0.2.44', 5555) ('10.1.2.3', 80)"
 }
+
+@test "UDP reject rules in the library: sendto, sendmsg and connect get the rule's errno; the program's other UDP still goes to the kernel" {
+	need_netns
+	# in a namespace of its own (lo up for the echo): were the rule not
+	# applied, nothing could leave for 10.9.0.1
+	export SOCKGATE_RULE="connect udp 10.9.0.0/16 -> reject EACCES"
+	run -0 unshare -n sh -c 'ip link set lo up && exec env LD_PRELOAD="$1" python3 -c "$2"' sh "$LIB" '
+import socket, threading
+e = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); e.bind(("127.0.0.1", 0))
+def echo():
+    while True:
+        d, a = e.recvfrom(1500); e.sendto(b"udp:" + d, a)
+threading.Thread(target=echo, daemon=True).start()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)
+for name, call in (("sendto", lambda: s.sendto(b"q", ("10.9.0.1", 53))),
+                   ("sendmsg", lambda: s.sendmsg([b"q"], [], 0, ("10.9.0.1", 53))),
+                   ("connect", lambda: s.connect(("10.9.0.1", 53)))):
+    try:
+        call(); print(name, "sent")
+    except OSError as x:
+        print(name, x.strerror)
+s.sendto(b"loop", e.getsockname()); print(s.recvfrom(100)[0].decode())'
+	assert_output $'sendto Permission denied\nsendmsg Permission denied\nconnect Permission denied\nudp:loop'
+}

@@ -861,10 +861,12 @@ int rules_format(const struct ruleset *rs, const struct rule *r, char *buf, size
 			outf(&o, " %s", rules_action_name(r->action));
 		goto done;
 	}
+	const char *h = r->host != RULE_NONE ? rules_str(rs, r->host) : NULL;
 	if (r->proto != RULE_ANYPROTO)
 		outf(&o, " %s", r->proto == RULE_TCP ? "tcp" : r->proto == RULE_UDP ? "udp" : "icmp");
+	else if (h && (!strcmp(h, "tcp") || !strcmp(h, "udp") || !strcmp(h, "any") || !strcmp(h, "icmp")))
+		outf(&o, " any");	/* a host named like a protocol would read back as one */
 	if (r->host != RULE_NONE) {
-		const char *h = rules_str(rs, r->host);
 		outf(&o, " %s", h ? h : "?");
 		if (r->port_lo == r->port_hi)
 			outf(&o, ":%u", r->port_lo);

@@ -379,6 +379,21 @@ static void test_expand(void)
 		      "translate formats back: %s", buf);
 	}
 	rules_free(rs);
+	/* a host named like a protocol keeps its 'any' (fuzz_rules found it dropped) */
+	const char *words = "connect any tcp -> pass\nconnect any any -> pass\nconnect udp udp:53 -> pass\nconnect any icmp:7 -> pass\n";
+	rs = rules_parse(words, strlen(words), &e);
+	CHECK(rs && rs->n == 4, "hosts named tcp, any, udp, icmp parse (%s)", rs ? "ok" : e.msg);
+	static const char *const back[] = { "connect any tcp -> pass", "connect any any -> pass", "connect udp udp:53 -> pass",
+					    "connect any icmp:7 -> pass" };
+	for (size_t i = 0; rs && i < rs->n && i < 4; i++) {
+		CHECK(rules_format(rs, &rs->rule[i], buf, sizeof buf) > 0 && !strcmp(buf, back[i]), "formats back: %s", buf);
+		struct ruleset *again = rules_parse(buf, strlen(buf), &e);
+		CHECK(again && again->n == 1 && again->rule[0].proto == rs->rule[i].proto &&
+		      again->rule[0].host != RULE_NONE && !strcmp(rules_str(again, again->rule[0].host), rules_str(rs, rs->rule[i].host)),
+		      "and reads back as the same rule: %s", buf);
+		rules_free(again);
+	}
+	rules_free(rs);
 	static const struct { const char *t, *why; } badr[] = {
 		{ "connect -> translate 127.0.0.1", "bad translate prefix" },
 		{ "connect -> unix /x dev=lo", "dev= is only for translate" },

@@ -293,8 +293,11 @@ closed within 0.5-3s"
 	run -0 grep -c "refused, connected to 127.0.0.5:$WPORT instead" "$T/relay.log"
 	assert_output 2
 	# every address refuses: the program sees its connection closed, as before
-	run -56 inns curl -sS "http://dead.test:$WPORT/"
-	assert_output --partial "Recv failure"
+	# (56, a reset after connect; or 7 where the close came while curl's
+	# connects were still in progress, as under load: both mean refused)
+	run inns curl -sS "http://dead.test:$WPORT/"
+	[[ $status == 56 || $status == 7 ]]
+	assert_output --regexp "Recv failure|Failed to connect"
 	wait_for_line "$T/relay.log" "warning: .* -> \[::1\]:$WPORT via 127.0.0.8:$WPORT (dead.test): .*unable to connect to target: Connection refused (after \[::1\]:$WPORT refused)$"
 	# 127.0.0.5 is allowed as dual.test's, not as deny.test's: not used, though it would answer
 	run inns curl -sS "http://deny.test:$WPORT/"

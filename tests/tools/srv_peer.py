@@ -27,6 +27,12 @@ import sys
 import time
 
 
+def say(*words):
+    """One line in one write: the program under test may share this file
+    (and with PYTHONUNBUFFERED print() writes each word on its own)."""
+    os.write(1, (" ".join(str(w) for w in words) + "\n").encode())
+
+
 def fam(b):
     return {0: None, 2: socket.AF_INET, 10: socket.AF_INET6}[b]
 
@@ -50,9 +56,9 @@ def recv_one(s):
     for level, typ, data in anc:
         if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
             fds.frombytes(data[: len(data) - len(data) % 4])
-    print("record", decode(msg), "fds", len(fds), flush=True)
+    say("record", decode(msg), "fds", len(fds))
     c = socket.socket(fileno=fds[0])
-    print("peer", "%s:%d" % c.getpeername()[:2], flush=True)
+    say("peer", "%s:%d" % c.getpeername()[:2])
     c.sendall(b"from-python\n")
     c.close()
 
@@ -61,7 +67,7 @@ def seqrecv(path, n):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     s.bind(path)
     s.listen()
-    print("listening", flush=True)
+    say("listening")
     c, _ = s.accept()
     for _ in range(n):
         msg, fds, _, _ = socket.recv_fds(c, 1024, 4)
@@ -79,9 +85,9 @@ def probe(host, port):
         pass
     try:
         d = s.recv(4096)
-        print(("data:" + d.decode().strip()) if d else "eof", lp)
+        say(("data:" + d.decode().strip()) if d else "eof", lp)
     except ConnectionResetError:
-        print("reset", lp)
+        say("reset", lp)
 
 
 async def one(host, port, msg, res):
@@ -102,12 +108,12 @@ async def one(host, port, msg, res):
 async def burst(n, host, port, msg):
     res = {"ok": 0, "eof": 0, "reset": 0, "error": 0}
     await asyncio.gather(*(one(host, port, msg, res) for _ in range(n)))
-    print(" ".join("%s=%d" % kv for kv in res.items()))
+    say(" ".join("%s=%d" % kv for kv in res.items()))
 
 
 def hold(n, host, port, go):
     socks = [socket.create_connection((host, port)) for _ in range(n)]
-    print("held", n, flush=True)
+    say("held", n)
     while not os.path.exists(go):
         time.sleep(0.05)
     res = {"data": 0, "eof": 0, "reset": 0}
@@ -117,7 +123,7 @@ def hold(n, host, port, go):
             res["data" if s.recv(100) else "eof"] += 1
         except (ConnectionResetError, socket.timeout):
             res["reset"] += 1
-    print(" ".join("%s=%d" % kv for kv in res.items()), flush=True)
+    say(" ".join("%s=%d" % kv for kv in res.items()))
 
 
 def main():
@@ -131,7 +137,7 @@ def main():
     elif a[0] == "stuck":
         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         s.bind(a[1])
-        print("stuck", flush=True)
+        say("stuck")
         signal.pause()
     elif a[0] == "recv":
         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -144,7 +150,7 @@ def main():
         cmd = [str(y.fileno()) if w == "{fd}" else w for w in a[2:]]
         p = subprocess.Popen(cmd, pass_fds=(y.fileno(),))
         y.close()
-        print("pid", p.pid, flush=True)
+        say("pid", p.pid)
         recv_one(x)
         p.terminate()
         p.wait()

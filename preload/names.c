@@ -486,6 +486,85 @@ fail:
 	return eai;
 }
 
+/* --- AI_ADDRCONFIG where a rule carries the connection ------------------------ */
+
+/*
+ * AI_ADDRCONFIG asks for addresses of the families the host has configured
+ * (glibc: other than loopback; musl: those a loopback can reach). In a
+ * namespace with no network that is none, and a literal or a diverted name
+ * gives EAI_NONAME although a rule would carry the connection: for those
+ * the flag goes (libsockgate(7), "Names"). Other lookups keep it.
+ */
+static int carries(const struct rule *r)
+{
+	return r->action != ACT_PASS && r->action != ACT_REJECT;
+}
+
+/* Does a connect rule carry sa (its port; any port when any) for the socket type? */
+static int connect_carries(const struct sockaddr *sa, int socktype, int any)
+{
+	const struct sgconf *c = conf();
+	int protos = socktype == SOCK_DGRAM ? RULE_UDP : socktype == SOCK_STREAM ? RULE_TCP : RULE_ANYPROTO;
+	int v4 = sa->sa_family == AF_INET;
+
+	if (!any) {
+		for (int p = RULE_TCP; p <= RULE_UDP; p <<= 1) {
+			const struct rule *r = (protos & p) ? sg_match(RULE_CONNECT, p, sa, NULL) : NULL;
+			if (r && carries(r))
+				return 1;
+		}
+		return 0;
+	}
+	/* no port to go by: a rule that carries the address on some port */
+	for (int i = 0; i < c->nrs; i++) {
+		const struct ruleset *rs = c->rs[i];
+		for (size_t k = 0; k < rs->n; k++) {
+			const struct rule *r = &rs->rule[k];
+			if (r->dir == RULE_CONNECT && (r->proto & protos) && r->host == RULE_NONE && carries(r) &&
+			    !((r->flags & RULE_F_IP4) && !v4) && !((r->flags & RULE_F_IP6) && v4) &&
+			    prefix_match_sa(&r->addr, sa))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* Is node a literal address that a connect rule carries for this service? */
+static int literal_carried(const char *node, const char *service, const struct addrinfo *h)
+{
+	struct addrinfo num = { .ai_flags = AI_NUMERICHOST, .ai_socktype = h->ai_socktype }, *res = NULL;
+	int any = 1, port = 0, e = 0, yes = 0;
+
+	num.ai_family = h->ai_family == AF_INET ? AF_INET : AF_UNSPEC;	/* AF_INET6 may map an IPv4 one */
+	if (service) {
+		port = service_port(service, h->ai_socktype == SOCK_DGRAM ? SOCK_DGRAM : SOCK_STREAM, 0, &e);
+		any = port < 0;
+	}
+	if (REAL(getaddrinfo)(node, NULL, &num, &res) != 0)
+		return 0;
+	for (struct addrinfo *ai = res; ai && !yes; ai = ai->ai_next) {
+		struct sockaddr_storage ss;
+		if (ai->ai_addrlen > sizeof ss)
+			continue;
+		memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+		if (ss.ss_family == AF_INET)
+			((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)(any ? 0 : port));
+		else
+			((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)(any ? 0 : port));
+		yes = connect_carries((struct sockaddr *)&ss, h->ai_socktype, any);
+	}
+	freeaddrinfo(res);
+	return yes;
+}
+
+/* hints without AI_ADDRCONFIG, in copy (hints may be NULL: glibc's defaults) */
+static const struct addrinfo *no_addrconfig(const struct addrinfo *hints, struct addrinfo *copy)
+{
+	*copy = hints ? *hints : no_hints;
+	copy->ai_flags &= ~AI_ADDRCONFIG;
+	return copy;
+}
+
 /*
  * A lookup as the rules (and libdivert's variables) say, else by libc:
  * getaddrinfo() itself when gai-hack is off, gai-hack's "real resolver"
@@ -500,9 +579,15 @@ static int lookup(const char *node, const char *service, const struct addrinfo *
 	const struct addrinfo *h = hints ? hints : &no_hints;
 	int flags = h->ai_flags, family = h->ai_family, eai = 0;
 
+	struct addrinfo copy;
+
+	if (node && *node && ((flags & AI_NUMERICHOST) || names_numeric(node))) {
+		if ((flags & AI_ADDRCONFIG) && conf()->have_connect && literal_carried(node, service, h))
+			hints = no_addrconfig(hints, &copy);
+		return REAL(getaddrinfo)(node, service, hints, res);
+	}
 	/* a name with a dot may be diverted by libdivert's variable even with no rules */
-	if (!node || !*node || (flags & AI_NUMERICHOST) || (!conf()->have_resolve && !strchr(node, '.')) ||
-	    names_numeric(node))
+	if (!node || !*node || (!conf()->have_resolve && !strchr(node, '.')))
 		return REAL(getaddrinfo)(node, service, hints, res);
 	memset(&a, 0, sizeof a);
 	/* AI_V4MAPPED asks for IPv4 answers too */
@@ -510,8 +595,12 @@ static int lookup(const char *node, const char *service, const struct addrinfo *
 	uint8_t pre[12];
 	if (family == AF_INET6 && dns64_prefix(pre))
 		ask = AF_UNSPEC;
-	if (!resolve_name(node, ask, &a, &eai, other))
+	if (!resolve_name(node, ask, &a, &eai, other)) {
+		/* diverted by a rule or variable: what libc finds for the other name is the rule's answer */
+		if (other[0] && strcmp(other, node) && (flags & AI_ADDRCONFIG))
+			hints = no_addrconfig(hints, &copy);
 		return REAL(getaddrinfo)(other[0] ? other : node, service, hints, res);
+	}
 	if (final)
 		*final = a.rejected;
 	snprintf(authority, DNS_NAME_MAX, "%s", other);

@@ -723,6 +723,39 @@ static int fill_hostent(const struct answer *a, const char *name, int af, struct
 	return 0;
 }
 
+/*
+ * The gethostbyname family's outcome of a lookup that gave eai (answer a):
+ * the _r functions' return value, with *result and *herr set.
+ */
+static int hostent_result(int eai, const struct answer *a, const char *name, int af, struct hostent *ret,
+			  char *buf, size_t buflen, struct hostent **result, int *herr)
+{
+	*result = NULL;
+	switch (eai) {
+	case 0:
+		if (fill_hostent(a, name, af, ret, buf, buflen) == ERANGE) {
+			h_errno = *herr = NETDB_INTERNAL;
+			return ERANGE;
+		}
+		*result = ret;
+		*herr = 0;
+		return 0;
+	case EAI_NODATA:
+		*herr = NO_DATA;
+		break;
+	case EAI_AGAIN:
+		*herr = TRY_AGAIN;
+		break;
+	case EAI_NONAME:
+		*herr = HOST_NOT_FOUND;
+		break;
+	default:
+		*herr = NO_RECOVERY;
+	}
+	h_errno = *herr;	/* glibc's _r forms set it too: Python reads it, not *herr */
+	return *herr == TRY_AGAIN ? EAGAIN : 0;
+}
+
 /* 1 when ours (with *ret, *result and *herr set), else 0. */
 static int names_hostent(const char *name, int af, struct hostent *ret, char *buf, size_t buflen,
 			 struct hostent **result, int *herr, int *rv)
@@ -741,7 +774,6 @@ static int names_hostent(const char *name, int af, struct hostent *ret, char *bu
 		*rv = REAL(gethostbyname2_r)(other, af, ret, buf, buflen, result, herr);
 		return 1;
 	}
-	*result = NULL;
 	if (eai == 0) {
 		size_t n = 0;
 		for (size_t i = 0; i < a.naddr; i++)
@@ -749,29 +781,7 @@ static int names_hostent(const char *name, int af, struct hostent *ret, char *bu
 		if (n == 0)
 			eai = EAI_NODATA;
 	}
-	switch (eai) {
-	case 0:
-		*rv = fill_hostent(&a, name, af, ret, buf, buflen);
-		if (*rv == ERANGE) {
-			*herr = NETDB_INTERNAL;
-			return 1;
-		}
-		*result = ret;
-		*herr = 0;
-		return 1;
-	case EAI_NODATA:
-		*herr = NO_DATA;
-		break;
-	case EAI_AGAIN:
-		*herr = TRY_AGAIN;
-		break;
-	case EAI_NONAME:
-		*herr = HOST_NOT_FOUND;
-		break;
-	default:
-		*herr = NO_RECOVERY;
-	}
-	*rv = *herr == TRY_AGAIN ? EAGAIN : 0;
+	*rv = hostent_result(eai, &a, name, af, ret, buf, buflen, result, herr);
 	return 1;
 }
 
@@ -836,6 +846,29 @@ static const struct rule *reverse_rule(const struct ruleset **rsp)
 	return NULL;
 }
 
+/*
+ * The name of the address a16 (IPv4 as v4-mapped) from the relay of rule r:
+ * 0 with the name in a->canon, EAI_NONAME or EAI_NODATA when it has none,
+ * else the failure.
+ */
+static int reverse(const struct rule *r, const struct ruleset *rs, const uint8_t a16[16], struct answer *a)
+{
+	struct lookup_req q = { .op = LOOKUP_ADDR };
+	if (addr_is_v4mapped(a16)) {
+		q.alen = 4;
+		memcpy(q.addr, a16 + 12, 4);
+	} else {
+		q.alen = 16;
+		memcpy(q.addr, a16, 16);
+	}
+	q.id = (uint32_t)mono_ms();
+	memset(a, 0, sizeof *a);
+	int e = ask_relay(r, rs, &q, a);
+	if (!e)
+		e = a->status == LOOKUP_OK && a->canon[0] ? 0 : a->status == LOOKUP_OK ? EAI_NONAME : status_eai(a->status);
+	return e;
+}
+
 EXPORT int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, socklen_t hostlen, char *serv,
 		       socklen_t servlen, int flags)
 {
@@ -853,22 +886,10 @@ EXPORT int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, s
 		if (e)
 			return e;
 	}
-	struct lookup_req q = { .op = LOOKUP_ADDR };
 	struct answer a;
 	uint8_t a16[16];
 	addr_to16(sa, a16);
-	if (addr_is_v4mapped(a16)) {
-		q.alen = 4;
-		memcpy(q.addr, a16 + 12, 4);
-	} else {
-		q.alen = 16;
-		memcpy(q.addr, a16, 16);
-	}
-	q.id = (uint32_t)mono_ms();
-	memset(&a, 0, sizeof a);
-	int e = ask_relay(r, rs, &q, &a);
-	if (!e)
-		e = a.status == LOOKUP_OK && a.canon[0] ? 0 : a.status == LOOKUP_OK ? EAI_NONAME : status_eai(a.status);
+	int e = reverse(r, rs, a16, &a);
 	if (e == EAI_NONAME || e == EAI_NODATA) {
 		if (flags & NI_NAMEREQD)
 			return EAI_NONAME;
@@ -885,4 +906,49 @@ EXPORT int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, s
 		return EAI_OVERFLOW;
 	strcpy(host, a.canon);
 	return 0;
+}
+
+/* --- gethostbyaddr: the same reverse lookup, as a hostent ------------------------ */
+
+/* 1 when ours (with *ret, *result and *herr set, *rv the _r return value), else 0. */
+static int names_hostaddr(const void *addr, socklen_t len, int type, struct hostent *ret, char *buf, size_t buflen,
+			  struct hostent **result, int *herr, int *rv)
+{
+	const struct ruleset *rs = NULL;
+	const struct rule *r;
+	struct answer a;
+	uint8_t a16[16] = { [10] = 0xff, [11] = 0xff };
+
+	if (!addr || !((type == AF_INET && len == 4) || (type == AF_INET6 && len == 16)) ||
+	    !conf()->have_resolve || !(r = reverse_rule(&rs)))
+		return 0;
+	memcpy(type == AF_INET ? a16 + 12 : a16, addr, len);
+	int e = reverse(r, rs, a16, &a);
+	if (e == EAI_NODATA)
+		e = EAI_NONAME;		/* no name for the address: HOST_NOT_FOUND, as glibc says */
+	/* the hostent holds the name and the address asked about, as glibc's does */
+	a.naddr = 1;
+	a.addr[0].family = type == AF_INET ? 4 : 6;
+	memcpy(a.addr[0].a, addr, len);
+	*rv = hostent_result(e, &a, a.canon, type, ret, buf, buflen, result, herr);
+	return 1;
+}
+
+EXPORT int gethostbyaddr_r(const void *addr, socklen_t len, int type, struct hostent *ret, char *buf,
+			   size_t buflen, struct hostent **result, int *h_errnop)
+{
+	int rv;
+	if (names_hostaddr(addr, len, type, ret, buf, buflen, result, h_errnop, &rv))
+		return rv;
+	return REAL(gethostbyaddr_r)(addr, len, type, ret, buf, buflen, result, h_errnop);
+}
+
+EXPORT struct hostent *gethostbyaddr(const void *addr, socklen_t len, int type)
+{
+	struct hostent *res = NULL;
+	int herr = 0, rv;
+	if (!names_hostaddr(addr, len, type, &tls_he, tls_buf, sizeof tls_buf, &res, &herr, &rv))
+		return REAL(gethostbyaddr)(addr, len, type);
+	h_errno = herr;
+	return res;
 }

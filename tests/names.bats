@@ -192,13 +192,23 @@ EOT
 	assert_output "ok AF_INET 127.0.0.1"
 }
 
-@test "names: gethostbyname, gethostbyname2, their _r forms and getnameinfo go through the relay" {
+@test "names: gethostbyname, gethostbyname2, their _r forms, getnameinfo and gethostbyaddr (and _r) go through the relay" {
 	need_netns
 	dns_server
 	start_relay --dns-server "127.0.0.1:$DNSPORT"
 	rules
 	run -0 inns $NT legacy www.svc.test 127.0.0.5
-	assert_output $'gethostbyname svc.test 127.0.0.5\ngethostbyname_ex svc.test 127.0.0.5\ngetnameinfo svc.test\ngetnameinfo-numeric-fallback 127.0.0.77'
+	assert_output "gethostbyname svc.test 127.0.0.5
+gethostbyname_ex svc.test 127.0.0.5
+getnameinfo svc.test
+getnameinfo-numeric-fallback 127.0.0.77
+gethostbyaddr_r svc.test [] 127.0.0.5
+gethostbyaddr_r 127.0.0.77 herror 1
+gethostbyaddr svc.test 127.0.0.5"
+	# without a reverse rule: libc's own answer, the hosts file's
+	run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULE="resolve svc.test -> unix $T/res.sock" $PY -c '
+import socket; print(socket.gethostbyaddr("127.0.0.1")[2])'
+	assert_output "['127.0.0.1']"
 }
 
 # in_hosts FILE CMD...: CMD in unshare -n with FILE as /etc/hosts

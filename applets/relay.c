@@ -49,9 +49,9 @@ static const char usage[] =
 	"       [--header-timeout TIME] [--grace TIME] [--reuseport] [--backlog N]\n"
 	"       [--pipe-size BYTES] [--ready-fd FD] [-u USER] [-g GROUP]\n"
 	"       [-G GROUP,... | -k] [--chroot DIR] [--dns-server ADDR:PORT]\n"
-	"       [--resolve-timeout TIME] TARGET";
+	"       [--resolve-timeout TIME] [--resolve-keep TIME] TARGET";
 
-enum { K_LISTEN = 1, K_FDPASS, K_CLIENT, K_TARGET, K_SIGNAL, K_RESOLVE, K_DNS };
+enum { K_LISTEN = 1, K_FDPASS, K_CLIENT, K_TARGET, K_SIGNAL, K_RESOLVE, K_DNS, K_DNSTCP };
 enum { ST_HEADER = 1, ST_CONNECTING, ST_RETRY, ST_RELAY, ST_BROKER };
 enum { L_INFO, L_WARN };
 
@@ -68,6 +68,8 @@ enum { L_INFO, L_WARN };
  */
 #define FDS_PER_CONN 6
 #define FD_MARGIN 8		/* a rules file re-read, a log line, a readiness fd */
+#define FB_MAX 3		/* other addresses of a name a failed connect tries */
+#define FB_SCAN 16		/* addresses of the name looked at to pick them */
 
 static struct {
 	int verbose;
@@ -81,14 +83,14 @@ static struct {
 	int ready_fd;
 	struct privs privs;
 	struct resolver_opts res;
-	int resolver;			/* a resolve: or dns: listener */
+	int resolver;			/* a resolve:, dns: or dnstcp: listener */
 	int original;			/* target "original" */
 	struct sg_addr target;
 	char target_name[ADDR_STRLEN + 8];
 } cfg = {
 	.connect_ms = 10000, .header_ms = 5000, .grace_ms = 30000,
 	.backlog = 4096, .ready_fd = -1,
-	.res = { .timeout_ms = 3000, .host_ttl = 30, .min_keep = 10 },
+	.res = { .timeout_ms = 3000, .host_ttl = 30, .keep_ms = 3600000 },
 	/* the kernel's default pipe-max-size: 512 KiB pipes cost ~20% more CPU per byte */
 	.pipe_max = 1024 * 1024,
 };
@@ -116,6 +118,18 @@ struct dir {				/* one direction: from one socket to the other */
 	unsigned rearm:1;
 };
 
+/*
+ * A connect to an `original` destination failed and the relay resolved its
+ * name to other addresses too: those still to try (RFC 8305's order: the
+ * other family first, then alternating), and what the first attempt got.
+ */
+struct fallback {
+	char name[DNS_NAME_MAX];
+	uint8_t a16[FB_MAX][16];
+	int n, next;
+	char tried[160];		/* "[::1]:80 refused, 127.0.0.5:80 refused" */
+};
+
 struct conn;
 struct side {
 	int kind;			/* K_CLIENT or K_TARGET */
@@ -133,6 +147,8 @@ struct conn {
 	size_t olen, ooff;
 	struct sg_addr client, dest, target;
 	char *host;			/* the name a name rule allowed the destination by */
+	char *authority;		/* the incoming header's AUTHORITY TLV (original), or NULL */
+	struct fallback *fb;		/* after a failed connect: other addresses of the name */
 	pid_t cpid;			/* Unix clients: SO_PEERCRED at -v */
 	uid_t cuid;
 	int broker;			/* came on a listener with the broker option */
@@ -342,42 +358,45 @@ static void fmt_client(const struct conn *c, char *buf, size_t size)
 static void conn_end(struct conn *c, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* "CLIENT -> DEST[ via TARGET][ (HOST)]": how every log line of a connection starts. */
+static void conn_label(const struct conn *c, char *buf, size_t size)
+{
+	char cl[ADDR_STRLEN + 32], t1[ADDR_STRLEN], t2[ADDR_STRLEN];
+
+	fmt_client(c, cl, sizeof cl);
+	if (c->target.len && c->dest.len && cfg.original &&
+	    (c->target.len != c->dest.len || memcmp(&c->target.u, &c->dest.u, c->dest.len)))
+		snprintf(buf, size, "%s -> %s via %s", cl, fmt_addr(&c->dest, t1, sizeof t1),
+			 fmt_addr(&c->target, t2, sizeof t2));
+	else
+		snprintf(buf, size, "%s -> %s", cl, fmt_addr(c->target.len ? &c->target : &c->dest, t1, sizeof t1));
+	if (c->host) {
+		size_t l = strlen(buf);
+		snprintf(buf + l, size - l, " (%s)", c->host);
+	}
+}
+
 static void conn_end(struct conn *c, int level, const char *fmt, ...)
 {
 	if (c->dead)
 		return;
 	if (level == L_WARN || cfg.verbose) {
-		char why[256], cl[ADDR_STRLEN + 32], ds[2 * ADDR_STRLEN + 8], ts[ADDR_STRLEN];
+		char why[256], lb[3 * ADDR_STRLEN + DNS_NAME_MAX + 48];
 		va_list ap;
 		va_start(ap, fmt);
 		vsnprintf(why, sizeof why, fmt, ap);
 		va_end(ap);
-		fmt_client(c, cl, sizeof cl);
-		const char *dst = ds;
-		if (c->target.len && c->dest.len && cfg.original &&
-		    (c->target.len != c->dest.len || memcmp(&c->target.u, &c->dest.u, c->dest.len))) {
-			char t1[ADDR_STRLEN];
-			snprintf(ds, sizeof ds, "%s via %s", fmt_addr(&c->dest, t1, sizeof t1),
-				 fmt_addr(&c->target, ts, sizeof ts));
-		} else if (c->target.len) {
-			fmt_addr(&c->target, ds, sizeof ds);
-		} else {
-			fmt_addr(&c->dest, ds, sizeof ds);
-		}
+		conn_label(c, lb, sizeof lb);
 		int64_t d = now - c->start;
 		char lost[160] = "";
 		if (c->up.s.inpipe || c->down.s.inpipe)
 			snprintf(lost, sizeof lost, " (discarded, read but not delivered: %zu bytes to target, %zu to client)",
 				 c->up.s.inpipe, c->down.s.inpipe);
-		if (c->host) {
-			size_t l = strlen(ds);
-			snprintf(ds + l, sizeof ds - l, " (%s)", c->host);
-		}
 		if (c->state == ST_BROKER)	/* no byte of it passes here */
-			(level == L_WARN ? warn : info)("%s -> %s: %s", cl, dst, why);
+			(level == L_WARN ? warn : info)("%s: %s", lb, why);
 		else
-			(level == L_WARN ? warn : info)("%s -> %s: %llu bytes to target, %llu bytes to client, "
-				"%lld.%03llds, %s%s", cl, dst, (unsigned long long)c->up.s.sent,
+			(level == L_WARN ? warn : info)("%s: %llu bytes to target, %llu bytes to client, "
+				"%lld.%03llds, %s%s", lb, (unsigned long long)c->up.s.sent,
 				(unsigned long long)c->down.s.sent, (long long)(d / 1000), (long long)(d % 1000), why, lost);
 	}
 	c->dead = 1;
@@ -392,6 +411,10 @@ static void conn_end(struct conn *c, int level, const char *fmt, ...)
 	c->obuf = NULL;
 	free(c->host);
 	c->host = NULL;
+	free(c->authority);
+	c->authority = NULL;
+	free(c->fb);
+	c->fb = NULL;
 	/* unlink now, free after the current batch of events */
 	if (c->prev)
 		c->prev->next = c->next;
@@ -525,11 +548,19 @@ down:
 
 static void conn_connected(struct conn *c)
 {
+	if (c->fb) {
+		char lb[3 * ADDR_STRLEN + DNS_NAME_MAX + 48], t[ADDR_STRLEN];
+		conn_label(c, lb, sizeof lb);
+		info("%s: %s, connected to %s instead", lb, c->fb->tried, fmt_addr(&c->target, t, sizeof t));
+	}
 	c->state = ST_RELAY;
 	c->tg.wr = 1;	/* a fresh connection; cl.rd is whatever the events said */
 	set_deadline(c, cfg.idle_ms ? now + cfg.idle_ms : 0);
 	relay_run(c);
 }
+
+static void conn_connect_failed(struct conn *c, int e, int timeout);
+static int fallback_may(struct conn *c);
 
 static void conn_connect(struct conn *c)
 {
@@ -556,7 +587,11 @@ static void conn_connect(struct conn *c)
 	if (errno == EINPROGRESS) {
 		side_add(&c->tg);
 		c->state = ST_CONNECTING;
-		set_deadline(c, c->connect_deadline);
+		/*
+		 * another address of the name may be tried: this one gets half the
+		 * time left (RFC 8305 would start the next one sooner, beside it)
+		 */
+		set_deadline(c, fallback_may(c) ? now + (c->connect_deadline - now) / 2 : c->connect_deadline);
 		return;
 	}
 	if (errno == EAGAIN && fam == AF_UNIX) {
@@ -565,7 +600,7 @@ static void conn_connect(struct conn *c)
 		set_deadline(c, now + 20 < c->connect_deadline ? now + 20 : c->connect_deadline);
 		return;
 	}
-	conn_end(c, L_WARN, "unable to connect to target: %s", strerror(errno));
+	conn_connect_failed(c, errno, 0);
 }
 
 /* The header for the target: the real client and the address it asked for. */
@@ -603,18 +638,20 @@ static int host_ok(void *ctx, const char *pattern)
 }
 
 /*
- * original mode: where may this connection go? 0 with c->target set, or -1
- * with the reason in why.
+ * original mode: may this connection go to dest (the header's destination,
+ * or another address of its name after a failed connect)? 0 with *target
+ * set, or -1 with the reason in why.
  */
-static int route_original(struct conn *c, const struct proxy_hdr *ph, int proto, char *why, size_t size)
+static int route_dest(struct conn *c, const struct sg_addr *dest, const char *authority, int proto,
+		      struct sg_addr *target, char *why, size_t size)
 {
-	struct hostq hq = { .authority = ph && ph->authority_len ? ph->authority : NULL };
+	struct hostq hq = { .authority = authority };
 	const struct rule *r;
-	if (c->dest.len)
-		addr_to16(&c->dest.u.sa, hq.a16);
-	if (relayconn_route(rules, &c->client, &c->dest, proto, host_ok, &hq, &r, &c->target, why, size) < 0) {
+	if (dest->len)
+		addr_to16(&dest->u.sa, hq.a16);
+	if (relayconn_route(rules, &c->client, dest, proto, host_ok, &hq, &r, target, why, size) < 0) {
 		char seen[DNS_NAME_MAX];
-		if (r || !rules || (c->dest.u.sa.sa_family != AF_INET && c->dest.u.sa.sa_family != AF_INET6))
+		if (r || !rules || (dest->u.sa.sa_family != AF_INET && dest->u.sa.sa_family != AF_INET6))
 			return -1;
 		/* no rule: say what the AUTHORITY TLV claimed, and what this relay knows */
 		if (hq.authority && resolver_seen(hq.a16, seen, sizeof seen) &&
@@ -626,11 +663,18 @@ static int route_original(struct conn *c, const struct proxy_hdr *ph, int proto,
 				 "name to that address)", hq.authority);
 		return -1;
 	}
-	if (r->host != RULE_NONE && !(c->host = strdup(hq.name))) {
+	if (r->host != RULE_NONE && !c->host && !(c->host = strdup(hq.name))) {
 		snprintf(why, size, "denied: out of memory");
 		return -1;
 	}
+	if (r->host != RULE_NONE)
+		resolver_renew(hq.a16, hq.name);	/* in use: a pool or a cached address may come back later */
 	return 0;
+}
+
+static int route_original(struct conn *c, const struct proxy_hdr *ph, int proto, char *why, size_t size)
+{
+	return route_dest(c, &c->dest, ph && ph->authority_len ? ph->authority : NULL, proto, &c->target, why, size);
 }
 
 /* The addresses are known (header read, or none expected): pick and connect. */
@@ -648,6 +692,11 @@ static void conn_start(struct conn *c, const struct proxy_hdr *h)
 			conn_end(c, L_WARN, "%s", why);
 			return;
 		}
+		/* the name the program looked up: where to look for other addresses if the connect fails */
+		if (h && h->authority_len && !(c->authority = strdup(h->authority))) {
+			conn_end(c, L_WARN, "unable to allocate: %s", strerror(errno));
+			return;
+		}
 	} else {
 		c->target = cfg.target;
 	}
@@ -656,6 +705,120 @@ static void conn_start(struct conn *c, const struct proxy_hdr *h)
 		return;
 	}
 	conn_connect(c);
+}
+
+/* --- another address of the name, when a connect fails (RFC 8305) -------- */
+
+/* Is there (maybe) another address to try after this attempt? */
+static int fallback_may(struct conn *c)
+{
+	if (c->fb)
+		return c->fb->next < c->fb->n;
+	uint8_t d16[16];
+	char name[DNS_NAME_MAX];
+	return cfg.original && (c->authority || c->host ||
+				(addr_to16(&c->dest.u.sa, d16) == 0 && resolver_seen(d16, name, sizeof name)));
+}
+
+/*
+ * The first failure: which name, and which of its other addresses (at most
+ * FB_MAX), in RFC 8305 section 4's order: the other family first, then
+ * alternating. NULL when the destination has no name the relay resolved,
+ * or the rules sent the connection somewhere else than the destination.
+ */
+static struct fallback *fallback_new(struct conn *c)
+{
+	uint8_t d16[16], all[FB_SCAN][16], *fam[2][FB_SCAN];
+	char name[DNS_NAME_MAX];
+	int nf[2] = { 0, 0 };
+	struct fallback *fb;
+
+	if (!cfg.original || c->target.len != c->dest.len || memcmp(&c->target.u, &c->dest.u, c->dest.len) ||
+	    addr_to16(&c->dest.u.sa, d16) < 0)
+		return NULL;
+	if (c->authority || c->host)
+		snprintf(name, sizeof name, "%s", c->authority ? c->authority : c->host);
+	else if (!resolver_seen(d16, name, sizeof name))
+		return NULL;
+	if (!(fb = calloc(1, sizeof *fb)))
+		return NULL;
+	snprintf(fb->name, sizeof fb->name, "%s", name);
+	int n = resolver_addrs(name, all, FB_SCAN), v4 = addr_is_v4mapped(d16);
+	for (int i = 0; i < n; i++)
+		if (memcmp(all[i], d16, 16)) {
+			int g = addr_is_v4mapped(all[i]) == v4;	/* 0: the other family */
+			fam[g][nf[g]++] = all[i];
+		}
+	for (int k = 0; fb->n < FB_MAX && (k < nf[0] || k < nf[1]); k++)
+		for (int g = 0; g < 2 && fb->n < FB_MAX; g++)
+			if (k < nf[g])
+				memcpy(fb->a16[fb->n++], fam[g][k], 16);
+	return fb;
+}
+
+/*
+ * The connect to c->target failed (e): the next address of the name that
+ * the allow rules pass, as c->target (0), or -1 when none is left. Each one
+ * is checked as the destination was, with the name as its AUTHORITY.
+ */
+static int fallback_pick(struct conn *c, int e, int timeout)
+{
+	char t[ADDR_STRLEN], lb[3 * ADDR_STRLEN + DNS_NAME_MAX + 48], why[512];
+
+	if (!c->fb && !(c->fb = fallback_new(c)))
+		return -1;
+	struct fallback *fb = c->fb;
+	size_t l = strlen(fb->tried);
+	snprintf(fb->tried + l, sizeof fb->tried - l, "%s%s %s", l ? ", " : "", fmt_addr(&c->target, t, sizeof t),
+		 timeout || e == ETIMEDOUT ? "timed out" : e == ECONNREFUSED ? "refused" :
+		 e == EADDRNOTAVAIL ? "address not available" : "unreachable");
+	while (fb->next < fb->n) {
+		struct sg_addr cand, to;
+		memset(&cand, 0, sizeof cand);
+		cand.u.in6.sin6_family = AF_INET6;
+		cand.u.in6.sin6_port = htons((uint16_t)addr_port(&c->dest.u.sa));
+		memcpy(&cand.u.in6.sin6_addr, fb->a16[fb->next++], 16);
+		cand.len = sizeof cand.u.in6;
+		addr_unmap(&cand.u.ss, &cand.len);
+		if (route_dest(c, &cand, fb->name, RULE_TCP, &to, why, sizeof why) == 0) {
+			if (to.len == cand.len && !memcmp(&to.u, &cand.u, cand.len)) {
+				c->target = cand;
+				return 0;
+			}
+			snprintf(why, sizeof why, "a rule sends it to %s, not to the address", fmt_addr(&to, t, sizeof t));
+		}
+		conn_label(c, lb, sizeof lb);
+		warn("%s: no fallback to %s: %s", lb, fmt_addr(&cand, t, sizeof t), why);
+	}
+	fb->tried[l] = 0;	/* the last one is the caller's to tell (or to wait for) */
+	return -1;
+}
+
+/*
+ * A connect failed with e, or (timeout) an attempt's share of
+ * --connect-timeout ran out: another address of the same name when the
+ * error says this one cannot be reached, within the time left; else the
+ * end of the connection.
+ */
+static void conn_connect_failed(struct conn *c, int e, int timeout)
+{
+	int unreachable = timeout || e == ECONNREFUSED || e == ENETUNREACH || e == EHOSTUNREACH ||
+			  e == EADDRNOTAVAIL || e == ETIMEDOUT;
+
+	if (unreachable && now < c->connect_deadline && fallback_pick(c, e, timeout) == 0) {
+		close(c->tg.fd);
+		c->tg = (struct side){ .kind = K_TARGET, .fd = -1, .c = c };
+		conn_connect(c);
+		return;
+	}
+	if (timeout && now < c->connect_deadline) {
+		set_deadline(c, c->connect_deadline);	/* nothing else to try: this one gets the rest */
+		return;
+	}
+	char tried[sizeof c->fb->tried + 16] = "";
+	if (c->fb && c->fb->tried[0])
+		snprintf(tried, sizeof tried, " (after %s)", c->fb->tried);
+	conn_end(c, L_WARN, "unable to connect to target: %s%s", timeout ? "timed out" : strerror(e), tried);
 }
 
 static void broker_run(struct conn *c, const struct broker_req *rq, int perr);
@@ -802,7 +965,7 @@ static void conn_run(struct conn *c)
 			if (getsockopt(c->tg.fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
 				err = errno;
 			if (err) {
-				conn_end(c, L_WARN, "unable to connect to target: %s", strerror(err));
+				conn_connect_failed(c, err, 0);
 				return;
 			}
 			conn_connected(c);
@@ -1100,7 +1263,8 @@ static void listen_unix(const char *spec, const char *a, const struct lopts *o, 
 		die_sys("unable to listen on %s", spec);
 	char name[ADDR_STRLEN + 16], an[ADDR_STRLEN];
 	fmt_addr(&sa, an, sizeof an);
-	const char *pre = kind == K_FDPASS ? "fdpass:" : kind == K_RESOLVE ? "resolve:" : kind == K_DNS ? "dns:" : "";
+	const char *pre = kind == K_FDPASS ? "fdpass:" : kind == K_RESOLVE ? "resolve:" : kind == K_DNS ? "dns:" :
+			  kind == K_DNSTCP ? "dnstcp:" : "";
 	snprintf(name, sizeof name, "%s%s", pre, kind == K_FDPASS ? an + 5 : an);
 	lsn_add(kind, fd, name, abstract ? NULL : sa.u.un.sun_path);
 }
@@ -1232,12 +1396,12 @@ static void listen_spec(const char *spec)
 		char a[ADDR_STRLEN + 8];
 		snprintf(a, sizeof a, "%s%s", strncmp(s + 7, "unix:", 5) ? "unix:" : "", s + 7);
 		listen_unix(spec, a, &o, K_FDPASS);
-	} else if (!strncmp(s, "resolve:", 8) || !strncmp(s, "dns:", 4)) {
-		int res = s[0] == 'r';
-		const char *u = s + (res ? 8 : 4);
+	} else if (!strncmp(s, "resolve:", 8) || !strncmp(s, "dns:", 4) || !strncmp(s, "dnstcp:", 7)) {
+		int kind = s[0] == 'r' ? K_RESOLVE : s[3] == ':' ? K_DNS : K_DNSTCP;
+		const char *u = strchr(s, ':') + 1;
 		char a[ADDR_STRLEN + 8];
 		snprintf(a, sizeof a, "%s%s", strncmp(u, "unix:", 5) ? "unix:" : "", u);
-		listen_unix(spec, a, &o, res ? K_RESOLVE : K_DNS);
+		listen_unix(spec, a, &o, kind);
 		cfg.resolver = 1;
 	} else if (!strncmp(s, "fd:", 3))
 		listen_fd((int)num_arg(s + 3, 0, INT_MAX, "listener fd"), s);
@@ -1247,7 +1411,7 @@ static void listen_spec(const char *spec)
 		listen_systemd(s + 8);
 	else
 		die(EX_BADINPUT, "unknown listener %s (tcp:ADDR:PORT, unix:PATH, unix:@NAME, fd:N, systemd[:NAME], "
-		    "fdpass:PATH, resolve:PATH, dns:PATH)", spec);
+		    "fdpass:PATH, resolve:PATH, dns:PATH, dnstcp:PATH)", spec);
 	for (struct lsn *l = lsns; l != before; l = l->next)
 		l->broker = o.broker;
 	free(s);
@@ -1411,7 +1575,7 @@ static void sweep(void)
 				conn_end(c, L_WARN, "no complete PROXY header within %lld ms", (long long)cfg.header_ms);
 				break;
 			case ST_CONNECTING:
-				conn_end(c, L_WARN, "unable to connect to target: timed out");
+				conn_connect_failed(c, ETIMEDOUT, 1);
 				break;
 			case ST_RETRY:
 				if (now >= c->connect_deadline)
@@ -1461,7 +1625,9 @@ static int loop(void)
 				on_signal();
 				break;
 			case K_RESOLVE:
-				resolver_accept(((struct lsn *)evs[i].data.ptr)->fd, ((struct lsn *)evs[i].data.ptr)->name);
+			case K_DNSTCP:
+				resolver_accept(((struct lsn *)evs[i].data.ptr)->fd, ((struct lsn *)evs[i].data.ptr)->name,
+						kind == K_DNSTCP);
 				break;
 			case K_DNS:
 				resolver_dgram(((struct lsn *)evs[i].data.ptr)->fd, ((struct lsn *)evs[i].data.ptr)->name);
@@ -1535,6 +1701,7 @@ int relay_main(int argc, char **argv)
 		{ "verbose", no_argument, 0, 'v' },
 		{ "dns-server", required_argument, 0, 'N' },
 		{ "resolve-timeout", required_argument, 0, 'W' },
+		{ "resolve-keep", required_argument, 0, 'K' },
 		{ 0 }
 	};
 	const char **lspecs = calloc(argc + 1, sizeof *lspecs);
@@ -1584,6 +1751,7 @@ int relay_main(int argc, char **argv)
 		case 'v': cfg.verbose = verbose = 1; break;
 		case 'N': cfg.res.server = optarg; break;
 		case 'W': cfg.res.timeout_ms = dur_arg(optarg, "--resolve-timeout"); break;
+		case 'K': cfg.res.keep_ms = dur_arg(optarg, "--resolve-keep"); break;
 		default: usage_die(usage);
 		}
 	}
@@ -1631,10 +1799,11 @@ int relay_main(int argc, char **argv)
 		die_sys("unable to create an epoll instance");
 	ep_add(sigobj.fd, &sigobj, EPOLLIN);
 	if (cfg.resolver) {
+		cfg.res.tcp_idle_ms = cfg.idle_ms ? cfg.idle_ms : 10000;
 		resolver_setup(ep, &cfg.res);
 		resolver_rules(rules);
 	} else if (cfg.res.server) {
-		die(EX_USAGE, "--dns-server needs a resolve: or dns: listener");
+		die(EX_USAGE, "--dns-server needs a resolve:, dns: or dnstcp: listener");
 	}
 	for (struct lsn *l = lsns; l; l = l->next) {
 		ep_add(l->fd, l, EPOLLIN);

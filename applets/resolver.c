@@ -3,7 +3,8 @@
  * network. Lookups arrive in the resolver protocol (core/lookup.h, from
  * libsockgate.so's getaddrinfo() and friends) on stream sockets, or as DNS
  * messages (RFC 1035) on datagram sockets (programs that build their own
- * queries, redirected by a `connect udp *:53` rule). Both are answered the
+ * queries, redirected by a `connect udp *:53` rule) and on stream sockets
+ * (DNS over TCP, RFC 7766, redirected by `connect tcp *:53`). All are answered the
  * same way: by the host's getaddrinfo()/getnameinfo() on a few worker
  * threads, or, with --dns-server, by queries this relay sends itself to
  * that server (never the container's packets passed on).
@@ -13,7 +14,9 @@
  * `resolve` rules decide which names may be looked up. Each client may
  * have RES_PER_CLIENT lookups in flight; past that its socket is not read
  * (stream) or its datagrams are dropped, so one busy container cannot
- * starve the others.
+ * starve the others. Stream clients of both protocols share one record
+ * (struct rcl) and one path: read, take whole messages, answer in any
+ * order into the client's output, flush.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,6 +32,7 @@
 #include <sys/un.h>
 
 #include "addr.h"
+#include "be.h"
 #include "dns.h"
 #include "file.h"
 #include "lookup.h"
@@ -44,17 +48,30 @@
 #define MEM_SLOTS 8192		/* remembered (address, name) pairs */
 #define MEM_PROBE 16
 #define DGRAM_BATCH 64
+/*
+ * EDNS0 payload sizes taken from a client's OPT record: under 512 counts as
+ * 512, and 4096 at most, the starting point RFC 6891 section 6.2.5 gives
+ * (both there); past that TC sends it to TCP, which carries any size.
+ */
+#define EDNS_SIZE_MIN DNS_UDP_MAX
+#define EDNS_SIZE_MAX 4096
+#define RES_IN_MAX 4096		/* a stream client's unread bytes: whole requests must fit */
+_Static_assert(RES_IN_MAX >= 2 * LOOKUP_MAX, "a stream client's buffer holds a whole request and more");
 
 enum { JT_LOOKUP = 1, JT_DNS };
 
-struct rcl {				/* a lookup client on a stream socket */
+struct rcl {				/* a client on a stream socket */
 	int kind;			/* K_RES_CLIENT */
 	int fd;
+	int dns;			/* DNS over TCP, not the resolver protocol */
+	int started;			/* DNS: past the point where a PROXY header may be */
+	int eof;			/* it ended its sending: answer what it asked, then close */
+	int64_t last;			/* DNS: when a byte last moved (the idle timeout) */
 	int pending, paused, dead, want_out;
 	int busy;			/* in a call that uses the record: not freed under it */
 	int kicked;			/* on the kick list: may take requests again */
 	struct rcl *knext;
-	uint8_t in[2 * LOOKUP_MAX];
+	uint8_t in[RES_IN_MAX];
 	size_t inlen;
 	uint8_t *out;
 	size_t olen, ocap;
@@ -64,9 +81,9 @@ struct rcl {				/* a lookup client on a stream socket */
 
 struct job {
 	int type;
-	struct rcl *cl;			/* JT_LOOKUP */
+	struct rcl *cl;			/* JT_LOOKUP, and JT_DNS over a stream */
 	struct lookup_req req;
-	int dfd;			/* JT_DNS: the listener, and where the query came from */
+	int dfd;			/* JT_DNS on a datagram socket: the listener, and where the query came from */
 	struct sockaddr_un from;
 	socklen_t fromlen;
 	struct dns_msg *q;
@@ -76,7 +93,7 @@ struct job {
 	int nq, ndone;
 	int rcode[2];
 	struct dns_rr *rr;
-	size_t nrr;
+	size_t nrr, rrcap;
 	int64_t deadline, resend;
 	int in_worker;
 	struct job *next, *prev;	/* the pending list */
@@ -105,7 +122,8 @@ static struct job *wq_head, *wq_tail;
 
 static struct mem {
 	uint8_t a16[16];
-	int64_t until;
+	int64_t until;			/* forgotten then: the TTL or --resolve-keep after the last lookup or use */
+	int64_t used;			/* the last lookup or use: when the slots are full, the oldest goes */
 	char name[DNS_NAME_MAX];
 } *mem;
 
@@ -123,23 +141,31 @@ static void mem_add(const uint8_t a16[16], const char *name, uint32_t ttl, int64
 {
 	if (!mem && !(mem = calloc(MEM_SLOTS, sizeof *mem)))
 		return;
-	uint32_t keep = ttl > opt.min_keep ? ttl : opt.min_keep;
-	int64_t until = now + (int64_t)keep * 1000;
+	int64_t until = now + ((int64_t)ttl * 1000 > opt.keep_ms ? (int64_t)ttl * 1000 : opt.keep_ms);
 	size_t h = mem_hash(a16), victim = h;
 	for (size_t k = 0; k < MEM_PROBE; k++) {
-		struct mem *m = &mem[(h + k) % MEM_SLOTS];
+		struct mem *m = &mem[(h + k) % MEM_SLOTS], *v = &mem[victim];
 		if (m->until > now && !memcmp(m->a16, a16, 16) && !strcasecmp(m->name, name)) {
 			if (until > m->until)
 				m->until = until;
+			m->used = now;
 			return;
 		}
-		if (m->until < mem[victim].until)
+		/* an expired slot if there is one, else the least recently used */
+		int free_m = m->until <= now, free_v = v->until <= now;
+		if (free_m > free_v || (free_m == free_v && m->used < v->used))
 			victim = (h + k) % MEM_SLOTS;
 	}
 	struct mem *m = &mem[victim];
 	memcpy(m->a16, a16, 16);
 	m->until = until;
+	m->used = now;
 	snprintf(m->name, sizeof m->name, "%s", name);
+}
+
+void resolver_renew(const uint8_t a16[16], const char *name)
+{
+	mem_add(a16, name, 0, mono_ms());
 }
 
 int resolver_known(const uint8_t a16[16], const char *pattern, const char *only, char *name, size_t size)
@@ -165,12 +191,31 @@ int resolver_seen(const uint8_t a16[16], char *name, size_t size)
 	return resolver_known(a16, "*", NULL, name, size);
 }
 
+int resolver_addrs(const char *name, uint8_t (*a16)[16], int max)
+{
+	int64_t now = mono_ms();
+	int n = 0;
+	/* by name, not by address: a walk over the whole memory, paid only when a connect failed */
+	for (size_t i = 0; mem && i < MEM_SLOTS && n < max; i++) {
+		const struct mem *m = &mem[i];
+		if (m->until <= now || strcasecmp(m->name, name))
+			continue;
+		int dup = 0;
+		for (int k = 0; k < n && !dup; k++)
+			dup = !memcmp(a16[k], m->a16, 16);
+		if (!dup)
+			memcpy(a16[n++], m->a16, 16);
+	}
+	return n;
+}
+
 /* --- jobs ----------------------------------------------------------------------- */
 
 static void client_close(struct rcl *c);
 static void kicks_run(void);
 static void client_flush(struct rcl *c);
 static void client_read(struct rcl *c);
+static void client_send(struct rcl *c, const uint8_t *buf, size_t n);
 
 /* A closed client's record goes once no job and no call uses it. */
 static void client_release(struct rcl *c)
@@ -195,8 +240,11 @@ static void job_free(struct job *j)
 	if (j->cl) {
 		struct rcl *c = j->cl;
 		c->pending--;
-		/* not read here: that would let one client's answers feed its next requests forever */
-		if (!c->dead && c->paused && c->pending < RES_PER_CLIENT && !c->kicked) {
+		/*
+		 * not read here: that would let one client's answers feed its next requests forever;
+		 * one that ended its sending is looked at again too, to be closed once all is answered
+		 */
+		if (!c->dead && (c->paused || c->eof) && c->pending < RES_PER_CLIENT && !c->kicked) {
 			c->kicked = 1;
 			c->busy++;
 			c->knext = kicks;
@@ -213,8 +261,15 @@ static int rr_add(struct job *j, const struct dns_rr *rr)
 {
 	if (j->nrr >= DNS_RR_MAX)
 		return -1;
-	if (!j->rr && !(j->rr = calloc(DNS_RR_MAX, sizeof *j->rr)))
-		return -1;
+	/* grown as needed: most answers are a few records, a record is half a KiB */
+	if (j->nrr == j->rrcap) {
+		size_t cap = j->rrcap ? j->rrcap * 2 : 4;
+		struct dns_rr *n = realloc(j->rr, cap * sizeof *n);
+		if (!n)
+			return -1;
+		j->rr = n;
+		j->rrcap = cap;
+	}
 	j->rr[j->nrr++] = *rr;
 	return 0;
 }
@@ -305,40 +360,43 @@ static void reply_lookup(struct job *j, int status_override)
 	if (r.status != LOOKUP_OK && j->req.op == LOOKUP_ADDR)
 		r.name[0] = 0;
 	int n = lookup_rep_build(buf, sizeof buf, &r);
-	struct rcl *c = j->cl;
-	if (n < 0 || c->dead)
-		return;
-	if (c->olen + (size_t)n > RES_OUT_MAX) {
-		warn("resolver: %s leaves its answers unread: closing it", c->name);
-		client_close(c);
-		return;
+	if (n > 0)
+		client_send(j->cl, buf, (size_t)n);
+}
+
+/*
+ * A DNS message to whoever asked: a datagram, or over a stream after its
+ * length (RFC 1035 4.2.2). msg has 2 bytes of room before it for that.
+ */
+static void dns_send(struct job *j, uint8_t *msg, size_t n)
+{
+	if (j->cl) {
+		put16(msg - 2, (unsigned)n);
+		client_send(j->cl, msg - 2, n + 2);
+	} else if (sendto(j->dfd, msg, n, MSG_DONTWAIT, (struct sockaddr *)&j->from, j->fromlen) < 0) {
+		info("resolver: unable to answer %s: %s", j->from.sun_path[0] ? j->from.sun_path : "a client",
+		     strerror(errno));
 	}
-	if (c->olen + (size_t)n > c->ocap) {
-		size_t cap = c->ocap ? c->ocap * 2 : 4096;
-		while (cap < c->olen + (size_t)n)
-			cap *= 2;
-		uint8_t *nb = realloc(c->out, cap);
-		if (!nb) {
-			client_close(c);
-			return;
-		}
-		c->out = nb;
-		c->ocap = cap;
-	}
-	memcpy(c->out + c->olen, buf, (size_t)n);
-	c->olen += (size_t)n;
-	client_flush(c);
 }
 
 static void reply_dns(struct job *j, int rcode)
 {
-	uint8_t buf[DNS_UDP_MAX];
-	int n = dns_reply_build(buf, sizeof buf, j->q, rcode, j->rr, rcode == DNS_NOERROR ? j->nrr : 0);
+	static uint8_t buf[2 + DNS_TCP_MAX];
+	/*
+	 * over TCP an answer is whole; a datagram is cut with TC set at 512 bytes
+	 * (RFC 1035 4.2.1), or at the size the query's OPT record gives (RFC 6891 6.2.3)
+	 */
+	size_t size = DNS_TCP_MAX;
+	if (!j->cl && !j->q->opt)
+		size = DNS_UDP_MAX;
+	else if (!j->cl)
+		size = j->q->edns_size < EDNS_SIZE_MIN ? EDNS_SIZE_MIN :
+		       j->q->edns_size > EDNS_SIZE_MAX ? EDNS_SIZE_MAX : j->q->edns_size;
+	int n = dns_reply_build(buf + 2, size, j->q, rcode, j->rr, rcode == DNS_NOERROR ? j->nrr : 0);
 	if (n < 0)
-		n = dns_reply_build(buf, sizeof buf, j->q, DNS_SERVFAIL, NULL, 0);
-	if (n > 0 && sendto(j->dfd, buf, (size_t)n, MSG_DONTWAIT, (struct sockaddr *)&j->from, j->fromlen) < 0)
-		info("resolver: unable to answer %s: %s", j->from.sun_path[0] ? j->from.sun_path : "a client",
-		     strerror(errno));
+		n = dns_reply_build(buf + 2, size, j->q, DNS_SERVFAIL, NULL, 0);
+	if (n > 0)
+		dns_send(j, buf + 2, (size_t)n);
 }
 
 /* A job's subqueries are all in (or it gave up): answer, remember, free. */
@@ -394,7 +452,8 @@ static void job_done(struct job *j, int timed_out)
 static void up_send(struct job *j, int i)
 {
 	uint8_t q[DNS_NAME_MAX + 32];
-	int n = dns_query_build(q, sizeof q, j->id[i], j->name, j->qtype[i]);
+	/* EDNS0, so that an answer past 512 bytes comes whole */
+	int n = dns_query_build(q, sizeof q, j->id[i], j->name, j->qtype[i], DNS_EDNS_PAYLOAD);
 	if (n > 0 && send(up.fd, q, (size_t)n, MSG_DONTWAIT) < 0)
 		info("resolver: unable to send a query to %s: %s", opt.server, strerror(errno));
 }
@@ -444,6 +503,66 @@ static void up_read(void)
 }
 
 /* --- answers from the host's resolver ------------------------------------- */
+
+/*
+ * Has the host a route to this A or AAAA record's address? connect() of a
+ * UDP socket asks the kernel and sends nothing. An error that says nothing
+ * about routes (no fds left) counts as yes: the address is kept.
+ */
+static int routable(const struct dns_rr *rr)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	memset(&ss, 0, sizeof ss);
+	if (rr->type == DNS_A) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(9);
+		memcpy(&s4->sin_addr, rr->d.a, 4);
+		len = sizeof *s4;
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(9);
+		memcpy(&s6->sin6_addr, rr->d.aaaa, 16);
+		len = sizeof *s6;
+	}
+	int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0), r = -1, e = errno;
+	if (fd >= 0) {
+		r = connect(fd, (struct sockaddr *)&ss, len);
+		e = errno;
+		close(fd);
+	}
+	return r == 0 || !(e == EAFNOSUPPORT || e == ENETUNREACH || e == EHOSTUNREACH || e == EADDRNOTAVAIL ||
+			   e == ENETDOWN);
+}
+
+/*
+ * AI_ADDRCONFIG's intent, address by address: of the addresses found, those
+ * the host has no route to are left out, unless that is all of them (then
+ * the connect's own error is the better answer). musl's AI_ADDRCONFIG only
+ * asks whether each family's loopback address is routable, which an
+ * IPv4-only host with ::1 on lo passes, so its AAAA answers would stay.
+ */
+static void drop_unroutable(struct job *j)
+{
+	int ok[DNS_RR_MAX], any = 0, all = 1;
+	for (size_t i = 0; i < j->nrr; i++) {
+		ok[i] = (j->rr[i].type != DNS_A && j->rr[i].type != DNS_AAAA) || routable(&j->rr[i]);
+		if (j->rr[i].type == DNS_A || j->rr[i].type == DNS_AAAA) {
+			any |= ok[i];
+			all &= ok[i];
+		}
+	}
+	if (!any || all)
+		return;
+	size_t n = 0;
+	for (size_t i = 0; i < j->nrr; i++)
+		if (ok[i])
+			j->rr[n++] = j->rr[i];
+	j->nrr = n;
+}
 
 static void host_run(struct job *j)
 {
@@ -523,6 +642,7 @@ static void host_run(struct job *j)
 			rr_add(j, &rr);
 	}
 	freeaddrinfo(res);
+	drop_unroutable(j);
 }
 
 static void *worker(void *arg)
@@ -698,16 +818,34 @@ void resolver_sweep(int64_t now)
 		if (t < next)
 			next = t;
 	}
+	/* DNS over TCP: a connection with nothing asked and nothing moving is closed (RFC 7766 6.2.3) */
+	for (struct rcl *c = clients, *nx; c; c = nx) {
+		nx = c->next;
+		if (!c->dns)
+			continue;
+		if (c->pending)
+			c->last = now;	/* waiting for us is not idle */
+		if (now - c->last >= opt.tcp_idle_ms) {
+			if (verbose)
+				info("resolver: %s idle for %lld ms: closing it", c->name, (long long)(now - c->last));
+			client_close(c);
+			client_release(c);
+			continue;
+		}
+		if (c->last + opt.tcp_idle_ms < next)
+			next = c->last + opt.tcp_idle_ms;
+	}
 	wake = next;
 	kicks_run();
 }
 
-/* --- stream clients (the resolver protocol) --------------------------------- */
+/* --- stream clients (the resolver protocol, DNS over TCP) ------------------ */
 
 static void client_ep(struct rcl *c)
 {
-	struct epoll_event ev = { .events = (c->paused ? 0 : EPOLLIN) | (c->want_out ? EPOLLOUT : 0) | EPOLLRDHUP,
-				  .data.ptr = c };
+	/* not read after its end of file: level-triggered EPOLLIN/RDHUP would come back at once */
+	uint32_t in = c->paused || c->eof ? 0 : EPOLLIN | EPOLLRDHUP;
+	struct epoll_event ev = { .events = in | (c->want_out ? EPOLLOUT : 0), .data.ptr = c };
 	epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
@@ -733,15 +871,22 @@ static void client_close(struct rcl *c)
 
 /*
  * One send (out) or recv on a client's socket: the bytes moved, 0 when the
- * socket is not ready, or -1 once the client is closed (an error, or its
- * end of the stream).
+ * socket is not ready or (recv) at the client's end of file, which sets
+ * c->eof, or -1 once the client is closed (an error).
  */
 static ssize_t client_io(struct rcl *c, int out, void *buf, size_t len)
 {
 	for (;;) {
 		ssize_t n = out ? send(c->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) : recv(c->fd, buf, len, MSG_DONTWAIT);
-		if (n > 0)
+		if (n > 0) {
+			c->last = mono_ms();
 			return n;
+		}
+		if (n == 0 && !out) {
+			c->eof = 1;
+			client_ep(c);
+			return 0;
+		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -749,6 +894,17 @@ static ssize_t client_io(struct rcl *c, int out, void *buf, size_t len)
 		client_close(c);
 		return -1;
 	}
+}
+
+/* A client that ended its sending is closed once everything it asked is answered and sent. */
+static void client_end_check(struct rcl *c)
+{
+	if (c->dead || !c->eof || c->pending || c->olen)
+		return;
+	if (c->inlen)
+		warn("resolver: %s ended its connection inside a %s: closing it", c->name,
+		     c->dns ? "DNS message" : "request");
+	client_close(c);
 }
 
 static void client_flush(struct rcl *c)
@@ -769,6 +925,34 @@ static void client_flush(struct rcl *c)
 		c->want_out = want;
 		client_ep(c);
 	}
+	client_end_check(c);
+}
+
+/* An answer for a stream client: queued behind the others, sent as far as the socket takes it. */
+static void client_send(struct rcl *c, const uint8_t *buf, size_t n)
+{
+	if (c->dead)
+		return;
+	if (c->olen + n > RES_OUT_MAX) {
+		warn("resolver: %s leaves its answers unread: closing it", c->name);
+		client_close(c);
+		return;
+	}
+	if (c->olen + n > c->ocap) {
+		size_t cap = c->ocap ? c->ocap * 2 : 4096;
+		while (cap < c->olen + n)
+			cap *= 2;
+		uint8_t *nb = realloc(c->out, cap);
+		if (!nb) {
+			client_close(c);
+			return;
+		}
+		c->out = nb;
+		c->ocap = cap;
+	}
+	memcpy(c->out + c->olen, buf, n);
+	c->olen += n;
+	client_flush(c);
 }
 
 static struct job *job_new(void)
@@ -778,45 +962,112 @@ static struct job *job_new(void)
 	return calloc(1, sizeof(struct job));
 }
 
+static int dns_job(struct job *j, const uint8_t *msg, size_t len);
+
+/*
+ * DNS over TCP from a `connect tcp *:53 -> unix PATH proxy-v2` rule starts
+ * with a PROXY v2 header, skipped as on the datagram listener. Returns the
+ * header's length (0: there is none), -1 while more must arrive to tell,
+ * -2 once the client is closed (a malformed header).
+ */
+static long client_proxy(struct rcl *c)
+{
+	size_t k = c->inlen < PROXY_V2_SIGLEN ? c->inlen : PROXY_V2_SIGLEN;
+	struct proxy_hdr h;
+	size_t n;
+
+	if (memcmp(c->in, PROXY_V2_SIG, k)) {
+		c->started = 1;
+		return 0;
+	}
+	if (k < PROXY_V2_SIGLEN)
+		return -1;
+	int r = proxyv2_parse(c->in, c->inlen, &h, &n);
+	if (r == PROXY_DONE) {
+		c->started = 1;
+		return (long)n;
+	}
+	if (r == PROXY_NEED && c->inlen + n <= sizeof c->in)
+		return -1;
+	warn("resolver: %s sent %s PROXY header: closing it", c->name, r == PROXY_NEED ? "too long a" : "a malformed");
+	client_close(c);
+	return -2;
+}
+
+/* One DNS message from the stream into a job: 1 taken, 0 not (more must arrive, or no room), -1 closed. */
+static int take_dns(struct rcl *c, size_t *off)
+{
+	size_t ml;
+	int k = dns_tcp_frame(c->in + *off, c->inlen - *off, sizeof c->in - 2, &ml);
+	if (k < 0) {
+		/* the stream cannot be followed past a length we do not take */
+		warn("resolver: %s sent a DNS message length of %u (12 to %zu taken): closing it", c->name,
+		     get16(c->in + *off), sizeof c->in - 2);
+		client_close(c);
+		return -1;
+	}
+	struct job *j;
+	if (k == 0 || !(j = job_new()))
+		return 0;
+	j->cl = c;
+	*off += 2 + ml;
+	if (dns_job(j, c->in + *off - ml, ml) == 0)
+		job_start(j);
+	return 1;
+}
+
+/* One request of the resolver protocol into a job; as take_dns(). */
+static int take_lookup(struct rcl *c, size_t *off)
+{
+	struct lookup_req q;
+	size_t used;
+	int k = lookup_req_parse(c->in + *off, c->inlen - *off, &q, &used);
+	if (k == LOOKUP_NEED)
+		return 0;
+	if (k < 0) {
+		warn("resolver: %s sent a malformed request: closing it", c->name);
+		client_close(c);
+		return -1;
+	}
+	struct job *j = job_new();
+	if (!j)
+		return 0;
+	*off += used;
+	j->type = JT_LOOKUP;
+	j->cl = c;
+	j->req = q;
+	if (q.op == LOOKUP_NAME) {
+		snprintf(j->name, sizeof j->name, "%s", q.name);
+		if (q.family == 4 || q.family == 6) {
+			j->qtype[0] = q.family == 4 ? DNS_A : DNS_AAAA;
+			j->nq = 1;
+		} else {
+			j->qtype[0] = DNS_A;
+			j->qtype[1] = DNS_AAAA;
+			j->nq = 2;
+		}
+	} else {
+		dns_ptr_name(q.addr, q.alen, j->name, sizeof j->name);
+		j->qtype[0] = DNS_PTR;
+		j->nq = 1;
+	}
+	job_start(j);
+	return 1;
+}
+
 /* Take the complete requests that have arrived, as many as the client may have in flight. */
 static void client_take(struct rcl *c)
 {
 	size_t off = 0;
-	while (!c->dead && c->pending < RES_PER_CLIENT) {
-		struct lookup_req q;
-		size_t used;
-		int k = lookup_req_parse(c->in + off, c->inlen - off, &q, &used);
-		if (k == LOOKUP_NEED)
-			break;
-		if (k < 0) {
-			warn("resolver: %s sent a malformed request: closing it", c->name);
-			client_close(c);
+	if (c->dns && !c->started) {
+		long h = client_proxy(c);
+		if (h < 0)
 			return;
-		}
-		struct job *j = job_new();
-		if (!j)
-			break;
-		off += used;
-		j->type = JT_LOOKUP;
-		j->cl = c;
-		j->req = q;
-		if (q.op == LOOKUP_NAME) {
-			snprintf(j->name, sizeof j->name, "%s", q.name);
-			if (q.family == 4 || q.family == 6) {
-				j->qtype[0] = q.family == 4 ? DNS_A : DNS_AAAA;
-				j->nq = 1;
-			} else {
-				j->qtype[0] = DNS_A;
-				j->qtype[1] = DNS_AAAA;
-				j->nq = 2;
-			}
-		} else {
-			dns_ptr_name(q.addr, q.alen, j->name, sizeof j->name);
-			j->qtype[0] = DNS_PTR;
-			j->nq = 1;
-		}
-		job_start(j);
+		off = (size_t)h;
 	}
+	while (!c->dead && c->pending < RES_PER_CLIENT)
+		if ((c->dns ? take_dns(c, &off) : take_lookup(c, &off)) <= 0)
+			break;
 	if (c->dead)
 		return;
 	memmove(c->in, c->in + off, c->inlen - off);
@@ -833,17 +1084,18 @@ static void client_read(struct rcl *c)
 	c->busy++;
 	client_take(c);
 	/* one read per wake-up at most: others get their turn */
-	if (!c->dead && !c->paused && c->inlen < sizeof c->in) {
+	if (!c->dead && !c->paused && !c->eof && c->inlen < sizeof c->in) {
 		ssize_t n = client_io(c, 0, c->in + c->inlen, sizeof c->in - c->inlen);
 		if (n > 0) {
 			c->inlen += (size_t)n;
 			client_take(c);
 		}
 	}
+	client_end_check(c);
 	c->busy--;
 }
 
-void resolver_accept(int lfd, const char *lname)
+void resolver_accept(int lfd, const char *lname, int dns)
 {
 	for (int i = 0; i < 64; i++) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -859,6 +1111,8 @@ void resolver_accept(int lfd, const char *lname)
 		}
 		c->kind = K_RES_CLIENT;
 		c->fd = fd;
+		c->dns = dns;
+		c->last = mono_ms();
 		struct ucred uc;
 		socklen_t ul = sizeof uc;
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) == 0 && uc.pid > 0)
@@ -875,16 +1129,61 @@ void resolver_accept(int lfd, const char *lname)
 		if (clients)
 			clients->prev = c;
 		clients = c;
+		if (dns && c->last + opt.tcp_idle_ms < wake)
+			wake = c->last + opt.tcp_idle_ms;
 	}
 }
 
-/* --- DNS messages on datagram sockets ----------------------------------------- */
+/* --- DNS messages ----------------------------------------------------------------- */
+
+/*
+ * A DNS query into job j, whose stream client or datagram sender is set:
+ * 0 when it is to be looked up (job_start), or -1 when it was answered at
+ * once (FORMERR, NOTIMP) or dropped, and j freed.
+ */
+static int dns_job(struct job *j, const uint8_t *msg, size_t len)
+{
+	j->type = JT_DNS;
+	if (!(j->q = malloc(sizeof *j->q)) || dns_parse(msg, len, j->q) < 0 || j->q->qr || j->q->qdcount != 1) {
+		if (j->q && len >= 12) {
+			/* answer FORMERR with the header alone (RFC 1035 4.1.1) */
+			uint8_t r[2 + 12];
+			memcpy(r + 2, msg, 12);
+			r[4] = (uint8_t)((r[4] & 0x79) | 0x80);
+			r[5] = 0x80 | DNS_FORMERR;
+			memset(r + 6, 0, 8);
+			dns_send(j, r + 2, 12);
+		}
+		free(j->q);
+		free(j);
+		return -1;
+	}
+	snprintf(j->name, sizeof j->name, "%s", j->q->qname);
+	j->qtype[0] = j->q->qtype;
+	j->nq = 1;
+	if (j->q->opt && j->q->edns_version != 0) {
+		reply_dns(j, DNS_BADVERS);	/* only version 0 exists (RFC 6891 section 6.1.3) */
+		free(j->q);
+		free(j);
+		return -1;
+	}
+	int t = j->q->qtype;
+	if (j->q->opcode != 0 || j->q->qclass != DNS_IN ||
+	    !(t == DNS_A || t == DNS_AAAA || t == DNS_PTR || t == DNS_CNAME || t == DNS_SRV) ||
+	    (up.fd < 0 && (t == DNS_CNAME || t == DNS_SRV))) {
+		reply_dns(j, DNS_NOTIMP);
+		free(j->q);
+		free(j);
+		return -1;
+	}
+	return 0;
+}
 
 static int sender_pending(const struct sockaddr_un *from, socklen_t len)
 {
 	int n = 0;
 	for (struct job *j = pending; j; j = j->next)
-		if (j->type == JT_DNS && j->fromlen == len && !memcmp(&j->from, from, len))
+		if (j->type == JT_DNS && !j->cl && j->fromlen == len && !memcmp(&j->from, from, len))
 			n++;
 	return n;
 }
@@ -893,6 +1192,7 @@ void resolver_dgram(int fd, const char *lname)
 {
 	uint8_t buf[4096];
 
+	(void)lname;
 	for (int i = 0; i < DGRAM_BATCH; i++) {
 		struct job *j = NULL;
 		struct sockaddr_un from;
@@ -903,46 +1203,18 @@ void resolver_dgram(int fd, const char *lname)
 			return;
 		size_t off = 0;
 		/* a PROXY v2 header in front (a rule with proxy-v2): skip it */
-		if (n >= 16 && !memcmp(buf, "\r\n\r\n\0\r\nQUIT\n", 12)) {
+		if (n >= 16 && !memcmp(buf, PROXY_V2_SIG, PROXY_V2_SIGLEN)) {
 			struct proxy_hdr h;
 			if (proxyv2_parse(buf, (size_t)n, &h, &off) != PROXY_DONE)
 				continue;
 		}
 		if (sender_pending(&from, fl) >= RES_PER_CLIENT || !(j = job_new()))
 			continue;	/* as a loaded server would: the client asks again */
-		if (!(j->q = malloc(sizeof *j->q)) || dns_parse(buf + off, (size_t)n - off, j->q) < 0 || j->q->qr ||
-		    j->q->qdcount != 1) {
-			if (j->q && (size_t)n - off >= 12) {
-				/* answer FORMERR with the header alone (RFC 1035 4.1.1) */
-				uint8_t r[12];
-				memcpy(r, buf + off, 12);
-				r[2] = (uint8_t)((r[2] & 0x79) | 0x80);
-				r[3] = 0x80 | DNS_FORMERR;
-				memset(r + 4, 0, 8);
-				sendto(fd, r, sizeof r, MSG_DONTWAIT, (struct sockaddr *)&from, fl);
-			}
-			free(j->q);
-			free(j);
-			continue;
-		}
-		j->type = JT_DNS;
 		j->dfd = fd;
 		j->from = from;
 		j->fromlen = fl;
-		snprintf(j->name, sizeof j->name, "%s", j->q->qname);
-		j->qtype[0] = j->q->qtype;
-		j->nq = 1;
-		int t = j->q->qtype;
-		if (j->q->opcode != 0 || j->q->qclass != DNS_IN ||
-		    !(t == DNS_A || t == DNS_AAAA || t == DNS_PTR || t == DNS_CNAME || t == DNS_SRV) ||
-		    (up.fd < 0 && (t == DNS_CNAME || t == DNS_SRV))) {
-			reply_dns(j, DNS_NOTIMP);
-			free(j->q);
-			free(j);
-			continue;
-		}
-		(void)lname;
-		job_start(j);
+		if (dns_job(j, buf + off, (size_t)n - off) == 0)
+			job_start(j);
 	}
 }
 
@@ -984,7 +1256,9 @@ void resolver_event(void *obj, uint32_t events)
 		if (c->dead)
 			return;
 		c->busy++;
-		if (events & EPOLLOUT)
+		if (c->eof && (events & (EPOLLHUP | EPOLLERR)))
+			client_close(c);	/* gone both ways: its answers have nowhere to go */
+		if (!c->dead && (events & EPOLLOUT))
 			client_flush(c);
 		if (!c->dead && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
 			client_read(c);

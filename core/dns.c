@@ -1,6 +1,8 @@
 /*
  * dns: parse and build DNS messages (RFC 1035 sections 4.1.1-4.1.4; AAAA
- * from RFC 3596 section 2.2; SRV from RFC 2782). Pure functions: no I/O,
+ * from RFC 3596 section 2.2; SRV from RFC 2782; the OPT record of EDNS0,
+ * RFC 6891 section 6; the length prefix of DNS over TCP, RFC 1035 section
+ * 4.2.2). Pure functions: no I/O,
  * no globals, every read bounds-checked against the buffer.
  */
 #include <errno.h>
@@ -68,6 +70,45 @@ static int get_name(const uint8_t *buf, size_t len, size_t *off, char *out)
 	return 0;
 }
 
+/*
+ * Step over a name whose text is not needed (authority and additional
+ * records): its shape only; a compression pointer ends it.
+ */
+static int skip_name(const uint8_t *buf, size_t len, size_t *off)
+{
+	size_t p = *off;
+
+	while (p < len && p - *off <= 255) {
+		uint8_t l = buf[p];
+		if ((l & 0xc0) == 0xc0) {
+			if (p + 2 > len)
+				return -1;
+			*off = p + 2;
+			return 0;
+		}
+		if (l & 0xc0)
+			return -1;
+		p += 1 + (size_t)l;
+		if (l == 0) {
+			*off = p;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* OPT data: options of a 16-bit code and a 16-bit length, filling it exactly (RFC 6891 section 6.1.2). */
+static int opt_options_ok(const uint8_t *p, size_t len)
+{
+	size_t o = 0;
+	while (o < len) {
+		if (len - o < 4 || len - o - 4 < get16(p + o + 2))
+			return 0;
+		o += 4 + (size_t)get16(p + o + 2);
+	}
+	return 1;
+}
+
 int dns_name_ok(const char *name)
 {
 	size_t n = strlen(name), lab = 0;
@@ -114,20 +155,40 @@ int dns_name_wire(const char *name, uint8_t *out, size_t size)
 	return (int)o;
 }
 
-int dns_query_build(uint8_t *buf, size_t size, uint16_t id, const char *name, uint16_t type)
+/* An OPT pseudo-record (RFC 6891 section 6.1.2): root name, payload size in CLASS, version 0, no options. */
+static int put_opt(uint8_t *p, size_t room, uint16_t payload)
 {
-	if (size < 12 + 4)
+	if (room < 11)
+		return errno = ENOSPC, -1;
+	p[0] = 0;
+	put16(p + 1, DNS_OPT);
+	put16(p + 3, payload);
+	put32(p + 5, 0);
+	put16(p + 9, 0);
+	return 11;
+}
+
+int dns_query_build(uint8_t *buf, size_t size, uint16_t id, const char *name, uint16_t type, uint16_t edns)
+{
+	size_t opt = edns ? 11 : 0;
+	if (size < 12 + 4 + opt)
 		return errno = ENOSPC, -1;
 	memset(buf, 0, 12);
 	put16(buf, id);
 	buf[2] = 0x01;		/* RD */
 	put16(buf + 4, 1);
-	int n = dns_name_wire(name, buf + 12, size - 12 - 4);
+	int n = dns_name_wire(name, buf + 12, size - 12 - 4 - opt);
 	if (n < 0)
 		return -1;
 	put16(buf + 12 + n, type);
 	put16(buf + 14 + n, DNS_IN);
-	return 12 + n + 4;
+	n += 12 + 4;
+	if (edns) {
+		put_opt(buf + n, size - (size_t)n, edns);
+		put16(buf + 10, 1);	/* ARCOUNT */
+		n += 11;
+	}
+	return n;
 }
 
 int dns_parse(const uint8_t *buf, size_t len, struct dns_msg *m)
@@ -215,7 +276,26 @@ int dns_parse(const uint8_t *buf, size_t len, struct dns_msg *m)
 			m->min_ttl = rr.ttl;
 		m->an[m->nan++] = rr;
 	}
-	/* authority and additional sections are not needed: left unread */
+	/* authority records are walked over; of the additional ones only OPT is read */
+	unsigned nscount = get16(buf + 8), arcount = get16(buf + 10);
+	for (unsigned i = 0; i < nscount + arcount; i++) {
+		size_t start = off;
+		if (skip_name(buf, len, &off) < 0 || off + 10 > len || off + 10 + get16(buf + off + 8) > len) {
+			if (m->tc)
+				break;	/* a cut message (RFC 2181 section 9): what came whole is kept */
+			return errno = EBADMSG, -1;
+		}
+		size_t rdlen = get16(buf + off + 8);
+		if (i >= nscount && get16(buf + off) == DNS_OPT) {
+			/* one at most, owned by the root (a single 0 byte), options well formed */
+			if (m->opt || off != start + 1 || !opt_options_ok(buf + off + 10, rdlen))
+				return errno = EBADMSG, -1;
+			m->opt = 1;
+			m->edns_size = get16(buf + off + 2);
+			m->edns_version = buf[off + 5];
+		}
+		off += 10 + rdlen;
+	}
 	if (over)
 		errno = EMSGSIZE;
 	return 0;
@@ -311,10 +391,14 @@ nospc:
 int dns_reply_build(uint8_t *buf, size_t size, const struct dns_msg *m, int rcode,
 		    const struct dns_rr *an, size_t nan)
 {
-	struct wbuf w = { buf, size, 0, NULL };
+	/* the OPT record's room is kept back from the start: answers are cut before it is */
+	size_t opt = m->opt ? 11 : 0;
+	struct wbuf w = { buf, size - (size < opt ? size : opt), 0, NULL };
 	size_t n = 0;
 
-	if (size < 12)
+	if (rcode < 0 || rcode > 0xfff || (rcode > 15 && !m->opt))
+		return errno = EINVAL, -1;
+	if (w.size < 12)
 		return errno = ENOSPC, -1;
 	memset(buf, 0, 12);
 	put16(buf, m->id);
@@ -322,7 +406,7 @@ int dns_reply_build(uint8_t *buf, size_t size, const struct dns_msg *m, int rcod
 	buf[3] = (uint8_t)(0x80 | (rcode & 0x0f));
 	w.len = 12;
 	if (m->qname[0]) {
-		if (put_name(&w, m->qname) < 0 || w.len + 4 > size)
+		if (put_name(&w, m->qname) < 0 || w.len + 4 > w.size)
 			return errno = errno == EINVAL ? EINVAL : ENOSPC, -1;
 		put16(buf + w.len, m->qtype);
 		put16(buf + w.len + 2, m->qclass);
@@ -339,7 +423,28 @@ int dns_reply_build(uint8_t *buf, size_t size, const struct dns_msg *m, int rcod
 		}
 	}
 	put16(buf + 6, (unsigned)n);
+	if (opt) {
+		put_opt(buf + w.len, size - w.len, DNS_EDNS_PAYLOAD);
+		buf[w.len + 5] = (uint8_t)(rcode >> 4);	/* the extended rcode's upper 8 bits */
+		put16(buf + 10, 1);
+		w.len += opt;
+	}
 	return (int)w.len;
+}
+
+int dns_tcp_frame(const uint8_t *buf, size_t len, size_t max, size_t *mlen)
+{
+	if (len < 2)
+		return 0;
+	size_t n = get16(buf);
+	if (n < 12)
+		return errno = EBADMSG, -1;
+	if (n > max)
+		return errno = EMSGSIZE, -1;
+	if (len - 2 < n)
+		return 0;
+	*mlen = n;
+	return 1;
 }
 
 int dns_ptr_name(const uint8_t *a, size_t alen, char *out, size_t size)

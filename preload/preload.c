@@ -13,7 +13,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 
 #include "real.h"
 #include "sg.h"
@@ -502,7 +501,8 @@ EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 		pthread_mutex_unlock(&sg_lock);
 		return REAL(getsockopt)(fd, level, name, val, len);
 	}
-	int st = c->state, fam = c->family, type = c->type, err = c->err;
+	int st = c->state, fam = c->family, type = c->type, err = c->err, v = 0;
+	int kind = fakeopt_get(&c->opts, level, name, fam, type, &v);
 	if (level == SOL_SOCKET && name == SO_ERROR && st == ST_FAILED)
 		c->err = 0;	/* read once, as the kernel does */
 	if (level == SOL_SOCKET && st == ST_PENDING && c->s >= 0 && name != SO_ERROR && name != SO_DOMAIN &&
@@ -522,13 +522,9 @@ EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	int placeholder = st == ST_PENDING || st == ST_BLACKHOLE;
 
 	if (level == SOL_SOCKET) {
+		if (kind == FAKEOPT_INT)
+			return put_int(val, len, v);	/* SO_DOMAIN, SO_TYPE, SO_PROTOCOL */
 		switch (name) {
-		case SO_DOMAIN:
-			return put_int(val, len, fam);
-		case SO_TYPE:
-			return put_int(val, len, type);
-		case SO_PROTOCOL:
-			return put_int(val, len, type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP);
 		case SO_ERROR:
 			if (st == ST_FAILED)
 				return put_int(val, len, err);
@@ -545,14 +541,9 @@ EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 		}
 		return REAL(getsockopt)(fd, level, name, val, len);
 	}
-	/*
-	 * TCP, IP and IPv6 options of a socket that is no longer IP: zeros,
-	 * but for the segment size, which programs check is sane (iperf3
-	 * warns of "nonsense TCP MSS 0"): what loopback would give, its MTU
-	 * of 65536 less the IPv4 and TCP headers with timestamps.
-	 */
-	if (level == IPPROTO_TCP && name == TCP_MAXSEG && type == SOCK_STREAM)
-		return put_int(val, len, 65483);
+	/* TCP, IP and IPv6 options of a socket that is no longer IP: what was set, or core/fakeopt's */
+	if (kind == FAKEOPT_INT)
+		return put_int(val, len, v);
 	if (val && len)
 		memset(val, 0, *len);
 	return 0;
@@ -575,10 +566,12 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
 		pthread_mutex_unlock(&sg_lock);
 		return r < 0 && (errno == ENOPROTOOPT || errno == EOPNOTSUPP) ? 0 : r;
 	}
+	/* TCP, IP and IPv6 options: accepted without effect, read back as set (core/fakeopt) */
+	int faked = c && fakeopt_set(&c->opts, level, name, val, len);
 	pthread_mutex_unlock(&sg_lock);
 	if (!c)
 		return REAL(setsockopt)(fd, level, name, val, len);
-	if (level != SOL_SOCKET || st == ST_PENDING || st == ST_BLACKHOLE)
+	if (faked || st == ST_PENDING || st == ST_BLACKHOLE)
 		return 0;	/* accepted without effect */
 	int r = REAL(setsockopt)(fd, level, name, val, len);
 	if (r < 0 && (errno == ENOPROTOOPT || errno == EOPNOTSUPP))

@@ -21,6 +21,7 @@
 #include <sys/un.h>
 #include <netdb.h>
 
+#include "fakeopt.h"
 #include "rules.h"
 #include "urtfile.h"
 
@@ -72,6 +73,7 @@ struct sgconn {
 	int pw;				/* pending: write end of the placeholder pipe */
 	int s;				/* pending: the helper's socket (options set meanwhile go there) */
 	struct timeval sndtimeo;	/* pending: the program's SO_SNDTIMEO, restored at the end */
+	struct fakeopt opts;		/* TCP, IP and IPv6 options set, read back (core/fakeopt) */
 	/* datagrams: unix path a destination went to -> that destination (allocated on first use) */
 	struct dgmap *map;
 	unsigned char *dghdr;		/* datagrams: header put before each one */

@@ -922,3 +922,54 @@ for path in sys.argv[1:]:
 	run grep -c "deleting socket" "$T/error.log"
 	assert_output 0
 }
+
+@test "nginx as a reverse proxy (keepalive upstream 10.1.2.3:80) to a Unix HTTP server: three 3 MiB answers arrive whole over one upstream connection" {
+	command -v nginx >/dev/null || skip "nginx not installed"
+	need_netns
+	head -c 3145728 /dev/urandom >"$T/big"
+	bg python3 -c '
+import functools, http.server, socketserver, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def address_string(self): return "unix"
+    def setup(self):
+        super().setup(); print("connection", flush=True)
+    def log_message(self, fmt, *a): print("request", self.path, flush=True)
+class S(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+S(sys.argv[1], functools.partial(H, directory=sys.argv[2])).serve_forever()' "$T/up.sock" "$T" >"$T/up.log"
+	wait_for_file "$T/up.sock"
+	cat >"$T/rp.conf" <<-EOF
+	env LD_PRELOAD;
+	env SOCKGATE_RULE;
+	user root;
+	worker_processes 1;
+	daemon off;
+	error_log $T/rp-error.log info;
+	pid $T/rp.pid;
+	events { worker_connections 64; }
+	http {
+		access_log off;
+		client_body_temp_path $T; proxy_temp_path $T; fastcgi_temp_path $T; uwsgi_temp_path $T; scgi_temp_path $T;
+		upstream up { server 10.1.2.3:80; keepalive 4; }
+		server {
+			listen 127.0.0.1:8080;
+			location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
+		}
+	}
+	EOF
+	# nginx and curl in a namespace of their own: port 8080 is theirs alone
+	run -0 unshare -n env LD_PRELOAD="$LIB" SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/up.sock" sh -c '
+		ip link set lo up
+		nginx -c "$1/rp.conf" -e "$1/rp-error.log" & ngx=$!
+		for i in $(seq 100); do env -u LD_PRELOAD curl -s -o /dev/null http://127.0.0.1:8080/ && break; sleep 0.05; done
+		for i in 1 2 3; do env -u LD_PRELOAD curl -sS --max-time 20 http://127.0.0.1:8080/big | sha256sum; done
+		kill $ngx; wait $ngx' sh "$T"
+	sum=$(sha256sum <"$T/big")
+	assert_output "$(printf '%s\n' "$sum" "$sum" "$sum")"
+	run -0 grep -c "^request /big" "$T/up.log"
+	assert_output 3
+	# keepalive: the three (and the probe before them) went over one connection
+	run -0 grep -c "^connection" "$T/up.log"
+	assert_output 1
+}

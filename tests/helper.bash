@@ -127,15 +127,15 @@ pre() {
 	LD_PRELOAD=$LIB "$@"
 }
 
-# dns_server: dnsmasq on 127.0.0.1:$DNSPORT answering from $T/hosts only
-# (default: svc.test 127.0.0.5, other.test 127.0.0.6), never upstream.
+# dns_server [DNSMASQ-OPTION...]: dnsmasq on 127.0.0.1:$DNSPORT answering from
+# $T/hosts only (default: svc.test 127.0.0.5, other.test 127.0.0.6), never upstream.
 dns_server() {
 	[ -f "$T/hosts" ] || printf '127.0.0.5 svc.test\n127.0.0.6 other.test\n' >"$T/hosts"
 	DNSPORT=$(free_port)
 	spawn "$T/dnsmasq.log" dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts --addn-hosts="$T/hosts" \
 		--listen-address=127.0.0.1 --bind-interfaces --port="$DNSPORT" --user=root --pid-file= \
 		--local=/test/ --local=/127.in-addr.arpa/ --cname=www.svc.test,svc.test \
-		--srv-host=_http._tcp.svc.test,svc.test,8080
+		--srv-host=_http._tcp.svc.test,svc.test,8080 "$@"
 	local i
 	for ((i = 0; i < 200; i++)); do
 		[ -n "$(dig +short +time=1 +tries=1 @127.0.0.1 -p "$DNSPORT" svc.test 2>/dev/null)" ] && return 0

@@ -1,10 +1,12 @@
 #!/usr/bin/env bats
 # Names for programs with no network: lookups through sockgate-relay's
 # resolver listener (resolve rules in libsockgate.so), DNS messages on the
-# wire (dig, node), name-based allow rules, diversions, bad input.
+# wire (dig, node; UDP with and without EDNS0, DNS over TCP), name-based
+# allow rules, diversions, bad input.
 # Host-side names come from dnsmasq started here on loopback with its own
 # hosts file and no upstream; the machine's resolver configuration is never
-# read or changed. Runtime: about 20 s.
+# read or changed. Runtime: about 50 s (the --resolve-keep test waits ~7 s
+# of it by design).
 
 load helper
 
@@ -21,7 +23,8 @@ free_port() {
 # start_relay ARGS...: sockgate-relay -v with the resolver and egress listeners in $T.
 start_relay() {
 	: >"$T/ready"
-	"$SG" relay -v --ready-fd 3 -l "resolve:$T/res.sock" -l "dns:$T/dns.sock" -l "unix:$T/egress.sock" \
+	"$SG" relay -v --ready-fd 3 -l "resolve:$T/res.sock" -l "dns:$T/dns.sock" -l "dnstcp:$T/dnstcp.sock" \
+		-l "unix:$T/egress.sock" \
 		--proxy-in "$@" original 3>"$T/ready" 2>>"$T/relay.log" &
 	PIDS+=($!)
 	RP=$!
@@ -46,6 +49,7 @@ rules() {
 	cat >"$T/rules" <<EOT
 resolve * -> unix $T/res.sock
 connect udp *:53 -> unix $T/dns.sock
+connect tcp *:53 -> unix $T/dnstcp.sock
 connect tcp * -> unix $T/egress.sock proxy-v2
 EOT
 	if [ $# -gt 0 ]; then
@@ -153,6 +157,101 @@ EOT
 	assert_output "127.0.0.5"
 }
 
+@test "names: DNS over TCP: dig +tcp in unshare -n is answered over the tcp:53 redirect, with and without a PROXY header" {
+	need_netns
+	dns_server
+	start_relay --dns-server "127.0.0.1:$DNSPORT"
+	rules
+	run -0 inns dig +tcp +time=2 +tries=1 @10.1.2.3 www.svc.test
+	assert_line --regexp $'^www\\.svc\\.test\\.\t+[0-9]+\tIN\tCNAME\tsvc\\.test\\.$'
+	assert_line --regexp $'^svc\\.test\\.\t+[0-9]+\tIN\tA\t127\\.0\\.0\\.5$'
+	assert_line --partial "SERVER: 10.1.2.3#53(10.1.2.3) (TCP)"
+	wait_for_line "$T/relay.log" "resolver: www.svc.test for unix:pid=[0-9]*,uid=[0-9]*: svc.test 127.0.0.5"
+	sed -i "s|^connect tcp \*:53 .*|& proxy-v2|" "$T/rules"
+	grep -q "dnstcp.sock proxy-v2" "$T/rules"
+	run -0 inns dig +tcp +short +time=2 +tries=1 @10.1.2.3 svc.test
+	assert_output "127.0.0.5"
+	run -0 inns dig +tcp +time=2 +tries=1 @10.1.2.3 nope.test
+	assert_output --partial "status: NXDOMAIN"
+}
+
+# many_hosts: dnsmasq's hosts file with 40 addresses for many.test (16 bytes each in an answer).
+many_hosts() {
+	{
+		printf '127.0.0.5 svc.test\n'
+		for i in $(seq 1 40); do printf '10.9.0.%d many.test\n' "$i"; done
+	} >"$T/hosts"
+}
+
+@test "names: 40 addresses for one name: dig +noedns gets TC over UDP, then all 40 over TCP" {
+	need_netns
+	many_hosts
+	dns_server
+	start_relay --dns-server "127.0.0.1:$DNSPORT"
+	rules
+	# 512 bytes hold 30 of them: cut, TC set
+	run -0 inns dig +noedns +ignore +time=2 +tries=1 @10.1.2.3 many.test
+	assert_line --regexp "^;; flags: qr tc rd ra; QUERY: 1, ANSWER: (2[0-9]|30), "
+	# dig asks again over TCP and gets every one
+	run -0 inns dig +noedns +time=2 +tries=1 @10.1.2.3 many.test
+	assert_line ";; Truncated, retrying in TCP mode."
+	assert_line --partial "SERVER: 10.1.2.3#53(10.1.2.3) (TCP)"
+	run -0 grep -Ec $'^many\\.test\\.\t+[0-9]+\tIN\tA\t10\\.9\\.0\\.([1-9]|[1-3][0-9]|40)$' <<<"$output"
+	assert_output 40
+}
+
+@test "names: EDNS0: dig's OPT for 1232 gets all 40 over UDP, +bufsize=600 is cut there, version 1 is BADVERS, bad OPT FORMERR" {
+	need_netns
+	many_hosts
+	dns_server
+	start_relay --dns-server "127.0.0.1:$DNSPORT"
+	rules
+	run -0 inns dig +ignore +time=2 +tries=1 @10.1.2.3 many.test
+	assert_line ";; flags: qr rd ra; QUERY: 1, ANSWER: 40, AUTHORITY: 0, ADDITIONAL: 1"
+	assert_line "; EDNS: version: 0, flags:; udp: 1232"
+	assert_line --partial "SERVER: 10.1.2.3#53(10.1.2.3) (UDP)"
+	run -0 grep -Ec $'^many\\.test\\.\t+[0-9]+\tIN\tA\t10\\.9\\.0\\.([1-9]|[1-3][0-9]|40)$' <<<"$output"
+	assert_output 40
+	# 600 bytes hold 35 and the OPT record
+	run -0 inns dig +bufsize=600 +ignore +time=2 +tries=1 @10.1.2.3 many.test
+	assert_line ";; flags: qr tc rd ra; QUERY: 1, ANSWER: 35, AUTHORITY: 0, ADDITIONAL: 1"
+	run -0 inns dig +edns=1 +noednsnegotiation +ignore +time=2 +tries=1 @10.1.2.3 many.test
+	assert_line --partial "status: BADVERS,"
+	assert_line "; EDNS: version: 0, flags:; udp: 1232"
+	# over TCP the reply has its OPT record too
+	run -0 inns dig +tcp +time=2 +tries=1 @10.1.2.3 many.test
+	assert_line ";; flags: qr rd ra; QUERY: 1, ANSWER: 40, AUTHORITY: 0, ADDITIONAL: 1"
+	assert_line "; EDNS: version: 0, flags:; udp: 1232"
+	run -0 $NT dnsbadopt "$T/dns.sock"
+	assert_output "two OPT records: id 0x1111 rcode 1 qr 1
+an OPT option past its data: id 0x1111 rcode 1 qr 1
+an OPT owned by a name: id 0x1111 rcode 1 qr 1"
+	kill -0 "$RP"
+}
+
+@test "names: DNS over TCP on the socket: pipelined queries answered as ready; garbage and a cut prefix closed (logged), others served; idle closed" {
+	dns_server
+	# fixed.test has a fixed answer, ready before the others come back from dnsmasq
+	start_relay --dns-server "127.0.0.1:$DNSPORT" --idle-timeout 1s -r 'resolve fixed.test -> 127.0.0.9' \
+		-r 'resolve * -> pass'
+	run -0 $NT dnstcp "$T/dnstcp.sock" svc.test fixed.test other.test
+	assert_line --index 0 "id 2 rcode 0 tc 0 an 1 127.0.0.9"
+	assert_line "id 1 rcode 0 tc 0 an 1 127.0.0.5"
+	assert_line "id 3 rcode 0 tc 0 an 1 127.0.0.6"
+	assert_line --index 3 "then closed"
+	run -0 $NT dnsbad "$T/dnstcp.sock"
+	assert_output "garbage: closed
+cut length prefix: closed
+other client: id 7 rcode 0 tc 0 an 1 127.0.0.5"
+	wait_for_line "$T/relay.log" "warning: resolver: unix:pid=[0-9]*,uid=[0-9]* sent a DNS message length of 18245 (12 to 4094 taken): closing it"
+	wait_for_line "$T/relay.log" "warning: resolver: unix:pid=[0-9]*,uid=[0-9]* ended its connection inside a DNS message: closing it"
+	run -0 $NT dnsidle "$T/dnstcp.sock"
+	assert_output "id 1 rcode 0 tc 0 an 1 127.0.0.5
+closed within 0.5-3s"
+	wait_for_line "$T/relay.log" "resolver: unix:pid=[0-9]*,uid=[0-9]* idle for [0-9]* ms: closing it"
+	kill -0 "$RP"
+}
+
 @test "names: name-based allow: the allowed name passes; an address never resolved and a lying AUTHORITY are denied and logged" {
 	need_netns
 	dns_server
@@ -172,6 +271,83 @@ EOT
 	run -0 $NT lie "$T/egress.sock" svc.test 127.0.0.6 "$WPORT"
 	assert_output "closed"
 	wait_for_line "$T/relay.log" "denied: the AUTHORITY TLV names svc.test, which this relay did not resolve to that address (it did for other.test)"
+}
+
+@test "names: a name whose IPv6 address refuses: the relay connects to its IPv4 one (curl, python); a denied one is not tried" {
+	need_netns
+	# ::1 first in every answer (the library puts IPv6 first); nothing listens on [::1]:$WPORT
+	printf '%s\n' '127.0.0.5 svc.test' '::1 dual.test' '127.0.0.5 dual.test' '::1 dead.test' '127.0.0.8 dead.test' \
+		'::1 deny.test' '127.0.0.5 deny.test' >"$T/hosts"
+	dns_server
+	web
+	start_relay --dns-server "127.0.0.1:$DNSPORT" -r "connect tcp dual.test:$WPORT -> pass" \
+		-r "connect tcp dead.test:$WPORT -> pass" -r "connect tcp [::1]:$WPORT -> pass"
+	rules
+	run -0 inns $NT gai dual.test
+	assert_output $'ok AF_INET6 ::1\nok AF_INET 127.0.0.5'
+	run -0 inns curl -sS "http://dual.test:$WPORT/index.html"
+	assert_output "hello from svc"
+	wait_for_line "$T/relay.log" "info: .*(unix:pid=[0-9]*,uid=[0-9]*) -> \[::1\]:$WPORT via 127.0.0.5:$WPORT (dual.test): \[::1\]:$WPORT refused, connected to 127.0.0.5:$WPORT instead$"
+	run -0 inns $PY -c "import urllib.request as u; print(u.urlopen('http://dual.test:$WPORT/index.html', timeout=10).read().decode(), end='')"
+	assert_output "hello from svc"
+	run -0 grep -c "refused, connected to 127.0.0.5:$WPORT instead" "$T/relay.log"
+	assert_output 2
+	# every address refuses: the program sees its connection closed, as before
+	run -56 inns curl -sS "http://dead.test:$WPORT/"
+	assert_output --partial "Recv failure"
+	wait_for_line "$T/relay.log" "warning: .* -> \[::1\]:$WPORT via 127.0.0.8:$WPORT (dead.test): .*unable to connect to target: Connection refused (after \[::1\]:$WPORT refused)$"
+	# 127.0.0.5 is allowed as dual.test's, not as deny.test's: not used, though it would answer
+	run inns curl -sS "http://deny.test:$WPORT/"
+	[ "$status" -ne 0 ]
+	refute_output --partial "hello"
+	wait_for_line "$T/relay.log" "warning: .* -> \[::1\]:$WPORT: no fallback to 127.0.0.5:$WPORT: denied: no rule allows it$"
+	wait_for_line "$T/relay.log" "warning: .* -> \[::1\]:$WPORT: .*unable to connect to target: Connection refused$"
+	run -1 grep "connected to 127.0.0.5:$WPORT instead" <(grep -v dual.test "$T/relay.log")
+}
+
+# until_ms T: wait until the clock (in ms) reaches T: the time that passes is what is tested
+until_ms() {
+	while [ "$(date +%s%3N)" -lt "$1" ]; do sleep 0.05; done
+}
+
+@test "names: an address allowed by name outlives a 1 s TTL, each allowed connection renews it, --resolve-keep after the last use it is denied" {
+	need_netns
+	dns_server --local-ttl=1
+	web
+	# two relays fed by the same names: the default --resolve-keep (in $T) and 3 s (in $T/k);
+	# a program that keeps an address (a pool, nginx's upstream, the JVM's cache) connects
+	# again later by address, its header naming the host: lie does that
+	start_relay --dns-server "127.0.0.1:$DNSPORT" -r "connect tcp svc.test:$WPORT -> pass"
+	rules
+	local top=$T
+	mkdir "$T/k"
+	T=$top/k
+	start_relay --dns-server "127.0.0.1:$DNSPORT" -r "connect tcp svc.test:$WPORT -> pass" --resolve-keep 3
+	rules
+	T=$top
+	K=$T/k
+	run -0 inns $NT gai svc.test
+	T=$K run -0 inns $NT gai svc.test
+	assert_output "ok AF_INET 127.0.0.5"
+	t=$(date +%s%3N)
+	run -0 $NT lie "$T/egress.sock" svc.test 127.0.0.5 "$WPORT"
+	assert_output --regexp "^got [0-9]+ bytes$"
+	until_ms $((t + 1500))	# the 1 s TTL is over
+	run -0 $NT lie "$K/egress.sock" svc.test 127.0.0.5 "$WPORT"
+	assert_output --regexp "^got [0-9]+ bytes$"
+	run -0 $NT lie "$T/egress.sock" svc.test 127.0.0.5 "$WPORT"	# the default keeps it an hour
+	assert_output --regexp "^got [0-9]+ bytes$"
+	until_ms $((t + 3200))	# past 3 s from the lookup: only the use above keeps it
+	run -0 $NT lie "$K/egress.sock" svc.test 127.0.0.5 "$WPORT"
+	assert_output --regexp "^got [0-9]+ bytes$"
+	until_ms $(($(date +%s%3N) + 3200))	# past 3 s from that use
+	run -0 $NT lie "$K/egress.sock" svc.test 127.0.0.5 "$WPORT"
+	assert_output "closed"
+	wait_for_line "$K/relay.log" "warning: 127.0.0.1:40000 -> 127.0.0.5:$WPORT: .*denied: no rule allows it (AUTHORITY svc.test; this relay resolved no name to that address)$"
+	run -0 grep -c "127.0.0.5:$WPORT (svc.test): .* done" "$K/relay.log"
+	assert_output 2
+	run -0 grep -c "127.0.0.5:$WPORT (svc.test): .* done" "$T/relay.log"
+	assert_output 2
 }
 
 @test "names: diversions: a rule to another name, fixed addresses, libdivert's variable" {
@@ -378,6 +554,36 @@ dns id 0xabcd rcode 4 qr 1"
 	assert_line "ok AF_INET 127.0.0.1"
 	wait_for_line "$T/relay.log" "resolver: localhost for unix:pid=.*127.0.0.1"
 	# (no test of a missing name here: it would ask the machine's own DNS server)
+}
+
+@test "names: host lookups leave out the addresses the host has no route to, unless that is all of them" {
+	need_netns
+	command -v mount >/dev/null || skip "no mount(8)"
+	[ -e /etc/hosts ] || skip "no /etc/hosts to cover in a private mount namespace"
+	# the relay's musl getaddrinfo reads a private /etc/hosts; only lo is up: routes to
+	# 127.0.0.0/8 and ::1, none to the documentation prefixes until the test adds them
+	printf '%s\n' '127.0.0.5 mixed.test' '2001:db8::5 mixed.test' '::1 mixed6.test' '192.0.2.9 mixed6.test' \
+		'2001:db8::6 v6only.test' >"$T/hosts"
+	rules
+	cat >"$T/inner.sh" <<EOT
+set -e
+ip link set lo up
+mount --bind "$T/hosts" /etc/hosts
+"$SG" relay --ready-fd 3 -l "resolve:$T/res.sock" original 3>"$T/ready" 2>"$T/relay.log" &
+for i in \$(seq 100); do grep -q ready "$T/ready" && break; sleep 0.05; done
+g() { LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" $NT gai "\$1" | tr '\n' ' '; echo; }
+g mixed.test; g mixed6.test; g v6only.test
+ip -6 route add 2001:db8::/64 dev lo
+ip route add 192.0.2.0/24 dev lo
+g mixed.test; g mixed6.test
+kill \$!
+EOT
+	run -0 unshare -n -m --propagation private bash "$T/inner.sh"
+	assert_output "ok AF_INET 127.0.0.5 
+ok AF_INET6 ::1 
+ok AF_INET6 2001:db8::6 
+ok AF_INET6 2001:db8::5 ok AF_INET 127.0.0.5 
+ok AF_INET6 ::1 ok AF_INET 192.0.2.9 "
 }
 
 @test "names: a DNS server that never answers: the relay asks again, then answers a temporary failure within --resolve-timeout" {

@@ -32,7 +32,7 @@ isolated() {
 	assert_line "http GET /hello HTTP/1.1"
 }
 
-@test "python socket and asyncio (non-blocking connect): exact bytes both ways, getpeername is 10.1.2.3:80, TCP_MAXSEG sane" {
+@test "python socket and asyncio (non-blocking connect): exact bytes both ways, getpeername is 10.1.2.3:80, TCP_MAXSEG sane, TCP options read back as set" {
 	userver echo
 	export SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/echo.sock"
 	run -0 pre python3 -c '
@@ -42,6 +42,9 @@ s.sendall(b"py\x00sock\xff\n")
 print(repr(s.recv(100)), s.getpeername(), s.family.name)
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 print("mss", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 42)
+print("opts", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+      s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT), s.getsockopt(socket.SOL_SOCKET, socket.SO_PROTOCOL))
 async def main():
     r, w = await asyncio.open_connection("10.1.2.3", 80)
     w.write(b"py-asyncio\n")
@@ -51,6 +54,7 @@ async def main():
 asyncio.run(main())'
 	assert_line "b'py\\x00sock\\xff\\n' ('10.1.2.3', 80) AF_INET"
 	assert_line "mss 65483"	# a sane segment size, as loopback would give (iperf3 checks it)
+	assert_line "opts 1 42 9 6"	# as set; TCP_KEEPCNT unset: Linux's default; IPPROTO_TCP
 	assert_line "b'py-asyncio\\n' ('10.1.2.3', 80)"
 	run -0 cat "$T/echo.log"
 	assert_line "data b'py\\x00sock\\xff\\n'"
@@ -1109,4 +1113,92 @@ s = socket.socket(); s.bind(("127.0.0.1", 8093)); print("%o" % (os.stat(os.envir
 	assert_output --regexp "^fchmod\([0-9]+, 0600\)
 bind\([0-9]+, \{sa_family=AF_UNIX, sun_path=\"$T/m.sock\"\}, [0-9]+\)
 (chmod\(|fchmodat\(AT_FDCWD, )\"/proc/self/fd/[0-9]+\", 0600\)$"
+}
+
+@test "bind -> unix: an epoll registration made before bind() and listen() fires when a client connects (ip2unix#6)" {
+	need_netns
+	bg unshare -n env LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp *:8081 -> unix $T/ep.sock" python3 -c '
+import select, socket
+s = socket.socket(); s.setblocking(False)
+ep = select.epoll(); ep.register(s.fileno(), select.EPOLLIN)
+s.bind(("0.0.0.0", 8081)); s.listen(5)
+print("listening", flush=True)
+ev = ep.poll(10)
+print("events", [(fd == s.fileno(), bool(e & select.EPOLLIN)) for fd, e in ev], flush=True)
+c, p = s.accept(); c.setblocking(True)
+print("accepted", p, c.recv(100).decode(), flush=True); c.sendall(b"served\n")' >"$T/ep.out"
+	wait_for_line "$T/ep.out" listening
+	run -0 python3 -c '
+import socket, sys
+u = socket.socket(socket.AF_UNIX); u.settimeout(5); u.connect(sys.argv[1]); u.sendall(b"hello")
+print(u.recv(100).decode().strip())' "$T/ep.sock"
+	assert_output "served"
+	run -0 cat "$T/ep.out"
+	assert_output $'listening\nevents [(True, True)]\naccepted (\'127.0.0.1\', 0) hello'
+}
+
+@test "bind -> unix: a daemon binding 0.0.0.0 and [::] (V6ONLY) to one rule gets both binds; Unix clients reach the AF_INET socket" {
+	need_netns
+	bg unshare -n env LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp *:8080 -> unix $T/d.sock" python3 -c '
+import select, socket
+a = socket.socket(socket.AF_INET); a.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+a.bind(("0.0.0.0", 8080)); a.listen(5)
+b = socket.socket(socket.AF_INET6); b.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+b.bind(("::", 8080)); b.listen(5)
+print("bound", a.getsockname(), b.getsockname()[:2], flush=True)
+for _ in range(2):
+    r, _, _ = select.select([a, b], [], [], 10)
+    c, p = r[0].accept(); c.sendall(("on %s\n" % r[0].family.name).encode()); c.close()' >"$T/d.out"
+	wait_for_line "$T/d.out" bound
+	run -0 cat "$T/d.out"
+	assert_output "bound ('0.0.0.0', 8080) ('::', 8080)"
+	for _ in 1 2; do
+		run -0 python3 -c '
+import socket, sys
+u = socket.socket(socket.AF_UNIX); u.settimeout(5); u.connect(sys.argv[1]); print(u.recv(100).decode().strip())' "$T/d.sock"
+		assert_output "on AF_INET"
+	done
+}
+
+@test "bind -> unix proxy-v2: a daemon that closed fd 0 gets its connection as fd 0, with the header's addresses" {
+	need_netns
+	bg unshare -n env LD_PRELOAD="$LIB" SOCKGATE_RULE="bind tcp 127.0.0.1:8093 -> unix $T/z.sock proxy-v2" python3 -c '
+import os, socket
+a = socket.socket(); a.bind(("127.0.0.1", 8093)); a.listen()
+os.close(0)
+print("ready", flush=True)
+c, p = a.accept(); print("accepted fd", c.fileno(), p, c.getsockname(), flush=True); c.sendall(b"zero\n"); c.close()' >"$T/z.out"
+	wait_for_line "$T/z.out" ready
+	export SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/z.sock proxy-v2 source=192.0.2.44:5555"
+	run -0 pre unshare -n python3 -c '
+import socket
+print(socket.create_connection(("10.1.2.3", 80), timeout=5).recv(200).decode().strip())'
+	assert_output "zero"
+	wait_for_line "$T/z.out" "accepted"
+	run -0 sed -n 2p "$T/z.out"
+	assert_output "accepted fd 0 ('192.0.2.44', 5555) ('10.1.2.3', 80)"
+}
+
+@test "UDP reject rules in the library: sendto, sendmsg and connect get the rule's errno; the program's other UDP still goes to the kernel" {
+	need_netns
+	# in a namespace of its own (lo up for the echo): were the rule not
+	# applied, nothing could leave for 10.9.0.1
+	export SOCKGATE_RULE="connect udp 10.9.0.0/16 -> reject EACCES"
+	run -0 unshare -n sh -c 'ip link set lo up && exec env LD_PRELOAD="$1" python3 -c "$2"' sh "$LIB" '
+import socket, threading
+e = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); e.bind(("127.0.0.1", 0))
+def echo():
+    while True:
+        d, a = e.recvfrom(1500); e.sendto(b"udp:" + d, a)
+threading.Thread(target=echo, daemon=True).start()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)
+for name, call in (("sendto", lambda: s.sendto(b"q", ("10.9.0.1", 53))),
+                   ("sendmsg", lambda: s.sendmsg([b"q"], [], 0, ("10.9.0.1", 53))),
+                   ("connect", lambda: s.connect(("10.9.0.1", 53)))):
+    try:
+        call(); print(name, "sent")
+    except OSError as x:
+        print(name, x.strerror)
+s.sendto(b"loop", e.getsockname()); print(s.recvfrom(100)[0].decode())'
+	assert_output $'sendto Permission denied\nsendmsg Permission denied\nconnect Permission denied\nudp:loop'
 }

@@ -10,11 +10,13 @@ SERVE=$BUILD/go/httpserve
 STCLI=$BUILD/static/stcli
 UDPASK=$BUILD/go/udpask
 STUDP=$BUILD/static/studp
+STOPT=$BUILD/static/stopt
+TCPOPTS=$BUILD/go/tcpopts
 
 # need_unotify: skip, saying why, where seccomp user notification is refused
 # (an old kernel, a container runtime's own filter).
 need_unotify() {
-	[ -x "$GET" ] && [ -x "$STCLI" ] || skip "the Go and static test programs are not built (make tools)"
+	[ -x "$GET" ] && [ -x "$STCLI" ] && [ -x "$STOPT" ] && [ -x "$TCPOPTS" ] || skip "the Go and static test programs are not built (make tools)"
 	local why
 	why=$(sockgate-run --seccomp -- true 2>&1) || skip "seccomp user notification refused here: $why"
 }
@@ -109,6 +111,34 @@ s.serve_forever()' "$port" "$T/ready"
 	run -0 sockgate-run --seccomp -r "connect tcp 10.1.2.3:80 -> reject" -- \
 		python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"hi\n"); print(s.recv(9).decode().strip(), s.getpeername())' "$T/echo.sock"
 	assert_output "hi $T/echo.sock"
+}
+
+@test "seccomp: TCP options of a redirected socket read back as set, SO_DOMAIN and SO_PROTOCOL as the inet socket's (static C); Go's SetNoDelay, SetKeepAlive, SetKeepAlivePeriod succeed" {
+	need_netns
+	need_unotify
+	userver echo
+	# TCP_INFO's state 0: the library's zeros; SO_KEEPALIVE is the Unix socket's own
+	run -0 unshare -n sockgate-run --seccomp -r "connect tcp 10.1.2.3:80 -> unix $T/echo.sock" -- "$STOPT" 10.1.2.3 80
+	assert_output "nodelay 1 keepidle 30 keepintvl 5 keepcnt 4 keepalive 1 domain 2 protocol 6 state 0"
+	run -0 unshare -n sockgate-run --seccomp -r "connect tcp 10.1.2.3:80 -> unix $T/echo.sock" -- "$TCPOPTS" 10.1.2.3:80
+	assert_output "nodelay <nil> keepalive <nil> period <nil>"
+}
+
+@test "seccomp: TCP options of a loopback socket no rule matches are the kernel's, under a rule that makes the filter send them" {
+	need_unotify
+	bg python3 -c '
+import socket, sys
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+open(sys.argv[1] + ".tmp", "w").write("%d" % s.getsockname()[1]); __import__("os").rename(sys.argv[1] + ".tmp", sys.argv[1])
+held = []
+while True: held.append(s.accept()[0])' "$T/port"
+	wait_for_file "$T/port"
+	port=$(cat "$T/port")
+	# TCP_INFO's state 1 (ESTABLISHED) comes from the kernel's own TCP socket only
+	run -0 sockgate-run --seccomp -r "connect tcp 10.1.2.3:80 -> unix $T/none.sock" -- "$STOPT" 127.0.0.1 "$port"
+	assert_output "nodelay 1 keepidle 30 keepintvl 5 keepcnt 4 keepalive 1 domain 2 protocol 6 state 1"
+	run -0 sockgate-run --seccomp -r "connect tcp 10.1.2.3:80 -> unix $T/none.sock" -- "$TCPOPTS" "127.0.0.1:$port"
+	assert_output "nodelay <nil> keepalive <nil> period <nil>"
 }
 
 @test "seccomp: a static program that forks and execs a second one: both are redirected" {
@@ -272,4 +302,35 @@ connect udp 10.9.0.0/16 -> reject EACCES"
 	assert_line --index 0 "sockgate-run: warning: stcli is linked statically, out of the library's reach: run it with --seccomp"
 	run -0 sockgate-run -- sh -c 'echo quiet'
 	assert_output "quiet"
+}
+
+@test "seccomp: Go's own resolver (CGO_ENABLED=0) with no network: svc.test asked over the dns: listener of sockgate-relay, then the GET through its egress, the relay naming the host" {
+	need_netns
+	need_unotify
+	dns_server
+	mkdir -p "$T/www"
+	printf 'hello from svc\n' >"$T/www/index.html"
+	WPORT=$(free_port)
+	spawn "$T/web.log" python3 -m http.server "$WPORT" --bind 127.0.0.5 --directory "$T/www"
+	local i
+	for ((i = 0; i < 200; i++)); do
+		curl -s "http://127.0.0.5:$WPORT/index.html" >/dev/null 2>&1 && break
+		sleep 0.05
+	done
+	"$SG" relay -v --ready-fd 3 -l "dns:$T/dns.sock" -l "unix:$T/egress.sock" --dns-server "127.0.0.1:$DNSPORT" \
+		-r "connect tcp svc.test:$WPORT -> pass" --proxy-in original 3>"$T/ready" 2>>"$T/relay.log" &
+	PIDS+=($!)
+	wait_for_line "$T/ready" ready
+	# Go reads /etc/resolv.conf itself: give it one of our own (in a mount
+	# namespace) whose server only the udp rule below can reach
+	printf 'nameserver 192.0.2.53\n' >"$T/resolv.conf"
+	cat >"$T/rules" <<-EOT
+	connect udp *:53 -> unix $T/dns.sock
+	connect tcp * -> unix $T/egress.sock proxy-v2
+	EOT
+	run -0 unshare -n -m sh -c 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"' sh "$T/resolv.conf" \
+		sockgate-run --seccomp -f "$T/rules" -- "$GET" "http://svc.test:$WPORT/index.html"
+	assert_line "hello from svc"
+	assert_line --regexp "^peer 127.0.0.5:$WPORT local "
+	wait_for_line "$T/relay.log" "(svc.test)"
 }

@@ -8,6 +8,10 @@ legacy NAME ADDR         gethostbyname, gethostbyname_ex (gethostbyname_r), getn
 lie SOCK NAME ADDR PORT  a PROXY v2 header whose AUTHORITY names NAME for ADDR:PORT
 badserver PATH MODE      a resolver socket that is silent, answers garbage, or 64 KiB
 flood PATH N             N lookups on one connection, never reading the answers
+dnstcp PATH NAME...      DNS over TCP: every query at once on one connection, then SHUT_WR; answers as they come
+dnsbad PATH              garbage and a cut length prefix on DNS over TCP; another client still answered
+dnsidle PATH             DNS over TCP: one answer, then how long until the relay closes the idle connection
+dnsbadopt PATH           malformed OPT records on the DNS datagram socket: the rcodes that come back
 """
 import ctypes
 import ctypes.util
@@ -255,12 +259,126 @@ def garbage(res, dns):
     print("dns id", hex(r[0] << 8 | r[1]), "rcode", r[3] & 15, "qr", r[2] >> 7)
 
 
+def dnsq(qid, name, qtype=1, edns=0):
+    """A DNS query (RD set), with an OPT record advertising edns bytes when edns is not 0."""
+    q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 1 if edns else 0)
+    for label in name.split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\0" + struct.pack(">HH", qtype, 1)
+    if edns:
+        q += b"\0" + struct.pack(">HHIH", 41, edns, 0, 0)
+    return q
+
+
+def skipname(r, o):
+    while True:
+        n = r[o]
+        if n & 0xC0 == 0xC0:
+            return o + 2
+        if n == 0:
+            return o + 1
+        o += n + 1
+
+
+def dnsa(r):
+    """A reply in one line: id, rcode, TC, answer count, the A addresses."""
+    qid, fl, qd, an = struct.unpack(">HHHH", r[:8])
+    o = 12
+    for _ in range(qd):
+        o = skipname(r, o) + 4
+    addrs = []
+    for _ in range(an):
+        o = skipname(r, o)
+        t, _, _, rl = struct.unpack(">HHIH", r[o:o + 10])
+        o += 10
+        if t == 1:
+            addrs.append(socket.inet_ntoa(r[o:o + 4]))
+        o += rl
+    return f"id {qid} rcode {fl & 15} tc {fl >> 9 & 1} an {an} " + ",".join(addrs)
+
+
+def recv_exact(s, n):
+    b = b""
+    while len(b) < n:
+        d = s.recv(n - len(b))
+        if not d:
+            raise EOFError(f"end of stream after {len(b)} of {n} bytes")
+        b += d
+    return b
+
+
+def tcp_framed(q):
+    return struct.pack(">H", len(q)) + q
+
+
+def tcp_answer(s):
+    return recv_exact(s, struct.unpack(">H", recv_exact(s, 2))[0])
+
+
+def unix_stream(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    s.settimeout(5)
+    return s
+
+
+def dnstcp(path, names):
+    s = unix_stream(path)
+    s.sendall(b"".join(tcp_framed(dnsq(i, n)) for i, n in enumerate(names, 1)))
+    s.shutdown(socket.SHUT_WR)
+    for _ in names:
+        print(dnsa(tcp_answer(s)))
+    print("then", "closed" if s.recv(1) == b"" else "more")
+
+
+def dnsbad(path):
+    c = unix_stream(path)
+    g = unix_stream(path)
+    g.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    print("garbage:", "closed" if g.recv(100) == b"" else "answered")
+    t = unix_stream(path)
+    t.sendall(b"\0")
+    t.shutdown(socket.SHUT_WR)
+    print("cut length prefix:", "closed" if t.recv(100) == b"" else "answered")
+    c.sendall(tcp_framed(dnsq(7, "svc.test")))
+    print("other client:", dnsa(tcp_answer(c)))
+
+
+def dnsidle(path):
+    s = unix_stream(path)
+    s.sendall(tcp_framed(dnsq(1, "svc.test")))
+    print(dnsa(tcp_answer(s)))
+    t = time.monotonic()
+    s.settimeout(10)
+    r = s.recv(1)
+    took = time.monotonic() - t
+    print("closed" if r == b"" else "data", "within 0.5-3s" if 0.5 <= took < 3 else f"after {took:.3f}s")
+
+
+def dnsbadopt(path):
+    d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    d.bind(path + ".client")
+    d.settimeout(5)
+    q = dnsq(0x1111, "svc.test", edns=1232)
+    bad = {
+        "two OPT records": q[:11] + b"\2" + q[12:] + q[-11:],
+        "an OPT option past its data": q[:-2] + b"\0\4" + struct.pack(">HH", 10, 1),
+        "an OPT owned by a name": q[:-11] + b"\1x\0" + q[-10:],
+    }
+    for what, m in bad.items():
+        d.sendto(m, path)
+        r = d.recv(4096)
+        print(what + ":", "id", hex(r[0] << 8 | r[1]), "rcode", r[3] & 15, "qr", r[2] >> 7)
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     {"gai": lambda: gai(*args), "gait": lambda: gai(args[0], True), "gaimatrix": lambda: gaimatrix(args), "legacy": lambda: legacy(*args),
      "lie": lambda: lie(*args), "badserver": lambda: badserver(*args),
      "flood": lambda: flood(*args), "gaimany": lambda: gaimany(*args),
-     "nat64srv": lambda: nat64srv(*args), "hdrsrv": lambda: hdrsrv(*args), "garbage": lambda: garbage(*args), "nat64cli": lambda: nat64cli(*args)}[cmd]()
+     "nat64srv": lambda: nat64srv(*args), "hdrsrv": lambda: hdrsrv(*args), "garbage": lambda: garbage(*args), "nat64cli": lambda: nat64cli(*args),
+     "dnstcp": lambda: dnstcp(args[0], args[1:]), "dnsbad": lambda: dnsbad(*args), "dnsidle": lambda: dnsidle(*args),
+     "dnsbadopt": lambda: dnsbadopt(*args)}[cmd]()
 
 
 if __name__ == "__main__":

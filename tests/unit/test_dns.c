@@ -10,7 +10,7 @@ static void t_query_roundtrip(void)
 {
 	uint8_t b[512];
 	struct dns_msg m;
-	int n = dns_query_build(b, sizeof b, 0x1234, "svc.test", DNS_AAAA);
+	int n = dns_query_build(b, sizeof b, 0x1234, "svc.test", DNS_AAAA, 0);
 	CHECK(n == 12 + 10 + 4, "query length %d", n);
 	CHECK(dns_parse(b, (size_t)n, &m) == 0, "query parses");
 	CHECK(m.id == 0x1234 && m.rd && !m.qr && m.qdcount == 1, "header fields");
@@ -18,6 +18,12 @@ static void t_query_roundtrip(void)
 	CHECK(m.qtype == DNS_AAAA && m.qclass == DNS_IN, "question type and class");
 	for (int i = 0; i < n; i++)
 		CHECK(dns_parse(b, (size_t)i, &m) < 0 && errno == EBADMSG, "cut at %d: EBADMSG", i);
+	/* with EDNS0: an OPT record after the question, ARCOUNT 1, payload size in its class */
+	n = dns_query_build(b, sizeof b, 1, "svc.test", DNS_A, 1232);
+	CHECK(n == 12 + 10 + 4 + 11, "query with OPT length %d", n);
+	CHECK(b[11] == 1 && !memcmp(b + n - 11, "\0\0\x29\x04\xd0\0\0\0\0\0\0", 11), "OPT record bytes");
+	CHECK(dns_query_build(b, 12 + 10 + 4 + 10, 1, "svc.test", DNS_A, 1232) < 0 && errno == ENOSPC,
+	      "no room for the OPT: ENOSPC");
 }
 
 static void t_reply(void)
@@ -25,7 +31,7 @@ static void t_reply(void)
 	uint8_t b[512];
 	struct dns_msg q, r;
 	struct dns_rr an[3];
-	int n = dns_query_build(b, sizeof b, 7, "www.svc.test", DNS_A);
+	int n = dns_query_build(b, sizeof b, 7, "www.svc.test", DNS_A, 0);
 	dns_parse(b, (size_t)n, &q);
 	memset(an, 0, sizeof an);
 	strcpy(an[0].name, "www.svc.test");
@@ -103,6 +109,106 @@ static void t_ptr_match(void)
 	      "exact names");
 }
 
+static void t_tcp_frame(void)
+{
+	uint8_t b[2 + 512 + 2];
+	size_t ml = 0;
+	int n = dns_query_build(b + 2, 512, 9, "svc.test", DNS_A, 0);
+	b[0] = 0;
+	b[1] = (uint8_t)n;
+	for (int i = 0; i < 2 + n; i++)
+		CHECK(dns_tcp_frame(b, (size_t)i, 512, &ml) == 0, "%d bytes of %d: need more", i, 2 + n);
+	CHECK(dns_tcp_frame(b, (size_t)(2 + n), 512, &ml) == 1 && ml == (size_t)n, "whole message (%zu)", ml);
+	/* a second message pipelined behind it does not change the first */
+	b[2 + n] = 0;
+	b[3 + n] = 12;
+	CHECK(dns_tcp_frame(b, (size_t)(4 + n), 512, &ml) == 1 && ml == (size_t)n, "the first of two");
+	CHECK(dns_tcp_frame(b, (size_t)(2 + n), (size_t)n - 1, &ml) < 0 && errno == EMSGSIZE,
+	      "longer than max: EMSGSIZE from the prefix");
+	b[1] = 11;
+	CHECK(dns_tcp_frame(b, 2, 512, &ml) < 0 && errno == EBADMSG, "shorter than a header: EBADMSG at once");
+	CHECK(dns_tcp_frame((const uint8_t *)"GET / HTTP/1.0\r\n", 16, 4094, &ml) < 0 && errno == EMSGSIZE,
+	      "text is a length far too big");
+	b[0] = 0xff;
+	b[1] = 0xff;
+	CHECK(dns_tcp_frame(b, 2, DNS_TCP_MAX, &ml) == 0, "65535 allowed, waits for the rest");
+}
+
+/* n A records for many.test (10.9.0.1 ...), an answer the size of the bats test's */
+static void many_a(struct dns_rr *an, size_t n)
+{
+	memset(an, 0, n * sizeof *an);
+	for (size_t i = 0; i < n; i++) {
+		strcpy(an[i].name, "many.test");
+		an[i].type = DNS_A;
+		an[i].ttl = 30;
+		memcpy(an[i].d.a, "\x0a\x09\x00", 3);
+		an[i].d.a[3] = (uint8_t)(i + 1);
+	}
+}
+
+static void t_edns(void)
+{
+	static uint8_t b[4096];
+	static struct dns_msg q, r;
+	static struct dns_rr an[40];
+	int n = dns_query_build(b, sizeof b, 5, "many.test", DNS_A, 1232);
+	CHECK(dns_parse(b, (size_t)n, &q) == 0 && q.opt && q.edns_size == 1232 && q.edns_version == 0,
+	      "a query's OPT record is read");
+	many_a(an, 40);
+	/* 1232 bytes hold all 40, the OPT record after them */
+	n = dns_reply_build(b, 1232, &q, DNS_NOERROR, an, 40);
+	CHECK(n > 512 && n <= 1232, "reply of %d bytes", n);
+	CHECK(dns_parse(b, (size_t)n, &r) == 0 && !r.tc && r.nan == 40 && r.opt && r.edns_size == DNS_EDNS_PAYLOAD,
+	      "all 40 answers, no TC, OPT with our payload size (%zu, %d)", r.nan, r.opt);
+	CHECK(b[11] == 1, "ARCOUNT 1");
+	/* 512 bytes: cut before the OPT record, which is still there */
+	n = dns_reply_build(b, 512, &q, DNS_NOERROR, an, 40);
+	CHECK(n <= 512 && dns_parse(b, (size_t)n, &r) == 0 && r.tc && r.nan < 40 && r.opt,
+	      "512: TC, %zu answers, OPT kept", r.nan);
+	/* without OPT in the query, none in the reply */
+	n = dns_query_build(b, sizeof b, 5, "many.test", DNS_A, 0);
+	dns_parse(b, (size_t)n, &q);
+	CHECK(!q.opt, "no OPT read where there is none");
+	n = dns_reply_build(b, 512, &q, DNS_NOERROR, an, 2);
+	CHECK(dns_parse(b, (size_t)n, &r) == 0 && !r.opt && b[11] == 0, "no OPT in the reply");
+	CHECK(dns_reply_build(b, 512, &q, DNS_BADVERS, NULL, 0) < 0 && errno == EINVAL,
+	      "an extended rcode needs OPT");
+	/* BADVERS: 0 in the header, 1 in the OPT record's extended rcode */
+	n = dns_query_build(b, sizeof b, 5, "many.test", DNS_A, 1232);
+	b[n - 11 + 6] = 1;	/* version 1 */
+	CHECK(dns_parse(b, (size_t)n, &q) == 0 && q.edns_version == 1, "version 1 read");
+	n = dns_reply_build(b, 512, &q, DNS_BADVERS, NULL, 0);
+	CHECK(n > 0 && (b[3] & 15) == 0 && b[n - 11 + 5] == 1 && b[n - 11 + 6] == 0,
+	      "BADVERS split between the header and OPT, our version 0");
+
+	/* malformed OPT records: FORMERR to the resolver */
+	uint8_t two[64];
+	n = dns_query_build(two, sizeof two, 5, "x.test", DNS_A, 1232);
+	memcpy(two + n, two + n - 11, 11);
+	two[11] = 2;
+	CHECK(dns_parse(two, (size_t)n + 11, &q) < 0 && errno == EBADMSG, "two OPT records refused");
+	two[11] = 1;
+	uint8_t named[64];
+	int k = dns_query_build(named, sizeof named, 5, "x.test", DNS_A, 0);
+	named[11] = 1;
+	memcpy(named + k, "\x01x\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00", 13);
+	CHECK(dns_parse(named, (size_t)k + 13, &q) < 0 && errno == EBADMSG, "an OPT owned by 'x' refused");
+	/* an option with 4 bytes of value fills the 8 bytes of data: good; with 5 it overruns */
+	uint8_t opt[64];
+	k = dns_query_build(opt, sizeof opt, 5, "x.test", DNS_A, 1232);
+	opt[k - 1] = 8;
+	memcpy(opt + k, "\x00\x0a\x00\x04" "abcd", 8);
+	CHECK(dns_parse(opt, (size_t)k + 8, &q) == 0 && q.opt, "an OPT with one well-formed option");
+	opt[k + 3] = 5;
+	CHECK(dns_parse(opt, (size_t)k + 8, &q) < 0 && errno == EBADMSG, "an option overrunning the data refused");
+	opt[k + 3] = 4;
+	CHECK(dns_parse(opt, (size_t)k + 7, &q) < 0 && errno == EBADMSG, "an OPT cut short refused");
+	/* a cut additional section is taken only with TC set */
+	opt[2] |= 0x02;
+	CHECK(dns_parse(opt, (size_t)k + 7, &q) == 0 && !q.opt, "with TC, a cut additional section is left");
+}
+
 static void t_lookup(void)
 {
 	uint8_t b[LOOKUP_MAX];
@@ -163,6 +269,8 @@ int main(void)
 	t_reply();
 	t_bad();
 	t_ptr_match();
+	t_tcp_frame();
+	t_edns();
 	t_lookup();
 	return unit_done();
 }

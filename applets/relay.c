@@ -1800,6 +1800,7 @@ int relay_main(int argc, char **argv)
 	ep_add(sigobj.fd, &sigobj, EPOLLIN);
 	if (cfg.resolver) {
 		cfg.res.tcp_idle_ms = cfg.idle_ms ? cfg.idle_ms : 10000;
+		cfg.res.root = cfg.privs.chroot;
 		resolver_setup(ep, &cfg.res);
 		resolver_rules(rules);
 	} else if (cfg.res.server) {

@@ -33,6 +33,7 @@
 
 #include "addr.h"
 #include "be.h"
+#include "dgmap.h"
 #include "dns.h"
 #include "file.h"
 #include "lookup.h"
@@ -374,8 +375,23 @@ static void dns_send(struct job *j, uint8_t *msg, size_t n)
 		put16(msg - 2, (unsigned)n);
 		client_send(j->cl, msg - 2, n + 2);
 	} else if (sendto(j->dfd, msg, n, MSG_DONTWAIT, (struct sockaddr *)&j->from, j->fromlen) < 0) {
+		int e = errno;
+		struct sockaddr_un self, near;
+		socklen_t selflen = sizeof self, nearlen;
+		/*
+		 * The client's path is its own view: a container that mounts our
+		 * directory elsewhere, or our --chroot, leaves nothing there for
+		 * us; its reply file is beside our socket all the same (dgmap.h).
+		 */
+		if ((e == ENOENT || e == ECONNREFUSED) &&
+		    getsockname(j->dfd, (struct sockaddr *)&self, &selflen) == 0 &&
+		    dgmap_beside(&j->from, j->fromlen, &self, selflen, opt.root, &near, &nearlen) == 0) {
+			if (sendto(j->dfd, msg, n, MSG_DONTWAIT, (struct sockaddr *)&near, nearlen) >= 0)
+				return;
+			e = errno;
+		}
 		info("resolver: unable to answer %s: %s", j->from.sun_path[0] ? j->from.sun_path : "a client",
-		     strerror(errno));
+		     strerror(e));
 	}
 }
 

@@ -21,6 +21,7 @@ struct resolver_opts {
 	uint32_t host_ttl;	/* TTL of answers from getaddrinfo(), which has none */
 	int64_t keep_ms;	/* an address is remembered this long at least after its lookup or last use */
 	int64_t tcp_idle_ms;	/* a DNS-over-TCP client with nothing in flight is closed after this */
+	const char *root;	/* --chroot's directory, or NULL: where our socket paths are now */
 };
 
 /* Before the loop; dies on bad options. */

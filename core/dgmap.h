@@ -44,4 +44,19 @@ socklen_t dgmap_find(const struct dgmap *m, const struct sockaddr_un *un, sockle
 int dgmap_path(const char *dir, const struct sockaddr_un *target, long pid, unsigned seq, struct sockaddr_un *out,
 	       socklen_t *outlen);
 
+/*
+ * A server's view of a client's reply file. The client named it in its own
+ * mount namespace (a container that mounts the server's directory at
+ * another path, or a server that has chrooted since), so the path it
+ * reports may not exist for the server; but dgmap_path() put it beside the
+ * server's socket. With sender (senderlen bytes, as recvfrom() gave it)
+ * named .sockgate-dgram-* and server the server's own socket address
+ * (getsockname()), *out is the same name in server's directory, with root
+ * (the server's chroot directory, or NULL) taken off its front. 0, or -1
+ * when sender is not such a file, server has no directory within root, the
+ * result is too long, or it is sender's own path (nothing else to try).
+ */
+int dgmap_beside(const struct sockaddr_un *sender, socklen_t senderlen, const struct sockaddr_un *server,
+		 socklen_t serverlen, const char *root, struct sockaddr_un *out, socklen_t *outlen);
+
 #endif

@@ -601,3 +601,31 @@ while True:
 	wait_for_line "$T/silent.log" "query 4"
 	wait_for_line "$T/relay.log" "resolver: svc.test for unix:pid=[0-9]*,uid=[0-9]*: timed out"
 }
+
+@test "names: dns: answers reach a container that mounts the relay's directory elsewhere, and a relay in --chroot" {
+	need_netns
+	dns_server
+	mkdir -p "$T/host" "$T/cont"
+	"$SG" relay -v --ready-fd 3 -l "dns:$T/host/dns.sock" --dns-server "127.0.0.1:$DNSPORT" original \
+		3>"$T/ready" 2>>"$T/relay.log" &
+	PIDS+=($!)
+	wait_for_line "$T/ready" ready
+	# the client names its reply file /cont/...: nothing there for the relay
+	run -0 unshare -m -n sh -c 'mount --bind "$1/host" "$1/cont" && t=$1 lib=$2 && shift 2 &&
+		exec env LD_PRELOAD="$lib" SOCKGATE_RULE="connect udp *:53 -> unix $t/cont/dns.sock" "$@"' sh "$T" "$LIB" \
+		dig +short +time=2 +tries=1 @10.1.2.3 svc.test
+	assert_output "127.0.0.5"
+	run grep "unable to answer" "$T/relay.log"
+	assert_failure
+	# chrooted to $T: its socket is /host/dns.sock to itself now
+	: >"$T/ready2"
+	"$SG" relay -v --ready-fd 3 --chroot "$T" -l "dns:$T/host/d2.sock" --dns-server "127.0.0.1:$DNSPORT" original \
+		3>"$T/ready2" 2>>"$T/relay2.log" &
+	PIDS+=($!)
+	wait_for_line "$T/ready2" ready
+	run -0 unshare -n env LD_PRELOAD="$LIB" SOCKGATE_RULE="connect udp *:53 -> unix $T/host/d2.sock" \
+		dig +short +time=2 +tries=1 @10.1.2.3 svc.test
+	assert_output "127.0.0.5"
+	run grep "unable to answer" "$T/relay2.log"
+	assert_failure
+}

@@ -69,5 +69,61 @@ int main(void)
 	memset(longdir, 'd', sizeof longdir - 1);
 	longdir[sizeof longdir - 1] = 0;
 	CHECK(dgmap_path(longdir, &u, 1, 1, &out, &ol) == -1, "a name too long: none");
+
+	/* the reply file as the server sees it */
+	struct sockaddr_un srv, cli;
+	socklen_t sl = un(&srv, "/run/sg/dns.sock"), cl = un(&cli, "/sg/.sockgate-dgram-5-1");
+	CHECK(dgmap_beside(&cli, cl, &srv, sl, NULL, &out, &ol) == 0 && !strcmp(out.sun_path, "/run/sg/.sockgate-dgram-5-1") &&
+		      ol == offsetof(struct sockaddr_un, sun_path) + strlen(out.sun_path) + 1,
+	      "a container's view of the directory: beside the server's socket (%s)", out.sun_path);
+	CHECK(dgmap_beside(&cli, cl + 1, &srv, sl + 1, NULL, &out, &ol) == 0 && !strcmp(out.sun_path, "/run/sg/.sockgate-dgram-5-1"),
+	      "the NUL counted or not");
+	cl = un(&cli, "/c/.sockgate-dgram-5-1");
+	CHECK(dgmap_beside(&cli, cl, &srv, sl, "/run", &out, &ol) == 0 && !strcmp(out.sun_path, "/sg/.sockgate-dgram-5-1"),
+	      "chrooted to /run: the root taken off (%s)", out.sun_path);
+	CHECK(dgmap_beside(&cli, cl, &srv, sl, "/run/", &out, &ol) == 0 && !strcmp(out.sun_path, "/sg/.sockgate-dgram-5-1"),
+	      "a root with a trailing slash");
+	CHECK(dgmap_beside(&cli, cl, &srv, sl, "/run/sg", &out, &ol) == 0 && !strcmp(out.sun_path, "/.sockgate-dgram-5-1"),
+	      "chrooted to the socket's own directory: in / (%s)", out.sun_path);
+	CHECK(dgmap_beside(&cli, cl, &srv, sl, "/", &out, &ol) == 0 && !strcmp(out.sun_path, "/run/sg/.sockgate-dgram-5-1"),
+	      "a root of / changes nothing");
+	CHECK(dgmap_beside(&cli, cl, &srv, sl, "/ru", &out, &ol) == -1, "a root that is only a prefix of a name: out of reach");
+	CHECK(dgmap_beside(&cli, cl, &srv, sl, "/srv", &out, &ol) == -1, "a socket outside the root: out of reach");
+	sl = un(&srv, "/dns.sock");
+	CHECK(dgmap_beside(&cli, cl, &srv, sl, NULL, &out, &ol) == 0 && !strcmp(out.sun_path, "/.sockgate-dgram-5-1"),
+	      "a socket in /");
+	sl = un(&srv, "dns.sock");
+	CHECK(dgmap_beside(&cli, cl, &srv, sl, NULL, &out, &ol) == 0 && !strcmp(out.sun_path, ".sockgate-dgram-5-1"),
+	      "a relative socket path: the current directory");
+	CHECK(dgmap_beside(&cli, cl, &srv, sl, "/run", &out, &ol) == -1, "a relative socket path and a root: out of reach");
+	sl = un(&srv, "/sg/dns.sock");
+	cl = un(&cli, "/sg/.sockgate-dgram-5-1");
+	CHECK(dgmap_beside(&cli, cl, &srv, sl, NULL, &out, &ol) == -1, "the sender's own path: nothing else to try");
+	sl = un(&srv, "/run/sg/dns.sock");
+	cl = un(&cli, "/sg/my.sock");
+	CHECK(dgmap_beside(&cli, cl, &srv, sl, NULL, &out, &ol) == -1, "a file not of ours: left alone");
+	cl = un(&cli, "/sg/.sockgate-dgram-");
+	CHECK(dgmap_beside(&cli, cl, &srv, sl, NULL, &out, &ol) == -1, "the bare prefix: not one of ours");
+	cl = un(&cli, ".sockgate-dgram-1-2");
+	CHECK(dgmap_beside(&cli, cl, &srv, sl, NULL, &out, &ol) == 0 && !strcmp(out.sun_path, "/run/sg/.sockgate-dgram-1-2"),
+	      "a relative sender path");
+	memset(&cli, 0, sizeof cli);
+	cli.sun_family = AF_UNIX;
+	memcpy(cli.sun_path, "\0.sockgate-dgram-1-1", 20);
+	CHECK(dgmap_beside(&cli, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 20), &srv, sl, NULL, &out, &ol) == -1,
+	      "an abstract sender: none");
+	CHECK(dgmap_beside(&cli, (socklen_t)offsetof(struct sockaddr_un, sun_path), &srv, sl, NULL, &out, &ol) == -1,
+	      "an unnamed sender: none");
+	memset(longdir, 'd', sizeof longdir - 1);
+	longdir[0] = '/';
+	memcpy(longdir + 90, "/dns.sock", 10);
+	sl = un(&srv, longdir);
+	cl = un(&cli, "/s/.sockgate-dgram-123456-123456");
+	CHECK(dgmap_beside(&cli, cl, &srv, sl, NULL, &out, &ol) == -1, "a result too long for sun_path: none");
+	memset(&cli, 'x', sizeof cli);
+	cli.sun_family = AF_UNIX;
+	memcpy(cli.sun_path, "/s/.sockgate-dgram-", 19);
+	sl = un(&srv, "/r/dns.sock");
+	CHECK(dgmap_beside(&cli, sizeof cli, &srv, sl, NULL, &out, &ol) == -1, "a sender path without a NUL, too long once moved");
 	return unit_done();
 }

@@ -874,7 +874,8 @@ EOF
 		run -0 timeout 20 nc 127.0.0.1 "$port" </dev/null
 		assert_output "$mode fd 3 port $port"
 	done
-	# the library's copies are its own: the program's close() of one is EBADF, as of an fd never opened
+	# the library's copies are its own: the program's close() of one is EBADF, as of an fd never
+	# opened; its dup2() onto one replaces nothing of the library's
 	port=$(free_port)
 	spawn "$T/own.log" systemd-socket-activate -l "127.0.0.1:$port" env LD_PRELOAD="$LIB" \
 		SOCKGATE_RULE="bind tcp *:8000 -> systemd" python3 -c '
@@ -885,6 +886,8 @@ for f in sorted(int(f) for f in os.listdir("/proc/self/fd")):
             os.close(f); print("closed", f, flush=True)
         except OSError as e:
             print("close", e.strerror, flush=True)
+        os.dup2(0, f)
+os.closerange(3, 64)
 s = socket.socket(); s.bind(("0.0.0.0", 8000)); s.listen()
 c, a = s.accept(); c.sendall(b"still there\n"); c.close()'
 	wait_for_line "$T/own.log" "Listening on"

@@ -486,6 +486,85 @@ fail:
 	return eai;
 }
 
+/* --- AI_ADDRCONFIG where a rule carries the connection ------------------------ */
+
+/*
+ * AI_ADDRCONFIG asks for addresses of the families the host has configured
+ * (glibc: other than loopback; musl: those a loopback can reach). In a
+ * namespace with no network that is none, and a literal or a diverted name
+ * gives EAI_NONAME although a rule would carry the connection: for those
+ * the flag goes (libsockgate(7), "Names"). Other lookups keep it.
+ */
+static int carries(const struct rule *r)
+{
+	return r->action != ACT_PASS && r->action != ACT_REJECT;
+}
+
+/* Does a connect rule carry sa (its port; any port when any) for the socket type? */
+static int connect_carries(const struct sockaddr *sa, int socktype, int any)
+{
+	const struct sgconf *c = conf();
+	int protos = socktype == SOCK_DGRAM ? RULE_UDP : socktype == SOCK_STREAM ? RULE_TCP : RULE_ANYPROTO;
+	int v4 = sa->sa_family == AF_INET;
+
+	if (!any) {
+		for (int p = RULE_TCP; p <= RULE_UDP; p <<= 1) {
+			const struct rule *r = (protos & p) ? sg_match(RULE_CONNECT, p, sa, NULL) : NULL;
+			if (r && carries(r))
+				return 1;
+		}
+		return 0;
+	}
+	/* no port to go by: a rule that carries the address on some port */
+	for (int i = 0; i < c->nrs; i++) {
+		const struct ruleset *rs = c->rs[i];
+		for (size_t k = 0; k < rs->n; k++) {
+			const struct rule *r = &rs->rule[k];
+			if (r->dir == RULE_CONNECT && (r->proto & protos) && r->host == RULE_NONE && carries(r) &&
+			    !((r->flags & RULE_F_IP4) && !v4) && !((r->flags & RULE_F_IP6) && v4) &&
+			    prefix_match_sa(&r->addr, sa))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* Is node a literal address that a connect rule carries for this service? */
+static int literal_carried(const char *node, const char *service, const struct addrinfo *h)
+{
+	struct addrinfo num = { .ai_flags = AI_NUMERICHOST, .ai_socktype = h->ai_socktype }, *res = NULL;
+	int any = 1, port = 0, e = 0, yes = 0;
+
+	num.ai_family = h->ai_family == AF_INET ? AF_INET : AF_UNSPEC;	/* AF_INET6 may map an IPv4 one */
+	if (service) {
+		port = service_port(service, h->ai_socktype == SOCK_DGRAM ? SOCK_DGRAM : SOCK_STREAM, 0, &e);
+		any = port < 0;
+	}
+	if (REAL(getaddrinfo)(node, NULL, &num, &res) != 0)
+		return 0;
+	for (struct addrinfo *ai = res; ai && !yes; ai = ai->ai_next) {
+		struct sockaddr_storage ss;
+		if (ai->ai_addrlen > sizeof ss)
+			continue;
+		memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+		if (ss.ss_family == AF_INET)
+			((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)(any ? 0 : port));
+		else
+			((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)(any ? 0 : port));
+		yes = connect_carries((struct sockaddr *)&ss, h->ai_socktype, any);
+	}
+	freeaddrinfo(res);
+	return yes;
+}
+
+/* hints without AI_ADDRCONFIG, in copy (hints may be NULL: glibc's defaults) */
+static const struct addrinfo *no_addrconfig(const struct addrinfo *hints, struct addrinfo *copy)
+{
+	*copy = hints ? *hints : no_hints;
+	copy->ai_flags &= ~AI_ADDRCONFIG;
+	return copy;
+}
+
 /*
  * A lookup as the rules (and libdivert's variables) say, else by libc:
  * getaddrinfo() itself when gai-hack is off, gai-hack's "real resolver"
@@ -500,9 +579,15 @@ static int lookup(const char *node, const char *service, const struct addrinfo *
 	const struct addrinfo *h = hints ? hints : &no_hints;
 	int flags = h->ai_flags, family = h->ai_family, eai = 0;
 
+	struct addrinfo copy;
+
+	if (node && *node && ((flags & AI_NUMERICHOST) || names_numeric(node))) {
+		if ((flags & AI_ADDRCONFIG) && conf()->have_connect && literal_carried(node, service, h))
+			hints = no_addrconfig(hints, &copy);
+		return REAL(getaddrinfo)(node, service, hints, res);
+	}
 	/* a name with a dot may be diverted by libdivert's variable even with no rules */
-	if (!node || !*node || (flags & AI_NUMERICHOST) || (!conf()->have_resolve && !strchr(node, '.')) ||
-	    names_numeric(node))
+	if (!node || !*node || (!conf()->have_resolve && !strchr(node, '.')))
 		return REAL(getaddrinfo)(node, service, hints, res);
 	memset(&a, 0, sizeof a);
 	/* AI_V4MAPPED asks for IPv4 answers too */
@@ -510,8 +595,12 @@ static int lookup(const char *node, const char *service, const struct addrinfo *
 	uint8_t pre[12];
 	if (family == AF_INET6 && dns64_prefix(pre))
 		ask = AF_UNSPEC;
-	if (!resolve_name(node, ask, &a, &eai, other))
+	if (!resolve_name(node, ask, &a, &eai, other)) {
+		/* diverted by a rule or variable: what libc finds for the other name is the rule's answer */
+		if (other[0] && strcmp(other, node) && (flags & AI_ADDRCONFIG))
+			hints = no_addrconfig(hints, &copy);
 		return REAL(getaddrinfo)(other[0] ? other : node, service, hints, res);
+	}
 	if (final)
 		*final = a.rejected;
 	snprintf(authority, DNS_NAME_MAX, "%s", other);
@@ -634,6 +723,39 @@ static int fill_hostent(const struct answer *a, const char *name, int af, struct
 	return 0;
 }
 
+/*
+ * The gethostbyname family's outcome of a lookup that gave eai (answer a):
+ * the _r functions' return value, with *result and *herr set.
+ */
+static int hostent_result(int eai, const struct answer *a, const char *name, int af, struct hostent *ret,
+			  char *buf, size_t buflen, struct hostent **result, int *herr)
+{
+	*result = NULL;
+	switch (eai) {
+	case 0:
+		if (fill_hostent(a, name, af, ret, buf, buflen) == ERANGE) {
+			h_errno = *herr = NETDB_INTERNAL;
+			return ERANGE;
+		}
+		*result = ret;
+		*herr = 0;
+		return 0;
+	case EAI_NODATA:
+		*herr = NO_DATA;
+		break;
+	case EAI_AGAIN:
+		*herr = TRY_AGAIN;
+		break;
+	case EAI_NONAME:
+		*herr = HOST_NOT_FOUND;
+		break;
+	default:
+		*herr = NO_RECOVERY;
+	}
+	h_errno = *herr;	/* glibc's _r forms set it too: Python reads it, not *herr */
+	return *herr == TRY_AGAIN ? EAGAIN : 0;
+}
+
 /* 1 when ours (with *ret, *result and *herr set), else 0. */
 static int names_hostent(const char *name, int af, struct hostent *ret, char *buf, size_t buflen,
 			 struct hostent **result, int *herr, int *rv)
@@ -652,7 +774,6 @@ static int names_hostent(const char *name, int af, struct hostent *ret, char *bu
 		*rv = REAL(gethostbyname2_r)(other, af, ret, buf, buflen, result, herr);
 		return 1;
 	}
-	*result = NULL;
 	if (eai == 0) {
 		size_t n = 0;
 		for (size_t i = 0; i < a.naddr; i++)
@@ -660,29 +781,7 @@ static int names_hostent(const char *name, int af, struct hostent *ret, char *bu
 		if (n == 0)
 			eai = EAI_NODATA;
 	}
-	switch (eai) {
-	case 0:
-		*rv = fill_hostent(&a, name, af, ret, buf, buflen);
-		if (*rv == ERANGE) {
-			*herr = NETDB_INTERNAL;
-			return 1;
-		}
-		*result = ret;
-		*herr = 0;
-		return 1;
-	case EAI_NODATA:
-		*herr = NO_DATA;
-		break;
-	case EAI_AGAIN:
-		*herr = TRY_AGAIN;
-		break;
-	case EAI_NONAME:
-		*herr = HOST_NOT_FOUND;
-		break;
-	default:
-		*herr = NO_RECOVERY;
-	}
-	*rv = *herr == TRY_AGAIN ? EAGAIN : 0;
+	*rv = hostent_result(eai, &a, name, af, ret, buf, buflen, result, herr);
 	return 1;
 }
 
@@ -747,6 +846,29 @@ static const struct rule *reverse_rule(const struct ruleset **rsp)
 	return NULL;
 }
 
+/*
+ * The name of the address a16 (IPv4 as v4-mapped) from the relay of rule r:
+ * 0 with the name in a->canon, EAI_NONAME or EAI_NODATA when it has none,
+ * else the failure.
+ */
+static int reverse(const struct rule *r, const struct ruleset *rs, const uint8_t a16[16], struct answer *a)
+{
+	struct lookup_req q = { .op = LOOKUP_ADDR };
+	if (addr_is_v4mapped(a16)) {
+		q.alen = 4;
+		memcpy(q.addr, a16 + 12, 4);
+	} else {
+		q.alen = 16;
+		memcpy(q.addr, a16, 16);
+	}
+	q.id = (uint32_t)mono_ms();
+	memset(a, 0, sizeof *a);
+	int e = ask_relay(r, rs, &q, a);
+	if (!e)
+		e = a->status == LOOKUP_OK && a->canon[0] ? 0 : a->status == LOOKUP_OK ? EAI_NONAME : status_eai(a->status);
+	return e;
+}
+
 EXPORT int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, socklen_t hostlen, char *serv,
 		       socklen_t servlen, int flags)
 {
@@ -764,22 +886,10 @@ EXPORT int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, s
 		if (e)
 			return e;
 	}
-	struct lookup_req q = { .op = LOOKUP_ADDR };
 	struct answer a;
 	uint8_t a16[16];
 	addr_to16(sa, a16);
-	if (addr_is_v4mapped(a16)) {
-		q.alen = 4;
-		memcpy(q.addr, a16 + 12, 4);
-	} else {
-		q.alen = 16;
-		memcpy(q.addr, a16, 16);
-	}
-	q.id = (uint32_t)mono_ms();
-	memset(&a, 0, sizeof a);
-	int e = ask_relay(r, rs, &q, &a);
-	if (!e)
-		e = a.status == LOOKUP_OK && a.canon[0] ? 0 : a.status == LOOKUP_OK ? EAI_NONAME : status_eai(a.status);
+	int e = reverse(r, rs, a16, &a);
 	if (e == EAI_NONAME || e == EAI_NODATA) {
 		if (flags & NI_NAMEREQD)
 			return EAI_NONAME;
@@ -796,4 +906,49 @@ EXPORT int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, s
 		return EAI_OVERFLOW;
 	strcpy(host, a.canon);
 	return 0;
+}
+
+/* --- gethostbyaddr: the same reverse lookup, as a hostent ------------------------ */
+
+/* 1 when ours (with *ret, *result and *herr set, *rv the _r return value), else 0. */
+static int names_hostaddr(const void *addr, socklen_t len, int type, struct hostent *ret, char *buf, size_t buflen,
+			  struct hostent **result, int *herr, int *rv)
+{
+	const struct ruleset *rs = NULL;
+	const struct rule *r;
+	struct answer a;
+	uint8_t a16[16] = { [10] = 0xff, [11] = 0xff };
+
+	if (!addr || !((type == AF_INET && len == 4) || (type == AF_INET6 && len == 16)) ||
+	    !conf()->have_resolve || !(r = reverse_rule(&rs)))
+		return 0;
+	memcpy(type == AF_INET ? a16 + 12 : a16, addr, len);
+	int e = reverse(r, rs, a16, &a);
+	if (e == EAI_NODATA)
+		e = EAI_NONAME;		/* no name for the address: HOST_NOT_FOUND, as glibc says */
+	/* the hostent holds the name and the address asked about, as glibc's does */
+	a.naddr = 1;
+	a.addr[0].family = type == AF_INET ? 4 : 6;
+	memcpy(a.addr[0].a, addr, len);
+	*rv = hostent_result(e, &a, a.canon, type, ret, buf, buflen, result, herr);
+	return 1;
+}
+
+EXPORT int gethostbyaddr_r(const void *addr, socklen_t len, int type, struct hostent *ret, char *buf,
+			   size_t buflen, struct hostent **result, int *h_errnop)
+{
+	int rv;
+	if (names_hostaddr(addr, len, type, ret, buf, buflen, result, h_errnop, &rv))
+		return rv;
+	return REAL(gethostbyaddr_r)(addr, len, type, ret, buf, buflen, result, h_errnop);
+}
+
+EXPORT struct hostent *gethostbyaddr(const void *addr, socklen_t len, int type)
+{
+	struct hostent *res = NULL;
+	int herr = 0, rv;
+	if (!names_hostaddr(addr, len, type, &tls_he, tls_buf, sizeof tls_buf, &res, &herr, &rv))
+		return REAL(gethostbyaddr)(addr, len, type);
+	h_errno = herr;
+	return res;
 }

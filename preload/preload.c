@@ -603,6 +603,8 @@ EXPORT int shutdown(int fd, int how)
 
 EXPORT int close(int fd)
 {
+	if (systemd_owns(fd))
+		return errno = EBADF, -1;	/* not the program's to close: as if it were not open */
 	unsigned f = fd_flags(fd);
 	if (unlikely(f)) {
 		if (f & SF_STATE)
@@ -620,8 +622,32 @@ EXPORT int dup(int fd)
 	return r;
 }
 
+/*
+ * close_range() and closefrom() (glibc's closefrom() makes the system call
+ * itself, so both are wrapped): the library's copies of passed sockets are
+ * left open.
+ */
+EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+	return systemd_close_range(first, last, flags);
+}
+
+EXPORT void closefrom(int low)
+{
+	unsigned first = low < 0 ? 0 : (unsigned)low;
+	if (systemd_close_range(first, ~0u, 0) == 0)
+		return;
+	/* a kernel before 5.9: one by one, up to the fd limit */
+	long max = sysconf(_SC_OPEN_MAX);
+	for (long fd = first; fd < (max > 0 ? max : 1024); fd++)
+		if (!systemd_owns((int)fd))
+			REAL(close)((int)fd);
+}
+
 EXPORT int dup2(int fd, int fd2)
 {
+	if (systemd_owns(fd2) && fd != fd2)
+		systemd_move(fd2);
 	int r = REAL(dup2)(fd, fd2);
 	if (r >= 0 && fd != fd2 && unlikely(fd_flags(fd) | fd_flags(fd2)))
 		sg_copied(fd, fd2);
@@ -630,6 +656,8 @@ EXPORT int dup2(int fd, int fd2)
 
 EXPORT int dup3(int fd, int fd2, int flags)
 {
+	if (systemd_owns(fd2) && fd != fd2)
+		systemd_move(fd2);
 	int r = REAL(dup3)(fd, fd2, flags);
 	if (r >= 0 && unlikely(fd_flags(fd) | fd_flags(fd2)))
 		sg_copied(fd, fd2);

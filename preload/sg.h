@@ -242,6 +242,21 @@ void sockopt_carry(int from, int to, int fam, int type);
 int systemd_bind(int fd, const struct sockaddr *sa, socklen_t len, int *handled);
 /* Is path the file of a passed Unix socket the program took? (its unlink() leaves it) */
 int systemd_keeps(const char *path);
+/*
+ * The library's own copies of the passed sockets (systemd.c), which the
+ * program's close(), close_range(), closefrom(), dup2() and dup3() leave
+ * alone: is fd one (systemd_owns, two loads where there are none); move
+ * one out of the way of a dup2() onto it; close_range() around them.
+ */
+extern int sd_keep_lo, sd_keep_hi;
+int systemd_is_copy(int fd);
+static inline int systemd_owns(int fd)
+{
+	return unlikely(fd >= __atomic_load_n(&sd_keep_lo, __ATOMIC_RELAXED) &&
+			fd <= __atomic_load_n(&sd_keep_hi, __ATOMIC_RELAXED)) && systemd_is_copy(fd);
+}
+void systemd_move(int fd);
+int systemd_close_range(unsigned first, unsigned last, int flags);
 
 /* connects that complete in a helper thread (pending.c) */
 struct sg_addr;

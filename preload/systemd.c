@@ -14,23 +14,44 @@
  * not yet taken of the program's socket type. A Unix bind() is matched
  * by its path only (rules have no Unix addresses), and only when some
  * systemd rule exists.
+ *
+ * The passed sockets are looked at, and taken, through the library's own
+ * copies, made as it loads at a high number (sd_save), because daemons
+ * close the descriptors they inherit before they make their own: a close()
+ * of 3 must not lose the socket, and the program's own socket that then
+ * gets 3 must never pass for it. close(), close_range(), closefrom(),
+ * dup2() and dup3() of the program leave the copies alone (systemd_owns).
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include "real.h"
 #include "sg.h"
 #include "sockfile.h"
 
+#ifndef SYS_close_range
+#define SYS_close_range 436	/* the same number on every architecture */
+#endif
+
 #define SD_FIRST 3
 #define SD_MAX 64
+#define SD_KEEP_FLOOR 1024	/* the copies go from here, or half the fd limit when that is lower */
 static int sd_loaded, sd_n, sd_all, sd_consumed, sd_taken[SD_MAX];
 static char *sd_names[SD_MAX];
+/* the library's copy of each passed socket (-1: none) and the passed socket's identity */
+static int sd_keep[SD_MAX], sd_nsaved;
+static dev_t sd_dev[SD_MAX];
+static ino_t sd_ino[SD_MAX];
+/* the range of sd_keep, read without the lock by close() and the others */
+int sd_keep_lo = INT_MAX, sd_keep_hi = -1;
 /* its own lock: unlink() (systemd_keeps) is also called where sg_lock is held */
 static pthread_mutex_t sd_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -44,17 +65,140 @@ static void sd_fork_done(void)
 	pthread_mutex_unlock(&sd_lock);
 }
 
-__attribute__((constructor)) static void sd_init(void)
-{
-	pthread_atfork(sd_fork_prepare, sd_fork_done, sd_fork_done);
-}
-
 static int have_systemd_rule(const struct sgconf *cf)
 {
 	for (int i = 0; i < cf->nrs; i++)
 		for (size_t j = 0; j < cf->rs[i]->n; j++)
 			if (cf->rs[i]->rule[j].dir == RULE_BIND && cf->rs[i]->rule[j].action == ACT_SYSTEMD)
 				return 1;
+	return 0;
+}
+
+/* Where the copies go: SD_KEEP_FLOOR, or half the soft fd limit when lower, above the passed ones. */
+static int keep_floor(int n)
+{
+	struct rlimit rl;
+	long floor = SD_KEEP_FLOOR;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (long)(rl.rlim_cur / 2) < floor)
+		floor = (long)(rl.rlim_cur / 2);
+	return floor < SD_FIRST + n ? SD_FIRST + n : (int)floor;
+}
+
+static void keep_range(void)
+{
+	int lo = INT_MAX, hi = -1;
+	for (int i = 0; i < sd_nsaved; i++) {
+		if (sd_keep[i] >= 0 && sd_keep[i] < lo)
+			lo = sd_keep[i];
+		if (sd_keep[i] > hi)
+			hi = sd_keep[i];
+	}
+	__atomic_store_n(&sd_keep_lo, lo, __ATOMIC_RELEASE);
+	__atomic_store_n(&sd_keep_hi, hi, __ATOMIC_RELEASE);
+}
+
+/*
+ * As the library loads (before main, one thread), when LISTEN_PID is this
+ * process and some rule asks for passed sockets: a copy of each (close on
+ * exec, so a program it execs makes its own) and its identity. A copy that
+ * cannot be made (no free fd) leaves the passed one to be used as before.
+ */
+static void sd_save(void)
+{
+	const char *pid = secure_getenv("LISTEN_PID"), *fds = secure_getenv("LISTEN_FDS");
+	int e = errno;
+
+	if (!pid || !fds)
+		return;
+	int n = sd_listen_count(pid, fds, getpid(), 0x7ffffff0);
+	if (n <= 0 || !have_systemd_rule(conf()))
+		goto out;
+	n = n > SD_MAX ? SD_MAX : n;
+	int floor = keep_floor(n);
+	for (int i = 0; i < n; i++) {
+		struct stat st;
+		sd_keep[i] = -1;
+		if (fstat(SD_FIRST + i, &st) < 0)
+			continue;
+		sd_dev[i] = st.st_dev;
+		sd_ino[i] = st.st_ino;
+		sd_keep[i] = REAL(fcntl)(SD_FIRST + i, F_DUPFD_CLOEXEC, floor);
+		if (sd_keep[i] < 0)
+			sd_keep[i] = REAL(fcntl)(SD_FIRST + i, F_DUPFD_CLOEXEC, SD_FIRST + n);
+	}
+	sd_nsaved = n;
+	keep_range();
+out:
+	errno = e;
+}
+
+__attribute__((constructor)) static void sd_init(void)
+{
+	pthread_atfork(sd_fork_prepare, sd_fork_done, sd_fork_done);
+	sd_save();
+}
+
+/* Is fd the passed socket i still (not closed, its number reused by the program)? */
+static int still_passed(int i, int fd)
+{
+	struct stat st;
+	if (i >= sd_nsaved)
+		return 1;	/* nothing recorded: as it always was */
+	return sd_ino[i] && fstat(fd, &st) == 0 && st.st_dev == sd_dev[i] && st.st_ino == sd_ino[i];
+}
+
+/* The fd to reach passed socket i through: the library's copy, else the passed one while it is that; -1. */
+static int passed(int i)
+{
+	if (i < sd_nsaved && sd_keep[i] >= 0)
+		return sd_keep[i];
+	return still_passed(i, SD_FIRST + i) ? SD_FIRST + i : -1;
+}
+
+int systemd_is_copy(int fd)
+{
+	for (int i = 0; i < sd_nsaved; i++)
+		if (__atomic_load_n(&sd_keep[i], __ATOMIC_RELAXED) == fd)
+			return 1;
+	return 0;
+}
+
+/* The program's dup2()/dup3() onto a copy: the copy moves out of its way first. */
+void systemd_move(int fd)
+{
+	int e = errno;
+	pthread_mutex_lock(&sd_lock);
+	for (int i = 0; i < sd_nsaved; i++) {
+		if (sd_keep[i] != fd)
+			continue;
+		int nfd = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, keep_floor(sd_nsaved));
+		if (nfd < 0)
+			nfd = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, SD_FIRST);
+		__atomic_store_n(&sd_keep[i], nfd, __ATOMIC_RELEASE);
+		keep_range();
+		REAL(close)(fd);
+	}
+	pthread_mutex_unlock(&sd_lock);
+	errno = e;
+}
+
+/* close_range() without the copies: the range in pieces around them. */
+int systemd_close_range(unsigned first, unsigned last, int flags)
+{
+	int lo = __atomic_load_n(&sd_keep_lo, __ATOMIC_ACQUIRE), hi = __atomic_load_n(&sd_keep_hi, __ATOMIC_ACQUIRE);
+	unsigned from = first;
+
+	if (first > last || hi < 0 || last < (unsigned)lo || first > (unsigned)hi)
+		return (int)syscall(SYS_close_range, first, last, flags);
+	for (unsigned fd = (unsigned)lo > first ? (unsigned)lo : first; fd <= (unsigned)hi && fd <= last; fd++) {
+		if (!systemd_is_copy((int)fd))
+			continue;
+		if (fd > from && syscall(SYS_close_range, from, fd - 1, flags) < 0)
+			return -1;
+		from = fd + 1;
+	}
+	if (from <= last && from != 0 && syscall(SYS_close_range, from, last, flags) < 0)
+		return -1;
 	return 0;
 }
 
@@ -97,7 +241,8 @@ static void sd_consume(void)
 	sd_consumed = 1;
 	int e = errno;
 	for (int i = 0; i < sd_all; i++) {
-		int fl = REAL(fcntl)(SD_FIRST + i, F_GETFD);
+		/* not the program's own socket that took the number of a passed one it closed */
+		int fl = still_passed(i, SD_FIRST + i) ? REAL(fcntl)(SD_FIRST + i, F_GETFD) : -1;
 		if (fl >= 0)
 			REAL(fcntl)(SD_FIRST + i, F_SETFD, fl | FD_CLOEXEC);
 	}
@@ -182,17 +327,18 @@ static int systemd_fd(const char *name, int fam, int type, const struct sockaddr
 		if (sd_names[i] && !strcmp(sd_names[i], name))
 			fd = i;
 	for (int i = 0; i < sd_n && fd < 0 && !name; i++)
-		if (!sd_taken[i] && fits(SD_FIRST + i, fam, type) && same_place(SD_FIRST + i, sa, len))
+		if (!sd_taken[i] && passed(i) >= 0 && fits(passed(i), fam, type) && same_place(passed(i), sa, len))
 			fd = i;
 	for (int i = 0; i < sd_n && fd < 0 && !name && fam != AF_UNIX; i++)
-		if (!sd_taken[i] && fits(SD_FIRST + i, fam, type))
+		if (!sd_taken[i] && passed(i) >= 0 && fits(passed(i), fam, type))
 			fd = i;
-	if (fd >= 0) {
+	int afd = fd < 0 ? -1 : passed(fd);
+	if (afd >= 0) {
 		sd_taken[fd] = 1;
 		sd_consume();
 	}
 	pthread_mutex_unlock(&sd_lock);
-	return fd < 0 ? -1 : SD_FIRST + fd;
+	return afd;
 }
 
 /*
@@ -275,7 +421,7 @@ int systemd_keeps(const char *path)
 		socklen_t l = sizeof un;
 		size_t off = offsetof(struct sockaddr_un, sun_path);
 		memset(&un, 0, sizeof un);
-		if (REAL(getsockname)(SD_FIRST + i, (struct sockaddr *)&un, &l) == 0 &&
+		if (passed(i) >= 0 && REAL(getsockname)(passed(i), (struct sockaddr *)&un, &l) == 0 &&
 		    un.sun_family == AF_UNIX && l > off && l < sizeof un && un.sun_path[0])
 			keep = (strnlen(un.sun_path, l - off) == n && !memcmp(un.sun_path, path, n)) ||
 			       same_file(un.sun_path, path);

@@ -176,3 +176,35 @@ s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"hello mus
 	run -0 sockgate-mkctl --show "$T/c"
 	assert_output "--tcp 127.0.0.1:80"
 }
+
+@test "musl: AI_ADDRCONFIG with lo down: a literal a connect rule carries is answered, another one as without the library" {
+	command -v musl-gcc >/dev/null || skip "musl-gcc not installed"
+	need_netns
+	cat > "$T/gai.c" <<'C'
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+int main(int argc, char **argv)
+{
+	struct addrinfo h = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG }, *r;
+	char b[64];
+	for (int i = 1; i < argc; i++) {
+		int e = getaddrinfo(argv[i], "80", &h, &r);
+		if (e) {
+			printf("%s %s\n", argv[i], e == EAI_NONAME ? "EAI_NONAME" : "other error");
+			continue;
+		}
+		printf("%s %s\n", argv[i], inet_ntop(AF_INET, &((struct sockaddr_in *)r->ai_addr)->sin_addr, b, sizeof b));
+		freeaddrinfo(r);
+	}
+	return 0;
+}
+C
+	musl-gcc -O1 -o "$T/gai" "$T/gai.c"
+	run -0 unshare -n env SOCKGATE_RULE="connect tcp 10.1.2.3:80 -> unix $T/absent.sock" LD_PRELOAD="$MUSLLIB" \
+		"$T/gai" 10.1.2.3 10.1.2.4
+	assert_output "10.1.2.3 10.1.2.3
+10.1.2.4 EAI_NONAME"
+	run -0 unshare -n "$T/gai" 10.1.2.3
+	assert_output "10.1.2.3 EAI_NONAME"
+}

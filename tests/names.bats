@@ -371,13 +371,69 @@ until_ms() {
 	assert_output "ok AF_INET 127.0.0.1"
 }
 
-@test "names: gethostbyname, gethostbyname2, their _r forms and getnameinfo go through the relay" {
+@test "names: gethostbyname, gethostbyname2, their _r forms, getnameinfo and gethostbyaddr (and _r) go through the relay" {
 	need_netns
 	dns_server
 	start_relay --dns-server "127.0.0.1:$DNSPORT"
 	rules
 	run -0 inns $NT legacy www.svc.test 127.0.0.5
-	assert_output $'gethostbyname svc.test 127.0.0.5\ngethostbyname_ex svc.test 127.0.0.5\ngetnameinfo svc.test\ngetnameinfo-numeric-fallback 127.0.0.77'
+	assert_output "gethostbyname svc.test 127.0.0.5
+gethostbyname_ex svc.test 127.0.0.5
+getnameinfo svc.test
+getnameinfo-numeric-fallback 127.0.0.77
+gethostbyaddr_r svc.test [] 127.0.0.5
+gethostbyaddr_r 127.0.0.77 herror 1
+gethostbyaddr svc.test 127.0.0.5"
+	# without a reverse rule: libc's own answer, the hosts file's
+	run -0 env LD_PRELOAD="$LIB" SOCKGATE_RULE="resolve svc.test -> unix $T/res.sock" $PY -c '
+import socket; print(socket.gethostbyaddr("127.0.0.1")[2])'
+	assert_output "['127.0.0.1']"
+}
+
+# in_hosts FILE CMD...: CMD in unshare -n with FILE as /etc/hosts
+in_hosts() {
+	unshare -nm sh -c 'mount --bind "$1" /etc/hosts && shift && exec "$@"' sh "$@"
+}
+
+@test "names: AI_ADDRCONFIG in unshare -n: a literal a connect rule carries and a diverted name are answered, other lookups as without the library" {
+	need_netns
+	cat >"$T/rules" <<EOT
+connect tcp 10.1.2.3:80 -> unix $T/absent.sock
+connect tcp 10.7.0.0/16 -> reject
+resolve web.test -> far.test
+EOT
+	printf '10.9.9.9 far.test\n' >"$T/hosts"
+	# getaddrinfo(HOST, PORT, AF_INET, SOCK_STREAM, AI_ADDRCONFIG), a line each
+	cat >"$T/ac.py" <<'EOT'
+import socket, sys
+names = {getattr(socket, n): n for n in dir(socket) if n.startswith("EAI_")}
+for host, port in zip(sys.argv[1::2], sys.argv[2::2]):
+    try:
+        print(host, port, socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM, 0, socket.AI_ADDRCONFIG)[0][4][0])
+    except socket.gaierror as e:
+        print(host, port, names.get(e.errno, e.errno))
+EOT
+	args=(10.1.2.3 80 10.1.2.3 81 10.1.2.4 80 10.7.0.1 80 web.test 80 far.test 80)
+	run -0 in_hosts "$T/hosts" env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" $PY "$T/ac.py" "${args[@]}"
+	assert_output "10.1.2.3 80 10.1.2.3
+10.1.2.3 81 EAI_NONAME
+10.1.2.4 80 EAI_NONAME
+10.7.0.1 80 EAI_NONAME
+web.test 80 10.9.9.9
+far.test 80 EAI_NONAME"
+	# without the library the flag hides every address (the test means something)
+	run -0 in_hosts "$T/hosts" $PY "$T/ac.py" "${args[@]}"
+	assert_output "10.1.2.3 80 EAI_NONAME
+10.1.2.3 81 EAI_NONAME
+10.1.2.4 80 EAI_NONAME
+10.7.0.1 80 EAI_NONAME
+web.test 80 EAI_NONAME
+far.test 80 EAI_NONAME"
+	# getent ahostsv4 asks with AI_ADDRCONFIG and no service: a rule for some port of the address will do
+	run -0 unshare -n env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" getent ahostsv4 10.1.2.3
+	assert_line --index 0 --regexp '^10\.1\.2\.3 +STREAM 10\.1\.2\.3$'
+	run -2 unshare -n env LD_PRELOAD="$LIB" SOCKGATE_RULES="$T/rules" getent ahostsv4 10.1.2.4
+	run -2 unshare -n getent ahostsv4 10.1.2.3
 }
 
 @test "names: resolver socket absent, silent, answering garbage or 64 KiB; a 300-byte name" {

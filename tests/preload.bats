@@ -846,6 +846,65 @@ c.sendto(b"ping", ("127.0.0.1", int(sys.argv[1]))); print(c.recv(100).decode())'
 	assert_output "udp ping ('127.0.0.1', $pu)"
 }
 
+@test "bind -> systemd: a daemon that closes the fds it inherited first (close() loop, close_range(), closefrom()) still gets the passed socket" {
+	command -v systemd-socket-activate >/dev/null || skip "systemd-socket-activate not installed"
+	# as sshd and many daemons start: every inherited fd from 3 closed, then
+	# socket() (which gets fd 3 again) and bind()
+	cat >"$T/d.py" <<'EOF'
+import ctypes, os, socket, sys
+if sys.argv[1] == "close":
+    for fd in range(3, 64):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+elif sys.argv[1] == "closerange":
+    os.closerange(3, 64)        # close_range(3, 63, 0) in python 3.11 (strace)
+else:
+    ctypes.CDLL(None).closefrom(3)
+s = socket.socket(); s.bind(("0.0.0.0", 8000)); s.listen()
+c, a = s.accept(); c.sendall(("%s fd %d port %d\n" % (sys.argv[1], s.fileno(), s.getsockname()[1])).encode()); c.close()
+EOF
+	local mode port py=/usr/bin/python3
+	[ -x "$py" ] || py=python3	# not a version manager's shim: a second per start on a loaded machine
+	# four free ports in one start
+	local ports=($("$py" -c '
+import socket
+ss = [socket.socket() for _ in range(4)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))'))
+	for mode in close closerange closefrom; do
+		port=${ports[0]}
+		ports=("${ports[@]:1}")
+		spawn "$T/$mode.log" systemd-socket-activate -l "127.0.0.1:$port" env LD_PRELOAD="$LIB" \
+			SOCKGATE_RULE="bind tcp *:8000 -> systemd" "$py" "$T/d.py" "$mode"
+		wait_for_line "$T/$mode.log" "Listening on"
+		run -0 timeout 20 nc 127.0.0.1 "$port" </dev/null
+		assert_output "$mode fd 3 port $port"
+	done
+	# the library's copies are its own: the program's close() of one is EBADF, as of an fd never
+	# opened; its dup2() onto one replaces nothing of the library's
+	port=${ports[0]}
+	spawn "$T/own.log" systemd-socket-activate -l "127.0.0.1:$port" env LD_PRELOAD="$LIB" \
+		SOCKGATE_RULE="bind tcp *:8000 -> systemd" "$py" -c '
+import os, socket
+for f in sorted(int(f) for f in os.listdir("/proc/self/fd")):
+    if f > 63 and os.readlink("/proc/self/fd/%d" % f).startswith("socket:"):
+        try:
+            os.close(f); print("closed", f, flush=True)
+        except OSError as e:
+            print("close", e.strerror, flush=True)
+        os.dup2(0, f)
+os.closerange(3, 64)
+s = socket.socket(); s.bind(("0.0.0.0", 8000)); s.listen()
+c, a = s.accept(); c.sendall(b"still there\n"); c.close()'
+	wait_for_line "$T/own.log" "Listening on"
+	run -0 timeout 20 nc 127.0.0.1 "$port" </dev/null
+	assert_output "still there"
+	run -0 grep -E '^(close|closed) ' "$T/own.log"
+	assert_output "close Bad file descriptor"
+}
+
 @test "bind udp -> unix: a UDP daemon (socketserver) on port 0 answers each sender; the port it got is in the path and getsockname()" {
 	export SOCKGATE_RULE="bind udp * -> unix $T/udp-%p.sock"
 	spawn "$T/udp.log" env LD_PRELOAD="$LIB" python3 -c '

@@ -3,7 +3,8 @@
 
 gai NAME                 getaddrinfo(NAME) for TCP: "ok FAMILY ADDR" lines or "error EAI_x"
 gaimatrix NAME...        getaddrinfo with every hint combination, one line each
-legacy NAME ADDR         gethostbyname, gethostbyname_ex (gethostbyname_r), getnameinfo
+legacy NAME ADDR         gethostbyname, gethostbyname_ex (gethostbyname_r), getnameinfo,
+                         gethostbyaddr (and _r)
 lie SOCK NAME ADDR PORT  a PROXY v2 header whose AUTHORITY names NAME for ADDR:PORT
 badserver PATH MODE      a resolver socket that is silent, answers garbage, or 64 KiB
 flood PATH N             N lookups on one connection, never reading the answers
@@ -88,6 +89,21 @@ def legacy(name, addr):
         print("gethostbyname_ex failed", e)
     print("getnameinfo", socket.getnameinfo((addr, 80), socket.NI_NAMEREQD)[0])
     print("getnameinfo-numeric-fallback", socket.getnameinfo(("127.0.0.77", 80), 0)[0])
+    # python's gethostbyaddr is libc's gethostbyaddr_r
+    for a in (addr, "127.0.0.77"):
+        try:
+            hn, aliases, addrs = socket.gethostbyaddr(a)
+            print("gethostbyaddr_r", hn, aliases, ",".join(addrs))
+        except socket.herror as e:
+            print("gethostbyaddr_r", a, "herror", e.errno)
+    libc.gethostbyaddr.restype = ctypes.POINTER(HostEnt)
+    libc.gethostbyaddr.argtypes = [ctypes.c_char_p, ctypes.c_uint, ctypes.c_int]
+    he = libc.gethostbyaddr(socket.inet_aton(addr), 4, socket.AF_INET)
+    if not he:
+        print("gethostbyaddr failed")
+    else:
+        a = bytes(he.contents.h_addr_list[0][:4])
+        print("gethostbyaddr", he.contents.h_name.decode(), socket.inet_ntoa(a))
 
 
 def lie(path, name, addr, port):

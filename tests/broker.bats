@@ -88,15 +88,7 @@ fdcount() { ls "/proc/$1/fd" | wc -l; }
 @test "broker: a name-based allow rule (issue 11) applies to broker requests: the resolved name passes, an address never resolved is denied" {
 	need_netns
 	dns_server
-	mkdir -p "$T/www"
-	printf 'hello from svc\n' >"$T/www/index.html"
-	WPORT=$(free_port)
-	spawn "$T/web.log" python3 -m http.server "$WPORT" --bind 127.0.0.5 --directory "$T/www"
-	local i
-	for ((i = 0; i < 200; i++)); do
-		curl -s -o /dev/null "http://127.0.0.5:$WPORT/" && break
-		sleep 0.05
-	done
+	svc_web
 	: >"$T/ready"
 	"$SG" relay -v --ready-fd 3 -l "resolve:$T/res.sock" -l "unix:$T/b.sock,broker" --dns-server "127.0.0.1:$DNSPORT" \
 		-r "connect tcp svc.test:$WPORT -> pass" original 3>"$T/ready" 2>>"$T/relay.log" &

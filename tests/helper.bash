@@ -84,8 +84,28 @@ wait_for_line() {
 }
 
 # free_port: a TCP port on 127.0.0.1 nobody listens on right now.
+# (the distribution's python3 where there is one: a version manager's shim
+# on PATH can cost most of a second per start on a loaded machine)
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+	"$PY3" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+PY3=/usr/bin/python3
+[ -x "$PY3" ] || PY3=python3
+
+# svc_web: a python web server on 127.0.0.5:$WPORT serving $T/www, whose
+# index.html says "hello from svc" (the address dns_server gives svc.test).
+svc_web() {
+	mkdir -p "$T/www"
+	printf 'hello from svc\n' >"$T/www/index.html"
+	WPORT=$(free_port)
+	spawn "$T/web.log" "$PY3" -m http.server "$WPORT" --bind 127.0.0.5 --directory "$T/www"
+	local i
+	for ((i = 0; i < 200; i++)); do
+		curl -s "http://127.0.0.5:$WPORT/index.html" >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	echo "the web server on 127.0.0.5:$WPORT did not answer" >&2
+	return 1
 }
 
 # need_netns: skip with the kernel's reason when unshare -n is refused.

@@ -10,15 +10,10 @@
 
 load helper
 
-# the distribution's python3 directly: a version manager's shim on PATH can
-# cost seconds per start on a loaded machine
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
+# the distribution's python3 (PY3, helper.bash): a version manager's shim
+# on PATH can cost seconds per start on a loaded machine
+PY=$PY3
 NT="$PY $BATS_TEST_DIRNAME/tools/names_peer.py"
-
-free_port() {
-	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 # start_relay ARGS...: sockgate-relay -v with the resolver and egress listeners in $T.
 start_relay() {
@@ -29,20 +24,6 @@ start_relay() {
 	PIDS+=($!)
 	RP=$!
 	wait_for_line "$T/ready" ready
-}
-
-# web: a python web server on 127.0.0.5:$WPORT serving $T/www.
-web() {
-	mkdir -p "$T/www"
-	printf 'hello from svc\n' >"$T/www/index.html"
-	WPORT=$(free_port)
-	spawn "$T/web.log" $PY -m http.server "$WPORT" --bind 127.0.0.5 --directory "$T/www"
-	local i
-	for ((i = 0; i < 200; i++)); do
-		curl -s "http://127.0.0.5:$WPORT/index.html" >/dev/null 2>&1 && return 0
-		sleep 0.05
-	done
-	return 1
 }
 
 rules() {
@@ -66,7 +47,7 @@ inns() {
 @test "names: curl in unshare -n resolves through the relay and reaches the server by name" {
 	need_netns
 	dns_server
-	web
+	svc_web
 	start_relay --dns-server "127.0.0.1:$DNSPORT" -r "connect tcp *.test:$WPORT -> pass"
 	rules
 	run -0 inns curl -sS "http://svc.test:$WPORT/index.html"
@@ -255,7 +236,7 @@ closed within 0.5-3s"
 @test "names: name-based allow: the allowed name passes; an address never resolved and a lying AUTHORITY are denied and logged" {
 	need_netns
 	dns_server
-	web
+	svc_web
 	start_relay --dns-server "127.0.0.1:$DNSPORT" -r "connect tcp svc.test:$WPORT -> pass"
 	rules
 	run -0 inns curl -sS "http://svc.test:$WPORT/index.html"
@@ -279,7 +260,7 @@ closed within 0.5-3s"
 	printf '%s\n' '127.0.0.5 svc.test' '::1 dual.test' '127.0.0.5 dual.test' '::1 dead.test' '127.0.0.8 dead.test' \
 		'::1 deny.test' '127.0.0.5 deny.test' >"$T/hosts"
 	dns_server
-	web
+	svc_web
 	start_relay --dns-server "127.0.0.1:$DNSPORT" -r "connect tcp dual.test:$WPORT -> pass" \
 		-r "connect tcp dead.test:$WPORT -> pass" -r "connect tcp [::1]:$WPORT -> pass"
 	rules
@@ -316,7 +297,7 @@ until_ms() {
 @test "names: an address allowed by name outlives a 1 s TTL, each allowed connection renews it, --resolve-keep after the last use it is denied" {
 	need_netns
 	dns_server --local-ttl=1
-	web
+	svc_web
 	# two relays fed by the same names: the default --resolve-keep (in $T) and 3 s (in $T/k);
 	# a program that keeps an address (a pool, nginx's upstream, the JVM's cache) connects
 	# again later by address, its header naming the host: lie does that
@@ -356,7 +337,7 @@ until_ms() {
 @test "names: diversions: a rule to another name, fixed addresses, libdivert's variable" {
 	need_netns
 	dns_server
-	web
+	svc_web
 	start_relay --dns-server "127.0.0.1:$DNSPORT" -r "connect tcp *.test:$WPORT -> pass"
 	rules "resolve alias.example -> svc.test" "resolve fixed.example -> 127.0.0.9,::9"
 	run -0 inns curl -sS "http://alias.example:$WPORT/index.html"

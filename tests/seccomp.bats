@@ -308,15 +308,7 @@ connect udp 10.9.0.0/16 -> reject EACCES"
 	need_netns
 	need_unotify
 	dns_server
-	mkdir -p "$T/www"
-	printf 'hello from svc\n' >"$T/www/index.html"
-	WPORT=$(free_port)
-	spawn "$T/web.log" python3 -m http.server "$WPORT" --bind 127.0.0.5 --directory "$T/www"
-	local i
-	for ((i = 0; i < 200; i++)); do
-		curl -s "http://127.0.0.5:$WPORT/index.html" >/dev/null 2>&1 && break
-		sleep 0.05
-	done
+	svc_web
 	"$SG" relay -v --ready-fd 3 -l "dns:$T/dns.sock" -l "unix:$T/egress.sock" --dns-server "127.0.0.1:$DNSPORT" \
 		-r "connect tcp svc.test:$WPORT -> pass" --proxy-in original 3>"$T/ready" 2>>"$T/relay.log" &
 	PIDS+=($!)

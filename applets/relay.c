@@ -71,7 +71,7 @@ enum { L_INFO, L_WARN };
 #define FB_MAX 3		/* other addresses of a name a failed connect tries */
 #define FB_SCAN 16		/* addresses of the name looked at to pick them */
 
-static struct {
+struct relay_cfg {
 	int verbose;
 	const char *rules_file;
 	char *rules_inline;
@@ -87,12 +87,6 @@ static struct {
 	int original;			/* target "original" */
 	struct sg_addr target;
 	char target_name[ADDR_STRLEN + 8];
-} cfg = {
-	.connect_ms = 10000, .header_ms = 5000, .grace_ms = 30000,
-	.backlog = 4096, .ready_fd = -1,
-	.res = { .timeout_ms = 3000, .host_ttl = 30, .keep_ms = 3600000 },
-	/* the kernel's default pipe-max-size: 512 KiB pipes cost ~20% more CPU per byte */
-	.pipe_max = 1024 * 1024,
 };
 
 struct lsn {
@@ -155,17 +149,33 @@ struct conn {
 	struct conn *prev, *next;
 };
 
-static int ep;
-static int64_t now;
-static int64_t next_wake = INT64_MAX, grace_deadline, accept_resume;
-static struct lsn *lsns;
-static struct conn *conns, *zombies;
-static long nconns;
-static int max_paused, stopping, chrooted;
+/* What the loop, the connections and the listeners share: one instance, R. */
+struct relay {
+	struct relay_cfg cfg;
+	int ep;
+	int64_t now;
+	int64_t accept_resume;
+	struct lsn *lsns;
+	struct conn *conns, *zombies;
+	long nconns;
+	int max_paused, stopping, chrooted;
+	long fd_room;			/* fds for connections and pooled pipes */
+	struct ruleset *rules;
+};
+
+static struct relay R = {
+	.cfg = {
+		.connect_ms = 10000, .header_ms = 5000, .grace_ms = 30000,
+		.backlog = 4096, .ready_fd = -1,
+		.res = { .timeout_ms = 3000, .host_ttl = 30, .keep_ms = 3600000 },
+		/* the kernel's default pipe-max-size: 512 KiB pipes cost ~20% more CPU per byte */
+		.pipe_max = 1024 * 1024,
+	},
+	.fd_room = LONG_MAX,
+};
+static int64_t next_wake = INT64_MAX, grace_deadline;
 static struct pipebuf *pool;
 static int npool, npool_grown;	/* pipes in the pool; of them grown */
-static long fd_room = LONG_MAX;	/* fds for connections and pooled pipes */
-static struct ruleset *rules;
 static struct { int kind; int fd; } sigobj = { K_SIGNAL, -1 };
 static unsigned char hdrbuf[HEADER_MAX];
 
@@ -243,7 +253,7 @@ static void pipe_free(struct pipebuf *p)
  */
 static void pipe_put(struct pipebuf *p, size_t inpipe)
 {
-	if (inpipe || npool >= POOL_MAX || FDS_PER_CONN * nconns + 2 * (npool + 1) > fd_room) {
+	if (inpipe || npool >= POOL_MAX || FDS_PER_CONN * R.nconns + 2 * (npool + 1) > R.fd_room) {
 		pipe_free(p);
 		return;
 	}
@@ -277,7 +287,7 @@ static void pool_drain(void)
 /* A bulk flow gets a bigger pipe: fewer wake-ups per byte. */
 static void pipe_grow(struct pipebuf *p)
 {
-	unsigned want = p->cap * 4 > cfg.pipe_max ? cfg.pipe_max : p->cap * 4;
+	unsigned want = p->cap * 4 > R.cfg.pipe_max ? R.cfg.pipe_max : p->cap * 4;
 	int r = fcntl(p->wr, F_SETPIPE_SZ, want);
 	if (r > 0)
 		p->cap = (unsigned)r;
@@ -297,7 +307,7 @@ static void set_deadline(struct conn *c, int64_t t)
 static void ep_add(int fd, void *obj, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = obj };
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+	if (epoll_ctl(R.ep, EPOLL_CTL_ADD, fd, &ev) < 0)
 		die_sys("unable to add fd %d to epoll", fd);
 }
 
@@ -311,11 +321,11 @@ static void side_add(struct side *s)
 
 static void listeners_pause(int on)
 {
-	for (struct lsn *l = lsns; l; l = l->next) {
+	for (struct lsn *l = R.lsns; l; l = l->next) {
 		if (l->paused == on)
 			continue;
 		struct epoll_event ev = { .events = on ? 0 : EPOLLIN, .data.ptr = l };
-		epoll_ctl(ep, EPOLL_CTL_MOD, l->fd, &ev);
+		epoll_ctl(R.ep, EPOLL_CTL_MOD, l->fd, &ev);
 		l->paused = on;
 	}
 }
@@ -323,14 +333,14 @@ static void listeners_pause(int on)
 /* Listen again after a pause, unless stopping, backing off, or still at -c or the fd room. */
 static void accept_again(void)
 {
-	if (stopping || accept_resume)
+	if (R.stopping || R.accept_resume)
 		return;
-	if (max_paused) {
-		if ((cfg.max_conns && nconns >= cfg.max_conns) || FDS_PER_CONN * (nconns + 1) > fd_room)
+	if (R.max_paused) {
+		if ((R.cfg.max_conns && R.nconns >= R.cfg.max_conns) || FDS_PER_CONN * (R.nconns + 1) > R.fd_room)
 			return;
-		max_paused = 0;
-		if (cfg.verbose)
-			info("accepting again (%ld connections)", nconns);
+		R.max_paused = 0;
+		if (R.cfg.verbose)
+			info("accepting again (%ld connections)", R.nconns);
 	}
 	listeners_pause(0);
 }
@@ -364,7 +374,7 @@ static void conn_label(const struct conn *c, char *buf, size_t size)
 	char cl[ADDR_STRLEN + 32], t1[ADDR_STRLEN], t2[ADDR_STRLEN];
 
 	fmt_client(c, cl, sizeof cl);
-	if (c->target.len && c->dest.len && cfg.original &&
+	if (c->target.len && c->dest.len && R.cfg.original &&
 	    (c->target.len != c->dest.len || memcmp(&c->target.u, &c->dest.u, c->dest.len)))
 		snprintf(buf, size, "%s -> %s via %s", cl, fmt_addr(&c->dest, t1, sizeof t1),
 			 fmt_addr(&c->target, t2, sizeof t2));
@@ -380,14 +390,14 @@ static void conn_end(struct conn *c, int level, const char *fmt, ...)
 {
 	if (c->dead)
 		return;
-	if (level == L_WARN || cfg.verbose) {
+	if (level == L_WARN || R.cfg.verbose) {
 		char why[256], lb[3 * ADDR_STRLEN + DNS_NAME_MAX + 48];
 		va_list ap;
 		va_start(ap, fmt);
 		vsnprintf(why, sizeof why, fmt, ap);
 		va_end(ap);
 		conn_label(c, lb, sizeof lb);
-		int64_t d = now - c->start;
+		int64_t d = R.now - c->start;
 		char lost[160] = "";
 		if (c->up.s.inpipe || c->down.s.inpipe)
 			snprintf(lost, sizeof lost, " (discarded, read but not delivered: %zu bytes to target, %zu to client)",
@@ -419,15 +429,15 @@ static void conn_end(struct conn *c, int level, const char *fmt, ...)
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		conns = c->next;
+		R.conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	c->next = zombies;
-	zombies = c;
-	nconns--;
-	if (max_paused)
+	c->next = R.zombies;
+	R.zombies = c;
+	R.nconns--;
+	if (R.max_paused)
 		accept_again();
-	if (nconns == 0)
+	if (R.nconns == 0)
 		pool_drain();
 }
 
@@ -464,7 +474,7 @@ static int pump(struct conn *c, struct side *src, struct side *dst, struct dir *
 			if (n > 0) {
 				relaydir_read(&d->s, (size_t)n);
 				progress = 1;
-				if (d->s.bytes >= GROW_AFTER && d->p->cap < cfg.pipe_max && !d->p->nogrow)
+				if (d->s.bytes >= GROW_AFTER && d->p->cap < R.cfg.pipe_max && !d->p->nogrow)
 					pipe_grow(d->p);
 			} else if (n == 0) {
 				relaydir_read(&d->s, 0);
@@ -542,8 +552,8 @@ down:
 		conn_end(c, L_INFO, "done");
 		return;
 	}
-	if (moved && cfg.idle_ms)
-		c->deadline = now + cfg.idle_ms;	/* later than before: next_wake stays a lower bound */
+	if (moved && R.cfg.idle_ms)
+		c->deadline = R.now + R.cfg.idle_ms;	/* later than before: next_wake stays a lower bound */
 }
 
 static void conn_connected(struct conn *c)
@@ -555,7 +565,7 @@ static void conn_connected(struct conn *c)
 	}
 	c->state = ST_RELAY;
 	c->tg.wr = 1;	/* a fresh connection; cl.rd is whatever the events said */
-	set_deadline(c, cfg.idle_ms ? now + cfg.idle_ms : 0);
+	set_deadline(c, R.cfg.idle_ms ? R.now + R.cfg.idle_ms : 0);
 	relay_run(c);
 }
 
@@ -578,7 +588,7 @@ static void conn_connect(struct conn *c)
 		}
 	}
 	if (!c->connect_deadline)
-		c->connect_deadline = now + cfg.connect_ms;
+		c->connect_deadline = R.now + R.cfg.connect_ms;
 	if (connect(c->tg.fd, &c->target.u.sa, c->target.len) == 0) {
 		side_add(&c->tg);
 		conn_connected(c);
@@ -591,13 +601,13 @@ static void conn_connect(struct conn *c)
 		 * another address of the name may be tried: this one gets half the
 		 * time left (RFC 8305 would start the next one sooner, beside it)
 		 */
-		set_deadline(c, fallback_may(c) ? now + (c->connect_deadline - now) / 2 : c->connect_deadline);
+		set_deadline(c, fallback_may(c) ? R.now + (c->connect_deadline - R.now) / 2 : c->connect_deadline);
 		return;
 	}
 	if (errno == EAGAIN && fam == AF_UNIX) {
 		/* a full Unix backlog: no EINPROGRESS for AF_UNIX, so try again soon */
 		c->state = ST_RETRY;
-		set_deadline(c, now + 20 < c->connect_deadline ? now + 20 : c->connect_deadline);
+		set_deadline(c, R.now + 20 < c->connect_deadline ? R.now + 20 : c->connect_deadline);
 		return;
 	}
 	conn_connect_failed(c, errno, 0);
@@ -607,7 +617,7 @@ static void conn_connect(struct conn *c)
 static int build_out(struct conn *c, const struct proxy_hdr *in)
 {
 	unsigned char buf[1024];
-	int n = relayconn_build_out(cfg.proxy_out, &c->client, &c->dest, in, buf, sizeof buf);
+	int n = relayconn_build_out(R.cfg.proxy_out, &c->client, &c->dest, in, buf, sizeof buf);
 
 	if (n < 0)
 		return -1;
@@ -649,9 +659,9 @@ static int route_dest(struct conn *c, const struct sg_addr *dest, const char *au
 	const struct rule *r;
 	if (dest->len)
 		addr_to16(&dest->u.sa, hq.a16);
-	if (relayconn_route(rules, &c->client, dest, proto, host_ok, &hq, &r, target, why, size) < 0) {
+	if (relayconn_route(R.rules, &c->client, dest, proto, host_ok, &hq, &r, target, why, size) < 0) {
 		char seen[DNS_NAME_MAX];
-		if (r || !rules || (dest->u.sa.sa_family != AF_INET && dest->u.sa.sa_family != AF_INET6))
+		if (r || !R.rules || (dest->u.sa.sa_family != AF_INET && dest->u.sa.sa_family != AF_INET6))
 			return -1;
 		/* no rule: say what the AUTHORITY TLV claimed, and what this relay knows */
 		if (hq.authority && resolver_seen(hq.a16, seen, sizeof seen) &&
@@ -680,13 +690,13 @@ static int route_original(struct conn *c, const struct proxy_hdr *ph, int proto,
 /* The addresses are known (header read, or none expected): pick and connect. */
 static void conn_start(struct conn *c, const struct proxy_hdr *h)
 {
-	if (!c->dest.len && (cfg.original || cfg.proxy_out)) {
+	if (!c->dest.len && (R.cfg.original || R.cfg.proxy_out)) {
 		c->dest.len = sizeof c->dest.u;
 		if (getsockname(c->cl.fd, &c->dest.u.sa, &c->dest.len) < 0)
 			c->dest.len = 0;
 		addr_unmap(&c->dest.u.ss, &c->dest.len);
 	}
-	if (cfg.original) {
+	if (R.cfg.original) {
 		char why[512];
 		if (route_original(c, h, RULE_TCP, why, sizeof why) < 0) {
 			conn_end(c, L_WARN, "%s", why);
@@ -698,9 +708,9 @@ static void conn_start(struct conn *c, const struct proxy_hdr *h)
 			return;
 		}
 	} else {
-		c->target = cfg.target;
+		c->target = R.cfg.target;
 	}
-	if (cfg.proxy_out && build_out(c, h) < 0) {
+	if (R.cfg.proxy_out && build_out(c, h) < 0) {
 		conn_end(c, L_WARN, "unable to build the PROXY header: %s", strerror(errno));
 		return;
 	}
@@ -716,7 +726,7 @@ static int fallback_may(struct conn *c)
 		return c->fb->next < c->fb->n;
 	uint8_t d16[16];
 	char name[DNS_NAME_MAX];
-	return cfg.original && (c->authority || c->host ||
+	return R.cfg.original && (c->authority || c->host ||
 				(addr_to16(&c->dest.u.sa, d16) == 0 && resolver_seen(d16, name, sizeof name)));
 }
 
@@ -733,7 +743,7 @@ static struct fallback *fallback_new(struct conn *c)
 	int nf[2] = { 0, 0 };
 	struct fallback *fb;
 
-	if (!cfg.original || c->target.len != c->dest.len || memcmp(&c->target.u, &c->dest.u, c->dest.len) ||
+	if (!R.cfg.original || c->target.len != c->dest.len || memcmp(&c->target.u, &c->dest.u, c->dest.len) ||
 	    addr_to16(&c->dest.u.sa, d16) < 0)
 		return NULL;
 	if (c->authority || c->host)
@@ -805,13 +815,13 @@ static void conn_connect_failed(struct conn *c, int e, int timeout)
 	int unreachable = timeout || e == ECONNREFUSED || e == ENETUNREACH || e == EHOSTUNREACH ||
 			  e == EADDRNOTAVAIL || e == ETIMEDOUT;
 
-	if (unreachable && now < c->connect_deadline && fallback_pick(c, e, timeout) == 0) {
+	if (unreachable && R.now < c->connect_deadline && fallback_pick(c, e, timeout) == 0) {
 		close(c->tg.fd);
 		c->tg = (struct side){ .kind = K_TARGET, .fd = -1, .c = c };
 		conn_connect(c);
 		return;
 	}
-	if (timeout && now < c->connect_deadline) {
+	if (timeout && R.now < c->connect_deadline) {
 		set_deadline(c, c->connect_deadline);	/* nothing else to try: this one gets the rest */
 		return;
 	}
@@ -899,14 +909,14 @@ static void header_run(struct conn *c)
 			broker_run(c, &rq, br < 0 ? errno : 0);
 			return;
 		}
-		if (!cfg.proxy_in) {
+		if (!R.cfg.proxy_in) {
 			conn_end(c, L_WARN, "broker: not a broker request (a PROXY header without the broker TLV; "
 				 "relaying it needs --proxy-in)");
 			return;
 		}
 	}
 	char why[200];
-	if (relayconn_addresses(&h, cfg.original, &c->client, &c->dest, why, sizeof why) < 0) {
+	if (relayconn_addresses(&h, R.cfg.original, &c->client, &c->dest, why, sizeof why) < 0) {
 		conn_end(c, L_WARN, "%s", why);
 		return;
 	}
@@ -987,7 +997,7 @@ static void conn_new(struct lsn *l, int fd, const struct sg_addr *peer, const st
 	}
 	c->cl = (struct side){ .kind = K_CLIENT, .fd = fd, .c = c };
 	c->tg = (struct side){ .kind = K_TARGET, .fd = -1, .c = c };
-	c->start = now;
+	c->start = R.now;
 	c->broker = l->broker;
 	if (m && m->remote_len) {
 		memcpy(&c->client.u.ss, &m->remote, sizeof m->remote);
@@ -1005,7 +1015,7 @@ static void conn_new(struct lsn *l, int fd, const struct sg_addr *peer, const st
 	if (fam == AF_INET || fam == AF_INET6) {
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	} else if (cfg.verbose) {
+	} else if (R.cfg.verbose) {
 		struct ucred uc;
 		socklen_t ul = sizeof uc;
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) == 0 && uc.pid > 0) {
@@ -1013,15 +1023,15 @@ static void conn_new(struct lsn *l, int fd, const struct sg_addr *peer, const st
 			c->cuid = uc.uid;
 		}
 	}
-	c->next = conns;
-	if (conns)
-		conns->prev = c;
-	conns = c;
-	nconns++;
+	c->next = R.conns;
+	if (R.conns)
+		R.conns->prev = c;
+	R.conns = c;
+	R.nconns++;
 	side_add(&c->cl);
-	if (cfg.proxy_in || c->broker) {
+	if (R.cfg.proxy_in || c->broker) {
 		c->state = ST_HEADER;
-		set_deadline(c, now + cfg.header_ms);
+		set_deadline(c, R.now + R.cfg.header_ms);
 		return;		/* the epoll edge tells when bytes are there */
 	}
 	conn_start(c, NULL);
@@ -1036,7 +1046,7 @@ static void conn_new(struct lsn *l, int fd, const struct sg_addr *peer, const st
  */
 static int at_max(long need)
 {
-	while (pool && FDS_PER_CONN * (nconns + need) + 2 * npool > fd_room) {
+	while (pool && FDS_PER_CONN * (R.nconns + need) + 2 * npool > R.fd_room) {
 		struct pipebuf *p = pool;
 		pool = p->next;
 		npool--;
@@ -1044,12 +1054,12 @@ static int at_max(long need)
 			npool_grown--;
 		pipe_free(p);
 	}
-	if ((cfg.max_conns && nconns + need > cfg.max_conns) || FDS_PER_CONN * (nconns + need) > fd_room) {
-		if (!max_paused)
-			info("holding %ld connections, as many as %s allows: the rest wait to be accepted", nconns,
-			     cfg.max_conns && nconns + need > cfg.max_conns ? "-c" : "the fd limit");
+	if ((R.cfg.max_conns && R.nconns + need > R.cfg.max_conns) || FDS_PER_CONN * (R.nconns + need) > R.fd_room) {
+		if (!R.max_paused)
+			info("holding %ld connections, as many as %s allows: the rest wait to be accepted", R.nconns,
+			     R.cfg.max_conns && R.nconns + need > R.cfg.max_conns ? "-c" : "the fd limit");
 		listeners_pause(1);
-		max_paused = 1;
+		R.max_paused = 1;
 		return 1;
 	}
 	return 0;
@@ -1065,19 +1075,19 @@ static void fd_room_set(void)
 	for (int fd = 0; fd < (int)rl.rlim_cur && fd < 65536; fd++)
 		if (fcntl(fd, F_GETFD) >= 0)
 			open_now++;
-	fd_room = (long)rl.rlim_cur - open_now - FD_MARGIN;
-	if (fd_room < FDS_PER_CONN * (long)FDPASS_MAXFDS)
+	R.fd_room = (long)rl.rlim_cur - open_now - FD_MARGIN;
+	if (R.fd_room < FDS_PER_CONN * (long)FDPASS_MAXFDS)
 		warn("the fd limit (%llu) leaves room for %ld connections at once", (unsigned long long)rl.rlim_cur,
-		     fd_room > 0 ? fd_room / FDS_PER_CONN : 0);
-	if (fd_room < FDS_PER_CONN)
-		fd_room = FDS_PER_CONN;	/* one at a time, rather than none */
+		     R.fd_room > 0 ? R.fd_room / FDS_PER_CONN : 0);
+	if (R.fd_room < FDS_PER_CONN)
+		R.fd_room = FDS_PER_CONN;	/* one at a time, rather than none */
 }
 
 static void accept_pause(const char *name)
 {
 	warn_sys("unable to accept on %s (pausing 100ms)", name);
 	listeners_pause(1);
-	accept_resume = now + 100;
+	R.accept_resume = R.now + 100;
 }
 
 static void accept_some(struct lsn *l)
@@ -1176,11 +1186,11 @@ static void lsn_add(int kind, int fd, const char *name, const char *unlink_path)
 	l->fd = fd;
 	snprintf(l->name, sizeof l->name, "%s", name);
 	l->unlink_path = unlink_path ? strdup(unlink_path) : NULL;
-	l->next = lsns;
-	lsns = l;
-	if (ep > 0) {
+	l->next = R.lsns;
+	R.lsns = l;
+	if (R.ep > 0) {
 		ep_add(fd, l, EPOLLIN);
-		if (max_paused || accept_resume) {
+		if (R.max_paused || R.accept_resume) {
 			l->paused = 0;
 			listeners_pause(1);
 		}
@@ -1218,7 +1228,7 @@ static void listen_tcp(const char *spec, const char *a, const struct lopts *o)
 		die_sys("unable to create a socket for %s", spec);
 	int one = 1, zero = 0;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if ((o->reuseport || cfg.reuseport) && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+	if ((o->reuseport || R.cfg.reuseport) && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
 		die_sys("unable to set SO_REUSEPORT on %s", spec);
 	if (sa.u.sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&sa.u.in6.sin6_addr))
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);	/* dual-stack */
@@ -1354,7 +1364,7 @@ static char *opts_start(char *s)
 static void listen_spec(const char *spec)
 {
 	char *s = strdup(spec), *opt;
-	struct lopts o = { .mode = -1, .uid = (uid_t)-1, .gid = (gid_t)-1, .backlog = cfg.backlog };
+	struct lopts o = { .mode = -1, .uid = (uid_t)-1, .gid = (gid_t)-1, .backlog = R.cfg.backlog };
 
 	if (!s)
 		die_sys("unable to allocate");
@@ -1387,7 +1397,7 @@ static void listen_spec(const char *spec)
 		}
 		opt = next;
 	}
-	struct lsn *before = lsns;
+	struct lsn *before = R.lsns;
 	if (!strncmp(s, "tcp:", 4))
 		listen_tcp(spec, s + 4, &o);
 	else if (!strncmp(s, "unix:", 5))
@@ -1402,7 +1412,7 @@ static void listen_spec(const char *spec)
 		char a[ADDR_STRLEN + 8];
 		snprintf(a, sizeof a, "%s%s", strncmp(u, "unix:", 5) ? "unix:" : "", u);
 		listen_unix(spec, a, &o, kind);
-		cfg.resolver = 1;
+		R.cfg.resolver = 1;
 	} else if (!strncmp(s, "fd:", 3))
 		listen_fd((int)num_arg(s + 3, 0, INT_MAX, "listener fd"), s);
 	else if (!strcmp(s, "systemd"))
@@ -1412,7 +1422,7 @@ static void listen_spec(const char *spec)
 	else
 		die(EX_BADINPUT, "unknown listener %s (tcp:ADDR:PORT, unix:PATH, unix:@NAME, fd:N, systemd[:NAME], "
 		    "fdpass:PATH, resolve:PATH, dns:PATH, dnstcp:PATH)", spec);
-	for (struct lsn *l = lsns; l != before; l = l->next)
+	for (struct lsn *l = R.lsns; l != before; l = l->next)
 		l->broker = o.broker;
 	free(s);
 }
@@ -1425,11 +1435,11 @@ static struct lsn *closed_lsns;
 
 static void listeners_close(void)
 {
-	while (lsns) {
-		struct lsn *l = lsns;
-		lsns = l->next;
+	while (R.lsns) {
+		struct lsn *l = R.lsns;
+		R.lsns = l->next;
 		close(l->fd);
-		if (l->unlink_path && !chrooted && unlink(l->unlink_path) < 0 && errno != ENOENT)
+		if (l->unlink_path && !R.chrooted && unlink(l->unlink_path) < 0 && errno != ENOENT)
 			warn_sys("unable to remove %s", l->unlink_path);
 		l->kind = 0;
 		l->next = closed_lsns;
@@ -1443,7 +1453,7 @@ static void listeners_close(void)
  */
 static void socket_files_check(void)
 {
-	for (struct lsn *l = lsns; l && !chrooted; l = l->next) {
+	for (struct lsn *l = R.lsns; l && !R.chrooted; l = l->next) {
 		if (!l->unlink_path)
 			continue;
 		char dir[PATH_MAX];
@@ -1478,31 +1488,31 @@ static void free_all(void)
 	}
 	pool_drain();
 	resolver_free();
-	rules_free(rules);
-	rules = NULL;
-	free(cfg.rules_inline);
+	rules_free(R.rules);
+	R.rules = NULL;
+	free(R.cfg.rules_inline);
 	close(sigobj.fd);
-	close(ep);
+	close(R.ep);
 }
 
 /* --- target, rules, privileges ------------------------------------------- */
 
 static void target_parse(const char *s)
 {
-	snprintf(cfg.target_name, sizeof cfg.target_name, "%s", s);
+	snprintf(R.cfg.target_name, sizeof R.cfg.target_name, "%s", s);
 	if (!strcmp(s, "original")) {
-		cfg.original = 1;
+		R.cfg.original = 1;
 		return;
 	}
 	if (!strncmp(s, "unix:", 5)) {
-		if (addr_parse(s, &cfg.target) < 0)
+		if (addr_parse(s, &R.cfg.target) < 0)
 			die(EX_BADINPUT, "bad target %s: %s", s, strerror(errno));
 		return;
 	}
 	if (strncmp(s, "tcp:", 4))
 		die(EX_BADINPUT, "bad target %s (tcp:HOST:PORT, unix:PATH, unix:@NAME, original)", s);
 	s += 4;
-	if (addr_parse_inet(s, &cfg.target) == 0)
+	if (addr_parse_inet(s, &R.cfg.target) == 0)
 		return;
 	/* a host name: resolved once, at start */
 	const char *colon = strrchr(s, ':');
@@ -1518,8 +1528,8 @@ static void target_parse(const char *s)
 	int r = getaddrinfo(host, colon + 1, &hints, &res);
 	if (r)
 		die(EX_BADINPUT, "unable to resolve target tcp:%s: %s", s, gai_strerror(r));
-	memcpy(&cfg.target.u, res->ai_addr, res->ai_addrlen);
-	cfg.target.len = res->ai_addrlen;
+	memcpy(&R.cfg.target.u, res->ai_addr, res->ai_addrlen);
+	R.cfg.target.len = res->ai_addrlen;
 	freeaddrinfo(res);
 }
 
@@ -1527,8 +1537,8 @@ static void target_parse(const char *s)
 
 static void end_all(const char *why)
 {
-	while (conns)
-		conn_end(conns, L_WARN, "%s", why);
+	while (R.conns)
+		conn_end(R.conns, L_WARN, "%s", why);
 }
 
 static void on_signal(void)
@@ -1538,26 +1548,26 @@ static void on_signal(void)
 	while (read(sigobj.fd, &si, sizeof si) == (ssize_t)sizeof si) {
 		switch (si.ssi_signo) {
 		case SIGHUP:
-			if (cfg.rules_file || cfg.rules_inline) {
-				struct ruleset *rs = rules_from_file(cfg.rules_file, cfg.rules_inline, 0);
+			if (R.cfg.rules_file || R.cfg.rules_inline) {
+				struct ruleset *rs = rules_from_file(R.cfg.rules_file, R.cfg.rules_inline, 0);
 				if (rs) {
-					rules_free(rules);
-					rules = rs;
-					resolver_rules(rules);
+					rules_free(R.rules);
+					R.rules = rs;
+					resolver_rules(R.rules);
 					info("reloaded the rules (%zu)", rs->n);
 				}
 			}
 			break;
 		case SIGTERM:
 		case SIGINT:
-			if (stopping) {
+			if (R.stopping) {
 				end_all("relay stopped (second signal)");
 				break;
 			}
-			stopping = 1;
+			R.stopping = 1;
 			listeners_close();
-			grace_deadline = now + cfg.grace_ms;
-			info("stopping: no new connections; waiting for %ld open ones", nconns);
+			grace_deadline = R.now + R.cfg.grace_ms;
+			info("stopping: no new connections; waiting for %ld open ones", R.nconns);
 			break;
 		}
 	}
@@ -1567,18 +1577,18 @@ static void sweep(void)
 {
 	int64_t next = INT64_MAX;
 
-	for (struct conn *c = conns, *nx; c; c = nx) {
+	for (struct conn *c = R.conns, *nx; c; c = nx) {
 		nx = c->next;
-		if (c->deadline && c->deadline <= now) {
+		if (c->deadline && c->deadline <= R.now) {
 			switch (c->state) {
 			case ST_HEADER:
-				conn_end(c, L_WARN, "no complete PROXY header within %lld ms", (long long)cfg.header_ms);
+				conn_end(c, L_WARN, "no complete PROXY header within %lld ms", (long long)R.cfg.header_ms);
 				break;
 			case ST_CONNECTING:
 				conn_connect_failed(c, ETIMEDOUT, 1);
 				break;
 			case ST_RETRY:
-				if (now >= c->connect_deadline)
+				if (R.now >= c->connect_deadline)
 					conn_end(c, L_WARN, "unable to connect to target: its backlog stayed full");
 				else
 					conn_connect(c);
@@ -1600,17 +1610,17 @@ static int loop(void)
 
 	for (;;) {
 		int64_t wake = next_wake;
-		if (accept_resume && accept_resume < wake)
-			wake = accept_resume;
-		if (stopping && grace_deadline < wake)
+		if (R.accept_resume && R.accept_resume < wake)
+			wake = R.accept_resume;
+		if (R.stopping && grace_deadline < wake)
 			wake = grace_deadline;
-		if (cfg.resolver && resolver_wake() < wake)
+		if (R.cfg.resolver && resolver_wake() < wake)
 			wake = resolver_wake();
-		int timeout = wake == INT64_MAX ? -1 : wake <= now ? 0 : wake - now > INT_MAX ? INT_MAX : (int)(wake - now);
-		int n = epoll_wait(ep, evs, sizeof evs / sizeof evs[0], timeout);
+		int timeout = wake == INT64_MAX ? -1 : wake <= R.now ? 0 : wake - R.now > INT_MAX ? INT_MAX : (int)(wake - R.now);
+		int n = epoll_wait(R.ep, evs, sizeof evs / sizeof evs[0], timeout);
 		if (n < 0 && errno != EINTR)
 			die_sys("epoll_wait");
-		now = mono_ms();
+		R.now = mono_ms();
 		for (int i = 0; i < n; i++) {
 			int kind = *(int *)evs[i].data.ptr;
 			uint32_t e = evs[i].events;
@@ -1653,22 +1663,22 @@ static int loop(void)
 			}
 			}
 		}
-		if (now >= next_wake)
+		if (R.now >= next_wake)
 			sweep();
-		if (cfg.resolver && now >= resolver_wake())
-			resolver_sweep(now);
-		if (accept_resume && now >= accept_resume) {
-			accept_resume = 0;
+		if (R.cfg.resolver && R.now >= resolver_wake())
+			resolver_sweep(R.now);
+		if (R.accept_resume && R.now >= R.accept_resume) {
+			R.accept_resume = 0;
 			accept_again();
 		}
-		if (stopping && nconns && now >= grace_deadline)
+		if (R.stopping && R.nconns && R.now >= grace_deadline)
 			end_all("relay stopped (grace time over)");
-		while (zombies) {
-			struct conn *c = zombies;
-			zombies = c->next;
+		while (R.zombies) {
+			struct conn *c = R.zombies;
+			R.zombies = c->next;
 			free(c);
 		}
-		if (stopping && nconns == 0) {
+		if (R.stopping && R.nconns == 0) {
 			info("stopped");
 			free_all();
 			return EX_OK;
@@ -1713,63 +1723,63 @@ int relay_main(int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "l:f:r:c:u:g:G:kv", lo, NULL)) != -1) {
 		switch (o) {
 		case 'l': lspecs[nl++] = optarg; break;
-		case 'f': cfg.rules_file = optarg; break;
+		case 'f': R.cfg.rules_file = optarg; break;
 		case 'r': {
-			size_t a = cfg.rules_inline ? strlen(cfg.rules_inline) : 0, b = strlen(optarg);
-			char *n = realloc(cfg.rules_inline, a + b + 2);
+			size_t a = R.cfg.rules_inline ? strlen(R.cfg.rules_inline) : 0, b = strlen(optarg);
+			char *n = realloc(R.cfg.rules_inline, a + b + 2);
 			if (!n)
 				die_sys("unable to allocate");
 			if (a)
 				n[a++] = '\n';
 			memcpy(n + a, optarg, b + 1);
-			cfg.rules_inline = n;
+			R.cfg.rules_inline = n;
 			break;
 		}
-		case 'P': cfg.proxy_in = 1; break;
+		case 'P': R.cfg.proxy_in = 1; break;
 		case 'O':
 			if (!strcmp(optarg, "v1") || !strcmp(optarg, "1"))
-				cfg.proxy_out = 1;
+				R.cfg.proxy_out = 1;
 			else if (!strcmp(optarg, "v2") || !strcmp(optarg, "2"))
-				cfg.proxy_out = 2;
+				R.cfg.proxy_out = 2;
 			else
 				die(EX_BADINPUT, "--proxy-out %s: v1 or v2", optarg);
 			break;
-		case 'c': cfg.max_conns = (long)num_arg(optarg, 0, 10000000, "--max-conns"); break;
-		case 'C': cfg.connect_ms = dur_arg(optarg, "--connect-timeout"); break;
-		case 'I': cfg.idle_ms = dur_arg(optarg, "--idle-timeout"); break;
-		case 'H': cfg.header_ms = dur_arg(optarg, "--header-timeout"); break;
-		case 'T': cfg.grace_ms = dur_arg(optarg, "--grace"); break;
-		case 'R': cfg.reuseport = 1; break;
-		case 'B': cfg.backlog = (int)num_arg(optarg, 1, INT_MAX, "--backlog"); break;
-		case 'S': cfg.pipe_max = (unsigned)num_arg(optarg, 4096, 1 << 30, "--pipe-size"); break;
-		case 'D': cfg.ready_fd = (int)num_arg(optarg, 0, INT_MAX, "--ready-fd"); break;
-		case 'u': cfg.privs.user = optarg; break;
-		case 'g': cfg.privs.group = optarg; break;
-		case 'G': cfg.privs.groups = optarg; break;
-		case 'k': cfg.privs.keepgroups = 1; break;
-		case 'X': cfg.privs.chroot = optarg; break;
-		case 'v': cfg.verbose = verbose = 1; break;
-		case 'N': cfg.res.server = optarg; break;
-		case 'W': cfg.res.timeout_ms = dur_arg(optarg, "--resolve-timeout"); break;
-		case 'K': cfg.res.keep_ms = dur_arg(optarg, "--resolve-keep"); break;
+		case 'c': R.cfg.max_conns = (long)num_arg(optarg, 0, 10000000, "--max-conns"); break;
+		case 'C': R.cfg.connect_ms = dur_arg(optarg, "--connect-timeout"); break;
+		case 'I': R.cfg.idle_ms = dur_arg(optarg, "--idle-timeout"); break;
+		case 'H': R.cfg.header_ms = dur_arg(optarg, "--header-timeout"); break;
+		case 'T': R.cfg.grace_ms = dur_arg(optarg, "--grace"); break;
+		case 'R': R.cfg.reuseport = 1; break;
+		case 'B': R.cfg.backlog = (int)num_arg(optarg, 1, INT_MAX, "--backlog"); break;
+		case 'S': R.cfg.pipe_max = (unsigned)num_arg(optarg, 4096, 1 << 30, "--pipe-size"); break;
+		case 'D': R.cfg.ready_fd = (int)num_arg(optarg, 0, INT_MAX, "--ready-fd"); break;
+		case 'u': R.cfg.privs.user = optarg; break;
+		case 'g': R.cfg.privs.group = optarg; break;
+		case 'G': R.cfg.privs.groups = optarg; break;
+		case 'k': R.cfg.privs.keepgroups = 1; break;
+		case 'X': R.cfg.privs.chroot = optarg; break;
+		case 'v': R.cfg.verbose = verbose = 1; break;
+		case 'N': R.cfg.res.server = optarg; break;
+		case 'W': R.cfg.res.timeout_ms = dur_arg(optarg, "--resolve-timeout"); break;
+		case 'K': R.cfg.res.keep_ms = dur_arg(optarg, "--resolve-keep"); break;
 		default: usage_die(usage);
 		}
 	}
 	if (optind != argc - 1)
 		usage_die(usage);
 	target_parse(argv[optind]);
-	if (cfg.connect_ms == 0)
-		cfg.connect_ms = 1;
-	if (cfg.header_ms == 0)
-		cfg.header_ms = 1;
-	if (cfg.original && !cfg.proxy_in)
+	if (R.cfg.connect_ms == 0)
+		R.cfg.connect_ms = 1;
+	if (R.cfg.header_ms == 0)
+		R.cfg.header_ms = 1;
+	if (R.cfg.original && !R.cfg.proxy_in)
 		info("target original without --proxy-in: destinations come from passed sockets' records "
 		     "or the accepted socket's local address");
-	if (cfg.ready_fd >= 0 && fcntl(cfg.ready_fd, F_GETFD) < 0)
-		die(EX_BADINPUT, "--ready-fd %d: not an open fd", cfg.ready_fd);
-	if (cfg.rules_file || cfg.rules_inline)
-		rules = rules_from_file(cfg.rules_file, cfg.rules_inline, 1);
-	if (cfg.original && !rules)
+	if (R.cfg.ready_fd >= 0 && fcntl(R.cfg.ready_fd, F_GETFD) < 0)
+		die(EX_BADINPUT, "--ready-fd %d: not an open fd", R.cfg.ready_fd);
+	if (R.cfg.rules_file || R.cfg.rules_inline)
+		R.rules = rules_from_file(R.cfg.rules_file, R.cfg.rules_inline, 1);
+	if (R.cfg.original && !R.rules)
 		warn("target original with no rules: every destination is denied");
 
 	/* more connections need more fds: take the hard limit */
@@ -1790,31 +1800,31 @@ int relay_main(int argc, char **argv)
 	unsetenv("LISTEN_FDNAMES");
 	free(lspecs);
 
-	chrooted = privs_drop(&cfg.privs);
+	R.chrooted = privs_drop(&R.cfg.privs);
 	socket_files_check();
 
 	signal(SIGPIPE, SIG_IGN);
 	sigobj.fd = signals_fd(0, NULL);
-	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+	if ((R.ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		die_sys("unable to create an epoll instance");
 	ep_add(sigobj.fd, &sigobj, EPOLLIN);
-	if (cfg.resolver) {
-		cfg.res.tcp_idle_ms = cfg.idle_ms ? cfg.idle_ms : 10000;
-		resolver_setup(ep, &cfg.res);
-		resolver_rules(rules);
-	} else if (cfg.res.server) {
+	if (R.cfg.resolver) {
+		R.cfg.res.tcp_idle_ms = R.cfg.idle_ms ? R.cfg.idle_ms : 10000;
+		resolver_setup(R.ep, &R.cfg.res);
+		resolver_rules(R.rules);
+	} else if (R.cfg.res.server) {
 		die(EX_USAGE, "--dns-server needs a resolve:, dns: or dnstcp: listener");
 	}
-	for (struct lsn *l = lsns; l; l = l->next) {
+	for (struct lsn *l = R.lsns; l; l = l->next) {
 		ep_add(l->fd, l, EPOLLIN);
 		info("listening on %s", l->name);
 	}
-	if (!cfg.original) {
+	if (!R.cfg.original) {
 		char tn[ADDR_STRLEN];
-		info("forwarding to %s", fmt_addr(&cfg.target, tn, sizeof tn));
+		info("forwarding to %s", fmt_addr(&R.cfg.target, tn, sizeof tn));
 	}
 	fd_room_set();
-	now = mono_ms();
-	notify_ready(cfg.ready_fd);
+	R.now = mono_ms();
+	notify_ready(R.cfg.ready_fd);
 	return loop();
 }

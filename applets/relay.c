@@ -202,7 +202,7 @@ static int64_t dur_arg(const char *s, const char *what)
 	die(EX_BADINPUT, "%s %s: unknown unit (s, ms, m, h)", what, s);
 }
 
-static const char *fmt_addr(const struct sg_addr *a, char *buf, size_t size)
+static const char *rl_fmt_addr(const struct sg_addr *a, char *buf, size_t size)
 {
 	if (a->len == 0 || a->u.sa.sa_family == AF_UNSPEC || addr_format(&a->u.sa, a->len, buf, size) < 0)
 		snprintf(buf, size, "unknown");
@@ -274,7 +274,7 @@ static void pipe_put(struct pipebuf *p, size_t inpipe)
 	npool++;
 }
 
-static void pool_drain(void)
+static void conn_pool_drain(void)
 {
 	while (pool) {
 		struct pipebuf *p = pool;
@@ -282,6 +282,19 @@ static void pool_drain(void)
 		pipe_free(p);
 	}
 	npool = npool_grown = 0;
+}
+
+/* Pooled pipes give way to connections: as many go as need more connections want. */
+static void conn_pool_trim(long need)
+{
+	while (pool && FDS_PER_CONN * (R.nconns + need) + 2 * npool > R.fd_room) {
+		struct pipebuf *p = pool;
+		pool = p->next;
+		npool--;
+		if (p->cap > p->base)
+			npool_grown--;
+		pipe_free(p);
+	}
 }
 
 /* A bulk flow gets a bigger pipe: fewer wake-ups per byte. */
@@ -297,25 +310,25 @@ static void pipe_grow(struct pipebuf *p)
 
 /* --- timers and epoll ---------------------------------------------------- */
 
-static void set_deadline(struct conn *c, int64_t t)
+static void rl_set_deadline(struct conn *c, int64_t t)
 {
 	c->deadline = t;
 	if (t && t < next_wake)
 		next_wake = t;
 }
 
-static void ep_add(int fd, void *obj, uint32_t events)
+static void rl_ep_add(int fd, void *obj, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = obj };
 	if (epoll_ctl(R.ep, EPOLL_CTL_ADD, fd, &ev) < 0)
 		die_sys("unable to add fd %d to epoll", fd);
 }
 
-static void side_add(struct side *s)
+static void rl_side_add(struct side *s)
 {
 	if (s->in_ep)
 		return;
-	ep_add(s->fd, s, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+	rl_ep_add(s->fd, s, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
 	s->in_ep = 1;
 }
 
@@ -331,7 +344,7 @@ static void listeners_pause(int on)
 }
 
 /* Listen again after a pause, unless stopping, backing off, or still at -c or the fd room. */
-static void accept_again(void)
+static void lsn_resume(void)
 {
 	if (R.stopping || R.accept_resume)
 		return;
@@ -355,7 +368,7 @@ static void fmt_client(const struct conn *c, char *buf, size_t size)
 		snprintf(buf, size, "unix:pid=%ld,uid=%ld", (long)c->cpid, (long)c->cuid);
 		return;
 	}
-	fmt_addr(&c->client, buf, size);
+	rl_fmt_addr(&c->client, buf, size);
 	/* a header from an unbound socket says 0.0.0.0:0: name the Unix peer too */
 	if (c->cpid > 0 && (f == AF_INET || f == AF_INET6) && addr_port(&c->client.u.sa) == 0 &&
 	    addr_to16(&c->client.u.sa, a16) == 0 && !memcmp(a16 + (f == AF_INET ? 12 : 0), "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
@@ -376,10 +389,10 @@ static void conn_label(const struct conn *c, char *buf, size_t size)
 	fmt_client(c, cl, sizeof cl);
 	if (c->target.len && c->dest.len && R.cfg.original &&
 	    (c->target.len != c->dest.len || memcmp(&c->target.u, &c->dest.u, c->dest.len)))
-		snprintf(buf, size, "%s -> %s via %s", cl, fmt_addr(&c->dest, t1, sizeof t1),
-			 fmt_addr(&c->target, t2, sizeof t2));
+		snprintf(buf, size, "%s -> %s via %s", cl, rl_fmt_addr(&c->dest, t1, sizeof t1),
+			 rl_fmt_addr(&c->target, t2, sizeof t2));
 	else
-		snprintf(buf, size, "%s -> %s", cl, fmt_addr(c->target.len ? &c->target : &c->dest, t1, sizeof t1));
+		snprintf(buf, size, "%s -> %s", cl, rl_fmt_addr(c->target.len ? &c->target : &c->dest, t1, sizeof t1));
 	if (c->host) {
 		size_t l = strlen(buf);
 		snprintf(buf + l, size - l, " (%s)", c->host);
@@ -436,9 +449,9 @@ static void conn_end(struct conn *c, int level, const char *fmt, ...)
 	R.zombies = c;
 	R.nconns--;
 	if (R.max_paused)
-		accept_again();
+		lsn_resume();
 	if (R.nconns == 0)
-		pool_drain();
+		conn_pool_drain();
 }
 
 static void side_name_err(struct conn *c, struct side *s, const char *op, int e)
@@ -561,11 +574,11 @@ static void conn_connected(struct conn *c)
 	if (c->fb) {
 		char lb[3 * ADDR_STRLEN + DNS_NAME_MAX + 48], t[ADDR_STRLEN];
 		conn_label(c, lb, sizeof lb);
-		info("%s: %s, connected to %s instead", lb, c->fb->tried, fmt_addr(&c->target, t, sizeof t));
+		info("%s: %s, connected to %s instead", lb, c->fb->tried, rl_fmt_addr(&c->target, t, sizeof t));
 	}
 	c->state = ST_RELAY;
 	c->tg.wr = 1;	/* a fresh connection; cl.rd is whatever the events said */
-	set_deadline(c, R.cfg.idle_ms ? R.now + R.cfg.idle_ms : 0);
+	rl_set_deadline(c, R.cfg.idle_ms ? R.now + R.cfg.idle_ms : 0);
 	relay_run(c);
 }
 
@@ -590,24 +603,24 @@ static void conn_connect(struct conn *c)
 	if (!c->connect_deadline)
 		c->connect_deadline = R.now + R.cfg.connect_ms;
 	if (connect(c->tg.fd, &c->target.u.sa, c->target.len) == 0) {
-		side_add(&c->tg);
+		rl_side_add(&c->tg);
 		conn_connected(c);
 		return;
 	}
 	if (errno == EINPROGRESS) {
-		side_add(&c->tg);
+		rl_side_add(&c->tg);
 		c->state = ST_CONNECTING;
 		/*
 		 * another address of the name may be tried: this one gets half the
 		 * time left (RFC 8305 would start the next one sooner, beside it)
 		 */
-		set_deadline(c, fallback_may(c) ? R.now + (c->connect_deadline - R.now) / 2 : c->connect_deadline);
+		rl_set_deadline(c, fallback_may(c) ? R.now + (c->connect_deadline - R.now) / 2 : c->connect_deadline);
 		return;
 	}
 	if (errno == EAGAIN && fam == AF_UNIX) {
 		/* a full Unix backlog: no EINPROGRESS for AF_UNIX, so try again soon */
 		c->state = ST_RETRY;
-		set_deadline(c, R.now + 20 < c->connect_deadline ? R.now + 20 : c->connect_deadline);
+		rl_set_deadline(c, R.now + 20 < c->connect_deadline ? R.now + 20 : c->connect_deadline);
 		return;
 	}
 	conn_connect_failed(c, errno, 0);
@@ -779,7 +792,7 @@ static int fallback_pick(struct conn *c, int e, int timeout)
 		return -1;
 	struct fallback *fb = c->fb;
 	size_t l = strlen(fb->tried);
-	snprintf(fb->tried + l, sizeof fb->tried - l, "%s%s %s", l ? ", " : "", fmt_addr(&c->target, t, sizeof t),
+	snprintf(fb->tried + l, sizeof fb->tried - l, "%s%s %s", l ? ", " : "", rl_fmt_addr(&c->target, t, sizeof t),
 		 timeout || e == ETIMEDOUT ? "timed out" : e == ECONNREFUSED ? "refused" :
 		 e == EADDRNOTAVAIL ? "address not available" : "unreachable");
 	while (fb->next < fb->n) {
@@ -795,10 +808,10 @@ static int fallback_pick(struct conn *c, int e, int timeout)
 				c->target = cand;
 				return 0;
 			}
-			snprintf(why, sizeof why, "a rule sends it to %s, not to the address", fmt_addr(&to, t, sizeof t));
+			snprintf(why, sizeof why, "a rule sends it to %s, not to the address", rl_fmt_addr(&to, t, sizeof t));
 		}
 		conn_label(c, lb, sizeof lb);
-		warn("%s: no fallback to %s: %s", lb, fmt_addr(&cand, t, sizeof t), why);
+		warn("%s: no fallback to %s: %s", lb, rl_fmt_addr(&cand, t, sizeof t), why);
 	}
 	fb->tried[l] = 0;	/* the last one is the caller's to tell (or to wait for) */
 	return -1;
@@ -822,7 +835,7 @@ static void conn_connect_failed(struct conn *c, int e, int timeout)
 		return;
 	}
 	if (timeout && R.now < c->connect_deadline) {
-		set_deadline(c, c->connect_deadline);	/* nothing else to try: this one gets the rest */
+		rl_set_deadline(c, c->connect_deadline);	/* nothing else to try: this one gets the rest */
 		return;
 	}
 	char tried[sizeof c->fb->tried + 16] = "";
@@ -1028,10 +1041,10 @@ static void conn_new(struct lsn *l, int fd, const struct sg_addr *peer, const st
 		R.conns->prev = c;
 	R.conns = c;
 	R.nconns++;
-	side_add(&c->cl);
+	rl_side_add(&c->cl);
 	if (R.cfg.proxy_in || c->broker) {
 		c->state = ST_HEADER;
-		set_deadline(c, R.now + R.cfg.header_ms);
+		rl_set_deadline(c, R.now + R.cfg.header_ms);
 		return;		/* the epoll edge tells when bytes are there */
 	}
 	conn_start(c, NULL);
@@ -1046,14 +1059,7 @@ static void conn_new(struct lsn *l, int fd, const struct sg_addr *peer, const st
  */
 static int at_max(long need)
 {
-	while (pool && FDS_PER_CONN * (R.nconns + need) + 2 * npool > R.fd_room) {
-		struct pipebuf *p = pool;
-		pool = p->next;
-		npool--;
-		if (p->cap > p->base)
-			npool_grown--;
-		pipe_free(p);
-	}
+	conn_pool_trim(need);
 	if ((R.cfg.max_conns && R.nconns + need > R.cfg.max_conns) || FDS_PER_CONN * (R.nconns + need) > R.fd_room) {
 		if (!R.max_paused)
 			info("holding %ld connections, as many as %s allows: the rest wait to be accepted", R.nconns,
@@ -1066,7 +1072,7 @@ static int at_max(long need)
 }
 
 /* The fds left for connections once the relay's own (listeners, epoll, signals) are open. */
-static void fd_room_set(void)
+static void lsn_fd_room(void)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
@@ -1090,7 +1096,7 @@ static void accept_pause(const char *name)
 	R.accept_resume = R.now + 100;
 }
 
-static void accept_some(struct lsn *l)
+static void lsn_accept(struct lsn *l)
 {
 	for (int i = 0; i < ACCEPT_BATCH && !at_max(1); i++) {
 		struct sg_addr peer;
@@ -1135,7 +1141,7 @@ static void take_passed(struct lsn *l, int fd, const struct fdpass_meta *m)
 		a.len = sizeof a.u;
 		char an[ADDR_STRLEN] = "?";
 		if (getsockname(fd, &a.u.sa, &a.len) == 0)
-			fmt_addr(&a, an, sizeof an);
+			rl_fmt_addr(&a, an, sizeof an);
 		snprintf(name, sizeof name, "%.100s (passed through %.100s)", an, l->name);
 		lsn_add(K_LISTEN, fd, name, NULL);
 		info("listening on %s", name);
@@ -1148,7 +1154,7 @@ static void take_passed(struct lsn *l, int fd, const struct fdpass_meta *m)
 	conn_new(l, fd, &peer, m);
 }
 
-static void recv_some(struct lsn *l)
+static void lsn_recv(struct lsn *l)
 {
 	/* one message may carry FDPASS_MAXFDS connections */
 	for (int i = 0; i < ACCEPT_BATCH && !at_max(FDPASS_MAXFDS); i++) {
@@ -1189,7 +1195,7 @@ static void lsn_add(int kind, int fd, const char *name, const char *unlink_path)
 	l->next = R.lsns;
 	R.lsns = l;
 	if (R.ep > 0) {
-		ep_add(fd, l, EPOLLIN);
+		rl_ep_add(fd, l, EPOLLIN);
 		if (R.max_paused || R.accept_resume) {
 			l->paused = 0;
 			listeners_pause(1);
@@ -1239,7 +1245,7 @@ static void listen_tcp(const char *spec, const char *a, const struct lopts *o)
 	sa.len = sizeof sa.u;
 	getsockname(fd, &sa.u.sa, &sa.len);
 	char name[ADDR_STRLEN + 8], an[ADDR_STRLEN];
-	snprintf(name, sizeof name, "tcp:%s", fmt_addr(&sa, an, sizeof an));
+	snprintf(name, sizeof name, "tcp:%s", rl_fmt_addr(&sa, an, sizeof an));
 	lsn_add(K_LISTEN, fd, name, NULL);
 }
 
@@ -1272,7 +1278,7 @@ static void listen_unix(const char *spec, const char *a, const struct lopts *o, 
 	if (type == SOCK_STREAM && listen(fd, o->backlog) < 0)
 		die_sys("unable to listen on %s", spec);
 	char name[ADDR_STRLEN + 16], an[ADDR_STRLEN];
-	fmt_addr(&sa, an, sizeof an);
+	rl_fmt_addr(&sa, an, sizeof an);
 	const char *pre = kind == K_FDPASS ? "fdpass:" : kind == K_RESOLVE ? "resolve:" : kind == K_DNS ? "dns:" :
 			  kind == K_DNSTCP ? "dnstcp:" : "";
 	snprintf(name, sizeof name, "%s%s", pre, kind == K_FDPASS ? an + 5 : an);
@@ -1307,7 +1313,7 @@ static void listen_fd(int fd, const char *label)
 	sa.len = sizeof sa.u;
 	char name[ADDR_STRLEN + 32], an[ADDR_STRLEN] = "?";
 	if (getsockname(fd, &sa.u.sa, &sa.len) == 0)
-		fmt_addr(&sa, an, sizeof an);
+		rl_fmt_addr(&sa, an, sizeof an);
 	snprintf(name, sizeof name, "%s%s%s (%s)", kind == K_FDPASS ? "fdpass:" : "",
 		 dom == AF_UNIX ? "" : "tcp:", an, label);
 	lsn_add(kind, fd, name, NULL);
@@ -1361,7 +1367,7 @@ static char *opts_start(char *s)
 	return NULL;
 }
 
-static void listen_spec(const char *spec)
+static void lsn_open(const char *spec)
 {
 	char *s = strdup(spec), *opt;
 	struct lopts o = { .mode = -1, .uid = (uid_t)-1, .gid = (gid_t)-1, .backlog = R.cfg.backlog };
@@ -1433,7 +1439,7 @@ static void listen_spec(const char *spec)
  */
 static struct lsn *closed_lsns;
 
-static void listeners_close(void)
+static void lsn_close_all(void)
 {
 	while (R.lsns) {
 		struct lsn *l = R.lsns;
@@ -1447,11 +1453,22 @@ static void listeners_close(void)
 	}
 }
 
+/* At exit: the records lsn_close_all() kept. */
+static void lsn_free_all(void)
+{
+	while (closed_lsns) {
+		struct lsn *l = closed_lsns;
+		closed_lsns = l->next;
+		free(l->unlink_path);
+		free(l);
+	}
+}
+
 /*
  * After dropping privileges: a socket file in a directory the relay can no
  * longer write to cannot be removed at stop. Say so now, not only then.
  */
-static void socket_files_check(void)
+static void lsn_files_check(void)
 {
 	for (struct lsn *l = R.lsns; l && !R.chrooted; l = l->next) {
 		if (!l->unlink_path)
@@ -1480,13 +1497,8 @@ static void socket_files_check(void)
 /* At exit: what is left, so that leak checkers see a clean end. */
 static void free_all(void)
 {
-	while (closed_lsns) {
-		struct lsn *l = closed_lsns;
-		closed_lsns = l->next;
-		free(l->unlink_path);
-		free(l);
-	}
-	pool_drain();
+	lsn_free_all();
+	conn_pool_drain();
 	resolver_free();
 	rules_free(R.rules);
 	R.rules = NULL;
@@ -1565,7 +1577,7 @@ static void on_signal(void)
 				break;
 			}
 			R.stopping = 1;
-			listeners_close();
+			lsn_close_all();
 			grace_deadline = R.now + R.cfg.grace_ms;
 			info("stopping: no new connections; waiting for %ld open ones", R.nconns);
 			break;
@@ -1626,10 +1638,10 @@ static int loop(void)
 			uint32_t e = evs[i].events;
 			switch (kind) {
 			case K_LISTEN:
-				accept_some(evs[i].data.ptr);
+				lsn_accept(evs[i].data.ptr);
 				break;
 			case K_FDPASS:
-				recv_some(evs[i].data.ptr);
+				lsn_recv(evs[i].data.ptr);
 				break;
 			case K_SIGNAL:
 				on_signal();
@@ -1669,7 +1681,7 @@ static int loop(void)
 			resolver_sweep(R.now);
 		if (R.accept_resume && R.now >= R.accept_resume) {
 			R.accept_resume = 0;
-			accept_again();
+			lsn_resume();
 		}
 		if (R.stopping && R.nconns && R.now >= grace_deadline)
 			end_all("relay stopped (grace time over)");
@@ -1794,20 +1806,20 @@ int relay_main(int argc, char **argv)
 	if (nl == 0)
 		usage_die(usage);
 	for (int i = 0; i < nl; i++)
-		listen_spec(lspecs[i]);
+		lsn_open(lspecs[i]);
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDNAMES");
 	free(lspecs);
 
 	R.chrooted = privs_drop(&R.cfg.privs);
-	socket_files_check();
+	lsn_files_check();
 
 	signal(SIGPIPE, SIG_IGN);
 	sigobj.fd = signals_fd(0, NULL);
 	if ((R.ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		die_sys("unable to create an epoll instance");
-	ep_add(sigobj.fd, &sigobj, EPOLLIN);
+	rl_ep_add(sigobj.fd, &sigobj, EPOLLIN);
 	if (R.cfg.resolver) {
 		R.cfg.res.tcp_idle_ms = R.cfg.idle_ms ? R.cfg.idle_ms : 10000;
 		resolver_setup(R.ep, &R.cfg.res);
@@ -1816,14 +1828,14 @@ int relay_main(int argc, char **argv)
 		die(EX_USAGE, "--dns-server needs a resolve:, dns: or dnstcp: listener");
 	}
 	for (struct lsn *l = R.lsns; l; l = l->next) {
-		ep_add(l->fd, l, EPOLLIN);
+		rl_ep_add(l->fd, l, EPOLLIN);
 		info("listening on %s", l->name);
 	}
 	if (!R.cfg.original) {
 		char tn[ADDR_STRLEN];
-		info("forwarding to %s", fmt_addr(&R.cfg.target, tn, sizeof tn));
+		info("forwarding to %s", rl_fmt_addr(&R.cfg.target, tn, sizeof tn));
 	}
-	fd_room_set();
+	lsn_fd_room();
 	R.now = mono_ms();
 	notify_ready(R.cfg.ready_fd);
 	return loop();

@@ -17,7 +17,7 @@ struct brq;
 
 /*
  * Where may the request go (b->dest from b->client, proto a RULE_*)? 0
- * with target set, or -1 with why (relay.c: the allow rules of target
+ * with target set, or -1 with why (relay_conn.c: the allow rules of target
  * original, name rules included, through core's relayconn_route).
  */
 typedef int (*broker_route_fn)(void *ctx, const struct brq *b, int proto, struct sg_addr *target,

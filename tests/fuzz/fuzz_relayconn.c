@@ -1,6 +1,6 @@
 /*
  * libFuzzer target for the relay's per-connection state machine
- * (core/relayconn, as applets/relay.c runs it), with no sockets:
+ * (core/relayconn, as applets/relay_conn.c runs it), with no sockets:
  *
  *   input = flags, split sizes, then what the client sends.
  *

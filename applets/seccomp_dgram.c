@@ -9,6 +9,7 @@
  * reply the inet address the program sent to as its source. A receive
  * with nothing there is parked in seccomp.c until a datagram comes.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -98,6 +99,42 @@ static socklen_t dgram_from(const struct dgram *d, const struct rec *rc, const s
 	return l;
 }
 
+/* the keyword KEY (after any white space) and a number after it in BASE */
+static const char *field(const char *p, const char *key, int base, unsigned long long *v)
+{
+	size_t k = strlen(key);
+	char *e;
+	while (*p == ' ' || *p == '\t' || *p == '\n')
+		p++;
+	if (strncmp(p, key, k))
+		return NULL;
+	p += k;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (!(base == 10 ? (*p >= '0' && *p <= '9') || *p == '-' : isxdigit((unsigned char)*p)))
+		return NULL;
+	*v = base == 10 && *p == '-' ? (unsigned long long)strtoll(p, &e, 10) : strtoull(p, &e, base);
+	return e;
+}
+
+/*
+ * One line of an epoll fd's fdinfo (fs/eventpoll.c's ep_show_fdinfo):
+ * "tfd: %8d events: %8x data: %16llx  pos:%lli ino:%lx sdev:%x". 0 and the
+ * four fields we use, or -1 for any other line.
+ */
+static int epoll_fdinfo(const char *p, int *tfd, unsigned *ev, unsigned long long *data, unsigned long *ino)
+{
+	unsigned long long t, e, d, pos, i;
+	if (!(p = field(p, "tfd:", 10, &t)) || !(p = field(p, "events:", 16, &e)) ||
+	    !(p = field(p, "data:", 16, &d)) || !(p = field(p, "pos:", 10, &pos)) || !(p = field(p, "ino:", 16, &i)))
+		return -1;
+	*tfd = (int)t;
+	*ev = (unsigned)e;
+	*data = d;
+	*ino = (unsigned long)i;
+	return 0;
+}
+
 /*
  * Go registers a datagram socket with its epoll instance before it sends:
  * the socket put in its place must be registered there too, with the same
@@ -129,8 +166,7 @@ static void epoll_carry(pid_t pid, int pfd, ino_t old, int s)
 			unsigned ev;
 			unsigned long long data;
 			unsigned long ino;
-			if (sscanf(line, " tfd: %d events: %x data: %llx pos:%*d ino:%lx", &tfd, &ev, &data, &ino) != 4 ||
-			    tfd != pfd || ino != (unsigned long)old)
+			if (epoll_fdinfo(line, &tfd, &ev, &data, &ino) || tfd != pfd || ino != (unsigned long)old)
 				continue;
 			int ep = take_fd(pid, epfd, NULL);
 			if (ep < 0)

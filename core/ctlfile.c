@@ -327,6 +327,20 @@ static int num(const char *s, long long min, long long max, long long *out)
 	return 0;
 }
 
+/* Split "A,B,C,D,E" into five fields of 1-15 characters; -1 otherwise. */
+static int split5(const char *val, char w[5][16])
+{
+	for (int i = 0; i < 5; i++) {
+		size_t n = strcspn(val, ",");
+		if (n == 0 || n > 15 || (i < 4) != (val[n] == ','))
+			return -1;
+		memcpy(w[i], val, n);
+		w[i][n] = 0;
+		val += n + (i < 4);
+	}
+	return 0;
+}
+
 /* Split "A:B" at the last ':' into a (copied, bounded) and b. */
 static int split_last(const char *val, char *a, size_t asize, const char **b)
 {
@@ -382,7 +396,7 @@ static int parse_target(struct ctlfile *c, enum ctl_kind kind, const char *val, 
 	}
 	case CTL_TIPC: {
 		char w[5][16];
-		if (sscanf(val, "%15[^,],%15[^,],%15[^,],%15[^,],%15s", w[0], w[1], w[2], w[3], w[4]) != 5 ||
+		if (split5(val, w) ||
 		    num(w[0], 1, 3, &v[0]) || num(w[1], 1, 3, &v[1]) || num(w[2], 0, UINT32_MAX, &v[2]) ||
 		    num(w[3], 0, UINT32_MAX, &v[3]) || num(w[4], 0, UINT32_MAX, &v[4]))
 			return fail(err, "--tipc wants ADDRTYPE,SCOPE,TYPE,LOWER,UPPER (type and scope 1-3), not %s",

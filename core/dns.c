@@ -488,17 +488,20 @@ int dns_ptr_addr(const char *name, uint8_t out[16])
 	if (n > 1 && name[n - 1] == '.')
 		n--;
 	if (n > 13 && !strncasecmp(name + n - 13, ".in-addr.arpa", 13)) {
-		unsigned v[4];
-		int used = 0;
-		char tail;
-		if (sscanf(name, "%3u.%3u.%3u.%3u%n%c", &v[3], &v[2], &v[1], &v[0], &used, &tail) < 5 ||
-		    (size_t)used != n - 13)
-			return -1;
-		for (int i = 0; i < 4; i++) {
-			if (v[i] > 255)
+		/* four labels of 1-3 digits, the last octet first, up to ".in-addr.arpa" */
+		const char *p = name;
+		for (int i = 3; i >= 0; i--) {
+			unsigned v = 0;
+			int d = 0;
+			while (d < 3 && p[d] >= '0' && p[d] <= '9')
+				v = v * 10 + (unsigned)(p[d++] - '0');
+			if (!d || v > 255 || (i && p[d] != '.'))
 				return -1;
-			out[i] = (uint8_t)v[i];
+			out[i] = (uint8_t)v;
+			p += d + (i ? 1 : 0);
 		}
+		if ((size_t)(p - name) != n - 13)
+			return -1;
 		return 4;
 	}
 	if (n == 64 + 8 && !strncasecmp(name + 64, "ip6.arpa", 8)) {

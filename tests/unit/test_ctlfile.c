@@ -122,6 +122,8 @@ int main(void)
 		{ "--vsock", "5678" }, { "--vsock", "x:1" }, { "--vsock", "1:4294967296" },
 		{ "--firecracker", "relative:5" }, { "--firecracker", "/x" },
 		{ "--tipc", "4,2,1,1,1" }, { "--tipc", "1,2,3" }, { "--tipc", "1,0,1,1,1" },
+		{ "--tipc", "1,1,5,6,7 junk" }, { "--tipc", "1,1,5,6,7," }, { "--tipc", ",1,1,1,1" },
+		{ "--tipc", "1,1,1,1,1234567890123456" }, { "--tipc", "1,1,1,1" },
 		{ "--unix", "" }, { "--unix", "rel/path" }, { "--abstract", "a\tb" },
 		{ "--tcp", "localhost:80" }, { "--tcp", "127.0.0.1:0" }, { "--tcp", "127.0.0.1:65536" },
 		{ "--sockopt", "SO_FOO=1" }, { "--sockopt", "SO_KEEPALIVE=2" }, { "--sockopt", "SO_RCVBUF" },

@@ -101,6 +101,14 @@ static void t_ptr_match(void)
 	CHECK(dns_ptr_name(v6, 16, n, sizeof n) > 0 && dns_ptr_addr(n, a) == 16 && !memcmp(a, v6, 16),
 	      "v6 reverse name round trip (%s)", n);
 	CHECK(dns_ptr_addr("300.0.0.1.in-addr.arpa", a) < 0, "octet over 255 refused");
+	CHECK(dns_ptr_addr("4.3.2.1.IN-ADDR.ARPA.", a) == 4 && !memcmp(a, "\x01\x02\x03\x04", 4),
+	      "a trailing dot and capitals: the last octet first");
+	CHECK(dns_ptr_addr("004.03.2.001.in-addr.arpa", a) == 4 && !memcmp(a, "\x01\x02\x03\x04", 4), "leading zeros");
+	static const char *const badptr[] = { "1.2.3.in-addr.arpa", "1.2.3.4.5.in-addr.arpa", "+1.2.3.4.in-addr.arpa",
+					      " 1.2.3.4.in-addr.arpa", "1.2..4.in-addr.arpa", "1234.2.3.4.in-addr.arpa",
+					      "1.2.3.4x.in-addr.arpa", ".in-addr.arpa", "a.2.3.4.in-addr.arpa" };
+	for (size_t i = 0; i < sizeof badptr / sizeof badptr[0]; i++)
+		CHECK(dns_ptr_addr(badptr[i], a) < 0, "'%s' is not an IPv4 reverse name", badptr[i]);
 	CHECK(dns_name_match("*", "x.y"), "* matches");
 	CHECK(dns_name_match("*.Debian.org", "deb.debian.ORG."), "suffix, case and dot ignored");
 	CHECK(!dns_name_match("*.debian.org", "debian.org"), "suffix does not match the bare name");

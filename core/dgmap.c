@@ -62,7 +62,7 @@ int dgmap_path(const char *dir, const struct sockaddr_un *target, long pid, unsi
 	}
 	memset(out, 0, sizeof *out);
 	out->sun_family = AF_UNIX;
-	int n = snprintf(out->sun_path, sizeof out->sun_path, "%s/.sockgate-dgram-%ld-%u", dir, pid, seq);
+	int n = snprintf(out->sun_path, sizeof out->sun_path, "%s/" DGMAP_NAME "%ld-%u", dir, pid, seq);
 	if (n < 0 || (size_t)n >= sizeof out->sun_path)
 		return -1;
 	*outlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
@@ -83,7 +83,7 @@ static size_t path_len(const struct sockaddr_un *u, socklen_t len)
 int dgmap_beside(const struct sockaddr_un *sender, socklen_t senderlen, const struct sockaddr_un *server,
 		 socklen_t serverlen, const char *root, struct sockaddr_un *out, socklen_t *outlen)
 {
-	static const char prefix[] = ".sockgate-dgram-";
+	static const char prefix[] = DGMAP_NAME;
 	size_t sl = path_len(sender, senderlen), vl = path_len(server, serverlen);
 	if (!sl || !vl)
 		return -1;

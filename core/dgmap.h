@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#define DGMAP_NAME ".sockgate-dgram-"	/* the client's socket file: NAME PID-SEQ */
 #define DGMAP_N 8	/* targets remembered per socket (the oldest goes first) */
 
 struct dgmap {

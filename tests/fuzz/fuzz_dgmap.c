@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		const char *base = strrchr(out.sun_path, '/');
 		base = base ? base + 1 : out.sun_path;
-		if (strncmp(base, ".sockgate-dgram-", 16) || !base[16])
+		if (strncmp(base, DGMAP_NAME, strlen(DGMAP_NAME)) || !base[strlen(DGMAP_NAME)])
 			abort();
 	}
 	/* the map takes any address and finds it again */
